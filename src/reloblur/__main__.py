@@ -1,0 +1,3 @@
+from reloblur.dataset_cli.app import main
+
+main()

@@ -1,0 +1,178 @@
+"""A process-pool batch runner with a rich progress bar and per-item error collection.
+
+Every batch command (validate, align, mask generate, export, simulate) maps one pure
+function over independent items. Items that raise are collected with their reason rather
+than stopping the batch, so the command can report them and exit 2 (partial failure).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from reloblur.errors import ReloblurError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One item that raised: its key and a one-line reason."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class BatchResult(Generic[R]):
+    """Outcome of :func:`run_batch`; ``results`` keeps the input order of the successes."""
+
+    results: dict[str, R] = field(default_factory=dict)
+    failures: list[ItemFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def default_workers() -> int:
+    """CPUs this process may run on (respects affinity masks and cgroups' cpusets)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def make_progress(console: Console | None = None, *, enabled: bool = True) -> Progress:
+    """The progress bar every long-running command uses (stderr, with ETA)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console or Console(stderr=True),
+        disable=not enabled,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ReloblurError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _call(func: Callable[[T], R], item: T) -> R:
+    return func(item)
+
+
+def run_batch(
+    func: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    key: Callable[[T], str] = str,
+    workers: int | None = None,
+    description: str = "working",
+    progress: bool = True,
+    console: Console | None = None,
+    on_result: Callable[[str, R], None] | None = None,
+) -> BatchResult[R]:
+    """Apply ``func`` to every item, in worker processes when ``workers > 1``.
+
+    Parameters
+    ----------
+    func
+        A module-level function (it is pickled to the workers).
+    items
+        Work items; ``key(item)`` names an item in results and failure reports.
+    workers
+        Process count; ``None`` uses every available CPU, ``1`` runs in this process.
+    description, progress, console
+        The progress bar's label, whether to show it, and where (stderr by default).
+    on_result
+        Called in this process with ``(key, result)`` as each item succeeds, in completion
+        order (e.g. to append a log line as soon as a pair is on disk).
+
+    Returns
+    -------
+    BatchResult
+        Successful results by key in input order, and the failures with their reasons.
+        ``KeyboardInterrupt`` cancels pending items and propagates.
+    """
+    workers = default_workers() if workers is None else max(1, workers)
+    workers = min(workers, max(1, len(items)))
+    outcome: dict[str, R] = {}
+    failures: dict[str, ItemFailure] = {}
+    keys = [key(item) for item in items]
+
+    with make_progress(console, enabled=progress) as bar:
+        task = bar.add_task(description, total=len(items))
+
+        def record_success(item_key: str, result: R) -> None:
+            outcome[item_key] = result
+            if on_result is not None:
+                on_result(item_key, result)
+
+        def record_failure(item_key: str, exc: BaseException) -> None:
+            log.debug("%s failed:\n%s", item_key, "".join(traceback.format_exception(exc)))
+            failures[item_key] = ItemFailure(item_key, _describe(exc))
+
+        if workers == 1:
+            for item_key, item in zip(keys, items):
+                try:
+                    result = func(item)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:
+                    record_failure(item_key, exc)
+                else:
+                    record_success(item_key, result)
+                bar.advance(task)
+        else:
+            # spawn, not fork: the progress bar's refresh thread makes fork unsafe.
+            context = multiprocessing.get_context("spawn")
+            executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            try:
+                pending: dict[Future[R], str] = {
+                    executor.submit(_call, func, item): item_key
+                    for item_key, item in zip(keys, items)
+                }
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        item_key = pending.pop(future)
+                        exc = future.exception()
+                        if exc is None:
+                            record_success(item_key, future.result())
+                        else:
+                            record_failure(item_key, exc)
+                        bar.advance(task)
+            except BaseException:
+                executor.shutdown(wait=True, cancel_futures=True)
+                raise
+            executor.shutdown(wait=True)
+
+    ordered = {k: outcome[k] for k in keys if k in outcome}
+    return BatchResult(ordered, [failures[k] for k in keys if k in failures])

@@ -1,0 +1,90 @@
+"""The ``reloblur`` command-line app: one Typer app; each stage registers its commands.
+
+Exit codes: 0 ok, 1 user error (bad input or option, usage error), 2 partial failure (a
+batch finished but some items failed), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+try:  # typer >= 0.20 vendors click; older releases use the click package
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+
+from reloblur import __version__
+from reloblur.errors import ReloblurError
+from reloblur.logs import configure_logging
+
+
+class ReloblurGroup(TyperGroup):
+    """Maps errors to the project's exit codes at the edge of the program."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as exc:
+            exc.exit_code = 1  # click's default 2 would read as "partial failure"
+            raise
+
+    def invoke(self, ctx: Any) -> Any:
+        from reloblur.dataset_cli.common import stderr
+
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            exc.exit_code = 1
+            raise
+        except ReloblurError as exc:
+            stderr.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=ReloblurGroup,
+    name="reloblur",
+    help=(
+        "Build real-world local motion blur datasets (ReLoBlur method) and train LBAG "
+        "deblurring models on them.\n\n"
+        "Try the simulated rig:  reloblur simulate OUT --size 720x480 --pairs 8"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"reloblur {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-vv for debug).")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    configure_logging(verbose)
+
+
+def _register_stages() -> None:
+    from reloblur.capture.cli import register as register_capture
+    from reloblur.dataset_cli.dataset_commands import register as register_dataset
+
+    register_capture(app)
+    register_dataset(app)
+
+
+_register_stages()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

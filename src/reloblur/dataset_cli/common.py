@@ -1,0 +1,49 @@
+"""Helpers shared by the command modules: output, option parsing, exit codes."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from reloblur.errors import PartialFailure, ReloblurError
+
+stdout = Console(highlight=False)
+stderr = Console(stderr=True, highlight=False)
+
+_SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def to_jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output: one JSON document on stdout, nothing else there."""
+    typer.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=True))
+
+
+def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
+    """``"WxH"`` -> ``(W, H)``; raises :class:`ReloblurError` naming the option."""
+    match = _SIZE.match(text)
+    if not match or int(match[1]) <= 0 or int(match[2]) <= 0:
+        raise ReloblurError(f"{option} {text!r}: expected WIDTHxHEIGHT, e.g. 720x480")
+    return int(match[1]), int(match[2])
+
+
+def fail_partially(count: int, what: str) -> NoReturn:
+    """Exit 2 after a batch that finished with ``count`` failed items."""
+    raise PartialFailure(f"{count} {what} failed (see above)")

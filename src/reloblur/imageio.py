@@ -1,0 +1,268 @@
+"""Reading and writing 8- and 16-bit PNG and TIFF images as numpy arrays.
+
+Arrays are ``(H, W)`` for single-channel images and ``(H, W, C)`` with channels in RGB(A)
+order otherwise, dtype ``uint8`` or ``uint16``. Writers are atomic (see
+:mod:`reloblur.atomic`). PNG files are checked chunk by chunk (lengths, CRCs, final
+``IEND``) because OpenCV silently returns a partial image for a truncated PNG, and a
+truncated file must be reported, not trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from reloblur.atomic import atomic_write_bytes
+from reloblur.errors import ImageFormatError, ImageReadError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SUFFIXES = (".png",)
+TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = PNG_SUFFIXES + TIFF_SUFFIXES + (".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """Shape facts of a decoded image."""
+
+    width: int
+    height: int
+    channels: int
+    dtype: str
+
+    @property
+    def bit_depth(self) -> int:
+        return np.dtype(self.dtype).itemsize * 8
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return self.width, self.height
+
+
+def info_of(image: np.ndarray) -> ImageInfo:
+    """Shape facts of an array as returned by :func:`read_image`."""
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    return ImageInfo(int(image.shape[1]), int(image.shape[0]), int(channels), str(image.dtype))
+
+
+def check_png_structure(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> None:
+    """Raise :class:`ImageReadError` unless ``data`` is a structurally complete PNG."""
+    if not data.startswith(PNG_SIGNATURE):
+        raise ImageReadError(f"{path}: not a PNG file (bad signature)")
+    pos = len(PNG_SIGNATURE)
+    end = len(data)
+    while True:
+        if pos + 8 > end:
+            raise ImageReadError(f"{path}: truncated PNG (ends inside a chunk header at byte {pos})")
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body_end = pos + 8 + length
+        if body_end + 4 > end:
+            raise ImageReadError(
+                f"{path}: truncated PNG (chunk {kind!r} needs {length} bytes, file ends first)"
+            )
+        crc = struct.unpack(">I", data[body_end : body_end + 4])[0]
+        if zlib.crc32(data[pos + 4 : body_end]) != crc:
+            raise ImageReadError(f"{path}: corrupted PNG (CRC mismatch in chunk {kind!r})")
+        pos = body_end + 4
+        if kind == b"IEND":
+            return
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ImageReadError(f"{path}: is a directory, not an image") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    return data
+
+
+def _from_opencv_order(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[2] == 3:
+        return np.ascontiguousarray(image[:, :, ::-1])
+    if image.ndim == 3 and image.shape[2] == 4:
+        return np.ascontiguousarray(image[:, :, [2, 1, 0, 3]])
+    return image
+
+
+def _to_opencv_order(image: np.ndarray) -> np.ndarray:
+    return _from_opencv_order(image)  # the swap is its own inverse
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file into an array.
+
+    Parameters
+    ----------
+    path
+        A PNG, TIFF, JPEG, BMP or WebP file.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` or ``(H, W, C)`` RGB(A), ``uint8`` or ``uint16`` (TIFF may also give
+        ``float32``).
+
+    Raises
+    ------
+    ImageReadError
+        Missing, empty, truncated, corrupted or undecodable file; the message names it.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        try:
+            image = tifffile.imread(io.BytesIO(data))
+        except Exception as exc:  # tifffile raises many types for damaged files
+            raise ImageReadError(f"{path}: cannot decode TIFF ({exc})") from None
+        if image.ndim == 3 and image.shape[0] in (3, 4) and image.shape[2] not in (3, 4):
+            image = np.moveaxis(image, 0, -1)  # planar storage
+        return np.ascontiguousarray(image)
+    if suffix in PNG_SUFFIXES:
+        check_png_structure(data, path)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise ImageReadError(f"{path}: cannot decode image")
+    return _from_opencv_order(decoded)
+
+
+def encode_image(image: np.ndarray, suffix: str, *, description: str | None = None) -> bytes:
+    """Encode an array as PNG or TIFF bytes (lossless, 8 or 16 bit).
+
+    ``description`` is stored in the TIFF ImageDescription tag (ignored for PNG).
+    """
+    suffix = suffix.lower()
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageFormatError(f"cannot write {image.dtype} image as {suffix}: use uint8 or uint16")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
+        raise ImageFormatError(f"cannot write array of shape {image.shape} as an image")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if suffix in PNG_SUFFIXES:
+        ok, buffer = cv2.imencode(".png", _to_opencv_order(image), [cv2.IMWRITE_PNG_COMPRESSION, 3])
+        if not ok:
+            raise ImageFormatError(f"OpenCV failed to encode a {image.shape} {image.dtype} PNG")
+        return buffer.tobytes()
+    if suffix in TIFF_SUFFIXES:
+        out = io.BytesIO()
+        photometric = "minisblack" if image.ndim == 2 else "rgb"
+        extrasamples = ("unassalpha",) if image.ndim == 3 and image.shape[2] == 4 else None
+        tifffile.imwrite(
+            out,
+            image,
+            photometric=photometric,
+            extrasamples=extrasamples,
+            description=description,
+            metadata=None,
+        )
+        return out.getvalue()
+    raise ImageFormatError(f"unsupported output format {suffix!r}: use .png, .tif or .tiff")
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    image: np.ndarray,
+    *,
+    description: str | None = None,
+    fsync: bool = True,
+) -> None:
+    """Write ``image`` losslessly to ``path`` (format from the suffix), atomically."""
+    path = Path(path)
+    try:
+        data = encode_image(image, path.suffix, description=description)
+    except ImageFormatError as exc:
+        raise ImageFormatError(f"{path}: {exc}") from None
+    atomic_write_bytes(path, data, fsync=fsync)
+
+
+def to_float(image: np.ndarray) -> np.ndarray:
+    """Integer image to ``float32`` in [0, 1] by its dtype's full scale."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32, copy=False)
+    raise ImageFormatError(f"unsupported image dtype {image.dtype}")
+
+
+def from_float(image: np.ndarray, dtype: type[np.integer] | np.dtype = np.uint8) -> np.ndarray:
+    """``float`` image in [0, 1] to ``uint8``/``uint16``, clipped and rounded."""
+    scale = float(np.iinfo(np.dtype(dtype)).max)
+    return np.clip(np.rint(np.asarray(image, np.float64) * scale), 0, scale).astype(dtype)
+
+
+def ensure_rgb(image: np.ndarray) -> np.ndarray:
+    """Drop alpha and expand grey to three channels: ``(H, W, 3)``."""
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 4:
+        return image[:, :, :3]
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return image
+
+
+def srgb_to_linear(image: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] to linear light (IEC 61966-2-1)."""
+    x = np.asarray(image, np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(image: np.ndarray) -> np.ndarray:
+    """Linear light in [0, 1] to sRGB-encoded values (IEC 61966-2-1); clips first."""
+    x = np.clip(np.asarray(image, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(
+        np.float32
+    )
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # IHDR colour type -> channels (palette -> RGB)
+
+
+def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
+    """Width, height, channels and dtype from the file header, without decoding pixels.
+
+    Falls back to a full decode for formats other than PNG and TIFF.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in PNG_SUFFIXES:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(33)
+        except OSError as exc:
+            raise ImageReadError(f"{path}: cannot read ({exc.strerror})") from None
+        if len(head) < 33 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+            raise ImageReadError(f"{path}: not a PNG file or header truncated")
+        width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+        dtype = "uint16" if depth == 16 else "uint8"
+        return ImageInfo(width, height, _PNG_CHANNELS.get(colour, 3), dtype)
+    if suffix in TIFF_SUFFIXES:
+        try:
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                return ImageInfo(
+                    int(page.imagewidth),
+                    int(page.imagelength),
+                    int(page.samplesperpixel),
+                    str(page.dtype),
+                )
+        except Exception as exc:
+            raise ImageReadError(f"{path}: cannot read TIFF header ({exc})") from None
+    return info_of(read_image(path))
