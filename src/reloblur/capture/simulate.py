@@ -212,6 +212,18 @@ def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> Simu
     started = time.perf_counter()
     with SessionWriter(out, _session_manifest(config, sim)) as writer:
         todo = [i for i in range(options.pairs) if i not in writer.recorded_pairs]
+        waiting: dict[int, PairRecord] = {}
+        order = iter(todo)
+        next_due = next(order, None)
+
+        def append_in_order(_key: str, record: PairRecord) -> None:
+            # Workers finish out of order; the log stays in pair order (same bytes as serial).
+            nonlocal next_due
+            waiting[record.pair] = record
+            while next_due is not None and next_due in waiting:
+                writer.append(waiting.pop(next_due))
+                next_due = next(order, None)
+
         result = run_batch(
             _render_session_pair,
             [_SessionJob(config, out, i) for i in todo],
@@ -219,7 +231,7 @@ def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> Simu
             workers=options.workers,
             description="simulating pairs",
             progress=options.progress,
-            on_result=lambda _key, record: writer.append(record),
+            on_result=append_in_order,
         )
     return SimulateResult(
         out=str(out),

@@ -191,7 +191,8 @@ class RigSimulator:
         h /= h[2, 2]
 
         def color_matrix() -> np.ndarray:
-            m = np.eye(3) + rng.normal(0, 0.035, (3, 3))
+            # Spectral sensitivities overlap but are never negative: positive crosstalk.
+            m = np.abs(rng.normal(0, 0.06, (3, 3)))
             m[np.diag_indices(3)] = 1 + rng.normal(0, 0.05, 3)
             return m / m.sum(axis=1, keepdims=True)  # a grey scene stays grey-ish
 

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reloblur.capture.simulate import SimulateOptions, simulate
+from reloblur.imageio import write_image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def sim_dataset(tmp_path_factory) -> Path:
+    """A small simulated ReLoBlur-layout dataset (read-only: copy it before changing it)."""
+    out = tmp_path_factory.mktemp("simdata")
+    simulate(
+        SimulateOptions(out=out, pairs=12, seed=7, width=160, height=120, layout="reloblur",
+                        pairs_per_scene=2, workers=1, progress=False)
+    )
+    return out
+
+
+def make_pair(directory: Path, index: str, *, size=(40, 30), seed=0, mask: Path | None = None,
+              mask_value=255) -> None:
+    """Write a random RGB pair ``<index>_blur.png``/``<index>_sharp.png`` (and a mask)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    write_image(directory / f"{index}_blur.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    write_image(directory / f"{index}_sharp.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    if mask is not None:
+        m = np.zeros((h, w), np.uint8)
+        m[5:15, 5:20] = mask_value
+        write_image(mask, m)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """dataset/{train,test}/<scene>/00/NN pairs with masks; returns the dataset root."""
+    root = tmp_path / "dataset"
+    masks = tmp_path / "masks"
+    layout = {"train": ["s01", "s02", "s03"], "test": ["t01"]}
+    seed = 0
+    for split, scenes in layout.items():
+        for scene in scenes:
+            for index in ("00", "01"):
+                seed += 1
+                make_pair(root / split / scene / "00", index, seed=seed,
+                          mask=masks / split / scene / "00" / f"{index}.png")
+    return root

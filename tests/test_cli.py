@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+from typer.testing import CliRunner
+
+from reloblur import __version__
+from reloblur.dataset_cli.app import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version_and_help():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"reloblur {__version__}"
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("simulate", "dataset"):
+        assert command in result.output
+    result = invoke("dataset", "--help")
+    for command in ("validate", "stats", "split", "export"):
+        assert command in result.output
+
+
+def test_usage_errors_exit_1():
+    assert invoke("simulate", "x", "--bogus").exit_code == 1
+    assert invoke("no-such-command").exit_code == 1
+    result = invoke("simulate", "x", "--size", "big")
+    assert result.exit_code == 1 and "--size 'big'" in result.output
+
+
+def test_simulate_then_validate_and_stats_json(tmp_path):
+    out = tmp_path / "sim"
+    result = invoke("simulate", out, "--layout", "reloblur", "--size", "128x96", "--pairs", "6",
+                    "--pairs-per-scene", "2", "--workers", "1", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["written"] == 6 and summary["layout"] == "reloblur"
+
+    result = invoke("dataset", "validate", out / "dataset", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pairs_checked"] == 6 and report["errors"] == 0
+
+    plot = tmp_path / "hist.png"
+    result = invoke("dataset", "stats", out / "dataset", "--plot", plot, "--json", "--workers", "1")
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert stats["pairs"] == 6 and stats["sizes"] == {"128x96": 6}
+    assert 0 < stats["blur_ratio"]["mean"] < 1 and plot.exists()
+
+    result = invoke("dataset", "stats", out / "dataset", "--no-plot")
+    assert result.exit_code == 0 and "blur ratio: mean" in result.stdout
+
+
+def test_validate_exits_1_and_names_the_file(tmp_path, sim_dataset):
+    data = tmp_path / "copy"
+    shutil.copytree(sim_dataset, data)
+    victim = sorted((data / "dataset" / "train").rglob("*_sharp.png"))[0]
+    victim.write_bytes(b"")
+    result = invoke("dataset", "validate", data / "dataset", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert any(p["path"] == str(victim) and p["code"] == "unreadable" for p in report["problems"])
+    human = invoke("dataset", "validate", data / "dataset")
+    assert human.exit_code == 1 and "empty file" in human.stdout
+
+
+def test_split_and_export_commands(tmp_path, sim_dataset):
+    data = tmp_path / "copy"
+    shutil.copytree(sim_dataset, data)
+    result = invoke("dataset", "split", data / "dataset", "--test-fraction", "0.5", "--seed", "3", "--json")
+    assert result.exit_code == 0, result.output
+    split = json.loads(result.stdout)
+    assert len(split["test_scenes"]) == 3 and len(split["train_scenes"]) == 3
+    assert sorted(p.name for p in (data / "dataset" / "test").iterdir()) == split["test_scenes"]
+
+    result = invoke("dataset", "export", data / "dataset", tmp_path / "bsr", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["pairs_per_split"] == {"test": 6, "train": 6}
+
+
+def test_missing_dataset_is_a_user_error(tmp_path):
+    result = invoke("dataset", "stats", tmp_path / "nowhere")
+    assert result.exit_code == 1
+    assert "nowhere: dataset root is not a directory" in result.output
+
+
+def test_simulate_partial_failure_exits_2(tmp_path):
+    out = tmp_path / "sim"
+    assert invoke("simulate", out, "--size", "96x64", "--pairs", "2", "--workers", "1").exit_code == 0
+    # A directory where a frame file must go makes that pair fail; the others succeed.
+    shutil.rmtree(out)
+    (out / "frames" / "000001_B.tiff").mkdir(parents=True)
+    result = invoke("simulate", out, "--size", "96x64", "--pairs", "3", "--workers", "1")
+    assert result.exit_code == 2
+    assert "pair 000001" in result.output

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_pair
+from reloblur.dataset_cli.export import ExportOptions, export_dataset
+from reloblur.dataset_cli.layout import discover_pairs, scan_dataset
+from reloblur.dataset_cli.split import SplitOptions, assign_scenes, split_dataset
+from reloblur.dataset_cli.stats import StatsOptions, dataset_stats
+from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
+from reloblur.errors import DatasetError
+from reloblur.imageio import read_image, write_image
+
+
+def problems_by_code(root: Path, **kw) -> dict[str, list[str]]:
+    report = validate_dataset(ValidateOptions(root, workers=1, progress=False, **kw))
+    found: dict[str, list[str]] = {}
+    for p in report.problems:
+        found.setdefault(p.code, []).append(p.message)
+    return found
+
+
+def test_discovery_follows_the_reloblur_convention(tiny_dataset):
+    pairs = discover_pairs(tiny_dataset)
+    assert len(pairs) == 8
+    first = pairs[0]
+    assert (first.split, first.scene, first.seq, first.index) == ("test", "t01", "00", "00")
+    assert first.mask == tiny_dataset.parent / "masks" / "test" / "t01" / "00" / "00.png"
+    assert first.blur.name == "00_blur.png" and first.sharp.name == "00_sharp.png"
+    assert {p.split for p in pairs} == {"train", "test"}
+    with pytest.raises(DatasetError, match="no <id>_blur"):
+        discover_pairs(tiny_dataset, split="val")
+
+
+def test_clean_dataset_validates(tiny_dataset):
+    assert problems_by_code(tiny_dataset) == {}
+
+
+def test_validate_reports_every_defect_with_its_path(tiny_dataset):
+    root, masks = tiny_dataset, tiny_dataset.parent / "masks"
+    s01, s02, s03, t01 = (root / "train/s01/00", root / "train/s02/00", root / "train/s03/00", root / "test/t01/00")
+    (s01 / "00_sharp.png").unlink()  # missing partner
+    write_image(s01 / "01_sharp.png", np.zeros((31, 40, 3), np.uint8))  # size mismatch
+    data = (s02 / "00_blur.png").read_bytes()
+    (s02 / "00_blur.png").write_bytes(data[: len(data) // 2])  # truncated
+    (s02 / "01_sharp.png").write_bytes(b"")  # 0-byte file, as in the known ReLoBlur incident
+    write_image(masks / "train/s03/00/00.png", np.zeros((30, 40, 3), np.uint8))  # 3-channel mask
+    grey = np.zeros((30, 40), np.uint8)
+    grey[3, 3] = 128
+    write_image(masks / "train/s03/00/01.png", grey)  # non-binary mask
+    write_image(t01 / "00_blur.png", np.zeros((30, 40, 3), np.uint16))  # 16-bit image
+    (masks / "test/t01/00/01.png").unlink()  # missing mask
+    (root / "train" / "notes.txt").write_text("x")  # stray file
+    write_image(masks / "train/s09/00/00.png", grey)  # mask without pair
+
+    found = problems_by_code(root)
+    assert any("s01/00/00_blur.png" in m and "00_sharp.png" in m for m in found["missing-partner"])
+    assert any("s01/00/01_sharp.png" in m and "40x31" in m for m in found["size-mismatch"])
+    unreadable = " ".join(found["unreadable"])
+    assert "s02/00/00_blur.png" in unreadable and "truncated" in unreadable
+    assert "s02/00/01_sharp.png: empty file" in unreadable
+    assert any("s03/00/00.png" in m for m in found["mask-channels"])
+    assert any("s03/00/01.png" in m for m in found["mask-not-binary"])
+    assert any("t01/00/00_blur.png" in m and "16-bit" in m for m in found["bit-depth"])
+    assert any("t01/00/01_blur.png" in m for m in found["missing-mask"])
+    assert any("notes.txt" in m for m in found["stray-file"])
+    assert any("s09/00/00.png" in m for m in found["stray-mask"])
+
+
+def test_lenient_masks_downgrades_released_mask_quirks(tiny_dataset):
+    masks = tiny_dataset.parent / "masks"
+    grey = np.zeros((30, 40), np.uint8)
+    grey[3, 3] = 128
+    write_image(masks / "train/s01/00/00.png", grey)
+    report = validate_dataset(ValidateOptions(tiny_dataset, lenient_masks=True, workers=1, progress=False))
+    assert not report.errors
+    assert [p.code for p in report.warnings] == ["mask-not-binary"]
+
+
+def test_sharp_in_directory_name_is_flagged(tmp_path):
+    make_pair(tmp_path / "dataset/train/sharpshooter/00", "00")
+    found = problems_by_code(tmp_path / "dataset")
+    assert "sharp-in-path" in found
+
+
+def test_split_keeps_scenes_whole_and_is_stable(tmp_path):
+    root = tmp_path / "dataset"
+    for i in range(10):
+        for seq in ("00", "01"):
+            # everything starts in train; masks follow the moves
+            make_pair(root / "train" / f"s{i:02d}" / seq, "00", mask=tmp_path / "masks/train" / f"s{i:02d}" / seq / "00.png")
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path, copy / "x", symlinks=True)
+
+    result = split_dataset(SplitOptions(root, test_fraction=0.3, seed=5))
+    assert len(result.test_scenes) == 3 and len(result.train_scenes) == 7
+    for scene in result.test_scenes:
+        assert not (root / "train" / scene).exists()
+        assert sorted(p.name for p in (root / "test" / scene).iterdir()) == ["00", "01"]
+        assert (tmp_path / "masks/test" / scene / "01/00.png").exists()
+    pairs = discover_pairs(root)
+    scenes_by_split: dict[str, set[str]] = {}
+    for p in pairs:
+        scenes_by_split.setdefault(p.split, set()).add(p.scene)
+    assert not scenes_by_split["train"] & scenes_by_split["test"]
+    assert validate_dataset(ValidateOptions(root, workers=1, progress=False)).problems == []
+
+    # Same seed on an untouched copy: same test scenes. Re-running is a no-op.
+    again = split_dataset(SplitOptions(copy / "x" / "dataset", test_fraction=0.3, seed=5, dry_run=True))
+    assert again.test_scenes == result.test_scenes
+    assert split_dataset(SplitOptions(root, test_fraction=0.3, seed=5)).moves == []
+    other = split_dataset(SplitOptions(copy / "x" / "dataset", test_fraction=0.3, seed=6, dry_run=True))
+    assert other.test_scenes != result.test_scenes
+
+
+def test_split_assignment_ignores_where_scenes_are_now():
+    names = [f"scene{i}" for i in range(20)]
+    a = assign_scenes(names, test_fraction=0.25, seed=1)
+    b = assign_scenes(list(reversed(names)), test_fraction=0.25, seed=1)
+    assert a == b and sum(v == "test" for v in a.values()) == 5
+    with pytest.raises(DatasetError, match="1.5"):
+        assign_scenes(names, test_fraction=1.5, seed=1)
+
+
+def test_split_refuses_a_scene_sequence_present_in_both_splits(tiny_dataset):
+    make_pair(tiny_dataset / "test" / "s01" / "00", "00")  # train/s01/00 exists too
+    with pytest.raises(DatasetError, match="already exists"):
+        split_dataset(SplitOptions(tiny_dataset, test_fraction=0.5, seed=0))
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_export_basicsr_layout(tiny_dataset, tmp_path, copy):
+    out = tmp_path / "basicsr"
+    result = export_dataset(ExportOptions(tiny_dataset, out, copy=copy))
+    assert result.pairs_per_split == {"test": 2, "train": 6}
+    gt = out / "train" / "GT" / "s02_00_01.png"
+    lq = out / "train" / "LQ" / "s02_00_01.png"
+    assert gt.is_symlink() != copy and lq.exists()
+    np.testing.assert_array_equal(read_image(gt), read_image(tiny_dataset / "train/s02/00/01_sharp.png"))
+    np.testing.assert_array_equal(read_image(lq), read_image(tiny_dataset / "train/s02/00/01_blur.png"))
+    assert (out / "train" / "mask" / "s02_00_01.png").exists()
+    meta = (out / "train" / "meta_info.txt").read_text().split()
+    assert len(meta) == 6 and "s02_00_01.png" in meta
+    if not copy:
+        assert not os.path.isabs(os.readlink(gt))
+    again = export_dataset(ExportOptions(tiny_dataset, out, copy=copy))
+    assert again.written == 0 and again.unchanged == 8 * 3
+
+
+def test_stats_counts_and_known_blur_ratio(tiny_dataset, tmp_path):
+    plot = tmp_path / "hist.png"
+    stats = dataset_stats(StatsOptions(tiny_dataset, plot=plot, workers=1, progress=False))
+    assert stats.pairs == 8
+    assert stats.pairs_per_split == {"test": 2, "train": 6}
+    assert stats.pairs_per_scene["train"] == {"s01": 2, "s02": 2, "s03": 2}
+    assert stats.sizes == {"40x30": 8}
+    # make_pair masks 10x15 of 30x40 pixels
+    assert stats.blur_ratio.mean == pytest.approx(150 / 1200)
+    assert stats.blur_ratio.histogram_counts[2] == 8  # 12.5 % falls in the 10-15 % bin
+    image = read_image(plot)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 5
+
+
+def test_scan_reports_orphans_and_strays(tiny_dataset):
+    (tiny_dataset / "train/s01/00/01_blur.png").unlink()
+    (tiny_dataset / "train/s01/extra.png").write_bytes(b"x")
+    scan = scan_dataset(tiny_dataset)
+    assert [o.path.name for o in scan.orphans] == ["01_sharp.png"]
+    assert [p.name for p in scan.strays] == ["extra.png"]
+    assert scan.stray_masks == []  # the orphan's mask is not a stray: the orphan is the problem

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reloblur.atomic import TEMP_PREFIX, atomic_open, remove_stale_temporaries
+from reloblur.errors import ImageReadError
+from reloblur.imageio import (
+    from_float,
+    linear_to_srgb,
+    probe_image,
+    read_image,
+    srgb_to_linear,
+    to_float,
+    write_image,
+)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".tiff"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(17, 23), (17, 23, 3), (17, 23, 4)])
+def test_round_trip_is_lossless(tmp_path, suffix, dtype, shape):
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype, endpoint=True)
+    path = tmp_path / f"img{suffix}"
+    write_image(path, image)
+    back = read_image(path)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, image)
+    info = probe_image(path)
+    assert (info.width, info.height) == (23, 17)
+    assert info.channels == (1 if len(shape) == 2 else shape[2])
+    assert info.bit_depth == np.dtype(dtype).itemsize * 8
+
+
+def test_rgb_channel_order_survives_png(tmp_path):
+    image = np.zeros((4, 4, 3), np.uint8)
+    image[..., 0] = 200  # pure red
+    write_image(tmp_path / "red.png", image)
+    back = read_image(tmp_path / "red.png")
+    assert back[0, 0].tolist() == [200, 0, 0]
+
+
+def test_truncated_png_is_reported_with_its_path(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    path = tmp_path / "cut.png"
+    write_image(path, image)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="cut.png.*truncated"):
+        read_image(path)
+
+
+def test_corrupted_png_crc_is_reported(tmp_path):
+    path = tmp_path / "bad.png"
+    write_image(path, np.full((8, 8), 7, np.uint8))
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0xFF  # inside the first data chunk
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match="bad.png"):
+        read_image(path)
+
+
+def test_empty_and_missing_files(tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    with pytest.raises(ImageReadError, match="zero.png: empty file"):
+        read_image(tmp_path / "zero.png")
+    with pytest.raises(ImageReadError, match="nope.tif: file not found"):
+        read_image(tmp_path / "nope.tif")
+
+
+def test_failed_atomic_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as handle:
+            handle.write(b"partial")
+            raise RuntimeError("crash while writing")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_stale_temporaries_are_swept(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / f"{TEMP_PREFIX}x.png.123").write_bytes(b"junk")
+    (tmp_path / "keep.png").write_bytes(b"x")
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["keep.png"]
+
+
+def test_srgb_transfer_round_trip_and_known_values():
+    x = np.linspace(0, 1, 101, dtype=np.float32)
+    np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
+    # Mid-grey sRGB 0.5 is 21.4 % linear light (IEC 61966-2-1).
+    assert abs(float(srgb_to_linear(np.float32(0.5))) - 0.21404) < 1e-4
+
+
+def test_float_conversions():
+    assert from_float(np.array([0.0, 0.5, 1.0, 1.5]), np.uint8).tolist() == [0, 128, 255, 255]
+    assert to_float(np.array([65535], np.uint16))[0] == 1.0

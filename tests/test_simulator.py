@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from reloblur.capture.session import Session
+from reloblur.capture.simulate import SimulateOptions, simulate
+from reloblur.capture.simulator import RigSimulator, SimulatorConfig
+from reloblur.dataset_cli.layout import discover_pairs
+from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
+from reloblur.errors import ReloblurError
+from reloblur.imageio import read_image
+
+
+def session_bytes(root):
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != "session.json")
+    return {str(p.relative_to(root)): p.read_bytes() for p in files}
+
+
+def test_simulated_session_is_deterministic_by_seed(tmp_path):
+    opts = dict(pairs=3, width=96, height=64, progress=False)
+    simulate(SimulateOptions(out=tmp_path / "a", seed=3, workers=1, **opts))
+    simulate(SimulateOptions(out=tmp_path / "b", seed=3, workers=2, **opts))
+    simulate(SimulateOptions(out=tmp_path / "c", seed=4, workers=1, **opts))
+    a, b, c = (session_bytes(tmp_path / k) for k in "abc")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert a["frames/000000_B.tiff"] != c["frames/000000_B.tiff"]
+
+
+def test_simulate_resumes_and_refuses_other_settings(tmp_path):
+    out = tmp_path / "s"
+    simulate(SimulateOptions(out=out, pairs=2, width=96, height=64, workers=1, progress=False))
+    result = simulate(SimulateOptions(out=out, pairs=4, width=96, height=64, workers=1, progress=False))
+    assert (result.written, result.resumed) == (2, 2)
+    assert [r.pair for r in Session(out).pairs()] == [0, 1, 2, 3]
+    with pytest.raises(ReloblurError, match="seed: 0 there, 1 now"):
+        simulate(SimulateOptions(out=out, pairs=4, seed=1, width=96, height=64, workers=1, progress=False))
+
+
+def test_session_records_manifest_and_truth(tmp_path):
+    simulate(SimulateOptions(out=tmp_path / "s", pairs=2, width=96, height=64, workers=1, progress=False))
+    session = Session(tmp_path / "s")
+    b, s = session.manifest.cameras["B"], session.manifest.cameras["S"]
+    assert b.exposure_us == 40000 and s.exposure_us == 2000
+    assert b.nd_filter["transmission"] == pytest.approx(0.05)
+    assert session.manifest.sync["s_delay_us"] == pytest.approx(19000)  # S centred in B
+    record = session.pairs()[0]
+    frames = record.frames
+    assert frames["S"].timestamp_ns - frames["B"].timestamp_ns == 19_000_000
+    truth = session.truth(record)
+    assert np.asarray(truth["homography_blur_to_sharp"]).shape == (3, 3)
+    assert session.truth_mask(record).shape == (64, 96)
+
+
+@pytest.mark.parametrize("seed", [5, 11])
+def test_ground_truth_maps_sharp_onto_blur_within_noise(seed):
+    """Warping S by the recorded homography and applying the recorded colour/gain
+    reproduces B's static region to within the sensor noise; a 0.5 px error does not."""
+    size = (480, 320)
+    sim = RigSimulator(SimulatorConfig(width=size[0], height=size[1], seed=seed))
+    rendered = sim.render(1)
+    truth = rendered.truth
+    blur = rendered.blur.astype(np.float32) / 65535
+    sharp = rendered.sharp.astype(np.float32) / 65535
+    h = np.asarray(truth["homography_blur_to_sharp"])
+    c = np.asarray(truth["color_matrix_sharp_to_blur"])
+    # Exclude the moving objects, and clipped highlights where no linear model holds.
+    saturated = ((blur.max(axis=2) > 0.98) | (sharp.max(axis=2) > 0.98)).astype(np.uint8)
+    static = cv2.dilate(rendered.mask | saturated, np.ones((9, 9), np.uint8)) == 0
+    border = 12
+    static[:border] = static[-border:] = False
+    static[:, :border] = static[:, -border:] = False
+
+    full_well = sim.config.full_well_e
+    read = sim.config.read_noise_e / full_well
+    var_b = blur / full_well + read**2
+    var_s = cv2.warpPerspective(sharp / full_well + read**2, h, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    expected = np.sqrt((var_b + np.einsum("ij,hwj->hwi", c**2, var_s))[static].mean())
+
+    def residual_rms(homography):
+        warped = cv2.warpPerspective(sharp, homography, size, flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP)
+        predicted = np.einsum("ij,hwj->hwi", c, warped)
+        return float(np.sqrt(((blur - predicted)[static] ** 2).mean()))
+
+    assert residual_rms(h) < 1.35 * expected  # interpolation of fine texture adds a little
+    shifted = h.copy()
+    shifted[0, 2] += 0.5
+    assert residual_rms(shifted) > 1.5 * expected
+
+
+def test_masks_cover_exactly_the_moving_objects():
+    sim = RigSimulator(SimulatorConfig(width=160, height=120, seed=2, static_fraction=0.5))
+    statics = movers = 0
+    for i in range(8):
+        pair = sim.render(i, aligned=True)
+        if pair.truth["static"]:
+            statics += 1
+            assert not pair.mask.any()
+            # Nothing moves: B and S differ only by noise everywhere.
+            diff = np.abs(pair.blur.astype(float) - pair.sharp.astype(float)) / 65535
+            assert diff.mean() < 0.02
+        else:
+            movers += 1
+            inside = pair.mask > 0
+            diff = np.abs(pair.blur.astype(float) - pair.sharp.astype(float)).mean(axis=2) / 65535
+            assert diff[inside].mean() > 3 * diff[~inside].mean()
+    assert statics and movers
+
+
+def test_bayer_and_phase_options():
+    config = SimulatorConfig(width=96, height=64, bayer=True, s_phase="start")
+    assert config.s_window == (0.0, 0.05) and config.s_delay_us == 0.0
+    pair = RigSimulator(config).render(0)
+    assert pair.blur.shape == (64, 96) and pair.pixel_format == "BayerRG16"
+    assert SimulatorConfig(s_phase="end").s_delay_us == pytest.approx(38000)
+    with pytest.raises(ReloblurError, match="phase"):
+        SimulatorConfig(s_phase="late")
+
+
+def test_reloblur_layout_is_a_valid_dataset(sim_dataset):
+    report = validate_dataset(ValidateOptions(sim_dataset / "dataset", workers=1, progress=False))
+    assert report.problems == []
+    pairs = discover_pairs(sim_dataset / "dataset", require_masks=True)
+    assert len(pairs) == 12 and {p.split for p in pairs} == {"train", "test"}
+    sidecar = json.loads(pairs[0].sidecar.read_text())
+    assert sidecar["status"] == "done" and sidecar["truth"]["aligned"] is True
+    blur = read_image(pairs[0].blur)
+    assert blur.shape == (120, 160, 3) and blur.dtype == np.uint8
