@@ -161,7 +161,7 @@ def test_stats_counts_and_known_blur_ratio(tiny_dataset, tmp_path):
     assert stats.sizes == {"40x30": 8}
     # make_pair masks 10x15 of 30x40 pixels
     assert stats.blur_ratio.mean == pytest.approx(150 / 1200)
-    assert stats.blur_ratio.histogram_counts[2] == 8  # 12.5 % falls in the 10-15 % bin
+    assert stats.blur_ratio.histogram_counts[6] == 8  # 12.5 % falls in the 12-14 % bin
     image = read_image(plot)
     assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 5
 

@@ -28,13 +28,18 @@ def blur_ratio_histogram(
     path: str | os.PathLike[str],
     *,
     title: str = "Blur ratio per pair",
-    bins: int = 20,
+    bins: int = 25,
 ) -> None:
-    """Stacked histogram of blur ratios (fraction of blurred pixels) in percent."""
+    """Stacked histogram of blur ratios (fraction of blurred pixels) in percent.
+
+    The axis ends at the largest ratio rounded up to 10 %, so typical datasets (most
+    masks under a third of the image) get fine bins.
+    """
     fig, ax = plt.subplots(figsize=(7, 4))
-    edges = np.linspace(0, 100, bins + 1)
     groups = [k for k, v in ratios_by_group.items() if len(v)]
     data = [100 * np.asarray(ratios_by_group[k], float) for k in groups]
+    top = max([10.0] + [10.0 * np.ceil(d.max() / 10.0) for d in data])
+    edges = np.linspace(0, min(top, 100.0), bins + 1)
     if data:
         ax.hist(data, bins=edges, stacked=True, label=groups, edgecolor="white")
         every = np.concatenate(data)

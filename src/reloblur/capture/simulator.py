@@ -241,7 +241,7 @@ class RigSimulator:
         for _ in range(int(rng.integers(1, 3))):
             name = OBJECT_PHOTOS[int(rng.integers(len(OBJECT_PHOTOS)))]
             photo = _photo(name)
-            diameter = int(rng.uniform(0.25, 0.5) * min(c.width, c.height))
+            diameter = int(rng.uniform(0.3, 0.6) * min(c.width, c.height))
             aspect = rng.uniform(0.6, 1.0)
             size = (max(8, int(diameter)), max(8, int(diameter * aspect)))  # (w, h)
             crop = rng.uniform(0.3, 0.8)

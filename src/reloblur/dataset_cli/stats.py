@@ -13,7 +13,7 @@ from reloblur.dataset_cli.layout import Pair, discover_pairs
 from reloblur.errors import DatasetError
 from reloblur.imageio import probe_image, read_image
 
-HISTOGRAM_BINS = 20
+HISTOGRAM_BINS = 50  # 2 % wide, over 0-100 % blurred pixels
 
 
 @dataclass(frozen=True)
