@@ -77,9 +77,11 @@ def root(
 def _register_stages() -> None:
     from reloblur.capture.cli import register as register_capture
     from reloblur.dataset_cli.dataset_commands import register as register_dataset
+    from reloblur.lbag.cli import register as register_lbag
 
     register_capture(app)
     register_dataset(app)
+    register_lbag(app)
 
 
 _register_stages()

@@ -1,0 +1,122 @@
+"""``reloblur deblur``: run a checkpoint on image files and folders.
+
+Files go to ``OUT/<name>.png``; a folder's images go to ``OUT/<relative path>.png``
+(file names kept, suffix PNG), so ``reloblur eval --pred OUT DATA`` finds a dataset's
+outputs. In a folder that holds ``*_blur.*`` files only those are deblurred (the sharp
+targets and masks beside them are not inputs); ``pattern`` overrides that.
+
+Resumable: ``OUT/.reloblur-deblur.json`` records the checkpoint's fingerprint; outputs
+already there are skipped when it matches, and a different checkpoint needs
+``overwrite``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reloblur import resume
+from reloblur.atomic import atomic_write_json
+from reloblur.batch import make_progress
+from reloblur.errors import ReloblurError
+from reloblur.imageio import IMAGE_SUFFIXES, read_image, write_image
+from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
+from reloblur.lbag.device import resolve_device
+from reloblur.lbag.inference import TileOptions, deblur, to_tensor, to_uint8
+
+MANIFEST = ".reloblur-deblur.json"
+
+
+@dataclass(frozen=True)
+class DeblurOptions:
+    checkpoint: Path
+    inputs: tuple[Path, ...]
+    out: Path
+    device: str = "auto"
+    tile: int | None = 1024
+    overlap: int = 64
+    gates: bool = False
+    pattern: str | None = None
+    overwrite: bool = False
+    trust_checkpoint: bool = False
+    progress: bool = True
+
+
+@dataclass
+class DeblurResult:
+    out: str
+    written: list[str] = field(default_factory=list)
+    skipped: int = 0
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def _folder_images(folder: Path, pattern: str | None) -> list[Path]:
+    images = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if pattern is None:
+        blurred = [p for p in images if fnmatch.fnmatch(p.name, "*_blur.*")]
+        return blurred or images
+    return [p for p in images if fnmatch.fnmatch(p.name, pattern)]
+
+
+def plan_outputs(inputs: tuple[Path, ...], out: Path, pattern: str | None = None) -> list[tuple[Path, Path]]:
+    """``(source, destination)`` for every input image; errors name missing inputs."""
+    jobs: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            for source in _folder_images(item, pattern):
+                jobs.append((source, out / source.relative_to(item).with_suffix(".png")))
+        elif item.is_file():
+            jobs.append((item, out / item.with_suffix(".png").name))
+        else:
+            raise ReloblurError(f"{item}: no such file or directory")
+    seen: dict[Path, Path] = {}
+    for source, destination in jobs:
+        if destination in seen:
+            raise ReloblurError(f"{source} and {seen[destination]} would both be written to {destination}")
+        seen[destination] = source
+    if not jobs:
+        raise ReloblurError("no input images found")
+    return jobs
+
+
+def deblur_files(options: DeblurOptions) -> DeblurResult:
+    checkpoint = resolve_checkpoint(options.checkpoint)
+    jobs = plan_outputs(options.inputs, options.out, options.pattern)
+    fingerprint = resume.file_fingerprint(checkpoint)
+    manifest_path = options.out / MANIFEST
+    manifest = resume.read_sidecar(manifest_path)
+    same_model = manifest is not None and manifest.get("checkpoint") == fingerprint
+    if manifest is not None and not same_model and not options.overwrite:
+        raise ReloblurError(
+            f"{options.out} holds outputs of another checkpoint ({manifest.get('checkpoint_path')}); "
+            "use --overwrite or another output directory"
+        )
+    loaded = model_from_checkpoint(checkpoint, trust=options.trust_checkpoint)
+    device = resolve_device(options.device)
+    model = loaded.model.to(device).eval()
+    tiles = TileOptions(options.tile, options.overlap)
+    atomic_write_json(manifest_path, {"checkpoint": fingerprint, "checkpoint_path": str(checkpoint)})
+
+    result = DeblurResult(out=str(options.out))
+    with make_progress(enabled=options.progress) as bar:
+        task = bar.add_task("deblurring", total=len(jobs))
+        for source, destination in jobs:
+            gate_path = destination.with_name(destination.stem + "_gate.png")
+            done = destination.exists() and (not options.gates or gate_path.exists())
+            if done and same_model and not options.overwrite:
+                result.skipped += 1
+                bar.advance(task)
+                continue
+            try:
+                output, gate = deblur(model, to_tensor(read_image(source)), tiles=tiles, device=device)
+                write_image(destination, to_uint8(output))
+                if options.gates:
+                    write_image(gate_path, to_uint8(gate))
+                result.written.append(str(destination))
+            except ReloblurError as exc:
+                result.failures.append({"item": str(source), "reason": str(exc)})
+            except (RuntimeError, OSError) as exc:  # e.g. out of memory: report, go on
+                result.failures.append({"item": str(source), "reason": f"{type(exc).__name__}: {exc}"})
+            bar.advance(task)
+    return result
