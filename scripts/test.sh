@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+# torch first, pinned: the CPU build this project is tested with (train/eval/deblur tests).
+"$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+"$VENV/bin/python" -m pip install --quiet -e ".[test,train]"
 set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?

@@ -19,6 +19,7 @@ import yaml
 from reloblur.errors import ReloblurError
 from reloblur.lbag.data import ORIGINAL_BAPC_MIN_RATIO
 from reloblur.lbag.losses import LossWeights
+from reloblur.lbag.metrics import WINDOW
 
 
 class ConfigError(ReloblurError):
@@ -76,6 +77,11 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1 (got {getattr(self, name)})")
         if self.patch_size % 4:
             raise ConfigError(f"patch_size {self.patch_size} must be a multiple of 4")
+        if self.ssim_weight and self.patch_size < 4 * WINDOW:
+            raise ConfigError(
+                f"patch_size {self.patch_size} is too small for the SSIM loss at 1/4 scale "
+                f"(min {4 * WINDOW}); use a larger patch or ssim_weight=0"
+            )
         if not 0.0 <= self.bapc_prob <= 1.0:
             raise ConfigError(f"bapc_prob {self.bapc_prob} is not within [0, 1]")
 
@@ -107,6 +113,11 @@ def _coerce(name: str, value: Any) -> Any:
         elif option is float:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
+            if isinstance(value, str):  # YAML 1.1 reads "2e-4" (no dot) as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
         elif option is str:
             if isinstance(value, (str, int, float)) and not isinstance(value, bool):
                 return str(value)

@@ -1,0 +1,198 @@
+"""Training, resume, DDP, tiled inference and the train/eval/deblur commands (CPU, tiny models)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import SHARED
+from reloblur.dataset_cli.app import app
+from reloblur.dataset_cli.layout import discover_pairs
+from reloblur.imageio import read_image, write_image
+from reloblur.lbag.checkpoint import read_checkpoint
+from reloblur.lbag.config import ConfigError, TrainConfig, apply_settings, load_config, parse_overrides
+from reloblur.lbag.data import SampleStream, TrainPatches
+from reloblur.lbag.inference import TileOptions, deblur, run_whole
+from reloblur.lbag.loop import train
+from reloblur.lbag.model import LBAG
+
+runner = CliRunner()
+PARITY = SHARED / "fixtures" / "lbag-parity"
+
+
+def tiny_config(data, **overrides) -> TrainConfig:
+    base = dict(data=str(data / "dataset"), num_res=1, patch_size=48, batch_size=2, lr=1e-3,
+                val_every=1000, ckpt_every=1000, log_every=1, num_workers=0, val_max_images=2)
+    base.update(overrides)
+    return TrainConfig(**base)
+
+
+def history(run_dir):
+    lines = (run_dir / "history.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_a_tiny_model_overfits_one_pair(sim_dataset, tmp_path):
+    """One fixed 64x64 crop around a blurred object: 100 Adam steps at least halve the L1."""
+    pair = next(p for p in discover_pairs(sim_dataset / "dataset", split="train") if read_image(p.mask).any())
+    ys, xs = np.nonzero(read_image(pair.mask))
+    y0 = int(np.clip(ys.mean() - 32, 0, 120 - 64))
+    x0 = int(np.clip(xs.mean() - 32, 0, 160 - 64))
+    seq = tmp_path / "one" / "dataset" / "train" / "s01" / "00"
+    mask_dir = tmp_path / "one" / "masks" / "train" / "s01" / "00"
+    for source, target in ((pair.blur, seq / "00_blur.png"), (pair.sharp, seq / "00_sharp.png"),
+                           (pair.mask, mask_dir / "00.png")):
+        write_image(target, read_image(source)[y0 : y0 + 64, x0 : x0 + 64])
+    config = tiny_config(tmp_path / "one", patch_size=64, batch_size=1, max_steps=100, val_split=None,
+                         hflip=False)
+    train(config, tmp_path / "run", progress=False)
+    steps = history(tmp_path / "run")
+    first = np.mean([s["l1"] for s in steps[:5]])
+    last = np.mean([s["l1"] for s in steps[-5:]])
+    assert last < 0.5 * first, (first, last)
+
+
+def test_resume_is_bit_exact(sim_dataset, tmp_path):
+    config = tiny_config(sim_dataset, val_every=2, ckpt_every=2, num_workers=1)
+    train(apply_settings(config, {"max_steps": 4}, source="test"), tmp_path / "straight", progress=False)
+    train(apply_settings(config, {"max_steps": 2}, source="test"), tmp_path / "split", progress=False)
+    train(TrainConfig(), tmp_path / "split", resume=True, changes={"max_steps": 4}, progress=False)
+    a = read_checkpoint(tmp_path / "straight")
+    b = read_checkpoint(tmp_path / "split")
+    assert a["global_step"] == b["global_step"] == 4
+    for key, value in a["state_dict"]["model"].items():
+        assert torch.equal(value, b["state_dict"]["model"][key]), key
+    assert a["optimizer_states"][0]["state"][0]["exp_avg"].equal(b["optimizer_states"][0]["state"][0]["exp_avg"])
+    with pytest.raises(Exception, match="--resume"):
+        train(config, tmp_path / "straight", progress=False)  # refuses to overwrite a run
+
+
+def test_ddp_with_two_gloo_processes(sim_dataset, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"data: {sim_dataset / 'dataset'}\nnum_res: 1\npatch_size: 48\nbatch_size: 2\nmax_steps: 3\n"
+        "num_workers: 0\nval_every: 3\nlog_every: 1\nval_max_images: 1\ndevice: cpu\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "reloblur.lbag.train", "--config", str(config), "--run-dir", str(tmp_path / "ddp")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    checkpoint = read_checkpoint(tmp_path / "ddp")
+    assert checkpoint["global_step"] == 3 and checkpoint["world_size"] == 2
+    assert len(checkpoint["rng_states"]) == 2  # every rank's RNG, for resuming
+    records = history(tmp_path / "ddp")
+    assert [r["step"] for r in records if "l1" in r] == [1, 2, 3]  # rank 0 alone logs
+    assert any("validation" in r for r in records)
+
+
+def test_sample_stream_resumes_mid_epoch_and_shards_ranks(sim_dataset):
+    data = TrainPatches(discover_pairs(sim_dataset / "dataset", split="train"), patch=48)
+    full = SampleStream(data, seed=3)
+    items = [x for _, x in zip(range(25), full)]
+    resumed = SampleStream(data, seed=3, start=11)
+    assert [x for _, x in zip(range(14), resumed)] == items[11:]
+    assert items[0][0] == 0 and items[-1][0] == 25 // len(data)  # epochs advance
+    ranks = [SampleStream(data, seed=3, num_replicas=2, rank=r) for r in (0, 1)]
+    first_epoch = [{i for _, (e, i) in zip(range(len(data) // 2), s)} for s in ranks]
+    assert not first_epoch[0] & first_epoch[1]
+
+
+def test_blur_aware_cropping_centres_on_blurred_pixels(sim_dataset):
+    pairs = [p for p in discover_pairs(sim_dataset / "dataset") if read_image(p.mask).any()]
+    data = TrainPatches(pairs, patch=48, bapc_prob=1.0, hflip=False)
+    for epoch in range(3):
+        for index in range(len(data)):
+            sample = data[(epoch, index)]
+            assert sample["blur"].shape == (3, 48, 48)
+            assert sample["mask"][0, 24, 24] == 1  # the crop's centre pixel is blurred
+
+
+def test_tiled_inference_matches_whole_image_away_from_seams():
+    torch.manual_seed(0)
+    model = LBAG(1).eval()
+    image = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 200, 260), 5, 1, 2)[0]
+    whole, _ = run_whole(model, image[None])
+    tile, overlap = 128, 32
+    tiled, tiled_gate = deblur(model, image, tiles=TileOptions(tile=tile, overlap=overlap))
+    assert tiled.shape == (3, 200, 260) and tiled_gate.shape == (1, 200, 260)
+    difference = (tiled - whole[0]).abs().amax(0)
+    assert float(difference.max()) < 2e-3  # everywhere, seams included
+    # More than 24 px from every tile edge inside the image, the result is the same.
+    near_seam = torch.zeros(200, 260, dtype=torch.bool)
+    for starts, length, axis in (([0, 72], 200, 0), ([0, 96, 132], 260, 1)):
+        for start in starts:
+            for edge in (start, start + tile):
+                if 0 < edge < length:
+                    band = slice(max(0, edge - 24), edge + 24)
+                    near_seam[(band, slice(None)) if axis == 0 else (slice(None), band)] = True
+    assert (~near_seam).sum() > 5000
+    assert float(difference[~near_seam].max()) < 1e-5
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: /data/relo\nbatch_size: 4\nlr_milestones: [10, 20]\n")
+    config = load_config(path)
+    assert config.batch_size == 4 and config.lr_milestones == [10, 20] and config.patch_size == 256
+    config = apply_settings(config, parse_overrides(["lr=2e-4", "val_split=null", "hflip=false"]), source="cli")
+    assert config.lr == 2e-4 and config.val_split is None and config.hflip is False
+    with pytest.raises(ConfigError, match="unknown setting.*bogus"):
+        apply_settings(config, {"bogus": 1}, source="cli")
+    with pytest.raises(ConfigError, match="batch_size"):
+        apply_settings(config, {"batch_size": "many"}, source="cli")
+
+
+def test_train_eval_deblur_commands(sim_dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(sim_dataset / "dataset"), "--run-dir", str(run_dir), "--steps", "2",
+                                 "--num-res", "1", "--patch-size", "48", "--batch-size", "2",
+                                 "--set", "num_workers=0", "--set", "val_every=2", "--json"])
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.stdout)
+    assert trained["global_step"] == 2 and (run_dir / "config.yaml").exists() and (run_dir / "run.json").exists()
+    assert list((run_dir / "tensorboard").iterdir())
+
+    result = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "-c", str(run_dir), "--json",
+                                 "--out", str(tmp_path / "eval")])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)
+    assert set(scored["summary"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim"}
+    test_pairs = discover_pairs(sim_dataset / "dataset", split="test")
+    assert [row["pair"] for row in scored["images"]] == [p.id for p in test_pairs]
+    assert (tmp_path / "eval" / "metrics.csv").read_text().count("\n") == len(test_pairs) + 1
+
+    preds = tmp_path / "preds"
+    result = runner.invoke(app, ["deblur", str(sim_dataset / "dataset"), "-c", str(run_dir), "-o", str(preds), "--gates"])
+    assert result.exit_code == 0, result.output
+    assert (preds / "test").is_dir() and not list(preds.rglob("*_sharp*"))
+    again = runner.invoke(app, ["deblur", str(sim_dataset / "dataset"), "-c", str(run_dir), "-o", str(preds), "--json"])
+    assert json.loads(again.stdout)["skipped"] == 12
+
+    # Scoring deblur's PNGs gives exactly what eval computed from the model in memory.
+    result = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(preds), "--json"])
+    assert result.exit_code == 0, result.output
+    from_files = json.loads(result.stdout)
+    for key, value in scored["summary"].items():
+        assert from_files["summary"][key] == pytest.approx(value, abs=1e-6)
+
+    result = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "missing" in result.output
+
+
+def test_deblur_cli_reproduces_the_fixture_output(tmp_path):
+    result = runner.invoke(app, ["deblur", str(PARITY / "input.png"), "-c", str(PARITY / "model_ckpt_steps_1234.ckpt"),
+                                 "-o", str(tmp_path), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    ours = read_image(tmp_path / "input.png").astype(int)
+    expected = read_image(PARITY / "expected_output.png").astype(int)
+    assert np.abs(ours - expected).max() <= 1
