@@ -8,7 +8,10 @@ import pytest
 from reloblur.capture.simulate import SimulateOptions, simulate
 from reloblur.imageio import write_image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+import os
+
+# CI checks the repository out with the project's shared/ folder beside it.
+SHARED = Path(os.environ.get("RELOBLUR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
 @pytest.fixture(scope="session")
