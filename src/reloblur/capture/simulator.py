@@ -28,6 +28,7 @@ import numpy as np
 from reloblur.capture.session import S_PHASES
 from reloblur.errors import ReloblurError
 from reloblur.imageio import srgb_to_linear
+from reloblur.postprocess.raw import mosaic
 
 BACKGROUND_PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "motorcycle", "camera", "brick")
 OBJECT_PHOTOS = ("chelsea", "astronaut", "coffee", "coins", "rocket", "motorcycle", "cell", "camera")
@@ -340,7 +341,7 @@ class RigSimulator:
         signal = np.einsum("ij,hwj->hwi", gain * color, radiance, optimize=True)
         signal = np.clip(signal, 0.0, None)
         if c.bayer:
-            signal = mosaic_rggb(signal)
+            signal = mosaic(signal, "RG")
         electrons = rng.poisson(signal * c.full_well_e).astype(np.float32)
         electrons += rng.normal(0.0, c.read_noise_e, electrons.shape).astype(np.float32)
         return np.clip(np.rint(electrons / c.full_well_e * 65535.0), 0, 65535).astype(np.uint16)
@@ -421,16 +422,6 @@ class RigSimulator:
             pixel_format="BayerRG16" if c.bayer else "RGB16",
             truth=truth,
         )
-
-
-def mosaic_rggb(rgb: np.ndarray) -> np.ndarray:
-    """Sample an ``(H, W, 3)`` image on an RGGB Bayer pattern: ``(H, W)``."""
-    out = np.empty(rgb.shape[:2], rgb.dtype)
-    out[0::2, 0::2] = rgb[0::2, 0::2, 0]
-    out[0::2, 1::2] = rgb[0::2, 1::2, 1]
-    out[1::2, 0::2] = rgb[1::2, 0::2, 1]
-    out[1::2, 1::2] = rgb[1::2, 1::2, 2]
-    return out
 
 
 def scene_name(scene: int) -> str:

@@ -4,7 +4,7 @@
 
     dataset/<split>/<scene>/<seq>/NN_blur.png     B camera (locally blurred)
     dataset/<split>/<scene>/<seq>/NN_sharp.png    S camera (sharp target)
-    dataset/<split>/<scene>/<seq>/NN.json         optional sidecar metadata
+    dataset/<split>/<scene>/<seq>/NN.json         optional sidecar metadata (also NN.<kind>.json)
     masks/<split>/<scene>/<seq>/NN.png            blur mask of pair NN
 
 A mask's path is its sharp image's path with the root ``dataset`` replaced by ``masks``
@@ -24,7 +24,8 @@ from reloblur.atomic import is_temporary
 from reloblur.errors import DatasetError
 
 PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.(?:png|tiff?))$", re.I)
-SIDECAR_FILE = re.compile(r"^(?P<index>.+)\.json$")
+# Sidecars beside a pair: NN.json, NN.<kind>.json (e.g. NN.align.json), NN.valid.png.
+SIDECAR_FILE = re.compile(r"^(?P<index>[^.]+)(?:\.[a-z]+)?\.json$|^(?P<valid>[^.]+)\.valid\.png$")
 MASK_FILE = re.compile(r"^(?P<index>.+)\.png$", re.I)
 RELOBLUR_DEPTH = 3  # <split>/<scene>/<seq>
 
@@ -181,7 +182,7 @@ def scan_dataset(
             if path in expected:
                 continue
             sidecar = SIDECAR_FILE.match(path.name)
-            if sidecar and path.with_name(f"{sidecar['index']}.png") in expected:
+            if sidecar and path.with_name(f"{sidecar['index'] or sidecar['valid']}.png") in expected:
                 continue
             scan.stray_masks.append(path)
     return scan

@@ -1,0 +1,294 @@
+"""Aligning one B/S pair: colour, brightness and geometry, with the blurred region excluded.
+
+``align_pair`` is a pure function on linear RGB arrays. B is the reference grid and is
+never resampled; S is colour-corrected and warped onto it. The moving object differs
+between B and S by construction, so every estimate excludes it: from the mask when one
+is given, otherwise from a provisional difference mask that is refined as the alignment
+improves.
+
+Chain: features + MAGSAC++ (or a calibration prior) -> robust colour fit on the initial
+warp -> motion mask from the residual -> photometric Lucas-Kanade refinement on
+colour-corrected grey with the static mask -> colour refit and motion mask on the final
+warp -> Lanczos warp of the corrected S -> crop to the region valid in both -> QA.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from reloblur.errors import ReloblurError
+from reloblur.imageio import linear_to_srgb
+from reloblur.postprocess.color import ColorFit, fit_color
+from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
+from reloblur.postprocess.registration import (
+    FeaturelessError,
+    Registration,
+    gray,
+    initial_homography,
+    refine_homography,
+    texture_fraction,
+)
+
+__all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
+
+
+class AlignmentError(ReloblurError):
+    """A pair cannot be aligned (sizes, texture, failed fit)."""
+
+
+@dataclass(frozen=True)
+class AlignLimits:
+    """Sanity limits on the B -> S transform; beyond them a pair is flagged."""
+
+    max_shift_px: float = 200.0
+    max_rotation_deg: float = 5.0
+    max_scale_change: float = 0.05
+    min_static_psnr: float = 25.0
+
+
+@dataclass(frozen=True)
+class AlignSettings:
+    """Algorithm settings of :func:`align_pair` (all have working defaults)."""
+
+    color_mode: str = "matrix"
+    motion_sigmas: float = 5.0
+    mask_dilation: float = 0.01  # of the shorter image side
+    lk_points: int = 40_000
+    work_max_side: int = 1024
+    feature_max_side: int = 640
+    min_texture: float = 0.002
+    crop: bool = True
+    limits: AlignLimits = field(default_factory=AlignLimits)
+
+
+@dataclass
+class AlignResult:
+    """Everything :func:`align_pair` found and made."""
+
+    homography: np.ndarray  # B -> S, full-resolution input pixels
+    color: ColorFit
+    registration: Registration
+    initial: Registration
+    sharp_aligned: np.ndarray  # (H, W, 3) linear, on B's full grid, corrected
+    valid: np.ndarray | None  # (H, W) bool: where sharp_aligned is defined (uncropped runs)
+    motion_mask: np.ndarray  # (H, W) bool: where B and corrected S differ, or S is undefined
+    crop: Rect
+    transform: TransformSummary
+    static_psnr: float
+    static_ssim: float
+    flags: list[str]
+
+    @property
+    def status(self) -> str:
+        return "flagged" if self.flags else "ok"
+
+
+def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,
+                 dilation: int) -> np.ndarray:
+    """Where B and corrected S differ beyond noise: ``(H, W)`` bool."""
+    difference = np.abs(gray(blur) - gray(np.maximum(corrected, 0)))
+    difference = cv2.GaussianBlur(difference, (0, 0), 1.5)
+    values = difference[usable][::7]  # a deterministic subsample is plenty for two medians
+    if values.size == 0:
+        return np.zeros(blur.shape[:2], bool)
+    centre = np.median(values)
+    level = centre + sigmas * 1.4826 * np.median(np.abs(values - centre))
+    moving = ((difference > level) & usable).astype(np.uint8)
+    # Drop specks (noise, edge residue); close and grow the rest to cover blur tails.
+    moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if dilation > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilation + 1, 2 * dilation + 1))
+        moving = cv2.dilate(moving, kernel)
+    return moving.astype(bool)
+
+
+def _warp(sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], flags: int) -> np.ndarray:
+    return cv2.warpPerspective(sharp, homography, size, flags=flags | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def _static_quality(blur: np.ndarray, sharp: np.ndarray, static: np.ndarray) -> tuple[float, float]:
+    """PSNR and SSIM (grey, Gaussian window) of the static region, in sRGB values."""
+    a, b = linear_to_srgb(blur), linear_to_srgb(sharp)
+    if not static.any():
+        return float("nan"), float("nan")
+    mse = float(((a - b) ** 2)[static].mean())
+    psnr = 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
+    ga, gb = a.mean(axis=2), b.mean(axis=2)
+
+    def blur_(x: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(x, (11, 11), 1.5)
+
+    mu_a, mu_b = blur_(ga), blur_(gb)
+    var_a = blur_(ga * ga) - mu_a**2
+    var_b = blur_(gb * gb) - mu_b**2
+    cov = blur_(ga * gb) - mu_a * mu_b
+    c1, c2 = 0.01**2, 0.03**2
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return psnr, float(ssim[static].mean())
+
+
+def _scaling(factor: float) -> np.ndarray:
+    """Full-resolution pixel -> working-scale pixel (pixel-centre convention)."""
+    offset = 0.5 * factor - 0.5
+    return np.array([[factor, 0, offset], [0, factor, offset], [0, 0, 1.0]])
+
+
+def _to_full(h_work: np.ndarray, d_blur: np.ndarray, d_sharp: np.ndarray) -> np.ndarray:
+    h = np.linalg.inv(d_sharp) @ h_work @ d_blur
+    return h / h[2, 2]
+
+
+def _to_work(h_full: np.ndarray, d_blur: np.ndarray, d_sharp: np.ndarray) -> np.ndarray:
+    h = d_sharp @ h_full @ np.linalg.inv(d_blur)
+    return h / h[2, 2]
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if (image.shape[1], image.shape[0]) == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings = AlignSettings(),
+               blur_mask: np.ndarray | None = None, prior_homography: np.ndarray | None = None,
+               prior_color: np.ndarray | None = None) -> AlignResult:
+    """Align S onto B.
+
+    Parameters
+    ----------
+    blur, sharp
+        ``(H, W, 3)`` and ``(Hs, Ws, 3)`` linear RGB float32 in [0, 1].
+    settings
+        Algorithm settings; estimates other than the final refinement and warp run at a
+        working scale of at most ``settings.work_max_side`` pixels.
+    blur_mask
+        ``(H, W)`` bool, True where B is known to be blurred (excluded from every fit);
+        None: estimated from the residual.
+    prior_homography
+        Rig calibration (``reloblur align calibrate``): the starting homography B -> S,
+        replacing feature matching.
+    prior_color
+        Calibrated 3x3 colour matrix (S -> B); with ``settings.color_mode == "calibrated"``
+        only a brightness gain on top of it is fitted per pair (for weak scenes).
+
+    Returns
+    -------
+    AlignResult
+        Homography B -> S (full-resolution pixels), colour fit, corrected S on B's grid,
+        masks, crop and QA.
+
+    Raises
+    ------
+    AlignmentError
+        Featureless scene, or a fit that cannot be made; the message says which.
+    """
+    if blur.ndim != 3 or sharp.ndim != 3 or blur.shape[2] != 3 or sharp.shape[2] != 3:
+        raise AlignmentError(f"expected RGB images, got shapes {blur.shape} and {sharp.shape}")
+    h, w = blur.shape[:2]
+    hs, ws = sharp.shape[:2]
+    size = (w, h)
+    factor = min(1.0, settings.work_max_side / max(w, h, ws, hs))
+    work_b_size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    work_s_size = (max(1, round(ws * factor)), max(1, round(hs * factor)))
+    d_blur = _scaling(work_b_size[0] / w)
+    d_sharp = _scaling(work_s_size[0] / ws)
+    blur_w, sharp_w = _resize(blur, work_b_size), _resize(sharp, work_s_size)
+    gray_bw = gray(blur_w)
+    if texture_fraction(gray_bw) < settings.min_texture:
+        raise AlignmentError(
+            f"B is featureless ({100 * texture_fraction(gray_bw):.3f} % textured pixels): nothing to register"
+        )
+    known_static_w = None
+    if blur_mask is not None:
+        known_static_w = _resize(blur_mask.astype(np.float32), work_b_size) < 0.01
+    dilation = max(1, int(settings.mask_dilation * min(work_b_size)))
+
+    # 1. Starting geometry (working scale).
+    if prior_homography is not None:
+        initial = Registration(np.asarray(prior_homography, float), "calibration")
+        h_work = _to_work(initial.homography, d_blur, d_sharp)
+    else:
+        try:
+            found = initial_homography(gray_bw, gray(sharp_w), max_side=settings.feature_max_side,
+                                       mask=known_static_w)
+        except FeaturelessError as exc:
+            raise AlignmentError(str(exc)) from None
+        h_work = found.homography
+        initial = Registration(_to_full(h_work, d_blur, d_sharp), found.method, found.matches, found.inliers)
+
+    def estimate_colour_and_static(h_w: np.ndarray, static_w: np.ndarray | None) -> tuple[ColorFit, np.ndarray]:
+        """Robust colour fit on the warp, then the static mask from what it cannot explain."""
+        warped = _warp(sharp_w, h_w, work_b_size, cv2.INTER_LINEAR)
+        valid_w = valid_mask(h_w, work_b_size, work_s_size)
+        allowed = valid_w if known_static_w is None else valid_w & known_static_w
+        if static_w is not None:
+            allowed = allowed & static_w
+        if settings.color_mode == "calibrated":
+            if prior_color is None:
+                raise AlignmentError("colour mode 'calibrated' needs a calibration (--calibration FILE)")
+            base = ColorFit(np.asarray(prior_color, float))
+            gain = fit_color(base.apply(warped), blur_w, mask=allowed, mode="scalar")
+            colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
+                              samples=gain.samples, inlier_fraction=gain.inlier_fraction)
+        else:
+            colour = fit_color(warped, blur_w, mask=allowed, mode=settings.color_mode)
+        if known_static_w is not None:
+            return colour, valid_w & known_static_w
+        moving = _motion_mask(blur_w, colour.apply(warped), valid_w, sigmas=settings.motion_sigmas,
+                              dilation=dilation)
+        return colour, valid_w & ~moving
+
+    # 2. Colour and provisional static mask on the initial warp (Huber weights ignore the
+    #    moving object on this first pass).
+    color, static_w = estimate_colour_and_static(h_work, None)
+
+    # 3. Photometric refinement at full resolution on colour-corrected grey, static pixels
+    #    only; then colour and static mask again on the refined warp, and a last
+    #    refinement on the two finest levels with them.
+    gray_b = gray(blur)
+    homography = initial.homography
+    registration = initial
+    for round_ in range(2):
+        static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        registration = refine_homography(gray_b, gray(np.maximum(color.apply(sharp), 0)), homography,
+                                         static_mask=static_full, points=settings.lk_points,
+                                         levels=None if round_ == 0 else 2)
+        homography = registration.homography
+        color, static_w = estimate_colour_and_static(_to_work(homography, d_blur, d_sharp), static_w)
+
+    # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
+    corrected = _warp(color.apply(sharp), homography, size, cv2.INTER_LANCZOS4)
+    # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
+    valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
+    static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    motion = ~static_full
+    crop = inner_rect(homography, size, (ws, hs)) if settings.crop else Rect(0, 0, w, h)
+    if crop.width < 16 or crop.height < 16:
+        raise AlignmentError(f"B and S overlap in only {crop.width}x{crop.height} px")
+    transform = summarize(homography, w, h)
+    corrected_w = _resize(np.clip(corrected, 0, 1), work_b_size)
+    quality_mask = static_w & (blur_w.max(axis=2) < 0.98)
+    psnr, ssim = _static_quality(blur_w, corrected_w, quality_mask)
+
+    limits = settings.limits
+    flags = []
+    if transform.shift_px > limits.max_shift_px:
+        flags.append(f"shift {transform.shift_px:.1f} px > {limits.max_shift_px}")
+    if abs(transform.rotation_deg) > limits.max_rotation_deg:
+        flags.append(f"rotation {transform.rotation_deg:.2f} deg > {limits.max_rotation_deg}")
+    if abs(transform.scale - 1) > limits.max_scale_change:
+        flags.append(f"scale {transform.scale:.4f} differs from 1 by > {limits.max_scale_change}")
+    if not psnr >= limits.min_static_psnr:
+        flags.append(f"static PSNR {psnr:.2f} dB < {limits.min_static_psnr}")
+    if not registration.converged:
+        flags.append("registration did not converge")
+    return AlignResult(
+        homography=homography, color=color, registration=registration, initial=initial,
+        sharp_aligned=corrected, valid=valid, motion_mask=motion, crop=crop, transform=transform,
+        static_psnr=psnr, static_ssim=ssim, flags=flags,
+    )

@@ -1,0 +1,126 @@
+"""Colour correction and brightness alignment between the two cameras, in linear light.
+
+Fits ``target ~ M @ source (+ t)`` robustly (iteratively reweighted least squares with
+Huber weights, scale from the median absolute deviation) on static, unsaturated pixels:
+moving objects and clipped highlights break any linear model and must not steer it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from reloblur.errors import ReloblurError
+
+MODES = ("matrix", "affine", "gain", "scalar")
+SATURATION = 0.98
+
+
+class ColorFitError(ReloblurError):
+    """Too few usable pixels to fit a colour model."""
+
+
+@dataclass(frozen=True)
+class ColorFit:
+    """A fitted colour model: ``apply(s) = s @ matrix.T + offset``.
+
+    ``gain`` is the brightness ratio target/source for grey (the mean row sum of
+    ``matrix``): what exposure and gain differences amount to.
+    """
+
+    matrix: np.ndarray
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    mode: str = "matrix"
+    residual_rms: float = 0.0
+    samples: int = 0
+    inlier_fraction: float = 1.0
+
+    @property
+    def gain(self) -> float:
+        return float(self.matrix.sum(axis=1).mean())
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """Correct an ``(H, W, 3)`` linear image; float32."""
+        affine = np.hstack([self.matrix, self.offset[:, None]]).astype(np.float32)
+        return cv2.transform(np.ascontiguousarray(image, np.float32), affine)
+
+
+def _huber_weights(residual_norm: np.ndarray, k: float = 1.345) -> np.ndarray:
+    scale = 1.4826 * np.median(residual_norm) + 1e-9
+    r = residual_norm / scale
+    return np.where(r <= k, 1.0, k / np.maximum(r, 1e-12))
+
+
+def usable_pixels(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Boolean ``(...)``: in ``mask`` (if given), unsaturated and not black in both images."""
+    ok = (source.max(axis=-1) < SATURATION) & (target.max(axis=-1) < SATURATION)
+    ok &= (source.min(axis=-1) > 1e-4) | (target.min(axis=-1) > 1e-4)
+    if mask is not None:
+        ok &= mask
+    return ok
+
+
+def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,
+              mode: str = "matrix", max_samples: int = 30_000, iterations: int = 6,
+              seed: int = 0) -> ColorFit:
+    """Fit the colour model that maps ``source`` onto ``target``.
+
+    Parameters
+    ----------
+    source, target
+        ``(H, W, 3)`` linear RGB on the same pixel grid (S warped onto B, and B).
+    mask
+        ``(H, W)`` bool, pixels allowed in the fit (static and valid); saturated pixels
+        are removed in addition.
+    mode
+        ``matrix`` (3x3), ``affine`` (3x3 + offset), ``gain`` (per-channel gains, for
+        scenes too weak in colour to constrain a matrix), ``scalar`` (one gain).
+    max_samples
+        Pixels drawn (deterministically, by ``seed``) to keep the fit fast.
+
+    Raises
+    ------
+    ColorFitError
+        Fewer than 100 usable pixels, or an unknown mode.
+    """
+    if mode not in MODES:
+        raise ColorFitError(f"unknown colour mode {mode!r}; choose from {', '.join(MODES)}")
+    candidates = np.flatnonzero(mask) if mask is not None else np.arange(source.shape[0] * source.shape[1])
+    if candidates.size > max_samples:
+        candidates = np.sort(np.random.default_rng(seed).choice(candidates, max_samples, replace=False))
+    s = source.reshape(-1, 3)[candidates].astype(np.float64)
+    t = target.reshape(-1, 3)[candidates].astype(np.float64)
+    keep = usable_pixels(s, t, None)
+    s, t = s[keep], t[keep]
+    if len(s) < 100:
+        raise ColorFitError(f"only {len(s)} usable static pixels for the colour fit (need 100)")
+    weights = np.ones(len(s))
+    matrix, offset = np.eye(3), np.zeros(3)
+    for _ in range(iterations):
+        if mode in ("matrix", "affine"):
+            design = np.hstack([s, np.ones((len(s), 1))]) if mode == "affine" else s
+            wd = design * weights[:, None]
+            solution = np.linalg.lstsq(wd.T @ design, wd.T @ t, rcond=None)[0]
+            matrix = solution[:3].T
+            offset = solution[3] if mode == "affine" else np.zeros(3)
+        elif mode == "gain":
+            gains = (weights[:, None] * s * t).sum(0) / np.maximum((weights[:, None] * s * s).sum(0), 1e-12)
+            matrix = np.diag(gains)
+        else:
+            g = float((weights[:, None] * s * t).sum() / max((weights[:, None] * s * s).sum(), 1e-12))
+            matrix = g * np.eye(3)
+        residual = t - (s @ matrix.T + offset)
+        weights = _huber_weights(np.linalg.norm(residual, axis=1))
+    residual = t - (s @ matrix.T + offset)
+    norms = np.linalg.norm(residual, axis=1)
+    inliers = norms <= 3 * 1.4826 * np.median(norms) + 1e-9
+    return ColorFit(
+        matrix=matrix,
+        offset=offset,
+        mode=mode,
+        residual_rms=float(np.sqrt((residual[inliers] ** 2).mean())),
+        samples=int(len(s)),
+        inlier_fraction=float(inliers.mean()),
+    )

@@ -1,0 +1,80 @@
+"""Geometry helpers: valid regions under a homography, crop rectangles, transform sanity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+INTERPOLATION_MARGIN = 3  # Lanczos-4 reads 3-4 px around a point: stay clear of S's edge
+
+
+@dataclass(frozen=True)
+class Rect:
+    """Pixel rectangle ``[x, x + width) x [y, y + height)``."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
+
+    def to_list(self) -> list[int]:
+        return [self.x, self.y, self.width, self.height]
+
+
+@dataclass(frozen=True)
+class TransformSummary:
+    """A homography near the image centre: scale, rotation (degrees), shift (px)."""
+
+    scale: float
+    rotation_deg: float
+    shift_px: float
+
+
+def valid_mask(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int],
+               *, margin: int = INTERPOLATION_MARGIN) -> np.ndarray:
+    """``(H, W)`` bool on B's grid: pixels whose S position is at least ``margin`` inside S."""
+    ws, hs = sharp_size
+    inside = np.zeros((hs, ws), np.uint8)
+    inside[margin : hs - margin, margin : ws - margin] = 1
+    # Nearest-neighbour warp of S's inside-mask onto B: dst(x) = inside(H x).
+    warped = cv2.warpPerspective(inside, homography, blur_size,
+                                 flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+    return warped.astype(bool)
+
+
+def inner_rect(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int],
+               *, margin: int = INTERPOLATION_MARGIN) -> Rect:
+    """The axis-aligned rectangle of B's grid whose pixels all map inside S.
+
+    The S rectangle (shrunk by ``margin``) maps back to a convex quadrilateral on B; for
+    each side the innermost corner bounds the rectangle, so it lies inside the quad.
+    """
+    w, h = blur_size
+    ws, hs = sharp_size
+    corners_s = np.array([[margin, margin], [ws - 1 - margin, margin], [ws - 1 - margin, hs - 1 - margin],
+                          [margin, hs - 1 - margin]], np.float64)
+    tl, tr, br, bl = cv2.perspectiveTransform(corners_s[None], np.linalg.inv(homography))[0]
+    x0 = max(0, math.ceil(max(tl[0], bl[0])))
+    x1 = min(w - 1, math.floor(min(tr[0], br[0])))
+    y0 = max(0, math.ceil(max(tl[1], tr[1])))
+    y1 = min(h - 1, math.floor(min(bl[1], br[1])))
+    return Rect(x0, y0, max(0, x1 - x0 + 1), max(0, y1 - y0 + 1))
+
+
+def summarize(homography: np.ndarray, width: int, height: int) -> TransformSummary:
+    """Local scale, rotation and shift of a homography at the image centre."""
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    p = homography @ np.array([cx, cy, 1.0])
+    w = p[2]
+    # Jacobian of the projective map at the centre.
+    jac = (homography[:2, :2] * w - np.outer(p[:2], homography[2, :2])) / w**2
+    scale = math.sqrt(abs(np.linalg.det(jac)))
+    rotation = math.degrees(math.atan2(jac[1, 0] - jac[0, 1], jac[0, 0] + jac[1, 1]))
+    shift = math.hypot(p[0] / w - cx, p[1] / w - cy)
+    return TransformSummary(scale, rotation, shift)
