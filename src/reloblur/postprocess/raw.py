@@ -104,6 +104,7 @@ def decode_raw(path: str | os.PathLike[str]) -> np.ndarray:
                 user_wb=[1.0, 1.0, 1.0, 1.0],
                 output_color=rawpy.ColorSpace.raw,
                 user_flip=0,
+                adjust_maximum_thr=0.0,  # never rescale by the data maximum (differs per image)
             )
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise ImageReadError(f"{path}: cannot decode camera raw ({exc})") from None

@@ -1,0 +1,300 @@
+"""Known-answer tests of colour correction, registration and the align command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reloblur.capture.simulate import SimulateOptions, simulate
+from reloblur.dataset_cli.app import app
+from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
+from reloblur.imageio import from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
+from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair
+from reloblur.postprocess.color import fit_color
+from reloblur.postprocess.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
+from reloblur.postprocess.registration import corner_error
+
+runner = CliRunner()
+W, H = 480, 320
+
+
+def scene(seed: int = 0) -> np.ndarray:
+    """A textured linear-light scene from a real photograph: (H, W, 3) float32."""
+    from skimage import data
+
+    photo = srgb_to_linear(data.astronaut()[40:360, 0:480].astype(np.float32) / 255)
+    coffee = srgb_to_linear(cv2.resize(data.coffee(), (W, H)).astype(np.float32) / 255)
+    rng = np.random.default_rng(seed)
+    return np.clip(0.6 * photo + 0.4 * np.roll(coffee, int(rng.integers(0, 50)), axis=1), 0, 1) * 0.8
+
+
+def known_homography() -> np.ndarray:
+    rotation = np.eye(3)
+    rotation[:2] = cv2.getRotationMatrix2D(((W - 1) / 2, (H - 1) / 2), 0.4, 1.006)
+    rotation[:2, 2] += [3.3, -2.1]
+    rotation[2, :2] = [4e-6, -3e-6]
+    return rotation
+
+
+def make_sharp(blur_scene: np.ndarray, homography: np.ndarray, matrix: np.ndarray, rng) -> np.ndarray:
+    """S as a camera behind a homography with its own colour response would record it."""
+    warped = cv2.warpPerspective(blur_scene, homography, (W, H), flags=cv2.INTER_LANCZOS4,
+                                 borderMode=cv2.BORDER_REFLECT)
+    camera = np.einsum("ij,hwj->hwi", matrix, warped).astype(np.float32)
+    return np.clip(camera + rng.normal(0, 0.002, camera.shape), 0, 1).astype(np.float32)
+
+
+def test_recovers_known_homography_colour_matrix_and_gain():
+    rng = np.random.default_rng(1)
+    truth = known_homography()
+    s_response = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 0.8  # gain 0.8
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    sharp = make_sharp(scene(), truth, s_response, rng)
+    result = align_pair(blur, sharp)
+    # Stated tolerances: corners within 0.05 px, colour matrix within 0.01, gain within 0.5 %.
+    assert corner_error(result.homography, truth, W, H).max() < 0.05
+    np.testing.assert_allclose(result.color.matrix, np.linalg.inv(s_response), atol=0.01)
+    assert result.color.gain == pytest.approx(np.linalg.inv(s_response).sum(1).mean(), rel=0.005)
+    assert result.static_psnr > 35 and result.status == "ok"  # noise-limited
+    # The crop lies inside the region S covers.
+    assert 0 < result.crop.width <= W and 0 < result.crop.height <= H
+
+
+def test_identity_pair_gives_identity():
+    rng = np.random.default_rng(2)
+    image = scene()
+    blur = np.clip(image + rng.normal(0, 0.002, image.shape), 0, 1).astype(np.float32)
+    sharp = np.clip(image + rng.normal(0, 0.002, image.shape), 0, 1).astype(np.float32)
+    result = align_pair(blur, sharp)
+    assert corner_error(result.homography, np.eye(3), W, H).max() < 0.02
+    np.testing.assert_allclose(result.color.matrix, np.eye(3), atol=0.01)
+
+
+def test_large_blurred_region_does_not_bias_the_fit():
+    rng = np.random.default_rng(3)
+    truth = known_homography()
+    image = scene()
+    blur = image.copy()
+    # A third of B is a moving object smeared horizontally: it differs from S entirely.
+    from skimage import data
+
+    patch = srgb_to_linear(cv2.resize(data.chelsea(), (200, 220)).astype(np.float32) / 255)
+    blur[50:270, 120:320] = cv2.blur(patch, (41, 1))
+    blur = np.clip(blur + rng.normal(0, 0.002, blur.shape), 0, 1).astype(np.float32)
+    sharp = make_sharp(image, truth, np.eye(3) * 1.1, rng)
+    result = align_pair(blur, sharp)
+    assert corner_error(result.homography, truth, W, H).max() < 0.1
+    np.testing.assert_allclose(result.color.matrix, np.eye(3) / 1.1, atol=0.01)
+    assert result.motion_mask[100:220, 160:280].mean() > 0.9  # the object is found as moving
+
+
+def test_featureless_pair_is_a_clear_error():
+    flat = np.full((H, W, 3), 0.3, np.float32) + np.random.default_rng(0).normal(0, 0.001, (H, W, 3)).astype(np.float32)
+    with pytest.raises(AlignmentError, match="featureless"):
+        align_pair(flat, flat.copy())
+
+
+def test_robust_colour_fit_ignores_outliers():
+    rng = np.random.default_rng(4)
+    source = rng.random((100, 100, 3)).astype(np.float32) * 0.7  # no target clips
+    matrix = np.array([[1.1, 0.05, 0.0], [0.02, 0.95, 0.04], [0.0, 0.1, 1.2]])
+    target = np.einsum("ij,hwj->hwi", matrix, source).astype(np.float32)
+    target[:30] = rng.random((30, 100, 3))  # 30 % garbage (a moving object)
+    fit = fit_color(source, target, mode="matrix")
+    np.testing.assert_allclose(fit.matrix, matrix, atol=0.01)
+    gains = fit_color(source, source * np.array([1.2, 1.0, 0.8], np.float32), mode="gain")
+    np.testing.assert_allclose(np.diag(gains.matrix), [1.2, 1.0, 0.8], atol=1e-3)
+
+
+@pytest.mark.parametrize("pattern", BAYER_PATTERNS)
+def test_demosaic_inverts_mosaic_for_every_pattern(pattern):
+    smooth = cv2.GaussianBlur((np.random.default_rng(0).random((64, 64, 3)) * 60000).astype(np.uint16), (0, 0), 3)
+    restored = demosaic(mosaic(smooth, pattern), pattern).astype(float)
+    assert np.abs(restored[4:-4, 4:-4] - smooth[4:-4, 4:-4]).mean() < 200  # of 65535
+
+
+def write_dng(path: Path, rgb: np.ndarray) -> None:
+    from pidng.core import RAW2DNG, DNGTags, Tag
+    from pidng.defs import (CalibrationIlluminant, CFAPattern, DNGVersion, Orientation,
+                            PhotometricInterpretation, PreviewColorSpace)
+
+    h, w = rgb.shape[:2]
+    raw = from_float(mosaic(rgb, "RG"), np.uint16)
+    tags = DNGTags()
+    for tag, value in [
+        (Tag.ImageWidth, w), (Tag.ImageLength, h), (Tag.TileWidth, w), (Tag.TileLength, h),
+        (Tag.Orientation, Orientation.Horizontal),
+        (Tag.PhotometricInterpretation, PhotometricInterpretation.Color_Filter_Array),
+        (Tag.SamplesPerPixel, 1), (Tag.BitsPerSample, 16), (Tag.CFARepeatPatternDim, [2, 2]),
+        (Tag.CFAPattern, CFAPattern.RGGB), (Tag.BlackLevel, 0), (Tag.WhiteLevel, 65535),
+        (Tag.ColorMatrix1, [[1, 1], [0, 1], [0, 1], [0, 1], [1, 1], [0, 1], [0, 1], [0, 1], [1, 1]]),
+        (Tag.CalibrationIlluminant1, CalibrationIlluminant.D65), (Tag.AsShotNeutral, [[1, 1], [1, 1], [1, 1]]),
+        (Tag.Make, "reloblur"), (Tag.Model, "test"), (Tag.DNGVersion, DNGVersion.V1_4),
+        (Tag.DNGBackwardVersion, DNGVersion.V1_2), (Tag.PreviewColorSpace, PreviewColorSpace.sRGB),
+    ]:
+        tags.set(tag, value)
+    converter = RAW2DNG()
+    converter.options(tags, path=str(path.parent) + "/", compress=False)
+    converter.convert(raw, filename=path.stem)
+
+
+def test_raw_dng_pair_decodes_linearly_and_aligns(tmp_path):
+    rng = np.random.default_rng(5)
+    truth = known_homography()
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1)
+    sharp = make_sharp(scene(), truth, np.eye(3) * 0.9, rng)
+    folder = tmp_path / "raw" / "scene1"
+    folder.mkdir(parents=True)
+    write_dng(folder / "00_blur.dng", blur)
+    write_dng(folder / "00_sharp.dng", sharp)
+    decoded = decode_raw(folder / "00_blur.dng")
+    assert decoded.shape == (H, W, 3)
+    # Linear, unscaled decoding: a flat patch keeps its value (demosaic aside).
+    assert np.abs(decoded[100:140, 100:140].mean() - blur[100:140, 100:140].mean()) < 0.01
+    result = runner.invoke(app, ["align", str(tmp_path / "raw"), str(tmp_path / "out"), "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "out" / "scene1" / "00.align.json").read_text())
+    assert corner_error(np.array(sidecar["homography_blur_to_sharp"]), truth, W, H).max() < 0.15
+    assert sidecar["gain"] == pytest.approx(1 / 0.9, rel=0.02)
+
+
+def simulated_session(tmp_path: Path, pairs: int, **kw) -> Path:
+    out = tmp_path / "session"
+    simulate(SimulateOptions(out=out, pairs=pairs, width=320, height=240, workers=1, progress=False, **kw))
+    return out
+
+
+def test_session_becomes_a_valid_reloblur_dataset_with_accurate_transforms(tmp_path):
+    from reloblur.capture.session import Session
+
+    session_dir = simulated_session(tmp_path, 4, pairs_per_scene=2)
+    out = tmp_path / "aligned"
+    result = runner.invoke(app, ["align", str(session_dir), str(out), "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["aligned"] == 4 and not report["failures"]
+    assert validate_dataset(ValidateOptions(out, workers=1, progress=False)).problems == []
+    session = Session(session_dir)
+    for record in session.pairs():
+        scene = record.scene
+        index = f"{record.pair % 2:02d}"
+        sidecar = json.loads((out / "train" / scene / "00" / f"{index}.align.json").read_text())
+        assert sidecar["source"]["session_pair"] == record.pair
+        truth = session.truth(record)
+        error = corner_error(np.array(sidecar["homography_blur_to_sharp"]),
+                             np.array(truth["homography_blur_to_sharp"]), 320, 240)
+        assert error.max() < 0.25
+        # Colour: on the static region the fitted correction explains B at least as well as
+        # the ground-truth one (a matrix is poorly determined along colour directions the
+        # scene lacks; that is harmless, and an element-wise comparison would punish it).
+        blur = session.read_frame(record, "B").astype(np.float32) / 65535
+        sharp = session.read_frame(record, "S").astype(np.float32) / 65535
+        warped = cv2.warpPerspective(sharp, np.array(truth["homography_blur_to_sharp"]), (320, 240),
+                                     flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP)
+        static = cv2.dilate(session.truth_mask(record), np.ones((9, 9), np.uint8)) == 0
+        static[:8] = static[-8:] = False
+        static[:, :8] = static[:, -8:] = False
+        static &= (blur.max(axis=2) < 0.98) & (warped.max(axis=2) < 0.98)
+
+        def residual(matrix):
+            return np.sqrt(((blur - np.einsum("ij,hwj->hwi", np.array(matrix), warped))[static] ** 2).mean())
+
+        assert residual(sidecar["color_matrix"]) < 1.05 * residual(truth["color_matrix_sharp_to_blur"])
+        blur_png = read_image(out / "train" / scene / "00" / f"{index}_blur.png")
+        x, y, w, h = sidecar["crop"]
+        assert blur_png.shape == (h, w, 3)
+        # B is never resampled: the output is the input frame, cropped and gamma-encoded.
+        frame = session.read_frame(record, "B").astype(np.float32) / 65535
+        expected = from_float(linear_to_srgb(frame[y : y + h, x : x + w]), np.uint8)
+        assert np.abs(blur_png.astype(int) - expected.astype(int)).max() <= 1
+    again = runner.invoke(app, ["align", str(session_dir), str(out), "--workers", "1", "--json"])
+    assert json.loads(again.stdout)["resumed"] == 4
+
+
+def test_no_crop_resize_and_report(tmp_path):
+    session_dir = simulated_session(tmp_path, 2)
+    out = tmp_path / "aligned"
+    result = runner.invoke(app, ["align", str(session_dir), str(out), "--no-crop", "--resize", "160x120",
+                                 "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    valid = sorted(out.rglob("*.valid.png"))
+    assert len(valid) == 2 and read_image(valid[0]).shape == (120, 160)
+    assert read_image(sorted(out.rglob("*_sharp.png"))[0]).shape == (120, 160, 3)
+    result = runner.invoke(app, ["align", "report", str(out)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "aligned-report" / "index.html").read_text()
+    assert page.count("class='card") == 2 and "static PSNR" in page
+    for src in __import__("re").findall(r"src='([^']+)'", page):
+        assert (tmp_path / "aligned-report" / src).exists()
+
+
+def test_corrupted_and_unpaired_files_are_reported_and_the_batch_continues(tmp_path):
+    rng = np.random.default_rng(6)
+    folder = tmp_path / "pairs"
+    for index in ("a", "b", "c"):
+        blur = np.clip(scene(ord(index)) + rng.normal(0, 0.002, (H, W, 3)), 0, 1)
+        write_image(folder / f"{index}_blur.png", from_float(linear_to_srgb(blur)))
+        write_image(folder / f"{index}_sharp.png", from_float(linear_to_srgb(blur)))
+    data = (folder / "b_sharp.png").read_bytes()
+    (folder / "b_sharp.png").write_bytes(data[:1000])
+    write_image(folder / "d_blur.png", np.zeros((8, 8, 3), np.uint8))
+    result = runner.invoke(app, ["align", str(folder), str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 2
+    assert "b_sharp.png" in result.output and "truncated" in result.output
+    assert "d_blur.png" in result.output and "partner is missing" in result.output
+    assert (tmp_path / "out" / "a_sharp.png").exists() and (tmp_path / "out" / "c.align.json").exists()
+    assert not (tmp_path / "out" / "b_sharp.png").exists()
+
+
+def test_calibration_from_a_static_session(tmp_path):
+    from reloblur.capture.session import Session
+
+    session_dir = simulated_session(tmp_path, 3, static_fraction=1.0, seed=9)
+    calibration = tmp_path / "rig.json"
+    result = runner.invoke(app, ["align", "calibrate", str(session_dir), "--out", str(calibration), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(calibration.read_text())
+    rig = np.array(Session(session_dir).manifest.simulation["rig_truth"]["homography_blur_to_sharp"])
+    # Per-pair drift is 0.25 px (sd): the median of 3 pairs is within 0.6 px of the rig.
+    assert corner_error(np.array(fitted["homography_blur_to_sharp"]), rig, 320, 240).max() < 0.6
+    out = tmp_path / "aligned"
+    result = runner.invoke(app, ["align", str(session_dir), str(out), "--calibration", str(calibration),
+                                 "--color-mode", "calibrated", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads(sorted(out.rglob("*.align.json"))[0].read_text())
+    assert sidecar["qa"]["registration"]["initial"] == "calibration" and sidecar["color_mode"] == "calibrated"
+
+
+def test_sigkill_mid_batch_then_rerun_is_byte_identical(tmp_path):
+    session_dir = simulated_session(tmp_path, 8, pairs_per_scene=4)
+    reference = tmp_path / "reference"
+    assert runner.invoke(app, ["align", str(session_dir), str(reference), "--workers", "1"]).exit_code == 0
+
+    interrupted = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "reloblur", "align", str(session_dir), str(interrupted),
+                                "--workers", "1", "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(interrupted.rglob("*.align.json")):
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_at_kill = len(list(interrupted.rglob("*.align.json")))
+    assert 0 < done_at_kill < 8
+    assert runner.invoke(app, ["align", str(session_dir), str(interrupted), "--workers", "1"]).exit_code == 0
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    a, b = files(reference), files(interrupted)
+    assert sorted(a) == sorted(b)  # no partial or temporary files left
+    assert all(a[k] == b[k] for k in a)
