@@ -78,10 +78,12 @@ def _register_stages() -> None:
     from reloblur.capture.cli import register as register_capture
     from reloblur.dataset_cli.dataset_commands import register as register_dataset
     from reloblur.lbag.cli import register as register_lbag
+    from reloblur.lbfmg.cli import register as register_mask
     from reloblur.postprocess.cli import register as register_align
 
     register_capture(app)
     register_align(app)
+    register_mask(app)
     register_dataset(app)
     register_lbag(app)
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from reloblur.errors import PartialFailure, ReloblurError
 
 stdout = Console(highlight=False)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay whole
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 

@@ -1,0 +1,1 @@
+"""LBFMG: local blur foreground mask generation, review and statistics."""
