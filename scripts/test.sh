@@ -8,7 +8,7 @@ VENV=${VENV:-.venv}
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # torch first, pinned: the CPU build this project is tested with (train/eval/deblur tests).
 "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-"$VENV/bin/python" -m pip install --quiet -e ".[test,train]"
+"$VENV/bin/python" -m pip install --quiet -e ".[test,train,capture]"
 set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from reloblur.capture.simulate import LAYOUTS, SimulateOptions, simulate
 from reloblur.dataset_cli.common import fail_partially, parse_size, print_json, stderr, stdout
@@ -59,5 +60,179 @@ def simulate_command(
         fail_partially(len(result.failures), "pair(s)")
 
 
+
+
+class _DefaultToRun(TyperGroup):
+    """``reloblur capture --session DIR ...`` is short for ``reloblur capture run ...``."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+capture_app = typer.Typer(
+    cls=_DefaultToRun,
+    help=("Drive the two cameras and the sync box: list devices, preview, capture pairs.\n\n"
+          "reloblur capture --session DIR ... is short for reloblur capture run --session DIR ..."),
+    no_args_is_help=True,
+)
+BackendOpt = Annotated[str, typer.Option("--backend", help="harvesters (GenTL) or sim (simulated rig).")]
+CtiOpt = Annotated[Optional[list[str]], typer.Option("--cti", help="GenTL producer file (repeatable); also GENICAM_GENTL64_PATH.")]
+SizeOpt = Annotated[str, typer.Option("--size", help="Frame size of the sim backend.")]
+
+
+@capture_app.command("run")
+def capture_command(
+    session: Annotated[Path, typer.Option("--session", help="Session directory (created, or resumed).")],
+    rig: Annotated[Optional[Path], typer.Option("--rig", help="Rig file (TOML or YAML), see docs/rig-example.toml.")] = None,
+    backend: BackendOpt = "harvesters",
+    cti: CtiOpt = None,
+    b: Annotated[str, typer.Option("--b", help="B camera: index, serial or user-defined name.")] = "0",
+    s: Annotated[str, typer.Option("--s", help="S camera: index, serial or user-defined name.")] = "1",
+    pairs: Annotated[int, typer.Option("--pairs", "-n", help="Pairs to capture.")] = 10,
+    rate: Annotated[float, typer.Option("--rate", help="Pairs per second.")] = 5.0,
+    b_exposure: Annotated[Optional[float], typer.Option("--b-exposure", help="B exposure (us).")] = 40_000.0,
+    s_exposure: Annotated[Optional[float], typer.Option("--s-exposure", help="S exposure (us).")] = 2_000.0,
+    gain: Annotated[Optional[float], typer.Option("--gain", help="Gain (dB) of both cameras.")] = None,
+    pixel_format: Annotated[Optional[str], typer.Option("--pixel-format", help="e.g. BayerRG12, Mono16.")] = None,
+    sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; 'sim' = emulator on a pty.")] = None,
+    s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure.")] = "middle",
+    scene: Annotated[Optional[str], typer.Option("--scene", help="Scene label recorded with each pair.")] = None,
+    size: SizeOpt = "720x480",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
+    queue_size: Annotated[int, typer.Option("--queue", help="Pairs buffered for the writer.")] = 16,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Capture B/S pairs into a crash-safe session (Ctrl-C finishes queued pairs and stops).
+
+    Examples:
+
+      reloblur capture --session s1 --rig rig.toml --pairs 200
+
+      reloblur capture --session s1 --cti /opt/mvIMPACT/lib/x86_64/mvGenTLProducer.cti --b 0 --s 1 --pairs 20
+
+      reloblur capture --session sim1 --backend sim --sync sim --pairs 20
+    """
+    from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+    from reloblur.capture.rig import load_rig
+
+    rig_config = load_rig(rig) if rig else quick_rig(
+        b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,
+        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim")
+    summary = capture(CaptureOptions(session=session, rig=rig_config, backend=backend, cti=tuple(cti or ()),
+                                     pairs=pairs, queue_size=queue_size, scene=scene, sim_size=parse_size(size),
+                                     sim_seed=seed, progress=not json_output))
+    if json_output:
+        print_json(summary)
+    else:
+        stdout.print(f"{summary.recorded} pair(s) recorded, {summary.rejected} rejected in {summary.seconds:.1f} s "
+                     f"({summary.sync_mode} sync; writer queue high-water {summary.queue_high_water}) -> {summary.session}")
+        for reason, count in summary.reasons.items():
+            stdout.print(f"  rejected {count}x: {reason}")
+        if summary.slowed:
+            stdout.print(f"[yellow]the writer fell behind {summary.slowed} time(s): the trigger rate dropped[/]")
+        if summary.interrupted:
+            stdout.print("interrupted: queued pairs were written, cameras and port closed")
+    if summary.error:
+        raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} pair(s) before are intact)")
+    if summary.rejected:
+        fail_partially(summary.rejected, "pair(s) rejected (see the log), capture")
+
+
+@capture_app.command("list")
+def list_command(
+    backend: BackendOpt = "harvesters",
+    cti: CtiOpt = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Devices and which standard (SFNC) features each has."""
+    from rich.table import Table
+
+    from reloblur.capture.cameras import SFNC_FEATURES, open_backend
+
+    rows = []
+    with open_backend(backend, cti=tuple(cti or ())) as source:
+        for device in source.devices():
+            try:
+                with source.open(str(device.index)) as camera:
+                    features = {name: {"node": f.node, "writable": f.writable, "value": f.value}
+                                for name, f in camera.features().items()}
+            except ReloblurError as exc:
+                features = {"error": str(exc)}
+            rows.append({"index": device.index, "vendor": device.vendor, "model": device.model, "serial": device.serial,
+                         "id": device.id, "user_name": device.user_name, "access": device.access, "features": features})
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} camera(s) on backend {backend}")
+    for column in ("#", "vendor", "model", "serial", "id", "access", "standard features present / missing"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        features = row["features"]
+        present = [n for n in SFNC_FEATURES if features.get(n, {}).get("node")]
+        missing = [n for n in SFNC_FEATURES if n not in present]
+        table.add_row(str(row["index"]), row["vendor"], row["model"], row["serial"], row["id"], row["access"],
+                      f"[green]{', '.join(present) or '-'}[/]\n[red]missing: {', '.join(missing) or 'none'}[/]")
+    stdout.print(table)
+
+
+@capture_app.command("preview")
+def preview_command(
+    backend: BackendOpt = "harvesters",
+    cti: CtiOpt = None,
+    b: Annotated[str, typer.Option("--b", help="B camera.")] = "0",
+    s: Annotated[str, typer.Option("--s", help="S camera.")] = "1",
+    frames: Annotated[Optional[int], typer.Option("--frames", help="Stop after this many frames per camera.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write preview JPEGs here.")] = None,
+    size: SizeOpt = "720x480",
+) -> None:
+    """Live view per camera: frame rate, applied exposure and gain, histogram, saturation,
+    focus (variance of the Laplacian) and the B/S brightness ratio."""
+    from rich.live import Live
+    from rich.table import Table
+
+    from reloblur.capture.cameras import open_backend
+    from reloblur.capture.preview import run_preview
+
+    options = {"cti": tuple(cti or ())} if backend != "sim" else {"size": parse_size(size)}
+    with open_backend(backend, **options) as source, source.open(b) as cam_b, source.open(s) as cam_s:
+        cameras = {"B": cam_b, "S": cam_s}
+        live = Live(auto_refresh=False, console=stdout)
+
+        def render(stats, ratio) -> None:
+            table = Table(title="preview (Ctrl-C to stop)")
+            for column in ("camera", "fps", "exposure us", "gain", "histogram", "saturated", "focus"):
+                table.add_column(column)
+            for role, st in stats.items():
+                cam = cameras[role]
+                table.add_row(f"{role} {cam.info.serial}", f"{st.fps:.1f}", str(cam.feature("ExposureTime").value),
+                              str(cam.feature("Gain").value), st.sparkline(), f"{st.saturated_percent:.2f} %",
+                              f"{st.focus * 1e4:.2f}")
+            table.caption = f"B/S brightness ratio: {ratio:.3f}" if ratio else ""
+            live.update(table, refresh=True)
+
+        with live:
+            run_preview(cameras, frames=frames, save=save, render=render)
+
+
+@capture_app.command("syncbox-emulator")
+def emulator_command() -> None:
+    """Serve the sync-box protocol on a new pseudo-terminal and print its path (Ctrl-C stops)."""
+    import time
+
+    from reloblur.capture.syncbox_emulator import PtySyncBox
+
+    with PtySyncBox() as box:
+        typer.echo(box.path, err=False)
+        stderr.print(f"sync-box emulator listening on {box.path} (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate_command)
+    app.add_typer(capture_app, name="capture")

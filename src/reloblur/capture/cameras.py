@@ -1,0 +1,198 @@
+"""The camera interface every backend implements, and what frames look like.
+
+A backend is chosen by name: ``harvesters`` (any GenTL producer, ``.cti`` files) or
+``sim`` (the rig simulator, in-process). Code after :func:`open_backend` is the same for
+both. Backends import their SDKs lazily, so this module needs none of them.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reloblur.errors import ReloblurError
+
+# Standard feature names (SFNC) a capture cares about, with the aliases older cameras use.
+SFNC_FEATURES: dict[str, tuple[str, ...]] = {
+    "ExposureTime": ("ExposureTime", "ExposureTimeAbs"),
+    "Gain": ("Gain", "GainRaw"),
+    "PixelFormat": ("PixelFormat",),
+    "TriggerMode": ("TriggerMode",),
+    "TriggerSource": ("TriggerSource",),
+    "TriggerActivation": ("TriggerActivation",),
+    "ExposureAuto": ("ExposureAuto",),
+    "GainAuto": ("GainAuto",),
+    "BalanceWhiteAuto": ("BalanceWhiteAuto",),
+    "ChunkModeActive": ("ChunkModeActive",),
+    "DeviceTemperature": ("DeviceTemperature",),
+}
+TRIGGER_FEATURES = ("TriggerMode", "TriggerSource")
+
+
+class CameraError(ReloblurError):
+    """A camera could not be found, opened or configured."""
+
+
+class CameraGoneError(CameraError):
+    """A camera stopped answering (unplugged, powered off, destroyed) mid-run."""
+
+
+class FrameTimeout(CameraError):
+    """No frame arrived in time."""
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What identifies a device before it is opened."""
+
+    index: int
+    vendor: str
+    model: str
+    serial: str
+    id: str
+    user_name: str = ""
+    access: str = ""
+
+    def matches(self, selector: str) -> bool:
+        """True if ``selector`` is this device's index, serial, user-defined name or id."""
+        return selector in (str(self.index), self.serial, self.user_name, self.id) and selector != ""
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """A standard feature on one camera: the node that implements it and its state."""
+
+    name: str
+    node: str | None
+    readable: bool = False
+    writable: bool = False
+    value: Any = None
+
+    @property
+    def present(self) -> bool:
+        return self.node is not None
+
+
+@dataclass
+class Frame:
+    """One acquired image, copied out of the camera's buffer."""
+
+    data: np.ndarray  # (H, W) or (H, W, C), uint8 / uint16
+    pixel_format: str
+    frame_id: int | None
+    timestamp_ns: int | None  # device clock, None when the camera gives none
+    host_timestamp_ns: int = field(default_factory=time.time_ns)
+
+
+class Camera(ABC):
+    """An opened camera. Use as a context manager; ``close`` is idempotent."""
+
+    info: DeviceInfo
+
+    @abstractmethod
+    def feature(self, name: str) -> FeatureInfo:
+        """State of standard feature ``name`` (aliases resolved)."""
+
+    def features(self) -> dict[str, FeatureInfo]:
+        return {name: self.feature(name) for name in SFNC_FEATURES}
+
+    @abstractmethod
+    def set(self, name: str, value: Any) -> Any:
+        """Write a standard feature and return what the camera actually applied (read back)."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def fetch(self, timeout_s: float = 2.0) -> Frame:
+        """The next frame; raises :class:`FrameTimeout` or :class:`CameraGoneError`."""
+
+    def software_trigger(self) -> None:
+        raise CameraError(f"{self.info.model} {self.info.serial}: no software trigger")
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Camera:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class CameraBackend(ABC):
+    """A source of cameras (a set of GenTL producers, the simulator, ...)."""
+
+    name: str
+
+    @abstractmethod
+    def devices(self) -> list[DeviceInfo]: ...
+
+    @abstractmethod
+    def open(self, selector: str) -> Camera:
+        """Open the device whose index, serial, user-defined name or id is ``selector``."""
+
+    def select(self, selector: str) -> DeviceInfo:
+        found = [d for d in self.devices() if d.matches(selector)]
+        if not found:
+            known = ", ".join(f"{d.index}: {d.serial or d.id}" for d in self.devices()) or "none"
+            raise CameraError(f"no camera matches {selector!r} on backend {self.name} (devices: {known})")
+        return found[0]
+
+    def close(self) -> None:
+        return None
+
+    def __enter__(self) -> CameraBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def decode_component(data: np.ndarray, width: int, height: int, components: int, data_format: str) -> np.ndarray:
+    """A GenTL payload component as an image array (a copy, safe after the buffer is queued).
+
+    Mono and Bayer formats become ``(H, W)``; RGB8/BGR8 ``(H, W, 3)`` in RGB order; RGBa8 and
+    BGRa8 drop the alpha plane. More than 8 bits come as uint16.
+    """
+    fmt = data_format.upper()
+    dtype = np.uint8 if fmt.endswith("8") else np.uint16
+    flat = np.asarray(data).view(dtype) if np.asarray(data).dtype != dtype else np.asarray(data)
+    count = max(1, int(components))
+    expected = width * height * count
+    if flat.size < expected:
+        raise CameraError(f"{data_format} buffer holds {flat.size} values, {width}x{height}x{count} expected")
+    image = flat[:expected].reshape(height, width, count) if count > 1 else flat[:expected].reshape(height, width)
+    if count >= 3:
+        image = image[:, :, :3]
+        if fmt.startswith("BGR"):
+            image = image[:, :, ::-1]
+    return np.ascontiguousarray(image)
+
+
+def stored_format(data_format: str) -> str:
+    """The pixel format of what :func:`decode_component` returns (alpha dropped, RGB order)."""
+    upper = data_format.upper()
+    if upper.startswith(("RGBA", "BGR")):
+        return "RGB" + "".join(c for c in data_format if c.isdigit())
+    return data_format
+
+
+def open_backend(name: str, **options: Any) -> CameraBackend:
+    """``harvesters`` (options: ``cti`` paths) or ``sim`` (options: ``size``, ``seed``...)."""
+    if name == "harvesters":
+        from reloblur.capture.harvesters_backend import HarvestersBackend
+
+        return HarvestersBackend(cti=options.get("cti") or ())
+    if name == "sim":
+        from reloblur.capture.sim_backend import SimBackend
+
+        return SimBackend(**{k: v for k, v in options.items() if k != "cti"})
+    raise CameraError(f"unknown camera backend {name!r}: choose harvesters or sim")

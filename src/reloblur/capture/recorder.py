@@ -1,0 +1,327 @@
+"""``reloblur capture``: record B/S pairs into a session, crash-safe.
+
+Trigger loop (this thread) -> bounded queue -> writer thread -> session. The trigger loop
+never waits on the disk until the queue is full; then it waits (the trigger rate drops)
+and says so. Each pair's frames are written atomically and its log line appended after
+both, so a crash or SIGKILL at any moment leaves a session whose every logged pair is
+complete.
+
+Pairing never guesses: with hardware triggering, both frames must come from the same
+sync-box pulse (frame ids advance by exactly one per camera, the device timestamps differ
+by the planned S delay within tolerance); with software timing (cameras without trigger
+features), host timestamps must be within half a frame period. Anything else is logged
+as a rejected pair with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reloblur.capture.cameras import Camera, CameraError, CameraGoneError, Frame, FrameTimeout, open_backend
+from reloblur.capture.rig import CameraSettings, RigConfig, configure_camera, light_balance_warning
+from reloblur.capture.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
+from reloblur.capture.syncbox import SyncBox, SyncBoxGoneError, s_trigger_delay_us
+from reloblur.errors import ReloblurError
+
+log = logging.getLogger(__name__)
+_DONE = object()
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """Options of ``reloblur capture`` (a rig file fills most of them)."""
+
+    session: Path
+    rig: RigConfig
+    backend: str = "harvesters"
+    cti: tuple[str, ...] = ()
+    pairs: int = 10
+    queue_size: int = 16
+    timing_tolerance_us: float = 2_000.0
+    scene: str | None = None
+    sim_size: tuple[int, int] = (720, 480)
+    sim_seed: int = 0
+    sim_distinct_pairs: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class CaptureSummary:
+    session: str
+    sync_mode: str
+    recorded: int = 0
+    rejected: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    queue_high_water: int = 0
+    slowed: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.recorded / self.seconds if self.seconds else 0.0
+
+
+class _Writer(threading.Thread):
+    """Writes queued pairs to the session; the only thread that touches the disk."""
+
+    def __init__(self, writer: SessionWriter, items: queue.Queue):
+        super().__init__(daemon=True)
+        self.writer = writer
+        self.items = items
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.items.get()
+            if item is _DONE:
+                return
+            if self.failure is not None:
+                continue  # drain, but write nothing after a failure
+            record, frames = item
+            try:
+                if frames:
+                    record.frames = {
+                        role: self.writer.write_frame(record.pair, role, frame.data, pixel_format=frame.pixel_format,
+                                                      frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns,
+                                                      host_timestamp_ns=frame.host_timestamp_ns)
+                        for role, frame in frames.items()
+                    }
+                self.writer.append(record)
+            except BaseException as exc:  # disk full, permissions: stop recording, keep what is written
+                self.failure = exc
+
+
+def _reason_key(reason: str) -> str:
+    return reason.split(":")[0]
+
+
+class Recorder:
+    """One capture run; see :func:`capture`."""
+
+    def __init__(self, options: CaptureOptions, on_pair: Callable[[int, dict[str, Camera], object], None] | None = None):
+        self.options = options
+        self.on_pair = on_pair
+        self.rig = options.rig
+        self.summary = CaptureSummary(session=str(options.session), sync_mode="")
+        self._last_ids: dict[str, int | None] = {"B": None, "S": None}
+
+    def _check_ids(self, frames: dict[str, Frame]) -> str | None:
+        problems = []
+        for role, frame in frames.items():
+            last = self._last_ids[role]
+            if frame.frame_id is not None and last is not None and frame.frame_id != last + 1:
+                problems.append(f"{role} frame id gap (expected {last + 1}, got {frame.frame_id})")
+            self._last_ids[role] = frame.frame_id
+        return "; ".join(problems) or None
+
+    def _check_timing(self, frames: dict[str, Frame], delay_us: float) -> str | None:
+        b, s = frames["B"].timestamp_ns, frames["S"].timestamp_ns
+        if b is None or s is None:
+            return None
+        measured = (s - b) / 1000
+        if abs(measured - delay_us) > self.options.timing_tolerance_us:
+            return f"timing: S started {measured:.0f} us after B, planned {delay_us:.0f} us"
+        return None
+
+    def run(self) -> CaptureSummary:
+        options, rig = self.options, self.rig
+        started = time.monotonic()
+        with ExitStack() as stack:
+            backend_options = {"cti": options.cti}
+            if options.backend == "sim":
+                backend_options = {"size": options.sim_size, "seed": options.sim_seed, "s_phase": rig.s_phase,
+                                   "distinct_pairs": options.sim_distinct_pairs}
+            backend = stack.enter_context(open_backend(options.backend, **backend_options))
+            self.backend = backend
+            cameras: dict[str, Camera] = {}
+            for role in ("B", "S"):
+                cameras[role] = stack.enter_context(backend.open(rig.cameras[role].select))
+            if cameras["B"].info == cameras["S"].info:
+                raise CameraError("B and S select the same camera")
+
+            box = None
+            if rig.sync_port:
+                port = rig.sync_port
+                if port == "sim":
+                    from reloblur.capture.syncbox_emulator import PtySyncBox, SyncBoxEmulator
+
+                    pulse = getattr(backend, "pulse", None)
+                    emulator = SyncBoxEmulator(on_pulse=pulse)
+                    port = stack.enter_context(PtySyncBox(emulator)).path
+                box = stack.enter_context(SyncBox(port))
+                box.identify()
+                for role in ("B", "S"):
+                    box.power(role, True)
+
+            applied = {role: configure_camera(cameras[role], role, rig.cameras[role],
+                                              hardware_trigger=box is not None, backend=options.backend)
+                       for role in ("B", "S")}
+            hardware = box is not None and all(a.has_trigger for a in applied.values())
+            warnings = [w for a in applied.values() for w in a.warnings]
+            if box is not None and not hardware:
+                warnings.append("a camera has no trigger features: pairs are software-timed (looser pairing)")
+            elif box is None:
+                warnings.append("no sync box: pairs are software-timed (looser pairing)")
+            balance = light_balance_warning(applied["B"].record, applied["S"].record, rig.light_tolerance)
+            if balance:
+                warnings.append(balance)
+            for warning in warnings:
+                log.warning(warning)
+            self.summary.warnings = warnings
+            self.summary.sync_mode = "hardware" if hardware else "software"
+
+            b_exp = applied["B"].record.exposure_us or rig.cameras["B"].exposure_us or 0.0
+            s_exp = applied["S"].record.exposure_us or rig.cameras["S"].exposure_us or 0.0
+            delay = s_trigger_delay_us(b_exp, s_exp, rig.s_phase, rig.s_offset_us) if b_exp and s_exp else 0.0
+            period_s = 1.0 / rig.rate_hz
+            if box is not None:
+                box.set_exposure("B", b_exp or 1)
+                box.set_exposure("S", s_exp or 1)
+                box.set_delay(delay)
+                box.set_period(period_s * 1e6)
+                box.arm()
+            manifest = SessionManifest(
+                cameras={role: a.record for role, a in applied.items()},
+                rig={"name": rig.name, "s_phase": rig.s_phase},
+                sync={"mode": self.summary.sync_mode, "device": rig.sync_port, "s_phase": rig.s_phase,
+                      "s_delay_us": delay, "s_offset_us": rig.s_offset_us, "period_us": period_s * 1e6},
+                warnings=warnings,
+            )
+            session = stack.enter_context(SessionWriter(options.session, manifest))
+            items: queue.Queue = queue.Queue(maxsize=options.queue_size)
+            writer = _Writer(session, items)
+            writer.start()
+            for camera in cameras.values():
+                camera.start()
+            try:
+                self._loop(cameras, box, session, items, writer, hardware, delay, period_s)
+            except KeyboardInterrupt:
+                self.summary.interrupted = True
+            except (CameraGoneError, SyncBoxGoneError) as exc:
+                self.summary.error = str(exc)
+            finally:
+                items.put(_DONE)
+                writer.join()
+                if box is not None:
+                    try:
+                        box.stop()
+                    except ReloblurError:
+                        pass
+            if writer.failure is not None:
+                self.summary.error = f"writing the session failed: {writer.failure}"
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def _loop(self, cameras: dict[str, Camera], box: SyncBox | None, session: SessionWriter, items: queue.Queue,
+              writer: _Writer, hardware: bool, delay_us: float, period_s: float) -> None:
+        from reloblur.batch import make_progress
+
+        options = self.options
+        reasons: Counter[str] = Counter()
+        next_slot = time.monotonic()
+        with make_progress(enabled=options.progress) as bar:
+            task = bar.add_task("capturing", total=options.pairs)
+            pair_index = session.next_pair
+            for _ in range(options.pairs):
+                if writer.failure is not None:
+                    return
+                wait = next_slot - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                next_slot = max(next_slot + period_s, time.monotonic())
+                frames, reason, trigger = self._acquire(cameras, box, hardware, delay_us, period_s)
+                record = PairRecord(pair=pair_index, status=STATUS_OK if reason is None else STATUS_REJECTED,
+                                    trigger=trigger, scene=options.scene, reason=reason,
+                                    timing={"s_delay_us": delay_us, "period_us": period_s * 1e6})
+                if reason is None:
+                    self.summary.recorded += 1
+                else:
+                    self.summary.rejected += 1
+                    reasons[_reason_key(reason)] += 1
+                    log.warning("pair %d rejected: %s", pair_index, reason)
+                    frames = {}
+                try:
+                    items.put_nowait((record, frames))
+                except queue.Full:
+                    self.summary.slowed += 1
+                    if self.summary.slowed == 1:
+                        log.warning("the disk cannot keep up: waiting for the writer (trigger rate drops)")
+                    items.put((record, frames))
+                self.summary.queue_high_water = max(self.summary.queue_high_water, items.qsize())
+                if self.on_pair is not None:
+                    self.on_pair(pair_index, cameras, self.backend)
+                pair_index += 1
+                bar.advance(task)
+        self.summary.reasons = dict(reasons)
+
+    def _acquire(self, cameras: dict[str, Camera], box: SyncBox | None, hardware: bool, delay_us: float,
+                 period_s: float) -> tuple[dict[str, Frame], str | None, int | None]:
+        timeout = max(1.0, 3 * period_s)
+        if hardware:
+            assert box is not None
+            box.fire(1)
+            event = box.wait_trigger(timeout)
+            frames: dict[str, Frame] = {}
+            missing = []
+            for role, camera in cameras.items():
+                try:
+                    frames[role] = camera.fetch(timeout)
+                except FrameTimeout:
+                    missing.append(role)
+            if missing:
+                for role in cameras:  # resynchronise: the delivered frames were consumed
+                    self._last_ids[role] = frames[role].frame_id if role in frames else None
+                return {}, f"dropped: no {' and no '.join(missing)} frame for trigger {event.sequence}", event.sequence
+            problem = self._check_ids(frames) or self._check_timing(frames, delay_us)
+            return frames, problem, event.sequence
+        # Software timing: free-running cameras, paired by host clock.
+        frames = {role: camera.fetch(timeout) for role, camera in cameras.items()}
+        tolerance_ns = period_s * 0.5e9
+        for _ in range(3):
+            gap = frames["S"].host_timestamp_ns - frames["B"].host_timestamp_ns
+            if abs(gap) <= tolerance_ns:
+                return frames, self._check_ids(frames), None
+            late = "B" if gap > 0 else "S"  # the camera whose frame is older fetches again
+            frames[late] = cameras[late].fetch(timeout)
+        return {}, f"unpaired: frames {abs(gap) / 1e6:.1f} ms apart (tolerance {tolerance_ns / 1e6:.1f} ms)", None
+
+
+def capture(options: CaptureOptions, *,
+            on_pair: Callable[[int, dict[str, Camera], object], None] | None = None) -> CaptureSummary:
+    """Record ``options.pairs`` pairs; returns the summary (``error`` set if the run stopped early).
+
+    ``on_pair(pair_index, cameras, backend)`` is called after each pair is queued (progress
+    reporting, fault injection in tests).
+    """
+    if options.pairs < 1:
+        raise ReloblurError(f"--pairs must be at least 1 (got {options.pairs})")
+    return Recorder(options, on_pair).run()
+
+
+def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: float | None, gain_db: float | None,
+              pixel_format: str | None, sync: str | None, s_phase: str, rate_hz: float,
+              simulated_nd: bool = False) -> RigConfig:
+    """The rig of the quick command-line form (no rig file).
+
+    ``simulated_nd``: the sim backend's B camera has the ND filter that equalises the light
+    built in; record it as such.
+    """
+    nd = None
+    if simulated_nd and b_exposure_us and s_exposure_us:
+        nd = {"name": "simulated ND", "transmission": s_exposure_us / b_exposure_us}
+    return RigConfig(
+        cameras={"B": CameraSettings(b, b_exposure_us, gain_db, pixel_format, "Line0", nd_filter=nd),
+                 "S": CameraSettings(s, s_exposure_us, gain_db, pixel_format, "Line1")},
+        s_phase=s_phase, rate_hz=rate_hz, sync_port=sync,
+    )

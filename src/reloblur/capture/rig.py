@@ -1,0 +1,184 @@
+"""Rig configuration files (TOML or YAML) and applying settings to the cameras.
+
+Example (``docs/rig-example.toml``)::
+
+    [rig]
+    name = "lab rig 1"
+    s_phase = "middle"          # start | middle | end of B's exposure
+    rate_hz = 5
+
+    [sync]
+    port = "/dev/ttyUSB0"       # any pyserial URL; "sim" = emulator on a pseudo-terminal
+    s_offset_us = 0
+
+    [cameras.B]
+    select = "23456789"         # serial, user-defined name or index
+    exposure_us = 40000
+    gain_db = 0
+    pixel_format = "BayerRG12"
+    trigger_source = "Line0"
+    lens = "16 mm f/4"
+    nd_filter = { name = "ND1.3", transmission = 0.05 }
+
+    [cameras.S]
+    select = "23456790"
+    exposure_us = 2000
+    ...
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from reloblur.capture.cameras import TRIGGER_FEATURES, Camera, CameraError
+from reloblur.capture.session import CameraRecord
+from reloblur.errors import ReloblurError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class CameraSettings:
+    select: str
+    exposure_us: float | None = None
+    gain_db: float | None = None
+    pixel_format: str | None = None
+    trigger_source: str | None = None
+    lens: str | None = None
+    nd_filter: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    cameras: dict[str, CameraSettings]
+    name: str = "rig"
+    s_phase: str = "middle"
+    rate_hz: float = 5.0
+    sync_port: str | None = None
+    s_offset_us: float = 0.0
+    light_tolerance: float = 0.15
+
+
+def load_rig(path: Path) -> RigConfig:
+    """Read a rig file; errors name the file and the key."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReloblurError(f"{path}: cannot read rig file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else tomllib.loads(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ReloblurError(f"{path}: invalid rig file ({exc})") from None
+    cameras = data.get("cameras", {})
+    if set(cameras) != {"B", "S"}:
+        raise ReloblurError(f"{path}: [cameras] must define exactly B and S (found {sorted(cameras)})")
+    parsed = {}
+    for role, entry in cameras.items():
+        if "select" not in entry:
+            raise ReloblurError(f"{path}: cameras.{role}.select (serial, name or index) is required")
+        unknown = set(entry) - set(CameraSettings.__dataclass_fields__)
+        if unknown:
+            raise ReloblurError(f"{path}: unknown key(s) in cameras.{role}: {', '.join(sorted(unknown))}")
+        parsed[role] = CameraSettings(**{**entry, "select": str(entry["select"])})
+    rig, sync = data.get("rig", {}), data.get("sync", {})
+    return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=str(rig.get("s_phase", "middle")),
+                     rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
+                     s_offset_us=float(sync.get("s_offset_us", 0.0)),
+                     light_tolerance=float(rig.get("light_tolerance", 0.15)))
+
+
+@dataclass
+class AppliedSettings:
+    """What a camera ended up with, and what could not be done."""
+
+    record: CameraRecord
+    warnings: list[str] = field(default_factory=list)
+    has_trigger: bool = False
+
+
+def _try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
+    info = camera.feature(name)
+    label = f"{camera.info.serial or camera.info.id}"
+    if not info.present:
+        return None
+    if not info.writable:
+        warnings.append(f"{label}: {name} is not writable (left at {info.value!r})")
+        return info.value
+    try:
+        return camera.set(name, value)
+    except CameraError as exc:
+        warnings.append(str(exc))
+        return camera.feature(name).value
+
+
+def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, hardware_trigger: bool,
+                     backend: str) -> AppliedSettings:
+    """Apply settings, read back what the camera applied, and record missing features.
+
+    Auto exposure, gain and white balance are switched off where they exist: a pair is
+    only comparable when both cameras hold still. Missing trigger features mean the pair
+    can only be software-timed (reported, not fatal); a missing exposure control makes the
+    recorded exposure unknown (a warning).
+    """
+    warnings: list[str] = []
+    features = camera.features()
+    missing = [name for name, info in features.items() if not info.present]
+    for auto in ("ExposureAuto", "GainAuto", "BalanceWhiteAuto"):
+        _try_set(camera, auto, "Off", warnings)
+    if settings.pixel_format:
+        _try_set(camera, "PixelFormat", settings.pixel_format, warnings)
+    exposure = None
+    if settings.exposure_us is not None:
+        if features["ExposureTime"].present:
+            exposure = _try_set(camera, "ExposureTime", float(settings.exposure_us), warnings)
+        else:
+            warnings.append(f"{camera.info.serial or camera.info.id}: no ExposureTime feature; "
+                            f"the exposure is not controlled and recorded as unknown")
+    gain = None
+    if settings.gain_db is not None and features["Gain"].present:
+        gain = _try_set(camera, "Gain", float(settings.gain_db), warnings)
+    has_trigger = all(features[name].present for name in TRIGGER_FEATURES)
+    if hardware_trigger and has_trigger:
+        _try_set(camera, "TriggerMode", "On", warnings)
+        if settings.trigger_source:
+            _try_set(camera, "TriggerSource", settings.trigger_source, warnings)
+        _try_set(camera, "TriggerActivation", "RisingEdge", warnings)
+    elif has_trigger:
+        _try_set(camera, "TriggerMode", "Off", warnings)
+    final = camera.features()
+    pixel_format = str(final["PixelFormat"].value or "")
+    width, height = (int(camera.feature(name).value or 0) for name in ("Width", "Height"))
+    record = CameraRecord(
+        role=role, vendor=camera.info.vendor, model=camera.info.model, serial=camera.info.serial,
+        backend=backend, device_id=camera.info.id, width=width, height=height, pixel_format=pixel_format,
+        bit_depth=8 if pixel_format.endswith("8") else 16,
+        exposure_us=float(exposure) if exposure is not None else None,
+        gain_db=float(gain) if gain is not None else None,
+        trigger_source=str(final["TriggerSource"].value) if final["TriggerSource"].present else None,
+        lens=settings.lens, nd_filter=settings.nd_filter,
+        temperature_c=float(final["DeviceTemperature"].value) if final["DeviceTemperature"].value is not None else None,
+        missing_features=missing,
+    )
+    return AppliedSettings(record, warnings, has_trigger)
+
+
+def light_balance_warning(b: CameraRecord, s: CameraRecord, tolerance: float) -> str | None:
+    """Warn when T_B x transmission(ND_B) and T_S differ by more than ``tolerance``."""
+    if b.exposure_us is None or s.exposure_us is None:
+        return None
+    transmission = float((b.nd_filter or {}).get("transmission", 1.0))
+    s_transmission = float((s.nd_filter or {}).get("transmission", 1.0))
+    light_b, light_s = b.exposure_us * transmission, s.exposure_us * s_transmission
+    ratio = light_b / light_s
+    if abs(ratio - 1) > tolerance:
+        return (f"B collects {ratio:.2f}x the light of S (T_B x ND_B = {light_b:.0f} us, T_S x ND_S = "
+                f"{light_s:.0f} us): fit an ND filter of transmission {s.exposure_us * s_transmission / b.exposure_us:.3f} on B")
+    return None

@@ -1,0 +1,282 @@
+"""Capture against real components: harvesters on the viky GenTL producer, the sync-box
+driver over real pseudo-terminals, the sim backend end to end, and SIGKILL mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reloblur.capture.cameras import CameraGoneError, open_backend
+from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+from reloblur.capture.rig import load_rig
+from reloblur.capture.session import Session
+from reloblur.capture.simulator import RigSimulator, SimulatorConfig
+from reloblur.capture.syncbox import (
+    SyncBox,
+    SyncBoxError,
+    SyncBoxGoneError,
+    SyncBoxProtocolError,
+    SyncBoxTimeout,
+    s_trigger_delay_us,
+)
+from reloblur.capture.syncbox_emulator import PtySyncBox, SyncBoxEmulator
+from reloblur.dataset_cli.app import app
+
+runner = CliRunner()
+
+
+def viky() -> str:
+    import genicam
+
+    return str(Path(genicam.__file__).parent / "viky.cti")
+
+
+# -- sync box -------------------------------------------------------------------------------
+def test_driver_and_emulator_over_a_real_pty():
+    pulses = []
+    with PtySyncBox(SyncBoxEmulator(on_pulse=lambda role, seq, t: pulses.append((role, seq)))) as pty:
+        assert pty.path.startswith("/dev/pts/")
+        with SyncBox(pty.path) as box:
+            assert box.identify()["device"] == "RELOBLUR-SYNCBOX"
+            with pytest.raises(SyncBoxError, match="ERR 6"):
+                box.arm()  # cameras not powered
+            box.power("B", True)
+            box.power("S", True)
+            assert box.set_exposure("B", 40000) == 40000
+            assert box.set_delay(s_trigger_delay_us(40000, 2000)) == 19000
+            assert box.set_period(20000) == 20000
+            with pytest.raises(SyncBoxError, match="ERR 3"):
+                box.fire(1)  # not armed
+            box.arm()
+            first = box.fire(3)
+            events = [box.wait_trigger(2) for _ in range(3)]
+            assert [e.sequence for e in events] == [first, first + 1, first + 2]
+            assert events[1].time_us - events[0].time_us == pytest.approx(20000, abs=15000)
+            assert box.status()["seq"] == str(first + 3)
+            assert pulses == [(r, s) for s in range(first, first + 3) for r in "BS"]
+            with pytest.raises(SyncBoxError, match="ERR 1 unknown command"):
+                box.command("SELF-DESTRUCT")
+            with pytest.raises(SyncBoxError, match="ERR 2"):
+                box.command("EXP B -5")
+
+
+def test_s_delay_centres_s_in_b():
+    assert s_trigger_delay_us(40000, 2000, "middle") == 19000
+    assert s_trigger_delay_us(40000, 2000, "start") == 0
+    assert s_trigger_delay_us(40000, 2000, "end") == 38000
+    assert s_trigger_delay_us(40000, 2000, "middle", offset_us=-12) == 18988
+
+
+def test_garbage_reply_is_a_protocol_error():
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(slave)
+    path = os.ttyname(slave)
+
+    def garbage_device():
+        os.read(master, 100)
+        os.write(master, b"HELLO WORLD\n")
+
+    threading.Thread(target=garbage_device, daemon=True).start()
+    try:
+        with SyncBox(path) as box, pytest.raises(SyncBoxProtocolError, match="HELLO WORLD"):
+            box.command("ID?")
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_silent_device_times_out_and_loopback_is_rejected():
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    try:
+        with SyncBox(path, timeout_s=0.3) as box:
+            started = time.monotonic()
+            with pytest.raises(SyncBoxTimeout, match="did not answer"):
+                box.command("ID?")
+            assert time.monotonic() - started < 2
+    finally:
+        os.close(master)
+        os.close(slave)
+    with SyncBox("loop://") as box, pytest.raises(SyncBoxProtocolError, match="unexpected reply"):
+        box.command("ID?")  # an echoing line is not a sync box
+
+
+def test_port_closed_mid_run_is_a_clear_error():
+    pty = PtySyncBox()
+    box = SyncBox(pty.path, timeout_s=0.5)
+    assert box.identify()
+    pty.close()  # the cable is pulled
+    with pytest.raises((SyncBoxGoneError, SyncBoxTimeout)):
+        box.command("STAT?")
+    box.close()
+
+
+# -- harvesters on a real GenTL producer ------------------------------------------------------
+def test_harvesters_lists_viky_devices_and_reports_missing_features():
+    result = runner.invoke(app, ["capture", "list", "--cti", viky(), "--json"])
+    assert result.exit_code == 0, result.output
+    devices = json.loads(result.stdout)
+    assert [d["serial"] for d in devices] == ["0", "1", "2"]
+    assert devices[0]["id"] == "VikyTL_DEV_red" and devices[0]["vendor"] == "Machine Vision Games Ltd."
+    features = devices[0]["features"]
+    assert features["PixelFormat"]["node"] == "PixelFormat"
+    assert features["ExposureTime"]["node"] is None and features["TriggerMode"]["node"] is None
+
+
+def test_harvesters_capture_writes_a_session_and_reads_back(tmp_path):
+    rig = quick_rig("0", "1", b_exposure_us=40000, s_exposure_us=2000, gain_db=None, pixel_format="RGBa8",
+                    sync=None, s_phase="middle", rate_hz=10)
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend="harvesters", cti=(viky(),),
+                                     pairs=4, progress=False))
+    assert summary.error is None and summary.recorded == 4 and summary.sync_mode == "software"
+    assert any("no ExposureTime" in w for w in summary.warnings)
+    session = Session(tmp_path / "s")
+    assert len(session.pairs()) == 4
+    camera = session.manifest.cameras["B"]
+    assert camera.serial == "0" and camera.exposure_us is None and "TriggerMode" in camera.missing_features
+    assert session.manifest.sync["mode"] == "software"
+    frame = session.read_frame(session.pairs()[0], "B")
+    assert frame.shape == (400, 400, 3) and frame.dtype == np.uint8
+    assert session.pairs()[0].frames["B"].pixel_format == "RGB8"
+
+
+def test_a_destroyed_device_mid_stream_stops_cleanly_with_the_session_intact(tmp_path):
+    rig = quick_rig("0", "1", b_exposure_us=None, s_exposure_us=None, gain_db=None, pixel_format=None,
+                    sync=None, s_phase="middle", rate_hz=20)
+
+    def destroy_s(pair_index, cameras, backend):
+        if pair_index == 2:
+            cameras["S"]._ia.destroy()  # what harvesters does when the device disappears
+
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend="harvesters", cti=(viky(),),
+                                     pairs=10, progress=False), on_pair=destroy_s)
+    assert summary.error and "is gone" in summary.error
+    assert summary.recorded == 3
+    session = Session(tmp_path / "s")
+    assert [r.pair for r in session.pairs()] == [0, 1, 2] and not session.skipped
+
+
+def test_harvesters_camera_gone_error_wraps_index_error():
+    with open_backend("harvesters", cti=(viky(),)) as backend:
+        camera = backend.open("VikyTL_DEV_blue")
+        camera.start()
+        assert camera.fetch(3).data.shape == (400, 400, 3)
+        camera._ia.destroy()
+        with pytest.raises(CameraGoneError, match="is gone"):
+            camera.fetch(1)
+
+
+# -- the sim backend, hardware-triggered through the emulator on a pty ----------------------
+def sim_options(tmp_path: Path, pairs: int, **kw) -> CaptureOptions:
+    rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0, pixel_format=None,
+                    sync="sim", s_phase="middle", rate_hz=kw.pop("rate", 40), simulated_nd=True)
+    return CaptureOptions(session=tmp_path / "s", rig=rig, backend="sim", pairs=pairs, sim_size=(96, 64),
+                          progress=False, **kw)
+
+
+def test_simulated_capture_end_to_end_pairs_the_right_frames(tmp_path):
+    summary = capture(sim_options(tmp_path, 30))
+    assert summary.error is None and summary.recorded == 30 and summary.sync_mode == "hardware"
+    session = Session(tmp_path / "s")
+    assert session.manifest.cameras["B"].exposure_us == 40000 and session.manifest.sync["s_delay_us"] == 19000
+    assert not [w for w in session.manifest.warnings if "light" in w]
+    simulator = RigSimulator(SimulatorConfig(width=96, height=64, seed=0))
+    for record in session.pairs()[::7]:
+        truth = simulator.render(record.trigger)
+        np.testing.assert_array_equal(session.read_frame(record, "B"), truth.blur)
+        np.testing.assert_array_equal(session.read_frame(record, "S"), truth.sharp)
+        delay = record.frames["S"].timestamp_ns - record.frames["B"].timestamp_ns
+        assert delay == 19_000_000
+    # Resuming a session continues its numbering.
+    again = capture(sim_options(tmp_path, 3))
+    assert again.recorded == 3
+    assert [r.pair for r in Session(tmp_path / "s").pairs()][-4:] == [29, 30, 31, 32]
+
+
+def test_a_missed_trigger_is_logged_as_rejected_never_mispaired(tmp_path):
+    def miss(pair_index, cameras, backend):
+        if pair_index == 2:
+            backend.cameras()["S"].miss_next_pulse()
+
+    summary = capture(sim_options(tmp_path, 6, rate=20), on_pair=miss)
+    assert summary.recorded == 5 and summary.rejected == 1
+    session = Session(tmp_path / "s")
+    rejected = [s for s in session.skipped]
+    assert len(rejected) == 1 and "no S frame" in rejected[0].reason
+    simulator = RigSimulator(SimulatorConfig(width=96, height=64, seed=0))
+    for record in session.pairs():
+        truth = simulator.render(record.trigger)
+        np.testing.assert_array_equal(session.read_frame(record, "S"), truth.sharp)
+
+
+def test_unplugged_camera_stops_the_capture_cleanly(tmp_path):
+    def unplug(pair_index, cameras, backend):
+        if pair_index == 3:
+            backend.cameras()["B"].unplug()
+
+    summary = capture(sim_options(tmp_path, 10), on_pair=unplug)
+    assert summary.error and "gone" in summary.error and summary.recorded == 4
+    assert len(Session(tmp_path / "s").pairs()) == 4
+
+
+def test_rig_file_and_capture_cli(tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text(
+        '[rig]\nname = "test rig"\ns_phase = "start"\nrate_hz = 30\n[sync]\nport = "sim"\n'
+        '[cameras.B]\nselect = "SIM-B"\nexposure_us = 40004\nnd_filter = { name = "ND1.3", transmission = 0.05 }\n'
+        '[cameras.S]\nselect = "sim-s"\nexposure_us = 2000\n'
+    )
+    config = load_rig(rig)
+    assert config.s_phase == "start" and config.cameras["S"].select == "sim-s"
+    result = runner.invoke(app, ["capture", "--session", str(tmp_path / "s"), "--rig", str(rig), "--backend", "sim",
+                                 "--pairs", "3", "--size", "96x64", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recorded"] == 3
+    session = Session(tmp_path / "s")
+    # The camera rounds exposure to 10 us: the manifest records what it applied.
+    assert session.manifest.cameras["B"].exposure_us == 40000
+    assert session.manifest.sync["s_delay_us"] == 0 and session.manifest.rig["s_phase"] == "start"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[cameras.B]\nselect = "x"\n')
+    result = runner.invoke(app, ["capture", "--session", str(tmp_path / "t"), "--rig", str(bad)])
+    assert result.exit_code == 1 and "must define exactly B and S" in result.output
+
+
+def test_preview_reports_focus_and_balance(tmp_path):
+    result = runner.invoke(app, ["capture", "preview", "--backend", "sim", "--b", "SIM-B", "--s", "SIM-S",
+                                 "--frames", "2", "--save", str(tmp_path), "--size", "96x64"])
+    assert result.exit_code == 0, result.output
+    assert "B/S brightness ratio" in result.output
+    assert (tmp_path / "preview_B.jpg").stat().st_size > 500
+
+
+def test_sigkill_mid_capture_leaves_a_readable_session(tmp_path):
+    session_dir = tmp_path / "s"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reloblur", "capture", "--session", str(session_dir), "--backend", "sim",
+         "--sync", "sim", "--pairs", "500", "--rate", "50", "--size", "96x64", "--json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = session_dir / "pairs.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 5):
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    session = Session(session_dir)
+    assert 5 <= len(session.pairs()) < 500
+    for record in session.pairs():  # every logged pair is complete and decodable
+        assert session.read_frame(record, "B").shape == (64, 96, 3)
+        assert session.read_frame(record, "S").shape == (64, 96, 3)
+    assert not session.skipped
