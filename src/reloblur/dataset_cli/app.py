@@ -77,6 +77,7 @@ def root(
 def _register_stages() -> None:
     from reloblur.capture.cli import register as register_capture
     from reloblur.dataset_cli.dataset_commands import register as register_dataset
+    from reloblur.demo.cli import register as register_demo
     from reloblur.lbag.cli import register as register_lbag
     from reloblur.lbfmg.cli import register as register_mask
     from reloblur.postprocess.cli import register as register_align
@@ -86,6 +87,7 @@ def _register_stages() -> None:
     register_mask(app)
     register_dataset(app)
     register_lbag(app)
+    register_demo(app)
 
 
 _register_stages()

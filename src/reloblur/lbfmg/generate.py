@@ -7,6 +7,10 @@ own noise level, so the same parameters work in bright and dark scenes:
 1. brightness: a robust per-channel gain maps S onto B (residual exposure difference and
    flicker would otherwise light up the whole frame);
 2. noise: each image's noise sigma is estimated from its Laplacian (Immerkaer's method);
+   where the static majority of the image differs by more than noise (residual
+   misalignment, demosaicing that differs between the cameras), the level follows that
+   residual instead once it exceeds twice the noise (``adaptive_level``: from the 25th
+   percentile of the difference, which is 0.52 noise levels when only noise is there);
 3. difference: both images are smoothed (Gaussian, ``smooth_sigma``) and the per-pixel
    colour difference is the minimum over one-pixel shifts of S (``shift_tolerance``):
    residual misalignment at strong edges does not become thin false positives;
@@ -35,6 +39,10 @@ from reloblur.imageio import ensure_rgb, linear_to_srgb, srgb_to_linear, to_floa
 from reloblur.postprocess.color import ColorFitError, fit_color
 
 
+NOISE_ONLY_P25 = 0.52  # 25th percentile of the shift-min difference, in noise levels, for pure noise
+RESIDUAL_ALLOWANCE = 2.0
+
+
 @dataclass(frozen=True)
 class MaskParams:
     """Parameters of :func:`generate_mask`; sizes are fractions of the shorter image side
@@ -49,6 +57,7 @@ class MaskParams:
     dilate_radius: float = 0.0
     fill_holes: bool = True
     match_brightness: bool = True
+    adaptive_level: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -140,6 +149,10 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
             d = np.abs(smooth_b - shifted).max(axis=2)
             difference = d if difference is None else np.minimum(difference, d)
     assert difference is not None
+    if params.adaptive_level:
+        # Up to twice the white-noise level is quantisation and fine texture; beyond that
+        # the static background itself disagrees, and the thresholds must follow it.
+        level = max(level, float(np.percentile(difference, 25)) / NOISE_ONLY_P25 / RESIDUAL_ALLOWANCE)
 
     strong = difference > params.high_sigmas * level
     weak = difference > params.low_sigmas * level

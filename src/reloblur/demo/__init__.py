@@ -1,0 +1,1 @@
+"""``reloblur demo``: the whole pipeline on the simulated rig, with an HTML report."""

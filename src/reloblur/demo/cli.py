@@ -1,0 +1,43 @@
+"""``reloblur demo``: parsing and printing only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from reloblur.dataset_cli.common import print_json, stdout
+
+
+def demo_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Empty directory for everything the demo makes.")] = Path("demo-out"),
+    quick: Annotated[bool, typer.Option("--quick", help="Small and fast (about 2 minutes): for CI.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated scenes.")] = 0,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """The whole pipeline on the simulated rig: capture (sim cameras, sync-box emulator on a
+    pty), align, masks, split, train a small LBAG, eval, deblur, and an HTML report.
+
+    Example: reloblur demo --out demo-out   (then open demo-out/report.html)
+    """
+    from reloblur.demo.pipeline import DemoOptions, run_demo
+
+    result = run_demo(DemoOptions(out=out, quick=quick, seed=seed, workers=workers, progress=not json_output))
+    if json_output:
+        print_json(result)
+        return
+    table = Table(title="reloblur demo")
+    table.add_column("stage")
+    table.add_column("time", justify="right")
+    table.add_column("result", overflow="fold")
+    for stage in result.stages:
+        table.add_row(stage.name, f"{stage.seconds:.1f} s", stage.summary)
+    stdout.print(table)
+    stdout.print(f"report: [bold]{result.report}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_command)
