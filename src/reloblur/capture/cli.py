@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from reloblur.capture.simulate import LAYOUTS, SimulateOptions, simulate
-from reloblur.dataset_cli.common import fail_partially, parse_size, print_json, stderr, stdout
+from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_json, stderr, stdout
 from reloblur.errors import ReloblurError
 
 
@@ -62,17 +61,10 @@ def simulate_command(
 
 
 
-class _DefaultToRun(TyperGroup):
-    """``reloblur capture --session DIR ...`` is short for ``reloblur capture run ...``."""
-
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 capture_app = typer.Typer(
-    cls=_DefaultToRun,
+    cls=DefaultToRun,
     help=("Drive the two cameras and the sync box: list devices, preview, capture pairs.\n\n"
           "reloblur capture --session DIR ... is short for reloblur capture run --session DIR ..."),
     no_args_is_help=True,

@@ -42,6 +42,11 @@ STATUS_OK = "ok"
 STATUS_REJECTED = "rejected"
 
 
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that ``cls`` has fields for (newer writers may add keys)."""
+    return {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+
+
 @dataclass
 class CameraRecord:
     """One camera as configured and as it actually applied the settings (read back)."""
@@ -67,8 +72,7 @@ class CameraRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraRecord:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass
@@ -139,8 +143,7 @@ class FrameRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FrameRecord:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass

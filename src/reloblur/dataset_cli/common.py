@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from reloblur.errors import PartialFailure, ReloblurError
 
@@ -47,3 +48,13 @@ def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
 def fail_partially(count: int, what: str) -> NoReturn:
     """Exit 2 after a batch that finished with ``count`` failed items."""
     raise PartialFailure(f"{count} {what} failed (see above)")
+
+
+class DefaultToRun(TyperGroup):
+    """A command group whose ``run`` subcommand may be left out: ``reloblur align IN OUT``
+    is ``reloblur align run IN OUT`` (other subcommands are named as usual)."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)

@@ -6,22 +6,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperGroup
 
-from reloblur.dataset_cli.common import fail_partially, parse_size, print_json, stderr, stdout
+from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_json, stderr, stdout
 from reloblur.postprocess.align import AlignLimits
 
-class _DefaultToRun(TyperGroup):
-    """``reloblur align IN OUT`` is short for ``reloblur align run IN OUT``."""
-
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
 
 
 align_app = typer.Typer(
-    cls=_DefaultToRun,
+    cls=DefaultToRun,
     help=(
         "Align B/S pairs (colour, brightness, sub-pixel geometry, crop), calibrate a rig, report.\n\n"
         "reloblur align IN OUT is short for reloblur align run IN OUT."

@@ -1,0 +1,28 @@
+"""Post-processing, mask, dataset and training code must import without the capture SDKs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import importlib, pkgutil, sys
+for blocked in ("serial", "harvesters", "harvesters.core", "genicam"):
+    sys.modules[blocked] = None  # as if not installed
+import reloblur
+failures = []
+for module in pkgutil.walk_packages(reloblur.__path__, "reloblur."):
+    if module.name.endswith("__main__"):
+        continue
+    try:
+        importlib.import_module(module.name)
+    except ImportError as exc:
+        failures.append(f"{module.name}: {exc}")
+print("\\n".join(failures))
+sys.exit(1 if failures else 0)
+"""
+
+
+def test_every_module_imports_without_harvesters_pyserial_or_genicam():
+    completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
