@@ -280,3 +280,38 @@ def test_sigkill_mid_capture_leaves_a_readable_session(tmp_path):
         assert session.read_frame(record, "B").shape == (64, 96, 3)
         assert session.read_frame(record, "S").shape == (64, 96, 3)
     assert not session.skipped
+
+
+def test_ctrl_c_finishes_queued_pairs_and_exits_0(tmp_path):
+    session_dir = tmp_path / "s"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reloblur", "capture", "--session", str(session_dir), "--backend", "sim",
+         "--sync", "sim", "--pairs", "500", "--rate", "20", "--size", "96x64"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = session_dir / "pairs.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not log.exists() or log.read_bytes().count(b"\n") < 3):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "interrupted" in stdout
+    session = Session(session_dir)
+    assert 3 <= len(session.pairs()) < 500 and not session.skipped and not session.truncated_log
+
+
+def test_component_layouts_decode():
+    from reloblur.capture.cameras import decode_component, stored_format
+
+    mono16 = np.arange(12, dtype=np.uint16)
+    assert decode_component(mono16, 4, 3, 1, "Mono16").shape == (3, 4)
+    bayer8 = np.arange(12, dtype=np.uint8)
+    assert decode_component(bayer8, 4, 3, 1, "BayerRG8").tolist()[1] == [4, 5, 6, 7]
+    bgr = np.array([1, 2, 3] * 4, dtype=np.uint8)
+    assert decode_component(bgr, 2, 2, 3, "BGR8")[0, 0].tolist() == [3, 2, 1]
+    rgba = np.array([9, 8, 7, 255] * 4, dtype=np.uint8)
+    assert decode_component(rgba, 2, 2, 4, "RGBa8")[1, 1].tolist() == [9, 8, 7]
+    assert stored_format("RGBa8") == "RGB8" and stored_format("BGR8") == "RGB8" and stored_format("Mono12") == "Mono12"
+    # 16-bit data delivered as a byte buffer is reinterpreted, not truncated.
+    raw = np.array([1, 0, 2, 1], dtype=np.uint8)
+    assert decode_component(raw, 2, 1, 1, "Mono16").tolist() == [[1, 258]]

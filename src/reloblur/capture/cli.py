@@ -128,7 +128,7 @@ def capture_command(
             stdout.print("interrupted: queued pairs were written, cameras and port closed")
     if summary.error:
         raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} pair(s) before are intact)")
-    if summary.rejected:
+    if summary.rejected and not summary.interrupted:
         fail_partially(summary.rejected, "pair(s) rejected (see the log), capture")
 
 

@@ -131,7 +131,8 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     write_image(assets / "contact_sheet.png", grid)
 
     overlays = []
-    for k, row in enumerate(sorted(rows, key=lambda r: r["mask_iou"])[:6]):
+    moving_rows = [r for r in rows if r["blur_ratio_truth"] > 0]
+    for k, row in enumerate(sorted(moving_rows, key=lambda r: r["mask_iou"])[:6]):
         blur = read_image(row["folder"] / f"{row['index']}_blur.png")
         write_image(assets / f"overlay_{k}.png", _thumb(_overlay(blur, row["mask"], row["truth_mask"]), 320))
         overlays.append((f"overlay_{k}.png", row))
@@ -163,7 +164,10 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     stage_rows = "".join(f"<tr><td>{html.escape(s.name)}</td><td>{s.seconds:.1f} s</td><td>{html.escape(s.summary)}</td></tr>"
                          for s in stages)
     corner = np.array([r["corner_error_px"] for r in rows])
-    ious = np.array([r["mask_iou"] for r in rows])
+    moving = [r for r in rows if r["blur_ratio_truth"] > 0]
+    static = [r for r in rows if r["blur_ratio_truth"] == 0]
+    ious = np.array([r["mask_iou"] for r in moving]) if moving else np.array([float("nan")])
+    false_positive = 100 * np.mean([r["blur_ratio"] for r in static]) if static else 0.0
     metric_rows = "".join(
         f"<tr><td>{label}</td>" + "".join(f"<td>{fmt(values[k], 4 if 'ssim' in k else 2)}</td>"
                                           for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim")) + "</tr>"
@@ -198,7 +202,10 @@ ReLoBlur evaluation (8-bit quantised, valid 11x11 Gaussian SSIM on RGB, mask-wei
 (dashed: 0.25 px).</p>
 <img src="{ASSETS}/corner_error.png" alt="corner error per pair">
 <h2>Blur masks against the truth</h2>
-<p>Mean IoU {ious.mean():.3f} (dashed: 0.85). Worst masks below: red = generated, green outline = truth.</p>
+<p>Mean IoU over the {len(moving)} pairs with motion: {ious.mean():.3f} (dashed: 0.85). On the
+{len(static)} static pairs (empty truth, so any flagged pixel gives IoU 0) the masks flag
+{false_positive:.2f} % of the pixels on average. Worst masks below: red = generated, green outline =
+truth (the six worst pairs with motion).</p>
 <img src="{ASSETS}/mask_iou.png" alt="mask IoU per pair">
 <div>{overlay_html}</div>
 <h2>Pairs (B | aligned S)</h2>
