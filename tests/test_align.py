@@ -19,7 +19,7 @@ from reloblur.capture.simulate import SimulateOptions, simulate
 from reloblur.dataset_cli.app import app
 from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
 from reloblur.imageio import from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
-from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair
+from reloblur.postprocess.align import AlignmentError, align_pair
 from reloblur.postprocess.color import fit_color
 from reloblur.postprocess.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
 from reloblur.postprocess.registration import corner_error

@@ -43,7 +43,7 @@ def test_clean_dataset_validates(tiny_dataset):
 
 def test_validate_reports_every_defect_with_its_path(tiny_dataset):
     root, masks = tiny_dataset, tiny_dataset.parent / "masks"
-    s01, s02, s03, t01 = (root / "train/s01/00", root / "train/s02/00", root / "train/s03/00", root / "test/t01/00")
+    s01, s02, t01 = (root / "train/s01/00", root / "train/s02/00", root / "test/t01/00")
     (s01 / "00_sharp.png").unlink()  # missing partner
     write_image(s01 / "01_sharp.png", np.zeros((31, 40, 3), np.uint8))  # size mismatch
     data = (s02 / "00_blur.png").read_bytes()

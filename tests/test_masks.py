@@ -10,7 +10,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,7 +19,7 @@ from typer.testing import CliRunner
 from reloblur.capture.simulator import RigSimulator, SimulatorConfig
 from reloblur.dataset_cli.app import app
 from reloblur.imageio import encode_image, from_float, linear_to_srgb, read_image, write_image
-from reloblur.lbfmg.generate import MaskParams, boundary_f_score, generate_mask, iou
+from reloblur.lbfmg.generate import boundary_f_score, generate_mask, iou
 from reloblur.lbfmg.review import ReviewOptions, make_server
 
 runner = CliRunner()

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from reloblur.capture.simulate import LAYOUTS, SimulateOptions, simulate
-from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_json, stderr, stdout
+from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_failures, print_json, stderr, stdout
 from reloblur.errors import ReloblurError
 
 
@@ -53,8 +53,7 @@ def simulate_command(
             f"{result.layout} at {result.out}: {result.written} pair(s) written, "
             f"{result.resumed} already there, {result.seconds:.1f} s"
         )
-        for failure in result.failures:
-            stderr.print(f"[red]failed[/] {failure['item']}: {failure['reason']}")
+        print_failures(result.failures)
     if result.failures:
         fail_partially(len(result.failures), "pair(s)")
 

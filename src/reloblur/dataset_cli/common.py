@@ -45,6 +45,12 @@ def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
+def print_failures(failures: list[dict[str, str]]) -> None:
+    """One stderr line per failed item of a batch: ``failed <item>: <reason>``."""
+    for failure in failures:
+        stderr.print(f"[red]failed[/] {failure['item']}: {failure['reason']}")
+
+
 def fail_partially(count: int, what: str) -> NoReturn:
     """Exit 2 after a batch that finished with ``count`` failed items."""
     raise PartialFailure(f"{count} {what} failed (see above)")

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from reloblur.dataset_cli.common import fail_partially, print_json, stderr, stdout
+from reloblur.dataset_cli.common import fail_partially, print_failures, print_json, stderr, stdout
 from reloblur.errors import ReloblurError
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
@@ -207,8 +207,7 @@ def deblur_command(
         print_json(result)
     else:
         stdout.print(f"{len(result.written)} image(s) written to {result.out}, {result.skipped} already there")
-        for failure in result.failures:
-            stderr.print(f"[red]failed[/] {failure['item']}: {failure['reason']}")
+        print_failures(result.failures)
     if result.failures:
         fail_partially(len(result.failures), "image(s)")
 

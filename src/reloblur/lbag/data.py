@@ -17,7 +17,6 @@ the uninterrupted run would have drawn, in any worker process.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from reloblur.dataset_cli.common import fail_partially, print_json, stderr, stdout
+from reloblur.dataset_cli.common import fail_partially, print_failures, print_json, stderr, stdout
 from reloblur.lbfmg.generate import MaskParams
 
 mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
@@ -52,8 +52,7 @@ def generate_command(
         ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
         stdout.print(f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "
                      f"{report.kept_edited} edited/reviewed kept; mean blur ratio {ratio} -> {report.masks}")
-        for failure in report.failures:
-            stderr.print(f"[red]failed[/] {failure['item']}: {failure['reason']}")
+        print_failures(report.failures)
     if report.failures:
         fail_partially(len(report.failures), "pair(s)")
 

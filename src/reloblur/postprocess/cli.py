@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_json, stderr, stdout
+from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_failures, print_json, stdout
 from reloblur.postprocess.align import AlignLimits
 
 
@@ -68,8 +68,7 @@ def align_command(
                      f"{len(report.flagged)} flagged, {len(report.failures)} failed -> {report.out}")
         for key in report.flagged:
             stdout.print(f"[yellow]flagged[/] {key} (see its .align.json)")
-        for failure in report.failures:
-            stderr.print(f"[red]failed[/] {failure['item']}: {failure['reason']}")
+        print_failures(report.failures)
     if report.failures:
         fail_partially(len(report.failures), "pair(s)")
 
