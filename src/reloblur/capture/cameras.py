@@ -131,6 +131,7 @@ class CameraBackend(ABC):
     """A source of cameras (a set of GenTL producers, the simulator, ...)."""
 
     name: str
+    shared_devices: bool = False  # a device may be opened twice (emulated cameras only)
 
     @abstractmethod
     def devices(self) -> list[DeviceInfo]: ...
@@ -186,7 +187,11 @@ def stored_format(data_format: str) -> str:
 
 
 def open_backend(name: str, **options: Any) -> CameraBackend:
-    """``harvesters`` (options: ``cti`` paths) or ``sim`` (options: ``size``, ``seed``...)."""
+    """``harvesters`` (options: ``cti`` paths), ``aravis`` (``fake``) or ``sim`` (``size``, ``seed``...)."""
+    if name == "aravis":
+        from reloblur.capture.aravis_backend import AravisBackend
+
+        return AravisBackend(fake=bool(options.get("fake")))
     if name == "harvesters":
         from reloblur.capture.harvesters_backend import HarvestersBackend
 
@@ -195,4 +200,4 @@ def open_backend(name: str, **options: Any) -> CameraBackend:
         from reloblur.capture.sim_backend import SimBackend
 
         return SimBackend(**{k: v for k, v in options.items() if k != "cti"})
-    raise CameraError(f"unknown camera backend {name!r}: choose harvesters or sim")
+    raise CameraError(f"unknown camera backend {name!r}: choose harvesters, aravis or sim")

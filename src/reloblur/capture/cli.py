@@ -68,7 +68,8 @@ capture_app = typer.Typer(
           "reloblur capture --session DIR ... is short for reloblur capture run --session DIR ..."),
     no_args_is_help=True,
 )
-BackendOpt = Annotated[str, typer.Option("--backend", help="harvesters (GenTL) or sim (simulated rig).")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="harvesters (GenTL), aravis, or sim (simulated rig).")]
+FakeOpt = Annotated[bool, typer.Option("--fake", help="aravis: enable Aravis's fake camera (Fake_1).")]
 CtiOpt = Annotated[Optional[list[str]], typer.Option("--cti", help="GenTL producer file (repeatable); also GENICAM_GENTL64_PATH.")]
 SizeOpt = Annotated[str, typer.Option("--size", help="Frame size of the sim backend.")]
 
@@ -93,6 +94,7 @@ def capture_command(
     size: SizeOpt = "720x480",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
     queue_size: Annotated[int, typer.Option("--queue", help="Pairs buffered for the writer.")] = 16,
+    fake: FakeOpt = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Capture B/S pairs into a crash-safe session (Ctrl-C finishes queued pairs and stops).
@@ -113,7 +115,7 @@ def capture_command(
         sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim")
     summary = capture(CaptureOptions(session=session, rig=rig_config, backend=backend, cti=tuple(cti or ()),
                                      pairs=pairs, queue_size=queue_size, scene=scene, sim_size=parse_size(size),
-                                     sim_seed=seed, progress=not json_output))
+                                     sim_seed=seed, aravis_fake=fake, progress=not json_output))
     if json_output:
         print_json(summary)
     else:
@@ -135,6 +137,7 @@ def capture_command(
 def list_command(
     backend: BackendOpt = "harvesters",
     cti: CtiOpt = None,
+    fake: FakeOpt = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Devices and which standard (SFNC) features each has."""
@@ -143,7 +146,7 @@ def list_command(
     from reloblur.capture.cameras import SFNC_FEATURES, open_backend
 
     rows = []
-    with open_backend(backend, cti=tuple(cti or ())) as source:
+    with open_backend(backend, cti=tuple(cti or ()), fake=fake) as source:
         for device in source.devices():
             try:
                 with source.open(str(device.index)) as camera:
@@ -177,6 +180,7 @@ def preview_command(
     frames: Annotated[Optional[int], typer.Option("--frames", help="Stop after this many frames per camera.")] = None,
     save: Annotated[Optional[Path], typer.Option("--save", help="Write preview JPEGs here.")] = None,
     size: SizeOpt = "720x480",
+    fake: FakeOpt = False,
 ) -> None:
     """Live view per camera: frame rate, applied exposure and gain, histogram, saturation,
     focus (variance of the Laplacian) and the B/S brightness ratio."""
@@ -186,7 +190,7 @@ def preview_command(
     from reloblur.capture.cameras import open_backend
     from reloblur.capture.preview import run_preview
 
-    options = {"cti": tuple(cti or ())} if backend != "sim" else {"size": parse_size(size)}
+    options = {"cti": tuple(cti or ()), "fake": fake} if backend != "sim" else {"size": parse_size(size)}
     with open_backend(backend, **options) as source, source.open(b) as cam_b, source.open(s) as cam_s:
         cameras = {"B": cam_b, "S": cam_s}
         live = Live(auto_refresh=False, console=stdout)

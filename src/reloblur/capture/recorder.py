@@ -50,6 +50,7 @@ class CaptureOptions:
     sim_size: tuple[int, int] = (720, 480)
     sim_seed: int = 0
     sim_distinct_pairs: int | None = None
+    aravis_fake: bool = False
     progress: bool = True
 
 
@@ -109,9 +110,11 @@ def _reason_key(reason: str) -> str:
 class Recorder:
     """One capture run; see :func:`capture`."""
 
-    def __init__(self, options: CaptureOptions, on_pair: Callable[[int, dict[str, Camera], object], None] | None = None):
+    def __init__(self, options: CaptureOptions, on_pair: Callable[[int, dict[str, Camera], object], None] | None = None,
+                 trigger_bridge: Callable[[str, Camera, int, int], None] | None = None):
         self.options = options
         self.on_pair = on_pair
+        self.trigger_bridge = trigger_bridge
         self.rig = options.rig
         self.summary = CaptureSummary(session=str(options.session), sync_mode="")
         self._last_ids: dict[str, int | None] = {"B": None, "S": None}
@@ -138,7 +141,9 @@ class Recorder:
         options, rig = self.options, self.rig
         started = time.monotonic()
         with ExitStack() as stack:
-            backend_options = {"cti": options.cti}
+            backend_options: dict = {"cti": options.cti}
+            if options.backend == "aravis":
+                backend_options = {"fake": options.aravis_fake}
             if options.backend == "sim":
                 backend_options = {"size": options.sim_size, "seed": options.sim_seed, "s_phase": rig.s_phase,
                                    "distinct_pairs": options.sim_distinct_pairs}
@@ -147,7 +152,7 @@ class Recorder:
             cameras: dict[str, Camera] = {}
             for role in ("B", "S"):
                 cameras[role] = stack.enter_context(backend.open(rig.cameras[role].select))
-            if cameras["B"].info == cameras["S"].info:
+            if cameras["B"].info == cameras["S"].info and not backend.shared_devices:
                 raise CameraError("B and S select the same camera")
 
             box = None
@@ -156,8 +161,8 @@ class Recorder:
                 if port == "sim":
                     from reloblur.capture.syncbox_emulator import PtySyncBox, SyncBoxEmulator
 
-                    pulse = getattr(backend, "pulse", None)
-                    emulator = SyncBoxEmulator(on_pulse=pulse)
+                    bridge = self.trigger_bridge or _line_bridge
+                    emulator = SyncBoxEmulator(on_pulse=lambda role, seq, t: bridge(role, cameras[role], seq, t))
                     port = stack.enter_context(PtySyncBox(emulator)).path
                 box = stack.enter_context(SyncBox(port))
                 box.identify()
@@ -297,16 +302,27 @@ class Recorder:
         return {}, f"unpaired: frames {abs(gap) / 1e6:.1f} ms apart (tolerance {tolerance_ns / 1e6:.1f} ms)", None
 
 
+def _line_bridge(role: str, camera: Camera, sequence: int, time_ns: int) -> None:
+    """How the emulated sync box's pulse reaches a camera: simulated cameras have a line."""
+    pulse = getattr(camera, "pulse", None)
+    if pulse is not None:
+        pulse(sequence, time_ns)
+
+
 def capture(options: CaptureOptions, *,
-            on_pair: Callable[[int, dict[str, Camera], object], None] | None = None) -> CaptureSummary:
+            on_pair: Callable[[int, dict[str, Camera], object], None] | None = None,
+            trigger_bridge: Callable[[str, Camera, int, int], None] | None = None) -> CaptureSummary:
     """Record ``options.pairs`` pairs; returns the summary (``error`` set if the run stopped early).
 
     ``on_pair(pair_index, cameras, backend)`` is called after each pair is queued (progress
-    reporting, fault injection in tests).
+    reporting, fault injection in tests). ``trigger_bridge(role, camera, sequence, time_ns)``
+    replaces the wire between the emulated sync box and camera ``role`` (``sync = "sim"`` only):
+    by default simulated cameras receive the pulse on their trigger line; tests of real
+    node maps turn it into ``TriggerSoftware``.
     """
     if options.pairs < 1:
         raise ReloblurError(f"--pairs must be at least 1 (got {options.pairs})")
-    return Recorder(options, on_pair).run()
+    return Recorder(options, on_pair, trigger_bridge).run()
 
 
 def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: float | None, gain_db: float | None,

@@ -146,6 +146,9 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     if settings.gain_db is not None and features["Gain"].present:
         gain = _try_set(camera, "Gain", float(settings.gain_db), warnings)
     has_trigger = all(features[name].present for name in TRIGGER_FEATURES)
+    if has_trigger and camera.feature("TriggerSelector").present:
+        # Trigger settings are per selector; the one that starts each frame is FrameStart.
+        _try_set(camera, "TriggerSelector", "FrameStart", warnings)
     if hardware_trigger and has_trigger:
         _try_set(camera, "TriggerMode", "On", warnings)
         if settings.trigger_source:

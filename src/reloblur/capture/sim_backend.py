@@ -193,9 +193,3 @@ class SimBackend(CameraBackend):
     def cameras(self) -> dict[str, SimCamera]:
         """The opened cameras by role (for fault injection in tests)."""
         return dict(self._cameras)
-
-    def pulse(self, role: str, sequence: int, timestamp_ns: int) -> None:
-        """The sync box's trigger line for camera ``role`` (B or S) fired for pair ``sequence``."""
-        camera = self._cameras.get(role)
-        if camera is not None:
-            camera.pulse(sequence, timestamp_ns)

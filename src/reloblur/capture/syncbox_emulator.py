@@ -128,16 +128,24 @@ class SyncBoxEmulator:
             seq = self.sequence
             self.sequence += 1
             t_ns = time.time_ns()
-            if self.on_pulse:
-                self.on_pulse("B", seq, t_ns)
+            self._pulse("B", seq, t_ns)
             if self.delay_us:
                 time.sleep(self.delay_us / 1e6)
-            if self.on_pulse:
-                self.on_pulse("S", seq, t_ns + self.delay_us * 1000)
+            self._pulse("S", seq, t_ns + self.delay_us * 1000)
             k += 1
             if count is not None and k == count:
                 self._busy = False
             self._reply(f"!TRG {seq} {t_ns // 1000}")
+
+    def _pulse(self, role: str, seq: int, t_ns: int) -> None:
+        # A real box drives its line whether or not a camera listens: a dead camera must
+        # not stop the box (the capture notices the missing frame).
+        if self.on_pulse is None:
+            return
+        try:
+            self.on_pulse(role, seq, t_ns)
+        except Exception:
+            pass
 
     # -- serving a file descriptor (the master side of a pty) ------------------------------
     def serve(self, fd: int, stop: threading.Event) -> None:
