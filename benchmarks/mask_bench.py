@@ -20,12 +20,8 @@ import time
 import numpy as np
 
 from reloblur.capture.simulator import RigSimulator, SimulatorConfig
-from reloblur.imageio import from_float, linear_to_srgb, to_float
+from reloblur.imageio import encode_srgb, to_float
 from reloblur.lbfmg.generate import boundary_f_score, generate_mask, iou, noise_sigma
-
-
-def srgb8(linear16: np.ndarray) -> np.ndarray:
-    return from_float(linear_to_srgb(linear16.astype(np.float32) / 65535), np.uint8)
 
 
 def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
@@ -46,7 +42,7 @@ def main() -> None:
     rows = {"lbfmg": [], "plain difference": []}
     for index in range(args.pairs):
         pair = sim.render(index, aligned=True)
-        blur, sharp = srgb8(pair.blur), srgb8(pair.sharp)
+        blur, sharp = encode_srgb(pair.blur), encode_srgb(pair.sharp)
         for name, method in (("lbfmg", lambda: generate_mask(blur, sharp).mask),
                              ("plain difference", lambda: plain_difference(blur, sharp))):
             start = time.perf_counter()

@@ -266,3 +266,9 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
         except Exception as exc:
             raise ImageReadError(f"{path}: cannot read TIFF header ({exc})") from None
     return info_of(read_image(path))
+
+
+def encode_srgb(linear: np.ndarray, dtype: type[np.integer] | np.dtype = np.uint8) -> np.ndarray:
+    """Linear light (float in [0, 1], or uint8/uint16 at full scale) to an sRGB-encoded
+    ``uint8``/``uint16`` image: gamma applied once, at the end, as outputs need."""
+    return from_float(linear_to_srgb(to_float(linear)), dtype)

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from reloblur import resume
 from reloblur.atomic import atomic_write_json
@@ -37,7 +36,7 @@ from reloblur.capture.session import (
 from reloblur.capture.simulator import RigSimulator, SimulatorConfig, scene_name
 from reloblur.dataset_cli.split import assign_scenes
 from reloblur.errors import ReloblurError
-from reloblur.imageio import from_float, linear_to_srgb, write_image
+from reloblur.imageio import encode_srgb, write_image
 
 LAYOUTS = ("session", "reloblur")
 TRIGGER_PERIOD_NS = 200_000_000  # 5 Hz, what the capture benchmark targets
@@ -254,10 +253,6 @@ class _DatasetJob:
     pair: int
 
 
-def _to_srgb8(linear16: np.ndarray) -> np.ndarray:
-    return from_float(linear_to_srgb(linear16.astype(np.float32) / 65535.0), np.uint8)
-
-
 def _render_dataset_pair(job: _DatasetJob) -> str:
     """Render one aligned pair into the ReLoBlur tree; returns ``written`` or ``resumed``."""
     c = job.config
@@ -272,8 +267,8 @@ def _render_dataset_pair(job: _DatasetJob) -> str:
     if resume.is_done(sidecar, {}, params, outputs=(blur_path, sharp_path, mask_path)):
         return "resumed"
     rendered = _simulator(c).render(job.pair, aligned=True)
-    write_image(blur_path, _to_srgb8(rendered.blur))
-    write_image(sharp_path, _to_srgb8(rendered.sharp))
+    write_image(blur_path, encode_srgb(rendered.blur))
+    write_image(sharp_path, encode_srgb(rendered.sharp))
     write_image(mask_path, rendered.mask)
     record = resume.done_record({}, params)
     record["source"] = "reloblur simulate --layout reloblur"

@@ -30,7 +30,7 @@ from reloblur.atomic import atomic_write_json
 from reloblur.batch import run_batch
 from reloblur.capture.session import MANIFEST, Session
 from reloblur.errors import ReloblurError
-from reloblur.imageio import IMAGE_SUFFIXES, from_float, linear_to_srgb, read_image, write_image
+from reloblur.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignSettings, align_pair
 from reloblur.postprocess.raw import RAW_SUFFIXES, frame_to_linear, load_linear
 
@@ -153,10 +153,6 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: str) -> 
     return frame_to_linear(read_image(path), pixel_format, black_level=black)
 
 
-def _encode(linear: np.ndarray, bit_depth: int) -> np.ndarray:
-    return from_float(linear_to_srgb(linear), np.uint16 if bit_depth == 16 else np.uint8)
-
-
 def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "crop": options.crop, "resize": options.resize, "resize_filter": options.resize_filter,
@@ -216,8 +212,9 @@ def align_job(task: _Task) -> str:
         interpolation = RESIZE_FILTERS[options.resize_filter]
         blur_final = cv2.resize(blur_final, options.resize, interpolation=interpolation)
         sharp_final = cv2.resize(sharp_final, options.resize, interpolation=interpolation)
-    write_image(blur_out, _encode(np.clip(blur_final, 0, 1), options.bit_depth))
-    write_image(sharp_out, _encode(sharp_final, options.bit_depth))
+    out_dtype = np.uint16 if options.bit_depth == 16 else np.uint8
+    write_image(blur_out, encode_srgb(blur_final, out_dtype))
+    write_image(sharp_out, encode_srgb(sharp_final, out_dtype))
     if not options.crop and result.valid is not None:
         valid = result.valid.astype(np.uint8) * 255
         if options.resize is not None:
