@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -52,3 +54,30 @@ def tiny_dataset(tmp_path) -> Path:
                 make_pair(root / split / scene / "00", index, seed=seed,
                           mask=masks / split / scene / "00" / f"{index}.png")
     return root
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_browser = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
+)
+
+
+@pytest.fixture
+def browser():
+    """Headless Debian Chromium through Selenium, with the browser console log kept."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # No background networking: this machine's network is closed, and Chromium would
+    # otherwise keep failing (and logging) connections of its own.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000", "--allow-file-access-from-files", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", "--disable-sync"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import needs_browser
+
 from reloblur.dataset_cli.app import app
 
 runner = CliRunner()
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -44,38 +43,25 @@ def test_quick_demo_runs_every_stage(demo_dir):
         run_demo(DemoOptions(out=out, quick=True))
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
-def test_report_opens_in_a_browser_without_broken_images(demo_dir, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
+@needs_browser
+def test_report_opens_in_a_browser_without_broken_images(demo_dir, tmp_path, browser):
     from reloblur.imageio import read_image
 
     out, _ = demo_dir
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1400,1000", "--allow-file-access-from-files", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", "--disable-sync"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.get((out / "report.html").as_uri())
-        deadline = time.time() + 20
-        while time.time() < deadline and driver.execute_script(
-                "return Array.from(document.images).some(i => !i.complete)"):
-            time.sleep(0.1)
-        images = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
-        assert len(images) >= 8
-        broken = [src for src, width in images if not width]
-        assert not broken, broken
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not errors, errors
-        shot = tmp_path / "report.png"
-        driver.save_screenshot(str(shot))
-        pixels = read_image(shot)
-        assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 100
-    finally:
-        driver.quit()
+    driver = browser
+    driver.get((out / "report.html").as_uri())
+    deadline = time.time() + 20
+    while time.time() < deadline and driver.execute_script(
+            "return Array.from(document.images).some(i => !i.complete)"):
+        time.sleep(0.1)
+    images = driver.execute_script(
+        "return Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
+    assert len(images) >= 8
+    broken = [src for src, width in images if not width]
+    assert not broken, broken
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+    shot = tmp_path / "report.png"
+    driver.save_screenshot(str(shot))
+    pixels = read_image(shot)
+    assert pixels.std() > 20 and len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 100

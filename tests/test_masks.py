@@ -16,24 +16,22 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import needs_browser
+
 from reloblur.capture.simulator import RigSimulator, SimulatorConfig
 from reloblur.dataset_cli.app import app
-from reloblur.imageio import encode_image, from_float, linear_to_srgb, read_image, write_image
+from reloblur.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
 from reloblur.lbfmg.generate import boundary_f_score, generate_mask, iou
 from reloblur.lbfmg.review import ReviewOptions, make_server
 
 runner = CliRunner()
 
 
-def srgb8(linear16: np.ndarray) -> np.ndarray:
-    return from_float(linear_to_srgb(linear16.astype(np.float32) / 65535), np.uint8)
-
-
 def test_static_pair_gives_an_empty_mask():
     sim = RigSimulator(SimulatorConfig(width=320, height=240, seed=3, static_fraction=1.0))
     pair = sim.render(0, aligned=True)
     assert pair.truth["static"]
-    result = generate_mask(srgb8(pair.blur), srgb8(pair.sharp))
+    result = generate_mask(encode_srgb(pair.blur), encode_srgb(pair.sharp))
     assert result.blur_ratio == 0 and not result.components
 
 
@@ -41,7 +39,7 @@ def test_brightness_difference_alone_is_not_blur():
     sim = RigSimulator(SimulatorConfig(width=320, height=240, seed=3, static_fraction=1.0))
     pair = sim.render(1, aligned=True)
     darker = from_float(linear_to_srgb(pair.sharp.astype(np.float32) / 65535 * 0.85), np.uint8)
-    assert generate_mask(srgb8(pair.blur), darker).blur_ratio == 0
+    assert generate_mask(encode_srgb(pair.blur), darker).blur_ratio == 0
 
 
 def test_moving_object_gives_its_swept_region():
@@ -49,7 +47,7 @@ def test_moving_object_gives_its_swept_region():
     scores = []
     for index in range(6):
         pair = sim.render(index, aligned=True)
-        result = generate_mask(srgb8(pair.blur), srgb8(pair.sharp))
+        result = generate_mask(encode_srgb(pair.blur), encode_srgb(pair.sharp))
         assert result.mask.dtype == np.uint8 and set(np.unique(result.mask)) <= {0, 255}
         scores.append(iou(result.mask, pair.mask))
     # Stated: mean IoU above 0.85; a uniform object interior open to the outline can
@@ -202,66 +200,50 @@ def test_review_api_token_traversal_save_and_conflict(review_server):
     assert status == 200 and json.loads(body)["png"].startswith("data:image/png;base64,")
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
-def test_a_real_browser_paints_a_stroke_and_saves_it(review_server):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+@needs_browser
+def test_a_real_browser_paints_a_stroke_and_saves_it(review_server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     url, masks = review_server
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1300,900", "--disable-background-networking", "--disable-component-update",
-                     "--no-first-run", "--disable-sync"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.get(url)
-        deadline = time.time() + 30
-        while time.time() < deadline and not driver.execute_script("return !!(window.reviewApp && window.reviewApp.ready)"):
-            time.sleep(0.1)
-        assert driver.execute_script("return window.reviewApp.ready")
-        pair_id = driver.execute_script("return window.reviewApp.pairs[window.reviewApp.index].id")
-        mask_file = masks.joinpath(*pair_id.split("/")[:-1], pair_id.split("/")[-1] + ".png")
-        before = read_image(mask_file)
-        # Paint a horizontal stroke through image row 100 from x = 20 to x = 140, where the
-        # automatic mask is empty (so the change is ours).
-        row = 100
-        assert not before[row - 2 : row + 3, 40:120].any()
-        version = driver.execute_script("return window.reviewApp.savedVersion")
-        canvas = driver.find_element(By.ID, "view")
-        driver.find_element(By.CSS_SELECTOR, "[data-tool=brush]").click()
-        driver.execute_script("document.getElementById('size').value = 6;"
-                              "document.getElementById('size').dispatchEvent(new Event('input'));")
-        start = driver.execute_script(f"return window.reviewApp.imageToClient(20, {row})")
-        end = driver.execute_script(f"return window.reviewApp.imageToClient(140, {row})")
-        rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", canvas)
-        centre = (rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
-        actions = ActionChains(driver)
-        actions.move_to_element_with_offset(canvas, int(start[0] - centre[0]), int(start[1] - centre[1]))
-        actions.click_and_hold()
-        for step in range(1, 11):
-            x = start[0] + (end[0] - start[0]) * step / 10
-            actions.move_to_element_with_offset(canvas, int(x - centre[0]), int(start[1] - centre[1]))
-        actions.release().perform()
-        driver.find_element(By.ID, "save").click()
-        deadline = time.time() + 30
-        while time.time() < deadline and driver.execute_script("return window.reviewApp.savedVersion") == version:
-            time.sleep(0.1)
-        assert driver.execute_script("return window.reviewApp.savedVersion") == version + 1
-        after = read_image(mask_file)
-        assert after[row, 40:120].min() == 255  # the stroke is on disk where it was painted
-        assert not after[row + 8 :, :].astype(bool).any() or (after != before).sum() < 0.2 * after.size
-        changed = np.argwhere(after != before)
-        assert abs(changed[:, 0].mean() - row) < 3
-        errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not errors, errors
-    finally:
-        driver.quit()
+    driver = browser
+    driver.get(url)
+    deadline = time.time() + 30
+    while time.time() < deadline and not driver.execute_script("return !!(window.reviewApp && window.reviewApp.ready)"):
+        time.sleep(0.1)
+    assert driver.execute_script("return window.reviewApp.ready")
+    pair_id = driver.execute_script("return window.reviewApp.pairs[window.reviewApp.index].id")
+    mask_file = masks.joinpath(*pair_id.split("/")[:-1], pair_id.split("/")[-1] + ".png")
+    before = read_image(mask_file)
+    # Paint a horizontal stroke through image row 100 from x = 20 to x = 140, where the
+    # automatic mask is empty (so the change is ours).
+    row = 100
+    assert not before[row - 2 : row + 3, 40:120].any()
+    version = driver.execute_script("return window.reviewApp.savedVersion")
+    canvas = driver.find_element(By.ID, "view")
+    driver.find_element(By.CSS_SELECTOR, "[data-tool=brush]").click()
+    driver.execute_script("document.getElementById('size').value = 6;"
+                          "document.getElementById('size').dispatchEvent(new Event('input'));")
+    start = driver.execute_script(f"return window.reviewApp.imageToClient(20, {row})")
+    end = driver.execute_script(f"return window.reviewApp.imageToClient(140, {row})")
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", canvas)
+    centre = (rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
+    actions = ActionChains(driver)
+    actions.move_to_element_with_offset(canvas, int(start[0] - centre[0]), int(start[1] - centre[1]))
+    actions.click_and_hold()
+    for step in range(1, 11):
+        x = start[0] + (end[0] - start[0]) * step / 10
+        actions.move_to_element_with_offset(canvas, int(x - centre[0]), int(start[1] - centre[1]))
+    actions.release().perform()
+    driver.find_element(By.ID, "save").click()
+    deadline = time.time() + 30
+    while time.time() < deadline and driver.execute_script("return window.reviewApp.savedVersion") == version:
+        time.sleep(0.1)
+    assert driver.execute_script("return window.reviewApp.savedVersion") == version + 1
+    after = read_image(mask_file)
+    assert after[row, 40:120].min() == 255  # the stroke is on disk where it was painted
+    assert not after[row + 8 :, :].astype(bool).any() or (after != before).sum() < 0.2 * after.size
+    changed = np.argwhere(after != before)
+    assert abs(changed[:, 0].mean() - row) < 3
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors

@@ -33,7 +33,7 @@ import numpy as np
 from reloblur import __version__, resume
 from reloblur.dataset_cli.layout import Pair, mask_path_for
 from reloblur.errors import ReloblurError
-from reloblur.imageio import encode_image, read_image
+from reloblur.imageio import encode_image, probe_image, read_image, to_float
 from reloblur.lbfmg.batch import REVIEW_STATES, find_pairs, now, sidecar_path, write_mask
 from reloblur.lbfmg.generate import MaskParams, generate_mask
 
@@ -89,8 +89,8 @@ class ReviewStore:
         if path.exists():
             mask = read_image(path)
             return mask if mask.ndim == 2 else mask[:, :, 0]
-        info = read_image(pair.blur)
-        return np.zeros(info.shape[:2], np.uint8)
+        info = probe_image(pair.blur)  # the header is enough for an empty mask's size
+        return np.zeros((info.height, info.width), np.uint8)
 
     def image(self, pair: Pair, kind: str) -> bytes:
         if kind in ("blur", "sharp"):
@@ -98,10 +98,8 @@ class ReviewStore:
         if kind == "mask":
             return encode_image(self.mask(pair), ".png")
         if kind == "diff":
-            blur = read_image(pair.blur).astype(np.float32)
-            sharp = read_image(pair.sharp).astype(np.float32)
-            scale = 255.0 / (65535.0 if read_image(pair.blur).dtype == np.uint16 else 255.0)
-            difference = np.abs(blur - sharp).max(axis=2) * scale
+            blur, sharp = to_float(read_image(pair.blur)), to_float(read_image(pair.sharp))
+            difference = np.abs(blur - sharp).max(axis=2) * 255.0
             heat = cv2.applyColorMap(np.clip(difference * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
             return encode_image(heat[:, :, ::-1].copy(), ".png")
         raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown image kind {kind!r}: blur, sharp, mask or diff")
