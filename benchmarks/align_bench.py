@@ -25,9 +25,9 @@ import time
 import cv2
 import numpy as np
 
-from reloblur.capture.simulator import RigSimulator, SimulatorConfig
 from reloblur.postprocess.align import align_pair
 from reloblur.postprocess.registration import corner_error
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
 
 def ecc_baseline(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:

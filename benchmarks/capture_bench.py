@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+from reloblur.capture.registry import SimOptions
 
 
 def raw_write_speed(directory: Path, total_bytes: int) -> float:
@@ -58,8 +59,8 @@ def main() -> None:
         rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0,
                         pixel_format="RGB16" if args.rgb else "BayerRG16", sync="sim", s_phase="middle",
                         rate_hz=args.rate, simulated_nd=True)
-        options = CaptureOptions(session=workdir / "session", rig=rig, backend="sim", pairs=pairs,
-                                 sim_size=(width, height), sim_distinct_pairs=2, progress=not args.json)
+        options = CaptureOptions(session=workdir / "session", rig=rig, pairs=pairs, progress=not args.json,
+                                 backend=SimOptions(size=(width, height), distinct_pairs=2))
         started = time.perf_counter()
         summary = capture(options)
         elapsed = time.perf_counter() - started

@@ -134,7 +134,7 @@ def main() -> None:
                 results.setdefault(task, {})[variant] = json.loads(completed.stdout.strip().splitlines()[-1])
             print(f"{task:24s} {variant:14s} {results[task][variant]}", file=sys.stderr)
 
-    for task, by_variant in results.items():
+    for by_variant in results.values():
         base = by_variant.get("eager", {}).get("seconds")
         for entry in by_variant.values():
             if base and "seconds" in entry:
@@ -144,7 +144,7 @@ def main() -> None:
         return
     print(f"LBAG num_res={args.num_res} on {args.device}; baseline: eager, same run")
     print(f"{'task':24s} {'variant':14s} {'seconds':>9s} {'x eager':>8s} {'peak MB':>9s}")
-    for task, by_variant in results.items():
+    for by_variant in results.values():
         for variant, entry in by_variant.items():
             if "error" in entry:
                 print(f"{task:24s} {variant:14s} failed: {entry['error']}")

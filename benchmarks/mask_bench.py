@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from reloblur.capture.simulator import RigSimulator, SimulatorConfig
-from reloblur.imageio import encode_srgb, to_float
+from reloblur.imaging.imageio import encode_srgb, to_float
 from reloblur.lbfmg.generate import boundary_f_score, generate_mask, iou, noise_sigma
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
 
 def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:

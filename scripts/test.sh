@@ -14,6 +14,9 @@ if command -v pkg-config >/dev/null && pkg-config --exists gobject-introspection
   extras="$extras,aravis"
 fi
 "$VENV/bin/python" -m pip install --quiet -e ".[$extras]"
+# The architecture and lint gates (docs/architecture.md): layers import only downward.
+"$VENV/bin/lint-imports" --no-cache
+"$VENV/bin/ruff" check src tests benchmarks
 set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?

@@ -1,16 +1,14 @@
 from __future__ import annotations
 
-from pathlib import Path
-
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from reloblur.capture.simulate import SimulateOptions, simulate
-from reloblur.imageio import write_image
-
-import os
+from reloblur.imaging.imageio import write_image
+from reloblur.sim.simulate import SimulateOptions, simulate
 
 # CI checks the repository out with the project's shared/ folder beside it.
 SHARED = Path(os.environ.get("RELOBLUR_SHARED", Path(__file__).resolve().parents[2] / "shared"))

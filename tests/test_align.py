@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from reloblur.capture.simulate import SimulateOptions, simulate
+from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
-from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
-from reloblur.imageio import from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
+from reloblur.imaging.imageio import from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
+from reloblur.imaging.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
 from reloblur.postprocess.align import AlignmentError, align_pair
 from reloblur.postprocess.color import fit_color
-from reloblur.postprocess.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
 from reloblur.postprocess.registration import corner_error
+from reloblur.sim.simulate import SimulateOptions, simulate
 
 runner = CliRunner()
 W, H = 480, 320
@@ -125,8 +125,14 @@ def test_demosaic_inverts_mosaic_for_every_pattern(pattern):
 
 def write_dng(path: Path, rgb: np.ndarray) -> None:
     from pidng.core import RAW2DNG, DNGTags, Tag
-    from pidng.defs import (CalibrationIlluminant, CFAPattern, DNGVersion, Orientation,
-                            PhotometricInterpretation, PreviewColorSpace)
+    from pidng.defs import (
+        CalibrationIlluminant,
+        CFAPattern,
+        DNGVersion,
+        Orientation,
+        PhotometricInterpretation,
+        PreviewColorSpace,
+    )
 
     h, w = rgb.shape[:2]
     raw = from_float(mosaic(rgb, "RG"), np.uint16)
@@ -175,7 +181,7 @@ def simulated_session(tmp_path: Path, pairs: int, **kw) -> Path:
 
 
 def test_session_becomes_a_valid_reloblur_dataset_with_accurate_transforms(tmp_path):
-    from reloblur.capture.session import Session
+    from reloblur.formats.session import Session
 
     session_dir = simulated_session(tmp_path, 4, pairs_per_scene=2)
     out = tmp_path / "aligned"
@@ -206,7 +212,7 @@ def test_session_becomes_a_valid_reloblur_dataset_with_accurate_transforms(tmp_p
         static[:, :8] = static[:, -8:] = False
         static &= (blur.max(axis=2) < 0.98) & (warped.max(axis=2) < 0.98)
 
-        def residual(matrix):
+        def residual(matrix, blur=blur, warped=warped, static=static):
             return np.sqrt(((blur - np.einsum("ij,hwj->hwi", np.array(matrix), warped))[static] ** 2).mean())
 
         assert residual(sidecar["color_matrix"]) < 1.05 * residual(truth["color_matrix_sharp_to_blur"])
@@ -257,7 +263,7 @@ def test_corrupted_and_unpaired_files_are_reported_and_the_batch_continues(tmp_p
 
 
 def test_calibration_from_a_static_session(tmp_path):
-    from reloblur.capture.session import Session
+    from reloblur.formats.session import Session
 
     session_dir = simulated_session(tmp_path, 3, static_fraction=1.0, seed=9)
     calibration = tmp_path / "rig.json"

@@ -15,14 +15,15 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from reloblur.capture.cameras import CameraError, open_backend
+from reloblur.capture.cameras import CameraError
 from reloblur.capture.recorder import CaptureOptions, capture
+from reloblur.capture.registry import AravisOptions, open_backend
 from reloblur.capture.rig import CameraSettings, RigConfig
-from reloblur.capture.session import Session
 from reloblur.dataset_cli.app import app
+from reloblur.formats.session import Session
 
 try:
-    open_backend("aravis", fake=True).close()
+    open_backend(AravisOptions(fake=True)).close()
     ARAVIS_ERROR = None
 except CameraError as exc:
     ARAVIS_ERROR = str(exc)
@@ -52,7 +53,7 @@ def options(tmp_path, pairs: int, s_phase: str = "start") -> CaptureOptions:
     # The fake camera stamps a frame when its acquisition thread serves the trigger, not at
     # the trigger itself, so S at the start of B (no delay) is what its timestamps can
     # confirm; the middle phase is used below to show the check rejecting.
-    return CaptureOptions(session=tmp_path / "s", rig=rig(s_phase), backend="aravis", aravis_fake=True,
+    return CaptureOptions(session=tmp_path / "s", rig=rig(s_phase), backend=AravisOptions(fake=True),
                           pairs=pairs, timing_tolerance_us=8000, progress=False)
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from reloblur.capture.cameras import CameraGoneError, open_backend
+from reloblur.capture.backends.sim import SimBackend, SimCamera
+from reloblur.capture.cameras import CameraGoneError
 from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+from reloblur.capture.registry import HarvestersOptions, SimOptions, open_backend, register_backend
 from reloblur.capture.rig import load_rig
-from reloblur.capture.session import Session
-from reloblur.capture.simulator import RigSimulator, SimulatorConfig
 from reloblur.capture.syncbox import (
     SyncBox,
     SyncBoxError,
@@ -29,8 +29,10 @@ from reloblur.capture.syncbox import (
     SyncBoxTimeout,
     s_trigger_delay_us,
 )
-from reloblur.capture.syncbox_emulator import PtySyncBox, SyncBoxEmulator
 from reloblur.dataset_cli.app import app
+from reloblur.formats.session import Session
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+from reloblur.sim.syncbox_emulator import PtySyncBox, SyncBoxEmulator
 
 runner = CliRunner()
 
@@ -138,7 +140,7 @@ def test_harvesters_lists_viky_devices_and_reports_missing_features():
 def test_harvesters_capture_writes_a_session_and_reads_back(tmp_path):
     rig = quick_rig("0", "1", b_exposure_us=40000, s_exposure_us=2000, gain_db=None, pixel_format="RGBa8",
                     sync=None, s_phase="middle", rate_hz=10)
-    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend="harvesters", cti=(viky(),),
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend=HarvestersOptions(cti=(viky(),)),
                                      pairs=4, progress=False))
     assert summary.error is None and summary.recorded == 4 and summary.sync_mode == "software"
     assert any("no ExposureTime" in w for w in summary.warnings)
@@ -160,7 +162,7 @@ def test_a_destroyed_device_mid_stream_stops_cleanly_with_the_session_intact(tmp
         if pair_index == 2:
             cameras["S"]._ia.destroy()  # what harvesters does when the device disappears
 
-    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend="harvesters", cti=(viky(),),
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend=HarvestersOptions(cti=(viky(),)),
                                      pairs=10, progress=False), on_pair=destroy_s)
     assert summary.error and "is gone" in summary.error
     assert summary.recorded == 3
@@ -169,7 +171,7 @@ def test_a_destroyed_device_mid_stream_stops_cleanly_with_the_session_intact(tmp
 
 
 def test_harvesters_camera_gone_error_wraps_index_error():
-    with open_backend("harvesters", cti=(viky(),)) as backend:
+    with open_backend(HarvestersOptions(cti=(viky(),))) as backend:
         camera = backend.open("VikyTL_DEV_blue")
         camera.start()
         assert camera.fetch(3).data.shape == (400, 400, 3)
@@ -179,10 +181,48 @@ def test_harvesters_camera_gone_error_wraps_index_error():
 
 
 # -- the sim backend, hardware-triggered through the emulator on a pty ----------------------
+class FaultySimCamera(SimCamera):
+    """A simulated camera whose faults a test triggers: lost pulses, a vanished device."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pulses_to_lose = 0
+        self.gone = False
+
+    def miss_next_pulse(self) -> None:
+        self.pulses_to_lose += 1
+
+    def unplug(self) -> None:
+        self.gone = True
+
+    def pulse(self, sequence: int, timestamp_ns: int) -> None:
+        if self.pulses_to_lose:
+            self.pulses_to_lose -= 1
+            return
+        super().pulse(sequence, timestamp_ns)
+
+    def _check(self) -> None:
+        if self.gone:
+            raise CameraGoneError(f"camera {self.info.model} {self.info.serial} is gone (unplugged)")
+
+
+class FaultySimBackend(SimBackend):
+    camera_class = FaultySimCamera
+
+
+class FaultySimOptions(SimOptions):
+    pass
+
+
+register_backend("faulty-sim", FaultySimOptions,
+                 lambda o: FaultySimBackend(size=o.size, seed=o.seed, s_phase=o.s_phase), "sim with fault hooks")
+
+
 def sim_options(tmp_path: Path, pairs: int, **kw) -> CaptureOptions:
     rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0, pixel_format=None,
                     sync="sim", s_phase="middle", rate_hz=kw.pop("rate", 40), simulated_nd=True)
-    return CaptureOptions(session=tmp_path / "s", rig=rig, backend="sim", pairs=pairs, sim_size=(96, 64),
+    options_type = FaultySimOptions if kw.pop("faulty", False) else SimOptions
+    return CaptureOptions(session=tmp_path / "s", rig=rig, backend=options_type(size=(96, 64)), pairs=pairs,
                           progress=False, **kw)
 
 
@@ -208,9 +248,9 @@ def test_simulated_capture_end_to_end_pairs_the_right_frames(tmp_path):
 def test_a_missed_trigger_is_logged_as_rejected_never_mispaired(tmp_path):
     def miss(pair_index, cameras, backend):
         if pair_index == 2:
-            backend.cameras()["S"].miss_next_pulse()
+            cameras["S"].miss_next_pulse()
 
-    summary = capture(sim_options(tmp_path, 6, rate=20), on_pair=miss)
+    summary = capture(sim_options(tmp_path, 6, rate=20, faulty=True), on_pair=miss)
     assert summary.recorded == 5 and summary.rejected == 1
     session = Session(tmp_path / "s")
     rejected = [s for s in session.skipped]
@@ -224,11 +264,25 @@ def test_a_missed_trigger_is_logged_as_rejected_never_mispaired(tmp_path):
 def test_unplugged_camera_stops_the_capture_cleanly(tmp_path):
     def unplug(pair_index, cameras, backend):
         if pair_index == 3:
-            backend.cameras()["B"].unplug()
+            cameras["B"].unplug()
 
-    summary = capture(sim_options(tmp_path, 10), on_pair=unplug)
+    summary = capture(sim_options(tmp_path, 10, faulty=True), on_pair=unplug)
     assert summary.error and "gone" in summary.error and summary.recorded == 4
     assert len(Session(tmp_path / "s").pairs()) == 4
+
+
+def test_capture_list_on_the_sim_backend_reports_both_cameras():
+    result = runner.invoke(app, ["capture", "list", "--backend", "sim", "--size", "96x64", "--json"])
+    assert result.exit_code == 0, result.output
+    devices = json.loads(result.stdout)
+    assert [d["serial"] for d in devices] == ["SIM-B", "SIM-S"]
+    assert devices[0]["features"]["TriggerMode"]["node"] == "TriggerMode"
+    assert devices[1]["features"]["ExposureTime"]["value"] == 2000.0
+
+
+def test_unknown_backend_is_a_user_error_naming_the_choices():
+    result = runner.invoke(app, ["capture", "list", "--backend", "nope"])
+    assert result.exit_code == 1 and "harvesters" in result.output and "'nope'" in result.output
 
 
 def test_rig_file_and_capture_cli(tmp_path):

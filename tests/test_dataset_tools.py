@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from conftest import make_pair
-from reloblur.dataset_cli.export import ExportOptions, export_dataset
-from reloblur.dataset_cli.layout import discover_pairs, scan_dataset
-from reloblur.dataset_cli.split import SplitOptions, assign_scenes, split_dataset
-from reloblur.dataset_cli.stats import StatsOptions, dataset_stats
-from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
+from reloblur.dataset.export import ExportOptions, export_dataset
+from reloblur.dataset.split import SplitOptions, assign_scenes, split_dataset
+from reloblur.dataset.stats import StatsOptions, dataset_stats
+from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.errors import DatasetError
-from reloblur.imageio import read_image, write_image
+from reloblur.formats.dataset import discover_pairs, scan_dataset
+from reloblur.imaging.imageio import read_image, write_image
 
 
 def problems_by_code(root: Path, **kw) -> dict[str, list[str]]:

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import needs_browser
-
 from reloblur.dataset_cli.app import app
 
 runner = CliRunner()
@@ -36,16 +35,16 @@ def test_quick_demo_runs_every_stage(demo_dir):
     for section in ("Pipeline", "Alignment against the simulator's truth", "Blur masks against the truth",
                     "Training", "Evaluation on the test scenes", "Before / after"):
         assert section in page
-    with pytest.raises(Exception):
-        # A second run refuses to mix into a full directory.
-        from reloblur.demo.pipeline import DemoOptions, run_demo
+    from reloblur.demo.pipeline import DemoOptions, run_demo
+    from reloblur.errors import ReloblurError
 
+    with pytest.raises(ReloblurError, match="not empty"):  # a second run refuses to mix into a full directory
         run_demo(DemoOptions(out=out, quick=True))
 
 
 @needs_browser
 def test_report_opens_in_a_browser_without_broken_images(demo_dir, tmp_path, browser):
-    from reloblur.imageio import read_image
+    from reloblur.imaging.imageio import read_image
 
     out, _ = demo_dir
     driver = browser

@@ -5,7 +5,7 @@ import pytest
 
 from reloblur.atomic import TEMP_PREFIX, atomic_open, remove_stale_temporaries
 from reloblur.errors import ImageReadError
-from reloblur.imageio import (
+from reloblur.imaging.imageio import (
     from_float,
     linear_to_srgb,
     probe_image,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import SHARED
-from reloblur.imageio import read_image
+from reloblur.imaging.imageio import read_image
 from reloblur.lbag.losses import LossWeights, l1_per_sample, lbag_loss, shift, shift_tolerant
 from reloblur.lbag.metrics import image_metrics
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import SHARED
-from reloblur.imageio import read_image
+from reloblur.imaging.imageio import read_image
 from reloblur.lbag.checkpoint import (
     WARM_START_DROPPED,
     CheckpointError,

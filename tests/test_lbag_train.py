@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from conftest import SHARED
 from reloblur.dataset_cli.app import app
-from reloblur.dataset_cli.layout import discover_pairs
-from reloblur.imageio import read_image, write_image
+from reloblur.formats.dataset import discover_pairs
+from reloblur.imaging.imageio import read_image, write_image
 from reloblur.lbag.checkpoint import read_checkpoint
 from reloblur.lbag.config import ConfigError, TrainConfig, apply_settings, load_config, parse_overrides
 from reloblur.lbag.data import SampleStream, TrainPatches
@@ -83,7 +83,7 @@ def test_ddp_with_two_gloo_processes(sim_dataset, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "reloblur.lbag.train", "--config", str(config), "--run-dir", str(tmp_path / "ddp")],
+         "-m", "reloblur.dataset_cli.torchrun", "--config", str(config), "--run-dir", str(tmp_path / "ddp")],
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -17,12 +17,11 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import needs_browser
-
-from reloblur.capture.simulator import RigSimulator, SimulatorConfig
 from reloblur.dataset_cli.app import app
-from reloblur.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
+from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
 from reloblur.lbfmg.generate import boundary_f_score, generate_mask, iou
-from reloblur.lbfmg.review import ReviewOptions, make_server
+from reloblur.review.server import ReviewOptions, make_server
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
 runner = CliRunner()
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from reloblur.atomic import TEMP_PREFIX
-from reloblur.capture.session import (
+from reloblur.errors import SessionError
+from reloblur.formats.session import (
     LOG,
     STATUS_OK,
     STATUS_REJECTED,
@@ -16,7 +17,6 @@ from reloblur.capture.session import (
     SessionManifest,
     SessionWriter,
 )
-from reloblur.errors import SessionError
 
 
 def manifest() -> SessionManifest:

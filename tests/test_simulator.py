@@ -6,13 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
-from reloblur.capture.session import Session
-from reloblur.capture.simulate import SimulateOptions, simulate
-from reloblur.capture.simulator import RigSimulator, SimulatorConfig
-from reloblur.dataset_cli.layout import discover_pairs
-from reloblur.dataset_cli.validate import ValidateOptions, validate_dataset
+from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.errors import ReloblurError
-from reloblur.imageio import read_image
+from reloblur.formats.dataset import discover_pairs
+from reloblur.formats.session import Session
+from reloblur.imaging.imageio import read_image
+from reloblur.sim.simulate import SimulateOptions, simulate
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
 
 def session_bytes(root):

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from reloblur.atomic import atomic_write_bytes  # noqa: E402
 
 
-def save_figure(fig: "plt.Figure", path: str | os.PathLike[str]) -> None:
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str]) -> None:
     """Render ``fig`` to PNG at ``path`` atomically and close it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")

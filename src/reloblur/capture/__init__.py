@@ -1,5 +1,6 @@
-"""Capture: cameras, the sync box, capture sessions and the rig simulator.
+"""Capture: the camera interface and backends, the sync-box driver, rig files and the
+crash-safe recorder.
 
 Importing this package needs no camera SDK, harvesters or pyserial: those are imported by
-the backends that use them.
+the backend modules that use them.
 """

@@ -1,8 +1,8 @@
 """The camera interface every backend implements, and what frames look like.
 
-A backend is chosen by name: ``harvesters`` (any GenTL producer, ``.cti`` files) or
-``sim`` (the rig simulator, in-process). Code after :func:`open_backend` is the same for
-both. Backends import their SDKs lazily, so this module needs none of them.
+Backends live in :mod:`reloblur.capture.backends` and are chosen by name through
+:mod:`reloblur.capture.registry`; code after ``open_backend`` is the same for all of them.
+This module imports no SDK.
 """
 
 from __future__ import annotations
@@ -184,20 +184,3 @@ def stored_format(data_format: str) -> str:
     if upper.startswith(("RGBA", "BGR")):
         return "RGB" + "".join(c for c in data_format if c.isdigit())
     return data_format
-
-
-def open_backend(name: str, **options: Any) -> CameraBackend:
-    """``harvesters`` (options: ``cti`` paths), ``aravis`` (``fake``) or ``sim`` (``size``, ``seed``...)."""
-    if name == "aravis":
-        from reloblur.capture.aravis_backend import AravisBackend
-
-        return AravisBackend(fake=bool(options.get("fake")))
-    if name == "harvesters":
-        from reloblur.capture.harvesters_backend import HarvestersBackend
-
-        return HarvestersBackend(cti=options.get("cti") or ())
-    if name == "sim":
-        from reloblur.capture.sim_backend import SimBackend
-
-        return SimBackend(**{k: v for k, v in options.items() if k != "cti"})
-    raise CameraError(f"unknown camera backend {name!r}: choose harvesters, aravis or sim")

@@ -46,7 +46,7 @@ def preview_frame(frame: Frame) -> np.ndarray:
     """An 8-bit RGB view of a frame for a preview JPEG (gamma for display)."""
     data = frame.data.astype(np.float32) / float(np.iinfo(frame.data.dtype).max)
     if frame.pixel_format.startswith("Bayer"):
-        from reloblur.postprocess.raw import demosaic
+        from reloblur.imaging.raw import demosaic
 
         data = demosaic(frame.data, frame.pixel_format[5:7].upper()).astype(np.float32) / float(np.iinfo(frame.data.dtype).max)
     if data.ndim == 2:

@@ -25,11 +25,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reloblur.capture.cameras import Camera, CameraError, CameraGoneError, Frame, FrameTimeout, open_backend
+from reloblur.capture.cameras import Camera, CameraError, CameraGoneError, Frame, FrameTimeout
+from reloblur.capture.registry import BackendOptions, HarvestersOptions, backend_name, open_backend
 from reloblur.capture.rig import CameraSettings, RigConfig, configure_camera, light_balance_warning
-from reloblur.capture.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
 from reloblur.capture.syncbox import SyncBox, SyncBoxGoneError, s_trigger_delay_us
 from reloblur.errors import ReloblurError
+from reloblur.formats.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -41,16 +42,11 @@ class CaptureOptions:
 
     session: Path
     rig: RigConfig
-    backend: str = "harvesters"
-    cti: tuple[str, ...] = ()
+    backend: BackendOptions = field(default_factory=HarvestersOptions)  # see reloblur.capture.registry
     pairs: int = 10
     queue_size: int = 16
     timing_tolerance_us: float = 2_000.0
     scene: str | None = None
-    sim_size: tuple[int, int] = (720, 480)
-    sim_seed: int = 0
-    sim_distinct_pairs: int | None = None
-    aravis_fake: bool = False
     progress: bool = True
 
 
@@ -141,13 +137,7 @@ class Recorder:
         options, rig = self.options, self.rig
         started = time.monotonic()
         with ExitStack() as stack:
-            backend_options: dict = {"cti": options.cti}
-            if options.backend == "aravis":
-                backend_options = {"fake": options.aravis_fake}
-            if options.backend == "sim":
-                backend_options = {"size": options.sim_size, "seed": options.sim_seed, "s_phase": rig.s_phase,
-                                   "distinct_pairs": options.sim_distinct_pairs}
-            backend = stack.enter_context(open_backend(options.backend, **backend_options))
+            backend = stack.enter_context(open_backend(options.backend))
             self.backend = backend
             cameras: dict[str, Camera] = {}
             for role in ("B", "S"):
@@ -159,7 +149,7 @@ class Recorder:
             if rig.sync_port:
                 port = rig.sync_port
                 if port == "sim":
-                    from reloblur.capture.syncbox_emulator import PtySyncBox, SyncBoxEmulator
+                    from reloblur.sim.syncbox_emulator import PtySyncBox, SyncBoxEmulator
 
                     bridge = self.trigger_bridge or _line_bridge
                     emulator = SyncBoxEmulator(on_pulse=lambda role, seq, t: bridge(role, cameras[role], seq, t))
@@ -170,7 +160,8 @@ class Recorder:
                     box.power(role, True)
 
             applied = {role: configure_camera(cameras[role], role, rig.cameras[role],
-                                              hardware_trigger=box is not None, backend=options.backend)
+                                              hardware_trigger=box is not None,
+                                              backend=backend_name(options.backend))
                        for role in ("B", "S")}
             hardware = box is not None and all(a.has_trigger for a in applied.values())
             warnings = [w for a in applied.values() for w in a.warnings]

@@ -36,8 +36,8 @@ from typing import Any
 import yaml
 
 from reloblur.capture.cameras import TRIGGER_FEATURES, Camera, CameraError
-from reloblur.capture.session import CameraRecord
 from reloblur.errors import ReloblurError
+from reloblur.formats.session import CameraRecord
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass
 
 from reloblur.errors import ReloblurError
+from reloblur.formats.syncbox_protocol import ERRORS, MAX_LINE, PROTOCOL_VERSION
+from reloblur.formats.timing import s_trigger_delay_us
 
-PROTOCOL_VERSION = 1
-MAX_LINE = 64
-ERRORS = {1: "unknown command", 2: "bad argument", 3: "not armed", 4: "busy", 5: "line too long",
-          6: "camera not powered"}
+__all__ = ["ERRORS", "MAX_LINE", "PROTOCOL_VERSION", "SyncBox", "s_trigger_delay_us"]
+
 
 
 class SyncBoxError(ReloblurError):
@@ -46,21 +46,6 @@ class TriggerEvent:
     sequence: int
     time_us: int
     host_ns: int
-
-
-def s_trigger_delay_us(b_exposure_us: float, s_exposure_us: float, phase: str = "middle",
-                       offset_us: float = 0.0) -> float:
-    """Delay of S's trigger after B's that puts S at ``phase`` of B's exposure.
-
-    ``middle``: (T_B - T_S) / 2, so S's exposure is centred in B's; ``start``: 0 (as
-    ReLoBlur); ``end``: T_B - T_S. ``offset_us`` corrects for the cameras' trigger latency.
-    """
-    if s_exposure_us > b_exposure_us:
-        raise ReloblurError(f"S exposure {s_exposure_us} us is longer than B's {b_exposure_us} us")
-    base = {"start": 0.0, "middle": (b_exposure_us - s_exposure_us) / 2, "end": b_exposure_us - s_exposure_us}
-    if phase not in base:
-        raise ReloblurError(f"S phase {phase!r}: choose start, middle or end")
-    return base[phase] + offset_us
 
 
 class SyncBox:

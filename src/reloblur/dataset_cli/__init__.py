@@ -1,2 +1,2 @@
-"""The ``reloblur`` command-line app and the ReLoBlur dataset tools (I/O, validate, stats,
-split, export)."""
+"""The ``reloblur`` command-line app (Typer): one thin module per command group that parses
+options, calls the library and prints. Nothing in the package imports this one."""

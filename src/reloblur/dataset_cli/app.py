@@ -75,12 +75,12 @@ def root(
 
 
 def _register_stages() -> None:
-    from reloblur.capture.cli import register as register_capture
-    from reloblur.dataset_cli.dataset_commands import register as register_dataset
-    from reloblur.demo.cli import register as register_demo
-    from reloblur.lbag.cli import register as register_lbag
-    from reloblur.lbfmg.cli import register as register_mask
-    from reloblur.postprocess.cli import register as register_align
+    from reloblur.dataset_cli.align import register as register_align
+    from reloblur.dataset_cli.capture import register as register_capture
+    from reloblur.dataset_cli.dataset import register as register_dataset
+    from reloblur.dataset_cli.demo import register as register_demo
+    from reloblur.dataset_cli.lbag import register as register_lbag
+    from reloblur.dataset_cli.mask import register as register_mask
 
     register_capture(app)
     register_align(app)

@@ -73,13 +73,14 @@ def _timed(stages: list[Stage], name: str, fn, describe) -> Any:
 def run_demo(options: DemoOptions) -> DemoResult:
     """Run every stage into ``options.out`` and write ``out/report.html``."""
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
-    from reloblur.dataset_cli.split import SplitOptions, split_dataset
+    from reloblur.capture.registry import SimOptions
+    from reloblur.dataset.split import SplitOptions, split_dataset
     from reloblur.lbag.config import TrainConfig
     from reloblur.lbag.deblur_files import DeblurOptions, deblur_files
     from reloblur.lbag.evaluate import EvalOptions, evaluate
     from reloblur.lbag.loop import train
-    from reloblur.lbfmg.batch import GenerateOptions, generate_masks
-    from reloblur.postprocess.align_batch import AlignOptions, align_all
+    from reloblur.pipeline.align import AlignOptions, align_all
+    from reloblur.pipeline.masks import GenerateOptions, generate_masks
 
     out = Path(options.out)
     if out.exists() and any(out.iterdir()):
@@ -94,8 +95,8 @@ def run_demo(options: DemoOptions) -> DemoResult:
             rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0,
                             pixel_format="RGB16", sync="sim", s_phase="middle", rate_hz=20, simulated_nd=True)
             summaries.append(capture(CaptureOptions(
-                session=session_dir, rig=rig, backend="sim", pairs=options.pairs_per_scene,
-                scene=f"s{scene + 1:02d}", sim_size=options.size, sim_seed=options.seed + scene,
+                session=session_dir, rig=rig, pairs=options.pairs_per_scene, scene=f"s{scene + 1:02d}",
+                backend=SimOptions(size=options.size, seed=options.seed + scene, s_phase=rig.s_phase),
                 progress=options.progress)))
             if summaries[-1].error:
                 raise ReloblurError(f"capture failed: {summaries[-1].error}")
@@ -139,7 +140,7 @@ def run_demo(options: DemoOptions) -> DemoResult:
         checkpoint=run_dir, inputs=(dataset / "test",), out=out / "deblurred", device="cpu", gates=True,
         progress=options.progress)), lambda r: f"{len(r.written)} test images deblurred, gate maps written")
 
-    from reloblur.demo.report import write_report
+    from reloblur.reports.demo_report import write_report
 
     report = _timed(stages, "report", lambda: write_report(out, stages, evaluation, options),
                     lambda path: str(path))

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from reloblur.dataset_cli.layout import Pair
 from reloblur.errors import DatasetError
-from reloblur.imageio import ensure_rgb, read_image, to_float
+from reloblur.formats.dataset import Pair
+from reloblur.imaging.imageio import ensure_rgb, read_image, to_float
 
 ORIGINAL_BAPC_MIN_RATIO = 0.05 / 255.0
 

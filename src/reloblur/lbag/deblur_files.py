@@ -20,7 +20,7 @@ from reloblur import resume
 from reloblur.atomic import atomic_write_json
 from reloblur.batch import make_progress
 from reloblur.errors import ReloblurError
-from reloblur.imageio import IMAGE_SUFFIXES, read_image, write_image
+from reloblur.imaging.imageio import IMAGE_SUFFIXES, read_image, write_image
 from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, deblur, to_tensor, to_uint8

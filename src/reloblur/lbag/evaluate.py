@@ -18,9 +18,9 @@ import torch
 
 from reloblur.atomic import atomic_write_json, atomic_write_text
 from reloblur.batch import make_progress
-from reloblur.dataset_cli.layout import Pair, discover_pairs
 from reloblur.errors import ReloblurError
-from reloblur.imageio import read_image
+from reloblur.formats.dataset import Pair, discover_pairs
+from reloblur.imaging.imageio import read_image
 from reloblur.lbag.checkpoint import model_from_checkpoint
 from reloblur.lbag.data import load_pair
 from reloblur.lbag.device import resolve_device

@@ -112,7 +112,7 @@ def deblur(model: nn.Module, image: Tensor, *, tiles: TileOptions = TileOptions(
 
 def to_tensor(image: np.ndarray) -> Tensor:
     """``(H, W, 3)`` uint8/uint16 RGB -> ``(3, H, W)`` float32 in [0, 1]."""
-    from reloblur.imageio import ensure_rgb, to_float
+    from reloblur.imaging.imageio import ensure_rgb, to_float
 
     return torch.from_numpy(np.ascontiguousarray(to_float(ensure_rgb(image)).transpose(2, 0, 1)))
 

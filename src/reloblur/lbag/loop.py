@@ -27,8 +27,8 @@ from torch.utils.data import DataLoader
 from reloblur import __version__
 from reloblur.atomic import atomic_write_json, atomic_write_text
 from reloblur.batch import make_progress
-from reloblur.dataset_cli.layout import discover_pairs
 from reloblur.errors import ReloblurError
+from reloblur.formats.dataset import discover_pairs
 from reloblur.lbag.checkpoint import (
     list_checkpoints,
     model_from_checkpoint,

@@ -1,1 +1,2 @@
-"""LBFMG: local blur foreground mask generation, review and statistics."""
+"""LBFMG: local blur foreground mask generation and mask metrics. Arrays in, results out:
+no files, no torch, no capture."""

@@ -35,9 +35,9 @@ import numpy as np
 from scipy import ndimage
 
 from reloblur.errors import ImageFormatError
-from reloblur.imageio import ensure_rgb, linear_to_srgb, srgb_to_linear, to_float
+from reloblur.formats.masks import Component, mask_components
+from reloblur.imaging.imageio import ensure_rgb, linear_to_srgb, srgb_to_linear, to_float
 from reloblur.postprocess.color import ColorFitError, fit_color
-
 
 NOISE_ONLY_P25 = 0.52  # 25th percentile of the shift-min difference, in noise levels, for pure noise
 RESIDUAL_ALLOWANCE = 2.0
@@ -64,12 +64,6 @@ class MaskParams:
 
 
 @dataclass
-class Component:
-    area: int
-    bbox: list[int]  # x, y, width, height
-
-
-@dataclass
 class MaskResult:
     """A mask and what it was made from."""
 
@@ -78,6 +72,12 @@ class MaskResult:
     components: list[Component] = field(default_factory=list)
     noise_sigma: float = 0.0  # of the B - S difference, in [0, 1] display units
     threshold: float = 0.0  # the high threshold applied to the smoothed difference
+
+    def diagnostics(self) -> dict:
+        return {"noise_sigma": self.noise_sigma, "threshold": self.threshold}
+
+    def confidence_u8(self) -> np.ndarray | None:
+        return None
 
 
 def noise_sigma(channel: np.ndarray) -> float:
@@ -91,15 +91,6 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
-def components_of(mask: np.ndarray) -> list[Component]:
-    """Connected components of a binary mask with their areas and bounding boxes."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
-    return [
-        Component(int(stats[i, cv2.CC_STAT_AREA]),
-                  [int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP]),
-                   int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])])
-        for i in range(1, count)
-    ]
 
 
 def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams()) -> MaskResult:
@@ -172,7 +163,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     if params.dilate_radius > 0:
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
     out = np.where(mask, 255, 0).astype(np.uint8)
-    return MaskResult(out, float(mask.mean()), components_of(out), sigma, params.high_sigmas * level)
+    return MaskResult(out, float(mask.mean()), mask_components(out), sigma, params.high_sigmas * level)
 
 
 def iou(prediction: np.ndarray, truth: np.ndarray) -> float:

@@ -1,2 +1,2 @@
-"""Post-processing: make B and S comparable pixel for pixel (raw decoding, colour,
-brightness, registration, crop/resize). Pure functions on arrays; no hardware imports."""
+"""Post-processing: make B and S comparable pixel for pixel (colour, brightness,
+registration, crop/resize). Arrays in, results out: no files, no torch, no capture."""

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.imageio import linear_to_srgb
+from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, fit_color
 from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
 from reloblur.postprocess.registration import (

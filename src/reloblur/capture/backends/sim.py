@@ -1,0 +1,175 @@
+"""The ``sim`` camera backend: two simulated cameras (B and S) looking at the simulated rig.
+
+They implement the full set of standard features (exposure, gain, pixel format, trigger
+mode/source/activation, auto functions, chunk timestamps, temperature) and behave like
+hardware-triggered cameras: with ``TriggerMode`` On and a ``Line`` source, a frame is
+exposed when the sync box pulses that camera's line (:meth:`SimBackend.pulse`, wired to
+the sync-box emulator); with the ``Software`` source, on :meth:`software_trigger`; with
+``TriggerMode`` Off they free-run at ``AcquisitionFrameRate``. Frame *k* of each camera
+shows pair *k* of the rig simulator, so B and S of one trigger are a true pair. Exposure
+is applied in steps of 10 us, as real sensors round it, so read-back matters.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from reloblur.capture.cameras import (
+    SFNC_FEATURES,
+    Camera,
+    CameraBackend,
+    CameraError,
+    DeviceInfo,
+    FeatureInfo,
+    Frame,
+    FrameTimeout,
+)
+from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+
+EXPOSURE_STEP_US = 10.0
+ROLES = ("B", "S")
+
+
+class SimRig:
+    """The scene both simulated cameras look at: renders each pair once, on demand."""
+
+    def __init__(self, *, size: tuple[int, int], seed: int, bayer: bool, s_phase: str,
+                 distinct_pairs: int | None = None):
+        self.size, self.seed, self.bayer, self.s_phase = size, seed, bayer, s_phase
+        self.distinct_pairs = distinct_pairs
+        self.exposures = {"B": DEFAULT_B_EXPOSURE_US, "S": DEFAULT_S_EXPOSURE_US}
+        self._simulator: RigSimulator | None = None
+        self._cache: OrderedDict[int, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def frame(self, index: int, role: str):
+        """Camera ``role``'s image of pair ``index`` (frames of one trigger form a true pair)."""
+        if self.distinct_pairs:
+            index %= self.distinct_pairs  # benchmarks: reuse a few renders, measure the pipeline
+        with self._lock:
+            if self._simulator is None:
+                config = SimulatorConfig(width=self.size[0], height=self.size[1], seed=self.seed, bayer=self.bayer,
+                                         s_phase=self.s_phase, b_exposure_us=self.exposures["B"],
+                                         s_exposure_us=min(self.exposures["S"], self.exposures["B"]))
+                self._simulator = RigSimulator(config)
+            if index not in self._cache:
+                self._cache[index] = self._simulator.render(index)
+                while len(self._cache) > 4:
+                    self._cache.popitem(last=False)
+            pair = self._cache[index]
+        return (pair.blur if role == "B" else pair.sharp), pair.pixel_format
+
+
+class SimCamera(Camera):
+    def __init__(self, rig: SimRig, info: DeviceInfo, role: str):
+        self.info = info
+        self.role = role
+        self._rig = rig
+        self._pending: queue.Queue[tuple[int, int]] = queue.Queue()  # (trigger sequence, time ns)
+        self._values: dict[str, Any] = {
+            "ExposureTime": rig.exposures[role], "Gain": 0.0,
+            "PixelFormat": "BayerRG16" if rig.bayer else "RGB16",
+            "TriggerMode": "Off", "TriggerSource": "Line0" if role == "B" else "Line1",
+            "TriggerActivation": "RisingEdge", "ExposureAuto": "Continuous", "GainAuto": "Continuous",
+            "BalanceWhiteAuto": "Continuous", "ChunkModeActive": True, "DeviceTemperature": 41.5,
+            "AcquisitionFrameRate": 5.0, "Width": rig.size[0], "Height": rig.size[1],
+        }
+        self._running = False
+        self._frame_id = 0
+        self._next_free_run = 0.0
+        self._own_sequence = 0  # free-run and software trigger count their own frames
+
+    def feature(self, name: str) -> FeatureInfo:
+        if name not in self._values:
+            return FeatureInfo(name, None)
+        writable = name not in ("DeviceTemperature", "Width", "Height")
+        return FeatureInfo(name, SFNC_FEATURES.get(name, (name,))[0], True, writable, self._values[name])
+
+    def set(self, name: str, value: Any) -> Any:
+        self._check()
+        if name not in self._values or name in ("DeviceTemperature", "Width", "Height"):
+            raise CameraError(f"{self.info.serial}: camera has no writable {name} feature")
+        if name == "ExposureTime":
+            value = max(EXPOSURE_STEP_US, round(float(value) / EXPOSURE_STEP_US) * EXPOSURE_STEP_US)
+            self._rig.exposures[self.role] = value
+        elif name == "PixelFormat" and value not in ("RGB16", "BayerRG16"):
+            raise CameraError(f"{self.info.serial}: pixel format {value!r} not supported (RGB16, BayerRG16)")
+        elif name == "PixelFormat":
+            self._rig.bayer = value == "BayerRG16"
+        self._values[name] = value
+        return value
+
+    def _check(self) -> None:
+        """Raise :class:`CameraGoneError` if the camera stopped answering (never, simulated)."""
+
+    def start(self) -> None:
+        self._check()
+        self._running = True
+        self._next_free_run = time.monotonic()
+
+    def stop(self) -> None:
+        self._running = False
+
+    def pulse(self, sequence: int, timestamp_ns: int) -> None:
+        """A rising edge on this camera's trigger line: expose the image of pair ``sequence``."""
+        if self._running and self._values["TriggerMode"] == "On" and self._values["TriggerSource"].startswith("Line"):
+            self._pending.put((sequence, timestamp_ns))
+
+    def software_trigger(self) -> None:
+        self._check()
+        if self._values["TriggerMode"] == "On" and self._values["TriggerSource"] == "Software":
+            self._pending.put((self._own_sequence, time.time_ns()))
+            self._own_sequence += 1
+
+    def fetch(self, timeout_s: float = 2.0) -> Frame:
+        self._check()
+        if not self._running:
+            raise CameraError(f"{self.info.serial}: acquisition not started")
+        if self._values["TriggerMode"] == "On":
+            try:
+                index, stamp = self._pending.get(timeout=timeout_s)
+            except queue.Empty:
+                self._check()
+                raise FrameTimeout(f"{self.info.serial}: no trigger within {timeout_s} s") from None
+            self._check()
+        else:
+            wait = self._next_free_run - time.monotonic()
+            if wait > timeout_s:
+                raise FrameTimeout(f"{self.info.serial}: no frame within {timeout_s} s")
+            if wait > 0:
+                time.sleep(wait)
+            self._next_free_run += 1.0 / float(self._values["AcquisitionFrameRate"])
+            stamp = time.time_ns()
+            index = self._own_sequence
+            self._own_sequence += 1
+        self._frame_id += 1
+        image, pixel_format = self._rig.frame(index, self.role)
+        return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
+
+    def close(self) -> None:
+        self._running = False
+
+
+class SimBackend(CameraBackend):
+    """Two simulated cameras, serials ``SIM-B`` and ``SIM-S``."""
+
+    name = "sim"
+    camera_class: type[SimCamera] = SimCamera
+
+    def __init__(self, *, size: tuple[int, int] = (720, 480), seed: int = 0, bayer: bool = False,
+                 s_phase: str = "middle", distinct_pairs: int | None = None):
+        self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs)
+
+    def devices(self) -> list[DeviceInfo]:
+        return [DeviceInfo(i, "reloblur", "SimCam", f"SIM-{role}", f"sim://{role}", f"sim-{role.lower()}", "ReadWrite")
+                for i, role in enumerate(ROLES)]
+
+    def open(self, selector: str) -> Camera:
+        info = self.select(selector)
+        role = info.serial[-1]
+        return self.camera_class(self.rig, info, role)

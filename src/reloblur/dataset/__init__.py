@@ -1,0 +1,1 @@
+"""Dataset tools on the ReLoBlur layout: validate, stats, split, export."""

@@ -1,0 +1,119 @@
+"""``reloblur align``, ``align calibrate`` and ``align report``: parsing and printing only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_failures, print_json, stdout
+from reloblur.postprocess.align import AlignLimits
+
+align_app = typer.Typer(
+    cls=DefaultToRun,
+    help=(
+        "Align B/S pairs (colour, brightness, sub-pixel geometry, crop), calibrate a rig, report.\n\n"
+        "reloblur align IN OUT is short for reloblur align run IN OUT."
+    ),
+    no_args_is_help=True,
+)
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+@align_app.command("run")
+def align_command(
+    input: Annotated[Path, typer.Argument(help="Capture session, or a folder tree of <id>_blur/<id>_sharp files.",
+                                          show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Output directory (mirrors the input).", show_default=False)],
+    no_crop: Annotated[bool, typer.Option("--no-crop", help="Keep B's full grid; write <id>.valid.png masks.")] = False,
+    resize: Annotated[Optional[str], typer.Option("--resize", help="Resize outputs to WxH (e.g. 538x359).")] = None,
+    resize_filter: Annotated[str, typer.Option("--resize-filter", help="area or bicubic.")] = "area",
+    color_mode: Annotated[str, typer.Option("--color-mode", help="matrix, affine, gain, scalar or calibrated.")] = "matrix",
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Rig calibration from 'align calibrate'.")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Known blur masks (<dir>/<id>.png) to exclude.")] = None,
+    transfer: Annotated[str, typer.Option("--transfer", help="Input encoding: auto, linear or srgb.")] = "auto",
+    bit_depth: Annotated[int, typer.Option("--bit-depth", help="Output PNG bit depth: 8 or 16.")] = 8,
+    max_shift: Annotated[float, typer.Option("--max-shift", help="Flag pairs shifted more (px).")] = 200.0,
+    max_rotation: Annotated[float, typer.Option("--max-rotation", help="Flag pairs rotated more (deg).")] = 5.0,
+    max_scale: Annotated[float, typer.Option("--max-scale-change", help="Flag pairs scaled more (fraction).")] = 0.05,
+    min_psnr: Annotated[float, typer.Option("--min-static-psnr", help="Flag pairs below (dB).")] = 25.0,
+    workers: WorkersOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Align every pair: S colour-corrected, brightness-matched and warped onto B.
+
+    Examples:
+
+      reloblur align run session/ aligned/
+
+      reloblur align run photos/ aligned/ --resize 538x359 --workers 4
+    """
+    from reloblur.pipeline.align import AlignOptions, align_all
+
+    report = align_all(AlignOptions(
+        input=input, out=out, crop=not no_crop, resize=parse_size(resize, option="--resize") if resize else None,
+        resize_filter=resize_filter, color_mode=color_mode, calibration=calibration, masks=masks,
+        transfer=transfer, bit_depth=bit_depth,
+        limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr),
+        workers=workers, progress=not json_output,
+    ))
+    if json_output:
+        print_json(report)
+    else:
+        stdout.print(f"{report.pairs} pair(s): {report.aligned} aligned, {report.resumed} already done, "
+                     f"{len(report.flagged)} flagged, {len(report.failures)} failed -> {report.out}")
+        for key in report.flagged:
+            stdout.print(f"[yellow]flagged[/] {key} (see its .align.json)")
+        print_failures(report.failures)
+    if report.failures:
+        fail_partially(len(report.failures), "pair(s)")
+
+
+@align_app.command("calibrate")
+def calibrate_command(
+    input: Annotated[Path, typer.Argument(help="Session (or pair tree) of a static scene.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration JSON to write.")] = Path("calibration.json"),
+    transfer: Annotated[str, typer.Option("--transfer", help="Input encoding: auto, linear or srgb.")] = "auto",
+    workers: WorkersOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Fit the rig's homography and colour matrix from a capture of a static scene.
+
+    Example: reloblur align calibrate calib-session/ --out rig.json
+    """
+    from reloblur.pipeline.calibrate import CalibrateOptions, calibrate
+
+    result = calibrate(CalibrateOptions(input, out, transfer, workers, progress=not json_output))
+    if json_output:
+        print_json(result)
+    else:
+        stdout.print(f"calibration from {result.pairs_used} pair(s) -> {result.out}; "
+                     f"corner spread {result.corner_spread_px:.3f} px")
+    if result.failures:
+        fail_partially(len(result.failures), "pair(s)")
+
+
+@align_app.command("report")
+def report_command(
+    out: Annotated[Path, typer.Argument(help="An 'align' output directory.", show_default=False)],
+    html: Annotated[Optional[Path], typer.Option("--html", help="Page to write [default: OUT-report/index.html].")] = None,
+    detailed: Annotated[int, typer.Option("--detailed", help="Pairs shown with images (worst first).")] = 30,
+    json_output: JsonOpt = False,
+) -> None:
+    """Write an HTML page to check an aligned dataset: worst pairs first, flicker crops.
+
+    Example: reloblur align report aligned/
+    """
+    from reloblur.reports.align_report import ReportOptions, build_report
+
+    result = build_report(ReportOptions(out, html, detailed))
+    if json_output:
+        print_json(result)
+    else:
+        stdout.print(f"report of {result.pairs} pair(s): {result.html}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(align_app, name="align")

@@ -1,0 +1,267 @@
+"""``reloblur simulate`` (and, later, ``reloblur capture``): parsing and printing only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reloblur.dataset_cli.common import (
+    DefaultToRun,
+    fail_partially,
+    parse_size,
+    print_failures,
+    print_json,
+    stderr,
+    stdout,
+)
+from reloblur.errors import ReloblurError
+from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
+from reloblur.sim.simulate import LAYOUTS, SimulateOptions, simulate
+
+
+def simulate_command(
+    out: Annotated[Path, typer.Argument(help="Output directory (created; resumed if it exists).", show_default=False)],
+    pairs: Annotated[int, typer.Option("--pairs", "-n", help="Number of B/S pairs.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same bytes.")] = 0,
+    size: Annotated[str, typer.Option("--size", help="Frame size WxH (ReLoBlur captures 2152x1436).")] = "2152x1436",
+    layout: Annotated[
+        str, typer.Option("--layout", help="session: raw camera frames + ground truth; reloblur: aligned dataset.")
+    ] = "session",
+    bayer: Annotated[bool, typer.Option("--bayer", help="Write raw RGGB Bayer frames (session layout).")] = False,
+    pairs_per_scene: Annotated[int, typer.Option("--pairs-per-scene", help="Pairs sharing a background.")] = 4,
+    static_fraction: Annotated[float, typer.Option("--static-fraction", help="Share of pairs with no motion.")] = 0.15,
+    s_phase: Annotated[str, typer.Option("--s-phase", help="Instant of B's exposure S shows: start, middle, end.")] = "middle",
+    test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share of scenes in test (reloblur layout).")] = 0.2,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Simulate the two-camera rig: moving objects over real photographs, B blurred, S sharp.
+
+    Examples:
+
+      reloblur simulate sim-session --size 720x480 --pairs 8
+
+      reloblur simulate sim-data --layout reloblur --size 538x359 --pairs 40
+    """
+    width, height = parse_size(size)
+    if layout not in LAYOUTS:
+        raise ReloblurError(f"--layout {layout!r}: choose from {', '.join(LAYOUTS)}")
+    result = simulate(
+        SimulateOptions(
+            out=out, pairs=pairs, seed=seed, width=width, height=height, layout=layout, bayer=bayer,
+            pairs_per_scene=pairs_per_scene, static_fraction=static_fraction, s_phase=s_phase,
+            test_fraction=test_fraction, workers=workers, progress=not json_output,
+        )
+    )
+    if json_output:
+        print_json(result)
+    else:
+        stdout.print(
+            f"{result.layout} at {result.out}: {result.written} pair(s) written, "
+            f"{result.resumed} already there, {result.seconds:.1f} s"
+        )
+        print_failures(result.failures)
+    if result.failures:
+        fail_partially(len(result.failures), "pair(s)")
+
+
+
+
+
+
+capture_app = typer.Typer(
+    cls=DefaultToRun,
+    help=("Drive the two cameras and the sync box: list devices, preview, capture pairs.\n\n"
+          "reloblur capture --session DIR ... is short for reloblur capture run --session DIR ..."),
+    no_args_is_help=True,
+)
+BackendOpt = Annotated[str, typer.Option("--backend", help="harvesters (GenTL), aravis, or sim (simulated rig).")]
+FakeOpt = Annotated[bool, typer.Option("--fake", help="aravis: enable Aravis's fake camera (Fake_1).")]
+CtiOpt = Annotated[Optional[list[str]], typer.Option("--cti", help="GenTL producer file (repeatable); also GENICAM_GENTL64_PATH.")]
+SizeOpt = Annotated[str, typer.Option("--size", help="Frame size of the sim backend.")]
+
+
+@capture_app.command("run")
+def capture_command(
+    session: Annotated[Path, typer.Option("--session", help="Session directory (created, or resumed).")],
+    rig: Annotated[Optional[Path], typer.Option("--rig", help="Rig file (TOML or YAML), see docs/rig-example.toml.")] = None,
+    backend: BackendOpt = "harvesters",
+    cti: CtiOpt = None,
+    b: Annotated[str, typer.Option("--b", help="B camera: index, serial or user-defined name.")] = "0",
+    s: Annotated[str, typer.Option("--s", help="S camera: index, serial or user-defined name.")] = "1",
+    pairs: Annotated[int, typer.Option("--pairs", "-n", help="Pairs to capture.")] = 10,
+    rate: Annotated[float, typer.Option("--rate", help="Pairs per second.")] = 5.0,
+    b_exposure: Annotated[Optional[float], typer.Option("--b-exposure", help="B exposure (us).")] = DEFAULT_B_EXPOSURE_US,
+    s_exposure: Annotated[Optional[float], typer.Option("--s-exposure", help="S exposure (us).")] = DEFAULT_S_EXPOSURE_US,
+    gain: Annotated[Optional[float], typer.Option("--gain", help="Gain (dB) of both cameras.")] = None,
+    pixel_format: Annotated[Optional[str], typer.Option("--pixel-format", help="e.g. BayerRG12, Mono16.")] = None,
+    sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; 'sim' = emulator on a pty.")] = None,
+    s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure.")] = "middle",
+    scene: Annotated[Optional[str], typer.Option("--scene", help="Scene label recorded with each pair.")] = None,
+    size: SizeOpt = "720x480",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
+    queue_size: Annotated[int, typer.Option("--queue", help="Pairs buffered for the writer.")] = 16,
+    fake: FakeOpt = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Capture B/S pairs into a crash-safe session (Ctrl-C finishes queued pairs and stops).
+
+    Examples:
+
+      reloblur capture --session s1 --rig rig.toml --pairs 200
+
+      reloblur capture --session s1 --cti /opt/mvIMPACT/lib/x86_64/mvGenTLProducer.cti --b 0 --s 1 --pairs 20
+
+      reloblur capture --session sim1 --backend sim --sync sim --pairs 20
+    """
+    from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+    from reloblur.capture.registry import backend_options
+    from reloblur.capture.rig import load_rig
+
+    rig_config = load_rig(rig) if rig else quick_rig(
+        b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,
+        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim")
+    source = backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size), seed=seed,
+                             s_phase=rig_config.s_phase)
+    summary = capture(CaptureOptions(session=session, rig=rig_config, backend=source, pairs=pairs,
+                                     queue_size=queue_size, scene=scene, progress=not json_output))
+    if json_output:
+        print_json(summary)
+    else:
+        stdout.print(f"{summary.recorded} pair(s) recorded, {summary.rejected} rejected in {summary.seconds:.1f} s "
+                     f"({summary.sync_mode} sync; writer queue high-water {summary.queue_high_water}) -> {summary.session}")
+        for reason, count in summary.reasons.items():
+            stdout.print(f"  rejected {count}x: {reason}")
+        if summary.slowed:
+            stdout.print(f"[yellow]the writer fell behind {summary.slowed} time(s): the trigger rate dropped[/]")
+        if summary.interrupted:
+            stdout.print("interrupted: queued pairs were written, cameras and port closed")
+    if summary.error:
+        raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} pair(s) before are intact)")
+    if summary.rejected and not summary.interrupted:
+        fail_partially(summary.rejected, "pair(s) rejected (see the log), capture")
+
+
+@capture_app.command("list")
+def list_command(
+    backend: BackendOpt = "harvesters",
+    cti: CtiOpt = None,
+    fake: FakeOpt = False,
+    size: SizeOpt = "720x480",
+    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+) -> None:
+    """Devices and which standard (SFNC) features each has.
+
+    Examples:
+
+      reloblur capture list --cti /opt/mvIMPACT/lib/x86_64/mvGenTLProducer.cti
+
+      reloblur capture list --backend aravis --fake --json
+
+      reloblur capture list --backend sim
+    """
+    from rich.table import Table
+
+    from reloblur.capture.cameras import SFNC_FEATURES
+    from reloblur.capture.registry import backend_options, open_backend
+
+    rows = []
+    with open_backend(backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size))) as source:
+        for device in source.devices():
+            try:
+                with source.open(str(device.index)) as camera:
+                    features = {name: {"node": f.node, "writable": f.writable, "value": f.value}
+                                for name, f in camera.features().items()}
+            except ReloblurError as exc:
+                features = {"error": str(exc)}
+            rows.append({"index": device.index, "vendor": device.vendor, "model": device.model, "serial": device.serial,
+                         "id": device.id, "user_name": device.user_name, "access": device.access, "features": features})
+    if json_output:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} camera(s) on backend {backend}")
+    for column in ("#", "vendor", "model", "serial", "id", "access", "standard features present / missing"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        features = row["features"]
+        present = [n for n in SFNC_FEATURES if features.get(n, {}).get("node")]
+        missing = [n for n in SFNC_FEATURES if n not in present]
+        table.add_row(str(row["index"]), row["vendor"], row["model"], row["serial"], row["id"], row["access"],
+                      f"[green]{', '.join(present) or '-'}[/]\n[red]missing: {', '.join(missing) or 'none'}[/]")
+    stdout.print(table)
+
+
+@capture_app.command("preview")
+def preview_command(
+    backend: BackendOpt = "harvesters",
+    cti: CtiOpt = None,
+    b: Annotated[str, typer.Option("--b", help="B camera.")] = "0",
+    s: Annotated[str, typer.Option("--s", help="S camera.")] = "1",
+    frames: Annotated[Optional[int], typer.Option("--frames", help="Stop after this many frames per camera.")] = None,
+    save: Annotated[Optional[Path], typer.Option("--save", help="Write preview JPEGs here.")] = None,
+    size: SizeOpt = "720x480",
+    fake: FakeOpt = False,
+) -> None:
+    """Live view per camera: frame rate, applied exposure and gain, histogram, saturation,
+    focus (variance of the Laplacian) and the B/S brightness ratio.
+
+    Examples:
+
+      reloblur capture preview --cti producer.cti --b 0 --s 1
+
+      reloblur capture preview --backend sim --b SIM-B --s SIM-S --frames 20 --save preview/
+    """
+    from rich.live import Live
+    from rich.table import Table
+
+    from reloblur.capture.preview import run_preview
+    from reloblur.capture.registry import backend_options, open_backend
+
+    options = backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size))
+    with open_backend(options) as source, source.open(b) as cam_b, source.open(s) as cam_s:
+        cameras = {"B": cam_b, "S": cam_s}
+        live = Live(auto_refresh=False, console=stdout)
+
+        def render(stats, ratio) -> None:
+            table = Table(title="preview (Ctrl-C to stop)")
+            for column in ("camera", "fps", "exposure us", "gain", "histogram", "saturated", "focus"):
+                table.add_column(column)
+            for role, st in stats.items():
+                cam = cameras[role]
+                table.add_row(f"{role} {cam.info.serial}", f"{st.fps:.1f}", str(cam.feature("ExposureTime").value),
+                              str(cam.feature("Gain").value), st.sparkline(), f"{st.saturated_percent:.2f} %",
+                              f"{st.focus * 1e4:.2f}")
+            table.caption = f"B/S brightness ratio: {ratio:.3f}" if ratio else ""
+            live.update(table, refresh=True)
+
+        with live:
+            run_preview(cameras, frames=frames, save=save, render=render)
+
+
+@capture_app.command("syncbox-emulator")
+def emulator_command() -> None:
+    """Serve the sync-box protocol on a new pseudo-terminal and print its path (Ctrl-C stops).
+
+    Examples:
+
+      reloblur capture syncbox-emulator      # prints e.g. /dev/pts/7; then --sync /dev/pts/7
+    """
+    import time
+
+    from reloblur.sim.syncbox_emulator import PtySyncBox
+
+    with PtySyncBox() as box:
+        typer.echo(box.path, err=False)
+        stderr.print(f"sync-box emulator listening on {box.path} (Ctrl-C to stop)")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
+    app.add_typer(capture_app, name="capture")

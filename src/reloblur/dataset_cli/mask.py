@@ -1,0 +1,117 @@
+"""``reloblur mask generate | review | stats``: parsing and printing only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from reloblur.dataset_cli.common import fail_partially, print_failures, print_json, stderr, stdout
+from reloblur.lbfmg.generate import MaskParams
+
+mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
+                       no_args_is_help=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+
+
+def _default_masks(data: Path) -> Path:
+    return data.resolve().parent / "masks"
+
+
+def _params(high: float, low: float, close: float, min_area: float, dilate: float) -> MaskParams:
+    return MaskParams(high_sigmas=high, low_sigmas=low, close_radius=close, min_area=min_area, dilate_radius=dilate)
+
+
+@mask_app.command("generate")
+def generate_command(
+    data: Annotated[Path, typer.Argument(help="Aligned pairs: a ReLoBlur dataset root or 'align' output.",
+                                         show_default=False)],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Masks tree [default: sibling 'masks'].")] = None,
+    high: Annotated[float, typer.Option("--high", help="Seed threshold, in noise sigmas.")] = 6.0,
+    low: Annotated[float, typer.Option("--low", help="Growing threshold, in noise sigmas.")] = 3.0,
+    close: Annotated[float, typer.Option("--close", help="Closing radius (fraction of the short side).")] = 0.03,
+    min_area: Annotated[float, typer.Option("--min-area", help="Smallest kept region (fraction of the image).")] = 0.0005,
+    dilate: Annotated[float, typer.Option("--dilate", help="Safety dilation (fraction of the short side).")] = 0.0,
+    force: Annotated[bool, typer.Option("--force", help="Also regenerate masks a curator edited or reviewed.")] = False,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Make the blur mask of every pair by noise-aware background subtraction.
+
+    Example: reloblur mask generate data/dataset --out data/masks
+    """
+    from reloblur.pipeline.masks import GenerateOptions, generate_masks
+
+    report = generate_masks(GenerateOptions(data, out or _default_masks(data), _params(high, low, close, min_area, dilate),
+                                            force, workers, progress=not json_output))
+    if json_output:
+        print_json(report)
+    else:
+        ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
+        stdout.print(f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "
+                     f"{report.kept_edited} edited/reviewed kept; mean blur ratio {ratio} -> {report.masks}")
+        print_failures(report.failures)
+    if report.failures:
+        fail_partially(len(report.failures), "pair(s)")
+
+
+@mask_app.command("review")
+def review_command(
+    data: Annotated[Path, typer.Argument(help="Aligned pairs (dataset root).", show_default=False)],
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Masks tree [default: sibling 'masks'].")] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 8765,
+) -> None:
+    """Review and edit masks in the browser (brush, eraser, polygon, threshold, undo).
+
+    Prints a URL with an access token. On a remote server, tunnel the port:
+    ssh -L 8765:127.0.0.1:8765 server, then open the printed URL locally.
+    """
+    from reloblur.review.server import ReviewOptions, make_server
+
+    server, url = make_server(ReviewOptions(data, masks or _default_masks(data), host, port))
+    stdout.print(f"mask review of {data}: open [bold]{url}[/] (Ctrl-C to stop)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        stderr.print("[yellow]warning:[/] listening beyond this machine; the token is the only protection")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        stdout.print("stopped")
+    finally:
+        server.server_close()
+
+
+@mask_app.command("stats")
+def stats_command(
+    masks: Annotated[Path, typer.Argument(help="Masks tree.", show_default=False)],
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Histogram PNG [default: MASKS_stats.png beside it].")] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Blur-ratio histogram and table of a masks tree, per split, with review progress.
+
+    Example: reloblur mask stats data/masks
+    """
+    from reloblur.pipeline.masks import MaskStatsOptions, mask_stats
+
+    stats = mask_stats(MaskStatsOptions(masks, plot or masks.resolve().parent / f"{masks.resolve().name}_stats.png"))
+    if json_output:
+        print_json(stats)
+        return
+    table = Table(title=f"{stats.count} masks in {stats.masks}")
+    for column in ("group", "masks", "mean", "median", "min", "max", "empty"):
+        table.add_column(column, justify="right" if column != "group" else "left")
+    for group, summary in [*stats.per_group.items(), ("all", stats.blur_ratio)]:
+        def pct(value: float | None) -> str:
+            return "-" if value is None else f"{100 * value:.2f} %"
+
+        table.add_row(group, str(summary.count), pct(summary.mean), pct(summary.median), pct(summary.min),
+                      pct(summary.max), str(summary.empty_masks))
+    stdout.print(table)
+    stdout.print("review: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.review.items())))
+    stdout.print(f"histogram: {stats.plot}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(mask_app, name="mask")

@@ -1,0 +1,250 @@
+"""The ReLoBlur dataset layout: discovering pairs, masks and sidecars on disk.
+
+::
+
+    dataset/<split>/<scene>/<seq>/NN_blur.png     B camera (locally blurred)
+    dataset/<split>/<scene>/<seq>/NN_sharp.png    S camera (sharp target)
+    dataset/<split>/<scene>/<seq>/NN.json         optional sidecar metadata (also NN.<kind>.json)
+    masks/<split>/<scene>/<seq>/NN.png            blur mask of pair NN
+
+A mask's path is its sharp image's path with the root ``dataset`` replaced by ``masks``
+and the ``_sharp`` suffix dropped. The masks root defaults to the sibling ``masks`` of the
+dataset root.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from reloblur.atomic import is_temporary
+from reloblur.errors import DatasetError
+
+PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.(?:png|tiff?))$", re.I)
+# Sidecars beside a pair: NN.json, NN.<kind>.json (e.g. NN.align.json), NN.valid.png.
+SIDECAR_FILE = re.compile(r"^(?P<index>[^.]+)(?:\.[a-z]+)?\.json$|^(?P<valid>[^.]+)\.valid\.png$")
+MASK_FILE = re.compile(r"^(?P<index>.+)\.png$", re.I)
+RELOBLUR_DEPTH = 3  # <split>/<scene>/<seq>
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One blurred/sharp pair and, when present, its mask.
+
+    ``rel_dir`` is the pair's directory relative to the dataset root
+    (``train/s01/00`` in the ReLoBlur layout) and ``index`` its file prefix (``00``).
+    """
+
+    rel_dir: PurePosixPath
+    index: str
+    blur: Path
+    sharp: Path
+    mask: Path | None = None
+
+    @property
+    def id(self) -> str:
+        """Unique name within a dataset: ``<rel_dir>/<index>``."""
+        return str(self.rel_dir / self.index) if self.rel_dir.parts else self.index
+
+    @property
+    def split(self) -> str | None:
+        return self.rel_dir.parts[0] if len(self.rel_dir.parts) == RELOBLUR_DEPTH else None
+
+    @property
+    def scene(self) -> str | None:
+        return self.rel_dir.parts[1] if len(self.rel_dir.parts) == RELOBLUR_DEPTH else None
+
+    @property
+    def seq(self) -> str | None:
+        return self.rel_dir.parts[2] if len(self.rel_dir.parts) == RELOBLUR_DEPTH else None
+
+    @property
+    def sidecar(self) -> Path:
+        """Where this pair's metadata lives: ``<dir>/<index>.json`` beside the images."""
+        return self.blur.parent / f"{self.index}.json"
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """An image whose partner is missing."""
+
+    path: Path
+    missing: Path
+
+
+@dataclass
+class DatasetScan:
+    """Everything found under a dataset root (and its masks root)."""
+
+    root: Path
+    masks_root: Path | None
+    pairs: list[Pair] = field(default_factory=list)
+    orphans: list[Orphan] = field(default_factory=list)
+    strays: list[Path] = field(default_factory=list)
+    stray_masks: list[Path] = field(default_factory=list)
+
+    def by_split(self) -> dict[str, list[Pair]]:
+        groups: dict[str, list[Pair]] = {}
+        for pair in self.pairs:
+            groups.setdefault(pair.split or ".", []).append(pair)
+        return groups
+
+
+def default_masks_root(root: str | os.PathLike[str]) -> Path:
+    """The ReLoBlur convention: ``masks`` beside the dataset root."""
+    return Path(root).resolve().parent / "masks"
+
+
+def mask_path_for(rel_dir: PurePosixPath, index: str, masks_root: Path) -> Path:
+    """``<masks_root>/<rel_dir>/<index>.png``."""
+    return masks_root.joinpath(*rel_dir.parts, f"{index}.png")
+
+
+def _walk_files(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def scan_dataset(
+    root: str | os.PathLike[str],
+    *,
+    masks_root: str | os.PathLike[str] | None = None,
+    depth: int | None = RELOBLUR_DEPTH,
+) -> DatasetScan:
+    """Find pairs, orphans, stray files and stray masks under ``root``.
+
+    Parameters
+    ----------
+    root
+        Dataset root (the directory holding ``train/`` and ``test/``).
+    masks_root
+        Masks tree; ``None`` uses the sibling ``masks`` directory if it exists.
+    depth
+        Directory levels between the root and the pair files: 3 for the ReLoBlur layout;
+        ``None`` accepts pairs at any depth (flat ``reloblur align`` output).
+
+    Raises
+    ------
+    DatasetError
+        ``root`` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root is not a directory")
+    if masks_root is None:
+        candidate = default_masks_root(root)
+        masks = candidate if candidate.is_dir() else None
+    else:
+        masks = Path(masks_root)
+        if not masks.is_dir():
+            raise DatasetError(f"{masks}: masks directory does not exist")
+
+    scan = DatasetScan(root=root, masks_root=masks)
+    roles: dict[tuple[PurePosixPath, str], dict[str, Path]] = {}
+    for path in _walk_files(root):
+        rel = PurePosixPath(path.relative_to(root).as_posix())
+        rel_dir = rel.parent if str(rel.parent) != "." else PurePosixPath()
+        at_depth = depth is None or len(rel_dir.parts) == depth
+        match = PAIR_FILE.match(path.name)
+        if match and at_depth and not is_temporary(path):
+            key = (rel_dir, match["index"])
+            roles.setdefault(key, {})[match["role"].lower()] = path
+        elif SIDECAR_FILE.match(path.name) and at_depth:
+            continue
+        else:
+            scan.strays.append(path)
+
+    for (rel_dir, index), found in sorted(roles.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        blur, sharp = found.get("blur"), found.get("sharp")
+        if blur is None or sharp is None:
+            present = blur or sharp
+            assert present is not None
+            missing_role = "blur" if blur is None else "sharp"
+            scan.orphans.append(
+                Orphan(present, present.with_name(f"{index}_{missing_role}{present.suffix}"))
+            )
+            continue
+        mask = None
+        if masks is not None:
+            candidate = mask_path_for(rel_dir, index, masks)
+            mask = candidate if candidate.exists() else None
+        scan.pairs.append(Pair(rel_dir, index, blur, sharp, mask))
+
+    if masks is not None:
+        # Masks of orphaned pairs are not strays: the orphan is the problem to report.
+        expected = {mask_path_for(rel_dir, index, masks) for rel_dir, index in roles}
+        for path in _walk_files(masks):
+            if path in expected:
+                continue
+            sidecar = SIDECAR_FILE.match(path.name)
+            if sidecar and path.with_name(f"{sidecar['index'] or sidecar['valid']}.png") in expected:
+                continue
+            scan.stray_masks.append(path)
+    return scan
+
+
+def discover_pairs(
+    root: str | os.PathLike[str],
+    *,
+    masks_root: str | os.PathLike[str] | None = None,
+    split: str | None = None,
+    depth: int | None = RELOBLUR_DEPTH,
+    require_masks: bool = False,
+) -> list[Pair]:
+    """The complete pairs under ``root`` (optionally one split), sorted by id.
+
+    Raises
+    ------
+    DatasetError
+        No pairs found, or ``require_masks`` and a pair has no mask.
+    """
+    scan = scan_dataset(root, masks_root=masks_root, depth=depth)
+    pairs = [p for p in scan.pairs if split is None or p.split == split]
+    if not pairs:
+        where = f"{root}/{split}" if split else str(root)
+        raise DatasetError(f"{where}: no <id>_blur/<id>_sharp pairs found")
+    if require_masks:
+        missing = [p.id for p in pairs if p.mask is None]
+        if missing:
+            raise DatasetError(
+                f"{len(missing)} pair(s) have no mask under {scan.masks_root}: "
+                + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            )
+    return pairs
+
+
+TRAIN, TEST = "train", "test"
+
+
+def scene_rank(seed: int, scene: str) -> str:
+    """The hash that orders scenes for a given seed."""
+    return hashlib.sha256(f"{seed}\0{scene}".encode()).hexdigest()
+
+
+def assign_scenes(scenes: list[str], *, test_fraction: float, seed: int) -> dict[str, str]:
+    """Map each scene name to ``train`` or ``test``.
+
+    At least one scene goes to each side when there are two or more scenes and the
+    fraction is strictly between 0 and 1.
+    """
+    if not 0.0 <= test_fraction <= 1.0:
+        raise DatasetError(f"test fraction {test_fraction} is not within [0, 1]")
+    ordered = sorted(set(scenes), key=lambda s: scene_rank(seed, s))
+    n_test = round(test_fraction * len(ordered))
+    if len(ordered) >= 2 and 0.0 < test_fraction < 1.0:
+        n_test = min(max(n_test, 1), len(ordered) - 1)
+    return {scene: TEST if i < n_test else TRAIN for i, scene in enumerate(ordered)}
+
+
+def find_pairs(data: Path) -> tuple[list[Pair], list[dict[str, str]]]:
+    """Pairs at any depth below ``data`` (ReLoBlur layout or flat align output), and the
+    problems found on the way (orphans)."""
+    scan = scan_dataset(data, masks_root=None, depth=None)
+    problems = [{"item": str(o.path), "reason": f"{o.path}: partner {o.missing.name} is missing"} for o in scan.orphans]
+    return scan.pairs, problems

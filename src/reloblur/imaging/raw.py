@@ -1,0 +1,133 @@
+"""Decoding camera data to linear RGB: session frames (Mono/Bayer/RGB), TIFF/PNG, camera raw.
+
+Both cameras must go through identical, fixed settings so that their differences are the
+cameras', not the decoder's: linear output (no gamma), no auto-brightness, fixed unit white
+balance, full 16-bit range. Gamma is applied only when writing the final 8-bit images.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from reloblur.errors import ImageFormatError, ImageReadError
+from reloblur.imaging.imageio import ensure_rgb, read_image, srgb_to_linear, to_float
+
+RAW_SUFFIXES = (".dng", ".nef", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw")
+BAYER_PATTERNS = ("RG", "GR", "GB", "BG")  # the first two pixels of the first row
+# OpenCV names Bayer codes by the second row; these map each pattern to the code that
+# returns RGB for it (verified against mosaic() in the tests).
+# Edge-aware interpolation: plain bilinear leaves colour fringes at edges that differ
+# between B (never resampled) and S (warped), which would read as misalignment.
+_DEMOSAIC = {
+    "RG": cv2.COLOR_BayerBG2RGB_EA,
+    "BG": cv2.COLOR_BayerRG2RGB_EA,
+    "GR": cv2.COLOR_BayerGB2RGB_EA,
+    "GB": cv2.COLOR_BayerGR2RGB_EA,
+}
+_PIXEL_FORMAT = re.compile(r"^(Mono|Bayer(?P<pattern>RG|GR|GB|BG)|RGB|BGR|RGBa|BGRa)(?P<bits>\d+)?", re.I)
+
+
+def mosaic(rgb: np.ndarray, pattern: str = "RG") -> np.ndarray:
+    """Sample an ``(H, W, 3)`` image on a Bayer pattern (``RG`` = RGGB, ...): ``(H, W)``."""
+    if pattern not in BAYER_PATTERNS:
+        raise ImageFormatError(f"unknown Bayer pattern {pattern!r}")
+    channel = {"R": 0, "G": 1, "B": 2}
+    second_row = {"RG": "GB", "GR": "BG", "GB": "RG", "BG": "GR"}[pattern]
+    out = np.empty(rgb.shape[:2], rgb.dtype)
+    for dy, row in enumerate((pattern, second_row)):
+        for dx, colour in enumerate(row):
+            out[dy::2, dx::2] = rgb[dy::2, dx::2, channel[colour]]
+    return out
+
+
+def demosaic(raw: np.ndarray, pattern: str = "RG") -> np.ndarray:
+    """Edge-aware demosaic of a uint8/uint16 Bayer image to ``(H, W, 3)`` RGB."""
+    if pattern not in _DEMOSAIC:
+        raise ImageFormatError(f"unknown Bayer pattern {pattern!r}")
+    if raw.ndim != 2:
+        raise ImageFormatError(f"a Bayer frame must be single-channel, got shape {raw.shape}")
+    return cv2.cvtColor(raw, _DEMOSAIC[pattern])
+
+
+def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float = 0.0,
+                    bit_depth: int | None = None) -> np.ndarray:
+    """A recorded camera frame (session format) to linear RGB float32 in [0, 1].
+
+    Parameters
+    ----------
+    frame
+        As stored: ``(H, W)`` mono/Bayer or ``(H, W, 3|4)`` colour, uint8/uint16.
+    pixel_format
+        GenICam name: ``Mono8/16``, ``BayerRG8/12/16`` (any of RG, GR, GB, BG), ``RGB8/16``,
+        ``BGR8``, ``RGBa8``...
+    black_level
+        Sensor black level in the frame's integer units, subtracted before scaling.
+    bit_depth
+        Significant bits when fewer than the container holds (e.g. 12-bit data in uint16
+        stored LSB-aligned); default: the container's full range.
+    """
+    match = _PIXEL_FORMAT.match(pixel_format)
+    if not match:
+        raise ImageFormatError(f"unsupported pixel format {pixel_format!r}")
+    if match["pattern"]:
+        image = demosaic(frame, match["pattern"].upper())
+    elif pixel_format.lower().startswith("bgr"):
+        image = frame[:, :, [2, 1, 0]]
+    else:
+        image = ensure_rgb(frame)
+    full_scale = float(2**bit_depth - 1) if bit_depth else float(np.iinfo(image.dtype).max)
+    linear = (image.astype(np.float32) - black_level) / (full_scale - black_level)
+    return np.clip(linear, 0.0, 1.0)
+
+
+def decode_raw(path: str | os.PathLike[str]) -> np.ndarray:
+    """Camera raw (DNG, NEF, CR2, ARW, ...) to linear RGB float32 with fixed settings.
+
+    rawpy (LibRaw) with: linear gamma, no auto-brightness, unit white balance, 16-bit,
+    camera-native colour space (no colour matrix: colour correction is fitted later
+    between the two cameras), black level subtracted, AHD demosaic.
+    """
+    import rawpy
+
+    path = Path(path)
+    try:
+        with rawpy.imread(str(path)) as raw:
+            rgb = raw.postprocess(
+                gamma=(1, 1),
+                no_auto_bright=True,
+                output_bps=16,
+                use_camera_wb=False,
+                use_auto_wb=False,
+                user_wb=[1.0, 1.0, 1.0, 1.0],
+                output_color=rawpy.ColorSpace.raw,
+                user_flip=0,
+                adjust_maximum_thr=0.0,  # never rescale by the data maximum (differs per image)
+            )
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        raise ImageReadError(f"{path}: cannot decode camera raw ({exc})") from None
+    return rgb.astype(np.float32) / 65535.0
+
+
+def load_linear(path: str | os.PathLike[str], *, transfer: str = "auto") -> np.ndarray:
+    """Any supported image file to linear RGB float32 ``(H, W, 3)``.
+
+    ``transfer`` says how stored values relate to light: ``linear``, ``srgb`` or ``auto``
+    (camera raw and 16-bit files are linear, 8-bit files are sRGB-encoded).
+    """
+    path = Path(path)
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return decode_raw(path)
+    image = read_image(path)
+    values = to_float(ensure_rgb(image))
+    if transfer == "auto":
+        transfer = "srgb" if image.dtype == np.uint8 else "linear"
+    if transfer == "srgb":
+        return srgb_to_linear(values)
+    if transfer != "linear":
+        raise ImageFormatError(f"unknown transfer {transfer!r}: use auto, linear or srgb")
+    return values

@@ -1,0 +1,290 @@
+"""``reloblur align``: align every pair of a capture session or a folder tree, in parallel.
+
+Inputs: a capture session (its frames are decoded by pixel format; pairs go to
+``OUT/train/<scene>/00/NN_*``, a ReLoBlur layout ready for ``reloblur dataset split``), or
+any tree of ``<id>_blur.<ext>`` / ``<id>_sharp.<ext>`` files (PNG, TIFF, camera raw), whose
+relative paths OUT mirrors. Per pair: ``<id>_blur.png`` (B, cropped, never resampled
+unless resized), ``<id>_sharp.png`` (S corrected and warped onto B), ``<id>.align.json``
+(transform, colour, crop, QA), and with ``crop=False`` ``<id>.valid.png``.
+
+Resumable: a pair whose sidecar says done, with unchanged inputs and settings, is
+skipped. Outputs are written atomically, sidecar last, and the computation is
+deterministic (OpenCV runs single-threaded inside each worker), so a run interrupted at
+any point and restarted produces the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from reloblur import __version__, resume
+from reloblur.atomic import atomic_write_json
+from reloblur.batch import run_batch
+from reloblur.errors import ReloblurError
+from reloblur.formats.align_record import SIDECAR_SUFFIX
+from reloblur.formats.session import MANIFEST, Session
+from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
+from reloblur.imaging.raw import RAW_SUFFIXES, frame_to_linear, load_linear
+from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignSettings, align_pair
+
+PAIR_NAME = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$")
+RESIZE_FILTERS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
+
+
+@dataclass(frozen=True)
+class AlignOptions:
+    """Options of ``reloblur align``."""
+
+    input: Path
+    out: Path
+    crop: bool = True
+    resize: tuple[int, int] | None = None
+    resize_filter: str = "area"
+    color_mode: str = "matrix"
+    calibration: Path | None = None
+    masks: Path | None = None
+    transfer: str = "auto"
+    bit_depth: int = 8
+    limits: AlignLimits = field(default_factory=AlignLimits)
+    workers: int | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class AlignJob:
+    """One pair to align and where its outputs go."""
+
+    key: str
+    blur: Path
+    sharp: Path
+    out_dir: Path
+    index: str
+    blur_format: str | None = None  # session pixel format; None: an ordinary image file
+    sharp_format: str | None = None
+    black_levels: tuple[float, float] = (0.0, 0.0)
+    mask: Path | None = None
+    session_pair: int | None = None
+    problem: str | None = None  # known before any work: reported as this pair's failure
+
+
+@dataclass
+class AlignReport:
+    out: str
+    pairs: int
+    aligned: int
+    resumed: int
+    flagged: list[str] = field(default_factory=list)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+def _session_jobs(options: AlignOptions) -> list[AlignJob]:
+    session = Session(options.input)
+    cameras = session.manifest.cameras
+    black = (cameras["B"].black_level or 0.0, cameras["S"].black_level or 0.0)
+    per_scene: dict[str, int] = {}
+    jobs = []
+    for record in session.pairs():
+        scene = record.scene or "s01"
+        number = per_scene.get(scene, 0)
+        per_scene[scene] = number + 1
+        index = f"{number:02d}"
+        rel = Path("train", scene, "00")
+        jobs.append(AlignJob(
+            key=f"{rel.as_posix()}/{index}", blur=session.frame_path(record, "B"),
+            sharp=session.frame_path(record, "S"), out_dir=options.out / rel, index=index,
+            blur_format=record.frames["B"].pixel_format, sharp_format=record.frames["S"].pixel_format,
+            black_levels=black, session_pair=record.pair,
+        ))
+    return jobs
+
+
+def _tree_jobs(options: AlignOptions) -> list[AlignJob]:
+    suffixes = set(IMAGE_SUFFIXES) | set(RAW_SUFFIXES)
+    found: dict[tuple[Path, str], dict[str, Path]] = {}
+    for dirpath, dirnames, filenames in os.walk(options.input):
+        dirnames.sort()
+        if Path(dirpath).resolve() == options.out.resolve():
+            dirnames.clear()
+            continue
+        for name in sorted(filenames):
+            match = PAIR_NAME.match(name)
+            if match and match["ext"].lower() in suffixes:
+                rel = Path(dirpath).relative_to(options.input)
+                found.setdefault((rel, match["index"]), {})[match["role"]] = Path(dirpath) / name
+    jobs = []
+    for (rel, index), roles in sorted(found.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        key = (rel / index).as_posix()
+        if set(roles) != {"blur", "sharp"}:
+            missing = "sharp" if "sharp" not in roles else "blur"
+            present = next(iter(roles.values()))
+            jobs.append(AlignJob(key=key, blur=present, sharp=present, out_dir=options.out / rel, index=index,
+                                 problem=f"{present}: its {missing} partner is missing"))
+            continue
+        mask = None
+        if options.masks is not None:
+            candidate = options.masks / rel / f"{index}.png"
+            mask = candidate if candidate.exists() else None
+        jobs.append(AlignJob(key=key, blur=roles["blur"], sharp=roles["sharp"], out_dir=options.out / rel,
+                             index=index, mask=mask))
+    return jobs
+
+
+def discover_jobs(options: AlignOptions) -> list[AlignJob]:
+    """The pairs under ``options.input`` (a session or a folder tree)."""
+    if not options.input.is_dir():
+        raise ReloblurError(f"{options.input}: input is not a directory")
+    jobs = _session_jobs(options) if (options.input / MANIFEST).exists() else _tree_jobs(options)
+    if not jobs:
+        raise ReloblurError(f"{options.input}: no <id>_blur / <id>_sharp pairs found")
+    return jobs
+
+
+def _load(path: Path, pixel_format: str | None, black: float, transfer: str) -> np.ndarray:
+    if pixel_format is None:
+        return load_linear(path, transfer=transfer)
+    return frame_to_linear(read_image(path), pixel_format, black_level=black)
+
+
+def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "crop": options.crop, "resize": options.resize, "resize_filter": options.resize_filter,
+        "color_mode": options.color_mode, "calibration": calibration, "transfer": options.transfer,
+        "bit_depth": options.bit_depth, "limits": dataclasses.asdict(options.limits), "version": __version__,
+    }
+
+
+@dataclass(frozen=True)
+class _Task:
+    job: AlignJob
+    options: AlignOptions
+    calibration: dict[str, Any] | None
+
+
+def align_job(task: _Task) -> str:
+    """Align one pair and write its outputs; returns ``aligned``, ``flagged`` or ``resumed``."""
+    job, options = task.job, task.options
+    if job.problem:
+        raise AlignmentError(job.problem)
+    cv2.setNumThreads(1)  # determinism (and no oversubscription in the process pool)
+    sidecar = job.out_dir / f"{job.index}{SIDECAR_SUFFIX}"
+    blur_out = job.out_dir / f"{job.index}_blur.png"
+    sharp_out = job.out_dir / f"{job.index}_sharp.png"
+    inputs = {"blur": job.blur, "sharp": job.sharp}
+    if job.mask is not None:
+        inputs["mask"] = job.mask
+    params = _params(options, task.calibration)
+    if resume.is_done(sidecar, inputs, params, outputs=(blur_out, sharp_out)):
+        return "resumed"
+
+    blur = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer)
+    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer)
+    aspect_b, aspect_s = blur.shape[1] / blur.shape[0], sharp.shape[1] / sharp.shape[0]
+    if abs(aspect_b / aspect_s - 1) > 0.1:
+        raise AlignmentError(
+            f"{job.sharp}: size {sharp.shape[1]}x{sharp.shape[0]} does not match "
+            f"{job.blur} {blur.shape[1]}x{blur.shape[0]} (different aspect ratio)"
+        )
+    known = None
+    if job.mask is not None:
+        raw = read_image(job.mask)
+        known = (raw if raw.ndim == 2 else raw[:, :, 0]) > 0
+        if known.shape != blur.shape[:2]:
+            raise AlignmentError(f"{job.mask}: mask size differs from {job.blur}")
+    settings = AlignSettings(color_mode=options.color_mode, crop=options.crop, limits=options.limits)
+    calibration = task.calibration or {}
+    result = align_pair(
+        blur, sharp, settings=settings, blur_mask=known,
+        prior_homography=calibration.get("homography_blur_to_sharp"),
+        prior_color=calibration.get("color_matrix"),
+    )
+    rows, cols = result.crop.slices()
+    blur_final = blur[rows, cols]
+    sharp_final = np.clip(result.sharp_aligned[rows, cols], 0, 1)
+    if options.resize is not None:
+        interpolation = RESIZE_FILTERS[options.resize_filter]
+        blur_final = cv2.resize(blur_final, options.resize, interpolation=interpolation)
+        sharp_final = cv2.resize(sharp_final, options.resize, interpolation=interpolation)
+    out_dtype = np.uint16 if options.bit_depth == 16 else np.uint8
+    write_image(blur_out, encode_srgb(blur_final, out_dtype))
+    write_image(sharp_out, encode_srgb(sharp_final, out_dtype))
+    if not options.crop and result.valid is not None:
+        valid = result.valid.astype(np.uint8) * 255
+        if options.resize is not None:
+            valid = cv2.resize(valid, options.resize, interpolation=cv2.INTER_NEAREST)
+        write_image(job.out_dir / f"{job.index}.valid.png", valid)
+
+    record = resume.done_record(inputs, params)
+    record.update({
+        "software": f"reloblur {__version__}",
+        "source": {"blur": str(job.blur), "sharp": str(job.sharp), "session_pair": job.session_pair},
+        "qa_status": result.status,
+        "flags": result.flags,
+        "homography_blur_to_sharp": result.homography.tolist(),
+        "color_matrix": result.color.matrix.tolist(),
+        "color_offset": result.color.offset.tolist(),
+        "gain": result.color.gain,
+        "color_mode": result.color.mode,
+        "input_size": [int(blur.shape[1]), int(blur.shape[0])],
+        "crop": result.crop.to_list(),
+        "output_size": list(options.resize) if options.resize else [result.crop.width, result.crop.height],
+        "qa": {
+            "static_psnr": result.static_psnr,
+            "static_ssim": result.static_ssim,
+            "color_residual_rms": result.color.residual_rms,
+            "scale": result.transform.scale,
+            "rotation_deg": result.transform.rotation_deg,
+            "shift_px": result.transform.shift_px,
+            "moving_fraction": float(result.motion_mask.mean()),
+            "registration": {
+                "initial": result.initial.method, "matches": result.initial.matches,
+                "inliers": result.initial.inliers, "iterations": result.registration.iterations,
+                "points": result.registration.points, "converged": result.registration.converged,
+            },
+        },
+    })
+    atomic_write_json(sidecar, record)
+    return "flagged" if result.flags else "aligned"
+
+
+def load_calibration(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    data = resume.read_sidecar(path)
+    if data is None or "homography_blur_to_sharp" not in data:
+        raise ReloblurError(f"{path}: not a calibration file from 'reloblur align calibrate'")
+    return {k: data[k] for k in ("homography_blur_to_sharp", "color_matrix") if k in data}
+
+
+def align_all(options: AlignOptions) -> AlignReport:
+    """Align every pair; failures are collected (the caller exits 2 when there are any)."""
+    if options.resize_filter not in RESIZE_FILTERS:
+        raise ReloblurError(f"--resize-filter {options.resize_filter!r}: choose from {', '.join(RESIZE_FILTERS)}")
+    if options.bit_depth not in (8, 16):
+        raise ReloblurError(f"--bit-depth {options.bit_depth}: choose 8 or 16")
+    jobs = discover_jobs(options)
+    calibration = load_calibration(options.calibration)
+    result = run_batch(
+        align_job,
+        [_Task(job, options, calibration) for job in jobs],
+        key=lambda task: task.job.key,
+        workers=options.workers,
+        description="aligning pairs",
+        progress=options.progress,
+    )
+    outcomes = result.results
+    return AlignReport(
+        out=str(options.out),
+        pairs=len(jobs),
+        aligned=sum(1 for v in outcomes.values() if v in ("aligned", "flagged")),
+        resumed=sum(1 for v in outcomes.values() if v == "resumed"),
+        flagged=[k for k, v in outcomes.items() if v == "flagged"],
+        failures=[{"item": f.key, "reason": f.reason} for f in result.failures],
+    )

@@ -1,0 +1,96 @@
+"""``reloblur align calibrate``: a rig calibration from a capture of a static scene.
+
+Every pair is aligned independently; the rig's homography is the element-wise median of
+the per-pair homographies (normalised so H[2, 2] = 1) and its colour matrix the median of
+the per-pair matrices. The spread (how far each pair's corners land from the median's)
+says how stable the rig is. ``reloblur align --calibration FILE`` starts every pair from
+this homography instead of feature matching, and ``--color-mode calibrated`` applies the
+matrix with only a per-pair gain (for scenes too weak in colour to fit a matrix).
+Vignetting is not modelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reloblur import __version__
+from reloblur.atomic import atomic_write_json
+from reloblur.batch import run_batch
+from reloblur.errors import ReloblurError
+from reloblur.pipeline.align import AlignJob, AlignOptions, _load, discover_jobs
+from reloblur.postprocess.align import AlignSettings, align_pair
+from reloblur.postprocess.registration import corner_error
+
+
+@dataclass(frozen=True)
+class CalibrateOptions:
+    input: Path
+    out: Path
+    transfer: str = "auto"
+    workers: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class CalibrationResult:
+    out: str
+    pairs_used: int
+    homography_blur_to_sharp: list[list[float]]
+    color_matrix: list[list[float]]
+    corner_spread_px: float
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _CalTask:
+    job: AlignJob
+    transfer: str
+
+
+def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]], list[int]]:
+    import cv2
+
+    cv2.setNumThreads(1)
+    job = task.job
+    if job.problem:
+        raise ReloblurError(job.problem)
+    blur = _load(job.blur, job.blur_format, job.black_levels[0], task.transfer)
+    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], task.transfer)
+    result = align_pair(blur, sharp, settings=AlignSettings(crop=True))
+    return result.homography.tolist(), result.color.matrix.tolist(), [blur.shape[1], blur.shape[0]]
+
+
+def calibrate(options: CalibrateOptions) -> CalibrationResult:
+    """Fit the rig calibration and write it to ``options.out`` (JSON)."""
+    jobs = discover_jobs(AlignOptions(input=options.input, out=options.out.parent, transfer=options.transfer))
+    batch = run_batch(_calibrate_pair, [_CalTask(j, options.transfer) for j in jobs], key=lambda t: t.job.key,
+                      workers=options.workers, description="calibrating", progress=options.progress)
+    if not batch.results:
+        raise ReloblurError(f"{options.input}: no pair could be aligned for the calibration")
+    homographies = np.array([r[0] for r in batch.results.values()])
+    colors = np.array([r[1] for r in batch.results.values()])
+    width, height = next(iter(batch.results.values()))[2]
+    rig_h = np.median(homographies, axis=0)
+    rig_h /= rig_h[2, 2]
+    spread = max(float(corner_error(h, rig_h, width, height).max()) for h in homographies)
+    result = CalibrationResult(
+        out=str(options.out),
+        pairs_used=len(homographies),
+        homography_blur_to_sharp=rig_h.tolist(),
+        color_matrix=np.median(colors, axis=0).tolist(),
+        corner_spread_px=spread,
+        failures=[{"item": f.key, "reason": f.reason} for f in batch.failures],
+    )
+    atomic_write_json(options.out, {
+        "software": f"reloblur {__version__}",
+        "source": str(options.input),
+        "pairs_used": result.pairs_used,
+        "blur_size": [width, height],
+        "homography_blur_to_sharp": result.homography_blur_to_sharp,
+        "color_matrix": result.color_matrix,
+        "corner_spread_px": spread,
+    })
+    return result

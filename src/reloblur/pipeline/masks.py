@@ -1,0 +1,148 @@
+"""``reloblur mask generate`` and ``reloblur mask stats``.
+
+Masks go to ``MASKS/<relative dir>/<id>.png`` (the ReLoBlur masks tree: single channel,
+0/255, the size of B) with a sidecar ``<id>.json``: blur ratio, components, parameters,
+``source`` (``auto`` or ``edited``), ``review`` (``auto``, ``reviewed``, ``rejected``), a
+``version`` that every save increments, and the edit history. Generation resumes like
+every batch command, and never overwrites a mask a curator has edited or reviewed unless
+``force`` is given.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from reloblur import __version__, resume
+from reloblur.batch import run_batch
+from reloblur.dataset.stats import RatioSummary
+from reloblur.errors import ReloblurError
+from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
+from reloblur.formats.masks import CONFIDENCE_SUFFIX, MaskRecord, now, sidecar_path, write_mask
+from reloblur.imaging.imageio import read_image
+from reloblur.lbfmg.generate import MaskParams, generate_mask
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    data: Path
+    masks: Path
+    params: MaskParams = field(default_factory=MaskParams)
+    force: bool = False
+    workers: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class GenerateReport:
+    masks: str
+    pairs: int
+    generated: int
+    resumed: int
+    kept_edited: int
+    mean_blur_ratio: float | None
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Job:
+    pair: Pair
+    mask: Path
+    params: MaskParams
+    force: bool
+
+
+def _generate_one(job: _Job) -> str:
+    inputs = {"blur": job.pair.blur, "sharp": job.pair.sharp}
+    params = job.params.to_dict()
+    existing = MaskRecord.read(job.mask) if job.mask.exists() else None
+    if existing is not None and existing.curated and not job.force:
+        return "kept"
+    if resume.is_done(sidecar_path(job.mask), inputs, params, outputs=(job.mask,)):
+        return "resumed"
+    result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params)
+    history = list(existing.history) if existing else []
+    history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
+    done = resume.done_record(inputs, params)
+    record = MaskRecord(
+        pair=job.pair.id, source="auto", review="auto",
+        version=existing.version + 1 if existing else 1,
+        params=params, diagnostics=result.diagnostics(), history=history,
+        software=f"reloblur {__version__}",
+        status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"],
+    )
+    write_mask(job.mask, result.mask, record, confidence=result.confidence_u8())
+    return "generated"
+
+
+def generate_masks(options: GenerateOptions) -> GenerateReport:
+    """Generate (or resume) the masks of every pair under ``options.data``."""
+    pairs, problems = find_pairs(options.data)
+    if not pairs:
+        raise ReloblurError(f"{options.data}: no <id>_blur / <id>_sharp pairs found")
+    jobs = [_Job(p, mask_path_for(p.rel_dir, p.index, options.masks), options.params, options.force) for p in pairs]
+    result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
+                       description="generating masks", progress=options.progress)
+    outcomes = Counter(result.results.values())
+    ratios = []
+    for job in jobs:
+        record = resume.read_sidecar(sidecar_path(job.mask))
+        if record and isinstance(record.get("blur_ratio"), (int, float)):
+            ratios.append(record["blur_ratio"])
+    return GenerateReport(
+        masks=str(options.masks),
+        pairs=len(pairs),
+        generated=outcomes["generated"],
+        resumed=outcomes["resumed"],
+        kept_edited=outcomes["kept"],
+        mean_blur_ratio=float(np.mean(ratios)) if ratios else None,
+        failures=problems + [{"item": f.key, "reason": f.reason} for f in result.failures],
+    )
+
+
+@dataclass(frozen=True)
+class MaskStatsOptions:
+    masks: Path
+    plot: Path | None = None
+
+
+@dataclass
+class MaskStats:
+    masks: str
+    count: int
+    blur_ratio: RatioSummary
+    per_group: dict[str, RatioSummary]
+    review: dict[str, int]
+    plot: str | None = None
+
+
+def mask_stats(options: MaskStatsOptions) -> MaskStats:
+    """Blur-ratio statistics of a masks tree, grouped by its top-level directory (split)."""
+    from reloblur.plotting import blur_ratio_histogram
+
+    root = options.masks
+    if not root.is_dir():
+        raise ReloblurError(f"{root}: masks directory does not exist")
+    groups: dict[str, list[float]] = {}
+    review: Counter[str] = Counter()
+    paths = sorted(p for p in root.rglob("*.png")
+                   if not p.name.startswith(".") and not p.name.endswith(CONFIDENCE_SUFFIX))
+    for path in paths:
+        mask = read_image(path)
+        mask = mask if mask.ndim == 2 else mask[:, :, 0]
+        rel = PurePosixPath(path.relative_to(root).as_posix())
+        group = rel.parts[0] if len(rel.parts) > 1 else "."
+        groups.setdefault(group, []).append(float(np.count_nonzero(mask) / mask.size))
+        review[MaskRecord.read_or_default(path).review] += 1
+    if not paths:
+        raise ReloblurError(f"{root}: no mask PNGs found")
+    every = [r for values in groups.values() for r in values]
+    stats = MaskStats(str(root), len(paths), RatioSummary.of(every),
+                      {g: RatioSummary.of(v) for g, v in sorted(groups.items())}, dict(review))
+    if options.plot is not None:
+        blur_ratio_histogram(groups, options.plot, title=f"Blur ratio per mask: {root}")
+        stats.plot = str(options.plot)
+    return stats

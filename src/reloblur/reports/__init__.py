@@ -1,0 +1,1 @@
+"""HTML reports: the alignment QA report and the demo report."""

@@ -1,0 +1,1 @@
+"""``reloblur mask review``: the local web app for checking and correcting masks."""

@@ -1,0 +1,303 @@
+"""``reloblur mask review``: a small local web app to check and correct masks.
+
+It binds 127.0.0.1 by default and prints a URL carrying a random token; every request
+without that token is refused (403), so other users of a shared lab server cannot read or
+change the masks, and an SSH tunnel is all a remote curator needs. Pairs are addressed by
+their id, looked up in the set discovered at start-up (never joined into a path), so no
+request can reach a file outside the dataset.
+
+Each save writes the mask atomically and records the edit in the sidecar. The sidecar's
+``version`` is the optimistic lock: a save or status change must name the version it
+started from, and a stale one gets 409 Conflict instead of silently overwriting the other
+curator's work.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import secrets
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import cv2
+import numpy as np
+
+from reloblur import __version__
+from reloblur.errors import ReloblurError
+from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
+from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, now, write_mask
+from reloblur.imaging.imageio import encode_image, probe_image, read_image, to_float
+from reloblur.lbfmg.generate import MaskParams, generate_mask
+
+STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
+MAX_BODY = 64 * 2**20
+
+
+class ApiError(Exception):
+    def __init__(self, status: HTTPStatus, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.payload = {"error": message, **extra}
+
+
+@dataclass
+class ReviewStore:
+    """The dataset, its masks and the per-pair locks behind the web app."""
+
+    data: Path
+    masks: Path
+    params: MaskParams
+
+    def __post_init__(self) -> None:
+        pairs, _ = find_pairs(self.data)
+        if not pairs:
+            raise ReloblurError(f"{self.data}: no <id>_blur / <id>_sharp pairs to review")
+        self.pairs: dict[str, Pair] = {p.id: p for p in pairs}
+        self.order = [p.id for p in pairs]
+        self._locks = {pid: threading.Lock() for pid in self.order}
+
+    def pair(self, pair_id: str | None) -> Pair:
+        if not pair_id or pair_id not in self.pairs:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"unknown pair id {pair_id!r}")
+        return self.pairs[pair_id]
+
+    def mask_path(self, pair: Pair) -> Path:
+        return mask_path_for(pair.rel_dir, pair.index, self.masks)
+
+    def record(self, pair: Pair) -> MaskRecord:
+        try:
+            return MaskRecord.read_or_default(self.mask_path(pair))
+        except ReloblurError as exc:  # a curator's mask with a broken sidecar: refuse, never reset
+            raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
+
+    def summary(self) -> dict[str, Any]:
+        items = []
+        for pid in self.order:
+            record = self.record(self.pairs[pid])
+            items.append({"id": pid, "review": record.review, "version": record.version,
+                          "blur_ratio": record.blur_ratio, "source": record.source})
+        done = sum(1 for i in items if i["review"] != "auto")
+        return {"pairs": items, "reviewed": done, "total": len(items), "software": f"reloblur {__version__}"}
+
+    def mask(self, pair: Pair) -> np.ndarray:
+        path = self.mask_path(pair)
+        if path.exists():
+            mask = read_image(path)
+            return mask if mask.ndim == 2 else mask[:, :, 0]
+        info = probe_image(pair.blur)  # the header is enough for an empty mask's size
+        return np.zeros((info.height, info.width), np.uint8)
+
+    def image(self, pair: Pair, kind: str) -> bytes:
+        if kind in ("blur", "sharp"):
+            return encode_image(read_image(pair.blur if kind == "blur" else pair.sharp), ".png")
+        if kind == "mask":
+            return encode_image(self.mask(pair), ".png")
+        if kind == "diff":
+            blur, sharp = to_float(read_image(pair.blur)), to_float(read_image(pair.sharp))
+            difference = np.abs(blur - sharp).max(axis=2) * 255.0
+            heat = cv2.applyColorMap(np.clip(difference * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+            return encode_image(heat[:, :, ::-1].copy(), ".png")
+        raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown image kind {kind!r}: blur, sharp, mask or diff")
+
+    def _check_version(self, record: MaskRecord, version: Any) -> None:
+        current = record.version
+        if not isinstance(version, int) or version != current:
+            raise ApiError(HTTPStatus.CONFLICT, "the mask changed since you loaded it (another session saved it); "
+                           "reload the pair", current_version=current)
+
+    def save(self, pair: Pair, png: bytes, version: Any, review: str | None) -> dict[str, Any]:
+        decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+        if decoded is None:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "the mask is not a decodable PNG")
+        if decoded.ndim == 3:
+            # Canvas exports RGBA; a pixel is masked where it is bright and opaque.
+            value = decoded[:, :, :3].max(axis=2).astype(np.float32)
+            if decoded.shape[2] == 4:
+                value *= decoded[:, :, 3] / np.float32(255)
+            decoded = value
+        mask = np.where(decoded > 127, 255, 0).astype(np.uint8)
+        expected = self.mask(pair).shape
+        if mask.shape != expected:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"mask is {mask.shape[1]}x{mask.shape[0]}, "
+                           f"the image is {expected[1]}x{expected[0]}")
+        review = review or "reviewed"
+        if review not in REVIEW_STATES:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"review state {review!r} is not one of {REVIEW_STATES}")
+        with self._locks[pair.id]:
+            record = self.record(pair)
+            self._check_version(record, version)
+            record.version += 1
+            record.source = "edited"
+            record.review = review  # type: ignore[assignment]
+            record.pair = record.pair or pair.id
+            record.history.append({"time": now(), "action": "edited", "review": review,
+                                   "blur_ratio": blur_ratio(mask)})
+            write_mask(self.mask_path(pair), mask, record)
+            return {"version": record.version, "review": review, "blur_ratio": blur_ratio(mask)}
+
+    def set_review(self, pair: Pair, version: Any, review: Any) -> dict[str, Any]:
+        if review not in REVIEW_STATES:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"review state {review!r} is not one of {REVIEW_STATES}")
+        with self._locks[pair.id]:
+            record = self.record(pair)
+            self._check_version(record, version)
+            mask = self.mask(pair)
+            record.version += 1
+            record.review = review
+            if record.source == "none":
+                record.source = "auto"
+            record.pair = record.pair or pair.id
+            record.history.append({"time": now(), "action": review})
+            write_mask(self.mask_path(pair), mask, record)
+            return {"version": record.version, "review": review}
+
+    def regenerate(self, pair: Pair, high: Any, low: Any) -> bytes:
+        try:
+            high_f, low_f = float(high), float(low)
+        except (TypeError, ValueError):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "thresholds must be numbers") from None
+        if not 0 < low_f <= high_f <= 100:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
+        params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
+        result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params)
+        return encode_image(result.mask, ".png")
+
+
+def _index_html(token: str) -> bytes:
+    page = resources.files("reloblur.review").joinpath("static/index.html").read_text(encoding="utf-8")
+    return page.replace("{{TOKEN}}", token).encode("utf-8")
+
+
+def make_handler(store: ReviewStore, token: str) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"reloblur-review/{__version__}"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints the URL
+            return
+
+        def _authorised(self, query: dict[str, list[str]]) -> bool:
+            supplied = self.headers.get("X-Token") or (query.get("token") or [""])[0]
+            return hmac.compare_digest(supplied.encode(), token.encode())
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: HTTPStatus, payload: Any) -> None:
+            self._send(status, json.dumps(payload).encode(), "application/json")
+
+        def _body(self) -> dict[str, Any]:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
+            try:
+                data = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from None
+            if not isinstance(data, dict):
+                raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+            return data
+
+        def _dispatch(self, method: str) -> None:
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            try:
+                if not self._authorised(query):
+                    raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong token")
+                if method == "GET":
+                    self._get(url.path, query)
+                else:
+                    self._post(url.path)
+            except ApiError as exc:
+                self._json(exc.status, exc.payload)
+            except ReloblurError as exc:
+                self._json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
+
+        def _get(self, path: str, query: dict[str, list[str]]) -> None:
+            if path == "/":
+                self._send(HTTPStatus.OK, _index_html(token), "text/html; charset=utf-8")
+            elif path.startswith("/static/") and path[len("/static/"):] in STATIC_FILES:
+                name = path[len("/static/"):]
+                body = resources.files("reloblur.review").joinpath(f"static/{name}").read_bytes()
+                self._send(HTTPStatus.OK, body, STATIC_FILES[name])
+            elif path == "/api/pairs":
+                self._json(HTTPStatus.OK, store.summary())
+            elif path == "/api/image":
+                pair = store.pair((query.get("id") or [None])[0])
+                self._send(HTTPStatus.OK, store.image(pair, (query.get("kind") or [""])[0]), "image/png")
+            elif path == "/api/meta":
+                pair = store.pair((query.get("id") or [None])[0])
+                record = store.record(pair)
+                self._json(HTTPStatus.OK, {"id": pair.id, "version": record.version,
+                                           "review": record.review, "source": record.source,
+                                           "blur_ratio": record.blur_ratio,
+                                           "params": record.params or store.params.to_dict(),
+                                           "history": record.history,
+                                           "diagnostics": record.diagnostics})
+            else:
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
+
+        def _post(self, path: str) -> None:
+            body = self._body()
+            pair = store.pair(body.get("id"))
+            if path == "/api/save":
+                png = body.get("png", "")
+                if not isinstance(png, str):
+                    raise ApiError(HTTPStatus.BAD_REQUEST, "png must be a base64 string")
+                try:
+                    data = base64.b64decode(png.split(",", 1)[-1], validate=True)
+                except ValueError:
+                    raise ApiError(HTTPStatus.BAD_REQUEST, "png is not valid base64") from None
+                self._json(HTTPStatus.OK, store.save(pair, data, body.get("version"), body.get("review")))
+            elif path == "/api/review":
+                self._json(HTTPStatus.OK, store.set_review(pair, body.get("version"), body.get("review")))
+            elif path == "/api/regenerate":
+                png = store.regenerate(pair, body.get("high_sigmas"), body.get("low_sigmas"))
+                self._json(HTTPStatus.OK, {"png": "data:image/png;base64," + base64.b64encode(png).decode()})
+            else:
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            self._dispatch("GET")
+
+        def do_POST(self) -> None:  # noqa: N802
+            self._dispatch("POST")
+
+    return Handler
+
+
+@dataclass(frozen=True)
+class ReviewOptions:
+    data: Path
+    masks: Path
+    host: str = "127.0.0.1"
+    port: int = 8765
+    token: str | None = None
+    params: MaskParams = MaskParams()
+
+
+def make_server(options: ReviewOptions) -> tuple[ThreadingHTTPServer, str]:
+    """A ready (not yet serving) review server and the URL to open, token included."""
+    store = ReviewStore(options.data, options.masks, options.params)
+    token = options.token or secrets.token_urlsafe(18)
+    try:
+        server = ThreadingHTTPServer((options.host, options.port), make_handler(store, token))
+    except OSError as exc:
+        raise ReloblurError(f"cannot listen on {options.host}:{options.port} ({exc.strerror}); try --port 0") from None
+    server.daemon_threads = True
+    host, port = server.server_address[:2]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    return server, f"http://{shown}:{port}/?token={token}"

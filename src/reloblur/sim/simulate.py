@@ -1,0 +1,333 @@
+"""``reloblur simulate``: a simulated capture session, or a perfectly aligned ReLoBlur dataset.
+
+``layout="session"`` writes what the two cameras record (see
+:mod:`reloblur.formats.session`), with ground truth in ``truth/``. ``layout="reloblur"``
+writes what flawless post-processing would produce: 8-bit sRGB pairs on B's grid and
+their blur masks in the ReLoBlur tree (``OUT/dataset`` and ``OUT/masks``), split by scene.
+
+Both layouts resume: pairs already on disk (logged, or with a done sidecar) are skipped,
+and re-rendering is deterministic, so an interrupted run finishes with the same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reloblur import resume
+from reloblur.atomic import atomic_write_json
+from reloblur.batch import run_batch
+from reloblur.errors import ReloblurError
+from reloblur.formats.dataset import assign_scenes
+from reloblur.formats.session import (
+    MANIFEST,
+    STATUS_OK,
+    CameraRecord,
+    PairRecord,
+    SessionManifest,
+    SessionWriter,
+    write_frame,
+    write_truth,
+)
+from reloblur.imaging.imageio import encode_srgb, write_image
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig, scene_name
+
+LAYOUTS = ("session", "reloblur")
+TRIGGER_PERIOD_NS = 200_000_000  # 5 Hz, what the capture benchmark targets
+CLOCK_ORIGIN_NS = 1_700_000_000_000_000_000  # fixed, so that output bytes depend on the seed only
+SIMULATION_FILE = "simulation.json"
+
+
+@dataclass(frozen=True)
+class SimulateOptions:
+    """Options of ``reloblur simulate``."""
+
+    out: Path
+    pairs: int = 8
+    seed: int = 0
+    width: int = 2152
+    height: int = 1436
+    layout: str = "session"
+    bayer: bool = False
+    pairs_per_scene: int = 4
+    static_fraction: float = 0.15
+    s_phase: str = "middle"
+    test_fraction: float = 0.2
+    workers: int | None = None
+    progress: bool = True
+
+    def simulator_config(self) -> SimulatorConfig:
+        return SimulatorConfig(
+            width=self.width,
+            height=self.height,
+            seed=self.seed,
+            pairs_per_scene=self.pairs_per_scene,
+            static_fraction=self.static_fraction,
+            s_phase=self.s_phase,
+            bayer=self.bayer,
+        )
+
+
+@dataclass
+class SimulateResult:
+    out: str
+    layout: str
+    pairs: int
+    written: int
+    resumed: int
+    seconds: float
+    failures: list[dict[str, str]] = field(default_factory=list)
+    dataset: str | None = None
+    masks: str | None = None
+
+
+@functools.lru_cache(maxsize=2)
+def _simulator(config: SimulatorConfig) -> RigSimulator:
+    # One per worker process: the scene background is cached across that worker's pairs.
+    return RigSimulator(config)
+
+
+def _check_same_config(recorded: dict[str, Any] | None, config: SimulatorConfig, where: Path) -> None:
+    if recorded is None:
+        return
+    wanted = config.to_dict()
+    differing = sorted(k for k in wanted if recorded.get(k) != wanted[k])
+    if differing:
+        detail = ", ".join(f"{k}: {recorded.get(k)!r} there, {wanted[k]!r} now" for k in differing)
+        raise ReloblurError(
+            f"{where} already holds a simulation with other settings ({detail}); "
+            "choose another output directory"
+        )
+
+
+# -- session layout ---------------------------------------------------------------------
+def _session_manifest(config: SimulatorConfig, sim: RigSimulator) -> SessionManifest:
+    pixel_format = "BayerRG16" if config.bayer else "RGB16"
+
+    def camera(role: str, exposure: float, transmission: float) -> CameraRecord:
+        return CameraRecord(
+            role=role,
+            vendor="reloblur",
+            model="SimCam",
+            serial=f"SIM-{role}",
+            backend="sim",
+            device_id=f"sim://{role}",
+            width=config.width,
+            height=config.height,
+            pixel_format=pixel_format,
+            bit_depth=16,
+            exposure_us=exposure,
+            gain_db=0.0,
+            black_level=0.0,
+            trigger_source="simulated",
+            lens="simulated 16 mm",
+            nd_filter={"name": f"ND{-math.log10(transmission):.1f}", "transmission": transmission}
+            if transmission < 1
+            else None,
+        )
+
+    ratio = config.s_exposure_us / config.b_exposure_us
+    return SessionManifest(
+        cameras={
+            "B": camera("B", config.b_exposure_us, ratio),
+            "S": camera("S", config.s_exposure_us, 1.0),
+        },
+        rig={"name": "simulated beam-splitter rig", "s_phase": config.s_phase},
+        sync={
+            "mode": "simulated",
+            "device": "sim",
+            "s_phase": config.s_phase,
+            "s_delay_us": config.s_delay_us,
+            "s_offset_us": 0.0,
+            "period_us": TRIGGER_PERIOD_NS / 1000,
+        },
+        simulation={
+            "config": config.to_dict(),
+            "rig_truth": {
+                "homography_blur_to_sharp": sim.rig.homography_blur_to_sharp.tolist(),
+                "color_matrix_blur": sim.rig.color_matrix_blur.tolist(),
+                "color_matrix_sharp": sim.rig.color_matrix_sharp.tolist(),
+                "gain_blur": sim.rig.gain_blur,
+                "gain_sharp": sim.rig.gain_sharp,
+            },
+        },
+    )
+
+
+@dataclass(frozen=True)
+class _SessionJob:
+    config: SimulatorConfig
+    root: Path
+    pair: int
+
+
+def _render_session_pair(job: _SessionJob) -> PairRecord:
+    """Render one pair and write its truth and frames; the caller appends the log line."""
+    sim = _simulator(job.config)
+    rendered = sim.render(job.pair)
+    write_truth(job.root, job.pair, rendered.truth, rendered.mask)
+    start = CLOCK_ORIGIN_NS + job.pair * TRIGGER_PERIOD_NS
+    delay = int(job.config.s_delay_us * 1000)
+    frames = {
+        "B": write_frame(
+            job.root, job.pair, "B", rendered.blur, pixel_format=rendered.pixel_format,
+            frame_id=job.pair + 1, timestamp_ns=start, host_timestamp_ns=start,
+        ),
+        "S": write_frame(
+            job.root, job.pair, "S", rendered.sharp, pixel_format=rendered.pixel_format,
+            frame_id=job.pair + 1, timestamp_ns=start + delay, host_timestamp_ns=start + delay,
+        ),
+    }
+    return PairRecord(
+        pair=job.pair,
+        status=STATUS_OK,
+        trigger=job.pair,
+        frames=frames,
+        scene=scene_name(rendered.scene),
+        timing={
+            "b_exposure_us": job.config.b_exposure_us,
+            "s_exposure_us": job.config.s_exposure_us,
+            "s_delay_us": job.config.s_delay_us,
+        },
+    )
+
+
+def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> SimulateResult:
+    out = Path(options.out)
+    if (out / MANIFEST).exists():
+        existing = SessionWriter(out)
+        recorded = (existing.manifest.simulation or {}).get("config")
+        existing.close()
+        if recorded is None:
+            raise ReloblurError(f"{out} holds a real capture session; simulate into another directory")
+        _check_same_config(recorded, config, out)
+    sim = _simulator(config)
+    started = time.perf_counter()
+    with SessionWriter(out, _session_manifest(config, sim)) as writer:
+        todo = [i for i in range(options.pairs) if i not in writer.recorded_pairs]
+        waiting: dict[int, PairRecord] = {}
+        order = iter(todo)
+        next_due = next(order, None)
+
+        def append_in_order(_key: str, record: PairRecord) -> None:
+            # Workers finish out of order; the log stays in pair order (same bytes as serial).
+            nonlocal next_due
+            waiting[record.pair] = record
+            while next_due is not None and next_due in waiting:
+                writer.append(waiting.pop(next_due))
+                next_due = next(order, None)
+
+        result = run_batch(
+            _render_session_pair,
+            [_SessionJob(config, out, i) for i in todo],
+            key=lambda job: f"pair {job.pair:06d}",
+            workers=options.workers,
+            description="simulating pairs",
+            progress=options.progress,
+            on_result=append_in_order,
+        )
+    return SimulateResult(
+        out=str(out),
+        layout="session",
+        pairs=options.pairs,
+        written=len(result.results),
+        resumed=options.pairs - len(todo),
+        seconds=time.perf_counter() - started,
+        failures=[{"item": f.key, "reason": f.reason} for f in result.failures],
+    )
+
+
+# -- ReLoBlur layout --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _DatasetJob:
+    config: SimulatorConfig
+    dataset: Path
+    masks: Path
+    split: str
+    pair: int
+
+
+def _render_dataset_pair(job: _DatasetJob) -> str:
+    """Render one aligned pair into the ReLoBlur tree; returns ``written`` or ``resumed``."""
+    c = job.config
+    scene = job.pair // c.pairs_per_scene
+    rel = Path(job.split, scene_name(scene), "00")
+    index = f"{job.pair % c.pairs_per_scene:02d}"
+    blur_path = job.dataset / rel / f"{index}_blur.png"
+    sharp_path = job.dataset / rel / f"{index}_sharp.png"
+    mask_path = job.masks / rel / f"{index}.png"
+    sidecar = job.dataset / rel / f"{index}.json"
+    params = {"config": c.to_dict(), "pair": job.pair}
+    if resume.is_done(sidecar, {}, params, outputs=(blur_path, sharp_path, mask_path)):
+        return "resumed"
+    rendered = _simulator(c).render(job.pair, aligned=True)
+    write_image(blur_path, encode_srgb(rendered.blur))
+    write_image(sharp_path, encode_srgb(rendered.sharp))
+    write_image(mask_path, rendered.mask)
+    record = resume.done_record({}, params)
+    record["source"] = "reloblur simulate --layout reloblur"
+    record["truth"] = rendered.truth
+    atomic_write_json(sidecar, record)
+    return "written"
+
+
+def _simulate_dataset(options: SimulateOptions, config: SimulatorConfig) -> SimulateResult:
+    if config.bayer:
+        raise ReloblurError("--bayer applies to the session layout only (ReLoBlur pairs are RGB)")
+    out = Path(options.out)
+    marker = out / SIMULATION_FILE
+    if marker.exists():
+        _check_same_config(json.loads(marker.read_text()).get("config"), config, out)
+    atomic_write_json(marker, {"config": config.to_dict(), "layout": "reloblur"})
+    dataset, masks = out / "dataset", out / "masks"
+    n_scenes = math.ceil(options.pairs / config.pairs_per_scene)
+    names = [scene_name(s) for s in range(n_scenes)]
+    assignment = assign_scenes(names, test_fraction=options.test_fraction, seed=config.seed)
+    jobs = [
+        _DatasetJob(config, dataset, masks, assignment[scene_name(i // config.pairs_per_scene)], i)
+        for i in range(options.pairs)
+    ]
+    started = time.perf_counter()
+    result = run_batch(
+        _render_dataset_pair,
+        jobs,
+        key=lambda job: f"pair {job.pair:06d}",
+        workers=options.workers,
+        description="simulating aligned pairs",
+        progress=options.progress,
+    )
+    outcomes = list(result.results.values())
+    return SimulateResult(
+        out=str(out),
+        layout="reloblur",
+        pairs=options.pairs,
+        written=outcomes.count("written"),
+        resumed=outcomes.count("resumed"),
+        seconds=time.perf_counter() - started,
+        failures=[{"item": f.key, "reason": f.reason} for f in result.failures],
+        dataset=str(dataset),
+        masks=str(masks),
+    )
+
+
+def simulate(options: SimulateOptions) -> SimulateResult:
+    """Write a simulated session or ReLoBlur dataset; see the module docstring.
+
+    Raises
+    ------
+    ReloblurError
+        Invalid options, or ``out`` holds a simulation with different settings.
+    """
+    if options.layout not in LAYOUTS:
+        raise ReloblurError(f"unknown layout {options.layout!r}; choose from {', '.join(LAYOUTS)}")
+    if options.pairs < 1:
+        raise ReloblurError(f"--pairs must be at least 1 (got {options.pairs})")
+    config = options.simulator_config()
+    if options.layout == "session":
+        return _simulate_session(options, config)
+    return _simulate_dataset(options, config)
