@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from conftest import needs_browser
 from reloblur.dataset_cli.app import app
 from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
-from reloblur.lbfmg.generate import boundary_f_score, generate_mask, iou
+from reloblur.lbfmg.generate import generate_mask
+from reloblur.lbfmg.metrics import boundary_f_score, iou
 from reloblur.review.server import ReviewOptions, make_server
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
@@ -101,8 +102,11 @@ def test_generate_stats_resume_and_edited_masks_are_kept(sim_dataset, tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["generated"] == 12
-    first = sorted(masks.rglob("*.png"))[0]
+    first = sorted(p for p in masks.rglob("*.png") if not p.name.endswith(".conf.png"))[0]
+    confidence = read_image(first.with_name(first.stem + ".conf.png"))
+    np.testing.assert_array_equal(confidence >= 128, read_image(first) > 0)
     record = json.loads(first.with_suffix(".json").read_text())
+    assert {"noise_model", "clipped_fraction", "flags", "residual_ratio"} <= set(record["diagnostics"])
     assert record["source"] == "auto" and record["review"] == "auto" and record["version"] == 1
     assert record["params"]["high_sigmas"] == 6.0 and read_image(first).shape == (120, 160)
     # A curator's edit survives regeneration; everything else resumes.

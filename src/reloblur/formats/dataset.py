@@ -26,7 +26,10 @@ from reloblur.errors import DatasetError
 
 PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.(?:png|tiff?))$", re.I)
 # Sidecars beside a pair: NN.json, NN.<kind>.json (e.g. NN.align.json), NN.valid.png.
-SIDECAR_FILE = re.compile(r"^(?P<index>[^.]+)(?:\.[a-z]+)?\.json$|^(?P<valid>[^.]+)\.valid\.png$")
+# Files that belong to a pair without being one of its images: sidecars (<id>.json,
+# <id>.align.json), align's validity and clip maps (<id>.valid.png, <id>.clip.png), a mask's
+# confidence (<id>.conf.png).
+SIDECAR_FILE = re.compile(r"^(?P<index>[^.]+)(?:\.[a-z]+)?\.json$|^(?P<valid>[^.]+)\.(?:valid|clip|conf)\.png$")
 MASK_FILE = re.compile(r"^(?P<index>.+)\.png$", re.I)
 RELOBLUR_DEPTH = 3  # <split>/<scene>/<seq>
 

@@ -1,87 +1,180 @@
-"""Local blur foreground masks by background subtraction (LBFMG).
+"""Local blur foreground masks by background subtraction (LBFMG), judged against a noise model.
 
-After alignment the static background agrees between B and S; what remains different is
-the moving foreground and its blur trail. The difference is judged against each image's
-own noise level, so the same parameters work in bright and dark scenes:
+After alignment the static background agrees between B and S up to noise; what remains
+different is the moving foreground and its blur trail. Every step has a physical reason:
 
-1. brightness: a robust per-channel gain maps S onto B (residual exposure difference and
-   flicker would otherwise light up the whole frame);
-2. noise: each image's noise sigma is estimated from its Laplacian (Immerkaer's method);
-   where the static majority of the image differs by more than noise (residual
-   misalignment, demosaicing that differs between the cameras), the level follows that
-   residual instead once it exceeds twice the noise (``adaptive_level``: from the 25th
-   percentile of the difference, which is 0.52 noise levels when only noise is there);
-3. difference: both images are smoothed (Gaussian, ``smooth_sigma``) and the per-pixel
-   colour difference is the minimum over one-pixel shifts of S (``shift_tolerance``):
-   residual misalignment at strong edges does not become thin false positives;
-4. threshold with hysteresis: regions above ``low_sigmas`` noise levels are kept if they
-   contain a pixel above ``high_sigmas`` (faint blur tails attached to strong evidence
-   survive, isolated noise does not);
-5. morphology: closing, hole filling (a uniform object interior matches between B and S
-   although it moved), components below ``min_area`` of the image dropped, optional
-   safety dilation.
+1. **Clipping.** A pixel at the top (or bottom) of an image's range is a bound, not a
+   value: its true level is at least (at most) what was recorded, and the cameras clip at
+   different radiances. Clipped levels are found as a pile-up at a channel's extreme; such
+   pixels only count as evidence in the direction clipping cannot explain (S clipped white
+   and B clearly darker than S's clip level is motion; both clipped is nothing).
+2. **Brightness.** A smooth gain field per channel (quadratic in x and y, fitted robustly
+   in linear light on unclipped pixels) maps S onto B: exposure and flicker differences
+   and the cameras' different vignetting would otherwise light up whole regions.
+3. **Noise.** Camera noise is Poisson-Gaussian in linear light, so after the display
+   encoding dark regions are far noisier than bright ones, and S (short exposure, more
+   gain) is noisier than B. The standard deviation of the smoothed B - S is fitted as a
+   function of level on this pair's own pixels (:mod:`reloblur.lbfmg.noise`), per channel.
+4. **Evidence.** ``z`` is the smoothed difference in units of its predicted sigma, the
+   largest over channels and the smallest over shifts of S by up to ``shift_tolerance``
+   pixels (residual misalignment at strong edges is not motion).
+5. **Regions.** Hysteresis (``low_sigmas`` grows regions seeded above ``high_sigmas``);
+   specks below ``min_area`` are removed *before* a small closing, so no closing can merge
+   scattered false positives into a blob; a hole is filled only when the evidence around
+   it, not the closing, encloses it.
 
-Known limits (see docs/lbfmg.md): an object of the background's own colour is missed;
-a moving object's shadow counts as foreground; no motion-direction consistency check.
+A soft confidence map comes with the mask (``>= 128`` exactly where the mask is set), and
+diagnostics say what the pair looked like: noise per camera and the fitted noise-level
+function, clipped fractions, the gain field, and a flag when the static residual is far
+above the cameras' noise (a misaligned or colour-mismatched pair).
+
+Known limits (docs/lbfmg.md): an object of the background's own colour and texture is
+missed; a moving object's shadow counts as foreground; no motion-direction check.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from reloblur.errors import ImageFormatError
+from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.masks import Component, mask_components
-from reloblur.imaging.imageio import ensure_rgb, linear_to_srgb, srgb_to_linear, to_float
-from reloblur.postprocess.color import ColorFitError, fit_color
+from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
+from reloblur.imaging.imageio import ensure_rgb, to_float
+from reloblur.lbfmg.noise import NoiseLevel, Transfer, fit_noise_level, guarded_table, lookup, srgb_decode
+from reloblur.robust import MAD_TO_SIGMA, huber_weights
 
-NOISE_ONLY_P25 = 0.52  # 25th percentile of the shift-min difference, in noise levels, for pure noise
-RESIDUAL_ALLOWANCE = 2.0
+GainField = Literal["none", "global", "smooth"]
+# A static pair whose unsmoothed B - S spreads more than this many times the cameras'
+# own noise (each image's Immerkaer estimate, itself an upper bound on textured scenes)
+# is not explained by noise: residual misalignment or a colour mismatch.
+RESIDUAL_FLAG_RATIO = 2.0
+# A region is reported as a colour mismatch, not motion, when a local colour map leaves
+# less than this fraction of it above the growing threshold.
+EXPLAINED_FRACTION = 0.2
+# Prior standard deviation of a local colour correction's entries once align has fitted
+# the global one: cameras' crosstalk differs by tens of percent on saturated colours.
+LOCAL_COLOUR_PRIOR = 0.3
+# Enclosure fill (_fill_enclosed): outline pieces closer than this (of the short side) are
+# one object's, and an outline farther than this from a pixel does not enclose it.
+FILL_GAP = 0.03
+FILL_REACH = 0.25
+# Linear level below which a pixel's B/S ratio is mostly noise: left out of the gain fit.
+GAIN_FLOOR = 2e-3
+# How far below the binned measurement the parametric noise fit may fall before the
+# measurement wins (a camera curve that is not sRGB bends the fit's shape).
+BINNED_GUARD = 0.8
+
+
+class MaskParamsError(ReloblurError):
+    """A mask parameter is out of range (names the parameter and the value)."""
 
 
 @dataclass(frozen=True)
 class MaskParams:
-    """Parameters of :func:`generate_mask`; sizes are fractions of the shorter image side
-    so that the same values fit 538x359 and 2152x1436."""
+    """Parameters of :func:`generate_mask`.
 
-    high_sigmas: float = 6.0
-    low_sigmas: float = 3.0
-    smooth_sigma: float = 1.5  # pixels
-    shift_tolerance: int = 1  # pixels
-    close_radius: float = 0.03
-    min_area: float = 0.0005  # fraction of the image
-    dilate_radius: float = 0.0
+    Thresholds are in predicted noise sigmas of the smoothed difference; sizes are fractions
+    of the shorter image side (areas: of the image) so the same values fit 538x359 and
+    2152x1436.
+    """
+
+    high_sigmas: float = 6.0  # seed threshold
+    low_sigmas: float = 3.0  # growing threshold
+    smooth_sigma: float = 1.5  # pixels, Gaussian smoothing of both images before differencing
+    shift_tolerance: int = 1  # pixels of residual misalignment forgiven
+    close_radius: float = 0.01  # of the short side
+    min_area: float = 0.0005  # of the image
+    dilate_radius: float = 0.0  # of the short side, safety margin added at the end
     fill_holes: bool = True
-    match_brightness: bool = True
-    adaptive_level: bool = True
+    gain_field: GainField = "smooth"
+    transfer: Transfer = "srgb"  # encoding of the input images
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        numbers = {"high_sigmas": self.high_sigmas, "low_sigmas": self.low_sigmas,
+                   "smooth_sigma": self.smooth_sigma, "close_radius": self.close_radius,
+                   "min_area": self.min_area, "dilate_radius": self.dilate_radius}
+        for name, value in numbers.items():
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise MaskParamsError(f"mask parameter {name} = {value!r}: must be a finite number >= 0")
+        if not 0 < self.low_sigmas <= self.high_sigmas:
+            raise MaskParamsError(f"need 0 < low ({self.low_sigmas}) <= high ({self.high_sigmas}) sigmas")
+        if self.smooth_sigma <= 0:
+            raise MaskParamsError(f"smooth_sigma = {self.smooth_sigma}: must be > 0")
+        if not 0 <= self.shift_tolerance <= 3:
+            raise MaskParamsError(f"shift_tolerance = {self.shift_tolerance}: must be 0..3 pixels")
+        if self.close_radius > 0.2 or self.dilate_radius > 0.2 or self.min_area > 0.5:
+            raise MaskParamsError("close_radius and dilate_radius are fractions of the short side (<= 0.2), "
+                                  "min_area a fraction of the image (<= 0.5)")
+        if self.gain_field not in ("none", "global", "smooth"):
+            raise MaskParamsError(f"gain_field {self.gain_field!r}: choose none, global or smooth")
+        if self.transfer not in ("srgb", "linear"):
+            raise MaskParamsError(f"transfer {self.transfer!r}: choose srgb or linear")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (recorded in each mask's sidecar and its resume digest)."""
         return asdict(self)
 
 
 @dataclass
 class MaskResult:
-    """A mask and what it was made from."""
+    """A mask, its confidence, and what it was made from.
 
-    mask: np.ndarray  # (H, W) uint8, 0 or 255
+    Attributes
+    ----------
+    mask
+        ``(H, W)`` uint8, 0 (static) or 255 (blurred).
+    confidence
+        ``(H, W)`` float32 in [0, 1]; ``>= 0.5`` exactly where ``mask`` is set.
+    z
+        ``(H, W)`` float32, the evidence in predicted sigmas.
+    noise
+        The fitted noise-level function per channel (R, G, B).
+    """
+
+    mask: np.ndarray
     blur_ratio: float
+    confidence: np.ndarray
+    z: np.ndarray
     components: list[Component] = field(default_factory=list)
-    noise_sigma: float = 0.0  # of the B - S difference, in [0, 1] display units
-    threshold: float = 0.0  # the high threshold applied to the smoothed difference
+    noise: list[NoiseLevel] = field(default_factory=list)
+    camera_noise: dict[str, list[float]] = field(default_factory=dict)
+    clipped: dict[str, float] = field(default_factory=dict)
+    gain: dict[str, list[float]] = field(default_factory=dict)
+    residual_ratio: float = 0.0
+    flags: list[str] = field(default_factory=list)
+    edge_kappa: list[float] = field(default_factory=list)  # px, per channel: see fit_edge_residual
 
-    def diagnostics(self) -> dict:
-        return {"noise_sigma": self.noise_sigma, "threshold": self.threshold}
+    def confidence_u8(self) -> np.ndarray:
+        """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
+        return np.clip(np.rint(self.confidence * 255), 0, 255).astype(np.uint8)
 
-    def confidence_u8(self) -> np.ndarray | None:
-        return None
+    def diagnostics(self) -> dict[str, Any]:
+        """What the mask sidecar records about how the pair looked."""
+        return {
+            "noise_model": [n.to_dict() for n in self.noise],
+            "camera_noise_sigma": self.camera_noise,
+            "clipped_fraction": self.clipped,
+            "gain_field": self.gain,
+            "residual_ratio": self.residual_ratio,
+            "edge_residual_px": self.edge_kappa,
+            "flags": list(self.flags),
+        }
 
 
 def noise_sigma(channel: np.ndarray) -> float:
-    """Noise standard deviation of a 2-D image (Immerkaer, 1996), robust to structure."""
+    """Noise standard deviation of a 2-D image (Immerkaer, 1996): an upper bound on textured
+    images, exact on flat ones.
+
+    >>> flat = np.random.default_rng(0).normal(0.5, 0.01, (256, 256))
+    >>> round(noise_sigma(flat), 3)
+    0.01
+    """
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     response = cv2.filter2D(channel.astype(np.float32), cv2.CV_32F, kernel)[1:-1, 1:-1]
     return float(math.sqrt(math.pi / 2) * np.abs(response).mean() / 6)
@@ -91,17 +184,419 @@ def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
+# Lookup tables for the sRGB curve: exact for 8-bit input, and 16-bit-fine for the rest
+# (an error far below one 8-bit code), at a fraction of a power function's cost.
+_ENCODE_TABLE = np.where((x := np.linspace(0.0, 1.0, 65536)) <= 0.0031308, x * 12.92,
+                         1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+_DECODE_TABLE = srgb_decode(np.linspace(0.0, 1.0, 65536)).astype(np.float32)
 
 
-def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams()) -> MaskResult:
+def _decode(image: np.ndarray, transfer: Transfer) -> np.ndarray:
+    if transfer == "linear":
+        return image.astype(np.float32)
+    return _DECODE_TABLE[np.clip(np.rint(image * 65535), 0, 65535).astype(np.intp)]
+
+
+def _encode(linear: np.ndarray, transfer: Transfer) -> np.ndarray:
+    if transfer == "linear":
+        return np.clip(linear, 0.0, 1.0).astype(np.float32)
+    return _ENCODE_TABLE[np.clip(np.rint(linear * 65535), 0, 65535).astype(np.intp)]
+
+
+def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray, *,
+                   order: int = 2, samples: int = 8_000, iterations: int = 4) -> np.ndarray:
+    """The per-channel gain field ``G`` with ``B ~= G * S``, robustly, in linear light.
+
+    ``log G`` is a polynomial in normalised image coordinates of degree ``order`` (0: one
+    gain per channel; 2: quadratic, which holds vignetting and illumination falloff);
+    Huber-weighted least squares on an even, deterministic subsample of ``usable`` pixels,
+    so a moving minority does not bend it.
+
+    Parameters
+    ----------
+    blur_linear, sharp_linear
+        ``(C, H, W)`` linear images, positive where ``usable``.
+    usable
+        ``(H, W)`` bool.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, H, W)`` float32 gains; ones if fewer than 200 pixels are usable.
+    """
+    channels, h, w = blur_linear.shape
+    index = np.flatnonzero(usable)
+    if index.size < 200:
+        return np.ones((channels, h, w), np.float32)
+    if index.size > samples:
+        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    ys, xs = np.divmod(index, w)
+    u, v = xs / max(w - 1, 1) * 2 - 1, ys / max(h - 1, 1) * 2 - 1
+    powers = [(0, 0)] + ([(1, 0), (0, 1)] if order >= 1 else []) + ([(2, 0), (1, 1), (0, 2)] if order >= 2 else [])
+    design = np.stack([u**i * v**j for i, j in powers], axis=-1)
+    gu, gv = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
+    gains = np.empty((channels, h, w), np.float32)
+    for c in range(channels):
+        b = blur_linear[c].ravel()[index]
+        s = sharp_linear[c].ravel()[index]
+        target = np.log(b) - np.log(s)
+        # Shot noise makes the log ratio of a dark pixel less certain: weight by signal.
+        base = np.minimum(b, s) / (np.minimum(b, s) + 0.01)
+        weights = base.copy()
+        coefficients = np.zeros(design.shape[1])
+        for _ in range(iterations):
+            root = np.sqrt(weights)
+            coefficients = np.linalg.lstsq(design * root[:, None], target * root, rcond=None)[0]
+            weights = base * huber_weights(target - design @ coefficients)
+        log_gain = sum(k * np.outer(gv**j, gu**i) for k, (i, j) in zip(coefficients, powers))
+        gains[c] = np.exp(log_gain)
+    return gains
+
+
+def _shifted(array: np.ndarray, dy: int, dx: int, pad: int) -> np.ndarray:
+    """The unpadded window of a ``pad``-padded ``(C, H, W)`` array, moved by ``(dy, dx)``."""
+    h, w = array.shape[1] - 2 * pad, array.shape[2] - 2 * pad
+    return array[:, pad + dy : pad + dy + h, pad + dx : pad + dx + w]
+
+
+@dataclass
+class _Clipping:
+    """Per-channel clipped flags of one image, planar ``(C, H, W)``."""
+
+    high: np.ndarray
+    low: np.ndarray
+
+    def widened(self, reach: int) -> _Clipping:
+        """The flags as they bear on values smoothed over ``reach`` pixels.
+
+        A white-clipped pixel hides an unbounded excess, so any of them in a footprint
+        makes the smoothed value a bound. A black-clipped one hides at most a noise
+        excursion (the signal is never negative): only where most of the footprint is
+        clipped is the region black rather than a dark one whose noise touches zero.
+        """
+        size = 2 * reach + 1
+        kernel = np.ones((size, size), np.uint8)
+
+        def any_near(flags: np.ndarray) -> np.ndarray:
+            if not flags.any():
+                return flags
+            return np.stack([cv2.dilate(f.astype(np.uint8), kernel) > 0 for f in flags])
+
+        def mostly(flags: np.ndarray) -> np.ndarray:
+            if not flags.any():
+                return flags
+            return np.stack([cv2.blur(f.astype(np.float32), (size, size)) >= 0.5 for f in flags])
+
+        return _Clipping(any_near(self.high), mostly(self.low))
+
+    def any(self) -> np.ndarray:
+        """``(H, W)`` bool: clipped in any channel, either way."""
+        return (self.high | self.low).any(axis=0)
+
+
+# Stand-in for "unbounded" on the side a clipped value leaves open: far outside [0, 1].
+_UNBOUNDED = 8.0
+
+
+def _bounds(smoothed: np.ndarray, clip: _Clipping) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of the true level: a clipped-white pixel is only a lower bound,
+    a clipped-black one only an upper bound."""
+    lower = np.where(clip.low, -_UNBOUNDED, smoothed) if clip.low.any() else smoothed
+    upper = np.where(clip.high, _UNBOUNDED, smoothed) if clip.high.any() else smoothed
+    return lower, upper
+
+
+@dataclass
+class _Judge:
+    """How a smoothed difference becomes evidence: per-pixel inverse sigma, clipped bounds,
+    where S is defined, and the shift tolerance."""
+
+    inverse: np.ndarray  # (C, H, W) 1 / predicted sigma of the smoothed difference
+    clip_b: _Clipping  # widened to the smoothing footprint
+    clip_s: _Clipping
+    inside: np.ndarray  # (H, W) bool, valid and away from undefined S
+    tolerance: int
+
+    def z(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
+        """``z`` over ``window``: the smallest over shifts of S (up to ``tolerance`` px) of the
+        largest over channels of the clipping-aware gap between B and S, in sigmas.
+
+        ``bs`` and ``ss`` are the smoothed images cut to ``window``."""
+        rows, cols = window
+        inverse = self.inverse[:, rows, cols]
+        clip_b = _Clipping(self.clip_b.high[:, rows, cols], self.clip_b.low[:, rows, cols])
+        clip_s = _Clipping(self.clip_s.high[:, rows, cols], self.clip_s.low[:, rows, cols])
+        b_low, b_high = _bounds(bs, clip_b)
+        s_low, s_high = _bounds(ss, clip_s)
+        pad = self.tolerance
+        if pad:
+            s_low = np.pad(s_low, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+            s_high = np.pad(s_high, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+        z = None
+        for dy in range(-pad, pad + 1):
+            for dx in range(-pad, pad + 1):
+                gap = np.maximum(b_low - _shifted(s_high, dy, dx, pad), _shifted(s_low, dy, dx, pad) - b_high)
+                gap *= inverse
+                e = np.maximum(np.maximum(gap[0], gap[1]), gap[2]) if gap.shape[0] == 3 else gap.max(axis=0)
+                z = e if z is None else np.minimum(z, e)
+        assert z is not None
+        z = np.maximum(z, 0.0)
+        z[~self.inside[rows, cols]] = 0.0
+        return z.astype(np.float32)
+
+
+def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray,
+           valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer
+           ) -> tuple[_Judge, list[NoiseLevel], list[float]]:
+    """Fit the noise-level function and the edge residual of the smoothed ``bs - ss`` per
+    channel on the usable static majority, and build the :class:`_Judge` from them."""
+    reach = int(math.ceil(2 * sigma_px)) + 1
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    inside = cv2.erode(valid.astype(np.uint8), kernel) > 0 if not valid.all() else valid
+    clip_b, clip_s = clip_b.widened(reach), clip_s.widened(reach)
+    fit_on = usable & inside & ~clip_b.any() & ~clip_s.any()
+    models, edges, inverse = [], [], np.empty_like(bs)
+    for c in range(bs.shape[0]):
+        difference = bs[c] - ss[c]
+        model = fit_noise_level(difference, bs[c], fit_on, transfer=transfer)
+        models.append(model)
+        table = guarded_table(model, guard=BINNED_GUARD) ** 2
+        # On a moving pixel B and S sit at different levels, each with its own noise.
+        variance = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
+        gradient = _gradient_magnitude(bs[c])
+        kappa = fit_edge_residual(difference, variance, gradient, fit_on)
+        edges.append(kappa)
+        inverse[c] = 1.0 / np.sqrt(variance + (kappa * gradient) ** 2)
+    return _Judge(inverse, clip_b, clip_s, inside, tolerance), models, edges
+
+
+def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
+                     prior: float = LOCAL_COLOUR_PRIOR, iterations: int = 4, samples: int = 4000) -> np.ndarray | None:
+    """A colour matrix ``B ~= A S`` near the identity, fitted robustly on ``region``.
+
+    ``align`` already corrected colour globally (a matrix, in linear light, black levels
+    removed: no offset), so locally ``A`` is the identity plus a correction whose entries
+    have a prior standard deviation ``prior``: a ridge (maximum a posteriori) fit with
+    Huber weights. Directions the region's colours do not constrain (a grey wall and one
+    uniform object span two colours) stay at the identity instead of taking any value.
+
+    Parameters
+    ----------
+    blur_linear, sharp_linear
+        Planar ``(3, H, W)`` linear crops.
+    region
+        ``(H, W)`` bool, the pixels to fit on.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(3, 3)``; ``None`` with fewer than 50 pixels.
+    """
+    index = np.flatnonzero(region)
+    if index.size < 50:
+        return None
+    if index.size > samples:
+        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    s = sharp_linear.reshape(3, -1)[:, index].T
+    b = blur_linear.reshape(3, -1)[:, index].T
+    # The residual's scale at the identity sets how much the data may pull the map.
+    residual_scale = max(MAD_TO_SIGMA * float(np.median(np.abs(b - s))), 1e-4)
+    ridge = (residual_scale / prior) ** 2
+    weights = np.ones(len(s))
+    solution = np.eye(3)
+    for _ in range(iterations):
+        ws = s * weights[:, None]
+        solution = np.linalg.solve(ws.T @ s + ridge * np.eye(3), ws.T @ b + ridge * np.eye(3))
+        weights = huber_weights(np.linalg.norm(b - s @ solution, axis=1))
+    return solution.T
+
+
+def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
+    gx = cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    return cv2.magnitude(gx, gy)
+
+
+def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray, *,
+                      bins: int = 16, max_samples: int = 20_000) -> float:
+    """``kappa`` (pixels) of the static residual that grows with the local gradient.
+
+    Two cameras never render an edge identically: sub-pixel misregistration, a lens
+    distortion the homography cannot hold, different sharpness (MTF, focus) and
+    demosaicing leave a residual proportional to the gradient, ``kappa * |grad B|``, beside
+    the noise. On static pixels ``(B - S) / sigma_noise`` then has variance
+    ``1 + kappa^2 |grad B|^2 / sigma_noise^2``; bins of that ratio give ``kappa^2`` by a
+    robust least-squares fit through the origin (MAD per bin, so the moving minority of
+    a bin does not count).
+
+    Returns
+    -------
+    float
+        ``kappa >= 0``; 0 when the static residual is noise alone (or too few pixels).
+    """
+    index = np.flatnonzero(usable)
+    if index.size < 2000:
+        return 0.0
+    if index.size > max_samples:
+        index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
+    noise = np.sqrt(variance.ravel()[index])
+    u = difference.ravel()[index] / noise
+    w2 = (gradient.ravel()[index] / noise) ** 2
+    per_bin = index.size // bins
+    order = np.argsort(w2, kind="stable")[: bins * per_bin].reshape(bins, per_bin)
+    values = u[order]
+    spread = MAD_TO_SIGMA * np.median(np.abs(values - np.median(values, axis=1, keepdims=True)), axis=1)
+    x, y = np.median(w2[order], axis=1), spread**2 - 1.0
+    n = np.full(bins, np.sqrt(per_bin))
+    weights = n.copy()
+    kappa2 = 0.0
+    for _ in range(5):
+        kappa2 = max(0.0, float((weights * x * y).sum() / max((weights * x * x).sum(), 1e-12)))
+        weights = n * huber_weights(y - kappa2 * x)
+    return math.sqrt(kappa2)
+
+
+def _fill_enclosed_holes(mask: np.ndarray, z: np.ndarray, low: float) -> np.ndarray:
+    """Fill the holes whose rim is evidence (at least half of it z >= low), not the pixels
+    a closing added."""
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=4)
+    if count <= 1:
+        return mask
+    rim = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    rim[~mask] = 0
+    total = np.bincount(rim.ravel(), minlength=count)
+    strong = np.bincount(rim.ravel(), weights=(z >= low).ravel(), minlength=count)
+    keep = np.flatnonzero((total > 0) & (strong >= 0.5 * np.maximum(total, 1)))
+    keep = keep[keep > 0]
+    return mask | np.isin(labels, keep)
+
+
+def _nearest_label(labels: np.ndarray, axis: int, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the label of the nearest labelled pixel in one axis direction, and
+    how far it is (``inf`` where there is none)."""
+    a = np.flip(labels, axis) if reverse else labels
+    n = a.shape[axis]
+    position = np.arange(n).reshape((-1, 1) if axis == 0 else (1, -1))
+    seen = np.where(a > 0, position, -1)
+    last = np.maximum.accumulate(seen, axis=axis)
+    found = last >= 0
+    label = np.take_along_axis(a, np.maximum(last, 0), axis=axis) * found
+    distance = np.where(found, position - last, np.inf)
+    if reverse:
+        label, distance = np.flip(label, axis), np.flip(distance, axis)
+    return label, distance
+
+
+def _fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
+    """Fill pixels that one cluster of evidence surrounds on all four sides.
+
+    The interior of a uniform moving object looks the same in B and S: only its outline
+    is evidence, and often a broken one. A pixel is filled when the nearest mask pixel
+    to its left, right, top and bottom belong to the same cluster (mask components closer
+    than ``gap`` pixels) and each lies within ``reach`` pixels. Unlike a large closing, this
+    cannot merge scattered specks into a blob: a cluster must surround the pixel.
+    """
+    if not mask.any():
+        return mask
+    grown = cv2.dilate(mask.astype(np.uint8), _disk(max(1, gap // 2)))
+    _, clusters = cv2.connectedComponents(grown, connectivity=8)
+    labels = np.where(mask, clusters, 0).astype(np.int32)
+    fill = ~mask
+    reference = None
+    for axis, reverse in ((1, False), (1, True), (0, False), (0, True)):
+        label, distance = _nearest_label(labels, axis, reverse)
+        ok = (label > 0) & (distance <= reach)
+        fill &= ok
+        if reference is None:
+            reference = label
+        else:
+            fill &= label == reference
+    return mask | fill
+
+
+def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray,
+                           judge: _Judge, usable: np.ndarray, params: MaskParams) -> int:
+    """Re-judge each candidate region after a local colour correction, in place on ``z``.
+
+    A static object whose colours the pair's global colour fit got wrong (colours absent
+    from the scene it was fitted on) differs between B and S everywhere on it; motion
+    leaves a blend of object and background in B that no colour map turns S into. A region
+    that a colour matrix fitted around it (near the identity, :func:`fit_local_colour`)
+    mostly explains is re-judged with that matrix: its colour-only difference vanishes,
+    and the motion at its edges, if any, stays. Other regions are left as they are.
+
+    Returns the number of regions re-judged (reported as a flag).
+    """
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return 0
+    h, w = mask.shape
+    margin = int(math.ceil(3 * params.smooth_sigma)) + params.shift_tolerance + 6
+    ring = _disk(max(3, margin // 2))
+    # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
+    # noisy regressor shrinks the slope towards zero) and a map that flattens S would seem
+    # to explain a moving object away.
+    explained = 0
+    for label in range(1, count):
+        x, y, cw, ch = (int(v) for v in stats[label, :4])
+        rows = slice(max(0, y - margin), min(h, y + ch + margin))
+        cols = slice(max(0, x - margin), min(w, x + cw + margin))
+        component = labels[rows, cols] == label
+        if np.mean(~usable[rows, cols][component]) > 0.3:
+            continue  # clipping bends the colour relation: no colour map can be judged there
+        region = (cv2.dilate(component.astype(np.uint8), ring) > 0) & usable[rows, cols]
+        colour = fit_local_colour(_decode(bs[:, rows, cols], params.transfer),
+                                  _decode(ss[:, rows, cols], params.transfer), region)
+        if colour is None:
+            continue
+        raw_s = _decode(sp[:, rows, cols], params.transfer)
+        recoloured = _encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
+        ss_local = np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in recoloured])
+        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols))
+        if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
+            continue  # most of it is more than colour: motion, judged as it was
+        inner = cv2.dilate(component.astype(np.uint8), ring) > 0
+        window = z[rows, cols]
+        window[inner] = np.minimum(window[inner], z_local[inner])
+        explained += 1
+    return explained
+
+
+def _drop_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
+    if small.size:
+        mask = mask & ~np.isin(labels, small)
+    return mask
+
+
+def _hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
+    weak = (z > low).astype(np.uint8)
+    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    seeds = np.unique(labels[z > high])
+    return np.isin(labels, seeds[seeds > 0])
+
+
+def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
+                  valid: np.ndarray | None = None, clipped: np.ndarray | None = None) -> MaskResult:
     """The blur mask of an aligned pair.
 
     Parameters
     ----------
     blur, sharp
-        ``(H, W, 3)`` aligned images, display-encoded (sRGB), uint8/uint16 or float in [0, 1].
+        ``(H, W, 3)`` (or grey ``(H, W)``) aligned images on B's grid, display-encoded
+        (``params.transfer``), uint8/uint16 or float in [0, 1].
     params
         See :class:`MaskParams`.
+    valid
+        ``(H, W)`` bool or uint8, where S is defined (``align --no-crop`` writes it as
+        ``<id>.valid.png``); outside it nothing is evidence. Default: everywhere.
+    clipped
+        ``(H, W)`` uint8 flags of :func:`reloblur.imaging.clipping.encode_clip_flags`, where
+        the cameras' own outputs were clipped (``align`` writes them as ``<id>.clip.png``:
+        after colour correction S's clipping no longer shows as a pile-up). Added to what
+        is found on ``blur`` and ``sharp`` themselves.
 
     Returns
     -------
@@ -111,81 +606,107 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     Raises
     ------
     ImageFormatError
-        The two images differ in size.
+        The images differ in size, or hold non-finite values.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> b = np.full((120, 160, 3), 0.5) + rng.normal(0, 0.01, (120, 160, 3))
+    >>> s = np.full((120, 160, 3), 0.5) + rng.normal(0, 0.02, (120, 160, 3))
+    >>> s[40:80, 60:100] = 0.9  # an object S sees and B does not
+    >>> result = generate_mask(b, s)
+    >>> bool(result.mask[60, 80] == 255 and result.mask[10, 10] == 0)
+    True
     """
     if blur.shape[:2] != sharp.shape[:2]:
         raise ImageFormatError(
             f"B is {blur.shape[1]}x{blur.shape[0]} but S is {sharp.shape[1]}x{sharp.shape[0]}: align the pair first"
         )
+    code = 1 / 255 if blur.dtype == np.uint8 and sharp.dtype == np.uint8 else 1 / 1023
     b = to_float(ensure_rgb(blur))
     s = to_float(ensure_rgb(sharp))
+    for name, image in (("B", b), ("S", s)):
+        if not np.isfinite(image).all():
+            raise ImageFormatError(f"{name} holds {int((~np.isfinite(image)).sum())} non-finite (NaN/inf) values")
+    b, s = np.clip(b, 0, 1), np.clip(s, 0, 1)
     h, w = b.shape[:2]
-    if params.match_brightness:
-        try:
-            gains = fit_color(srgb_to_linear(s), srgb_to_linear(b), mode="gain")
-            s = linear_to_srgb(gains.apply(srgb_to_linear(s)))
-        except ColorFitError:
-            pass  # nearly black or saturated everywhere: compare as is
-    sigma = math.sqrt(sum(noise_sigma(b[..., c]) ** 2 + noise_sigma(s[..., c]) ** 2 for c in range(3)) / 3)
-    # Gaussian smoothing divides white noise by 2 sqrt(pi) sigma.
-    level = max(sigma / (2 * math.sqrt(math.pi) * params.smooth_sigma), 1e-4)
-    smooth_b = cv2.GaussianBlur(b, (0, 0), params.smooth_sigma)
-    smooth_s = cv2.GaussianBlur(s, (0, 0), params.smooth_sigma)
-    tol = params.shift_tolerance
-    pad = cv2.copyMakeBorder(smooth_s, tol, tol, tol, tol, cv2.BORDER_REPLICATE)
-    difference = None
-    for dy in range(-tol, tol + 1):
-        for dx in range(-tol, tol + 1):
-            shifted = pad[tol + dy : tol + dy + h, tol + dx : tol + dx + w]
-            d = np.abs(smooth_b - shifted).max(axis=2)
-            difference = d if difference is None else np.minimum(difference, d)
-    assert difference is not None
-    if params.adaptive_level:
-        # Up to twice the white-noise level is quantisation and fine texture; beyond that
-        # the static background itself disagrees, and the thresholds must follow it.
-        level = max(level, float(np.percentile(difference, 25)) / NOISE_ONLY_P25 / RESIDUAL_ALLOWANCE)
-
-    strong = difference > params.high_sigmas * level
-    weak = difference > params.low_sigmas * level
-    labels, count = ndimage.label(weak)
-    seeds = np.unique(labels[strong])
-    mask = np.isin(labels, seeds[seeds > 0])
     short = min(h, w)
-    radius = max(1, round(params.close_radius * short))
-    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disk(radius)) > 0
-    if params.fill_holes:
-        mask = ndimage.binary_fill_holes(mask)
-    labels, count = ndimage.label(mask)
-    if count:
-        areas = ndimage.sum(mask, labels, np.arange(1, count + 1))
-        small = np.flatnonzero(areas < params.min_area * h * w) + 1
-        mask[np.isin(labels, small)] = False
-    if params.dilate_radius > 0:
+    valid_in = np.ones((h, w), bool) if valid is None else np.asarray(valid) > 0
+    if valid_in.shape != (h, w):
+        raise ImageFormatError(f"validity mask is {valid_in.shape[1]}x{valid_in.shape[0]}, the images {w}x{h}")
+
+    # 1. Clipping, found on the stored values (planar from here on: (C, H, W)).
+    bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
+    sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
+    clip_b = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(b, valid_in, code=code)))
+    clip_s = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(s, valid_in, code=code)))
+    if clipped is not None:
+        if clipped.shape[:2] != (h, w):
+            raise ImageFormatError(f"clip map is {clipped.shape[1]}x{clipped.shape[0]}, the images {w}x{h}")
+        given = decode_clip_flags(clipped if clipped.ndim == 2 else clipped[:, :, 0])
+        clip_b = _Clipping(clip_b.high | given["b_high"][None], clip_b.low | given["b_low"][None])
+        clip_s = _Clipping(clip_s.high | given["s_high"][None], clip_s.low | given["s_low"][None])
+    usable = valid_in & ~clip_b.any() & ~clip_s.any()
+
+    # 2. Brightness: S onto B with a smooth gain field, in linear light.
+    gains = {}
+    if params.gain_field != "none":
+        xb, xs = _decode(bp, params.transfer), _decode(sp, params.transfer)
+        fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
+        gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
+        sp = _encode(xs * gain, params.transfer)
+        gains = {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]}
+
+    # 3-4. Noise and evidence. (A second, coarser scale was tried: there the static residual
+    # is colour and gain misfit, spatially correlated, and it raised false area tenfold.)
+    bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
+    ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
+    judge, noise, edge_kappa = _judge(bs, ss, clip_b, clip_s, usable, valid_in, sigma_px=params.smooth_sigma,
+                                      tolerance=params.shift_tolerance, transfer=params.transfer)
+    z = judge.z(bs, ss)
+    reach = int(math.ceil(2 * params.smooth_sigma)) + 1
+
+    # 5. Regions.
+    min_pixels = params.min_area * h * w
+    mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+    recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
+    mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+    radius = round(params.close_radius * short)
+    if radius >= 1 and mask.any():
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disk(radius)) > 0
+    if params.fill_holes and mask.any():
+        mask = _fill_enclosed_holes(mask, z, params.low_sigmas)
+        mask = _fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
+    mask = _drop_small(mask, min_pixels) & valid_in
+    if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
+        mask &= valid_in
+
+    confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
+    confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
     out = np.where(mask, 255, 0).astype(np.uint8)
-    return MaskResult(out, float(mask.mean()), mask_components(out), sigma, params.high_sigmas * level)
 
-
-def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union of two binary masks; 1 when both are empty."""
-    p, t = prediction > 0, truth > 0
-    union = np.count_nonzero(p | t)
-    return 1.0 if union == 0 else float(np.count_nonzero(p & t) / union)
-
-
-def boundary_f_score(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 2) -> float:
-    """Boundary F-measure: precision/recall of boundary pixels within ``tolerance`` px."""
-    def boundary(m: np.ndarray) -> np.ndarray:
-        m = (m > 0).astype(np.uint8)
-        return (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
-
-    bp, bt = boundary(prediction), boundary(truth)
-    if not bp.any() and not bt.any():
-        return 1.0
-    if not bp.any() or not bt.any():
-        return 0.0
-    near_t = cv2.dilate(bt.astype(np.uint8), _disk(tolerance)) > 0
-    near_p = cv2.dilate(bp.astype(np.uint8), _disk(tolerance)) > 0
-    precision = np.count_nonzero(bp & near_t) / np.count_nonzero(bp)
-    recall = np.count_nonzero(bt & near_p) / np.count_nonzero(bt)
-    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+    # Diagnostics: each camera's own noise, and whether the static residual is noise.
+    camera_noise = {name: [noise_sigma(ch) for ch in img] for name, img in (("B", bp), ("S", sp))}
+    static = usable & ~(cv2.dilate(out, _disk(max(2, reach))) > 0)
+    ratios = []
+    for c in range(3):
+        spread = bp[c][static] - sp[c][static]
+        if spread.size >= 500:
+            expected = math.hypot(camera_noise["B"][c], camera_noise["S"][c])
+            robust = MAD_TO_SIGMA * float(np.median(np.abs(spread - np.median(spread))))
+            ratios.append(robust / max(expected, code / math.sqrt(12)))
+    residual_ratio = float(max(ratios)) if ratios else 0.0
+    flags = []
+    if residual_ratio > RESIDUAL_FLAG_RATIO:
+        flags.append(f"static residual {residual_ratio:.1f}x the cameras' noise: the pair looks misaligned or "
+                     "colour-mismatched; check its alignment before trusting this mask")
+    clipped = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
+    if recoloured:
+        flags.append(f"{recoloured} region(s) differ between B and S mostly in colour (the pair's colour fit does "
+                     "not hold there); judged after a local colour correction")
+    if max(clipped.values()) > 0.5:
+        flags.append(f"over half the frame is clipped (B {100 * clipped['B']:.0f} %, S {100 * clipped['S']:.0f} %): "
+                     "little evidence is left")
+    return MaskResult(out, float(mask.mean()), confidence, z, mask_components(out), noise, camera_noise,
+                      clipped, gains, residual_ratio, flags, edge_kappa)

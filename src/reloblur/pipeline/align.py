@@ -215,6 +215,14 @@ def align_job(task: _Task) -> str:
     out_dtype = np.uint16 if options.bit_depth == 16 else np.uint8
     write_image(blur_out, encode_srgb(blur_final, out_dtype))
     write_image(sharp_out, encode_srgb(sharp_final, out_dtype))
+    clip_flags = result.clip_flags[rows, cols]
+    if options.resize is not None:
+        clip_flags = cv2.resize(clip_flags, options.resize, interpolation=cv2.INTER_NEAREST)
+    clip_out = job.out_dir / f"{job.index}.clip.png"
+    if clip_flags.any():
+        write_image(clip_out, clip_flags)
+    elif clip_out.exists():
+        clip_out.unlink()  # a rerun with other settings found no clipping
     if not options.crop and result.valid is not None:
         valid = result.valid.astype(np.uint8) * 255
         if options.resize is not None:

@@ -45,6 +45,7 @@ class GenerateReport:
     kept_edited: int
     mean_blur_ratio: float | None
     failures: list[dict[str, str]] = field(default_factory=list)
+    flagged: list[dict[str, str]] = field(default_factory=list)  # generated, with a warning to check
 
 
 @dataclass(frozen=True)
@@ -55,15 +56,36 @@ class _Job:
     force: bool
 
 
+def validity_path(pair: Pair) -> Path:
+    """``<id>.valid.png`` beside B: where ``align --no-crop`` says S is defined."""
+    return pair.blur.with_name(f"{pair.index}.valid.png")
+
+
+def clip_path(pair: Pair) -> Path:
+    """``<id>.clip.png`` beside B: where ``align`` found either camera's output clipped."""
+    return pair.blur.with_name(f"{pair.index}.clip.png")
+
+
 def _generate_one(job: _Job) -> str:
     inputs = {"blur": job.pair.blur, "sharp": job.pair.sharp}
+    valid_file = validity_path(job.pair)
+    if valid_file.exists():
+        inputs["valid"] = valid_file
+    clip_file = clip_path(job.pair)
+    if clip_file.exists():
+        inputs["clip"] = clip_file
     params = job.params.to_dict()
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
     if existing is not None and existing.curated and not job.force:
         return "kept"
     if resume.is_done(sidecar_path(job.mask), inputs, params, outputs=(job.mask,)):
         return "resumed"
-    result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params)
+    valid = read_image(valid_file) if "valid" in inputs else None
+    if valid is not None and valid.ndim == 3:
+        valid = valid[:, :, 0]
+    clipped = read_image(clip_file) if "clip" in inputs else None
+    result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params, valid=valid,
+                           clipped=clipped)
     history = list(existing.history) if existing else []
     history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
     done = resume.done_record(inputs, params)
@@ -75,7 +97,7 @@ def _generate_one(job: _Job) -> str:
         status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"],
     )
     write_mask(job.mask, result.mask, record, confidence=result.confidence_u8())
-    return "generated"
+    return "flagged" if result.flags else "generated"
 
 
 def generate_masks(options: GenerateOptions) -> GenerateReport:
@@ -87,19 +109,22 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
-    ratios = []
+    ratios, flagged = [], []
     for job in jobs:
         record = resume.read_sidecar(sidecar_path(job.mask))
         if record and isinstance(record.get("blur_ratio"), (int, float)):
             ratios.append(record["blur_ratio"])
+        if record and result.results.get(job.pair.id) == "flagged":
+            flagged += [{"item": job.pair.id, "reason": flag} for flag in record.get("diagnostics", {}).get("flags", [])]
     return GenerateReport(
         masks=str(options.masks),
         pairs=len(pairs),
-        generated=outcomes["generated"],
+        generated=outcomes["generated"] + outcomes["flagged"],
         resumed=outcomes["resumed"],
         kept_edited=outcomes["kept"],
         mean_blur_ratio=float(np.mean(ratios)) if ratios else None,
         failures=problems + [{"item": f.key, "reason": f.reason} for f in result.failures],
+        flagged=flagged,
     )
 
 

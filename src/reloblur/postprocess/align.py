@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
+from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
+from reloblur.robust import MAD_TO_SIGMA
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, fit_color
 from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
@@ -75,6 +77,7 @@ class AlignResult:
     initial: Registration
     sharp_aligned: np.ndarray  # (H, W, 3) linear, on B's full grid, corrected
     valid: np.ndarray | None  # (H, W) bool: where sharp_aligned is defined (uncropped runs)
+    clip_flags: np.ndarray  # (H, W) uint8, reloblur.imaging.clipping bits: B's and (warped) S's clipping
     motion_mask: np.ndarray  # (H, W) bool: where B and corrected S differ, or S is undefined
     crop: Rect
     transform: TransformSummary
@@ -87,6 +90,26 @@ class AlignResult:
         return "flagged" if self.flags else "ok"
 
 
+def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Where B, and S warped onto B's grid, recorded a clipped bound (bits of encode_clip_flags).
+
+    Found on the inputs, before the colour matrix mixes S's channels and hides the pile-up.
+    S's flags are warped with the pair's homography and widened by a pixel (the Lanczos
+    kernel carries a clipped neighbour into its output).
+    """
+    b_high, b_low = (f.any(axis=2) for f in clipped_levels(blur, code=1 / 65535))
+    s_high, s_low = (f.any(axis=2) for f in clipped_levels(sharp, code=1 / 65535))
+
+    def onto_b(flags: np.ndarray) -> np.ndarray:
+        if not flags.any():
+            return np.zeros((size[1], size[0]), bool)
+        warped = cv2.warpPerspective(flags.astype(np.uint8), homography, size,
+                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+        return cv2.dilate(warped, np.ones((3, 3), np.uint8)) > 0
+
+    return encode_clip_flags(b_high, b_low, onto_b(s_high), onto_b(s_low))
+
+
 def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,
                  dilation: int) -> np.ndarray:
     """Where B and corrected S differ beyond noise: ``(H, W)`` bool."""
@@ -96,7 +119,7 @@ def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *,
     if values.size == 0:
         return np.zeros(blur.shape[:2], bool)
     centre = np.median(values)
-    level = centre + sigmas * 1.4826 * np.median(np.abs(values - centre))
+    level = centre + sigmas * MAD_TO_SIGMA * np.median(np.abs(values - centre))
     moving = ((difference > level) & usable).astype(np.uint8)
     # Drop specks (noise, edge residue); close and grow the rest to cover blur tails.
     moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
@@ -263,6 +286,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
     corrected = _warp(color.apply(sharp), homography, size, cv2.INTER_LANCZOS4)
+    clip_flags = _clip_flags(blur, sharp, homography, size)
     # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
     valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
     static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
@@ -289,6 +313,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         flags.append("registration did not converge")
     return AlignResult(
         homography=homography, color=color, registration=registration, initial=initial,
-        sharp_aligned=corrected, valid=valid, motion_mask=motion, crop=crop, transform=transform,
+        sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=motion, crop=crop,
+        transform=transform,
         static_psnr=psnr, static_ssim=ssim, flags=flags,
     )

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
+from reloblur.robust import MAD_TO_SIGMA, huber_weights
 
 MODES = ("matrix", "affine", "gain", "scalar")
 SATURATION = 0.98
@@ -45,12 +46,6 @@ class ColorFit:
         """Correct an ``(H, W, 3)`` linear image; float32."""
         affine = np.hstack([self.matrix, self.offset[:, None]]).astype(np.float32)
         return cv2.transform(np.ascontiguousarray(image, np.float32), affine)
-
-
-def _huber_weights(residual_norm: np.ndarray, k: float = 1.345) -> np.ndarray:
-    scale = 1.4826 * np.median(residual_norm) + 1e-9
-    r = residual_norm / scale
-    return np.where(r <= k, 1.0, k / np.maximum(r, 1e-12))
 
 
 def usable_pixels(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
@@ -112,10 +107,10 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
             g = float((weights[:, None] * s * t).sum() / max((weights[:, None] * s * s).sum(), 1e-12))
             matrix = g * np.eye(3)
         residual = t - (s @ matrix.T + offset)
-        weights = _huber_weights(np.linalg.norm(residual, axis=1))
+        weights = huber_weights(np.linalg.norm(residual, axis=1))
     residual = t - (s @ matrix.T + offset)
     norms = np.linalg.norm(residual, axis=1)
-    inliers = norms <= 3 * 1.4826 * np.median(norms) + 1e-9
+    inliers = norms <= 3 * MAD_TO_SIGMA * np.median(norms) + 1e-9
     return ColorFit(
         matrix=matrix,
         offset=offset,

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage
 
 from reloblur.errors import ReloblurError
+from reloblur.robust import MAD_TO_SIGMA
 
 
 class RegistrationError(ReloblurError):
@@ -242,7 +243,7 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
             design = np.stack([sampled[inside], ones[inside]], axis=1)
             gain, bias = np.linalg.lstsq(design, t_values[inside], rcond=None)[0]
             error = np.where(inside, gain * sampled + bias - t_values, 0.0)
-            scale = 1.4826 * np.median(np.abs(error[inside])) + 1e-9
+            scale = MAD_TO_SIGMA * np.median(np.abs(error[inside])) + 1e-9
             r = np.abs(error) / scale
             weights = np.where(r <= 2.0, 1.0, 2.0 / np.maximum(r, 1e-12)) * inside
             wsd = sd * weights[:, None]

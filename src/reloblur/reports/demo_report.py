@@ -14,7 +14,7 @@ import numpy as np
 from reloblur.atomic import atomic_write_text
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import read_image, write_image
-from reloblur.lbfmg.generate import iou
+from reloblur.lbfmg.metrics import iou
 from reloblur.plotting import plt, save_figure
 from reloblur.postprocess.registration import corner_error
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig

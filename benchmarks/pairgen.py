@@ -1,0 +1,247 @@
+"""Unaligned B/S pairs under named camera conditions, made independently of ``reloblur.sim``.
+
+The mask and align benchmarks must not grade the toolkit on its own simulator's pairs
+(an algorithm tuned there scored 0.9 on them and 0.2 on a real camera). This generator
+shares no rendering code with :mod:`reloblur.sim`: it builds B the way the burst method and
+the independent checks do (the mean of K sub-frames in linear light, the object moving in
+between), S as the middle sub-frame, and gives each camera its own model: colour
+crosstalk, gain, vignetting, radial lens distortion, Poisson-Gaussian noise at its own
+level (S noisier), clipping, optional Bayer sampling demosaiced by OpenCV's bilinear
+method, the sRGB curve and 8- or 16-bit output. Backgrounds and objects come from several
+photograph sources (scikit-image's and matplotlib's bundled images) and from flat,
+low-texture walls; a share of the objects are uniform in colour.
+
+Ground truth: the region the object sweeps during B's exposure (alpha > 0.1 in any
+sub-frame), on B's pixel grid.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One benchmark row: how the rig and the scene differ from the default."""
+
+    name: str
+    s_noise: float = 1.5  # S's noise standard deviation relative to B's at the same level
+    brightness: float = 0.55  # 99.5th percentile of the scene in linear light (before gains)
+    gain_s_over_b: float = 1.0  # camera gain ratio; with clipping, where each camera saturates
+    overexpose: float = 0.0  # fraction of the frame pushed past full scale
+    camera_8bit_srgb: bool = False  # the cameras themselves output 8-bit sRGB
+    bayer: bool = False
+    vignetting: tuple[float, float] = (0.0, 0.0)  # falloff at the corners, B and S
+    distortion: float = 0.0  # radial k1 of S relative to B (normalised radius)
+    low_texture: bool = False
+    calibrated: bool = False  # align starts from the rig's calibrated homography (featureless scenes)
+    sources: tuple[str, ...] = ("grace_hopper", "coffee", "astronaut", "retina", "rocket", "immunohistochemistry")
+
+
+CONDITIONS: tuple[Condition, ...] = (
+    Condition("default rig"),
+    Condition("S noise 2x B", s_noise=2.0),
+    Condition("S noise 4x B", s_noise=4.0),
+    Condition("dark scene", brightness=0.12, sources=("hubble_deep_field", "camera", "grace_hopper", "chelsea")),
+    Condition("over-exposed, gains differ", overexpose=0.10, gain_s_over_b=1.25),
+    Condition("8-bit sRGB cameras", camera_8bit_srgb=True),
+    Condition("Bayer, demosaiced", bayer=True),
+    Condition("vignetting + distortion differ", vignetting=(0.25, 0.4), distortion=0.02),
+    Condition("low-texture background", low_texture=True, calibrated=True),
+)
+
+
+@dataclass
+class BenchPair:
+    """One unaligned pair in linear light and its truth on B's grid."""
+
+    blur: np.ndarray  # (H, W, 3) float32 linear, as decoded from the camera
+    sharp: np.ndarray
+    mask: np.ndarray  # uint8 0/255
+    static: bool
+    condition: str
+    homography: np.ndarray  # B -> S in pixels, what a calibration of the rig would give
+
+
+@functools.cache
+def _photo(name: str) -> np.ndarray:
+    if name == "grace_hopper":
+        import matplotlib.cbook
+
+        with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as handle:
+            data = np.frombuffer(handle.read(), np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
+    else:
+        from skimage import data
+
+        image = getattr(data, name)()
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    image = image[:, :, :3].astype(np.float64) / 255.0
+    return np.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4)
+
+
+def _background(rng: np.random.Generator, size: tuple[int, int], condition: Condition) -> np.ndarray:
+    w, h = size
+    if condition.low_texture:
+        yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+        base = rng.uniform(0.3, 0.8, 3)
+        slope = rng.normal(0, 0.15, (2, 3))
+        image = base + xx[..., None] * slope[0] + yy[..., None] * slope[1]
+        blobs = cv2.GaussianBlur(rng.normal(0, 1, (h, w)), (0, 0), max(w, h) / 15)
+        image *= 1 + 0.05 * blobs[..., None] / (np.abs(blobs).max() + 1e-9)
+        # Plaster: a faint fine grain, enough for registration, far from a photograph's detail.
+        grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)), (0, 0), 1.2)
+        image *= 1 + 0.04 * grain[..., None] / grain.std()
+        return np.clip(image, 0.01, None)
+    photo = _photo(condition.sources[int(rng.integers(len(condition.sources)))])
+    ph, pw = photo.shape[:2]
+    scale = max(w / pw, h / ph) * rng.uniform(1.0, 1.3)
+    resized = cv2.resize(photo, (math.ceil(pw * scale), math.ceil(ph * scale)), interpolation=cv2.INTER_AREA)
+    y0 = int(rng.integers(0, resized.shape[0] - h + 1))
+    x0 = int(rng.integers(0, resized.shape[1] - w + 1))
+    return resized[y0 : y0 + h, x0 : x0 + w]
+
+
+def _object(rng: np.random.Generator, short: int, condition: Condition) -> tuple[np.ndarray, np.ndarray]:
+    """An object patch (linear RGB) and its alpha: a random polygon, textured or uniform."""
+    size = int(rng.uniform(0.2, 0.45) * short)
+    sides = int(rng.integers(5, 10))
+    angles = np.sort(rng.uniform(0, 2 * math.pi, sides))
+    radii = rng.uniform(0.6, 1.0, sides) * (size / 2 - 3)
+    points = np.stack([size / 2 + radii * np.cos(angles), size / 2 + radii * np.sin(angles)], 1)
+    alpha = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(alpha, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
+    alpha_f = alpha.astype(np.float64) / 255.0
+    if rng.random() < 0.3:
+        colour = rng.uniform(0.05, 0.9, 3)
+        patch = np.broadcast_to(colour, (size, size, 3)).copy()
+    else:
+        names = ("chelsea", "coffee", "astronaut", "rocket", "grace_hopper")
+        photo = _photo(names[int(rng.integers(len(names)))])
+        ph, pw = photo.shape[:2]
+        crop = int(min(ph, pw) * rng.uniform(0.3, 0.7))
+        y0, x0 = int(rng.integers(0, ph - crop + 1)), int(rng.integers(0, pw - crop + 1))
+        patch = cv2.resize(photo[y0 : y0 + crop, x0 : x0 + crop], (size, size), interpolation=cv2.INTER_AREA)
+        patch = patch * rng.uniform(0.7, 1.6)
+    return patch, alpha_f
+
+
+def _composite(background: np.ndarray, objects: list, t: float) -> tuple[np.ndarray, np.ndarray]:
+    h, w = background.shape[:2]
+    frame, coverage = background.copy(), np.zeros((h, w))
+    for patch, alpha, centre, velocity, spin in objects:
+        size = alpha.shape[0]
+        cx, cy = centre + velocity * (t - 0.5)
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), spin * (t - 0.5), 1.0)
+        m[:, 2] += (cx - size / 2, cy - size / 2)
+        a = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)
+        p = cv2.warpAffine(patch, m, (w, h), flags=cv2.INTER_LINEAR)
+        frame = frame * (1 - a[..., None]) + p * a[..., None]
+        coverage = np.maximum(coverage, a)
+    return frame, coverage
+
+
+def _radial(size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    return ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
+
+
+def _camera(radiance: np.ndarray, rng: np.random.Generator, *, colour: np.ndarray, gain: float,
+            vignetting: float, noise: float, condition: Condition) -> np.ndarray:
+    """Sensor and ISP of one camera: what its decoder hands to ``align`` (linear float32)."""
+    h, w = radiance.shape[:2]
+    signal = np.einsum("ij,hwj->hwi", gain * colour, radiance)
+    signal *= (1 - vignetting * _radial((w, h)))[..., None]
+    full_well, read = 8000.0 / noise**2, 3.0 * noise  # electrons: noise scales both terms
+    if condition.bayer:
+        raw = np.zeros((h, w))
+        raw[0::2, 0::2], raw[0::2, 1::2] = signal[0::2, 0::2, 0], signal[0::2, 1::2, 1]
+        raw[1::2, 0::2], raw[1::2, 1::2] = signal[1::2, 0::2, 1], signal[1::2, 1::2, 2]
+        raw = (rng.poisson(np.clip(raw, 0, None) * full_well) + rng.normal(0, read, raw.shape)) / full_well
+        raw16 = np.clip(np.rint(raw * 65535), 0, 65535).astype(np.uint16)
+        rgb = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB)  # OpenCV names RGGB "BayerBG"
+        return rgb.astype(np.float32) / 65535.0
+    electrons = rng.poisson(np.clip(signal, 0, None) * full_well) + rng.normal(0, read, signal.shape)
+    linear = np.clip(electrons / full_well, 0, 1)
+    if condition.camera_8bit_srgb:
+        encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+        coded = np.rint(encoded * 255) / 255
+        return np.where(coded <= 0.04045, coded / 12.92, ((coded + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return (np.rint(linear * 65535) / 65535).astype(np.float32)
+
+
+def _crosstalk(rng: np.random.Generator) -> np.ndarray:
+    m = np.abs(rng.normal(0, 0.05, (3, 3)))
+    m[np.diag_indices(3)] = 1 + rng.normal(0, 0.04, 3)
+    return m / m.sum(axis=1, keepdims=True)
+
+
+def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538, 359), static: bool = False,
+              seed: int = 0) -> BenchPair:
+    """Pair ``index`` of ``condition``: deterministic in (condition name, index, seed)."""
+    key = [seed, index, sum(map(ord, condition.name))]
+    rng = np.random.default_rng(key)
+    w, h = size
+    margin = int(0.06 * max(w, h))
+    canvas = (w + 2 * margin, h + 2 * margin)
+    background = _background(rng, canvas, condition)
+    objects = []
+    for _ in range(int(rng.integers(1, 3))):
+        patch, alpha = _object(rng, min(w, h), condition)
+        extent = 0.0 if static else rng.uniform(5, 40)  # px over B's exposure (ReLoBlur's range)
+        direction = rng.uniform(0, 2 * math.pi)
+        centre = np.array([rng.uniform(0.25, 0.75) * w + margin, rng.uniform(0.25, 0.75) * h + margin])
+        velocity = extent * np.array([math.cos(direction), math.sin(direction)])
+        objects.append((patch, alpha, centre, velocity, 0.0 if static else rng.uniform(-4, 4)))
+    steps = 48
+    blur_sum, swept = np.zeros((*background.shape[:2], 3)), np.zeros(background.shape[:2])
+    for k in range(steps):
+        frame, coverage = _composite(background, objects, (k + 0.5) / steps)
+        blur_sum += frame
+        swept = np.maximum(swept, coverage)
+    blur_radiance = blur_sum / steps
+    sharp_radiance, _ = _composite(background, objects, 0.5)
+    level = condition.brightness / max(float(np.percentile(blur_radiance, 99.5)), 1e-6)
+    blur_radiance, sharp_radiance = blur_radiance * level, sharp_radiance * level
+    if condition.overexpose:
+        push = 1.0 / max(float(np.percentile(blur_radiance.max(axis=2), 100 * (1 - condition.overexpose))), 1e-6)
+        blur_radiance, sharp_radiance = blur_radiance * push, sharp_radiance * push
+
+    # S's view: a small homography plus a radial distortion difference, on B's canvas.
+    angle, scale = rng.uniform(-0.8, 0.8), 1 + rng.uniform(-0.01, 0.01)
+    hmat = np.eye(3)
+    hmat[:2] = cv2.getRotationMatrix2D(((canvas[0] - 1) / 2, (canvas[1] - 1) / 2), angle, scale)
+    hmat[:2, 2] += rng.uniform(-0.01, 0.01, 2) * np.array([w, h])
+    to_b = np.array([[1, 0, -margin], [0, 1, -margin], [0, 0, 1.0]])
+    s_grid = cv2.warpPerspective(sharp_radiance, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
+    if condition.distortion:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = _radial((w, h)).astype(np.float32)
+        factor = 1 + condition.distortion * r2
+        map_x = (xx - (w - 1) / 2) * factor + (w - 1) / 2
+        map_y = (yy - (h - 1) / 2) * factor + (h - 1) / 2
+        s_grid = cv2.remap(s_grid.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    b_view = blur_radiance[margin : margin + h, margin : margin + w]
+    truth = np.where(swept[margin : margin + h, margin : margin + w] > 0.1, 255, 0).astype(np.uint8)
+    if static:
+        truth[:] = 0
+    gain_b = rng.uniform(0.85, 1.15)
+    flicker = rng.normal(1, 0.01)
+    blur = _camera(b_view, rng, colour=_crosstalk(rng), gain=gain_b, vignetting=condition.vignetting[0],
+                   noise=1.0, condition=condition)
+    sharp = _camera(np.clip(s_grid, 0, None), rng, colour=_crosstalk(rng),
+                    gain=gain_b * condition.gain_s_over_b * flicker, vignetting=condition.vignetting[1],
+                    noise=condition.s_noise, condition=condition)
+    return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b))
+
+
+def with_size(condition: Condition, **changes: object) -> Condition:
+    """A copy of ``condition`` with fields changed (for ad-hoc rows)."""
+    return replace(condition, **changes)  # type: ignore[arg-type]

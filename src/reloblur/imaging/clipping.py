@@ -1,0 +1,73 @@
+"""Clipped pixels: where a camera recorded a bound (its full scale, or black), not a value.
+
+Clipping leaves a pile-up at a channel's extreme: many pixels within a code value of it,
+far more than in the code values just inside. A natural tail does not pile up, so a
+bright or dark scene without clipping marks nothing. Only the camera's own output shows
+the pile-up: after a colour matrix mixes channels it is gone, which is why ``align`` finds
+clipping on its inputs and hands it on as ``<id>.clip.png`` (:func:`encode_clip_flags`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Bits of <id>.clip.png: which image is clipped at a pixel, and which way.
+B_HIGH, B_LOW, S_HIGH, S_LOW = 1, 2, 4, 8
+
+
+def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
+                   code: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where each channel of ``image`` sits at a clipped extreme: ``(high, low)`` bool ``(H, W, C)``.
+
+    Parameters
+    ----------
+    image
+        ``(H, W, C)`` (or ``(H, W)``) float in [0, 1].
+    valid
+        ``(H, W)`` bool, the pixels to look at (default: all).
+    code
+        One code value of the stored image (1/255 for 8-bit data, 1/65535 for 16-bit).
+
+    Examples
+    --------
+    >>> image = np.linspace(0.2, 0.9, 10_000).reshape(100, 100, 1)
+    >>> image[:20] = 1.0  # a blown-out fifth of the frame
+    >>> high, low = clipped_levels(image, code=1 / 65535)
+    >>> int(high.sum()), int(low.sum())
+    (2000, 0)
+    """
+    if image.ndim == 2:
+        image = image[:, :, None]
+    high = np.zeros(image.shape, bool)
+    low = np.zeros(image.shape, bool)
+    values = image.reshape(-1, image.shape[2]) if valid is None else image[valid]
+    if values.shape[0] == 0:
+        return high, low
+    # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
+    least = max(8, int(5e-5 * values.shape[0]))
+    near, band = 1.5 * code, 3.5 * code
+    for c in range(image.shape[2]):
+        v = values[:, c]
+        top, bottom = float(v.max()), float(v.min())
+        at_top = np.count_nonzero(v >= top - near)
+        below_top = np.count_nonzero((v < top - near) & (v >= top - band))
+        if at_top >= least and at_top >= 2 * max(below_top, 1) and top > 0.5:
+            high[..., c] = image[..., c] >= top - near
+        at_bottom = np.count_nonzero(v <= bottom + near)
+        above_bottom = np.count_nonzero((v > bottom + near) & (v <= bottom + band))
+        if at_bottom >= least and at_bottom >= 2 * max(above_bottom, 1) and bottom < 0.5:
+            low[..., c] = image[..., c] <= bottom + near
+    return high, low
+
+
+def encode_clip_flags(b_high: np.ndarray, b_low: np.ndarray, s_high: np.ndarray, s_low: np.ndarray) -> np.ndarray:
+    """Per-pixel flags ``(H, W)`` uint8 from four ``(H, W)`` bool maps (a channel clipped
+    counts for the pixel)."""
+    return (b_high * B_HIGH | b_low * B_LOW | s_high * S_HIGH | s_low * S_LOW).astype(np.uint8)
+
+
+def decode_clip_flags(flags: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"b_high", "b_low", "s_high", "s_low"}`` bool maps of :func:`encode_clip_flags` output."""
+    f = np.asarray(flags)
+    return {"b_high": (f & B_HIGH) > 0, "b_low": (f & B_LOW) > 0, "s_high": (f & S_HIGH) > 0,
+            "s_low": (f & S_LOW) > 0}
