@@ -32,7 +32,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
-
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402

@@ -42,7 +42,6 @@ from reloblur.errors import ImageFormatError
 from reloblur.imaging.imageio import ensure_rgb, linear_to_srgb, srgb_to_linear, to_float
 from reloblur.postprocess.color import ColorFitError, fit_color
 
-
 NOISE_ONLY_P25 = 0.52  # 25th percentile of the shift-min difference, in noise levels, for pure noise
 RESIDUAL_ALLOWANCE = 2.0
 

@@ -50,10 +50,10 @@ from reloblur.lbfmg.noise import NoiseLevel, Transfer, fit_noise_level, guarded_
 from reloblur.robust import MAD_TO_SIGMA, huber_weights
 
 GainField = Literal["none", "global", "smooth"]
-# A static pair whose unsmoothed B - S spreads more than this many times the cameras'
-# own noise (each image's Immerkaer estimate, itself an upper bound on textured scenes)
-# is not explained by noise: residual misalignment or a colour mismatch.
-RESIDUAL_FLAG_RATIO = 2.0
+# Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
+# a pair is flagged: align's median corner error is ~0.05 px, so half a pixel means the
+# pair's geometry is not what registration made it.
+EDGE_FLAG_PX = 0.5
 # A region is reported as a colour mismatch, not motion, when a local colour map leaves
 # less than this fraction of it above the growing threshold.
 EXPLAINED_FRACTION = 0.2
@@ -366,6 +366,8 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
         gradient = _gradient_magnitude(bs[c])
         kappa = fit_edge_residual(difference, variance, gradient, fit_on)
         edges.append(kappa)
+        # One kappa for the frame: per-tile values were tried, and where a moving object
+        # fills a tile its own evidence raised the tile's kappa and hid it.
         inverse[c] = 1.0 / np.sqrt(variance + (kappa * gradient) ** 2)
     return _Judge(inverse, clip_b, clip_s, inside, tolerance), models, edges
 
@@ -572,9 +574,12 @@ def _drop_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
 
 
 def _hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Regions above ``low`` that hold a seed: a 3x3 block above ``high``. A lone strong
+    pixel, or a one-pixel line along an edge (demosaicing, resampling), seeds nothing."""
     weak = (z > low).astype(np.uint8)
     count, labels = cv2.connectedComponents(weak, connectivity=8)
-    seeds = np.unique(labels[z > high])
+    strong = cv2.erode((z > high).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    seeds = np.unique(labels[strong])
     return np.isin(labels, seeds[seeds > 0])
 
 
@@ -698,9 +703,10 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
             ratios.append(robust / max(expected, code / math.sqrt(12)))
     residual_ratio = float(max(ratios)) if ratios else 0.0
     flags = []
-    if residual_ratio > RESIDUAL_FLAG_RATIO:
-        flags.append(f"static residual {residual_ratio:.1f}x the cameras' noise: the pair looks misaligned or "
-                     "colour-mismatched; check its alignment before trusting this mask")
+    if max(edge_kappa, default=0.0) > EDGE_FLAG_PX:
+        flags.append(f"static edges disagree by about {max(edge_kappa):.1f} px (misalignment, a lens distortion "
+                     "the homography cannot hold, or different sharpness): check the pair's alignment; evidence "
+                     "along edges is discounted accordingly")
     clipped = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
     if recoloured:
         flags.append(f"{recoloured} region(s) differ between B and S mostly in colour (the pair's colour fit does "

@@ -44,13 +44,15 @@ def noise_basis(level: np.ndarray, transfer: Transfer = "srgb") -> np.ndarray:
     """Basis functions of the variance at display ``level``: ``(..., 3)``.
 
     Columns: quantisation (constant), shot noise (``f'(x)^2 x``), read noise (``f'(x)^2``).
+    For linear levels the first is zero: a constant holds read noise and quantisation alike.
     """
     level = np.asarray(level, np.float64)
     if transfer == "linear":
-        x, slope2 = np.clip(level, 0.0, 1.0), np.ones_like(level)
-    else:
-        x = srgb_decode(level)
-        slope2 = srgb_slope(x) ** 2
+        # Quantisation and read noise are both constant here: one column holds them.
+        x = np.clip(level, 0.0, 1.0)
+        return np.stack([np.zeros_like(level), x, np.ones_like(level)], axis=-1)
+    x = srgb_decode(level)
+    slope2 = srgb_slope(x) ** 2
     return np.stack([np.ones_like(level), slope2 * x, slope2], axis=-1)
 
 

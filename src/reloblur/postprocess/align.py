@@ -22,7 +22,6 @@ import numpy as np
 
 from reloblur.errors import ReloblurError
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
-from reloblur.robust import MAD_TO_SIGMA
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, fit_color
 from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
@@ -34,6 +33,7 @@ from reloblur.postprocess.registration import (
     refine_homography,
     texture_fraction,
 )
+from reloblur.robust import MAD_TO_SIGMA
 
 __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
 

@@ -1,0 +1,169 @@
+"""Known answers for the mask generator: what a static pair must give (nothing), what a
+moving object must give (its swept region), and each physical model on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
+from reloblur.imaging.imageio import encode_srgb
+from reloblur.lbfmg.generate import MaskParams, MaskParamsError, fit_gain_field, generate_mask
+from reloblur.lbfmg.metrics import area_fraction, iou
+
+H, W = 240, 320
+
+
+def textured_scene(seed: int, mean: float = 0.35) -> np.ndarray:
+    """Linear RGB with texture at several scales and some saturated colour."""
+    rng = np.random.default_rng(seed)
+    import cv2
+
+    base = np.stack([cv2.GaussianBlur(rng.normal(0, 1, (H, W)), (0, 0), s) for s in (1.5, 6, 20)], -1)
+    grey = 0.5 + 0.2 * base.sum(-1) / base.sum(-1).std()
+    tint = 1 + 0.3 * np.stack([np.sin(np.arange(W) / 40.0)[None].repeat(H, 0), np.zeros((H, W)),
+                               np.cos(np.arange(H) / 30.0)[:, None].repeat(W, 1)], -1)
+    image = np.clip(grey[..., None] * tint, 0.02, None)
+    return image * mean / image.mean()
+
+
+def expose(radiance: np.ndarray, rng: np.random.Generator, noise: float = 1.0) -> np.ndarray:
+    """Poisson-Gaussian sensor (8000 e- full well, 3 e- read noise; ``noise`` scales both)."""
+    full_well, read = 8000.0 / noise**2, 3.0 * noise
+    electrons = rng.poisson(np.clip(radiance, 0, None) * full_well) + rng.normal(0, read, radiance.shape)
+    return np.clip(electrons / full_well, 0, 1)
+
+
+def moving_square(scene: np.ndarray, *, shift: int, steps: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B: a textured square moving ``shift`` px to the right over the exposure; S: mid-exposure."""
+    rng = np.random.default_rng(9)
+    patch = np.clip(rng.uniform(0.1, 0.9, (60, 60, 3)) * 0.3 + 0.5 * np.array([0.9, 0.3, 0.2]), 0, 1)
+    total, swept = np.zeros_like(scene), np.zeros(scene.shape[:2], bool)
+
+    def at(t: float) -> np.ndarray:
+        frame = scene.copy()
+        x0 = 120 + int(round(shift * (t - 0.5)))
+        frame[90:150, x0 : x0 + 60] = patch
+        return frame
+
+    for k in range(steps):
+        t = (k + 0.5) / steps
+        total += at(t)
+        x0 = 120 + int(round(shift * (t - 0.5)))
+        swept[90:150, x0 : x0 + 60] = True
+    return total / steps, at(0.5), swept
+
+
+def test_static_pair_with_a_noisier_s_gives_an_empty_mask():
+    rng = np.random.default_rng(0)
+    scene = textured_scene(0)
+    result = generate_mask(encode_srgb(expose(scene, rng)), encode_srgb(expose(scene, rng, 3.0)))
+    assert area_fraction(result.mask) <= 0.005
+    assert not result.flags
+
+
+def test_dark_static_scene_gives_an_empty_mask():
+    """Mean linear level 0.05: after sRGB encoding the shadows are several times noisier
+    than the highlights, which one global threshold cannot hold."""
+    rng = np.random.default_rng(1)
+    scene = textured_scene(1, mean=0.05)
+    result = generate_mask(encode_srgb(expose(scene, rng)), encode_srgb(expose(scene, rng, 2.0)))
+    assert area_fraction(result.mask) <= 0.005
+    sigma = result.noise[1]
+    assert sigma(np.array([0.05]))[0] > 2 * sigma(np.array([0.6]))[0]  # the noise model saw it
+
+
+@pytest.mark.parametrize("with_clip_map", [False, True])
+def test_static_pair_whose_s_highlights_clip_gives_an_empty_mask(with_clip_map):
+    """S has 1.4x B's gain: its highlights clip where B's do not. Colour-corrected back
+    (as align does), they sit at a plateau below B: evidence of nothing."""
+    rng = np.random.default_rng(2)
+    scene = textured_scene(2, mean=0.45)
+    scene[40:120, 30:150] *= 2.2  # a bright window
+    raw_b, raw_s = expose(scene, rng), expose(1.4 * scene, rng, 1.5)
+    assert (raw_s >= 1).mean() > 0.05 and (raw_b >= 1).mean() < (raw_s >= 1).mean()
+    corrected = raw_s / 1.4
+    flags = None
+    if with_clip_map:
+        b_high, b_low = (f.any(axis=2) for f in clipped_levels(raw_b, code=1 / 65535))
+        s_high, s_low = (f.any(axis=2) for f in clipped_levels(raw_s, code=1 / 65535))
+        flags = encode_clip_flags(b_high, b_low, s_high, s_low)
+    result = generate_mask(encode_srgb(raw_b), encode_srgb(corrected), clipped=flags)
+    assert area_fraction(result.mask) <= 0.005
+    assert result.clipped["S"] > 0.05
+
+
+def test_a_moving_textured_object_is_found_with_its_swept_region():
+    rng = np.random.default_rng(3)
+    scene = textured_scene(3)
+    blur, sharp, swept = moving_square(scene, shift=20)
+    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 2.0)))
+    assert iou(result.mask, swept) > 0.85
+    assert area_fraction(result.mask & ~swept) < 0.005  # nothing far from the object
+    np.testing.assert_array_equal(result.confidence_u8() >= 128, result.mask > 0)
+
+
+def test_vignetting_that_differs_between_cameras_is_a_gain_field_not_motion():
+    rng = np.random.default_rng(4)
+    scene = textured_scene(4)
+    yy, xx = np.mgrid[0:H, 0:W]
+    r2 = ((xx - W / 2) ** 2 + (yy - H / 2) ** 2) / ((W / 2) ** 2 + (H / 2) ** 2)
+    vignette_s = (1 - 0.35 * r2)[..., None]  # S's lens darkens its corners by 35 %, B's not at all
+    blur, sharp = expose(scene, rng), expose(scene * vignette_s, rng, 1.5)
+    result = generate_mask(encode_srgb(blur), encode_srgb(sharp))
+    assert area_fraction(result.mask) <= 0.005
+    # The field itself, recovered in linear light: B / S = 1 / vignette within 4 % (the
+    # model is quadratic in log gain; 1 / (1 - k r^2) has an r^4 term worth 3 % in a corner).
+    gains = fit_gain_field(np.ascontiguousarray(blur.transpose(2, 0, 1)) + 1e-3,
+                           np.ascontiguousarray(sharp.transpose(2, 0, 1)) + 1e-3, np.ones((H, W), bool))
+    np.testing.assert_allclose(gains[1][::20, ::20], 1 / vignette_s[::20, ::20, 0], rtol=0.04)
+
+
+def test_a_static_object_whose_colour_differs_is_not_motion_and_is_reported():
+    """A saturated object the pair's colour fit got wrong (its colours were not in the
+    static scene the fit saw): different in B and S, but not moving."""
+    rng = np.random.default_rng(5)
+    scene = np.full((H, W, 3), 0.3) * (1 + 0.2 * textured_scene(5)[..., :1] / 0.35)  # a grey wall
+    scene[80:160, 100:200] = [0.6, 0.15, 0.1]  # a red board
+    sharp_scene = scene.copy()
+    sharp_scene[80:160, 100:200] = [0.6 * 0.85, 0.15 * 1.2, 0.1 * 1.3]  # S's crosstalk, uncorrected
+    result = generate_mask(encode_srgb(expose(scene, rng)), encode_srgb(expose(sharp_scene, rng, 1.5)))
+    assert area_fraction(result.mask) <= 0.005
+    assert any("colour" in flag for flag in result.flags)
+
+
+def test_a_misaligned_pair_is_flagged():
+    rng = np.random.default_rng(6)
+    scene = textured_scene(6)
+    shifted = np.roll(scene, 3, axis=1)  # 3 px: beyond the 1 px shift tolerance
+    result = generate_mask(encode_srgb(expose(scene, rng)), encode_srgb(expose(shifted, rng)))
+    assert any("misalignment" in flag for flag in result.flags)
+    assert max(result.edge_kappa) > 0.5
+
+
+def test_validity_mask_keeps_undefined_s_out():
+    rng = np.random.default_rng(7)
+    scene = textured_scene(7)
+    sharp = expose(scene, rng)
+    sharp[:, :40] = 0  # no S there (align --no-crop)
+    valid = np.ones((H, W), bool)
+    valid[:, :40] = False
+    result = generate_mask(encode_srgb(expose(scene, rng)), encode_srgb(sharp), valid=valid)
+    assert area_fraction(result.mask) <= 0.005
+
+
+@pytest.mark.parametrize("changes", [{"high_sigmas": float("nan")}, {"low_sigmas": 10, "high_sigmas": 2},
+                                     {"low_sigmas": -1.0}, {"close_radius": 3.0}, {"gain_field": "cubic"}])
+def test_bad_parameters_are_refused_by_name(changes):
+    with pytest.raises(MaskParamsError) as info:
+        MaskParams(**changes)
+    assert any(word in str(info.value) for word in ("sigma", "radius", "gain_field", "low"))
+
+
+def test_non_finite_pixels_are_refused():
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    image[3, 3, 1] = np.nan
+    from reloblur.errors import ImageFormatError
+
+    with pytest.raises(ImageFormatError, match="non-finite"):
+        generate_mask(image, np.full((64, 64, 3), 0.5, np.float32))
