@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from reloblur.dataset_cli.common import fail_partially, print_failures, print_json, stderr, stdout
-from reloblur.lbfmg.generate import MaskParams
+from reloblur.lbfmg.generate import MaskParams, MaskParamsError
 
 mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
                        no_args_is_help=True)
@@ -20,8 +20,19 @@ def _default_masks(data: Path) -> Path:
     return data.resolve().parent / "masks"
 
 
+_OPTION_OF = {"high_sigmas": "--high", "low_sigmas": "--low", "close_radius": "--close", "min_area": "--min-area",
+              "dilate_radius": "--dilate"}
+
+
 def _params(high: float, low: float, close: float, min_area: float, dilate: float) -> MaskParams:
-    return MaskParams(high_sigmas=high, low_sigmas=low, close_radius=close, min_area=min_area, dilate_radius=dilate)
+    try:
+        return MaskParams(high_sigmas=high, low_sigmas=low, close_radius=close, min_area=min_area,
+                          dilate_radius=dilate)
+    except MaskParamsError as exc:
+        message = str(exc)
+        for field, option in _OPTION_OF.items():
+            message = message.replace(field, option)
+        raise MaskParamsError(message) from None
 
 
 @mask_app.command("generate")

@@ -103,7 +103,7 @@ class MaskParams:
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise MaskParamsError(f"mask parameter {name} = {value!r}: must be a finite number >= 0")
         if not 0 < self.low_sigmas <= self.high_sigmas:
-            raise MaskParamsError(f"need 0 < low ({self.low_sigmas}) <= high ({self.high_sigmas}) sigmas")
+            raise MaskParamsError(f"need 0 < low_sigmas ({self.low_sigmas}) <= high_sigmas ({self.high_sigmas})")
         if self.smooth_sigma <= 0:
             raise MaskParamsError(f"smooth_sigma = {self.smooth_sigma}: must be > 0")
         if not 0 <= self.shift_tolerance <= 3:

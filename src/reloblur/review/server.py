@@ -33,7 +33,7 @@ import numpy as np
 from reloblur import __version__
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
-from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, now, write_mask
+from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
 from reloblur.imaging.imageio import encode_image, probe_image, read_image, to_float
 from reloblur.lbfmg.generate import MaskParams, generate_mask
 
@@ -105,7 +105,14 @@ class ReviewStore:
             difference = np.abs(blur - sharp).max(axis=2) * 255.0
             heat = cv2.applyColorMap(np.clip(difference * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
             return encode_image(heat[:, :, ::-1].copy(), ".png")
-        raise ApiError(HTTPStatus.BAD_REQUEST, f"unknown image kind {kind!r}: blur, sharp, mask or diff")
+        if kind == "confidence":
+            # The generator's soft evidence (NN.conf.png), as a heat map; black if none was made.
+            path = confidence_path(self.mask_path(pair))
+            level = read_image(path) if path.exists() else np.zeros_like(self.mask(pair))
+            heat = cv2.applyColorMap(level if level.ndim == 2 else level[:, :, 0], cv2.COLORMAP_VIRIDIS)
+            return encode_image(heat[:, :, ::-1].copy(), ".png")
+        raise ApiError(HTTPStatus.BAD_REQUEST,
+                       f"unknown image kind {kind!r}: blur, sharp, mask, diff or confidence")
 
     def _check_version(self, record: MaskRecord, version: Any) -> None:
         current = record.version

@@ -284,12 +284,13 @@
     app.index = (index + app.pairs.length) % app.pairs.length;
     const item = app.pairs[app.index];
     say(`loading ${item.id}…`);
-    const [meta, blur, sharp, diff, mask] = await Promise.all([
+    const [meta, blur, sharp, diff, confidence, mask] = await Promise.all([
       api(`api/meta?id=${encodeURIComponent(item.id)}`),
-      loadImage("blur", item.id), loadImage("sharp", item.id), loadImage("diff", item.id), loadImage("mask", item.id),
+      loadImage("blur", item.id), loadImage("sharp", item.id), loadImage("diff", item.id),
+      loadImage("confidence", item.id), loadImage("mask", item.id),
     ]);
     app.meta = meta;
-    app.images = { blur, sharp, diff };
+    app.images = { blur, sharp, diff, confidence };
     app.mask.width = blur.naturalWidth;
     app.mask.height = blur.naturalHeight;
     setMaskFromImage(mask);
@@ -331,6 +332,7 @@
       1: () => { app.base = "blur"; $("base").value = "blur"; render(); },
       2: () => { app.base = "sharp"; $("base").value = "sharp"; render(); },
       3: () => { app.base = "diff"; $("base").value = "diff"; render(); },
+      4: () => { app.base = "confidence"; $("base").value = "confidence"; render(); },
       m: () => { app.showMask = !app.showMask; $("show-mask").checked = app.showMask; render(); },
       0: fit,
       enter: closePolygon,

@@ -177,6 +177,15 @@ def test_review_api_token_traversal_save_and_conflict(review_server):
     assert call(url, "/static/../review.py", token)[0] == 404
     status, png = call(url, f"/api/image?kind=diff&id={pair_id}", token)
     assert status == 200 and png.startswith(b"\x89PNG")
+    status, png = call(url, f"/api/image?kind=confidence&id={pair_id}", token)
+    assert status == 200 and cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (120, 160, 3)
+    # A mask with a truncated sidecar is a curator's work at risk: refused, never reset.
+    broken = sorted(masks.rglob("*.json"))[0]
+    text = broken.read_text()
+    broken.write_text(text[: len(text) // 2])
+    broken_id = "/".join([*broken.relative_to(masks).parent.parts, broken.stem])
+    assert call(url, f"/api/meta?id={broken_id}", token)[0] == 409
+    broken.write_text(text)
 
     meta = json.loads(call(url, f"/api/meta?id={pair_id}", token)[1])
     edited = np.zeros((120, 160), np.uint8)

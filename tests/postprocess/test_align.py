@@ -304,3 +304,31 @@ def test_sigkill_mid_batch_then_rerun_is_byte_identical(tmp_path):
     a, b = files(reference), files(interrupted)
     assert sorted(a) == sorted(b)  # no partial or temporary files left
     assert all(a[k] == b[k] for k in a)
+
+
+def test_clipped_inputs_leave_a_clip_map_that_follows_s_onto_bs_grid(tmp_path):
+    """S's clipping must survive its colour correction: align finds it on the input and
+    writes NN.clip.png, warped onto B's grid, for mask generation."""
+    from reloblur.imaging.clipping import S_HIGH, decode_clip_flags
+
+    rng = np.random.default_rng(5)
+    truth = known_homography()
+    bright = scene()
+    bright[100:180, 150:300] = 0.99  # a window S's higher gain clips
+    blur = np.clip(bright * 0.9 + rng.normal(0, 0.002, bright.shape), 0, 1).astype(np.float32)
+    sharp = np.clip(make_sharp(bright, truth, np.eye(3) * 1.3, rng), 0, 1)
+    folder = tmp_path / "in"
+    write_image(folder / "00_blur.png", from_float(linear_to_srgb(blur), np.uint16))
+    write_image(folder / "00_sharp.png", from_float(linear_to_srgb(sharp), np.uint16))
+    result = runner.invoke(app, ["align", str(folder), str(tmp_path / "out"), "--workers", "1", "--no-crop"])
+    assert result.exit_code == 0, result.output
+    flags = decode_clip_flags(read_image(tmp_path / "out" / "00.clip.png"))
+    assert flags["s_high"][120:160, 170:280].mean() > 0.95  # the window, on B's grid
+    assert flags["s_high"][250:300, 20:100].mean() == 0  # elsewhere nothing
+    assert not flags["b_high"].any() and S_HIGH == 4
+    # The generated mask ignores the clipped window (nothing moved).
+    result = runner.invoke(app, ["mask", "generate", str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    mask = read_image(tmp_path / "masks" / "00.png")
+    assert not mask[90:190, 140:310].any()
+    assert mask.mean() < 255 * 0.01
