@@ -17,6 +17,7 @@ fi
 # The architecture and lint gates (docs/architecture.md): layers import only downward.
 "$VENV/bin/lint-imports" --no-cache
 "$VENV/bin/ruff" check src tests benchmarks
+"$VENV/bin/mypy"
 set +e
 "$VENV/bin/python" -m pytest "$@"
 status=$?

@@ -163,11 +163,11 @@ def run_batch(
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
                         item_key = pending.pop(future)
-                        exc = future.exception()
-                        if exc is None:
+                        error = future.exception()
+                        if error is None:
                             record_success(item_key, future.result())
                         else:
-                            record_failure(item_key, exc)
+                            record_failure(item_key, error)
                         bar.advance(task)
             except BaseException:
                 executor.shutdown(wait=True, cancel_futures=True)

@@ -41,7 +41,7 @@ def blur_ratio_histogram(
     top = max([10.0] + [10.0 * np.ceil(d.max() / 10.0) for d in data])
     edges = np.linspace(0, min(top, 100.0), bins + 1)
     if data:
-        ax.hist(data, bins=edges, stacked=True, label=groups, edgecolor="white")
+        ax.hist(data, bins=list(edges), stacked=True, label=groups, edgecolor="white")
         every = np.concatenate(data)
         ax.axvline(every.mean(), color="black", linestyle="--", label=f"mean {every.mean():.2f} %")
         ax.legend()

@@ -14,7 +14,7 @@ from typer.core import TyperGroup
 try:  # typer >= 0.20 vendors click; older releases use the click package
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import UsageError
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 from reloblur import __version__
 from reloblur.errors import ReloblurError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -167,12 +167,12 @@ def list_command(
     from reloblur.capture.cameras import SFNC_FEATURES
     from reloblur.capture.registry import backend_options, open_backend
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with open_backend(backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size))) as source:
         for device in source.devices():
             try:
                 with source.open(str(device.index)) as camera:
-                    features = {name: {"node": f.node, "writable": f.writable, "value": f.value}
+                    features: dict[str, Any] = {name: {"node": f.node, "writable": f.writable, "value": f.value}
                                 for name, f in camera.features().items()}
             except ReloblurError as exc:
                 features = {"error": str(exc)}

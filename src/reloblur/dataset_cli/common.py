@@ -60,7 +60,8 @@ class DefaultToRun(TyperGroup):
     """A command group whose ``run`` subcommand may be left out: ``reloblur align IN OUT``
     is ``reloblur align run IN OUT`` (other subcommands are named as usual)."""
 
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        """Insert ``run`` when the first argument names no subcommand."""
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)

@@ -116,7 +116,7 @@ def stats_command(
     sizes = ", ".join(f"{size} x{n}" for size, n in stats.sizes.items())
     stdout.print(f"image sizes: {sizes}")
     overall = stats.blur_ratio
-    if overall.mean is not None:
+    if overall.mean is not None and overall.median is not None and overall.min is not None and overall.max is not None:
         stdout.print(
             f"blur ratio: mean {100 * overall.mean:.2f} %, median {100 * overall.median:.2f} %, "
             f"range {100 * overall.min:.2f}-{100 * overall.max:.2f} %, {overall.empty_masks} empty mask(s)"

@@ -16,6 +16,7 @@ See ``docs/session-format.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -43,7 +44,8 @@ STATUS_REJECTED = "rejected"
 
 def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The entries of ``data`` that ``cls`` has fields for (newer writers may add keys)."""
-    return {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 @dataclass

@@ -49,12 +49,12 @@ def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
     for c in range(image.shape[2]):
         v = values[:, c]
         top, bottom = float(v.max()), float(v.min())
-        at_top = np.count_nonzero(v >= top - near)
-        below_top = np.count_nonzero((v < top - near) & (v >= top - band))
+        at_top = int(np.count_nonzero(v >= top - near))
+        below_top = int(np.count_nonzero((v < top - near) & (v >= top - band)))
         if at_top >= least and at_top >= 2 * max(below_top, 1) and top > 0.5:
             high[..., c] = image[..., c] >= top - near
-        at_bottom = np.count_nonzero(v <= bottom + near)
-        above_bottom = np.count_nonzero((v > bottom + near) & (v <= bottom + band))
+        at_bottom = int(np.count_nonzero(v <= bottom + near))
+        above_bottom = int(np.count_nonzero((v > bottom + near) & (v <= bottom + band)))
         if at_bottom >= least and at_bottom >= 2 * max(above_bottom, 1) and bottom < 0.5:
             low[..., c] = image[..., c] <= bottom + near
     return high, low

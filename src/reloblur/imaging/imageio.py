@@ -257,6 +257,8 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
         try:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
+                if not isinstance(page, tifffile.TiffPage):
+                    raise ImageReadError(f"{path}: first TIFF page is not a full page")
                 return ImageInfo(
                     int(page.imagewidth),
                     int(page.imagelength),

@@ -131,7 +131,7 @@ class SampleStream(Sampler):
 
     def __init__(self, dataset: Dataset, *, num_replicas: int = 1, rank: int = 0, seed: int = 0,
                  start: int = 0):
-        self._epochs = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank,
+        self._epochs: DistributedSampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank,
                                           shuffle=True, seed=seed, drop_last=False)
         self.start = start
 

@@ -88,6 +88,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         model = device = None
         source = str(options.pred)
     else:
+        assert options.checkpoint is not None  # exactly one of the two, checked above
         loaded = model_from_checkpoint(options.checkpoint, trust=options.trust_checkpoint)
         device = resolve_device(options.device)
         model = loaded.model.to(device).eval()
@@ -104,6 +105,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
             if model is not None:
                 output, _ = deblur(model, to_tensor(blur), tiles=tiles, device=device)
             else:
+                assert options.pred is not None
                 prediction = read_image(prediction_path(options.pred, pair))
                 if prediction.shape[:2] != sharp.shape[:2]:
                     raise ReloblurError(

@@ -250,7 +250,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
     torch.manual_seed(config.seed + ddp.rank)  # different dropout per rank, same weights
     model.to(device)
     if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack it
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.lr_milestones,
                                                      gamma=config.lr_gamma)
@@ -269,7 +269,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
 
     net: nn.Module = model
     if config.compile:
-        net = torch.compile(net)
+        net = torch.compile(net)  # type: ignore[assignment]  # an OptimizedModule is a Module
     if ddp.enabled:
         net = nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
@@ -345,9 +345,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
                             history.write(json.dumps({"step": global_step, "validation": validation}) + "\n")
                             history.flush()
                         if writer is not None:
-                            for name, value in validation.items():
-                                if value is not None:
-                                    writer.add_scalar(f"val/{name}", value, global_step)
+                            for name, metric in validation.items():
+                                if metric is not None:
+                                    writer.add_scalar(f"val/{name}", metric, global_step)
                     if ddp.enabled:
                         dist.barrier()
                 if global_step % config.ckpt_every == 0 or last:

@@ -707,12 +707,13 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         flags.append(f"static edges disagree by about {max(edge_kappa):.1f} px (misalignment, a lens distortion "
                      "the homography cannot hold, or different sharpness): check the pair's alignment; evidence "
                      "along edges is discounted accordingly")
-    clipped = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
+    clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
     if recoloured:
         flags.append(f"{recoloured} region(s) differ between B and S mostly in colour (the pair's colour fit does "
                      "not hold there); judged after a local colour correction")
-    if max(clipped.values()) > 0.5:
-        flags.append(f"over half the frame is clipped (B {100 * clipped['B']:.0f} %, S {100 * clipped['S']:.0f} %): "
+    if max(clipped_fraction.values()) > 0.5:
+        flags.append(f"over half the frame is clipped (B {100 * clipped_fraction['B']:.0f} %, "
+                     f"S {100 * clipped_fraction['S']:.0f} %): "
                      "little evidence is left")
     return MaskResult(out, float(mask.mean()), confidence, z, mask_components(out), noise, camera_noise,
-                      clipped, gains, residual_ratio, flags, edge_kappa)
+                      clipped_fraction, gains, residual_ratio, flags, edge_kappa)

@@ -224,10 +224,10 @@ def align_job(task: _Task) -> str:
     elif clip_out.exists():
         clip_out.unlink()  # a rerun with other settings found no clipping
     if not options.crop and result.valid is not None:
-        valid = result.valid.astype(np.uint8) * 255
+        valid_u8: np.ndarray = result.valid.astype(np.uint8) * 255
         if options.resize is not None:
-            valid = cv2.resize(valid, options.resize, interpolation=cv2.INTER_NEAREST)
-        write_image(job.out_dir / f"{job.index}.valid.png", valid)
+            valid_u8 = cv2.resize(valid_u8, options.resize, interpolation=cv2.INTER_NEAREST)
+        write_image(job.out_dir / f"{job.index}.valid.png", valid_u8)
 
     record = resume.done_record(inputs, params)
     record.update({

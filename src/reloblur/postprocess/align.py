@@ -97,8 +97,8 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
     S's flags are warped with the pair's homography and widened by a pixel (the Lanczos
     kernel carries a clipped neighbour into its output).
     """
-    b_high, b_low = (f.any(axis=2) for f in clipped_levels(blur, code=1 / 65535))
-    s_high, s_low = (f.any(axis=2) for f in clipped_levels(sharp, code=1 / 65535))
+    b_high, b_low = (np.asarray(f.any(axis=2), bool) for f in clipped_levels(blur, code=1 / 65535))
+    s_high, s_low = (np.asarray(f.any(axis=2), bool) for f in clipped_levels(sharp, code=1 / 65535))
 
     def onto_b(flags: np.ndarray) -> np.ndarray:
         if not flags.any():

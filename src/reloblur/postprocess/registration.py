@@ -91,7 +91,7 @@ def initial_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, *, max_sid
         small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else image
         return np.clip(small * 255.0 / max(float(np.percentile(small, 99.5)), 1e-6), 0, 255).astype(np.uint8)
 
-    sift = cv2.SIFT_create(nfeatures=2500)
+    sift = cv2.SIFT_create(nfeatures=2500)  # type: ignore[attr-defined]  # missing from cv2 stubs
     small_mask = None
     if mask is not None:
         small_mask = cv2.resize(mask.astype(np.uint8) * 255, None, fx=scale, fy=scale,
@@ -108,8 +108,8 @@ def initial_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, *, max_sid
     if len(good) < min_inliers:
         raise FeaturelessError(f"only {len(good)} distinctive feature matches between B and S (need {min_inliers})")
     # Feature coordinates of a downscaled image map back with the pixel-centre convention.
-    pb = (np.float64([kb[m.queryIdx].pt for m in good]) + 0.5) / scale - 0.5
-    ps = (np.float64([ks[m.trainIdx].pt for m in good]) + 0.5) / scale - 0.5
+    pb = (np.array([kb[m.queryIdx].pt for m in good], np.float64) + 0.5) / scale - 0.5
+    ps = (np.array([ks[m.trainIdx].pt for m in good], np.float64) + 0.5) / scale - 0.5
     method = getattr(cv2, "USAC_MAGSAC", cv2.RANSAC)
     homography, inlier_mask = cv2.findHomography(pb, ps, method, 2.0 / scale, maxIters=5000, confidence=0.999)
     inliers = int(inlier_mask.sum()) if inlier_mask is not None else 0

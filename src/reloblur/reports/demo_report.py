@@ -52,6 +52,8 @@ def quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
     for sidecar in sorted((out / "data" / "dataset").rglob("*.align.json")):
         data = json.loads(sidecar.read_text())
         record = by_pair[data["source"]["session_pair"]]
+        if record.scene is None or record.trigger is None:
+            continue  # the demo's capture labels every pair and triggers it; another session is not scored
         scene_index = int(record.scene[1:]) - 1
         truth = _truth(options, scene_index, record.trigger)
         width, height = data["input_size"]

@@ -243,10 +243,10 @@ def make_handler(store: ReviewStore, token: str) -> type[BaseHTTPRequestHandler]
             elif path == "/api/pairs":
                 self._json(HTTPStatus.OK, store.summary())
             elif path == "/api/image":
-                pair = store.pair((query.get("id") or [None])[0])
+                pair = store.pair((query.get("id") or [""])[0])
                 self._send(HTTPStatus.OK, store.image(pair, (query.get("kind") or [""])[0]), "image/png")
             elif path == "/api/meta":
-                pair = store.pair((query.get("id") or [None])[0])
+                pair = store.pair((query.get("id") or [""])[0])
                 record = store.record(pair)
                 self._json(HTTPStatus.OK, {"id": pair.id, "version": record.version,
                                            "review": record.review, "source": record.source,
@@ -306,5 +306,6 @@ def make_server(options: ReviewOptions) -> tuple[ThreadingHTTPServer, str]:
         raise ReloblurError(f"cannot listen on {options.host}:{options.port} ({exc.strerror}); try --port 0") from None
     server.daemon_threads = True
     host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else str(host)
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return server, f"http://{shown}:{port}/?token={token}"

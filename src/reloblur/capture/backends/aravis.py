@@ -63,12 +63,13 @@ class AravisCamera(Camera):
         if self._closed:
             raise CameraGoneError(f"camera {self.info.model} {self.info.id} is gone (closed)")
 
-    def _node(self, name: str) -> tuple[str | None, Any]:
+    def _node(self, name: str) -> tuple[str, Any]:
+        """The alias that implements standard feature ``name`` and its node (node ``None``: absent)."""
         for alias in SFNC_FEATURES.get(name, (name,)):
             node = self._device.get_feature(alias)
             if node is not None and node.is_implemented():
                 return alias, node
-        return None, None
+        return name, None
 
     def _read(self, alias: str, node: Any) -> Any:
         arv = self._arv
@@ -118,10 +119,11 @@ class AravisCamera(Camera):
         self._check()
         self._pixel_format = str(self._device.get_string_feature_value("PixelFormat"))
         self._camera.set_acquisition_mode(self._arv.AcquisitionMode.CONTINUOUS)
-        self._stream = self._camera.create_stream(None, None)
+        stream = self._camera.create_stream(None, None)
         payload = self._camera.get_payload()
         for _ in range(BUFFERS):
-            self._stream.push_buffer(self._arv.Buffer.new_allocate(payload))
+            stream.push_buffer(self._arv.Buffer.new_allocate(payload))
+        self._stream = stream
         self._camera.start_acquisition()
 
     def stop(self) -> None:
