@@ -26,10 +26,9 @@ import cv2
 import numpy as np
 
 from reloblur import __version__, resume
-from reloblur.atomic import atomic_write_json
 from reloblur.batch import run_batch
 from reloblur.errors import ReloblurError
-from reloblur.formats.align_record import SIDECAR_SUFFIX
+from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
 from reloblur.formats.session import MANIFEST, Session
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
 from reloblur.imaging.raw import RAW_SUFFIXES, frame_to_linear, load_linear
@@ -229,36 +228,33 @@ def align_job(task: _Task) -> str:
             valid_u8 = cv2.resize(valid_u8, options.resize, interpolation=cv2.INTER_NEAREST)
         write_image(job.out_dir / f"{job.index}.valid.png", valid_u8)
 
-    record = resume.done_record(inputs, params)
-    record.update({
-        "software": f"reloblur {__version__}",
-        "source": {"blur": str(job.blur), "sharp": str(job.sharp), "session_pair": job.session_pair},
-        "qa_status": result.status,
-        "flags": result.flags,
-        "homography_blur_to_sharp": result.homography.tolist(),
-        "color_matrix": result.color.matrix.tolist(),
-        "color_offset": result.color.offset.tolist(),
-        "gain": result.color.gain,
-        "color_mode": result.color.mode,
-        "input_size": [int(blur.shape[1]), int(blur.shape[0])],
-        "crop": result.crop.to_list(),
-        "output_size": list(options.resize) if options.resize else [result.crop.width, result.crop.height],
-        "qa": {
-            "static_psnr": result.static_psnr,
-            "static_ssim": result.static_ssim,
-            "color_residual_rms": result.color.residual_rms,
-            "scale": result.transform.scale,
-            "rotation_deg": result.transform.rotation_deg,
-            "shift_px": result.transform.shift_px,
-            "moving_fraction": float(result.motion_mask.mean()),
-            "registration": {
-                "initial": result.initial.method, "matches": result.initial.matches,
-                "inliers": result.initial.inliers, "iterations": result.registration.iterations,
-                "points": result.registration.points, "converged": result.registration.converged,
-            },
-        },
-    })
-    atomic_write_json(sidecar, record)
+    done = resume.done_record(inputs, params)
+    registration = Registration(
+        initial=result.initial.method, matches=result.initial.matches, inliers=result.initial.inliers,
+        iterations=result.registration.iterations, points=result.registration.points,
+        converged=result.registration.converged,
+    )
+    AlignRecord(
+        software=f"reloblur {__version__}",
+        source=AlignSource(str(job.blur), str(job.sharp), job.session_pair),
+        qa_status=result.status,
+        flags=result.flags,
+        homography_blur_to_sharp=result.homography.tolist(),
+        color_matrix=result.color.matrix.tolist(),
+        color_offset=result.color.offset.tolist(),
+        gain=result.color.gain,
+        color_mode=result.color.mode,
+        input_size=[int(blur.shape[1]), int(blur.shape[0])],
+        crop=result.crop.to_list(),
+        output_size=list(options.resize) if options.resize else [result.crop.width, result.crop.height],
+        qa=AlignQA(
+            static_psnr=result.static_psnr, static_ssim=result.static_ssim,
+            color_residual_rms=result.color.residual_rms, scale=result.transform.scale,
+            rotation_deg=result.transform.rotation_deg, shift_px=result.transform.shift_px,
+            moving_fraction=float(result.motion_mask.mean()), registration=registration,
+        ),
+        status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"],
+    ).write(sidecar)
     return "flagged" if result.flags else "aligned"
 
 

@@ -10,7 +10,6 @@ dataset so that it stays a clean ReLoBlur tree) opens from disk.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from reloblur.atomic import atomic_write_text
 from reloblur.errors import ReloblurError
-from reloblur.formats.align_record import SIDECAR_SUFFIX
+from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignRecord
 from reloblur.imaging.imageio import read_image, write_image
 
 ASSETS = "report_assets"
@@ -72,24 +71,24 @@ def build_report(options: ReportOptions) -> ReportResult:
         raise ReloblurError(f"{out}: no {SIDECAR_SUFFIX} files: run 'reloblur align' first")
     entries = []
     for path in sidecars:
-        data = json.loads(path.read_text())
+        record = AlignRecord.read(path)
         index = path.name[: -len(SIDECAR_SUFFIX)]
-        entries.append((path.parent, index, data))
-    entries.sort(key=lambda e: (e[2]["qa"]["static_psnr"] if e[2]["qa"]["static_psnr"] is not None else -1))
+        entries.append((path.parent, index, record))
+    entries.sort(key=lambda e: e[2].qa.static_psnr if e[2].qa.static_psnr is not None else -1)
     page = options.html or out.parent / f"{out.name}-report" / "index.html"
     assets = page.parent / ASSETS
     cards, rows = [], []
-    for rank, (folder, index, data) in enumerate(entries):
+    for rank, (folder, index, record) in enumerate(entries):
         pair_id = (folder.relative_to(out) / index).as_posix()
-        qa = data["qa"]
-        status = data.get("qa_status", "ok")
+        qa = record.qa
+        status = record.qa_status
         rows.append(
             "<tr class='{cls}'><td>{id}</td><td>{status}</td><td>{psnr}</td><td>{ssim}</td><td>{scale}</td>"
             "<td>{rot}</td><td>{shift}</td><td>{gain}</td><td>{crop}</td><td>{flags}</td></tr>".format(
-                cls=status, id=html.escape(pair_id), status=status, psnr=_fmt(qa["static_psnr"], 2),
-                ssim=_fmt(qa["static_ssim"], 4), scale=_fmt(qa["scale"], 5), rot=_fmt(qa["rotation_deg"], 3),
-                shift=_fmt(qa["shift_px"], 2), gain=_fmt(data["gain"], 4), crop=_fmt(data["crop"]),
-                flags=html.escape("; ".join(data.get("flags", []))),
+                cls=status, id=html.escape(pair_id), status=status, psnr=_fmt(qa.static_psnr, 2),
+                ssim=_fmt(qa.static_ssim, 4), scale=_fmt(qa.scale, 5), rot=_fmt(qa.rotation_deg, 3),
+                shift=_fmt(qa.shift_px, 2), gain=_fmt(record.gain, 4), crop=_fmt(record.crop),
+                flags=html.escape("; ".join(record.flags)),
             )
         )
         if rank >= options.detailed:
@@ -103,7 +102,7 @@ def build_report(options: ReportOptions) -> ReportResult:
         write_image(assets / f"{stem}_heat.png", _thumb(_heat(blur, sharp)))
         cards.append(
             f"<section class='card {status}'><h3>{html.escape(pair_id)} <small>static PSNR "
-            f"{_fmt(qa['static_psnr'], 2)} dB, {status}</small></h3>"
+            f"{_fmt(qa.static_psnr, 2)} dB, {status}</small></h3>"
             f"<figure><img src='{ASSETS}/{stem}_pair.png' alt='B and S of {html.escape(pair_id)}'>"
             "<figcaption>B | S (corrected, warped)</figcaption></figure>"
             f"<figure><div class='flicker'><img src='{ASSETS}/{stem}_b.png' alt='B crop'>"
@@ -112,7 +111,7 @@ def build_report(options: ReportOptions) -> ReportResult:
             f"<figure><img src='{ASSETS}/{stem}_heat.png' alt='difference heat map'>"
             "<figcaption>|B - S| x4</figcaption></figure></section>"
         )
-    flagged = sum(1 for e in entries if e[2].get("qa_status") == "flagged")
+    flagged = sum(1 for e in entries if e[2].qa_status == "flagged")
     document = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reloblur alignment report</title>
 <style>

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from reloblur.atomic import atomic_write_text
+from reloblur.formats.align_record import AlignRecord
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import read_image, write_image
 from reloblur.lbfmg.metrics import iou
@@ -50,23 +51,26 @@ def quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
     by_pair = {r.pair: r for r in session.pairs()}
     rows = []
     for sidecar in sorted((out / "data" / "dataset").rglob("*.align.json")):
-        data = json.loads(sidecar.read_text())
-        record = by_pair[data["source"]["session_pair"]]
+        data = AlignRecord.read(sidecar)
+        session_pair = data.source.session_pair
+        if session_pair is None:
+            continue
+        record = by_pair[session_pair]
         if record.scene is None or record.trigger is None:
             continue  # the demo's capture labels every pair and triggers it; another session is not scored
         scene_index = int(record.scene[1:]) - 1
         truth = _truth(options, scene_index, record.trigger)
-        width, height = data["input_size"]
-        error = corner_error(np.array(data["homography_blur_to_sharp"]), np.array(truth.truth["homography_blur_to_sharp"]),
+        width, height = data.input_size
+        error = corner_error(np.array(data.homography_blur_to_sharp), np.array(truth.truth["homography_blur_to_sharp"]),
                              width, height)
         index = sidecar.name.split(".")[0]
         rel = sidecar.parent.relative_to(out / "data" / "dataset")
         mask_path = out / "data" / "masks" / rel / f"{index}.png"
-        x, y, w, h = data["crop"]
+        x, y, w, h = data.crop
         truth_mask = truth.mask[y : y + h, x : x + w]
         predicted = read_image(mask_path) if mask_path.exists() else np.zeros_like(truth_mask)
         rows.append({"pair": f"{rel.as_posix()}/{index}", "corner_error_px": float(error.max()),
-                     "static_psnr": data["qa"]["static_psnr"], "mask_iou": iou(predicted, truth_mask),
+                     "static_psnr": data.qa.static_psnr, "mask_iou": iou(predicted, truth_mask),
                      "blur_ratio_truth": float((truth_mask > 0).mean()), "blur_ratio": float((predicted > 0).mean()),
                      "folder": sidecar.parent, "index": index, "truth_mask": truth_mask, "mask": predicted})
     return rows
