@@ -104,7 +104,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="run the conditions whose name contains this")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help="summarise a --json result file as the table in docs/benchmarks.md")
     args = parser.parse_args()
+    if args.markdown is not None:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return
     conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
     results: dict[str, list[dict]] = {}
     for condition in conditions:
@@ -120,6 +125,30 @@ def main() -> None:
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats,
                           "seed": args.seed, "results": results}, indent=2))
+
+
+def markdown(result: dict) -> str:
+    """One row per condition and method: mean over repeats, and the range across repeats."""
+
+    def spread(rows: list[dict], key: str, scale: float = 1.0, digits: int = 3) -> str:
+        values = [r[key] * scale for r in rows if r[key] is not None]
+        if not values:
+            return "-"
+        mean = sum(values) / len(values)
+        if len(values) == 1:
+            return f"{mean:.{digits}f}"
+        return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+    lines = ["| condition | method | mean IoU | min IoU | boundary F | static area, max % | s / pair |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for condition, repeats in result["results"].items():
+        for method in METHODS:
+            rows = [r[method] for r in repeats]
+            name = f"**{method}**" if method == "lbfmg" else method
+            lines.append(f"| {condition} | {name} | {spread(rows, 'mean_iou')} | {spread(rows, 'min_iou')} | "
+                         f"{spread(rows, 'mean_boundary_f')} | {spread(rows, 'static_area_percent_max', digits=2)} | "
+                         f"{spread(rows, 'seconds_per_pair')} |")
+    return "\n".join(lines)
 
 
 def _f(value: float | None, digits: int = 3) -> str:

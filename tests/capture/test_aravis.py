@@ -1,11 +1,11 @@
 """The aravis backend against Aravis's fake camera: a real GenICam node map with trigger,
 exposure and device timestamps. The sync-box emulator's pulses become TriggerSoftware on
-each camera (the bridge below exists only in tests).
+each camera (the wiring below exists only in tests).
 
 Aravis 0.8.26's fake camera (Debian 12) accepts TriggerMode On / TriggerSource Software but
 keeps streaming at 25 Hz without triggers, so a trigger withheld from one camera cannot be
 observed with it; the dropped-trigger path is tested on the sim backend
-(tests/test_capture.py), and here the timestamp check is shown rejecting pairs whose
+(tests/capture/test_capture.py), and here the timestamp check is shown rejecting pairs whose
 device timestamps contradict the planned delay."""
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ from reloblur.capture.registry import AravisOptions, open_backend
 from reloblur.capture.rig import CameraSettings, RigConfig
 from reloblur.dataset_cli.app import app
 from reloblur.formats.session import Session
+from reloblur.sim import register_serial_handlers
+from reloblur.sim.bench import bench
+
+register_serial_handlers()
 
 try:
     open_backend(AravisOptions(fake=True)).close()
@@ -37,16 +41,21 @@ def rig(s_phase: str) -> RigConfig:
         cameras={"B": CameraSettings("Fake_1", exposure_us=40000, gain_db=2, trigger_source="Software",
                                      nd_filter={"name": "ND1.3", "transmission": 0.05}),
                  "S": CameraSettings("Fake_1", exposure_us=2000, gain_db=2, trigger_source="Software")},
-        rate_hz=10.0, sync_port="sim", s_phase=s_phase,
+        rate_hz=10.0, sync_port="sim://aravis-test", s_phase=s_phase,
     )
 
 
-def software_bridge(skip: set[tuple[str, int]] | None = None):
-    def bridge(role, camera, sequence, time_ns):
-        if (role, sequence) not in (skip or set()):
-            camera.software_trigger()
+def software_bridge(bench_name: str = "aravis-test"):
+    """Wire the emulated box's lines (``sim://BENCH``) to TriggerSoftware on each camera:
+    the test's stand-in for the trigger cables."""
+    lines = bench(bench_name)
+    lines.unplug_all()  # the previous test's cameras are closed
 
-    return bridge
+    def on_open(cameras):
+        for role, camera in cameras.items():
+            lines.connect(role, lambda sequence, time_ns, c=camera: c.software_trigger())
+
+    return on_open
 
 
 def options(tmp_path, pairs: int, s_phase: str = "start") -> CaptureOptions:
@@ -68,7 +77,7 @@ def test_list_shows_the_fake_camera_and_its_features():
 
 
 def test_hardware_triggered_pairs_with_exposures_read_back(tmp_path):
-    summary = capture(options(tmp_path, 6), trigger_bridge=software_bridge())
+    summary = capture(options(tmp_path, 6), on_open=software_bridge())
     assert summary.error is None and summary.sync_mode == "hardware"
     assert summary.recorded == 6 and summary.rejected == 0 and not summary.warnings
     session = Session(tmp_path / "s")
@@ -89,7 +98,7 @@ def test_a_camera_closed_mid_run_stops_cleanly(tmp_path):
         if pair_index == 1:
             cameras["S"].close()
 
-    summary = capture(options(tmp_path, 8), on_pair=close_s, trigger_bridge=software_bridge())
+    summary = capture(options(tmp_path, 8), on_pair=close_s, on_open=software_bridge())
     assert summary.error and "gone" in summary.error
     assert summary.recorded == 2
     session = Session(tmp_path / "s")
@@ -98,7 +107,7 @@ def test_a_camera_closed_mid_run_stops_cleanly(tmp_path):
 
 def test_timestamps_that_contradict_the_planned_delay_are_rejected(tmp_path):
     # Planned: S 19 ms after B (middle phase). The fake camera's timestamps say otherwise.
-    summary = capture(options(tmp_path, 3, s_phase="middle"), trigger_bridge=software_bridge())
+    summary = capture(options(tmp_path, 3, s_phase="middle"), on_open=software_bridge())
     assert summary.recorded == 0 and summary.reasons == {"timing": 3}
     session = Session(tmp_path / "s")
     assert all("planned 19000 us" in s.reason for s in session.skipped)

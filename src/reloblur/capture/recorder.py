@@ -107,10 +107,10 @@ class Recorder:
     """One capture run; see :func:`capture`."""
 
     def __init__(self, options: CaptureOptions, on_pair: Callable[[int, dict[str, Camera], object], None] | None = None,
-                 trigger_bridge: Callable[[str, Camera, int, int], None] | None = None):
+                 on_open: Callable[[dict[str, Camera]], None] | None = None):
         self.options = options
         self.on_pair = on_pair
-        self.trigger_bridge = trigger_bridge
+        self.on_open = on_open
         self.rig = options.rig
         self.summary = CaptureSummary(session=str(options.session), sync_mode="")
         self._last_ids: dict[str, int | None] = {"B": None, "S": None}
@@ -145,16 +145,11 @@ class Recorder:
             if cameras["B"].info == cameras["S"].info and not backend.shared_devices:
                 raise CameraError("B and S select the same camera")
 
+            if self.on_open is not None:
+                self.on_open(cameras)
             box = None
             if rig.sync_port:
-                port = rig.sync_port
-                if port == "sim":
-                    from reloblur.sim.syncbox_emulator import PtySyncBox, SyncBoxEmulator
-
-                    bridge = self.trigger_bridge or _line_bridge
-                    emulator = SyncBoxEmulator(on_pulse=lambda role, seq, t: bridge(role, cameras[role], seq, t))
-                    port = stack.enter_context(PtySyncBox(emulator)).path
-                box = stack.enter_context(SyncBox(port))
+                box = stack.enter_context(SyncBox(rig.sync_port))
                 box.identify()
                 for role in ("B", "S"):
                     box.power(role, True)
@@ -293,27 +288,18 @@ class Recorder:
         return {}, f"unpaired: frames {abs(gap) / 1e6:.1f} ms apart (tolerance {tolerance_ns / 1e6:.1f} ms)", None
 
 
-def _line_bridge(role: str, camera: Camera, sequence: int, time_ns: int) -> None:
-    """How the emulated sync box's pulse reaches a camera: simulated cameras have a line."""
-    pulse = getattr(camera, "pulse", None)
-    if pulse is not None:
-        pulse(sequence, time_ns)
-
-
 def capture(options: CaptureOptions, *,
             on_pair: Callable[[int, dict[str, Camera], object], None] | None = None,
-            trigger_bridge: Callable[[str, Camera, int, int], None] | None = None) -> CaptureSummary:
+            on_open: Callable[[dict[str, Camera]], None] | None = None) -> CaptureSummary:
     """Record ``options.pairs`` pairs; returns the summary (``error`` set if the run stopped early).
 
-    ``on_pair(pair_index, cameras, backend)`` is called after each pair is queued (progress
-    reporting, fault injection in tests). ``trigger_bridge(role, camera, sequence, time_ns)``
-    replaces the wire between the emulated sync box and camera ``role`` (``sync = "sim"`` only):
-    by default simulated cameras receive the pulse on their trigger line; tests of real
-    node maps turn it into ``TriggerSoftware``.
+    ``on_open(cameras)`` is called once both cameras are open, before the sync box is
+    (wiring an emulated box's lines to cameras in tests); ``on_pair(pair_index, cameras,
+    backend)`` after each pair is queued (progress reporting, fault injection in tests).
     """
     if options.pairs < 1:
         raise ReloblurError(f"--pairs must be at least 1 (got {options.pairs})")
-    return Recorder(options, on_pair, trigger_bridge).run()
+    return Recorder(options, on_pair, on_open).run()
 
 
 def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: float | None, gain_db: float | None,

@@ -2,7 +2,7 @@
 
     >>> options = backend_options("sim", size=(96, 64))
     >>> options
-    SimOptions(size=(96, 64), seed=0, s_phase='middle', bayer=False, distinct_pairs=None)
+    SimOptions(size=(96, 64), seed=0, s_phase='middle', bayer=False, distinct_pairs=None, bench='default')
 
 ``open_backend(options)`` opens it. Tests and plug-ins add backends with
 :func:`register_backend`; the recorder and the CLI never name a backend class.
@@ -44,6 +44,7 @@ class SimOptions:
     s_phase: SPhase = "middle"
     bayer: bool = False
     distinct_pairs: int | None = None  # benchmarks: render this many pairs and repeat them
+    bench: str = "default"  # trigger lines shared with the sync-box emulator at sim://BENCH
 
 
 BackendOptions = Union[HarvestersOptions, AravisOptions, SimOptions]
@@ -70,7 +71,8 @@ def register_backend(name: str, options_type: type, factory: Callable[[Any], Cam
 register_backend("harvesters", HarvestersOptions, lambda o: HarvestersBackend(cti=o.cti), "GenTL producers (.cti)")
 register_backend("aravis", AravisOptions, lambda o: AravisBackend(fake=o.fake), "Aravis (GigE/USB3 Vision)")
 register_backend("sim", SimOptions, lambda o: SimBackend(size=o.size, seed=o.seed, bayer=o.bayer, s_phase=o.s_phase,
-                                                          distinct_pairs=o.distinct_pairs), "the simulated rig")
+                                                          distinct_pairs=o.distinct_pairs, bench_name=o.bench),
+                 "the simulated rig")
 
 
 def backend_names() -> tuple[str, ...]:

@@ -8,7 +8,7 @@ Example (``docs/rig-example.toml``)::
     rate_hz = 5
 
     [sync]
-    port = "/dev/ttyUSB0"       # any pyserial URL; "sim" = emulator on a pseudo-terminal
+    port = "/dev/ttyUSB0"       # any pyserial URL; "sim://" (or "sim") = the emulator
     s_offset_us = 0
 
     [cameras.B]

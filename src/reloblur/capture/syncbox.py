@@ -52,6 +52,11 @@ class SyncBox:
     """Driver for the sync box on a pyserial URL. Use as a context manager."""
 
     def __init__(self, url: str, *, timeout_s: float = 1.0, baudrate: int = 115200):
+        """Open the box at ``url`` (a device, a pty, ``loop://``, ``sim://``; ``sim`` is
+        short for ``sim://``, the emulator, once :func:`reloblur.sim.register_serial_handlers`
+        has run)."""
+        if url == "sim":
+            url = "sim://"
         try:
             import serial
         except ImportError:

@@ -97,7 +97,7 @@ def capture_command(
     s_exposure: Annotated[Optional[float], typer.Option("--s-exposure", help="S exposure (us).")] = DEFAULT_S_EXPOSURE_US,
     gain: Annotated[Optional[float], typer.Option("--gain", help="Gain (dB) of both cameras.")] = None,
     pixel_format: Annotated[Optional[str], typer.Option("--pixel-format", help="e.g. BayerRG12, Mono16.")] = None,
-    sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; 'sim' = emulator on a pty.")] = None,
+    sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; sim:// (or sim) = the emulator.")] = None,
     s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure.")] = "middle",
     scene: Annotated[Optional[str], typer.Option("--scene", help="Scene label recorded with each pair.")] = None,
     size: SizeOpt = "720x480",
@@ -119,6 +119,9 @@ def capture_command(
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
     from reloblur.capture.registry import backend_options
     from reloblur.capture.rig import load_rig
+    from reloblur.sim import register_serial_handlers
+
+    register_serial_handlers()  # --sync sim:// is the emulator, whatever the cameras
 
     rig_config = load_rig(rig) if rig else quick_rig(
         b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,

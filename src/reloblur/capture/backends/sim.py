@@ -3,8 +3,8 @@
 They implement the full set of standard features (exposure, gain, pixel format, trigger
 mode/source/activation, auto functions, chunk timestamps, temperature) and behave like
 hardware-triggered cameras: with ``TriggerMode`` On and a ``Line`` source, a frame is
-exposed when the sync box pulses that camera's line (:meth:`SimBackend.pulse`, wired to
-the sync-box emulator); with the ``Software`` source, on :meth:`software_trigger`; with
+exposed when the sync box pulses that camera's line (each camera is wired to its role's
+line of a :mod:`reloblur.sim.bench`, which the emulator behind ``sim://`` drives); with the ``Software`` source, on :meth:`software_trigger`; with
 ``TriggerMode`` Off they free-run at ``AcquisitionFrameRate``. Frame *k* of each camera
 shows pair *k* of the rig simulator, so B and S of one trigger are a true pair. Exposure
 is applied in steps of 10 us, as real sensors round it, so read-back matters.
@@ -29,6 +29,8 @@ from reloblur.capture.cameras import (
     FrameTimeout,
 )
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
+from reloblur.sim import register_serial_handlers
+from reloblur.sim.bench import bench
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
 EXPOSURE_STEP_US = 10.0
@@ -162,8 +164,11 @@ class SimBackend(CameraBackend):
     camera_class: type[SimCamera] = SimCamera
 
     def __init__(self, *, size: tuple[int, int] = (720, 480), seed: int = 0, bayer: bool = False,
-                 s_phase: str = "middle", distinct_pairs: int | None = None):
+                 s_phase: str = "middle", distinct_pairs: int | None = None, bench_name: str = "default"):
         self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs)
+        self.bench = bench(bench_name)
+        self._unplug: list = []
+        register_serial_handlers()  # so that a sync port "sim://" finds the emulator
 
     def devices(self) -> list[DeviceInfo]:
         return [DeviceInfo(i, "reloblur", "SimCam", f"SIM-{role}", f"sim://{role}", f"sim-{role.lower()}", "ReadWrite")
@@ -172,4 +177,12 @@ class SimBackend(CameraBackend):
     def open(self, selector: str) -> Camera:
         info = self.select(selector)
         role = info.serial[-1]
-        return self.camera_class(self.rig, info, role)
+        camera = self.camera_class(self.rig, info, role)
+        self._unplug.append(self.bench.connect(role, camera.pulse))
+        return camera
+
+    def close(self) -> None:
+        """Unwire the cameras from the bench's trigger lines."""
+        for unplug in self._unplug:
+            unplug()
+        self._unplug.clear()
