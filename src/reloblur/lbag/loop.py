@@ -215,6 +215,157 @@ def _summary_writer(run_dir: Path) -> Any:
     return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
 
 
+@dataclass
+class _TrainState:
+    """What a checkpoint holds and a step changes."""
+
+    model: LBAG
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    global_step: int = 0
+
+
+def _build_state(config: TrainConfig, run_dir: Path, *, resume: bool, ddp: _Dist,
+                 device: torch.device) -> _TrainState:
+    """The model (fresh, warm-started from ``config.init``, or resumed), optimizer and schedule."""
+    torch.manual_seed(config.seed)
+    if config.init and not resume:
+        model = model_from_checkpoint(config.init, num_res=config.num_res).model
+    else:
+        model = LBAG(config.num_res)
+    torch.manual_seed(config.seed + ddp.rank)  # different dropout per rank, same weights
+    model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack it
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.lr_milestones,
+                                                     gamma=config.lr_gamma)
+    state = _TrainState(model, optimizer, scheduler)
+    if resume:
+        _resume(state, run_dir, ddp)
+    return state
+
+
+def _resume(state: _TrainState, run_dir: Path, ddp: _Dist) -> None:
+    """Load the newest checkpoint's weights, optimizer, schedule, step and RNG states."""
+    found = list_checkpoints(run_dir)
+    if not found:
+        raise ReloblurError(f"{run_dir}: no checkpoint to resume from")
+    saved = read_checkpoint(found[-1][1])
+    state.model.load_state_dict(saved["state_dict"]["model"])
+    state.optimizer.load_state_dict(saved["optimizer_states"][0])
+    if saved.get("scheduler_states"):
+        state.scheduler.load_state_dict(saved["scheduler_states"][0])
+    state.global_step = int(saved["global_step"])
+    _restore_rng(saved.get("rng_states", []), ddp)
+
+
+def _wrap(model: nn.Module, config: TrainConfig, ddp: _Dist, device: torch.device) -> nn.Module:
+    """The network the steps run: compiled and/or DistributedDataParallel as configured."""
+    net: nn.Module = model
+    if config.compile:
+        net = torch.compile(net)  # type: ignore[assignment]  # an OptimizedModule is a Module
+    if ddp.enabled:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    return net
+
+
+def _batches(config: TrainConfig, pairs: list, ddp: _Dist, device: torch.device, start_step: int) -> Any:
+    """An endless iterator of training batches, continuing where step ``start_step`` left off."""
+    dataset = TrainPatches(pairs, patch=config.patch_size, bapc_prob=config.bapc_prob,
+                           bapc_min_ratio=config.bapc_min_ratio, hflip=config.hflip,
+                           seed=config.seed, cache=config.cache_images)
+    stream = SampleStream(dataset, num_replicas=ddp.world_size, rank=ddp.rank, seed=config.seed,
+                          start=start_step * config.batch_size)
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=stream,
+                        num_workers=config.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=config.num_workers > 0,
+                        # Its own generator: creating the iterator must not draw from the
+                        # global RNG that dropout uses, or a resumed run would diverge.
+                        generator=torch.Generator().manual_seed(config.seed))
+    return iter(loader)
+
+
+def _step(net: nn.Module, batch: dict[str, torch.Tensor], state: _TrainState, config: TrainConfig,
+          device: torch.device, weights: Any) -> dict[str, float]:
+    """One optimisation step on ``batch``; returns the loss terms."""
+    blur = batch["blur"].to(device, non_blocking=True)
+    sharp = batch["sharp"].to(device, non_blocking=True)
+    mask = batch["mask"].to(device, non_blocking=True)
+    if config.channels_last:
+        blur = blur.contiguous(memory_format=torch.channels_last)
+    use_amp = config.amp and device.type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    with autocast:
+        images, gates = net(blur)
+    loss, parts = lbag_loss([i.float() for i in images], [g.float() for g in gates], sharp, mask, weights)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    state.scheduler.step()
+    state.global_step += 1
+    return parts
+
+
+class _TrainLog:
+    """``history.jsonl`` and TensorBoard, on the main process only (no-ops elsewhere)."""
+
+    def __init__(self, run_dir: Path, main: bool):
+        self.history = open(run_dir / HISTORY_FILE, "a", encoding="utf-8") if main else None
+        self.writer = _summary_writer(run_dir) if main else None
+
+    def _line(self, record: dict[str, Any]) -> None:
+        if self.history is not None:
+            self.history.write(json.dumps(record) + "\n")
+            self.history.flush()
+
+    def step(self, step: int, lr: float, parts: dict[str, float]) -> None:
+        self._line({"step": step, "lr": lr, **parts})
+        if self.writer is not None:
+            for name, value in parts.items():
+                self.writer.add_scalar(f"train/{name}", value, step)
+            self.writer.add_scalar("train/lr", lr, step)
+
+    def validation(self, step: int, metrics: dict[str, float | None]) -> None:
+        self._line({"step": step, "validation": metrics})
+        if self.writer is not None:
+            for name, metric in metrics.items():
+                if metric is not None:
+                    self.writer.add_scalar(f"val/{name}", metric, step)
+
+    def close(self) -> None:
+        if self.history is not None:
+            self.history.close()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _save(state: _TrainState, run_dir: Path, config: TrainConfig, ddp: _Dist) -> Path | None:
+    """A checkpoint of ``state`` (every rank's RNG gathered, rank 0 writes)."""
+    rng = _gather_rng(ddp)
+    if not ddp.main:
+        return None
+    return save_checkpoint(run_dir, model=state.model, global_step=state.global_step, optimizer=state.optimizer,
+                           keep_last=config.keep_checkpoints,
+                           extra={"scheduler_states": [state.scheduler.state_dict()], "rng_states": rng,
+                                  "config": config.to_dict(), "world_size": ddp.world_size})
+
+
+def _start_run(config: TrainConfig, run_dir: Path, *, resume: bool, changes: dict[str, Any] | None,
+               command_line: list[str] | None) -> tuple[TrainConfig, _Dist, torch.device]:
+    """The run's config (saved, or resumed), the process group and the device."""
+    config = prepare_run_dir(config, run_dir, resume=resume, changes=changes)
+    config.validate()
+    ddp = _init_distributed(config.device)
+    device = _device_for(config, ddp)
+    if ddp.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / CONFIG_FILE, dump_config(config))
+        atomic_write_json(run_dir / (RUN_FILE if not resume else f"run-resumed-{int(time.time())}.json"),
+                          run_metadata(config, command_line))
+    return config, ddp, device
+
+
 def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool = False,
           changes: dict[str, Any] | None = None, progress: bool = True,
           command_line: list[str] | None = None) -> TrainResult:
@@ -227,146 +378,43 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    config = prepare_run_dir(config, run_dir, resume=resume, changes=changes)
-    config.validate()
-    ddp = _init_distributed(config.device)
-    device = _device_for(config, ddp)
-    if ddp.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / CONFIG_FILE, dump_config(config))
-        atomic_write_json(run_dir / (RUN_FILE if not resume else f"run-resumed-{int(time.time())}.json"),
-                          run_metadata(config, command_line))
-
+    config, ddp, device = _start_run(config, run_dir, resume=resume, changes=changes, command_line=command_line)
     train_pairs = discover_pairs(config.data, masks_root=config.masks, split=config.train_split)
     val_pairs = (discover_pairs(config.data, masks_root=config.masks, split=config.val_split)
                  if config.val_split else [])
-
-    torch.manual_seed(config.seed)
-    if config.init and not resume:
-        loaded = model_from_checkpoint(config.init, num_res=config.num_res)
-        model = loaded.model
-    else:
-        model = LBAG(config.num_res)
-    torch.manual_seed(config.seed + ddp.rank)  # different dropout per rank, same weights
-    model.to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack it
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=config.lr_milestones,
-                                                     gamma=config.lr_gamma)
-    global_step = 0
-    if resume:
-        found = list_checkpoints(run_dir)
-        if not found:
-            raise ReloblurError(f"{run_dir}: no checkpoint to resume from")
-        state = read_checkpoint(found[-1][1])
-        model.load_state_dict(state["state_dict"]["model"])
-        optimizer.load_state_dict(state["optimizer_states"][0])
-        if state.get("scheduler_states"):
-            scheduler.load_state_dict(state["scheduler_states"][0])
-        global_step = int(state["global_step"])
-        _restore_rng(state.get("rng_states", []), ddp)
-
-    net: nn.Module = model
-    if config.compile:
-        net = torch.compile(net)  # type: ignore[assignment]  # an OptimizedModule is a Module
-    if ddp.enabled:
-        net = nn.parallel.DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    dataset = TrainPatches(train_pairs, patch=config.patch_size, bapc_prob=config.bapc_prob,
-                           bapc_min_ratio=config.bapc_min_ratio, hflip=config.hflip,
-                           seed=config.seed, cache=config.cache_images)
-    stream = SampleStream(dataset, num_replicas=ddp.world_size, rank=ddp.rank, seed=config.seed,
-                          start=global_step * config.batch_size)
-    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=stream,
-                        num_workers=config.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=config.num_workers > 0,
-                        # Its own generator: creating the iterator must not draw from the
-                        # global RNG that dropout uses, or a resumed run would diverge.
-                        generator=torch.Generator().manual_seed(config.seed))
-    batches = iter(loader)
-    writer = _summary_writer(run_dir) if ddp.main else None
-    use_amp = config.amp and device.type == "cuda"
+    state = _build_state(config, run_dir, resume=resume, ddp=ddp, device=device)
+    net = _wrap(state.model, config, ddp, device)
+    batches = _batches(config, train_pairs, ddp, device, state.global_step)
+    log = _TrainLog(run_dir, ddp.main)
     weights = config.loss_weights()
     parts: dict[str, float] = {}
     validation = None
     checkpoint: Path | None = None
-
-    def save() -> Path | None:
-        rng = _gather_rng(ddp)
-        if not ddp.main:
-            return None
-        return save_checkpoint(run_dir, model=model, global_step=global_step, optimizer=optimizer,
-                               keep_last=config.keep_checkpoints,
-                               extra={"scheduler_states": [scheduler.state_dict()], "rng_states": rng,
-                                      "config": config.to_dict(), "world_size": ddp.world_size})
-
-    history = open(run_dir / HISTORY_FILE, "a", encoding="utf-8") if ddp.main else None
     net.train()
     try:
         with make_progress(enabled=progress and ddp.main) as bar:
-            task = bar.add_task("training", total=config.max_steps, completed=global_step)
-            while global_step < config.max_steps:
-                batch = next(batches)
-                blur = batch["blur"].to(device, non_blocking=True)
-                sharp = batch["sharp"].to(device, non_blocking=True)
-                mask = batch["mask"].to(device, non_blocking=True)
-                if config.channels_last:
-                    blur = blur.contiguous(memory_format=torch.channels_last)
-                autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if use_amp
-                            else contextlib.nullcontext())
-                with autocast:
-                    images, gates = net(blur)
-                loss, parts = lbag_loss([i.float() for i in images], [g.float() for g in gates],
-                                        sharp, mask, weights)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                global_step += 1
-                bar.update(task, completed=global_step,
-                           description=f"training (loss {parts['total']:.4f})")
-                if history is not None and (global_step % config.log_every == 0 or global_step == config.max_steps):
-                    lr = optimizer.param_groups[0]["lr"]
-                    history.write(json.dumps({"step": global_step, "lr": lr, **parts}) + "\n")
-                    history.flush()
-                    if writer is not None:
-                        for name, value in parts.items():
-                            writer.add_scalar(f"train/{name}", value, global_step)
-                        writer.add_scalar("train/lr", lr, global_step)
-                last = global_step == config.max_steps
-                if val_pairs and (global_step % config.val_every == 0 or last):
+            task = bar.add_task("training", total=config.max_steps, completed=state.global_step)
+            while state.global_step < config.max_steps:
+                parts = _step(net, next(batches), state, config, device, weights)
+                step, last = state.global_step, state.global_step == config.max_steps
+                bar.update(task, completed=step, description=f"training (loss {parts['total']:.4f})")
+                if step % config.log_every == 0 or last:
+                    log.step(step, state.optimizer.param_groups[0]["lr"], parts)
+                if val_pairs and (step % config.val_every == 0 or last):
                     if ddp.main:
                         validation = validate(net, val_pairs, device, max_images=config.val_max_images,
-                                              writer=writer, step=global_step)
-                        if history is not None:
-                            history.write(json.dumps({"step": global_step, "validation": validation}) + "\n")
-                            history.flush()
-                        if writer is not None:
-                            for name, metric in validation.items():
-                                if metric is not None:
-                                    writer.add_scalar(f"val/{name}", metric, global_step)
+                                              writer=log.writer, step=step)
+                        log.validation(step, validation)
                     if ddp.enabled:
                         dist.barrier()
-                if global_step % config.ckpt_every == 0 or last:
-                    checkpoint = save() or checkpoint
+                if step % config.ckpt_every == 0 or last:
+                    checkpoint = _save(state, run_dir, config, ddp) or checkpoint
     finally:
-        if history is not None:
-            history.close()
-        if writer is not None:
-            writer.close()
+        log.close()
         del batches
     if ddp.enabled:
         dist.barrier()
         dist.destroy_process_group()
-    return TrainResult(
-        run_dir=str(run_dir),
-        global_step=global_step,
-        checkpoint=str(checkpoint) if checkpoint else None,
-        seconds=time.perf_counter() - started,
-        last_losses=parts,
-        validation=validation,
-        world_size=ddp.world_size,
-    )
+    return TrainResult(run_dir=str(run_dir), global_step=state.global_step,
+                       checkpoint=str(checkpoint) if checkpoint else None, seconds=time.perf_counter() - started,
+                       last_losses=parts, validation=validation, world_size=ddp.world_size)
