@@ -107,7 +107,7 @@ def lookup(table: np.ndarray, level: np.ndarray) -> np.ndarray:
 
 def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarray, *,
                     transfer: Transfer = "srgb", bins: int = 32, min_count: int = 64,
-                    iterations: int = 5, max_samples: int = 30_000) -> NoiseLevel:
+                    iterations: int = 5, max_samples: int = 20_000) -> NoiseLevel:
     """Fit ``sigma(level)`` of ``difference`` on the ``usable`` pixels.
 
     Parameters
