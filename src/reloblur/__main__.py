@@ -1,3 +1,5 @@
+"""``python -m reloblur``: the command-line app."""
+
 from reloblur.dataset_cli.app import main
 
 main()

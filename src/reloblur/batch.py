@@ -52,6 +52,7 @@ class BatchResult(Generic[R]):
 
     @property
     def ok(self) -> bool:
+        """True when no item failed."""
         return not self.failures
 
 

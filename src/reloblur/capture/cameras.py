@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from reloblur.errors import ReloblurError
+from reloblur.imaging.pixel_formats import PixelFormat
 
 # Standard feature names (SFNC) a capture cares about, with the aliases older cameras use.
 SFNC_FEATURES: dict[str, tuple[str, ...]] = {
@@ -74,6 +75,7 @@ class FeatureInfo:
 
     @property
     def present(self) -> bool:
+        """True when the camera implements the feature under some alias."""
         return self.node is not None
 
 
@@ -98,6 +100,7 @@ class Camera(ABC):
         """State of standard feature ``name`` (aliases resolved)."""
 
     def features(self) -> dict[str, FeatureInfo]:
+        """Every standard feature's state, by standard name."""
         return {name: self.feature(name) for name in SFNC_FEATURES}
 
     @abstractmethod
@@ -105,20 +108,24 @@ class Camera(ABC):
         """Write a standard feature and return what the camera actually applied (read back)."""
 
     @abstractmethod
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Start acquisition."""
 
     @abstractmethod
-    def stop(self) -> None: ...
+    def stop(self) -> None:
+        """Stop acquisition."""
 
     @abstractmethod
     def fetch(self, timeout_s: float = 2.0) -> Frame:
         """The next frame; raises :class:`FrameTimeout` or :class:`CameraGoneError`."""
 
     def software_trigger(self) -> None:
+        """Fire the camera's software trigger; cameras without one raise :class:`CameraError`."""
         raise CameraError(f"{self.info.model} {self.info.serial}: no software trigger")
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the camera (idempotent)."""
 
     def __enter__(self) -> Camera:
         return self
@@ -134,13 +141,15 @@ class CameraBackend(ABC):
     shared_devices: bool = False  # a device may be opened twice (emulated cameras only)
 
     @abstractmethod
-    def devices(self) -> list[DeviceInfo]: ...
+    def devices(self) -> list[DeviceInfo]:
+        """The devices this backend can open."""
 
     @abstractmethod
     def open(self, selector: str) -> Camera:
         """Open the device whose index, serial, user-defined name or id is ``selector``."""
 
     def select(self, selector: str) -> DeviceInfo:
+        """The device ``selector`` names; :class:`CameraError` listing the devices if none does."""
         found = [d for d in self.devices() if d.matches(selector)]
         if not found:
             known = ", ".join(f"{d.index}: {d.serial or d.id}" for d in self.devices()) or "none"
@@ -148,6 +157,7 @@ class CameraBackend(ABC):
         return found[0]
 
     def close(self) -> None:
+        """Release the backend's resources."""
         return None
 
     def __enter__(self) -> CameraBackend:
@@ -163,8 +173,8 @@ def decode_component(data: np.ndarray, width: int, height: int, components: int,
     Mono and Bayer formats become ``(H, W)``; RGB8/BGR8 ``(H, W, 3)`` in RGB order; RGBa8 and
     BGRa8 drop the alpha plane. More than 8 bits come as uint16.
     """
-    fmt = data_format.upper()
-    dtype = np.uint8 if fmt.endswith("8") else np.uint16
+    parsed = PixelFormat.parse(data_format)
+    dtype = parsed.dtype
     flat = np.asarray(data).view(dtype) if np.asarray(data).dtype != dtype else np.asarray(data)
     count = max(1, int(components))
     expected = width * height * count
@@ -173,14 +183,11 @@ def decode_component(data: np.ndarray, width: int, height: int, components: int,
     image = flat[:expected].reshape(height, width, count) if count > 1 else flat[:expected].reshape(height, width)
     if count >= 3:
         image = image[:, :, :3]
-        if fmt.startswith("BGR"):
+        if parsed.layout == "bgr":
             image = image[:, :, ::-1]
     return np.ascontiguousarray(image)
 
 
 def stored_format(data_format: str) -> str:
     """The pixel format of what :func:`decode_component` returns (alpha dropped, RGB order)."""
-    upper = data_format.upper()
-    if upper.startswith(("RGBA", "BGR")):
-        return "RGB" + "".join(c for c in data_format if c.isdigit())
-    return data_format
+    return PixelFormat.parse(data_format).stored_name

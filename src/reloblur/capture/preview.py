@@ -10,6 +10,8 @@ import numpy as np
 
 from reloblur.atomic import atomic_write_bytes
 from reloblur.capture.cameras import Camera, Frame
+from reloblur.imaging.pixel_formats import PixelFormat
+from reloblur.imaging.raw import demosaic
 
 SPARK = " ▁▂▃▄▅▆▇█"
 
@@ -25,11 +27,13 @@ class FrameStats:
     histogram: list[float] = field(default_factory=list)  # 16 bins, fractions
 
     def sparkline(self) -> str:
+        """The histogram as a line of block characters."""
         top = max(self.histogram) or 1.0
         return "".join(SPARK[int(round(v / top * (len(SPARK) - 1)))] for v in self.histogram)
 
 
 def frame_stats(frame: Frame, previous_host_ns: int | None) -> FrameStats:
+    """Live-view statistics of one frame (rate from the previous frame's host time)."""
     data = frame.data
     full = float(np.iinfo(data.dtype).max)
     values = data.astype(np.float32) / full
@@ -44,11 +48,11 @@ def frame_stats(frame: Frame, previous_host_ns: int | None) -> FrameStats:
 
 def preview_frame(frame: Frame) -> np.ndarray:
     """An 8-bit RGB view of a frame for a preview JPEG (gamma for display)."""
-    data = frame.data.astype(np.float32) / float(np.iinfo(frame.data.dtype).max)
-    if frame.pixel_format.startswith("Bayer"):
-        from reloblur.imaging.raw import demosaic
-
-        data = demosaic(frame.data, frame.pixel_format[5:7].upper()).astype(np.float32) / float(np.iinfo(frame.data.dtype).max)
+    parsed = PixelFormat.parse(frame.pixel_format)
+    data = frame.data
+    if parsed.pattern is not None:
+        data = demosaic(frame.data, parsed.pattern)
+    data = data.astype(np.float32) / float(parsed.full_scale)
     if data.ndim == 2:
         data = np.repeat(data[:, :, None], 3, axis=2)
     return np.clip(np.sqrt(data) * 255, 0, 255).astype(np.uint8)

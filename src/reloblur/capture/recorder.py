@@ -52,6 +52,7 @@ class CaptureOptions:
 
 @dataclass
 class CaptureSummary:
+    """What a capture run did: pairs kept and rejected (with reasons), queue, timing, errors."""
     session: str
     sync_mode: str
     recorded: int = 0
@@ -66,6 +67,7 @@ class CaptureSummary:
 
     @property
     def pairs_per_second(self) -> float:
+        """Kept pairs per second of the run."""
         return self.recorded / self.seconds if self.seconds else 0.0
 
 
@@ -134,6 +136,7 @@ class Recorder:
         return None
 
     def run(self) -> CaptureSummary:
+        """Open the cameras and the box, configure, record, and return the summary."""
         options, rig = self.options, self.rig
         started = time.monotonic()
         with ExitStack() as stack:

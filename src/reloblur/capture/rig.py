@@ -36,8 +36,9 @@ from typing import Any
 import yaml
 
 from reloblur.capture.cameras import TRIGGER_FEATURES, Camera, CameraError
-from reloblur.errors import ReloblurError
+from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.session import CameraRecord
+from reloblur.imaging.pixel_formats import PixelFormat
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +48,7 @@ else:  # pragma: no cover
 
 @dataclass(frozen=True)
 class CameraSettings:
+    """One camera's settings in a rig file (exposure, gain, pixel format, trigger input, ND filter)."""
     select: str
     exposure_us: float | None = None
     gain_db: float | None = None
@@ -58,6 +60,7 @@ class CameraSettings:
 
 @dataclass(frozen=True)
 class RigConfig:
+    """A rig file: both cameras, the sync box and the S phase."""
     cameras: dict[str, CameraSettings]
     name: str = "rig"
     s_phase: str = "middle"
@@ -162,7 +165,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     record = CameraRecord(
         role=role, vendor=camera.info.vendor, model=camera.info.model, serial=camera.info.serial,
         backend=backend, device_id=camera.info.id, width=width, height=height, pixel_format=pixel_format,
-        bit_depth=8 if pixel_format.endswith("8") else 16,
+        bit_depth=_bit_depth(pixel_format),
         exposure_us=float(exposure) if exposure is not None else None,
         gain_db=float(gain) if gain is not None else None,
         trigger_source=str(final["TriggerSource"].value) if final["TriggerSource"].present else None,
@@ -185,3 +188,11 @@ def light_balance_warning(b: CameraRecord, s: CameraRecord, tolerance: float) ->
         return (f"B collects {ratio:.2f}x the light of S (T_B x ND_B = {light_b:.0f} us, T_S x ND_S = "
                 f"{light_s:.0f} us): fit an ND filter of transmission {s.exposure_us * s_transmission / b.exposure_us:.3f} on B")
     return None
+
+
+def _bit_depth(pixel_format: str) -> int:
+    """Significant bits of the camera's format (16 when the camera reports none we know)."""
+    try:
+        return PixelFormat.parse(pixel_format).bits
+    except ImageFormatError:
+        return 16

@@ -133,6 +133,7 @@ class SyncBox:
 
     # -- commands -------------------------------------------------------------------------
     def identify(self) -> dict[str, str]:
+        """``ID?``: the box's device name, firmware and serial."""
         fields = self.command("ID?")
         if len(fields) < 3 or fields[0] != "RELOBLUR-SYNCBOX":
             raise SyncBoxProtocolError(f"device on {self.url} is not a reloblur sync box: {' '.join(fields)!r}")
@@ -141,18 +142,23 @@ class SyncBox:
                 "protocol": version[0] if version else "?"}
 
     def power(self, role: str, on: bool) -> None:
+        """``PWR``: switch camera ``role``'s power."""
         self.command(f"PWR {role} {'ON' if on else 'OFF'}")
 
     def set_exposure(self, role: str, microseconds: float) -> int:
+        """``EXP``: camera ``role``'s exposure pulse in microseconds; returns what the box set."""
         return int(self.command(f"EXP {role} {int(round(microseconds))}")[0])
 
     def set_delay(self, microseconds: float) -> int:
+        """``DLY``: S's trigger delay after B's in microseconds; returns what the box set."""
         return int(self.command(f"DLY {int(round(microseconds))}")[0])
 
     def set_period(self, microseconds: float) -> int:
+        """``PER``: the trigger period in microseconds; returns what the box set."""
         return int(self.command(f"PER {int(round(microseconds))}")[0])
 
     def arm(self) -> None:
+        """``ARM``: get ready to fire (both cameras must be powered)."""
         self.command("ARM")
 
     def fire(self, count: int = 1) -> int:
@@ -160,15 +166,19 @@ class SyncBox:
         return int(self.command(f"FIRE {int(count)}")[0])
 
     def run(self) -> None:
+        """``RUN``: fire until stopped."""
         self.command("RUN")
 
     def stop(self) -> None:
+        """``STOP``: stop firing."""
         self.command("STOP")
 
     def status(self) -> dict[str, str]:
+        """``STAT?``: the box's state fields."""
         return dict(field.split("=", 1) for field in self.command("STAT?") if "=" in field)
 
     def close(self) -> None:
+        """Close the port (idempotent)."""
         try:
             self.port.close()
         except Exception:

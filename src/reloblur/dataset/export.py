@@ -38,6 +38,7 @@ class ExportOptions:
 
 @dataclass
 class ExportResult:
+    """What an export wrote."""
     out: str
     format: str
     pairs_per_split: dict[str, int]

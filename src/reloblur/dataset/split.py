@@ -39,6 +39,7 @@ class Move:
 
 @dataclass
 class SplitResult:
+    """The scenes on each side and the moves made (or planned, with ``dry_run``)."""
     seed: int
     test_fraction: float
     train_scenes: list[str]

@@ -29,6 +29,7 @@ class StatsOptions:
 
 @dataclass
 class RatioSummary:
+    """Blur-ratio statistics of a set of masks (fractions of the image)."""
     count: int
     mean: float | None
     median: float | None
@@ -40,6 +41,7 @@ class RatioSummary:
 
     @classmethod
     def of(cls, ratios: list[float]) -> RatioSummary:
+        """The summary of ``ratios`` (empty: counts only)."""
         edges = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
         values = np.asarray(ratios, float)
         counts = np.histogram(values, bins=edges)[0] if values.size else np.zeros(HISTOGRAM_BINS)
@@ -59,6 +61,7 @@ class RatioSummary:
 
 @dataclass
 class DatasetStats:
+    """Counts per split and scene, image sizes and blur-ratio statistics of a dataset."""
     root: str
     pairs: int
     pairs_per_split: dict[str, int]

@@ -44,6 +44,7 @@ class ValidateOptions:
 
 @dataclass
 class ValidateReport:
+    """Every defect found, with the pairs checked."""
     root: str
     masks_root: str | None
     pairs_checked: int
@@ -51,10 +52,12 @@ class ValidateReport:
 
     @property
     def errors(self) -> list[Problem]:
+        """The problems that make the dataset invalid."""
         return [p for p in self.problems if p.severity == ERROR]
 
     @property
     def warnings(self) -> list[Problem]:
+        """The problems worth a look that do not make it invalid."""
         return [p for p in self.problems if p.severity == WARNING]
 
 

@@ -116,4 +116,5 @@ def report_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``align`` command group to the app."""
     app.add_typer(align_app, name="align")

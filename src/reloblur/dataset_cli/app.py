@@ -25,6 +25,7 @@ class ReloblurGroup(TyperGroup):
     """Maps errors to the project's exit codes at the edge of the program."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        """Parse arguments; a usage error exits 1 (click's 2 reads as partial failure here)."""
         try:
             return super().make_context(*args, **kwargs)
         except UsageError as exc:
@@ -32,6 +33,7 @@ class ReloblurGroup(TyperGroup):
             raise
 
     def invoke(self, ctx: Any) -> Any:
+        """Run the command; :class:`ReloblurError` becomes its message and exit code."""
         from reloblur.dataset_cli.common import stderr
 
         try:
@@ -71,6 +73,7 @@ def root(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
+    """Options common to every command."""
     configure_logging(verbose)
 
 

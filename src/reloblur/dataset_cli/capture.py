@@ -266,5 +266,6 @@ def emulator_command() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``simulate`` and the ``capture`` command group to the app."""
     app.command("simulate")(simulate_command)
     app.add_typer(capture_app, name="capture")

@@ -21,6 +21,7 @@ _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
 
 
 def to_jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (dataclasses, paths, tuples converted)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {k: to_jsonable(v) for k, v in dataclasses.asdict(obj).items()}
     if isinstance(obj, dict):

@@ -180,4 +180,5 @@ def export_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``dataset`` command group to the app."""
     app.add_typer(dataset_app, name="dataset")

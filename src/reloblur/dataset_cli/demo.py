@@ -40,4 +40,5 @@ def demo_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``demo`` to the app."""
     app.command("demo")(demo_command)

@@ -213,6 +213,7 @@ def deblur_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add ``train``, ``eval`` and ``deblur`` to the app."""
     app.command("train")(train_command)
     app.command("eval")(eval_command)
     app.command("deblur")(deblur_command)

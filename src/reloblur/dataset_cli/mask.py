@@ -127,4 +127,5 @@ def stats_command(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``mask`` command group to the app."""
     app.add_typer(mask_app, name="mask")

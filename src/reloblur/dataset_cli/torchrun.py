@@ -12,6 +12,7 @@ from reloblur.dataset_cli.lbag import train_command
 
 
 def main() -> None:
+    """Run ``reloblur train``'s options as this process's command (torchrun starts one per rank)."""
     app = typer.Typer(cls=ReloblurGroup, add_completion=False)
     app.command()(train_command)
     app()

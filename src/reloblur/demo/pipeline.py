@@ -33,23 +33,28 @@ class DemoOptions:
 
     @property
     def size(self) -> tuple[int, int]:
+        """Frame size of the simulated cameras."""
         return (256, 192) if self.quick else (480, 320)
 
     @property
     def scenes(self) -> int:
+        """Number of scenes captured."""
         return 4 if self.quick else 8
 
     @property
     def pairs_per_scene(self) -> int:
+        """Pairs captured per scene."""
         return 3 if self.quick else 4
 
     @property
     def train_steps(self) -> int:
+        """Training steps of the demo model."""
         return 40 if self.quick else 400
 
 
 @dataclass
 class Stage:
+    """One stage of the demo: its name, duration and one-line outcome."""
     name: str
     seconds: float
     summary: str
@@ -57,6 +62,7 @@ class Stage:
 
 @dataclass
 class DemoResult:
+    """What the demo made and measured, and where the report is."""
     out: str
     report: str
     stages: list[Stage] = field(default_factory=list)

@@ -55,14 +55,17 @@ class Pair:
 
     @property
     def split(self) -> str | None:
+        """``train``/``test`` for a ReLoBlur-layout pair, else ``None``."""
         return self.rel_dir.parts[0] if len(self.rel_dir.parts) == RELOBLUR_DEPTH else None
 
     @property
     def scene(self) -> str | None:
+        """The scene folder of a ReLoBlur-layout pair, else ``None``."""
         return self.rel_dir.parts[1] if len(self.rel_dir.parts) == RELOBLUR_DEPTH else None
 
     @property
     def seq(self) -> str | None:
+        """The sequence folder of a ReLoBlur-layout pair, else ``None``."""
         return self.rel_dir.parts[2] if len(self.rel_dir.parts) == RELOBLUR_DEPTH else None
 
     @property
@@ -91,6 +94,7 @@ class DatasetScan:
     stray_masks: list[Path] = field(default_factory=list)
 
     def by_split(self) -> dict[str, list[Pair]]:
+        """The pairs grouped by split."""
         groups: dict[str, list[Pair]] = {}
         for pair in self.pairs:
             groups.setdefault(pair.split or ".", []).append(pair)

@@ -30,6 +30,7 @@ from reloblur import __version__
 from reloblur.atomic import atomic_write_json, remove_stale_temporaries
 from reloblur.errors import SessionError
 from reloblur.imaging.imageio import read_image, write_image
+from reloblur.paths import UnsafePathError, confined
 
 FORMAT_NAME = "reloblur-session"
 FORMAT_VERSION = 1
@@ -73,6 +74,7 @@ class CameraRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraRecord:
+        """The record of a manifest's camera entry (unknown keys ignored)."""
         return cls(**_known_fields(cls, data))
 
 
@@ -96,6 +98,7 @@ class SessionManifest:
     version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``session.json``."""
         data = asdict(self)
         if data["simulation"] is None:
             del data["simulation"]
@@ -103,6 +106,7 @@ class SessionManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: Path) -> SessionManifest:
+        """The manifest of a ``session.json`` object; :class:`SessionError` naming ``source`` if invalid."""
         if data.get("format") != FORMAT_NAME:
             raise SessionError(f"{source}: not a reloblur session manifest")
         if int(data.get("version", 0)) > FORMAT_VERSION:
@@ -144,6 +148,7 @@ class FrameRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FrameRecord:
+        """The record of a frame entry of ``pairs.jsonl`` (unknown keys ignored)."""
         return cls(**_known_fields(cls, data))
 
 
@@ -160,11 +165,13 @@ class PairRecord:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON object of one ``pairs.jsonl`` line."""
         data = asdict(self)
         return {k: v for k, v in data.items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PairRecord:
+        """The record of one ``pairs.jsonl`` line (unknown keys ignored)."""
         return cls(
             pair=int(data["pair"]),
             status=str(data["status"]),
@@ -178,11 +185,13 @@ class PairRecord:
 
 @dataclass(frozen=True)
 class SkippedPair:
+    """A logged pair that cannot be used, and why (rejected, or its frames missing)."""
     pair: int
     reason: str
 
 
 def frame_name(pair: int, role: str, suffix: str = ".tiff") -> str:
+    """The file name of pair ``pair``'s frame of camera ``role``."""
     return f"{FRAMES}/{pair:06d}_{role}{suffix}"
 
 
@@ -261,7 +270,10 @@ class Session:
             frame = record.frames.get(role)
             if frame is None:
                 return f"no {role} frame recorded"
-            path = self.root / frame.file
+            try:
+                path = confined(self.root, frame.file, what=f"pair {record.pair} {role} frame")
+            except UnsafePathError as exc:
+                return str(exc)
             try:
                 size = path.stat().st_size
             except OSError:
@@ -271,12 +283,15 @@ class Session:
         return None
 
     def pairs(self) -> list[PairRecord]:
+        """The usable pairs, in order (a pair logged twice: its last line)."""
         return list(self._complete)
 
     def frame_path(self, record: PairRecord, role: str) -> Path:
-        return self.root / record.frames[role].file
+        """Where ``record``'s frame of camera ``role`` is, confined to the session folder."""
+        return confined(self.root, record.frames[role].file, what=f"pair {record.pair} {role} frame")
 
     def read_frame(self, record: PairRecord, role: str) -> np.ndarray:
+        """``record``'s frame of camera ``role`` as recorded (uint8/uint16)."""
         return read_image(self.frame_path(record, role))
 
     def truth_path(self, record: PairRecord) -> Path:
@@ -284,12 +299,14 @@ class Session:
         return self.root / TRUTH / f"{record.pair:06d}.json"
 
     def truth(self, record: PairRecord) -> dict[str, Any] | None:
+        """The simulator's ground truth of ``record`` (``None`` for a real capture)."""
         path = self.truth_path(record)
         if not path.exists():
             return None
         return json.loads(path.read_text(encoding="utf-8"))
 
     def truth_mask(self, record: PairRecord) -> np.ndarray | None:
+        """The simulator's blur mask of ``record`` (``None`` for a real capture)."""
         path = self.root / TRUTH / f"{record.pair:06d}_mask.png"
         return read_image(path) if path.exists() else None
 
@@ -399,6 +416,7 @@ class SessionWriter:
         write_truth(self.root, pair, truth, mask)
 
     def close(self) -> None:
+        """Close the pair log (idempotent)."""
         if not self._log.closed:
             self._log.close()
 

@@ -40,6 +40,7 @@ class ImageInfo:
 
     @property
     def bit_depth(self) -> int:
+        """Bits per sample of the stored image (8 or 16)."""
         return np.dtype(self.dtype).itemsize * 8
 
     @property

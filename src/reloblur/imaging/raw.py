@@ -8,7 +8,6 @@ balance, full 16-bit range. Gamma is applied only when writing the final 8-bit i
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 
 from reloblur.errors import ImageFormatError, ImageReadError
 from reloblur.imaging.imageio import ensure_rgb, read_image, srgb_to_linear, to_float
+from reloblur.imaging.pixel_formats import PixelFormat
 
 RAW_SUFFIXES = (".dng", ".nef", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw")
 BAYER_PATTERNS = ("RG", "GR", "GB", "BG")  # the first two pixels of the first row
@@ -29,7 +29,6 @@ _DEMOSAIC = {
     "GR": cv2.COLOR_BayerGB2RGB_EA,
     "GB": cv2.COLOR_BayerGR2RGB_EA,
 }
-_PIXEL_FORMAT = re.compile(r"^(Mono|Bayer(?P<pattern>RG|GR|GB|BG)|RGB|BGR|RGBa|BGRa)(?P<bits>\d+)?", re.I)
 
 
 def mosaic(rgb: np.ndarray, pattern: str = "RG") -> np.ndarray:
@@ -68,19 +67,19 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
     black_level
         Sensor black level in the frame's integer units, subtracted before scaling.
     bit_depth
-        Significant bits when fewer than the container holds (e.g. 12-bit data in uint16
-        stored LSB-aligned); default: the container's full range.
+        Significant bits, when they differ from what the pixel format's name says;
+        default: the name's (``BayerRG12`` is 12-bit data, LSB-aligned in uint16, so full
+        white is 4095).
     """
-    match = _PIXEL_FORMAT.match(pixel_format)
-    if not match:
-        raise ImageFormatError(f"unsupported pixel format {pixel_format!r}")
-    if match["pattern"]:
-        image = demosaic(frame, match["pattern"].upper())
-    elif pixel_format.lower().startswith("bgr"):
+    parsed = PixelFormat.parse(pixel_format)
+    if parsed.layout == "bayer":
+        assert parsed.pattern is not None
+        image = demosaic(frame, parsed.pattern)
+    elif parsed.layout == "bgr":
         image = frame[:, :, [2, 1, 0]]
     else:
         image = ensure_rgb(frame)
-    full_scale = float(2**bit_depth - 1) if bit_depth else float(np.iinfo(image.dtype).max)
+    full_scale = float(2 ** (bit_depth or parsed.bits) - 1)
     linear = (image.astype(np.float32) - black_level) / (full_scale - black_level)
     return np.clip(linear, 0.0, 1.0)
 

@@ -59,6 +59,7 @@ class LoadedModel:
 
 
 def checkpoint_name(step: int) -> str:
+    """The file name of the checkpoint at ``step`` (the official naming)."""
     return f"model_ckpt_steps_{step}.ckpt"
 
 

@@ -64,12 +64,15 @@ class TrainConfig:
     cache_images: bool = False
 
     def loss_weights(self) -> LossWeights:
+        """The loss weights of this recipe."""
         return LossWeights(self.l1_weight, self.ssim_weight, self.fft_weight, self.gate_weight, self.shift_tolerant)
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON types."""
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
+        """Raise :class:`ReloblurError` naming the first field out of range."""
         if not self.data:
             raise ConfigError("no dataset: give DATA or 'data:' in the config file")
         for name in ("patch_size", "batch_size", "max_steps", "val_every", "ckpt_every", "log_every", "num_res"):
@@ -165,4 +168,5 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 
 
 def dump_config(config: TrainConfig) -> str:
+    """``config`` as YAML (what ``--config`` reads back)."""
     return yaml.safe_dump(config.to_dict(), sort_keys=False)

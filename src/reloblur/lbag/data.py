@@ -137,6 +137,7 @@ class SampleStream(Sampler):
 
     @property
     def per_epoch(self) -> int:
+        """Samples this rank draws per epoch."""
         return self._epochs.num_samples
 
     def __iter__(self) -> Iterator[tuple[int, int]]:

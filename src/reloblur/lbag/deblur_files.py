@@ -30,6 +30,7 @@ MANIFEST = ".reloblur-deblur.json"
 
 @dataclass(frozen=True)
 class DeblurOptions:
+    """Options of ``reloblur deblur``."""
     checkpoint: Path
     inputs: tuple[Path, ...]
     out: Path
@@ -45,6 +46,7 @@ class DeblurOptions:
 
 @dataclass
 class DeblurResult:
+    """What ``reloblur deblur`` wrote, resumed and could not read."""
     out: str
     written: list[str] = field(default_factory=list)
     skipped: int = 0
@@ -81,6 +83,7 @@ def plan_outputs(inputs: tuple[Path, ...], out: Path, pattern: str | None = None
 
 
 def deblur_files(options: DeblurOptions) -> DeblurResult:
+    """Deblur every image of ``options.inputs`` into ``options.out`` (resumable, atomic writes)."""
     checkpoint = resolve_checkpoint(options.checkpoint)
     jobs = plan_outputs(options.inputs, options.out, options.pattern)
     fingerprint = resume.file_fingerprint(checkpoint)

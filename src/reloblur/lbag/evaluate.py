@@ -49,6 +49,7 @@ class EvalOptions:
 
 @dataclass
 class EvalResult:
+    """Per-image and mean metrics of the model (or predictions) and of the blurry input."""
     summary: dict[str, float | None]
     baseline: dict[str, float | None]
     images: list[dict[str, Any]] = field(default_factory=list)

@@ -52,6 +52,7 @@ ENV_PREFIXES = ("CUDA", "NCCL", "TORCH", "OMP_", "MKL_", "RANK", "LOCAL_RANK", "
 
 @dataclass
 class TrainResult:
+    """What a training run reached: step, last checkpoint and losses, validation, time."""
     run_dir: str
     global_step: int
     checkpoint: str | None

@@ -25,6 +25,7 @@ SHIFTS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 @dataclass(frozen=True)
 class LossWeights:
+    """Weights of the LBAG loss terms (the original recipe's by default)."""
     l1: float = 1.0
     ssim: float = 1.0
     fft: float = 0.1
@@ -46,6 +47,7 @@ def shift(target: Tensor, dx: int, dy: int) -> Tensor:
 
 
 def l1_per_sample(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute error per sample: ``(N,)``."""
     return (pred - target).abs().flatten(1).mean(1)
 
 

@@ -31,6 +31,7 @@ C2 = 0.03**2
 
 @dataclass(frozen=True)
 class ImageMetrics:
+    """PSNR and SSIM of one image, and their mask-weighted versions (``None`` without a mask)."""
     psnr: float
     ssim: float
     weighted_psnr: float | None

@@ -34,15 +34,18 @@ class BasicConv(nn.Sequential):
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the block."""
         return self.main(x)
 
 
 class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a ReLU between, added to the input."""
     def __init__(self, channels: int):
         super().__init__()
         self.main = nn.Sequential(BasicConv(channels, channels, 3), BasicConv(channels, channels, 3, relu=False))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the block."""
         return self.main(x) + x
 
 
@@ -54,6 +57,7 @@ class ResStack(nn.Module):
         self.layers = nn.Sequential(*[ResBlock(channels) for _ in range(num_res)])
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the block."""
         return self.layers(x)
 
 
@@ -71,6 +75,7 @@ class ShallowConvModule(nn.Module):
         self.conv = BasicConv(planes, planes, 1, relu=False)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Apply the block."""
         return self.conv(torch.cat([x, self.main(x)], dim=1))
 
 
@@ -82,6 +87,7 @@ class FeatureAttention(nn.Module):
         self.merge = BasicConv(channels, channels, 3, relu=False)
 
     def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """Fuse the two inputs."""
         return x1 + self.merge(x1 * x2)
 
 
@@ -93,6 +99,7 @@ class AsymmetricFusion(nn.Module):
         self.conv = nn.Sequential(BasicConv(cin, cout, 1), BasicConv(cout, cout, 3, relu=False))
 
     def forward(self, x1: Tensor, x2: Tensor, x4: Tensor) -> Tensor:
+        """Fuse the three scales' features."""
         return self.conv(torch.cat([x1, x2, x4], dim=1))
 
 
@@ -144,6 +151,7 @@ class LBAG(nn.Module):
         self.drop2 = nn.Dropout2d(0.1)
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Outputs at 1/4, 1/2 and full scale, and the gate maps of each."""
         x_2 = F.interpolate(x, scale_factor=0.5)
         x_4 = F.interpolate(x_2, scale_factor=0.5)
         z2 = self.SCM2(x_2)

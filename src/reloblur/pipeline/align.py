@@ -76,6 +76,7 @@ class AlignJob:
 
 @dataclass
 class AlignReport:
+    """What ``reloblur align`` did: pairs aligned, resumed, flagged and failed."""
     out: str
     pairs: int
     aligned: int
@@ -259,6 +260,7 @@ def align_job(task: _Task) -> str:
 
 
 def load_calibration(path: Path | None) -> dict[str, Any] | None:
+    """The homography and colour matrix of ``align calibrate``'s file (``None`` without one)."""
     if path is None:
         return None
     data = resume.read_sidecar(path)

@@ -27,6 +27,7 @@ from reloblur.postprocess.registration import corner_error
 
 @dataclass(frozen=True)
 class CalibrateOptions:
+    """Options of ``reloblur align calibrate``."""
     input: Path
     out: Path
     transfer: str = "auto"
@@ -36,6 +37,7 @@ class CalibrateOptions:
 
 @dataclass
 class CalibrationResult:
+    """The fitted rig transform and how well the pairs agreed on it."""
     out: str
     pairs_used: int
     homography_blur_to_sharp: list[list[float]]

@@ -28,6 +28,7 @@ from reloblur.lbfmg.generate import MaskParams, generate_mask
 
 @dataclass(frozen=True)
 class GenerateOptions:
+    """Options of ``reloblur mask generate``."""
     data: Path
     masks: Path
     params: MaskParams = field(default_factory=MaskParams)
@@ -38,6 +39,7 @@ class GenerateOptions:
 
 @dataclass
 class GenerateReport:
+    """What ``mask generate`` did: generated, resumed, kept, flagged and failed pairs."""
     masks: str
     pairs: int
     generated: int
@@ -130,12 +132,14 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
 
 @dataclass(frozen=True)
 class MaskStatsOptions:
+    """Options of ``reloblur mask stats``."""
     masks: Path
     plot: Path | None = None
 
 
 @dataclass
 class MaskStats:
+    """Blur-ratio statistics of a masks tree and its review progress."""
     masks: str
     count: int
     blur_ratio: RatioSummary

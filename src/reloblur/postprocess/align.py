@@ -87,6 +87,7 @@ class AlignResult:
 
     @property
     def status(self) -> str:
+        """``flagged`` when a QA limit was crossed, else ``ok``."""
         return "flagged" if self.flags else "ok"
 
 

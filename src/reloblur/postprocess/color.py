@@ -40,6 +40,7 @@ class ColorFit:
 
     @property
     def gain(self) -> float:
+        """Mean row sum of the matrix: the overall brightness ratio."""
         return float(self.matrix.sum(axis=1).mean())
 
     def apply(self, image: np.ndarray) -> np.ndarray:

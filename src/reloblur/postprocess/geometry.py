@@ -21,9 +21,11 @@ class Rect:
     height: int
 
     def slices(self) -> tuple[slice, slice]:
+        """``(rows, cols)`` slices that cut this rectangle out of an array."""
         return slice(self.y, self.y + self.height), slice(self.x, self.x + self.width)
 
     def to_list(self) -> list[int]:
+        """``[x, y, width, height]``."""
         return [self.x, self.y, self.width, self.height]
 
 

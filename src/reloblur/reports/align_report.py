@@ -28,6 +28,7 @@ CROP = 256
 
 @dataclass(frozen=True)
 class ReportOptions:
+    """Options of ``reloblur align report``."""
     out: Path
     html: Path | None = None
     detailed: int = 30
@@ -35,6 +36,7 @@ class ReportOptions:
 
 @dataclass
 class ReportResult:
+    """Where the report is and how many pairs it shows."""
     html: str
     pairs: int
     detailed: int

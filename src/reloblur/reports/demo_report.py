@@ -114,6 +114,7 @@ def _loss_curve(history: Path, path: Path) -> None:
 
 
 def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path:
+    """Write ``report.html`` with every stage's evidence under ``out``; returns its path."""
     assets = out / ASSETS
     assets.mkdir(exist_ok=True)
     rows = quality_rows(out, options)

@@ -42,6 +42,7 @@ MAX_BODY = 64 * 2**20
 
 
 class ApiError(Exception):
+    """A request the review API refuses: its HTTP status and JSON payload."""
     def __init__(self, status: HTTPStatus, message: str, **extra: Any):
         super().__init__(message)
         self.status = status
@@ -65,20 +66,24 @@ class ReviewStore:
         self._locks = {pid: threading.Lock() for pid in self.order}
 
     def pair(self, pair_id: str | None) -> Pair:
+        """The pair with id ``pair_id``; 404 for an unknown id (ids are looked up, never joined)."""
         if not pair_id or pair_id not in self.pairs:
             raise ApiError(HTTPStatus.NOT_FOUND, f"unknown pair id {pair_id!r}")
         return self.pairs[pair_id]
 
     def mask_path(self, pair: Pair) -> Path:
+        """Where ``pair``'s mask lives in the masks tree."""
         return mask_path_for(pair.rel_dir, pair.index, self.masks)
 
     def record(self, pair: Pair) -> MaskRecord:
+        """``pair``'s mask record; 409 when its sidecar is unreadable (a curator's work at risk)."""
         try:
             return MaskRecord.read_or_default(self.mask_path(pair))
         except ReloblurError as exc:  # a curator's mask with a broken sidecar: refuse, never reset
             raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
 
     def summary(self) -> dict[str, Any]:
+        """Every pair's review state, version and blur ratio."""
         items = []
         for pid in self.order:
             record = self.record(self.pairs[pid])
@@ -88,6 +93,7 @@ class ReviewStore:
         return {"pairs": items, "reviewed": done, "total": len(items), "software": f"reloblur {__version__}"}
 
     def mask(self, pair: Pair) -> np.ndarray:
+        """``pair``'s mask, or an empty one of B's size."""
         path = self.mask_path(pair)
         if path.exists():
             mask = read_image(path)
@@ -96,6 +102,7 @@ class ReviewStore:
         return np.zeros((info.height, info.width), np.uint8)
 
     def image(self, pair: Pair, kind: str) -> bytes:
+        """One of the pair's images as PNG: ``blur``, ``sharp``, ``mask``, ``diff`` or ``confidence``."""
         if kind in ("blur", "sharp"):
             return encode_image(read_image(pair.blur if kind == "blur" else pair.sharp), ".png")
         if kind == "mask":
@@ -121,6 +128,7 @@ class ReviewStore:
                            "reload the pair", current_version=current)
 
     def save(self, pair: Pair, png: bytes, version: Any, review: str | None) -> dict[str, Any]:
+        """Save an edited mask if ``version`` is current (409 otherwise)."""
         decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
         if decoded is None:
             raise ApiError(HTTPStatus.BAD_REQUEST, "the mask is not a decodable PNG")
@@ -151,6 +159,7 @@ class ReviewStore:
             return {"version": record.version, "review": review, "blur_ratio": blur_ratio(mask)}
 
     def set_review(self, pair: Pair, version: Any, review: Any) -> dict[str, Any]:
+        """Set the pair's review state if ``version`` is current (409 otherwise)."""
         if review not in REVIEW_STATES:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"review state {review!r} is not one of {REVIEW_STATES}")
         with self._locks[pair.id]:
@@ -167,6 +176,7 @@ class ReviewStore:
             return {"version": record.version, "review": review}
 
     def regenerate(self, pair: Pair, high: Any, low: Any) -> bytes:
+        """The automatic mask of ``pair`` at other thresholds, as PNG (nothing is saved)."""
         try:
             high_f, low_f = float(high), float(low)
         except (TypeError, ValueError):
@@ -184,6 +194,7 @@ def _index_html(token: str) -> bytes:
 
 
 def make_handler(store: ReviewStore, token: str) -> type[BaseHTTPRequestHandler]:
+    """The request handler class of a review server over ``store``, requiring ``token``."""
     class Handler(BaseHTTPRequestHandler):
         server_version = f"reloblur-review/{__version__}"
 
@@ -288,6 +299,7 @@ def make_handler(store: ReviewStore, token: str) -> type[BaseHTTPRequestHandler]
 
 @dataclass(frozen=True)
 class ReviewOptions:
+    """Options of ``reloblur mask review``."""
     data: Path
     masks: Path
     host: str = "127.0.0.1"

@@ -62,6 +62,7 @@ class SimulateOptions:
     progress: bool = True
 
     def simulator_config(self) -> SimulatorConfig:
+        """The simulator configuration these options describe."""
         return SimulatorConfig(
             width=self.width,
             height=self.height,
@@ -75,6 +76,7 @@ class SimulateOptions:
 
 @dataclass
 class SimulateResult:
+    """What ``reloblur simulate`` wrote and resumed."""
     out: str
     layout: str
     pairs: int

@@ -84,6 +84,7 @@ class SimulatorConfig:
         return self.s_window[0] * self.b_exposure_us
 
     def to_dict(self) -> dict[str, Any]:
+        """The configuration as plain JSON types."""
         return asdict(self)
 
 
@@ -100,6 +101,7 @@ class RigTruth:
 
 @dataclass
 class MovingObject:
+    """One object of a simulated pair: its patch, path over B's exposure and spin."""
     centre: np.ndarray  # canvas px at t = 0.5
     velocity: np.ndarray  # canvas px over B's exposure
     angular_deg: float  # rotation over B's exposure
@@ -108,9 +110,11 @@ class MovingObject:
 
     @property
     def moving(self) -> bool:
+        """True unless the object stands still."""
         return bool(np.hypot(*self.velocity) > 0 or self.angular_deg != 0)
 
     def max_displacement(self, t0: float, t1: float) -> float:
+        """The largest distance any point of the object travels between ``t0`` and ``t1``."""
         radius = 0.5 * math.hypot(*self.patch_alpha.shape)
         swing = abs(math.radians(self.angular_deg)) * radius
         return (float(np.hypot(*self.velocity)) + swing) * (t1 - t0)
@@ -201,6 +205,7 @@ class RigSimulator:
         )
 
     def scene_of(self, pair_index: int) -> int:
+        """The scene index of pair ``pair_index``."""
         return pair_index // self.config.pairs_per_scene
 
     def background(self, scene: int) -> np.ndarray:
@@ -420,4 +425,5 @@ class RigSimulator:
 
 
 def scene_name(scene: int) -> str:
+    """The folder name of scene ``scene`` (``s01``, ...)."""
     return f"s{scene + 1:02d}"

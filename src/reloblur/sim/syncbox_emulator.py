@@ -201,6 +201,7 @@ class PtySyncBox:
         self._thread.start()
 
     def close(self) -> None:
+        """Stop serving and close the pty (the line hangs up, as unplugging the cable would)."""
         self._stop.set()
         self._thread.join(timeout=5)
         for fd in (self.master, self._slave):

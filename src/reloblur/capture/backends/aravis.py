@@ -47,6 +47,7 @@ def _aravis():
 
 
 class AravisCamera(Camera):
+    """One camera opened through Aravis; buffers are copied out before they are queued again."""
     def __init__(self, aravis: Any, info: DeviceInfo):
         self._arv = aravis
         self.info = info
@@ -82,6 +83,7 @@ class AravisCamera(Camera):
         return self._device.get_string_feature_value(alias)
 
     def feature(self, name: str) -> FeatureInfo:
+        """State of standard feature ``name`` (aliases resolved) as the node map reports it."""
         self._check()
         alias, node = self._node(name)
         if node is None:
@@ -97,6 +99,7 @@ class AravisCamera(Camera):
         return FeatureInfo(name, alias, readable, writable, value)
 
     def set(self, name: str, value: Any) -> Any:
+        """Write a standard feature and return the value the camera applied (read back)."""
         self._check()
         alias, node = self._node(name)
         if node is None:
@@ -116,6 +119,7 @@ class AravisCamera(Camera):
         return self._read(alias, node)
 
     def start(self) -> None:
+        """Create the stream with its buffer pool and start acquisition."""
         self._check()
         self._pixel_format = str(self._device.get_string_feature_value("PixelFormat"))
         self._camera.set_acquisition_mode(self._arv.AcquisitionMode.CONTINUOUS)
@@ -127,6 +131,7 @@ class AravisCamera(Camera):
         self._camera.start_acquisition()
 
     def stop(self) -> None:
+        """Stop acquisition (idempotent)."""
         if self._stream is not None and not self._closed:
             try:
                 self._camera.stop_acquisition()
@@ -134,10 +139,12 @@ class AravisCamera(Camera):
                 pass
 
     def software_trigger(self) -> None:
+        """Execute ``TriggerSoftware``."""
         self._check()
         self._camera.software_trigger()
 
     def fetch(self, timeout_s: float = 2.0) -> Frame:
+        """The next frame, copied out of its buffer; :class:`FrameTimeout` or :class:`CameraGoneError`."""
         self._check()
         if self._stream is None:
             raise CameraError(f"{self.info.id}: acquisition not started")
@@ -158,6 +165,7 @@ class AravisCamera(Camera):
             self._stream.push_buffer(buffer)  # back to the camera at once: the data is copied
 
     def close(self) -> None:
+        """Stop and release the camera (idempotent)."""
         if not self._closed:
             self.stop()
             self._closed = True
@@ -166,6 +174,7 @@ class AravisCamera(Camera):
 
 
 class AravisBackend(CameraBackend):
+    """Cameras found by Aravis (GigE Vision, USB3 Vision; ``fake=True`` adds Aravis's fake camera)."""
     name = "aravis"
 
     def __init__(self, *, fake: bool = False):
@@ -176,6 +185,7 @@ class AravisBackend(CameraBackend):
         self._arv.update_device_list()
 
     def devices(self) -> list[DeviceInfo]:
+        """The devices Aravis sees, in its order."""
         arv = self._arv
         return [
             DeviceInfo(i, arv.get_device_vendor(i) or "", arv.get_device_model(i) or "",
@@ -185,7 +195,9 @@ class AravisBackend(CameraBackend):
         ]
 
     def open(self, selector: str) -> Camera:
+        """Open the device ``selector`` names (index, serial, user-defined name or id)."""
         return AravisCamera(self._arv, self.select(selector))
 
     def close(self) -> None:
+        """Shut Aravis down."""
         self._arv.shutdown()

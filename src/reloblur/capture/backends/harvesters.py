@@ -59,6 +59,7 @@ def _device_timestamp(buffer: Any) -> int | None:
 
 
 class HarvestersCamera(Camera):
+    """One camera opened through a GenTL producer; buffers are copied inside ``fetch``'s context."""
     def __init__(self, acquirer: Any, info: DeviceInfo):
         self._ia = acquirer
         self.info = info
@@ -72,6 +73,7 @@ class HarvestersCamera(Camera):
         return None, None
 
     def feature(self, name: str) -> FeatureInfo:
+        """State of standard feature ``name`` (aliases resolved) as the node map reports it."""
         alias, node = self._node(name)
         if node is None:
             return FeatureInfo(name, None)
@@ -92,6 +94,7 @@ class HarvestersCamera(Camera):
         return FeatureInfo(name, alias, readable, writable, value)
 
     def set(self, name: str, value: Any) -> Any:
+        """Write a standard feature and return the value the camera applied (read back)."""
         alias, node = self._node(name)
         if node is None:
             raise CameraError(f"{self.info.serial}: camera has no {name} feature")
@@ -102,15 +105,18 @@ class HarvestersCamera(Camera):
             raise CameraError(f"{self.info.serial}: cannot set {alias} to {value!r} ({exc})") from None
 
     def start(self) -> None:
+        """Start acquisition."""
         self._ia.start()
 
     def stop(self) -> None:
+        """Stop acquisition (idempotent)."""
         try:
             self._ia.stop()
         except Exception:
             pass
 
     def fetch(self, timeout_s: float = 2.0) -> Frame:
+        """The next frame, copied out of its buffer; :class:`FrameTimeout` or :class:`CameraGoneError`."""
         try:
             with self._ia.fetch(timeout=timeout_s) as buffer:
                 host = time.time_ns()
@@ -128,6 +134,7 @@ class HarvestersCamera(Camera):
             raise CameraGoneError(f"camera {self.info.model} {self.info.serial} is gone ({name}: {exc})") from None
 
     def close(self) -> None:
+        """Stop and destroy the acquirer (idempotent)."""
         if not self._closed:
             self._closed = True
             self.stop()
@@ -138,6 +145,7 @@ class HarvestersCamera(Camera):
 
 
 class HarvestersBackend(CameraBackend):
+    """Cameras behind GenTL producers (``.cti`` files, or those on ``GENICAM_GENTL64_PATH``)."""
     name = "harvesters"
 
     def __init__(self, cti: tuple[str, ...] | list[str] = ()):
@@ -154,6 +162,7 @@ class HarvestersBackend(CameraBackend):
         self._harvester.update()
 
     def devices(self) -> list[DeviceInfo]:
+        """The devices the producers report, in their order."""
         return [
             DeviceInfo(i, _field(d, "vendor"), _field(d, "model"), _field(d, "serial_number"), _field(d, "id_"),
                        _field(d, "user_defined_name"), _field(d, "access_status"))
@@ -161,6 +170,7 @@ class HarvestersBackend(CameraBackend):
         ]
 
     def open(self, selector: str) -> Camera:
+        """Open the device ``selector`` names (index, serial, user-defined name or id)."""
         info = self.select(selector)
         try:
             acquirer = self._harvester.create(info.index)
@@ -169,4 +179,5 @@ class HarvestersBackend(CameraBackend):
         return HarvestersCamera(acquirer, info)
 
     def close(self) -> None:
+        """Reset harvesters (releases every producer)."""
         self._harvester.reset()

@@ -68,6 +68,7 @@ class SimRig:
 
 
 class SimCamera(Camera):
+    """One simulated camera (``B`` or ``S``) with a full standard feature set and a trigger line."""
     def __init__(self, rig: SimRig, info: DeviceInfo, role: str):
         self.info = info
         self.role = role
@@ -87,12 +88,14 @@ class SimCamera(Camera):
         self._own_sequence = 0  # free-run and software trigger count their own frames
 
     def feature(self, name: str) -> FeatureInfo:
+        """State of standard feature ``name``."""
         if name not in self._values:
             return FeatureInfo(name, None)
         writable = name not in ("DeviceTemperature", "Width", "Height")
         return FeatureInfo(name, SFNC_FEATURES.get(name, (name,))[0], True, writable, self._values[name])
 
     def set(self, name: str, value: Any) -> Any:
+        """Write a standard feature and return the applied value (exposure rounds to 10 us)."""
         self._check()
         if name not in self._values or name in ("DeviceTemperature", "Width", "Height"):
             raise CameraError(f"{self.info.serial}: camera has no writable {name} feature")
@@ -110,11 +113,13 @@ class SimCamera(Camera):
         """Raise :class:`CameraGoneError` if the camera stopped answering (never, simulated)."""
 
     def start(self) -> None:
+        """Start acquisition."""
         self._check()
         self._running = True
         self._next_free_run = time.monotonic()
 
     def stop(self) -> None:
+        """Stop acquisition."""
         self._running = False
 
     def pulse(self, sequence: int, timestamp_ns: int) -> None:
@@ -123,12 +128,14 @@ class SimCamera(Camera):
             self._pending.put((sequence, timestamp_ns))
 
     def software_trigger(self) -> None:
+        """Expose a frame now (``TriggerMode`` On, ``TriggerSource`` Software)."""
         self._check()
         if self._values["TriggerMode"] == "On" and self._values["TriggerSource"] == "Software":
             self._pending.put((self._own_sequence, time.time_ns()))
             self._own_sequence += 1
 
     def fetch(self, timeout_s: float = 2.0) -> Frame:
+        """The next frame: the pair of the pulse that triggered it, or the next free-running one."""
         self._check()
         if not self._running:
             raise CameraError(f"{self.info.serial}: acquisition not started")
@@ -154,6 +161,7 @@ class SimCamera(Camera):
         return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
 
     def close(self) -> None:
+        """Stop acquisition (idempotent)."""
         self._running = False
 
 
@@ -171,10 +179,12 @@ class SimBackend(CameraBackend):
         register_serial_handlers()  # so that a sync port "sim://" finds the emulator
 
     def devices(self) -> list[DeviceInfo]:
+        """The two simulated cameras, serials ``SIM-B`` and ``SIM-S``."""
         return [DeviceInfo(i, "reloblur", "SimCam", f"SIM-{role}", f"sim://{role}", f"sim-{role.lower()}", "ReadWrite")
                 for i, role in enumerate(ROLES)]
 
     def open(self, selector: str) -> Camera:
+        """Open ``SIM-B`` or ``SIM-S`` and wire it to its role's trigger line on the bench."""
         info = self.select(selector)
         role = info.serial[-1]
         camera = self.camera_class(self.rig, info, role)

@@ -1,0 +1,51 @@
+"""Names read from files (sessions, sidecars, manifests, requests) become paths only here.
+
+Such files travel between machines: a name in them is untrusted. :func:`confined` turns one
+into a path inside a given root and refuses ``..``, absolute names and symbolic links that
+lead out.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from reloblur.errors import ReloblurError
+
+
+class UnsafePathError(ReloblurError):
+    """A name read from a file points outside the folder it must stay in."""
+
+
+def confined(root: str | os.PathLike[str], name: str, *, what: str = "path") -> Path:
+    """``root / name``, guaranteed inside ``root``.
+
+    Raises
+    ------
+    UnsafePathError
+        ``name`` is absolute, climbs out with ``..``, or resolves (through a symbolic
+        link) outside ``root``.
+
+    Examples
+    --------
+    >>> confined("/data/session", "frames/000001_B.tiff").as_posix()
+    '/data/session/frames/000001_B.tiff'
+    >>> confined("/data/session", "../secret/x.tiff")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ...
+    reloblur.paths.UnsafePathError: path '../secret/x.tiff' leaves /data/session
+    """
+    text = str(name)
+    parts = PurePosixPath(text.replace("\\", "/")).parts
+    if (not text or PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
+            or PureWindowsPath(text).drive or ".." in parts):
+        raise UnsafePathError(f"{what} {text!r} leaves {root}")
+    base = Path(root)
+    candidate = base / text
+    try:
+        resolved, resolved_root = candidate.resolve(), base.resolve()
+    except OSError:
+        return candidate
+    if resolved != resolved_root and resolved_root not in resolved.parents:
+        raise UnsafePathError(f"{what} {text!r} leaves {root} (it resolves to {resolved})")
+    return candidate
