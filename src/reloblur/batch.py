@@ -37,9 +37,12 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class ItemFailure:
-    """One item that raised: its key and a one-line reason."""
+    """One item of a batch that failed: which (a key, a path) and a one-line reason.
 
-    key: str
+    Reports keep these typed all the way to the printer; ``--json`` shows them as
+    ``{"item": ..., "reason": ...}``."""
+
+    item: str
     reason: str
 
 

@@ -24,7 +24,7 @@ def test_failures_are_collected_and_order_kept(workers):
                        on_result=lambda key, value: seen.append(key))
     assert list(result.results) == ["0", "1", "2", "4", "6", "7"]
     assert result.results["7"] == 49
-    assert [(f.key, f.reason) for f in result.failures] == [
+    assert [(f.item, f.reason) for f in result.failures] == [
         ("3", "item 3 is bad"),
         ("5", "ValueError: unexpected"),
     ]

@@ -31,6 +31,7 @@ from reloblur.capture.rig import CameraSettings, RigConfig, configure_camera, li
 from reloblur.capture.syncbox import SyncBox, SyncBoxGoneError, s_trigger_delay_us
 from reloblur.errors import ReloblurError
 from reloblur.formats.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
+from reloblur.formats.timing import check_s_phase
 
 log = logging.getLogger(__name__)
 _DONE = object()
@@ -319,5 +320,5 @@ def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: flo
     return RigConfig(
         cameras={"B": CameraSettings(b, b_exposure_us, gain_db, pixel_format, "Line0", nd_filter=nd),
                  "S": CameraSettings(s, s_exposure_us, gain_db, pixel_format, "Line1")},
-        s_phase=s_phase, rate_hz=rate_hz, sync_port=sync,
+        s_phase=check_s_phase(s_phase), rate_hz=rate_hz, sync_port=sync,
     )

@@ -38,6 +38,7 @@ import yaml
 from reloblur.capture.cameras import TRIGGER_FEATURES, Camera, CameraError
 from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.session import CameraRecord
+from reloblur.formats.timing import SPhase, check_s_phase
 from reloblur.imaging.pixel_formats import PixelFormat
 
 if sys.version_info >= (3, 11):
@@ -63,7 +64,7 @@ class RigConfig:
     """A rig file: both cameras, the sync box and the S phase."""
     cameras: dict[str, CameraSettings]
     name: str = "rig"
-    s_phase: str = "middle"
+    s_phase: SPhase = "middle"
     rate_hz: float = 5.0
     sync_port: str | None = None
     s_offset_us: float = 0.0
@@ -92,7 +93,7 @@ def load_rig(path: Path) -> RigConfig:
             raise ReloblurError(f"{path}: unknown key(s) in cameras.{role}: {', '.join(sorted(unknown))}")
         parsed[role] = CameraSettings(**{**entry, "select": str(entry["select"])})
     rig, sync = data.get("rig", {}), data.get("sync", {})
-    return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=str(rig.get("s_phase", "middle")),
+    return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=check_s_phase(str(rig.get("s_phase", "middle"))),
                      rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
                      s_offset_us=float(sync.get("s_offset_us", 0.0)),
                      light_tolerance=float(rig.get("light_tolerance", 0.15)))

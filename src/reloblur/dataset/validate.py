@@ -212,5 +212,5 @@ def validate_dataset(options: ValidateOptions) -> ValidateReport:
     for pair_problems in result.results.values():
         problems.extend(pair_problems)
     for failure in result.failures:
-        problems.append(Problem(failure.key, "check-failed", failure.reason))
+        problems.append(Problem(failure.item, "check-failed", failure.reason))
     return report

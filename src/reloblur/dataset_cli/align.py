@@ -51,10 +51,11 @@ def align_command(
       reloblur align run photos/ aligned/ --resize 538x359 --workers 4
     """
     from reloblur.pipeline.align import AlignOptions, align_all
+    from reloblur.postprocess.color import check_color_mode
 
     report = align_all(AlignOptions(
         input=input, out=out, crop=not no_crop, resize=parse_size(resize, option="--resize") if resize else None,
-        resize_filter=resize_filter, color_mode=color_mode, calibration=calibration, masks=masks,
+        resize_filter=resize_filter, color_mode=check_color_mode(color_mode), calibration=calibration, masks=masks,
         transfer=transfer, bit_depth=bit_depth,
         limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr),
         workers=workers, progress=not json_output,

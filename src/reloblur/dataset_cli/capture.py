@@ -17,7 +17,7 @@ from reloblur.dataset_cli.common import (
     stdout,
 )
 from reloblur.errors import ReloblurError
-from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
+from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, check_s_phase
 from reloblur.sim.simulate import LAYOUTS, SimulateOptions, simulate
 
 
@@ -51,7 +51,7 @@ def simulate_command(
     result = simulate(
         SimulateOptions(
             out=out, pairs=pairs, seed=seed, width=width, height=height, layout=layout, bayer=bayer,
-            pairs_per_scene=pairs_per_scene, static_fraction=static_fraction, s_phase=s_phase,
+            pairs_per_scene=pairs_per_scene, static_fraction=static_fraction, s_phase=check_s_phase(s_phase),
             test_fraction=test_fraction, workers=workers, progress=not json_output,
         )
     )

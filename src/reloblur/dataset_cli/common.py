@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from reloblur.batch import ItemFailure
 from reloblur.errors import PartialFailure, ReloblurError
 
 stdout = Console(highlight=False)
@@ -46,10 +47,10 @@ def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def print_failures(failures: list[dict[str, str]]) -> None:
+def print_failures(failures: list[ItemFailure]) -> None:
     """One stderr line per failed item of a batch: ``failed <item>: <reason>``."""
     for failure in failures:
-        stderr.print(f"[red]failed[/] {failure['item']}: {failure['reason']}")
+        stderr.print(f"[red]failed[/] {failure.item}: {failure.reason}")
 
 
 def fail_partially(count: int, what: str) -> NoReturn:

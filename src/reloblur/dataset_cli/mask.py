@@ -64,7 +64,7 @@ def generate_command(
         stdout.print(f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "
                      f"{report.kept_edited} edited/reviewed kept; mean blur ratio {ratio} -> {report.masks}")
         for warning in report.flagged:
-            stderr.print(f"[yellow]check[/] {warning['item']}: {warning['reason']}")
+            stderr.print(f"[yellow]check[/] {warning.item}: {warning.reason}")
         print_failures(report.failures)
     if report.failures:
         fail_partially(len(report.failures), "pair(s)")

@@ -116,7 +116,8 @@ def run_demo(options: DemoOptions) -> DemoResult:
         input=session_dir, out=dataset, workers=options.workers, progress=options.progress)),
         lambda r: f"{r.aligned} aligned, {len(r.flagged)} flagged, {len(r.failures)} failed")
     if align_report.failures:
-        raise ReloblurError(f"alignment failed for {len(align_report.failures)} pair(s): {align_report.failures[0]}")
+        first = align_report.failures[0]
+        raise ReloblurError(f"alignment failed for {len(align_report.failures)} pair(s); {first.item}: {first.reason}")
 
     _timed(stages, "masks", lambda: generate_masks(GenerateOptions(
         dataset, masks, workers=options.workers, progress=options.progress)),

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from reloblur.atomic import is_temporary
+from reloblur.batch import ItemFailure
 from reloblur.errors import DatasetError
 
 PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.(?:png|tiff?))$", re.I)
@@ -249,9 +250,9 @@ def assign_scenes(scenes: list[str], *, test_fraction: float, seed: int) -> dict
     return {scene: TEST if i < n_test else TRAIN for i, scene in enumerate(ordered)}
 
 
-def find_pairs(data: Path) -> tuple[list[Pair], list[dict[str, str]]]:
+def find_pairs(data: Path) -> tuple[list[Pair], list[ItemFailure]]:
     """Pairs at any depth below ``data`` (ReLoBlur layout or flat align output), and the
     problems found on the way (orphans)."""
     scan = scan_dataset(data, masks_root=None, depth=None)
-    problems = [{"item": str(o.path), "reason": f"{o.path}: partner {o.missing.name} is missing"} for o in scan.orphans]
+    problems = [ItemFailure(str(o.path), f"{o.path}: partner {o.missing.name} is missing") for o in scan.orphans]
     return scan.pairs, problems

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reloblur import resume
 from reloblur.atomic import atomic_write_json
-from reloblur.batch import make_progress
+from reloblur.batch import ItemFailure, make_progress
 from reloblur.errors import ReloblurError
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, read_image, write_image
 from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
@@ -50,7 +50,7 @@ class DeblurResult:
     out: str
     written: list[str] = field(default_factory=list)
     skipped: int = 0
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
 
 
 def _folder_images(folder: Path, pattern: str | None) -> list[Path]:
@@ -118,8 +118,8 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
                     write_image(gate_path, to_uint8(gate))
                 result.written.append(str(destination))
             except ReloblurError as exc:
-                result.failures.append({"item": str(source), "reason": str(exc)})
+                result.failures.append(ItemFailure(str(source), str(exc)))
             except (RuntimeError, OSError) as exc:  # e.g. out of memory: report, go on
-                result.failures.append({"item": str(source), "reason": f"{type(exc).__name__}: {exc}"})
+                result.failures.append(ItemFailure(str(source), f"{type(exc).__name__}: {exc}"))
             bar.advance(task)
     return result

@@ -26,13 +26,15 @@ import cv2
 import numpy as np
 
 from reloblur import __version__, resume
-from reloblur.batch import run_batch
+from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
+from reloblur.formats.calibration import Calibration
 from reloblur.formats.session import MANIFEST, Session
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
 from reloblur.imaging.raw import RAW_SUFFIXES, frame_to_linear, load_linear
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignSettings, align_pair
+from reloblur.postprocess.color import ColorMode
 
 PAIR_NAME = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$")
 RESIZE_FILTERS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
@@ -47,7 +49,7 @@ class AlignOptions:
     crop: bool = True
     resize: tuple[int, int] | None = None
     resize_filter: str = "area"
-    color_mode: str = "matrix"
+    color_mode: ColorMode = "matrix"
     calibration: Path | None = None
     masks: Path | None = None
     transfer: str = "auto"
@@ -82,7 +84,7 @@ class AlignReport:
     aligned: int
     resumed: int
     flagged: list[str] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
 
 
 def _session_jobs(options: AlignOptions) -> list[AlignJob]:
@@ -261,12 +263,7 @@ def align_job(task: _Task) -> str:
 
 def load_calibration(path: Path | None) -> dict[str, Any] | None:
     """The homography and colour matrix of ``align calibrate``'s file (``None`` without one)."""
-    if path is None:
-        return None
-    data = resume.read_sidecar(path)
-    if data is None or "homography_blur_to_sharp" not in data:
-        raise ReloblurError(f"{path}: not a calibration file from 'reloblur align calibrate'")
-    return {k: data[k] for k in ("homography_blur_to_sharp", "color_matrix") if k in data}
+    return None if path is None else Calibration.read(path).priors()
 
 
 def align_all(options: AlignOptions) -> AlignReport:
@@ -292,5 +289,5 @@ def align_all(options: AlignOptions) -> AlignReport:
         aligned=sum(1 for v in outcomes.values() if v in ("aligned", "flagged")),
         resumed=sum(1 for v in outcomes.values() if v == "resumed"),
         flagged=[k for k, v in outcomes.items() if v == "flagged"],
-        failures=[{"item": f.key, "reason": f.reason} for f in result.failures],
+        failures=list(result.failures),
     )

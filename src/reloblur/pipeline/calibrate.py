@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from reloblur import __version__
-from reloblur.atomic import atomic_write_json
-from reloblur.batch import run_batch
+from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
+from reloblur.formats.calibration import Calibration
 from reloblur.pipeline.align import AlignJob, AlignOptions, _load, discover_jobs
 from reloblur.postprocess.align import AlignSettings, align_pair
 from reloblur.postprocess.registration import corner_error
@@ -43,7 +43,7 @@ class CalibrationResult:
     homography_blur_to_sharp: list[list[float]]
     color_matrix: list[list[float]]
     corner_spread_px: float
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -84,15 +84,11 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
         homography_blur_to_sharp=rig_h.tolist(),
         color_matrix=np.median(colors, axis=0).tolist(),
         corner_spread_px=spread,
-        failures=[{"item": f.key, "reason": f.reason} for f in batch.failures],
+        failures=list(batch.failures),
     )
-    atomic_write_json(options.out, {
-        "software": f"reloblur {__version__}",
-        "source": str(options.input),
-        "pairs_used": result.pairs_used,
-        "blur_size": [width, height],
-        "homography_blur_to_sharp": result.homography_blur_to_sharp,
-        "color_matrix": result.color_matrix,
-        "corner_spread_px": spread,
-    })
+    Calibration(
+        homography_blur_to_sharp=result.homography_blur_to_sharp, color_matrix=result.color_matrix,
+        blur_size=[width, height], pairs_used=result.pairs_used, corner_spread_px=spread,
+        source=str(options.input), software=f"reloblur {__version__}",
+    ).write(options.out)
     return result

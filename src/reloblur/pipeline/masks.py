@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from reloblur import __version__, resume
-from reloblur.batch import run_batch
+from reloblur.batch import ItemFailure, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
@@ -46,8 +46,8 @@ class GenerateReport:
     resumed: int
     kept_edited: int
     mean_blur_ratio: float | None
-    failures: list[dict[str, str]] = field(default_factory=list)
-    flagged: list[dict[str, str]] = field(default_factory=list)  # generated, with a warning to check
+    failures: list[ItemFailure] = field(default_factory=list)
+    flagged: list[ItemFailure] = field(default_factory=list)  # generated, with a warning to check
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         if record and isinstance(record.get("blur_ratio"), (int, float)):
             ratios.append(record["blur_ratio"])
         if record and result.results.get(job.pair.id) == "flagged":
-            flagged += [{"item": job.pair.id, "reason": flag} for flag in record.get("diagnostics", {}).get("flags", [])]
+            flagged += [ItemFailure(job.pair.id, flag) for flag in record.get("diagnostics", {}).get("flags", [])]
     return GenerateReport(
         masks=str(options.masks),
         pairs=len(pairs),
@@ -125,7 +125,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         resumed=outcomes["resumed"],
         kept_edited=outcomes["kept"],
         mean_blur_ratio=float(np.mean(ratios)) if ratios else None,
-        failures=problems + [{"item": f.key, "reason": f.reason} for f in result.failures],
+        failures=problems + list(result.failures),
         flagged=flagged,
     )
 

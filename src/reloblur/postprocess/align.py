@@ -23,7 +23,7 @@ import numpy as np
 from reloblur.errors import ReloblurError
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import linear_to_srgb
-from reloblur.postprocess.color import ColorFit, fit_color
+from reloblur.postprocess.color import ColorFit, ColorMode, fit_color
 from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
 from reloblur.postprocess.registration import (
     FeaturelessError,
@@ -56,7 +56,7 @@ class AlignLimits:
 class AlignSettings:
     """Algorithm settings of :func:`align_pair` (all have working defaults)."""
 
-    color_mode: str = "matrix"
+    color_mode: ColorMode = "matrix"
     motion_sigmas: float = 5.0
     mask_dilation: float = 0.01  # of the shorter image side
     lk_points: int = 40_000

@@ -8,6 +8,7 @@ moving objects and clipped highlights break any linear model and must not steer 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -15,7 +16,11 @@ import numpy as np
 from reloblur.errors import ReloblurError
 from reloblur.robust import MAD_TO_SIGMA, huber_weights
 
-MODES = ("matrix", "affine", "gain", "scalar")
+FitMode = Literal["matrix", "affine", "gain", "scalar"]
+MODES: tuple[str, ...] = get_args(FitMode)
+# What align accepts: a fitted model, or the calibration's matrix with a fitted gain.
+ColorMode = Literal["matrix", "affine", "gain", "scalar", "calibrated"]
+COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
 SATURATION = 0.98
 
 
@@ -56,6 +61,13 @@ def usable_pixels(source: np.ndarray, target: np.ndarray, mask: np.ndarray | Non
     if mask is not None:
         ok &= mask
     return ok
+
+
+def check_color_mode(mode: str) -> ColorMode:
+    """``mode`` as a :data:`ColorMode`, or :class:`ColorFitError` naming the choices."""
+    if mode not in COLOR_MODES:
+        raise ColorFitError(f"unknown colour mode {mode!r}; choose from {', '.join(COLOR_MODES)}")
+    return mode  # type: ignore[return-value]
 
 
 def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,

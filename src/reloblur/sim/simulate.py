@@ -21,7 +21,7 @@ from typing import Any
 
 from reloblur import resume
 from reloblur.atomic import atomic_write_json
-from reloblur.batch import run_batch
+from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import assign_scenes
 from reloblur.formats.session import (
@@ -34,6 +34,7 @@ from reloblur.formats.session import (
     write_frame,
     write_truth,
 )
+from reloblur.formats.timing import SPhase
 from reloblur.imaging.imageio import encode_srgb, write_image
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig, scene_name
 
@@ -56,7 +57,7 @@ class SimulateOptions:
     bayer: bool = False
     pairs_per_scene: int = 4
     static_fraction: float = 0.15
-    s_phase: str = "middle"
+    s_phase: SPhase = "middle"
     test_fraction: float = 0.2
     workers: int | None = None
     progress: bool = True
@@ -83,7 +84,7 @@ class SimulateResult:
     written: int
     resumed: int
     seconds: float
-    failures: list[dict[str, str]] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
     dataset: str | None = None
     masks: str | None = None
 
@@ -240,7 +241,7 @@ def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> Simu
         written=len(result.results),
         resumed=options.pairs - len(todo),
         seconds=time.perf_counter() - started,
-        failures=[{"item": f.key, "reason": f.reason} for f in result.failures],
+        failures=list(result.failures),
     )
 
 
@@ -311,7 +312,7 @@ def _simulate_dataset(options: SimulateOptions, config: SimulatorConfig) -> Simu
         written=outcomes.count("written"),
         resumed=outcomes.count("resumed"),
         seconds=time.perf_counter() - started,
-        failures=[{"item": f.key, "reason": f.reason} for f in result.failures],
+        failures=list(result.failures),
         dataset=str(dataset),
         masks=str(masks),
     )

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, S_PHASES, s_window
+from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, S_PHASES, SPhase, s_window
 from reloblur.imaging.imageio import srgb_to_linear
 from reloblur.imaging.raw import mosaic
 
@@ -50,7 +50,7 @@ class SimulatorConfig:
     seed: int = 0
     pairs_per_scene: int = 4
     static_fraction: float = 0.15
-    s_phase: str = "middle"
+    s_phase: SPhase = "middle"
     b_exposure_us: float = DEFAULT_B_EXPOSURE_US
     s_exposure_us: float = DEFAULT_S_EXPOSURE_US
     bayer: bool = False

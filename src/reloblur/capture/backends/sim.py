@@ -28,7 +28,7 @@ from reloblur.capture.cameras import (
     Frame,
     FrameTimeout,
 )
-from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
+from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, SPhase
 from reloblur.sim import register_serial_handlers
 from reloblur.sim.bench import bench
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
@@ -40,7 +40,7 @@ ROLES = ("B", "S")
 class SimRig:
     """The scene both simulated cameras look at: renders each pair once, on demand."""
 
-    def __init__(self, *, size: tuple[int, int], seed: int, bayer: bool, s_phase: str,
+    def __init__(self, *, size: tuple[int, int], seed: int, bayer: bool, s_phase: SPhase,
                  distinct_pairs: int | None = None):
         self.size, self.seed, self.bayer, self.s_phase = size, seed, bayer, s_phase
         self.distinct_pairs = distinct_pairs
@@ -172,7 +172,7 @@ class SimBackend(CameraBackend):
     camera_class: type[SimCamera] = SimCamera
 
     def __init__(self, *, size: tuple[int, int] = (720, 480), seed: int = 0, bayer: bool = False,
-                 s_phase: str = "middle", distinct_pairs: int | None = None, bench_name: str = "default"):
+                 s_phase: SPhase = "middle", distinct_pairs: int | None = None, bench_name: str = "default"):
         self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs)
         self.bench = bench(bench_name)
         self._unplug: list = []
