@@ -710,6 +710,36 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     >>> bool(result.mask[60, 80] == 255 and result.mask[10, 10] == 0)
     True
     """
+    b, s, valid_in, code = _inputs(blur, sharp, valid)
+    bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)  # planar from here on: (C, H, W)
+    sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
+    clip_b, clip_s = _clipping(b, s, valid_in, clipped, code)
+    usable = valid_in & ~clip_b.any() & ~clip_s.any()
+    sp, gains = _match_brightness(bp, sp, usable, params)
+    # A second, coarser scale was tried: there the static residual is colour and gain
+    # misfit, spatially correlated, and it raised false area tenfold.
+    bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
+    ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
+    judge, noise, edge_kappa, sharpness_beta = _judge(bs, ss, clip_b, clip_s, usable, valid_in,
+                                                      sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance,
+                                                      transfer=params.transfer)
+    z = judge.z(bs, ss)
+    mask, recoloured = _regions(z, sp, bs, ss, judge, usable, valid_in, params)
+    confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
+    confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
+    out = np.where(mask, 255, 0).astype(np.uint8)
+    reach = int(math.ceil(2 * params.smooth_sigma)) + 1
+    static = usable & ~(cv2.dilate(out, _disk(max(2, reach))) > 0)
+    camera_noise, residual_ratio = _camera_noise(bp, sp, static, code)
+    clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
+    flags = _flags(edge_kappa, recoloured, clipped_fraction)
+    return MaskResult(out, float(mask.mean()), confidence, z, mask_components(out), noise, camera_noise,
+                      clipped_fraction, gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance)
+
+
+def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Both images as float RGB in [0, 1], the validity mask, and one code value of the input."""
     if blur.shape[:2] != sharp.shape[:2]:
         raise ImageFormatError(
             f"B is {blur.shape[1]}x{blur.shape[0]} but S is {sharp.shape[1]}x{sharp.shape[0]}: align the pair first"
@@ -720,46 +750,46 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     for name, image in (("B", b), ("S", s)):
         if not np.isfinite(image).all():
             raise ImageFormatError(f"{name} holds {int((~np.isfinite(image)).sum())} non-finite (NaN/inf) values")
-    b, s = np.clip(b, 0, 1), np.clip(s, 0, 1)
     h, w = b.shape[:2]
-    short = min(h, w)
     valid_in = np.ones((h, w), bool) if valid is None else np.asarray(valid) > 0
     if valid_in.shape != (h, w):
         raise ImageFormatError(f"validity mask is {valid_in.shape[1]}x{valid_in.shape[0]}, the images {w}x{h}")
+    return np.clip(b, 0, 1), np.clip(s, 0, 1), valid_in, code
 
-    # 1. Clipping, found on the stored values (planar from here on: (C, H, W)).
-    bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
-    sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
-    clip_b = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(b, valid_in, code=code)))
-    clip_s = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(s, valid_in, code=code)))
-    if clipped is not None:
-        if clipped.shape[:2] != (h, w):
-            raise ImageFormatError(f"clip map is {clipped.shape[1]}x{clipped.shape[0]}, the images {w}x{h}")
-        given = decode_clip_flags(clipped if clipped.ndim == 2 else clipped[:, :, 0])
-        clip_b = _Clipping(clip_b.high | given["b_high"][None], clip_b.low | given["b_low"][None])
-        clip_s = _Clipping(clip_s.high | given["s_high"][None], clip_s.low | given["s_low"][None])
-    usable = valid_in & ~clip_b.any() & ~clip_s.any()
 
-    # 2. Brightness: S onto B with a smooth gain field, in linear light.
-    gains = {}
-    if params.gain_field != "none":
-        xb, xs = _decode(bp, params.transfer), _decode(sp, params.transfer)
-        fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
-        gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
-        sp = _encode(xs * gain, params.transfer)
-        gains = {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]}
+def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarray | None,
+              code: float) -> tuple[_Clipping, _Clipping]:
+    """Clipping found on the stored values, joined with the clip map ``align`` handed on."""
+    h, w = valid.shape
+    clip_b = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(b, valid, code=code)))
+    clip_s = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(s, valid, code=code)))
+    if clipped is None:
+        return clip_b, clip_s
+    if clipped.shape[:2] != (h, w):
+        raise ImageFormatError(f"clip map is {clipped.shape[1]}x{clipped.shape[0]}, the images {w}x{h}")
+    given = decode_clip_flags(clipped if clipped.ndim == 2 else clipped[:, :, 0])
+    return (_Clipping(clip_b.high | given["b_high"][None], clip_b.low | given["b_low"][None]),
+            _Clipping(clip_s.high | given["s_high"][None], clip_s.low | given["s_low"][None]))
 
-    # 3-4. Noise and evidence. (A second, coarser scale was tried: there the static residual
-    # is colour and gain misfit, spatially correlated, and it raised false area tenfold.)
-    bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
-    ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
-    judge, noise, edge_kappa, sharpness_beta = _judge(bs, ss, clip_b, clip_s, usable, valid_in, sigma_px=params.smooth_sigma,
-                                      tolerance=params.shift_tolerance, transfer=params.transfer)
-    z = judge.z(bs, ss)
-    reach = int(math.ceil(2 * params.smooth_sigma)) + 1
 
-    # 5. Regions.
-    min_pixels = params.min_area * h * w
+def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params: MaskParams
+                      ) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """S mapped onto B by the smooth gain field (in linear light), and the field's range."""
+    if params.gain_field == "none":
+        return sp, {}
+    xb, xs = _decode(bp, params.transfer), _decode(sp, params.transfer)
+    fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
+    gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
+    return (_encode(xs * gain, params.transfer),
+            {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]})
+
+
+def _regions(z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge, usable: np.ndarray,
+             valid: np.ndarray, params: MaskParams) -> tuple[np.ndarray, int]:
+    """The mask from the evidence (hysteresis, local colour, specks, closing, filling);
+    also the number of regions re-judged after a local colour correction."""
+    h, w = z.shape
+    short, min_pixels = min(h, w), params.min_area * h * w
     mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
     mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
@@ -770,38 +800,39 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     if params.fill_holes and mask.any():
         mask = _fill_enclosed_holes(mask, z, params.low_sigmas)
         mask = _fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
-    mask = _drop_small(mask, min_pixels) & valid_in
+    mask = _drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
-        mask &= valid_in
+        mask &= valid
+    return mask, recoloured
 
-    confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
-    confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
-    out = np.where(mask, 255, 0).astype(np.uint8)
 
-    # Diagnostics: each camera's own noise, and whether the static residual is noise.
+def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: float
+                  ) -> tuple[dict[str, list[float]], float]:
+    """Each camera's own noise per channel (Immerkaer), and how far the static difference
+    spreads beyond it (a diagnostic: texture inflates the per-image estimate)."""
     camera_noise = {name: [noise_sigma(ch) for ch in img] for name, img in (("B", bp), ("S", sp))}
-    static = usable & ~(cv2.dilate(out, _disk(max(2, reach))) > 0)
     ratios = []
-    for c in range(3):
+    for c in range(bp.shape[0]):
         spread = bp[c][static] - sp[c][static]
         if spread.size >= 500:
             expected = math.hypot(camera_noise["B"][c], camera_noise["S"][c])
             robust = MAD_TO_SIGMA * float(np.median(np.abs(spread - np.median(spread))))
             ratios.append(robust / max(expected, code / math.sqrt(12)))
-    residual_ratio = float(max(ratios)) if ratios else 0.0
+    return camera_noise, float(max(ratios)) if ratios else 0.0
+
+
+def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float]) -> list[str]:
+    """What a curator should check about this pair, in words."""
     flags = []
     if max(edge_kappa, default=0.0) > EDGE_FLAG_PX:
         flags.append(f"static edges disagree by about {max(edge_kappa):.1f} px (misalignment, a lens distortion "
                      "the homography cannot hold, or different sharpness): check the pair's alignment; evidence "
                      "along edges is discounted accordingly")
-    clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
     if recoloured:
         flags.append(f"{recoloured} region(s) differ between B and S mostly in colour (the pair's colour fit does "
                      "not hold there); judged after a local colour correction")
     if max(clipped_fraction.values()) > 0.5:
         flags.append(f"over half the frame is clipped (B {100 * clipped_fraction['B']:.0f} %, "
-                     f"S {100 * clipped_fraction['S']:.0f} %): "
-                     "little evidence is left")
-    return MaskResult(out, float(mask.mean()), confidence, z, mask_components(out), noise, camera_noise,
-                      clipped_fraction, gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance)
+                     f"S {100 * clipped_fraction['S']:.0f} %): little evidence is left")
+    return flags
