@@ -259,3 +259,27 @@ def test_a_real_browser_paints_a_stroke_and_saves_it(review_server, browser):
     assert abs(changed[:, 0].mean() - row) < 3
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
+
+
+def raw_request(url: str, head: str, body: bytes = b"") -> int:
+    """Send a hand-made request (headers a browser would never send); return the status."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    with socket.create_connection((parsed.hostname, parsed.port), timeout=30) as sock:
+        sock.sendall(head.encode() + b"\r\n\r\n" + body)
+        sock.shutdown(socket.SHUT_WR)  # like a client that stops sending
+        reply = sock.recv(4096)
+    return int(reply.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("length, body, expected", [("abc", b"{}", 400), ("-1", b"{}", 400),
+                                                    ("100", b'{"id": "x"}', 400), ("2", b"[]", 400)])
+def test_malformed_requests_get_a_reply_and_free_the_handler(review_server, length, body, expected):
+    url, _ = review_server
+    token = url.split("token=")[1]
+    head = (f"POST /api/save HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Token: {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {length}")
+    assert raw_request(url, head, body) == expected
+    assert call(url, "/api/pairs", token)[0] == 200  # the server still answers

@@ -92,6 +92,13 @@ class ReviewStore:
         done = sum(1 for i in items if i["review"] != "auto")
         return {"pairs": items, "reviewed": done, "total": len(items), "software": f"reloblur {__version__}"}
 
+    def meta(self, pair: Pair) -> dict[str, Any]:
+        """What the page shows about ``pair``: its record, and the parameters to regenerate with."""
+        record = self.record(pair)
+        return {"id": pair.id, "version": record.version, "review": record.review, "source": record.source,
+                "blur_ratio": record.blur_ratio, "params": record.params or self.params.to_dict(),
+                "history": record.history, "diagnostics": record.diagnostics}
+
     def mask(self, pair: Pair) -> np.ndarray:
         """``pair``'s mask, or an empty one of B's size."""
         path = self.mask_path(pair)
@@ -193,108 +200,131 @@ def _index_html(token: str) -> bytes:
     return page.replace("{{TOKEN}}", token).encode("utf-8")
 
 
+class ReviewHandler(BaseHTTPRequestHandler):
+    """The review app's HTTP handler: token check, routing, JSON in and out.
+
+    ``store`` and ``token`` are set on a subclass by :func:`make_handler`; each route is one
+    short method, and every :class:`ApiError` becomes its status and JSON payload.
+    """
+
+    server_version = f"reloblur-review/{__version__}"
+    timeout = 10  # seconds a client may stall mid-request before its thread is freed
+    store: ReviewStore
+    token: str
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints the URL
+        """Log nothing (the CLI prints the URL; requests are not news)."""
+        return
+
+    # -- transport --------------------------------------------------------------------
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        supplied = self.headers.get("X-Token") or (query.get("token") or [""])[0]
+        return hmac.compare_digest(supplied.encode(), self.token.encode())
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: HTTPStatus, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _body(self) -> dict[str, Any]:
+        declared = self.headers.get("Content-Length") or "0"
+        if not declared.isdigit():
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"Content-Length {declared!r} is not a byte count")
+        length = int(declared)
+        if length > MAX_BODY:
+            raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
+        try:
+            raw = self.rfile.read(length)
+        except TimeoutError:
+            raise ApiError(HTTPStatus.REQUEST_TIMEOUT, "body shorter than its Content-Length") from None
+        if len(raw) < length:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body shorter than its Content-Length")
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from None
+        if not isinstance(data, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+        return data
+
+    def _dispatch(self, method: str) -> None:
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        try:
+            if not self._authorised(query):
+                raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong token")
+            if method == "GET":
+                self._get(url.path, query)
+            else:
+                self._post(url.path)
+        except ApiError as exc:
+            self._json(exc.status, exc.payload)
+        except ReloblurError as exc:
+            self._json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
+
+    # -- routes -------------------------------------------------------------------------
+    def _get(self, path: str, query: dict[str, list[str]]) -> None:
+        pair_id = (query.get("id") or [""])[0]
+        if path == "/":
+            self._send(HTTPStatus.OK, _index_html(self.token), "text/html; charset=utf-8")
+        elif path.startswith("/static/") and path[len("/static/"):] in STATIC_FILES:
+            name = path[len("/static/"):]
+            body = resources.files("reloblur.review").joinpath(f"static/{name}").read_bytes()
+            self._send(HTTPStatus.OK, body, STATIC_FILES[name])
+        elif path == "/api/pairs":
+            self._json(HTTPStatus.OK, self.store.summary())
+        elif path == "/api/image":
+            kind = (query.get("kind") or [""])[0]
+            self._send(HTTPStatus.OK, self.store.image(self.store.pair(pair_id), kind), "image/png")
+        elif path == "/api/meta":
+            self._json(HTTPStatus.OK, self.store.meta(self.store.pair(pair_id)))
+        else:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
+
+    def _post(self, path: str) -> None:
+        body = self._body()
+        pair = self.store.pair(body.get("id"))
+        if path == "/api/save":
+            result = self.store.save(pair, _png_of(body), body.get("version"), body.get("review"))
+        elif path == "/api/review":
+            result = self.store.set_review(pair, body.get("version"), body.get("review"))
+        elif path == "/api/regenerate":
+            png = self.store.regenerate(pair, body.get("high_sigmas"), body.get("low_sigmas"))
+            result = {"png": "data:image/png;base64," + base64.b64encode(png).decode()}
+        else:
+            raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
+        self._json(HTTPStatus.OK, result)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        """Serve a GET request."""
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        """Serve a POST request."""
+        self._dispatch("POST")
+
+
+def _png_of(body: dict[str, Any]) -> bytes:
+    """The PNG bytes of a save request (base64, optionally a data URL)."""
+    png = body.get("png", "")
+    if not isinstance(png, str):
+        raise ApiError(HTTPStatus.BAD_REQUEST, "png must be a base64 string")
+    try:
+        return base64.b64decode(png.split(",", 1)[-1], validate=True)
+    except ValueError:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "png is not valid base64") from None
+
+
 def make_handler(store: ReviewStore, token: str) -> type[BaseHTTPRequestHandler]:
     """The request handler class of a review server over ``store``, requiring ``token``."""
-    class Handler(BaseHTTPRequestHandler):
-        server_version = f"reloblur-review/{__version__}"
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: the CLI prints the URL
-            return
-
-        def _authorised(self, query: dict[str, list[str]]) -> bool:
-            supplied = self.headers.get("X-Token") or (query.get("token") or [""])[0]
-            return hmac.compare_digest(supplied.encode(), token.encode())
-
-        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _json(self, status: HTTPStatus, payload: Any) -> None:
-            self._send(status, json.dumps(payload).encode(), "application/json")
-
-        def _body(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                raise ApiError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "request too large")
-            try:
-                data = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                raise ApiError(HTTPStatus.BAD_REQUEST, "body is not JSON") from None
-            if not isinstance(data, dict):
-                raise ApiError(HTTPStatus.BAD_REQUEST, "body must be a JSON object")
-            return data
-
-        def _dispatch(self, method: str) -> None:
-            url = urlparse(self.path)
-            query = parse_qs(url.query)
-            try:
-                if not self._authorised(query):
-                    raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong token")
-                if method == "GET":
-                    self._get(url.path, query)
-                else:
-                    self._post(url.path)
-            except ApiError as exc:
-                self._json(exc.status, exc.payload)
-            except ReloblurError as exc:
-                self._json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
-
-        def _get(self, path: str, query: dict[str, list[str]]) -> None:
-            if path == "/":
-                self._send(HTTPStatus.OK, _index_html(token), "text/html; charset=utf-8")
-            elif path.startswith("/static/") and path[len("/static/"):] in STATIC_FILES:
-                name = path[len("/static/"):]
-                body = resources.files("reloblur.review").joinpath(f"static/{name}").read_bytes()
-                self._send(HTTPStatus.OK, body, STATIC_FILES[name])
-            elif path == "/api/pairs":
-                self._json(HTTPStatus.OK, store.summary())
-            elif path == "/api/image":
-                pair = store.pair((query.get("id") or [""])[0])
-                self._send(HTTPStatus.OK, store.image(pair, (query.get("kind") or [""])[0]), "image/png")
-            elif path == "/api/meta":
-                pair = store.pair((query.get("id") or [""])[0])
-                record = store.record(pair)
-                self._json(HTTPStatus.OK, {"id": pair.id, "version": record.version,
-                                           "review": record.review, "source": record.source,
-                                           "blur_ratio": record.blur_ratio,
-                                           "params": record.params or store.params.to_dict(),
-                                           "history": record.history,
-                                           "diagnostics": record.diagnostics})
-            else:
-                raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
-
-        def _post(self, path: str) -> None:
-            body = self._body()
-            pair = store.pair(body.get("id"))
-            if path == "/api/save":
-                png = body.get("png", "")
-                if not isinstance(png, str):
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "png must be a base64 string")
-                try:
-                    data = base64.b64decode(png.split(",", 1)[-1], validate=True)
-                except ValueError:
-                    raise ApiError(HTTPStatus.BAD_REQUEST, "png is not valid base64") from None
-                self._json(HTTPStatus.OK, store.save(pair, data, body.get("version"), body.get("review")))
-            elif path == "/api/review":
-                self._json(HTTPStatus.OK, store.set_review(pair, body.get("version"), body.get("review")))
-            elif path == "/api/regenerate":
-                png = store.regenerate(pair, body.get("high_sigmas"), body.get("low_sigmas"))
-                self._json(HTTPStatus.OK, {"png": "data:image/png;base64," + base64.b64encode(png).decode()})
-            else:
-                raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._dispatch("POST")
-
-    return Handler
+    return type("BoundReviewHandler", (ReviewHandler,), {"store": store, "token": token})
 
 
 @dataclass(frozen=True)
