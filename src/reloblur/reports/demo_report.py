@@ -114,7 +114,11 @@ def _loss_curve(history: Path, path: Path) -> None:
 
 
 def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path:
-    """Write ``report.html`` with every stage's evidence under ``out``; returns its path."""
+    """Write ``report.html`` with every stage's evidence under ``out``; returns its path.
+
+    ``stages`` are the demo's :class:`~reloblur.demo.pipeline.Stage` records, ``evaluation``
+    its :class:`~reloblur.lbag.evaluate.EvalResult`, ``options`` its ``DemoOptions``.
+    """
     assets = out / ASSETS
     assets.mkdir(exist_ok=True)
     rows = quality_rows(out, options)
@@ -123,7 +127,20 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
          assets / "corner_error.png", line=0.25)
     _bar([r["mask_iou"] for r in rows], labels, "masks: IoU vs truth", "IoU", assets / "mask_iou.png", line=0.85)
     _loss_curve(out / "run" / "history.jsonl", assets / "loss.png")
+    _contact_sheet(rows, assets)
+    overlays = _overlays(rows, assets)
+    crops = _crops(out, evaluation, assets)
+    path = out / "report.html"
+    atomic_write_text(path, _page(rows, stages, evaluation, options, overlays, crops))
+    return path
 
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _contact_sheet(rows: list[dict[str, Any]], assets: Path) -> None:
+    """Up to 16 aligned pairs (B | S), four to a row, as one image."""
     sheet = []
     for row in rows[:16]:
         blur = read_image(row["folder"] / f"{row['index']}_blur.png")
@@ -137,13 +154,20 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     grid = np.concatenate([np.concatenate(tiles[i : i + columns], axis=1) for i in range(0, len(tiles), columns)], axis=0)
     write_image(assets / "contact_sheet.png", grid)
 
+
+def _overlays(rows: list[dict[str, Any]], assets: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The six worst masks of pairs with motion, drawn over B against the truth."""
     overlays = []
     moving_rows = [r for r in rows if r["blur_ratio_truth"] > 0]
     for k, row in enumerate(sorted(moving_rows, key=lambda r: r["mask_iou"])[:6]):
         blur = read_image(row["folder"] / f"{row['index']}_blur.png")
         write_image(assets / f"overlay_{k}.png", _thumb(_overlay(blur, row["mask"], row["truth_mask"]), 320))
         overlays.append((f"overlay_{k}.png", row))
+    return overlays
 
+
+def _crops(out: Path, evaluation: Any, assets: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Before/after strips (blurred, deblurred, sharp, gate) of the first test images."""
     crops = []
     for k, image in enumerate(evaluation.images[:4]):
         pair_dir = out / "data" / "dataset" / Path(image["pair"]).parent
@@ -164,10 +188,12 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
                                 np.repeat(gate[window][..., None], 3, axis=2)], axis=1)
         write_image(assets / f"crop_{k}.png", cv2.resize(strip, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST))
         crops.append((f"crop_{k}.png", image))
+    return crops
 
-    def fmt(value: Any, digits: int = 3) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
 
+def _page(rows: list[dict[str, Any]], stages: list, evaluation: Any, options: Any,
+          overlays: list[tuple[str, dict[str, Any]]], crops: list[tuple[str, dict[str, Any]]]) -> str:
+    """The report's HTML."""
     stage_rows = "".join(f"<tr><td>{html.escape(s.name)}</td><td>{s.seconds:.1f} s</td><td>{html.escape(s.summary)}</td></tr>"
                          for s in stages)
     corner = np.array([r["corner_error_px"] for r in rows])
@@ -176,7 +202,7 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     ious = np.array([r["mask_iou"] for r in moving]) if moving else np.array([float("nan")])
     false_positive = 100 * np.mean([r["blur_ratio"] for r in static]) if static else 0.0
     metric_rows = "".join(
-        f"<tr><td>{label}</td>" + "".join(f"<td>{fmt(values[k], 4 if 'ssim' in k else 2)}</td>"
+        f"<tr><td>{label}</td>" + "".join(f"<td>{_fmt(values[k], 4 if 'ssim' in k else 2)}</td>"
                                           for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim")) + "</tr>"
         for label, values in (("blurry input", evaluation.baseline), ("LBAG (demo model)", evaluation.summary)))
     overlay_html = "".join(
@@ -186,9 +212,9 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     crop_html = "".join(
         f"<figure><img src='{ASSETS}/{name}' alt='before and after {html.escape(image['pair'])}'>"
         f"<figcaption>{html.escape(image['pair'])}: blurred | deblurred | sharp | gate; PSNR "
-        f"{fmt(image['blurry_psnr'], 2)} -> {fmt(image['psnr'], 2)} dB</figcaption></figure>"
+        f"{_fmt(image['blurry_psnr'], 2)} -> {_fmt(image['psnr'], 2)} dB</figcaption></figure>"
         for name, image in crops)
-    page = f"""<!DOCTYPE html>
+    return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reloblur demo report</title>
 <link rel="icon" href="data:,">
 <style>
@@ -226,6 +252,3 @@ truth (the six worst pairs with motion).</p>
 <div>{crop_html}</div>
 </body></html>
 """
-    path = out / "report.html"
-    atomic_write_text(path, page)
-    return path
