@@ -33,7 +33,7 @@ from reloblur.formats.calibration import Calibration
 from reloblur.formats.session import MANIFEST, Session
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
 from reloblur.imaging.raw import RAW_SUFFIXES, frame_to_linear, load_linear
-from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignSettings, align_pair
+from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
 
 PAIR_NAME = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$")
@@ -185,7 +185,20 @@ def align_job(task: _Task) -> str:
     params = _params(options, task.calibration)
     if resume.is_done(sidecar, inputs, params, outputs=(blur_out, sharp_out)):
         return "resumed"
+    blur, sharp, known = _read_pair(job, options)
+    calibration = task.calibration or {}
+    result = align_pair(
+        blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop, limits=options.limits),
+        blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
+        prior_color=calibration.get("color_matrix"),
+    )
+    _write_outputs(job, options, blur, result, blur_out, sharp_out)
+    _record(job, options, blur, result, resume.done_record(inputs, params)).write(sidecar)
+    return "flagged" if result.flags else "aligned"
 
+
+def _read_pair(job: AlignJob, options: AlignOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """B and S in linear light, and the known-static mask if the pair has one."""
     blur = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer)
     sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer)
     aspect_b, aspect_s = blur.shape[1] / blur.shape[0], sharp.shape[1] / sharp.shape[0]
@@ -194,32 +207,30 @@ def align_job(task: _Task) -> str:
             f"{job.sharp}: size {sharp.shape[1]}x{sharp.shape[0]} does not match "
             f"{job.blur} {blur.shape[1]}x{blur.shape[0]} (different aspect ratio)"
         )
-    known = None
-    if job.mask is not None:
-        raw = read_image(job.mask)
-        known = (raw if raw.ndim == 2 else raw[:, :, 0]) > 0
-        if known.shape != blur.shape[:2]:
-            raise AlignmentError(f"{job.mask}: mask size differs from {job.blur}")
-    settings = AlignSettings(color_mode=options.color_mode, crop=options.crop, limits=options.limits)
-    calibration = task.calibration or {}
-    result = align_pair(
-        blur, sharp, settings=settings, blur_mask=known,
-        prior_homography=calibration.get("homography_blur_to_sharp"),
-        prior_color=calibration.get("color_matrix"),
-    )
+    if job.mask is None:
+        return blur, sharp, None
+    raw = read_image(job.mask)
+    known = (raw if raw.ndim == 2 else raw[:, :, 0]) > 0
+    if known.shape != blur.shape[:2]:
+        raise AlignmentError(f"{job.mask}: mask size differs from {job.blur}")
+    return blur, sharp, known
+
+
+def _write_outputs(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: AlignResult,
+                   blur_out: Path, sharp_out: Path) -> None:
+    """The aligned pair, cropped and resized, display-encoded; its clip and validity maps."""
     rows, cols = result.crop.slices()
     blur_final = blur[rows, cols]
     sharp_final = np.clip(result.sharp_aligned[rows, cols], 0, 1)
+    clip_flags = result.clip_flags[rows, cols]
     if options.resize is not None:
         interpolation = RESIZE_FILTERS[options.resize_filter]
         blur_final = cv2.resize(blur_final, options.resize, interpolation=interpolation)
         sharp_final = cv2.resize(sharp_final, options.resize, interpolation=interpolation)
+        clip_flags = cv2.resize(clip_flags, options.resize, interpolation=cv2.INTER_NEAREST)
     out_dtype = np.uint16 if options.bit_depth == 16 else np.uint8
     write_image(blur_out, encode_srgb(blur_final, out_dtype))
     write_image(sharp_out, encode_srgb(sharp_final, out_dtype))
-    clip_flags = result.clip_flags[rows, cols]
-    if options.resize is not None:
-        clip_flags = cv2.resize(clip_flags, options.resize, interpolation=cv2.INTER_NEAREST)
     clip_out = job.out_dir / f"{job.index}.clip.png"
     if clip_flags.any():
         write_image(clip_out, clip_flags)
@@ -231,13 +242,16 @@ def align_job(task: _Task) -> str:
             valid_u8 = cv2.resize(valid_u8, options.resize, interpolation=cv2.INTER_NEAREST)
         write_image(job.out_dir / f"{job.index}.valid.png", valid_u8)
 
-    done = resume.done_record(inputs, params)
+
+def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: AlignResult,
+            done: dict[str, Any]) -> AlignRecord:
+    """The pair's sidecar record."""
     registration = Registration(
         initial=result.initial.method, matches=result.initial.matches, inliers=result.initial.inliers,
         iterations=result.registration.iterations, points=result.registration.points,
         converged=result.registration.converged,
     )
-    AlignRecord(
+    return AlignRecord(
         software=f"reloblur {__version__}",
         source=AlignSource(str(job.blur), str(job.sharp), job.session_pair),
         qa_status=result.status,
@@ -257,8 +271,7 @@ def align_job(task: _Task) -> str:
             moving_fraction=float(result.motion_mask.mean()), registration=registration,
         ),
         status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"],
-    ).write(sidecar)
-    return "flagged" if result.flags else "aligned"
+    )
 
 
 def load_calibration(path: Path | None) -> dict[str, Any] | None:
