@@ -216,61 +216,12 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     h, w = blur.shape[:2]
     hs, ws = sharp.shape[:2]
     size = (w, h)
-    factor = min(1.0, settings.work_max_side / max(w, h, ws, hs))
-    work_b_size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    work_s_size = (max(1, round(ws * factor)), max(1, round(hs * factor)))
-    d_blur = _scaling(work_b_size[0] / w)
-    d_sharp = _scaling(work_s_size[0] / ws)
-    blur_w, sharp_w = _resize(blur, work_b_size), _resize(sharp, work_s_size)
-    gray_bw = gray(blur_w)
-    if texture_fraction(gray_bw) < settings.min_texture:
-        raise AlignmentError(
-            f"B is featureless ({100 * texture_fraction(gray_bw):.3f} % textured pixels): nothing to register"
-        )
-    known_static_w = None
-    if blur_mask is not None:
-        known_static_w = _resize(blur_mask.astype(np.float32), work_b_size) < 0.01
-    dilation = max(1, int(settings.mask_dilation * min(work_b_size)))
-
+    work = _working_scale(blur, sharp, settings, blur_mask)
     # 1. Starting geometry (working scale).
-    if prior_homography is not None:
-        initial = Registration(np.asarray(prior_homography, float), "calibration")
-        h_work = _to_work(initial.homography, d_blur, d_sharp)
-    else:
-        try:
-            found = initial_homography(gray_bw, gray(sharp_w), max_side=settings.feature_max_side,
-                                       mask=known_static_w)
-        except FeaturelessError as exc:
-            raise AlignmentError(str(exc)) from None
-        h_work = found.homography
-        initial = Registration(_to_full(h_work, d_blur, d_sharp), found.method, found.matches, found.inliers)
-
-    def estimate_colour_and_static(h_w: np.ndarray, static_w: np.ndarray | None) -> tuple[ColorFit, np.ndarray]:
-        """Robust colour fit on the warp, then the static mask from what it cannot explain."""
-        warped = _warp(sharp_w, h_w, work_b_size, cv2.INTER_LINEAR)
-        valid_w = valid_mask(h_w, work_b_size, work_s_size)
-        allowed = valid_w if known_static_w is None else valid_w & known_static_w
-        if static_w is not None:
-            allowed = allowed & static_w
-        if settings.color_mode == "calibrated":
-            if prior_color is None:
-                raise AlignmentError("colour mode 'calibrated' needs a calibration (--calibration FILE)")
-            base = ColorFit(np.asarray(prior_color, float))
-            gain = fit_color(base.apply(warped), blur_w, mask=allowed, mode="scalar")
-            colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
-                              samples=gain.samples, inlier_fraction=gain.inlier_fraction)
-        else:
-            colour = fit_color(warped, blur_w, mask=allowed, mode=settings.color_mode)
-        if known_static_w is not None:
-            return colour, valid_w & known_static_w
-        moving = _motion_mask(blur_w, colour.apply(warped), valid_w, sigmas=settings.motion_sigmas,
-                              dilation=dilation)
-        return colour, valid_w & ~moving
-
+    initial, h_work = _initial_geometry(work, settings, prior_homography)
     # 2. Colour and provisional static mask on the initial warp (Huber weights ignore the
     #    moving object on this first pass).
-    color, static_w = estimate_colour_and_static(h_work, None)
-
+    color, static_w = _colour_and_static(work, h_work, None, settings, prior_color)
     # 3. Photometric refinement at full resolution on colour-corrected grey, static pixels
     #    only; then colour and static mask again on the refined warp, and a last
     #    refinement on the two finest levels with them.
@@ -283,7 +234,8 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
                                          static_mask=static_full, points=settings.lk_points,
                                          levels=None if round_ == 0 else 2)
         homography = registration.homography
-        color, static_w = estimate_colour_and_static(_to_work(homography, d_blur, d_sharp), static_w)
+        color, static_w = _colour_and_static(work, _to_work(homography, work.d_blur, work.d_sharp), static_w,
+                                             settings, prior_color)
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
     corrected = _warp(color.apply(sharp), homography, size, cv2.INTER_LANCZOS4)
@@ -291,16 +243,93 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
     valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
     static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    motion = ~static_full
     crop = inner_rect(homography, size, (ws, hs)) if settings.crop else Rect(0, 0, w, h)
     if crop.width < 16 or crop.height < 16:
         raise AlignmentError(f"B and S overlap in only {crop.width}x{crop.height} px")
     transform = summarize(homography, w, h)
-    corrected_w = _resize(np.clip(corrected, 0, 1), work_b_size)
-    quality_mask = static_w & (blur_w.max(axis=2) < 0.98)
-    psnr, ssim = _static_quality(blur_w, corrected_w, quality_mask)
+    corrected_w = _resize(np.clip(corrected, 0, 1), work.b_size)
+    quality_mask = static_w & (work.blur.max(axis=2) < 0.98)
+    psnr, ssim = _static_quality(work.blur, corrected_w, quality_mask)
+    return AlignResult(
+        homography=homography, color=color, registration=registration, initial=initial,
+        sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=~static_full, crop=crop,
+        transform=transform, static_psnr=psnr, static_ssim=ssim,
+        flags=_qa_flags(transform, psnr, registration, settings.limits),
+    )
 
-    limits = settings.limits
+
+@dataclass
+class _Work:
+    """The pair at the working scale where the estimates run (at most ``work_max_side``)."""
+
+    blur: np.ndarray
+    sharp: np.ndarray
+    b_size: tuple[int, int]
+    s_size: tuple[int, int]
+    d_blur: np.ndarray  # full -> working scale of B
+    d_sharp: np.ndarray
+    known_static: np.ndarray | None  # where the caller says B is static (from its blur mask)
+    dilation: int  # px of growth for the motion mask
+
+
+def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
+                   blur_mask: np.ndarray | None) -> _Work:
+    """Both images at the working scale; :class:`AlignmentError` if B has no texture."""
+    h, w = blur.shape[:2]
+    hs, ws = sharp.shape[:2]
+    factor = min(1.0, settings.work_max_side / max(w, h, ws, hs))
+    b_size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    s_size = (max(1, round(ws * factor)), max(1, round(hs * factor)))
+    blur_w, sharp_w = _resize(blur, b_size), _resize(sharp, s_size)
+    texture = texture_fraction(gray(blur_w))
+    if texture < settings.min_texture:
+        raise AlignmentError(f"B is featureless ({100 * texture:.3f} % textured pixels): nothing to register")
+    known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
+    return _Work(blur_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
+                 max(1, int(settings.mask_dilation * min(b_size))))
+
+
+def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
+                      ) -> tuple[Registration, np.ndarray]:
+    """The starting homography: the calibration's, or features matched at working scale."""
+    if prior_homography is not None:
+        initial = Registration(np.asarray(prior_homography, float), "calibration")
+        return initial, _to_work(initial.homography, work.d_blur, work.d_sharp)
+    try:
+        found = initial_homography(gray(work.blur), gray(work.sharp), max_side=settings.feature_max_side,
+                                   mask=work.known_static)
+    except FeaturelessError as exc:
+        raise AlignmentError(str(exc)) from None
+    return (Registration(_to_full(found.homography, work.d_blur, work.d_sharp), found.method, found.matches,
+                         found.inliers), found.homography)
+
+
+def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None, settings: AlignSettings,
+                       prior_color: np.ndarray | None) -> tuple[ColorFit, np.ndarray]:
+    """Robust colour fit on the warp, then the static mask from what it cannot explain."""
+    warped = _warp(work.sharp, h_w, work.b_size, cv2.INTER_LINEAR)
+    valid_w = valid_mask(h_w, work.b_size, work.s_size)
+    allowed = valid_w if work.known_static is None else valid_w & work.known_static
+    if static_w is not None:
+        allowed = allowed & static_w
+    if settings.color_mode == "calibrated":
+        if prior_color is None:
+            raise AlignmentError("colour mode 'calibrated' needs a calibration (--calibration FILE)")
+        base = ColorFit(np.asarray(prior_color, float))
+        gain = fit_color(base.apply(warped), work.blur, mask=allowed, mode="scalar")
+        colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
+                          samples=gain.samples, inlier_fraction=gain.inlier_fraction)
+    else:
+        colour = fit_color(warped, work.blur, mask=allowed, mode=settings.color_mode)
+    if work.known_static is not None:
+        return colour, valid_w & work.known_static
+    moving = _motion_mask(work.blur, colour.apply(warped), valid_w, sigmas=settings.motion_sigmas,
+                          dilation=work.dilation)
+    return colour, valid_w & ~moving
+
+
+def _qa_flags(transform: TransformSummary, psnr: float, registration: Registration, limits: AlignLimits) -> list[str]:
+    """The QA limits a pair crosses, in words."""
     flags = []
     if transform.shift_px > limits.max_shift_px:
         flags.append(f"shift {transform.shift_px:.1f} px > {limits.max_shift_px}")
@@ -312,9 +341,4 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         flags.append(f"static PSNR {psnr:.2f} dB < {limits.min_static_psnr}")
     if not registration.converged:
         flags.append("registration did not converge")
-    return AlignResult(
-        homography=homography, color=color, registration=registration, initial=initial,
-        sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=motion, crop=crop,
-        transform=transform,
-        static_psnr=psnr, static_ssim=ssim, flags=flags,
-    )
+    return flags
