@@ -25,7 +25,8 @@ from reloblur.atomic import is_temporary
 from reloblur.batch import ItemFailure
 from reloblur.errors import DatasetError
 
-PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.(?:png|tiff?))$", re.I)
+PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$", re.I)
+DATASET_SUFFIXES = frozenset({".png", ".tif", ".tiff"})  # what a ReLoBlur dataset holds
 # Sidecars beside a pair: NN.json, NN.<kind>.json (e.g. NN.align.json), NN.valid.png.
 # Files that belong to a pair without being one of its images: sidecars (<id>.json,
 # <id>.align.json), align's validity and clip maps (<id>.valid.png, <id>.clip.png), a mask's
@@ -112,9 +113,13 @@ def mask_path_for(rel_dir: PurePosixPath, index: str, masks_root: Path) -> Path:
     return masks_root.joinpath(*rel_dir.parts, f"{index}.png")
 
 
-def _walk_files(root: Path) -> Iterable[Path]:
+def _walk_files(root: Path, exclude: Path | None = None) -> Iterable[Path]:
+    excluded = exclude.resolve() if exclude is not None else None
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
+        if excluded is not None and Path(dirpath).resolve() == excluded:
+            dirnames.clear()
+            continue
         for name in sorted(filenames):
             yield Path(dirpath) / name
 
@@ -124,6 +129,8 @@ def scan_dataset(
     *,
     masks_root: str | os.PathLike[str] | None = None,
     depth: int | None = RELOBLUR_DEPTH,
+    suffixes: frozenset[str] = DATASET_SUFFIXES,
+    exclude: Path | None = None,
 ) -> DatasetScan:
     """Find pairs, orphans, stray files and stray masks under ``root``.
 
@@ -136,6 +143,11 @@ def scan_dataset(
     depth
         Directory levels between the root and the pair files: 3 for the ReLoBlur layout;
         ``None`` accepts pairs at any depth (flat ``reloblur align`` output).
+    suffixes
+        File suffixes (lower case, with the dot) a pair's images may have; ``align`` adds
+        camera raw formats.
+    exclude
+        A folder below ``root`` not to look into (``align`` writing inside its input).
 
     Raises
     ------
@@ -155,12 +167,12 @@ def scan_dataset(
 
     scan = DatasetScan(root=root, masks_root=masks)
     roles: dict[tuple[PurePosixPath, str], dict[str, Path]] = {}
-    for path in _walk_files(root):
+    for path in _walk_files(root, exclude):
         rel = PurePosixPath(path.relative_to(root).as_posix())
         rel_dir = rel.parent if str(rel.parent) != "." else PurePosixPath()
         at_depth = depth is None or len(rel_dir.parts) == depth
         match = PAIR_FILE.match(path.name)
-        if match and at_depth and not is_temporary(path):
+        if match and match["ext"].lower() in suffixes and at_depth and not is_temporary(path):
             key = (rel_dir, match["index"])
             roles.setdefault(key, {})[match["role"].lower()] = path
         elif SIDECAR_FILE.match(path.name) and at_depth:

@@ -16,8 +16,6 @@ any point and restarted produces the same bytes as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,13 @@ from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
 from reloblur.formats.calibration import Calibration
+from reloblur.formats.dataset import scan_dataset
 from reloblur.formats.session import MANIFEST, Session
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
 from reloblur.imaging.raw import RAW_SUFFIXES, frame_to_linear, load_linear
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
 
-PAIR_NAME = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$")
 RESIZE_FILTERS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
 
 
@@ -109,34 +107,22 @@ def _session_jobs(options: AlignOptions) -> list[AlignJob]:
 
 
 def _tree_jobs(options: AlignOptions) -> list[AlignJob]:
-    suffixes = set(IMAGE_SUFFIXES) | set(RAW_SUFFIXES)
-    found: dict[tuple[Path, str], dict[str, Path]] = {}
-    for dirpath, dirnames, filenames in os.walk(options.input):
-        dirnames.sort()
-        if Path(dirpath).resolve() == options.out.resolve():
-            dirnames.clear()
-            continue
-        for name in sorted(filenames):
-            match = PAIR_NAME.match(name)
-            if match and match["ext"].lower() in suffixes:
-                rel = Path(dirpath).relative_to(options.input)
-                found.setdefault((rel, match["index"]), {})[match["role"]] = Path(dirpath) / name
+    """The pairs of a folder tree, found by the dataset scanner (camera raw allowed)."""
+    scan = scan_dataset(options.input, masks_root=options.masks, depth=None, suffixes=frozenset(IMAGE_SUFFIXES) | frozenset(RAW_SUFFIXES),
+                        exclude=options.out)
     jobs = []
-    for (rel, index), roles in sorted(found.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        key = (rel / index).as_posix()
-        if set(roles) != {"blur", "sharp"}:
-            missing = "sharp" if "sharp" not in roles else "blur"
-            present = next(iter(roles.values()))
-            jobs.append(AlignJob(key=key, blur=present, sharp=present, out_dir=options.out / rel, index=index,
-                                 problem=f"{present}: its {missing} partner is missing"))
-            continue
-        mask = None
-        if options.masks is not None:
-            candidate = options.masks / rel / f"{index}.png"
-            mask = candidate if candidate.exists() else None
-        jobs.append(AlignJob(key=key, blur=roles["blur"], sharp=roles["sharp"], out_dir=options.out / rel,
-                             index=index, mask=mask))
-    return jobs
+    for orphan in scan.orphans:
+        present, missing = orphan.path, orphan.missing.name.rsplit("_", 1)[-1].split(".")[0]
+        rel = Path(present.parent.relative_to(options.input))
+        index = present.name.rsplit("_", 1)[0]
+        jobs.append(AlignJob(key=(rel / index).as_posix(), blur=present, sharp=present, out_dir=options.out / rel,
+                             index=index, problem=f"{present}: its {missing} partner is missing"))
+    for pair in scan.pairs:
+        rel = Path(pair.rel_dir)
+        jobs.append(AlignJob(key=(rel / pair.index).as_posix(), blur=pair.blur, sharp=pair.sharp,
+                             out_dir=options.out / rel, index=pair.index,
+                             mask=pair.mask if options.masks is not None else None))
+    return sorted(jobs, key=lambda j: (str(Path(j.key).parent), Path(j.key).name))
 
 
 def discover_jobs(options: AlignOptions) -> list[AlignJob]:
