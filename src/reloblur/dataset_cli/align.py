@@ -50,13 +50,14 @@ def align_command(
 
       reloblur align run photos/ aligned/ --resize 538x359 --workers 4
     """
+    from reloblur.imaging.raw import check_transfer
     from reloblur.pipeline.align import AlignOptions, align_all
     from reloblur.postprocess.color import check_color_mode
 
     report = align_all(AlignOptions(
         input=input, out=out, crop=not no_crop, resize=parse_size(resize, option="--resize") if resize else None,
         resize_filter=resize_filter, color_mode=check_color_mode(color_mode), calibration=calibration, masks=masks,
-        transfer=transfer, bit_depth=bit_depth,
+        transfer=check_transfer(transfer), bit_depth=bit_depth,
         limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr),
         workers=workers, progress=not json_output,
     ))
@@ -84,9 +85,10 @@ def calibrate_command(
 
     Example: reloblur align calibrate calib-session/ --out rig.json
     """
+    from reloblur.imaging.raw import check_transfer
     from reloblur.pipeline.calibrate import CalibrateOptions, calibrate
 
-    result = calibrate(CalibrateOptions(input, out, transfer, workers, progress=not json_output))
+    result = calibrate(CalibrateOptions(input, out, check_transfer(transfer), workers, progress=not json_output))
     if json_output:
         print_json(result)
     else:

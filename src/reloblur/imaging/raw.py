@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -112,7 +113,18 @@ def decode_raw(path: str | os.PathLike[str]) -> np.ndarray:
     return rgb.astype(np.float32) / 65535.0
 
 
-def load_linear(path: str | os.PathLike[str], *, transfer: str = "auto") -> np.ndarray:
+InputTransfer = Literal["auto", "linear", "srgb"]
+INPUT_TRANSFERS: tuple[str, ...] = get_args(InputTransfer)
+
+
+def check_transfer(transfer: str) -> InputTransfer:
+    """``transfer`` as an :data:`InputTransfer`, or :class:`ImageFormatError` naming the choices."""
+    if transfer not in INPUT_TRANSFERS:
+        raise ImageFormatError(f"unknown transfer {transfer!r}: use auto, linear or srgb")
+    return transfer  # type: ignore[return-value]
+
+
+def load_linear(path: str | os.PathLike[str], *, transfer: InputTransfer = "auto") -> np.ndarray:
     """Any supported image file to linear RGB float32 ``(H, W, 3)``.
 
     ``transfer`` says how stored values relate to light: ``linear``, ``srgb`` or ``auto``

@@ -31,7 +31,7 @@ from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import scan_dataset
 from reloblur.formats.session import MANIFEST, Session
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
-from reloblur.imaging.raw import RAW_SUFFIXES, frame_to_linear, load_linear
+from reloblur.imaging.raw import RAW_SUFFIXES, InputTransfer, frame_to_linear, load_linear
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
 
@@ -50,7 +50,7 @@ class AlignOptions:
     color_mode: ColorMode = "matrix"
     calibration: Path | None = None
     masks: Path | None = None
-    transfer: str = "auto"
+    transfer: InputTransfer = "auto"
     bit_depth: int = 8
     limits: AlignLimits = field(default_factory=AlignLimits)
     workers: int | None = None
@@ -135,7 +135,7 @@ def discover_jobs(options: AlignOptions) -> list[AlignJob]:
     return jobs
 
 
-def _load(path: Path, pixel_format: str | None, black: float, transfer: str) -> np.ndarray:
+def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer) -> np.ndarray:
     if pixel_format is None:
         return load_linear(path, transfer=transfer)
     return frame_to_linear(read_image(path), pixel_format, black_level=black)

@@ -20,6 +20,7 @@ from reloblur import __version__
 from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.calibration import Calibration
+from reloblur.imaging.raw import InputTransfer
 from reloblur.pipeline.align import AlignJob, AlignOptions, _load, discover_jobs
 from reloblur.postprocess.align import AlignSettings, align_pair
 from reloblur.postprocess.registration import corner_error
@@ -30,7 +31,7 @@ class CalibrateOptions:
     """Options of ``reloblur align calibrate``."""
     input: Path
     out: Path
-    transfer: str = "auto"
+    transfer: InputTransfer = "auto"
     workers: int | None = None
     progress: bool = True
 
@@ -49,7 +50,7 @@ class CalibrationResult:
 @dataclass(frozen=True)
 class _CalTask:
     job: AlignJob
-    transfer: str
+    transfer: InputTransfer
 
 
 def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]], list[int]]:
