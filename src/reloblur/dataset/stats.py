@@ -11,6 +11,7 @@ import numpy as np
 from reloblur.batch import run_batch
 from reloblur.errors import DatasetError
 from reloblur.formats.dataset import Pair, discover_pairs
+from reloblur.formats.masks import blur_ratio
 from reloblur.imaging.imageio import probe_image, read_image
 
 HISTOGRAM_BINS = 50  # 2 % wide, over 0-100 % blurred pixels
@@ -79,7 +80,7 @@ def _pair_facts(pair: Pair) -> tuple[str, float | None]:
     if pair.mask is not None:
         mask = read_image(pair.mask)
         mask = mask if mask.ndim == 2 else mask[:, :, 0]
-        ratio = float(np.count_nonzero(mask) / mask.size)
+        ratio = blur_ratio(mask)
     return f"{info.width}x{info.height}", ratio
 
 

@@ -46,7 +46,7 @@ from scipy import ndimage
 from scipy.optimize import nnls
 
 from reloblur.errors import ImageFormatError, ReloblurError
-from reloblur.formats.masks import Component, mask_components
+from reloblur.formats.masks import Component, blur_ratio, mask_components
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
 from reloblur.lbfmg.noise import NoiseLevel, Transfer, fit_noise_level, guarded_table, lookup, srgb_decode
@@ -733,7 +733,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, code)
     clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
     flags = _flags(edge_kappa, recoloured, clipped_fraction)
-    return MaskResult(out, float(mask.mean()), confidence, z, mask_components(out), noise, camera_noise,
+    return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), noise, camera_noise,
                       clipped_fraction, gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from reloblur.formats.masks import blur_ratio
+
 
 def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
     """Intersection over union of two binary masks; 1 when both are empty.
@@ -23,7 +25,7 @@ def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
 
 def area_fraction(mask: np.ndarray) -> float:
     """Fraction of the image a mask covers: the error measure of a static pair."""
-    return float(np.count_nonzero(mask) / mask.size) if mask.size else 0.0
+    return blur_ratio(mask)
 
 
 def boundary_f_score(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 2) -> float:

@@ -21,7 +21,7 @@ from reloblur.batch import ItemFailure, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
-from reloblur.formats.masks import CONFIDENCE_SUFFIX, MaskRecord, now, sidecar_path, write_mask
+from reloblur.formats.masks import CONFIDENCE_SUFFIX, MaskRecord, blur_ratio, now, sidecar_path, write_mask
 from reloblur.imaging.imageio import read_image
 from reloblur.lbfmg.generate import MaskParams, generate_mask
 
@@ -164,7 +164,7 @@ def mask_stats(options: MaskStatsOptions) -> MaskStats:
         mask = mask if mask.ndim == 2 else mask[:, :, 0]
         rel = PurePosixPath(path.relative_to(root).as_posix())
         group = rel.parts[0] if len(rel.parts) > 1 else "."
-        groups.setdefault(group, []).append(float(np.count_nonzero(mask) / mask.size))
+        groups.setdefault(group, []).append(blur_ratio(mask))
         review[MaskRecord.read_or_default(path).review] += 1
     if not paths:
         raise ReloblurError(f"{root}: no mask PNGs found")

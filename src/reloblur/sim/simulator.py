@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
+from reloblur.formats.masks import blur_ratio
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, S_PHASES, SPhase, s_window
 from reloblur.imaging.imageio import srgb_to_linear
 from reloblur.imaging.raw import mosaic
@@ -400,7 +401,7 @@ class RigSimulator:
             "gain_blur": self.rig.gain_blur,
             "gain_sharp": s_gain,
             "color_matrix_sharp_to_blur": color_s_to_b.tolist(),
-            "blur_ratio": float(np.count_nonzero(mask) / mask.size),
+            "blur_ratio": blur_ratio(mask),
             "s_window": list(c.s_window),
             "objects": [
                 {
