@@ -40,15 +40,16 @@ def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
         image = image[:, :, None]
     high = np.zeros(image.shape, bool)
     low = np.zeros(image.shape, bool)
-    values = image.reshape(-1, image.shape[2]) if valid is None else image[valid]
+    values = image.reshape(-1, image.shape[2]) if valid is None or valid.all() else image[valid]
     if values.shape[0] == 0:
         return high, low
+    tops, bottoms = values.max(axis=0), values.min(axis=0)
     # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
     least = max(8, int(5e-5 * values.shape[0]))
     near, band = 1.5 * code, 3.5 * code
     for c in range(image.shape[2]):
         v = values[:, c]
-        top, bottom = float(v.max()), float(v.min())
+        top, bottom = float(tops[c]), float(bottoms[c])
         at_top = int(np.count_nonzero(v >= top - near))
         below_top = int(np.count_nonzero((v < top - near) & (v >= top - band)))
         if at_top >= least and at_top >= 2 * max(below_top, 1) and top > 0.5:
