@@ -334,3 +334,27 @@ def test_clipped_inputs_leave_a_clip_map_that_follows_s_onto_bs_grid(tmp_path):
     # Elsewhere this nearly noiseless scene (0.2 % noise) shows S's double resampling in
     # dark texture as a few small regions; measured 2.3 % on 2026-11-29.
     assert mask.mean() < 255 * 0.03
+
+
+def test_untrusted_session_names_and_missing_frames_are_reported_not_followed(tmp_path):
+    """A scene label like ../../escaped must not become a path; a pair whose frame is gone
+    is reported with its reason, never dropped in silence."""
+    import os
+
+    session_dir = simulated_session(tmp_path, 3, pairs_per_scene=3, static_fraction=0.0, seed=4)
+    log = session_dir / "pairs.jsonl"
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    lines[0]["scene"] = "../../../escaped"
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    os.remove(session_dir / lines[1]["frames"]["S"]["file"])
+    out = tmp_path / "work" / "out"
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    result = runner.invoke(app, ["align", str(session_dir), str(out), "--workers", "1", "--json"])
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.stdout)
+    reasons = {f["item"]: f["reason"] for f in report["failures"]}
+    assert any("is not a folder name" in r for r in reasons.values())
+    assert any("frame file missing" in r for r in reasons.values())
+    assert report["aligned"] == 1
+    created = [p for p in tmp_path.rglob("*") if p.is_file() and p not in before]
+    assert created and all(out in p.parents for p in created)  # nothing written outside OUT

@@ -68,6 +68,8 @@ def align_command(
                      f"{len(report.flagged)} flagged, {len(report.failures)} failed -> {report.out}")
         for key in report.flagged:
             stdout.print(f"[yellow]flagged[/] {key} (see its .align.json)")
+        for skipped in report.skipped:
+            stdout.print(f"skipped {skipped.item}: {skipped.reason}")
         print_failures(report.failures)
     if report.failures:
         fail_partially(len(report.failures), "pair(s)")

@@ -83,16 +83,39 @@ class AlignReport:
     resumed: int
     flagged: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
+    skipped: list[ItemFailure] = field(default_factory=list)  # rejected at capture: nothing to align
 
 
-def _session_jobs(options: AlignOptions) -> list[AlignJob]:
+def _scene_folder(scene: str, pair: int) -> str | None:
+    """``scene`` if it is a plain folder name, else ``None``: a label in a session is
+    untrusted, and ``../x`` or ``/x`` must not become a path."""
+    if not scene or scene in (".", "..") or any(c in scene for c in "/\\:") or scene != scene.strip():
+        return None
+    return scene
+
+
+def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]:
+    """The usable pairs of a session as jobs (a pair whose frames are missing, truncated or
+    outside the session, or whose scene label is not a folder name, as a failing job), and
+    the pairs the capture itself rejected."""
     session = Session(options.input)
     cameras = session.manifest.cameras
     black = (cameras["B"].black_level or 0.0, cameras["S"].black_level or 0.0)
     per_scene: dict[str, int] = {}
-    jobs = []
+    jobs, rejected = [], []
+    for skipped in session.skipped:
+        if skipped.reason.startswith("rejected"):
+            rejected.append(ItemFailure(f"pair {skipped.pair}", skipped.reason))
+        else:
+            jobs.append(AlignJob(key=f"pair {skipped.pair}", blur=options.input, sharp=options.input,
+                                 out_dir=options.out, index="", problem=f"pair {skipped.pair}: {skipped.reason}"))
     for record in session.pairs():
-        scene = record.scene or "s01"
+        scene = _scene_folder(record.scene or "s01", record.pair)
+        if scene is None:
+            jobs.append(AlignJob(key=f"pair {record.pair}", blur=options.input, sharp=options.input,
+                                 out_dir=options.out, index="",
+                                 problem=f"pair {record.pair}: scene label {record.scene!r} is not a folder name"))
+            continue
         number = per_scene.get(scene, 0)
         per_scene[scene] = number + 1
         index = f"{number:02d}"
@@ -103,7 +126,7 @@ def _session_jobs(options: AlignOptions) -> list[AlignJob]:
             blur_format=record.frames["B"].pixel_format, sharp_format=record.frames["S"].pixel_format,
             black_levels=black, session_pair=record.pair,
         ))
-    return jobs
+    return jobs, rejected
 
 
 def _tree_jobs(options: AlignOptions) -> list[AlignJob]:
@@ -127,12 +150,19 @@ def _tree_jobs(options: AlignOptions) -> list[AlignJob]:
 
 def discover_jobs(options: AlignOptions) -> list[AlignJob]:
     """The pairs under ``options.input`` (a session or a folder tree)."""
+    return _discover(options)[0]
+
+
+def _discover(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]:
     if not options.input.is_dir():
         raise ReloblurError(f"{options.input}: input is not a directory")
-    jobs = _session_jobs(options) if (options.input / MANIFEST).exists() else _tree_jobs(options)
+    if (options.input / MANIFEST).exists():
+        jobs, rejected = _session_jobs(options)
+    else:
+        jobs, rejected = _tree_jobs(options), []
     if not jobs:
         raise ReloblurError(f"{options.input}: no <id>_blur / <id>_sharp pairs found")
-    return jobs
+    return jobs, rejected
 
 
 def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer) -> np.ndarray:
@@ -271,7 +301,7 @@ def align_all(options: AlignOptions) -> AlignReport:
         raise ReloblurError(f"--resize-filter {options.resize_filter!r}: choose from {', '.join(RESIZE_FILTERS)}")
     if options.bit_depth not in (8, 16):
         raise ReloblurError(f"--bit-depth {options.bit_depth}: choose 8 or 16")
-    jobs = discover_jobs(options)
+    jobs, rejected = _discover(options)
     calibration = load_calibration(options.calibration)
     result = run_batch(
         align_job,
@@ -289,4 +319,5 @@ def align_all(options: AlignOptions) -> AlignReport:
         resumed=sum(1 for v in outcomes.values() if v == "resumed"),
         flagged=[k for k, v in outcomes.items() if v == "flagged"],
         failures=list(result.failures),
+        skipped=rejected,
     )
