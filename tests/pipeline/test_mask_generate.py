@@ -48,3 +48,16 @@ def test_bad_thresholds_are_a_user_error_naming_the_option(generated, option, va
 def test_low_above_high_is_refused(generated):
     result = runner.invoke(app, ["mask", "generate", str(generated / "dataset"), "--low", "10", "--high", "2"])
     assert result.exit_code == 1 and "--low" in result.output and "--high" in result.output
+
+
+def test_a_killed_runs_temporaries_are_swept_when_the_next_run_starts(generated):
+    from reloblur.atomic import TEMP_PREFIX
+
+    masks = generated / "masks"
+    folder = sorted(p for p in masks.rglob("*.png"))[0].parent
+    leftover = folder / f"{TEMP_PREFIX}00.png.x1y2"
+    leftover.write_bytes(b"half a PNG")
+    result = runner.invoke(app, ["mask", "generate", str(generated / "dataset"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert not leftover.exists()
+    assert runner.invoke(app, ["dataset", "validate", str(generated / "dataset")]).exit_code == 0

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from reloblur import __version__, resume
+from reloblur.atomic import remove_stale_temporaries
 from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
@@ -303,6 +304,8 @@ def align_all(options: AlignOptions) -> AlignReport:
         raise ReloblurError(f"--bit-depth {options.bit_depth}: choose 8 or 16")
     jobs, rejected = _discover(options)
     calibration = load_calibration(options.calibration)
+    if options.out.is_dir():
+        remove_stale_temporaries(options.out)  # what a killed run left half-written
     result = run_batch(
         align_job,
         [_Task(job, options, calibration) for job in jobs],

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from reloblur import __version__, resume
+from reloblur.atomic import remove_stale_temporaries
 from reloblur.batch import ItemFailure, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
@@ -107,6 +108,8 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     pairs, problems = find_pairs(options.data)
     if not pairs:
         raise ReloblurError(f"{options.data}: no <id>_blur / <id>_sharp pairs found")
+    if options.masks.is_dir():
+        remove_stale_temporaries(options.masks)  # what a killed run left half-written
     jobs = [_Job(p, mask_path_for(p.rel_dir, p.index, options.masks), options.params, options.force) for p in pairs]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
