@@ -173,3 +173,19 @@ def test_scan_reports_orphans_and_strays(tiny_dataset):
     assert [o.path.name for o in scan.orphans] == ["01_sharp.png"]
     assert [p.name for p in scan.strays] == ["extra.png"]
     assert scan.stray_masks == []  # the orphan's mask is not a stray: the orphan is the problem
+
+
+def test_splitting_a_one_scene_dataset_warns_that_test_is_empty(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from reloblur.dataset_cli.app import app
+
+    runner = CliRunner()
+    root = tmp_path / "dataset"
+    make_pair(root / "train" / "only" / "00", "00")
+    result = runner.invoke(app, ["dataset", "split", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["test_scenes"] == [] and "test split is empty" in report["warnings"][0]

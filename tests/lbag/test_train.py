@@ -196,3 +196,13 @@ def test_deblur_cli_reproduces_the_fixture_output(tmp_path):
     ours = read_image(tmp_path / "input.png").astype(int)
     expected = read_image(PARITY / "expected_output.png").astype(int)
     assert np.abs(ours - expected).max() <= 1
+
+
+@pytest.mark.parametrize("setting", ["lr=inf", "lr=nan", "lr=0", "bapc_prob=nan"])
+def test_non_finite_or_zero_learning_settings_are_refused_by_name(tmp_path, setting):
+    from reloblur.errors import ReloblurError
+    from reloblur.lbag.config import TrainConfig, apply_settings, parse_overrides
+
+    config = apply_settings(TrainConfig(data=str(tmp_path)), parse_overrides([setting]), source="--set")
+    with pytest.raises(ReloblurError, match=setting.split("=")[0]):
+        config.validate()

@@ -46,6 +46,7 @@ class SplitResult:
     test_scenes: list[str]
     moves: list[Move] = field(default_factory=list)
     dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
 
 
 def _sequence_dirs(root: Path) -> dict[str, list[Path]]:
@@ -103,6 +104,11 @@ def split_dataset(options: SplitOptions) -> SplitResult:
         moves=[Move(str(s), str(t)) for s, t in planned],
         dry_run=options.dry_run,
     )
+    if 0 < options.test_fraction and not result.test_scenes:
+        result.warnings.append(f"only {len(scenes)} scene(s): the test split is empty (training needs none, but "
+                               "'reloblur eval' and validation during training need test scenes)")
+    if options.test_fraction < 1 and not result.train_scenes:
+        result.warnings.append("every scene went to test: the train split is empty")
     if options.dry_run:
         return result
     for source, target in planned:

@@ -12,7 +12,7 @@ from reloblur.dataset.export import FORMATS, ExportOptions, export_dataset
 from reloblur.dataset.split import SplitOptions, split_dataset
 from reloblur.dataset.stats import StatsOptions, dataset_stats
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
-from reloblur.dataset_cli.common import print_json, stdout
+from reloblur.dataset_cli.common import print_json, stderr, stdout
 
 RootArg = Annotated[Path, typer.Argument(help="Dataset root (holds train/ and test/).", show_default=False)]
 MasksOpt = Annotated[
@@ -153,6 +153,8 @@ def split_command(
         f"(seed {seed}); {verb} {len(result.moves)} director(ies)"
     )
     stdout.print(f"test scenes: {', '.join(result.test_scenes) or '-'}")
+    for warning in result.warnings:
+        stderr.print(f"[yellow]warning:[/] {warning}")
 
 
 @dataset_app.command("export")

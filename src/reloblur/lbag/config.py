@@ -7,6 +7,7 @@ original's learning-rate schedule halves up to 600k steps).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -87,6 +88,12 @@ class TrainConfig:
             )
         if not 0.0 <= self.bapc_prob <= 1.0:
             raise ConfigError(f"bapc_prob {self.bapc_prob} is not within [0, 1]")
+        for field_ in dataclasses.fields(self):
+            value = getattr(self, field_.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{field_.name} = {value}: must be a finite number")
+        if self.lr <= 0:
+            raise ConfigError(f"lr {self.lr} must be positive")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
