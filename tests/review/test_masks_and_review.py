@@ -283,3 +283,19 @@ def test_malformed_requests_get_a_reply_and_free_the_handler(review_server, leng
             f"Content-Length: {length}")
     assert raw_request(url, head, body) == expected
     assert call(url, "/api/pairs", token)[0] == 200  # the server still answers
+
+
+def test_a_png_declaring_a_huge_size_is_refused_before_decoding(review_server):
+    import struct
+    import zlib
+
+    url, _ = review_server
+    token = url.split("token=")[1]
+    pair_id = json.loads(call(url, "/api/pairs", token)[1])["pairs"][0]["id"]
+    meta = json.loads(call(url, f"/api/meta?id={pair_id}", token)[1])
+    ihdr = struct.pack(">IIBBBBB", 16000, 16000, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk + b"\x00" * 64
+    payload = {"id": pair_id, "version": meta["version"], "png": base64.b64encode(bomb).decode()}
+    status, body = call(url, "/api/save", token, payload)
+    assert status == 400 and b"16000x16000" in body

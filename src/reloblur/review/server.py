@@ -18,6 +18,7 @@ import base64
 import hmac
 import json
 import secrets
+import struct
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -136,6 +137,13 @@ class ReviewStore:
 
     def save(self, pair: Pair, png: bytes, version: Any, review: str | None) -> dict[str, Any]:
         """Save an edited mask if ``version`` is current (409 otherwise)."""
+        # Check the declared size before decoding: a small PNG may declare gigapixels.
+        if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
+            raise ApiError(HTTPStatus.BAD_REQUEST, "the mask is not a PNG")
+        width, height = struct.unpack(">II", png[16:24])
+        expected = self.mask(pair).shape
+        if (height, width) != expected:
+            raise ApiError(HTTPStatus.BAD_REQUEST, f"mask is {width}x{height}, the image is {expected[1]}x{expected[0]}")
         decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
         if decoded is None:
             raise ApiError(HTTPStatus.BAD_REQUEST, "the mask is not a decodable PNG")
