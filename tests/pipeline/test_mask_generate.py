@@ -61,3 +61,27 @@ def test_a_killed_runs_temporaries_are_swept_when_the_next_run_starts(generated)
     assert result.exit_code == 0, result.output
     assert not leftover.exists()
     assert runner.invoke(app, ["dataset", "validate", str(generated / "dataset")]).exit_code == 0
+
+
+def test_soft_export_binarises_back_to_exactly_the_masks(generated, tmp_path):
+    """The original ReLoBlur convention: non-binary masks, read with > 0 by its trainer."""
+    import numpy as np
+
+    from reloblur.imaging.imageio import read_image
+
+    masks = generated / "masks"
+    out = tmp_path / "soft"
+    result = runner.invoke(app, ["mask", "export", str(masks), str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["written"] == 12 and not report["without_confidence"]
+    originals = sorted(p for p in masks.rglob("*.png") if not p.name.endswith(".conf.png"))
+    soft_values = set()
+    for original in originals:
+        exported = read_image(out / original.relative_to(masks))
+        np.testing.assert_array_equal(exported > 0, read_image(original) > 0)
+        soft_values |= set(np.unique(exported).tolist())
+    assert len(soft_values) > 2  # really non-binary where the generator was less sure
+    assert not list(out.rglob("*.conf.png"))
+    bad = runner.invoke(app, ["mask", "export", str(masks), str(tmp_path / "x"), "--convention", "fuzzy"])
+    assert bad.exit_code == 1 and "fuzzy" in bad.output

@@ -126,6 +126,29 @@ def stats_command(
     stdout.print(f"histogram: {stats.plot}")
 
 
+@mask_app.command("export")
+def export_command(
+    masks: Annotated[Path, typer.Argument(help="Masks tree.", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="Where to write the exported tree.", show_default=False)],
+    convention: Annotated[str, typer.Option("--convention", help="soft (original ReLoBlur: non-binary, > 0 "
+                                            "is blurred) or binary (0/255).")] = "soft",
+    json_output: JsonOpt = False,
+) -> None:
+    """Export a masks tree in a mask convention (same folders and names).
+
+    Example: reloblur mask export data/masks relo-masks --convention soft
+    """
+    from reloblur.pipeline.masks import MaskExportOptions, export_masks
+
+    report = export_masks(MaskExportOptions(masks, out, convention))  # type: ignore[arg-type]  # checked inside
+    if json_output:
+        print_json(report)
+        return
+    stdout.print(f"{report.written} mask(s) exported ({report.convention}) -> {report.out}")
+    if report.without_confidence:
+        stderr.print(f"{len(report.without_confidence)} mask(s) had no confidence map and were exported binary")
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``mask`` command group to the app."""
     app.add_typer(mask_app, name="mask")

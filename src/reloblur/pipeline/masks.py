@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import numpy as np
 
@@ -22,8 +23,16 @@ from reloblur.batch import ItemFailure, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
-from reloblur.formats.masks import CONFIDENCE_SUFFIX, MaskRecord, blur_ratio, now, sidecar_path, write_mask
-from reloblur.imaging.imageio import read_image
+from reloblur.formats.masks import (
+    CONFIDENCE_SUFFIX,
+    MaskRecord,
+    blur_ratio,
+    confidence_path,
+    now,
+    sidecar_path,
+    write_mask,
+)
+from reloblur.imaging.imageio import read_image, write_image
 from reloblur.lbfmg.generate import MaskParams, generate_mask
 
 
@@ -178,3 +187,61 @@ def mask_stats(options: MaskStatsOptions) -> MaskStats:
         blur_ratio_histogram(groups, options.plot, title=f"Blur ratio per mask: {root}")
         stats.plot = str(options.plot)
     return stats
+
+
+Convention = Literal["binary", "soft"]
+
+
+@dataclass(frozen=True)
+class MaskExportOptions:
+    """Options of ``reloblur mask export``."""
+
+    masks: Path
+    out: Path
+    convention: Convention = "soft"
+
+
+@dataclass
+class MaskExport:
+    """What ``mask export`` wrote."""
+
+    out: str
+    convention: str
+    written: int
+    without_confidence: list[str] = field(default_factory=list)  # masks exported as binary
+
+
+def export_masks(options: MaskExportOptions) -> MaskExport:
+    """Copy a masks tree to ``options.out`` in a mask convention.
+
+    ``soft`` is the original ReLoBlur convention: non-binary masks that its trainer
+    binarises with ``> 0``. Each exported mask is the generator's confidence (1..255)
+    where the mask is set and 0 elsewhere, so binarising it gives back exactly the mask
+    (a curator's edits included); a mask without a confidence map (drawn by hand, or from
+    an older version) is exported as it is. ``binary`` copies the 0/255 masks.
+    """
+    root = options.masks
+    if not root.is_dir():
+        raise ReloblurError(f"{root}: masks directory does not exist")
+    if options.convention not in ("binary", "soft"):
+        raise ReloblurError(f"--convention {options.convention!r}: choose binary or soft")
+    paths = sorted(p for p in root.rglob("*.png")
+                   if not p.name.startswith(".") and not p.name.endswith(CONFIDENCE_SUFFIX)
+                   and not p.name.endswith((".valid.png", ".clip.png")))
+    if not paths:
+        raise ReloblurError(f"{root}: no mask PNGs found")
+    report = MaskExport(str(options.out), options.convention, 0)
+    for path in paths:
+        mask = read_image(path)
+        mask = mask if mask.ndim == 2 else mask[:, :, 0]
+        exported = np.where(mask > 0, 255, 0).astype(np.uint8)
+        confidence_file = confidence_path(path)
+        if options.convention == "soft":
+            if confidence_file.exists():
+                confidence = read_image(confidence_file)
+                exported = np.where(mask > 0, np.maximum(confidence, 1), 0).astype(np.uint8)
+            else:
+                report.without_confidence.append(str(path))
+        write_image(options.out / path.relative_to(root), exported)
+        report.written += 1
+    return report
