@@ -46,6 +46,8 @@ def generate_command(
     min_area: Annotated[float, typer.Option("--min-area", help="Smallest kept region (fraction of the image).")] = 0.0005,
     dilate: Annotated[float, typer.Option("--dilate", help="Safety dilation (fraction of the short side).")] = 0.0,
     force: Annotated[bool, typer.Option("--force", help="Also regenerate masks a curator edited or reviewed.")] = False,
+    calibration: Annotated[Optional[Path], typer.Option(
+        "--calibration", help="Judge noise by the model 'align calibrate' fitted on a static capture.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")] = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -56,7 +58,7 @@ def generate_command(
     from reloblur.pipeline.masks import GenerateOptions, generate_masks
 
     report = generate_masks(GenerateOptions(data, out or _default_masks(data), _params(high, low, close, min_area, dilate),
-                                            force, workers, progress=not json_output))
+                                            force, workers, progress=not json_output, calibration=calibration))
     if json_output:
         print_json(report)
     else:

@@ -32,6 +32,9 @@ class Calibration:
     corner_spread_px: float = 0.0
     source: str = ""
     software: str = ""
+    # Noise-level function per channel of the aligned static pairs (NoiseLevel.to_dict),
+    # for ``mask generate --calibration``; empty in files from older versions.
+    noise_model: list[dict[str, Any]] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         """Write the file atomically."""

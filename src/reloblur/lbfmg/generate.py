@@ -160,6 +160,7 @@ class MaskResult:
     edge_kappa: list[float] = field(default_factory=list)  # px, per channel: see fit_edge_residual
     sharpness_beta: list[float] = field(default_factory=list)  # px^2, per channel: see fit_edge_residual
     shift_tolerance: int = 0  # px of misregistration forgiven (see MaskParams.shift_tolerance)
+    noise_source: str = "pair"  # "pair": fitted on this pair; "calibration": given
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -176,6 +177,7 @@ class MaskResult:
             "edge_residual_px": self.edge_kappa,
             "sharpness_residual_px2": self.sharpness_beta,
             "shift_tolerance_px": self.shift_tolerance,
+            "noise_source": self.noise_source,
             "flags": list(self.flags),
         }
 
@@ -373,8 +375,8 @@ class _Judge:
 
 
 def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray,
-           valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer
-           ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float]]:
+           valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
+           noise: list[NoiseLevel] | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float]]:
     """Fit the noise-level function and the edge residual of the smoothed ``bs - ss`` per
     channel on the usable static majority, and build the :class:`_Judge` from them."""
     reach = int(math.ceil(2 * sigma_px)) + 1
@@ -385,7 +387,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
     models, edges, sharpness, inverse = [], [], [], np.empty_like(bs)
     for c in range(bs.shape[0]):
         difference = bs[c] - ss[c]
-        model = fit_noise_level(difference, bs[c], fit_on, transfer=transfer)
+        model = noise[c] if noise is not None else fit_noise_level(difference, bs[c], fit_on, transfer=transfer)
         models.append(model)
         table = guarded_table(model, guard=BINNED_GUARD) ** 2
         # On a moving pixel B and S sit at different levels, each with its own noise.
@@ -669,7 +671,8 @@ def _hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
 
 
 def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
-                  valid: np.ndarray | None = None, clipped: np.ndarray | None = None) -> MaskResult:
+                  valid: np.ndarray | None = None, clipped: np.ndarray | None = None,
+                  noise: list[NoiseLevel] | None = None) -> MaskResult:
     """The blur mask of an aligned pair.
 
     Parameters
@@ -687,6 +690,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         the cameras' own outputs were clipped (``align`` writes them as ``<id>.clip.png``:
         after colour correction S's clipping no longer shows as a pile-up). Added to what
         is found on ``blur`` and ``sharp`` themselves.
+    noise
+        The noise-level function per channel from a calibration capture
+        (:func:`pair_noise_model` on static pairs); default: fitted on this pair.
 
     Returns
     -------
@@ -718,9 +724,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     # misfit, spatially correlated, and it raised false area tenfold.
     bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
     ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
-    judge, noise, edge_kappa, sharpness_beta = _judge(bs, ss, clip_b, clip_s, usable, valid_in,
-                                                      sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance,
-                                                      transfer=params.transfer)
+    judge, models, edge_kappa, sharpness_beta = _judge(bs, ss, clip_b, clip_s, usable, valid_in,
+                                                       sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance,
+                                                       transfer=params.transfer, noise=noise)
     z = judge.z(bs, ss)
     mask, recoloured = _regions(z, sp, bs, ss, judge, usable, valid_in, params)
     confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
@@ -731,8 +737,27 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, code)
     clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
     flags = _flags(edge_kappa, recoloured, clipped_fraction)
-    return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), noise, camera_noise,
-                      clipped_fraction, gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance)
+    return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
+                      clipped_fraction, gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
+                      "pair" if noise is None else "calibration")
+
+
+def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
+                     valid: np.ndarray | None = None) -> list[NoiseLevel]:
+    """The noise-level function per channel of an aligned *static* pair, fitted exactly as
+    :func:`generate_mask` fits it: what ``align calibrate`` stores from its static capture
+    and ``mask generate --calibration`` uses instead of each pair's own fit."""
+    b, s, valid_in, code = _inputs(blur, sharp, valid)
+    bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
+    sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
+    clip_b, clip_s = _clipping(b, s, valid_in, None, code)
+    usable = valid_in & ~clip_b.any() & ~clip_s.any()
+    sp, _ = _match_brightness(bp, sp, usable, params)
+    bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
+    ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
+    _, models, _, _ = _judge(bs, ss, clip_b, clip_s, usable, valid_in, sigma_px=params.smooth_sigma,
+                             tolerance=params.shift_tolerance, transfer=params.transfer)
+    return models
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None

@@ -90,13 +90,26 @@ class NoiseLevel:
 
 
     def to_dict(self) -> dict[str, object]:
-        """JSON form for sidecars: coefficients by name and sigma at a few levels."""
+        """JSON form for sidecars and calibration files: coefficients by name, the floor,
+        and sigma at a few levels (for reading, not for :meth:`from_dict`)."""
         probe = np.array([0.05, 0.2, 0.5, 0.8])
         return {
             "transfer": self.transfer,
             "coefficients": dict(zip(_BASIS_NAMES, (float(c) for c in self.coefficients))),
+            "floor": self.floor,
             "sigma_at": {f"{p:g}": float(s) for p, s in zip(probe, self(probe))},
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> NoiseLevel:
+        """The function :meth:`to_dict` wrote (its per-bin measurements are not kept)."""
+        coefficients = data["coefficients"]
+        if not isinstance(coefficients, dict) or data.get("transfer") not in ("srgb", "linear"):
+            raise ValueError("noise model needs 'coefficients' by name and a transfer")
+        values = tuple(float(coefficients[name]) for name in _BASIS_NAMES)
+        if not all(np.isfinite(values)) or min(values) < 0:
+            raise ValueError(f"noise model coefficients {values} must be finite and >= 0")
+        return cls(values, data["transfer"], np.zeros((0, 3)), float(data.get("floor", 1e-5)))  # type: ignore[arg-type]
 
 
 def lookup(table: np.ndarray, level: np.ndarray) -> np.ndarray:

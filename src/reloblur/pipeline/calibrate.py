@@ -20,7 +20,10 @@ from reloblur import __version__
 from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.calibration import Calibration
+from reloblur.imaging.imageio import encode_srgb
 from reloblur.imaging.raw import InputTransfer
+from reloblur.lbfmg.generate import pair_noise_model
+from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.pipeline.align import AlignJob, AlignOptions, _load, discover_jobs
 from reloblur.postprocess.align import AlignSettings, align_pair
 from reloblur.postprocess.registration import corner_error
@@ -53,7 +56,7 @@ class _CalTask:
     transfer: InputTransfer
 
 
-def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]], list[int]]:
+def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]], list[int], list[list[float]]]:
     import cv2
 
     cv2.setNumThreads(1)
@@ -63,7 +66,11 @@ def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]
     blur = _load(job.blur, job.blur_format, job.black_levels[0], task.transfer)
     sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], task.transfer)
     result = align_pair(blur, sharp, settings=AlignSettings(crop=True))
-    return result.homography.tolist(), result.color.matrix.tolist(), [blur.shape[1], blur.shape[0]]
+    # The noise of the pair as align writes it (cropped, 8-bit sRGB), as mask generate sees it.
+    rows, cols = result.crop.slices()
+    models = pair_noise_model(encode_srgb(blur[rows, cols]), encode_srgb(np.clip(result.sharp_aligned[rows, cols], 0, 1)))
+    return (result.homography.tolist(), result.color.matrix.tolist(), [blur.shape[1], blur.shape[0]],
+            [list(m.coefficients) for m in models])
 
 
 def calibrate(options: CalibrateOptions) -> CalibrationResult:
@@ -76,6 +83,11 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
     homographies = np.array([r[0] for r in batch.results.values()])
     colors = np.array([r[1] for r in batch.results.values()])
     width, height = next(iter(batch.results.values()))[2]
+    # Per channel, the median of the pairs' coefficients (a moving object in one pair of a
+    # "static" capture does not carry the fit).
+    noise = np.median(np.array([r[3] for r in batch.results.values()]), axis=0)
+    noise_model = [NoiseLevel((float(row[0]), float(row[1]), float(row[2])), "srgb", np.zeros((0, 3)), 1e-5).to_dict()
+                   for row in noise]
     rig_h = np.median(homographies, axis=0)
     rig_h /= rig_h[2, 2]
     spread = max(float(corner_error(h, rig_h, width, height).max()) for h in homographies)
@@ -90,6 +102,6 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
     Calibration(
         homography_blur_to_sharp=result.homography_blur_to_sharp, color_matrix=result.color_matrix,
         blur_size=[width, height], pairs_used=result.pairs_used, corner_spread_px=spread,
-        source=str(options.input), software=f"reloblur {__version__}",
+        source=str(options.input), software=f"reloblur {__version__}", noise_model=noise_model,
     ).write(options.out)
     return result

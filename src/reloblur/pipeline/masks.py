@@ -22,6 +22,7 @@ from reloblur.atomic import remove_stale_temporaries
 from reloblur.batch import ItemFailure, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
+from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
 from reloblur.formats.masks import (
     CONFIDENCE_SUFFIX,
@@ -34,6 +35,7 @@ from reloblur.formats.masks import (
 )
 from reloblur.imaging.imageio import read_image, write_image
 from reloblur.lbfmg.generate import MaskParams, generate_mask
+from reloblur.lbfmg.noise import NoiseLevel
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class GenerateOptions:
     force: bool = False
     workers: int | None = None
     progress: bool = True
+    calibration: Path | None = None  # noise model of a static capture (align calibrate)
 
 
 @dataclass
@@ -66,6 +69,18 @@ class _Job:
     mask: Path
     params: MaskParams
     force: bool
+    calibration: Path | None = None
+
+
+def calibrated_noise(path: Path) -> list[NoiseLevel]:
+    """The noise-level functions stored by ``align calibrate`` in ``path``."""
+    calibration = Calibration.read(path)
+    if len(calibration.noise_model) != 3:
+        raise ReloblurError(f"{path}: no noise model in this calibration (re-run 'reloblur align calibrate')")
+    try:
+        return [NoiseLevel.from_dict(entry) for entry in calibration.noise_model]
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ReloblurError(f"{path}: unreadable noise model ({exc})") from None
 
 
 def validity_path(pair: Pair) -> Path:
@@ -87,6 +102,10 @@ def _generate_one(job: _Job) -> str:
     if clip_file.exists():
         inputs["clip"] = clip_file
     params = job.params.to_dict()
+    noise = None
+    if job.calibration is not None:
+        inputs["calibration"] = job.calibration
+        noise = calibrated_noise(job.calibration)
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
     if existing is not None and existing.curated and not job.force:
         return "kept"
@@ -97,6 +116,7 @@ def _generate_one(job: _Job) -> str:
         valid = valid[:, :, 0]
     clipped = read_image(clip_file) if "clip" in inputs else None
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params, valid=valid,
+                           noise=noise,
                            clipped=clipped)
     history = list(existing.history) if existing else []
     history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
@@ -119,7 +139,10 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         raise ReloblurError(f"{options.data}: no <id>_blur / <id>_sharp pairs found")
     if options.masks.is_dir():
         remove_stale_temporaries(options.masks)  # what a killed run left half-written
-    jobs = [_Job(p, mask_path_for(p.rel_dir, p.index, options.masks), options.params, options.force) for p in pairs]
+    if options.calibration is not None:
+        calibrated_noise(options.calibration)  # a bad file fails the command, not every pair
+    jobs = [_Job(p, mask_path_for(p.rel_dir, p.index, options.masks), options.params, options.force,
+                 options.calibration) for p in pairs]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
