@@ -100,3 +100,35 @@ def test_simulate_partial_failure_exits_2(tmp_path):
     result = invoke("simulate", out, "--size", "96x64", "--pairs", "3", "--workers", "1")
     assert result.exit_code == 2
     assert "pair 000001" in result.output
+
+
+def _commands(group, prefix=()):
+    """Every (path, command) of the app's click tree."""
+    yield prefix, group
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _commands(command, (*prefix, name))
+
+
+def test_every_commands_help_shows_each_option_help_whole():
+    """Rich reads [brackets] as markup: a help text must reach the screen with its
+    '[default: ...]' and every other word."""
+    import re
+
+    import typer.main
+
+    from reloblur.dataset_cli.app import app as the_app
+
+    root = typer.main.get_command(the_app)
+    checked = 0
+    for path, command in _commands(root):
+        result = CliRunner().invoke(the_app, [*path, "--help"], env={"COLUMNS": "250", "TERM": "dumb"})
+        assert result.exit_code == 0, (path, result.output)
+        shown = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", result.output))
+        for param in command.params:
+            text = getattr(param, "help", None)
+            if not text:
+                continue
+            expected = re.sub(r"\s+", " ", text.replace("\\[", "["))
+            assert expected in shown, (path, param.name, expected)
+            checked += 1
+    assert checked > 80

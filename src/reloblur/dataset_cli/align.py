@@ -18,7 +18,7 @@ align_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
@@ -103,7 +103,7 @@ def calibrate_command(
 @align_app.command("report")
 def report_command(
     out: Annotated[Path, typer.Argument(help="An 'align' output directory.", show_default=False)],
-    html: Annotated[Optional[Path], typer.Option("--html", help="Page to write [default: OUT-report/index.html].")] = None,
+    html: Annotated[Optional[Path], typer.Option("--html", help="Page to write \\[default: OUT-report/index.html].")] = None,
     detailed: Annotated[int, typer.Option("--detailed", help="Pairs shown with images (worst first).")] = 30,
     json_output: JsonOpt = False,
 ) -> None:

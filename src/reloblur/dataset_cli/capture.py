@@ -34,7 +34,7 @@ def simulate_command(
     static_fraction: Annotated[float, typer.Option("--static-fraction", help="Share of pairs with no motion.")] = 0.15,
     s_phase: Annotated[str, typer.Option("--s-phase", help="Instant of B's exposure S shows: start, middle, end.")] = "middle",
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share of scenes in test (reloblur layout).")] = 0.2,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Simulate the two-camera rig: moving objects over real photographs, B blurred, S sharp.

@@ -16,10 +16,10 @@ from reloblur.dataset_cli.common import print_json, stderr, stdout
 
 RootArg = Annotated[Path, typer.Argument(help="Dataset root (holds train/ and test/).", show_default=False)]
 MasksOpt = Annotated[
-    Optional[Path], typer.Option("--masks", help="Masks tree [default: the sibling 'masks' directory].")
+    Optional[Path], typer.Option("--masks", help="Masks tree \\[default: the sibling 'masks' directory].")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")]
 
 dataset_app = typer.Typer(help="Inspect, check, split and export ReLoBlur-format datasets.", no_args_is_help=True)
 
@@ -86,7 +86,7 @@ def stats_command(
     root: RootArg,
     masks: MasksOpt = None,
     plot: Annotated[
-        Optional[Path], typer.Option("--plot", help="Blur-ratio histogram PNG [default: ROOT_stats.png beside ROOT].")
+        Optional[Path], typer.Option("--plot", help="Blur-ratio histogram PNG \\[default: ROOT_stats.png beside ROOT].")
     ] = None,
     no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write the histogram.")] = False,
     workers: WorkersOpt = None,

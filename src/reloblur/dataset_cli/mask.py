@@ -39,7 +39,7 @@ def _params(high: float, low: float, close: float, min_area: float, dilate: floa
 def generate_command(
     data: Annotated[Path, typer.Argument(help="Aligned pairs: a ReLoBlur dataset root or 'align' output.",
                                          show_default=False)],
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Masks tree [default: sibling 'masks'].")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Masks tree \\[default: sibling 'masks'].")] = None,
     high: Annotated[float, typer.Option("--high", help="Seed threshold, in noise sigmas.")] = 6.0,
     low: Annotated[float, typer.Option("--low", help="Growing threshold, in noise sigmas.")] = 3.0,
     close: Annotated[float, typer.Option("--close", help="Closing radius (fraction of the short side).")] = 0.03,
@@ -48,7 +48,7 @@ def generate_command(
     force: Annotated[bool, typer.Option("--force", help="Also regenerate masks a curator edited or reviewed.")] = False,
     calibration: Annotated[Optional[Path], typer.Option(
         "--calibration", help="Judge noise by the model 'align calibrate' fitted on a static capture.")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes [default: all CPUs].")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Make the blur mask of every pair by noise-aware background subtraction.
@@ -75,7 +75,7 @@ def generate_command(
 @mask_app.command("review")
 def review_command(
     data: Annotated[Path, typer.Argument(help="Aligned pairs (dataset root).", show_default=False)],
-    masks: Annotated[Optional[Path], typer.Option("--masks", help="Masks tree [default: sibling 'masks'].")] = None,
+    masks: Annotated[Optional[Path], typer.Option("--masks", help="Masks tree \\[default: sibling 'masks'].")] = None,
     host: Annotated[str, typer.Option("--host", help="Address to bind (default: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 8765,
 ) -> None:
@@ -101,7 +101,7 @@ def review_command(
 @mask_app.command("stats")
 def stats_command(
     masks: Annotated[Path, typer.Argument(help="Masks tree.", show_default=False)],
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Histogram PNG [default: MASKS_stats.png beside it].")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Histogram PNG \\[default: MASKS_stats.png beside it].")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Blur-ratio histogram and table of a masks tree, per split, with review progress.
