@@ -132,3 +132,13 @@ def test_every_commands_help_shows_each_option_help_whole():
             assert expected in shown, (path, param.name, expected)
             checked += 1
     assert checked > 80
+
+
+def test_json_output_is_strict_json_even_for_infinite_values():
+    import json
+
+    from reloblur.dataset_cli.common import to_jsonable
+
+    data = to_jsonable({"psnr": float("inf"), "ssim": 1.0, "rows": [float("nan"), 2.5]})
+    assert data == {"psnr": None, "ssim": 1.0, "rows": [None, 2.5]}
+    json.dumps(data, allow_nan=False)  # raises on Infinity/NaN

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,12 +32,14 @@ def to_jsonable(obj: Any) -> Any:
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # JSON has no Infinity or NaN; PSNR of identical images is infinite
     return obj
 
 
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout, nothing else there."""
-    typer.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=True))
+    typer.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False))
 
 
 def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
