@@ -142,3 +142,18 @@ def test_json_output_is_strict_json_even_for_infinite_values():
     data = to_jsonable({"psnr": float("inf"), "ssim": 1.0, "rows": [float("nan"), 2.5]})
     assert data == {"psnr": None, "ssim": 1.0, "rows": [None, 2.5]}
     json.dumps(data, allow_nan=False)  # raises on Infinity/NaN
+
+
+def test_validate_output_redirected_is_one_whole_line_per_problem(tmp_path):
+    """When stdout is not a terminal (CliRunner, a pipe, a file), a long path must stay on
+    one line so that grep finds it."""
+    from conftest import make_pair
+
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "dataset"
+    make_pair(deep / "train" / "s01" / "00", "00")
+    (deep / "train" / "s01" / "00" / "00_sharp.png").unlink()
+    result = runner.invoke(app, ["dataset", "validate", str(deep)])
+    assert result.exit_code == 1
+    orphan = str(deep / "train" / "s01" / "00" / "00_blur.png")
+    lines = [line for line in result.output.splitlines() if line.startswith(orphan + ":")]
+    assert lines and ": error: " in lines[0]

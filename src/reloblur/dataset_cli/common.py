@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from reloblur.batch import ItemFailure
 from reloblur.errors import PartialFailure, ReloblurError
 
-stdout = Console(highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)  # long paths stay on one line when redirected
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay whole
 
 _SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")

@@ -63,7 +63,11 @@ def validate_command(
             }
         )
     else:
-        if report.problems:
+        if report.problems and not stdout.is_terminal:
+            # Redirected or piped: one problem per line, paths whole (grep-able, like a compiler).
+            for p in report.problems:
+                stdout.print(f"{p.path}: {p.severity}: {p.code}: {p.message}", markup=False)
+        elif report.problems:
             table = Table(title=f"{len(report.problems)} problem(s)", show_lines=False)
             table.add_column("severity")
             table.add_column("code")
