@@ -124,6 +124,7 @@ def test_every_commands_help_shows_each_option_help_whole():
         result = CliRunner().invoke(the_app, [*path, "--help"], env={"COLUMNS": "250", "TERM": "dumb"})
         assert result.exit_code == 0, (path, result.output)
         shown = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", result.output))
+        assert "<bool>" not in shown, (path, "a flag is shown as taking a value")
         for param in command.params:
             text = getattr(param, "help", None)
             if not text:

@@ -19,7 +19,7 @@ align_app = typer.Typer(
     no_args_is_help=True,
 )
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 
 
 @align_app.command("run")
@@ -27,7 +27,7 @@ def align_command(
     input: Annotated[Path, typer.Argument(help="Capture session, or a folder tree of <id>_blur/<id>_sharp files.",
                                           show_default=False)],
     out: Annotated[Path, typer.Argument(help="Output directory (mirrors the input).", show_default=False)],
-    no_crop: Annotated[bool, typer.Option("--no-crop", help="Keep B's full grid; write <id>.valid.png masks.")] = False,
+    no_crop: Annotated[bool, typer.Option("--no-crop", metavar="", help="Keep B's full grid; write <id>.valid.png masks.")] = False,
     resize: Annotated[Optional[str], typer.Option("--resize", help="Resize outputs to WxH (e.g. 538x359).")] = None,
     resize_filter: Annotated[str, typer.Option("--resize-filter", help="area or bicubic.")] = "area",
     color_mode: Annotated[str, typer.Option("--color-mode", help="matrix, affine, gain, scalar or calibrated.")] = "matrix",

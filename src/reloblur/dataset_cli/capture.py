@@ -29,13 +29,13 @@ def simulate_command(
     layout: Annotated[
         str, typer.Option("--layout", help="session: raw camera frames + ground truth; reloblur: aligned dataset.")
     ] = "session",
-    bayer: Annotated[bool, typer.Option("--bayer", help="Write raw RGGB Bayer frames (session layout).")] = False,
+    bayer: Annotated[bool, typer.Option("--bayer", metavar="", help="Write raw RGGB Bayer frames (session layout).")] = False,
     pairs_per_scene: Annotated[int, typer.Option("--pairs-per-scene", help="Pairs sharing a background.")] = 4,
     static_fraction: Annotated[float, typer.Option("--static-fraction", help="Share of pairs with no motion.")] = 0.15,
     s_phase: Annotated[str, typer.Option("--s-phase", help="Instant of B's exposure S shows: start, middle, end.")] = "middle",
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share of scenes in test (reloblur layout).")] = 0.2,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Simulate the two-camera rig: moving objects over real photographs, B blurred, S sharp.
 
@@ -78,7 +78,7 @@ capture_app = typer.Typer(
     no_args_is_help=True,
 )
 BackendOpt = Annotated[str, typer.Option("--backend", help="harvesters (GenTL), aravis, or sim (simulated rig).")]
-FakeOpt = Annotated[bool, typer.Option("--fake", help="aravis: enable Aravis's fake camera (Fake_1).")]
+FakeOpt = Annotated[bool, typer.Option("--fake", metavar="", help="aravis: enable Aravis's fake camera (Fake_1).")]
 CtiOpt = Annotated[Optional[list[str]], typer.Option("--cti", help="GenTL producer file (repeatable); also GENICAM_GENTL64_PATH.")]
 SizeOpt = Annotated[str, typer.Option("--size", help="Frame size of the sim backend.")]
 
@@ -104,7 +104,7 @@ def capture_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
     queue_size: Annotated[int, typer.Option("--queue", help="Pairs buffered for the writer.")] = 16,
     fake: FakeOpt = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Capture B/S pairs into a crash-safe session (Ctrl-C finishes queued pairs and stops).
 
@@ -153,7 +153,7 @@ def list_command(
     cti: CtiOpt = None,
     fake: FakeOpt = False,
     size: SizeOpt = "720x480",
-    json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
     """Devices and which standard (SFNC) features each has.
 

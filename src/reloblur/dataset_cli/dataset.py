@@ -18,7 +18,7 @@ RootArg = Annotated[Path, typer.Argument(help="Dataset root (holds train/ and te
 MasksOpt = Annotated[
     Optional[Path], typer.Option("--masks", help="Masks tree \\[default: the sibling 'masks' directory].")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")]
 
 dataset_app = typer.Typer(help="Inspect, check, split and export ReLoBlur-format datasets.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def validate_command(
             help="Treat 3-channel and non-0/255 masks (as released with ReLoBlur) as warnings.",
         ),
     ] = False,
-    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", metavar="", help="Exit 1 on warnings too.")] = False,
     workers: WorkersOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -92,7 +92,7 @@ def stats_command(
     plot: Annotated[
         Optional[Path], typer.Option("--plot", help="Blur-ratio histogram PNG \\[default: ROOT_stats.png beside ROOT].")
     ] = None,
-    no_plot: Annotated[bool, typer.Option("--no-plot", help="Do not write the histogram.")] = False,
+    no_plot: Annotated[bool, typer.Option("--no-plot", metavar="", help="Do not write the histogram.")] = False,
     workers: WorkersOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -137,7 +137,7 @@ def split_command(
     masks: MasksOpt = None,
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share of scenes for test.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the scene ranking.")] = 0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the moves without making them.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", metavar="", help="Show the moves without making them.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Deterministic scene-level train/test split, in place (dataset and masks trees).
@@ -167,7 +167,7 @@ def export_command(
     out: Annotated[Path, typer.Argument(help="Output directory.", show_default=False)],
     format: Annotated[str, typer.Option("--format", help=f"Target layout: {', '.join(FORMATS)}.")] = "basicsr",
     masks: MasksOpt = None,
-    copy: Annotated[bool, typer.Option("--copy", help="Copy files instead of symlinking.")] = False,
+    copy: Annotated[bool, typer.Option("--copy", metavar="", help="Copy files instead of symlinking.")] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Export to the GT/LQ paired-folder layout BasicSR-style trainers read.

@@ -13,10 +13,10 @@ from reloblur.dataset_cli.common import print_json, stdout
 
 def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Empty directory for everything the demo makes.")] = Path("demo-out"),
-    quick: Annotated[bool, typer.Option("--quick", help="Small and fast (about 2 minutes): for CI.")] = False,
+    quick: Annotated[bool, typer.Option("--quick", metavar="", help="Small and fast (about 2 minutes): for CI.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated scenes.")] = 0,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")] = False,
 ) -> None:
     """The whole pipeline on the simulated rig: capture (sim cameras, sync-box emulator on a
     pty), align, masks, split, train a small LBAG, eval, deblur, and an HTML report.

@@ -24,7 +24,7 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:
 TrustOpt = Annotated[
     bool, typer.Option("--trust-checkpoint", help="Allow arbitrary pickled objects in the checkpoint (trusted files only).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 
 
 def _require_torch() -> None:
@@ -181,9 +181,9 @@ def deblur_command(
     device: DeviceOpt = "auto",
     tile: Annotated[int, typer.Option("--tile", help="Tile size (0: whole images).")] = 1024,
     overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap in pixels.")] = 64,
-    gates: Annotated[bool, typer.Option("--gates", help="Also write each gate map as <name>_gate.png.")] = False,
+    gates: Annotated[bool, typer.Option("--gates", metavar="", help="Also write each gate map as <name>_gate.png.")] = False,
     pattern: Annotated[Optional[str], typer.Option("--pattern", help="File-name glob inside folders \\[default: *_blur.* if present].")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo outputs that exist.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Redo outputs that exist.")] = False,
     trust_checkpoint: TrustOpt = False,
     json_output: JsonOpt = False,
 ) -> None:

@@ -13,7 +13,7 @@ from reloblur.lbfmg.generate import MaskParams, MaskParamsError
 
 mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
                        no_args_is_help=True)
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 
 
 def _default_masks(data: Path) -> Path:
@@ -45,7 +45,7 @@ def generate_command(
     close: Annotated[float, typer.Option("--close", help="Closing radius (fraction of the short side).")] = 0.03,
     min_area: Annotated[float, typer.Option("--min-area", help="Smallest kept region (fraction of the image).")] = 0.0005,
     dilate: Annotated[float, typer.Option("--dilate", help="Safety dilation (fraction of the short side).")] = 0.0,
-    force: Annotated[bool, typer.Option("--force", help="Also regenerate masks a curator edited or reviewed.")] = False,
+    force: Annotated[bool, typer.Option("--force", metavar="", help="Also regenerate masks a curator edited or reviewed.")] = False,
     calibration: Annotated[Optional[Path], typer.Option(
         "--calibration", help="Judge noise by the model 'align calibrate' fitted on a static capture.")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
