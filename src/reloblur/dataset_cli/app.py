@@ -70,7 +70,7 @@ def _version(value: bool) -> None:
 def root(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, metavar="", help="More log output (-vv for debug).")] = 0,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Options common to every command."""

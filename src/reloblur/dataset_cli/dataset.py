@@ -33,6 +33,7 @@ def validate_command(
         bool,
         typer.Option(
             "--lenient-masks",
+            metavar="",
             help="Treat 3-channel and non-0/255 masks (as released with ReLoBlur) as warnings.",
         ),
     ] = False,
