@@ -22,7 +22,7 @@ from reloblur.errors import ReloblurError
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 TrustOpt = Annotated[
-    bool, typer.Option("--trust-checkpoint", help="Allow arbitrary pickled objects in the checkpoint (trusted files only).")
+    bool, typer.Option("--trust-checkpoint", metavar="", help="Allow arbitrary pickled objects in the checkpoint (trusted files only).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 
