@@ -136,6 +136,8 @@ def test_every_commands_help_shows_each_option_help_whole():
             assert expected in shown, (path, param.name, expected)
             checked += 1
     assert checked > 80
+    leaves = [(path, command) for path, command in _commands(root) if not hasattr(command, "commands")]
+    assert [" ".join(path) for path, command in leaves if "Example" not in (command.help or "")] == []
 
 
 def test_json_output_is_strict_json_even_for_infinite_values():

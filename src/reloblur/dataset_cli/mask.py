@@ -83,6 +83,8 @@ def review_command(
 
     Prints a URL with an access token. On a remote server, tunnel the port:
     ssh -L 8765:127.0.0.1:8765 server, then open the printed URL locally.
+
+    Example: reloblur mask review data/dataset --masks data/masks
     """
     from reloblur.review.server import ReviewOptions, make_server
 
