@@ -374,16 +374,23 @@ class _Judge:
         return z.astype(np.float32)
 
 
+def _fit_region(clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray, valid: np.ndarray, sigma_px: float
+                ) -> tuple[np.ndarray, _Clipping, _Clipping, np.ndarray]:
+    """Where the smoothed difference is defined (``inside``), the clipping widened to the
+    smoothing footprint, and the pixels the residual models are fitted on."""
+    reach = int(math.ceil(2 * sigma_px)) + 1
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    inside = cv2.erode(valid.astype(np.uint8), kernel) > 0 if not valid.all() else valid
+    clip_b, clip_s = clip_b.widened(reach), clip_s.widened(reach)
+    return inside, clip_b, clip_s, usable & inside & ~clip_b.any() & ~clip_s.any()
+
+
 def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray,
            valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
            noise: list[NoiseLevel] | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float]]:
     """Fit the noise-level function and the edge residual of the smoothed ``bs - ss`` per
     channel on the usable static majority, and build the :class:`_Judge` from them."""
-    reach = int(math.ceil(2 * sigma_px)) + 1
-    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-    inside = cv2.erode(valid.astype(np.uint8), kernel) > 0 if not valid.all() else valid
-    clip_b, clip_s = clip_b.widened(reach), clip_s.widened(reach)
-    fit_on = usable & inside & ~clip_b.any() & ~clip_s.any()
+    inside, clip_b, clip_s, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
     models, edges, sharpness, inverse = [], [], [], np.empty_like(bs)
     for c in range(bs.shape[0]):
         difference = bs[c] - ss[c]
@@ -714,16 +721,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     >>> bool(result.mask[60, 80] == 255 and result.mask[10, 10] == 0)
     True
     """
-    b, s, valid_in, code = _inputs(blur, sharp, valid)
-    bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)  # planar from here on: (C, H, W)
-    sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
-    clip_b, clip_s = _clipping(b, s, valid_in, clipped, code)
-    usable = valid_in & ~clip_b.any() & ~clip_s.any()
-    sp, gains = _match_brightness(bp, sp, usable, params)
-    # A second, coarser scale was tried: there the static residual is colour and gain
-    # misfit, spatially correlated, and it raised false area tenfold.
-    bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
-    ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
+    pair = _prepare(blur, sharp, valid, clipped, params)
+    bp, sp, bs, ss = pair.bp, pair.sp, pair.bs, pair.ss
+    clip_b, clip_s, usable, valid_in = pair.clip_b, pair.clip_s, pair.usable, pair.valid
     judge, models, edge_kappa, sharpness_beta = _judge(bs, ss, clip_b, clip_s, usable, valid_in,
                                                        sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance,
                                                        transfer=params.transfer, noise=noise)
@@ -734,11 +734,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     out = np.where(mask, 255, 0).astype(np.uint8)
     reach = int(math.ceil(2 * params.smooth_sigma)) + 1
     static = usable & ~(cv2.dilate(out, _disk(max(2, reach))) > 0)
-    camera_noise, residual_ratio = _camera_noise(bp, sp, static, code)
+    camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
     flags = _flags(edge_kappa, recoloured, clipped_fraction)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
-                      clipped_fraction, gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
+                      clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration")
 
 
@@ -747,17 +747,43 @@ def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams 
     """The noise-level function per channel of an aligned *static* pair, fitted exactly as
     :func:`generate_mask` fits it: what ``align calibrate`` stores from its static capture
     and ``mask generate --calibration`` uses instead of each pair's own fit."""
+    pair = _prepare(blur, sharp, valid, None, params)
+    _, _, _, fit_on = _fit_region(pair.clip_b, pair.clip_s, pair.usable, pair.valid, params.smooth_sigma)
+    return [fit_noise_level(pair.bs[c] - pair.ss[c], pair.bs[c], fit_on, transfer=params.transfer)
+            for c in range(pair.bs.shape[0])]
+
+
+@dataclass
+class _Prepared:
+    """A pair made ready to judge: planar ``(C, H, W)`` images (S brightness-matched), both
+    smoothed, the clipping of each, the validity mask and the pixels usable for fits."""
+
+    bp: np.ndarray
+    sp: np.ndarray
+    bs: np.ndarray
+    ss: np.ndarray
+    clip_b: _Clipping
+    clip_s: _Clipping
+    valid: np.ndarray
+    usable: np.ndarray
+    code: float
+    gains: dict[str, list[float]]
+
+
+def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clipped: np.ndarray | None,
+             params: MaskParams) -> _Prepared:
+    """What :func:`generate_mask` and :func:`pair_noise_model` both start from."""
     b, s, valid_in, code = _inputs(blur, sharp, valid)
     bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
     sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
-    clip_b, clip_s = _clipping(b, s, valid_in, None, code)
+    clip_b, clip_s = _clipping(b, s, valid_in, clipped, code)
     usable = valid_in & ~clip_b.any() & ~clip_s.any()
-    sp, _ = _match_brightness(bp, sp, usable, params)
+    sp, gains = _match_brightness(bp, sp, usable, params)
+    # A second, coarser scale was tried: there the static residual is colour and gain
+    # misfit, spatially correlated, and it raised false area tenfold.
     bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
     ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
-    _, models, _, _ = _judge(bs, ss, clip_b, clip_s, usable, valid_in, sigma_px=params.smooth_sigma,
-                             tolerance=params.shift_tolerance, transfer=params.transfer)
-    return models
+    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, valid_in, usable, code, gains)
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
