@@ -100,6 +100,12 @@ class ReviewStore:
                 "blur_ratio": record.blur_ratio, "params": record.params or self.params.to_dict(),
                 "history": record.history, "diagnostics": record.diagnostics}
 
+    def shape(self, pair: Pair) -> tuple[int, int]:
+        """``(height, width)`` of ``pair``'s mask, from a file header (nothing decoded)."""
+        path = self.mask_path(pair)
+        info = probe_image(path if path.exists() else pair.blur)
+        return info.height, info.width
+
     def mask(self, pair: Pair) -> np.ndarray:
         """``pair``'s mask, or an empty one of B's size."""
         path = self.mask_path(pair)
@@ -141,7 +147,7 @@ class ReviewStore:
         if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":
             raise ApiError(HTTPStatus.BAD_REQUEST, "the mask is not a PNG")
         width, height = struct.unpack(">II", png[16:24])
-        expected = self.mask(pair).shape
+        expected = self.shape(pair)
         if (height, width) != expected:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"mask is {width}x{height}, the image is {expected[1]}x{expected[0]}")
         decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -153,11 +159,7 @@ class ReviewStore:
             if decoded.shape[2] == 4:
                 value *= decoded[:, :, 3] / np.float32(255)
             decoded = value
-        mask = np.where(decoded > 127, 255, 0).astype(np.uint8)
-        expected = self.mask(pair).shape
-        if mask.shape != expected:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"mask is {mask.shape[1]}x{mask.shape[0]}, "
-                           f"the image is {expected[1]}x{expected[0]}")
+        mask = np.where(decoded > 127, 255, 0).astype(np.uint8)  # its size is the header's, checked above
         review = review or "reviewed"
         if review not in REVIEW_STATES:
             raise ApiError(HTTPStatus.BAD_REQUEST, f"review state {review!r} is not one of {REVIEW_STATES}")
