@@ -69,7 +69,8 @@ class _Job:
     mask: Path
     params: MaskParams
     force: bool
-    calibration: Path | None = None
+    calibration: Path | None = None  # fingerprinted as an input: a new calibration redoes the masks
+    noise: list[NoiseLevel] | None = None  # its noise model, read once by the command
 
 
 def calibrated_noise(path: Path) -> list[NoiseLevel]:
@@ -102,10 +103,8 @@ def _generate_one(job: _Job) -> str:
     if clip_file.exists():
         inputs["clip"] = clip_file
     params = job.params.to_dict()
-    noise = None
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
-        noise = calibrated_noise(job.calibration)
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
     if existing is not None and existing.curated and not job.force:
         return "kept"
@@ -116,7 +115,7 @@ def _generate_one(job: _Job) -> str:
         valid = valid[:, :, 0]
     clipped = read_image(clip_file) if "clip" in inputs else None
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params, valid=valid,
-                           noise=noise,
+                           noise=job.noise,
                            clipped=clipped)
     history = list(existing.history) if existing else []
     history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
@@ -139,10 +138,10 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         raise ReloblurError(f"{options.data}: no <id>_blur / <id>_sharp pairs found")
     if options.masks.is_dir():
         remove_stale_temporaries(options.masks)  # what a killed run left half-written
-    if options.calibration is not None:
-        calibrated_noise(options.calibration)  # a bad file fails the command, not every pair
+    # Read once: a bad file fails the command, not every pair.
+    noise = calibrated_noise(options.calibration) if options.calibration is not None else None
     jobs = [_Job(p, mask_path_for(p.rel_dir, p.index, options.masks), options.params, options.force,
-                 options.calibration) for p in pairs]
+                 options.calibration, noise) for p in pairs]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
