@@ -1,6 +1,7 @@
 """Baseline for benchmarks/mask_bench.py: the mask generator as it was at 94cccc5 (one global
 noise level from the Laplacian, adaptive level, 3 % closing, hole filling), kept verbatim
-but for imports so that every benchmark run measures the new generator against it.
+but for imports (component listing from ``reloblur.formats.masks``; scoring lives in
+``reloblur.lbfmg.metrics``) so that every benchmark run measures the new generator against it.
 
 Local blur foreground masks by background subtraction (LBFMG).
 
@@ -39,6 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from reloblur.errors import ImageFormatError
+from reloblur.formats.masks import Component, mask_components
 from reloblur.imaging.imageio import ensure_rgb, linear_to_srgb, srgb_to_linear, to_float
 from reloblur.postprocess.color import ColorFitError, fit_color
 
@@ -67,12 +69,6 @@ class MaskParams:
 
 
 @dataclass
-class Component:
-    area: int
-    bbox: list[int]  # x, y, width, height
-
-
-@dataclass
 class MaskResult:
     """A mask and what it was made from."""
 
@@ -92,17 +88,6 @@ def noise_sigma(channel: np.ndarray) -> float:
 
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-
-
-def components_of(mask: np.ndarray) -> list[Component]:
-    """Connected components of a binary mask with their areas and bounding boxes."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
-    return [
-        Component(int(stats[i, cv2.CC_STAT_AREA]),
-                  [int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP]),
-                   int(stats[i, cv2.CC_STAT_WIDTH]), int(stats[i, cv2.CC_STAT_HEIGHT])])
-        for i in range(1, count)
-    ]
 
 
 def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams()) -> MaskResult:
@@ -175,29 +160,4 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     if params.dilate_radius > 0:
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
     out = np.where(mask, 255, 0).astype(np.uint8)
-    return MaskResult(out, float(mask.mean()), components_of(out), sigma, params.high_sigmas * level)
-
-
-def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union of two binary masks; 1 when both are empty."""
-    p, t = prediction > 0, truth > 0
-    union = np.count_nonzero(p | t)
-    return 1.0 if union == 0 else float(np.count_nonzero(p & t) / union)
-
-
-def boundary_f_score(prediction: np.ndarray, truth: np.ndarray, *, tolerance: int = 2) -> float:
-    """Boundary F-measure: precision/recall of boundary pixels within ``tolerance`` px."""
-    def boundary(m: np.ndarray) -> np.ndarray:
-        m = (m > 0).astype(np.uint8)
-        return (m - cv2.erode(m, np.ones((3, 3), np.uint8))) > 0
-
-    bp, bt = boundary(prediction), boundary(truth)
-    if not bp.any() and not bt.any():
-        return 1.0
-    if not bp.any() or not bt.any():
-        return 0.0
-    near_t = cv2.dilate(bt.astype(np.uint8), _disk(tolerance)) > 0
-    near_p = cv2.dilate(bp.astype(np.uint8), _disk(tolerance)) > 0
-    precision = np.count_nonzero(bp & near_t) / np.count_nonzero(bp)
-    recall = np.count_nonzero(bt & near_p) / np.count_nonzero(bt)
-    return 0.0 if precision + recall == 0 else float(2 * precision * recall / (precision + recall))
+    return MaskResult(out, float(mask.mean()), mask_components(out), sigma, params.high_sigmas * level)
