@@ -28,12 +28,12 @@ def confined(root: str | os.PathLike[str], name: str, *, what: str = "path") -> 
 
     Examples
     --------
-    >>> confined("/data/session", "frames/000001_B.tiff").as_posix()
-    '/data/session/frames/000001_B.tiff'
-    >>> confined("/data/session", "../secret/x.tiff")  # doctest: +IGNORE_EXCEPTION_DETAIL
+    >>> confined("session", "frames/000001_B.tiff").as_posix()
+    'session/frames/000001_B.tiff'
+    >>> confined("session", "../secret/x.tiff")  # doctest: +IGNORE_EXCEPTION_DETAIL
     Traceback (most recent call last):
     ...
-    reloblur.paths.UnsafePathError: path '../secret/x.tiff' leaves /data/session
+    reloblur.paths.UnsafePathError: path '../secret/x.tiff' leaves session
     """
     text = str(name)
     parts = PurePosixPath(text.replace("\\", "/")).parts
