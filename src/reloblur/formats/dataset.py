@@ -82,6 +82,9 @@ class Orphan:
 
     path: Path
     missing: Path
+    rel_dir: PurePosixPath
+    index: str
+    missing_role: str  # "blur" or "sharp"
 
 
 @dataclass
@@ -187,7 +190,8 @@ def scan_dataset(
             assert present is not None
             missing_role = "blur" if blur is None else "sharp"
             scan.orphans.append(
-                Orphan(present, present.with_name(f"{index}_{missing_role}{present.suffix}"))
+                Orphan(present, present.with_name(f"{index}_{missing_role}{present.suffix}"), rel_dir, index,
+                       missing_role)
             )
             continue
         mask = None

@@ -136,11 +136,10 @@ def _tree_jobs(options: AlignOptions) -> list[AlignJob]:
                         exclude=options.out)
     jobs = []
     for orphan in scan.orphans:
-        present, missing = orphan.path, orphan.missing.name.rsplit("_", 1)[-1].split(".")[0]
-        rel = Path(present.parent.relative_to(options.input))
-        index = present.name.rsplit("_", 1)[0]
-        jobs.append(AlignJob(key=(rel / index).as_posix(), blur=present, sharp=present, out_dir=options.out / rel,
-                             index=index, problem=f"{present}: its {missing} partner is missing"))
+        rel = Path(orphan.rel_dir)
+        jobs.append(AlignJob(key=(rel / orphan.index).as_posix(), blur=orphan.path, sharp=orphan.path,
+                             out_dir=options.out / rel, index=orphan.index,
+                             problem=f"{orphan.path}: its {orphan.missing_role} partner is missing"))
     for pair in scan.pairs:
         rel = Path(pair.rel_dir)
         jobs.append(AlignJob(key=(rel / pair.index).as_posix(), blur=pair.blur, sharp=pair.sharp,
