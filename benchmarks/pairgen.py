@@ -220,14 +220,20 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
     hmat[:2] = cv2.getRotationMatrix2D(((canvas[0] - 1) / 2, (canvas[1] - 1) / 2), angle, scale)
     hmat[:2, 2] += rng.uniform(-0.01, 0.01, 2) * np.array([w, h])
     to_b = np.array([[1, 0, -margin], [0, 1, -margin], [0, 0, 1.0]])
-    s_grid = cv2.warpPerspective(sharp_radiance, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
-    if condition.distortion:
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-        r2 = _radial((w, h)).astype(np.float32)
-        factor = 1 + condition.distortion * r2
-        map_x = (xx - (w - 1) / 2) * factor + (w - 1) / 2
-        map_y = (yy - (h - 1) / 2) * factor + (h - 1) / 2
-        s_grid = cv2.remap(s_grid.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    if not condition.distortion:
+        s_grid = cv2.warpPerspective(sharp_radiance, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
+    else:
+        # Distortion and homography in one lookup into the canvas, whose margin holds the
+        # scene a wider view sees (a remap of the cropped view would reflect its borders).
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+        factor = 1 + condition.distortion * _radial((w, h))
+        undistorted = np.stack([(xx - (w - 1) / 2) * factor + (w - 1) / 2,
+                                (yy - (h - 1) / 2) * factor + (h - 1) / 2, np.ones_like(xx)], axis=-1)
+        source = undistorted @ np.linalg.inv(to_b @ hmat).T
+        map_x = (source[..., 0] / source[..., 2]).astype(np.float32)
+        map_y = (source[..., 1] / source[..., 2]).astype(np.float32)
+        s_grid = cv2.remap(sharp_radiance.astype(np.float32), map_x, map_y, cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REFLECT)
     b_view = blur_radiance[margin : margin + h, margin : margin + w]
     truth = np.where(swept[margin : margin + h, margin : margin + w] > 0.1, 255, 0).astype(np.uint8)
     if static:

@@ -119,7 +119,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     h, w = b.shape[:2]
     if params.match_brightness:
         try:
-            gains = fit_color(srgb_to_linear(s), srgb_to_linear(b), mode="gain")
+            gains = fit_color(srgb_to_linear(s), srgb_to_linear(b), mode="gain", denoise_sigma=0)
             s = linear_to_srgb(gains.apply(srgb_to_linear(s)))
         except ColorFitError:
             pass  # nearly black or saturated everywhere: compare as is

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from reloblur.errors import WriteError
+
 TEMP_PREFIX = ".tmp-"
 
 
@@ -45,8 +47,11 @@ def atomic_open(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
         for scratch output.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
+    except OSError as exc:
+        raise WriteError(f"{target}: cannot write ({exc.strerror or exc})") from exc
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -56,6 +61,10 @@ def atomic_open(path: str | os.PathLike[str], *, fsync: bool = True) -> Iterator
                 os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise WriteError(f"{target}: cannot write ({exc.strerror or exc})") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

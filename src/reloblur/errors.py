@@ -29,6 +29,11 @@ class SessionError(ReloblurError):
     """A capture session directory is malformed."""
 
 
+class WriteError(ReloblurError):
+    """An output could not be written (disk full, permission, read-only medium): names the
+    file and the reason. Nothing half-written is left behind (see :mod:`reloblur.atomic`)."""
+
+
 class PartialFailure(ReloblurError):
     """A batch ran to the end but some of its items failed."""
 

@@ -49,3 +49,16 @@ def confined(root: str | os.PathLike[str], name: str, *, what: str = "path") -> 
     if resolved != resolved_root and resolved_root not in resolved.parents:
         raise UnsafePathError(f"{what} {text!r} leaves {root} (it resolves to {resolved})")
     return candidate
+
+
+def output_folder(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """``path`` as a folder a command may write into: absent (it will be made) or a
+    directory. A file there is a user error found before any work, not one failure per item.
+
+    >>> output_folder("/")
+    PosixPath('/')
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ReloblurError(f"{folder}: the {what} is a file, not a folder")
+    return folder

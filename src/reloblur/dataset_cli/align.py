@@ -6,8 +6,17 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
-from reloblur.dataset_cli.common import DefaultToRun, fail_partially, parse_size, print_failures, print_json, stdout
+from reloblur.dataset_cli.common import (
+    DefaultToRun,
+    fail_partially,
+    finish_batch,
+    parse_size,
+    print_json,
+    stdout,
+)
+from reloblur.errors import ReloblurError
 from reloblur.postprocess.align import AlignLimits
 
 align_app = typer.Typer(
@@ -39,14 +48,24 @@ def align_command(
     max_rotation: Annotated[float, typer.Option("--max-rotation", help="Flag pairs rotated more (deg).")] = 5.0,
     max_scale: Annotated[float, typer.Option("--max-scale-change", help="Flag pairs scaled more (fraction).")] = 0.05,
     min_psnr: Annotated[float, typer.Option("--min-static-psnr", help="Flag pairs below (dB).")] = 25.0,
+    append: Annotated[bool, typer.Option("--append", metavar="",
+                                         help="OUT holds other sessions: number this one's pairs on after theirs.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", metavar="",
+                                            help="Replace pairs OUT already holds where these go (refused by default).")] = False,
     workers: WorkersOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Align every pair: S colour-corrected, brightness-matched and warped onto B.
 
+    A session's pairs go to OUT/train/<scene>/00/NN_*; a second session aligned into the
+    same OUT is refused where its pairs would replace the first's, unless --append
+    (numbered on) or --overwrite.
+
     Examples:
 
       reloblur align run session/ aligned/
+
+      reloblur align run session-2/ aligned/ --append
 
       reloblur align run photos/ aligned/ --resize 538x359 --workers 4
     """
@@ -54,25 +73,21 @@ def align_command(
     from reloblur.pipeline.align import AlignOptions, align_all
     from reloblur.postprocess.color import check_color_mode
 
+    if append and overwrite:
+        raise ReloblurError("--append and --overwrite: choose one")
     report = align_all(AlignOptions(
         input=input, out=out, crop=not no_crop, resize=parse_size(resize, option="--resize") if resize else None,
         resize_filter=resize_filter, color_mode=check_color_mode(color_mode), calibration=calibration, masks=masks,
         transfer=check_transfer(transfer), bit_depth=bit_depth,
         limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr),
-        workers=workers, progress=not json_output,
+        workers=workers, progress=not json_output, merge="append" if append else "overwrite" if overwrite else "refuse",
     ))
-    if json_output:
-        print_json(report)
-    else:
-        stdout.print(f"{report.pairs} pair(s): {report.aligned} aligned, {report.resumed} already done, "
-                     f"{len(report.flagged)} flagged, {len(report.failures)} failed -> {report.out}")
-        for key in report.flagged:
-            stdout.print(f"[yellow]flagged[/] {key} (see its .align.json)")
-        for skipped in report.skipped:
-            stdout.print(f"skipped {skipped.item}: {skipped.reason}")
-        print_failures(report.failures)
-    if report.failures:
-        fail_partially(len(report.failures), "pair(s)")
+    finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
+        f"{report.pairs} pair(s): {report.aligned} aligned, {report.resumed} already done, "
+        f"{len(report.flagged)} flagged, {len(report.failures)} failed -> {escape(report.out)}",
+        *(f"[yellow]flagged[/] {escape(key)} (see its .align.json)" for key in report.flagged),
+        *(f"skipped {escape(s.item)}: {escape(s.reason)}" for s in report.skipped),
+    ])
 
 
 @align_app.command("calibrate")

@@ -16,6 +16,8 @@ try:  # typer >= 0.20 vendors click; older releases use the click package
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError  # type: ignore[assignment]
 
+from rich.markup import escape
+
 from reloblur import __version__
 from reloblur.errors import ReloblurError
 from reloblur.logs import configure_logging
@@ -42,8 +44,13 @@ class ReloblurGroup(TyperGroup):
             exc.exit_code = 1
             raise
         except ReloblurError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+            stderr.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # the system's own I/O errors: the path and the reason, no traceback
+            where = f"{exc.filename}: " if exc.filename else ""
+            stderr.print(f"[bold red]error:[/] {escape(where + (exc.strerror or str(exc)))}", markup=True,
+                         soft_wrap=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

@@ -6,11 +6,13 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from reloblur.batch import ItemFailure
@@ -53,7 +55,23 @@ def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
 def print_failures(failures: list[ItemFailure]) -> None:
     """One stderr line per failed item of a batch: ``failed <item>: <reason>``."""
     for failure in failures:
-        stderr.print(f"[red]failed[/] {failure.item}: {failure.reason}")
+        stderr.print(f"[red]failed[/] {escape(failure.item)}: {escape(failure.reason)}")
+
+
+def finish_batch(report: Any, failures: list[ItemFailure], *, json_output: bool,
+                 summary: Callable[[], list[str]], notes: Callable[[], list[str]] = list) -> None:
+    """The end of every batch command: the report as JSON, or its summary lines (stdout),
+    notes (stderr) and one line per failure; then exit 2 if any item failed."""
+    if json_output:
+        print_json(report)
+    else:
+        for line in summary():
+            stdout.print(line)
+        for line in notes():
+            stderr.print(line)
+        print_failures(failures)
+    if failures:
+        fail_partially(len(failures), "pair(s)")
 
 
 def fail_partially(count: int, what: str) -> NoReturn:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -74,8 +75,22 @@ class CameraRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraRecord:
-        """The record of a manifest's camera entry (unknown keys ignored)."""
-        return cls(**_known_fields(cls, data))
+        """The record of a manifest's camera entry (unknown keys ignored); ``TypeError``
+        naming the field when a number is not a finite number."""
+        known = _known_fields(cls, data)
+        for name in _CAMERA_NUMBERS:
+            value = known.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise TypeError(f"{name} = {value!r} is not a finite number")
+            if value < 0 and name != "gain_db":
+                raise TypeError(f"{name} = {value!r} is negative")
+        return cls(**known)
+
+
+# Numeric fields of a camera entry: values that arithmetic will use, checked on reading.
+_CAMERA_NUMBERS = ("width", "height", "bit_depth", "exposure_us", "gain_db", "black_level")
 
 
 @dataclass

@@ -55,6 +55,22 @@ def info_of(image: np.ndarray) -> ImageInfo:
     return ImageInfo(int(image.shape[1]), int(image.shape[0]), int(channels), str(image.dtype))
 
 
+# Largest image read: 2^30 pixels (OpenCV's own limit), 32768 x 32768; a header claiming
+# more is damaged or hostile, and decoding it would try to allocate gigabytes first.
+MAX_PIXELS = 1 << 30
+
+
+def _sniff(data: bytes) -> str | None:
+    """The image format the bytes themselves announce (``PNG``, ``TIFF``, ``JPEG``), if any."""
+    if data.startswith(PNG_SIGNATURE):
+        return "PNG"
+    if data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return "TIFF"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    return None
+
+
 def check_png_structure(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> None:
     """Raise :class:`ImageReadError` unless ``data`` is a structurally complete PNG."""
     if not data.startswith(PNG_SIGNATURE):
@@ -68,11 +84,11 @@ def check_png_structure(data: bytes, path: str | os.PathLike[str] = "<bytes>") -
         body_end = pos + 8 + length
         if body_end + 4 > end:
             raise ImageReadError(
-                f"{path}: truncated PNG (chunk {kind!r} needs {length} bytes, file ends first)"
+                f"{path}: truncated PNG (chunk {kind.decode('latin-1')} needs {length} bytes, file ends first)"
             )
         crc = struct.unpack(">I", data[body_end : body_end + 4])[0]
         if zlib.crc32(data[pos + 4 : body_end]) != crc:
-            raise ImageReadError(f"{path}: corrupted PNG (CRC mismatch in chunk {kind!r})")
+            raise ImageReadError(f"{path}: corrupted PNG (CRC mismatch in chunk {kind.decode('latin-1')})")
         pos = body_end + 4
         if kind == b"IEND":
             return
@@ -126,6 +142,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     data = _read_bytes(path)
     suffix = path.suffix.lower()
+    kind = _sniff(data)
+    named = "TIFF" if suffix in TIFF_SUFFIXES else "PNG" if suffix in PNG_SUFFIXES else None
+    if kind and named and kind != named:
+        raise ImageReadError(f"{path}: holds a {kind} image, not the {named} its name says (rename it)")
     if suffix in TIFF_SUFFIXES:
         try:
             image = tifffile.imread(io.BytesIO(data))
@@ -136,7 +156,15 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         return np.ascontiguousarray(image)
     if suffix in PNG_SUFFIXES:
         check_png_structure(data, path)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if data[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", data[16:24])
+            if width * height > MAX_PIXELS:
+                raise ImageReadError(f"{path}: declares {width}x{height} pixels, more than {MAX_PIXELS} "
+                                     "(a damaged or hostile header)")
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # OpenCV asserts on sizes it refuses
+        raise ImageReadError(f"{path}: cannot decode image ({str(exc).strip().splitlines()[-1]})") from None
     if decoded is None:
         raise ImageReadError(f"{path}: cannot decode image")
     return _from_opencv_order(decoded)

@@ -7,6 +7,7 @@ balance, full 16-bit range. Gamma is applied only when writing the final 8-bit i
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Literal, get_args
@@ -73,6 +74,15 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
         white is 4095).
     """
     parsed = PixelFormat.parse(pixel_format)
+    planes = 1 if frame.ndim == 2 else frame.shape[2]
+    if (parsed.layout in ("mono", "bayer")) != (planes == 1):
+        raise ImageFormatError(f"pixel format {pixel_format} does not match a frame of {planes} channel(s)")
+    full_scale = float(2 ** (bit_depth or parsed.bits) - 1)
+    if frame.dtype.kind in "ui" and frame.size and int(frame.max()) > full_scale:
+        raise ImageFormatError(f"pixel format {pixel_format}: values up to {int(frame.max())} exceed its "
+                               f"{bit_depth or parsed.bits}-bit full scale ({int(full_scale)})")
+    if not math.isfinite(black_level) or not 0 <= black_level < full_scale:
+        raise ImageFormatError(f"black level {black_level!r} is outside [0, {int(full_scale)})")
     if parsed.layout == "bayer":
         assert parsed.pattern is not None
         image = demosaic(frame, parsed.pattern)
@@ -80,7 +90,6 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
         image = frame[:, :, [2, 1, 0]]
     else:
         image = ensure_rgb(frame)
-    full_scale = float(2 ** (bit_depth or parsed.bits) - 1)
     linear = (image.astype(np.float32) - black_level) / (full_scale - black_level)
     return np.clip(linear, 0.0, 1.0)
 
@@ -134,6 +143,9 @@ def load_linear(path: str | os.PathLike[str], *, transfer: InputTransfer = "auto
     if path.suffix.lower() in RAW_SUFFIXES:
         return decode_raw(path)
     image = read_image(path)
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        bad = int((~np.isfinite(image)).sum())
+        raise ImageReadError(f"{path}: {bad} non-finite (NaN or infinite) pixel value(s)")
     values = to_float(ensure_rgb(image))
     if transfer == "auto":
         transfer = "srgb" if image.dtype == np.uint8 else "linear"

@@ -29,7 +29,7 @@ from torch import nn
 
 from reloblur import __version__
 from reloblur.atomic import atomic_open
-from reloblur.errors import ReloblurError
+from reloblur.errors import ReloblurError, WriteError
 from reloblur.lbag.model import LBAG, infer_num_res
 
 CHECKPOINT_NAME = re.compile(r"^model_ckpt_steps_(\d+)\.ckpt$")
@@ -182,8 +182,11 @@ def save_checkpoint(directory: str | os.PathLike[str], *, model: nn.Module, glob
     }
     payload.update(extra or {})
     path = directory / checkpoint_name(global_step)
-    with atomic_open(path) as handle:
-        torch.save(payload, handle, _use_new_zipfile_serialization=False)
+    try:
+        with atomic_open(path) as handle:
+            torch.save(payload, handle, _use_new_zipfile_serialization=False)
+    except RuntimeError as exc:  # torch reports a failed write (a full disk) so, without the path
+        raise WriteError(f"{path}: cannot write ({exc})") from exc
     if keep_last is not None and keep_last > 0:
         for _, old in list_checkpoints(directory)[:-keep_last]:
             old.unlink(missing_ok=True)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reloblur import resume
-from reloblur.atomic import atomic_write_json
+from reloblur.atomic import atomic_write_json, remove_stale_temporaries
 from reloblur.batch import ItemFailure, make_progress
 from reloblur.errors import ReloblurError
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, read_image, write_image
 from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, deblur, to_tensor, to_uint8
+from reloblur.paths import output_folder
 
 MANIFEST = ".reloblur-deblur.json"
 
@@ -86,6 +87,8 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
     """Deblur every image of ``options.inputs`` into ``options.out`` (resumable, atomic writes)."""
     checkpoint = resolve_checkpoint(options.checkpoint)
     jobs = plan_outputs(options.inputs, options.out, options.pattern)
+    if output_folder(options.out, what="output directory").is_dir():
+        remove_stale_temporaries(options.out)  # what a killed run left half-written
     fingerprint = resume.file_fingerprint(checkpoint)
     manifest_path = options.out / MANIFEST
     manifest = resume.read_sidecar(manifest_path)

@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from reloblur import __version__
-from reloblur.atomic import atomic_write_json, atomic_write_text
+from reloblur.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from reloblur.batch import make_progress
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import discover_pairs
@@ -42,6 +42,7 @@ from reloblur.lbag.inference import run_whole
 from reloblur.lbag.losses import lbag_loss
 from reloblur.lbag.metrics import image_metrics
 from reloblur.lbag.model import LBAG
+from reloblur.paths import output_folder
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -360,7 +361,8 @@ def _start_run(config: TrainConfig, run_dir: Path, *, resume: bool, changes: dic
     ddp = _init_distributed(config.device)
     device = _device_for(config, ddp)
     if ddp.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        output_folder(run_dir, what="run directory").mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)  # a checkpoint a killed run left half-written
         atomic_write_text(run_dir / CONFIG_FILE, dump_config(config))
         atomic_write_json(run_dir / (RUN_FILE if not resume else f"run-resumed-{int(time.time())}.json"),
                           run_metadata(config, command_line))

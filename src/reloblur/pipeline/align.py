@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
@@ -26,17 +26,20 @@ import numpy as np
 from reloblur import __version__, resume
 from reloblur.atomic import remove_stale_temporaries
 from reloblur.batch import ItemFailure, run_batch
-from reloblur.errors import ReloblurError
+from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import scan_dataset
-from reloblur.formats.session import MANIFEST, Session
+from reloblur.formats.session import LOG, MANIFEST, Session
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
 from reloblur.imaging.raw import RAW_SUFFIXES, InputTransfer, frame_to_linear, load_linear
+from reloblur.paths import output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
 
 RESIZE_FILTERS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
+Merge = Literal["refuse", "append", "overwrite"]
+MERGES: tuple[str, ...] = get_args(Merge)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class AlignOptions:
     limits: AlignLimits = field(default_factory=AlignLimits)
     workers: int | None = None
     progress: bool = True
+    # What to do when OUT already holds other pairs where these would go: refuse (the
+    # default), append (a session's pairs are numbered on after them), or overwrite.
+    merge: Merge = "refuse"
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,11 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
     session = Session(options.input)
     cameras = session.manifest.cameras
     black = (cameras["B"].black_level or 0.0, cameras["S"].black_level or 0.0)
-    per_scene: dict[str, int] = {}
+    by_scene: dict[str, list[Any]] = {}
     jobs, rejected = [], []
+    if session.truncated_log:
+        rejected.append(ItemFailure(str(options.input / LOG), "its last line is cut off (the capture stopped while "
+                                    "writing it): that pair is not aligned"))
     for skipped in session.skipped:
         if skipped.reason.startswith("rejected"):
             rejected.append(ItemFailure(f"pair {skipped.pair}", skipped.reason))
@@ -117,17 +126,88 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
                                  out_dir=options.out, index="",
                                  problem=f"pair {record.pair}: scene label {record.scene!r} is not a folder name"))
             continue
-        number = per_scene.get(scene, 0)
-        per_scene[scene] = number + 1
-        index = f"{number:02d}"
+        by_scene.setdefault(scene, []).append(record)
+    for scene, records in by_scene.items():
         rel = Path("train", scene, "00")
-        jobs.append(AlignJob(
-            key=f"{rel.as_posix()}/{index}", blur=session.frame_path(record, "B"),
-            sharp=session.frame_path(record, "S"), out_dir=options.out / rel, index=index,
-            blur_format=record.frames["B"].pixel_format, sharp_format=record.frames["S"].pixel_format,
-            black_levels=black, session_pair=record.pair,
-        ))
+        blurs = [session.frame_path(record, "B") for record in records]
+        indices = _session_indices(options.out / rel, blurs, append=options.merge == "append")
+        for record, blur, index in zip(records, blurs, indices):
+            jobs.append(AlignJob(
+                key=f"{rel.as_posix()}/{index}", blur=blur, sharp=session.frame_path(record, "S"),
+                out_dir=options.out / rel, index=index, blur_format=record.frames["B"].pixel_format,
+                sharp_format=record.frames["S"].pixel_format, black_levels=black, session_pair=record.pair,
+            ))
     return jobs, rejected
+
+
+@dataclass(frozen=True)
+class _Occupant:
+    """A pair already in an output folder: the fingerprint of the B it was made from, and
+    where that was (``None`` for both when its files have no readable sidecar)."""
+
+    blur: dict[str, Any] | None
+    source: str | None
+
+
+def _occupants(folder: Path) -> dict[str, _Occupant]:
+    """The pairs an output folder already holds, by index: every ``NN.align.json`` and
+    every ``NN_blur.png`` / ``NN_sharp.png``, whether or not it has a sidecar."""
+    if not folder.is_dir():
+        return {}
+    indices = set()
+    for path in folder.iterdir():
+        for ending in (SIDECAR_SUFFIX, "_blur.png", "_sharp.png"):
+            if path.name.endswith(ending) and len(path.name) > len(ending):
+                indices.add(path.name[: -len(ending)])
+    found = {}
+    for index in indices:
+        data = resume.read_sidecar(folder / f"{index}{SIDECAR_SUFFIX}") or {}
+        blur = (data.get("inputs") or {}).get("blur") if isinstance(data.get("inputs"), dict) else None
+        source = (data.get("source") or {}).get("blur") if isinstance(data.get("source"), dict) else None
+        found[index] = _Occupant(blur if isinstance(blur, dict) else None, str(source) if source else None)
+    return found
+
+
+def _session_indices(folder: Path, blurs: list[Path], *, append: bool) -> list[str]:
+    """The pair indices of one scene's pairs: ``00``, ``01``, ... or, appending, after the
+    highest index the folder already holds (a pair of this session already there, from an
+    interrupted or earlier ``--append`` run, keeps its index, so appending resumes)."""
+    if not append:
+        return [f"{number:02d}" for number in range(len(blurs))]
+    occupants = _occupants(folder)
+    held = {o.blur["blake2b"]: index for index, o in occupants.items() if o.blur and "blake2b" in o.blur}
+    numbers = [int(index) for index in occupants if index.isdigit()]
+    following = max(numbers, default=-1) + 1
+    indices = []
+    for blur in blurs:
+        index = held.get(resume.file_fingerprint(blur)["blake2b"]) if held and blur.is_file() else None
+        if index is None:
+            index, following = f"{following:02d}", following + 1
+        indices.append(index)
+    return indices
+
+
+def check_collisions(jobs: list[AlignJob]) -> list[str]:
+    """The output slots that already hold a different pair, in words (empty when none).
+
+    A slot is this job's when its sidecar records a B of the same content (the same pair,
+    perhaps aligned with other settings or from a moved session): resuming or redoing it
+    is safe. Anything else (another session's pair, or pair files whose sidecar is
+    missing or unreadable) would be replaced."""
+    problems = []
+    by_folder: dict[Path, dict[str, _Occupant]] = {}
+    for job in jobs:
+        if job.problem:
+            continue
+        occupants = by_folder.setdefault(job.out_dir, _occupants(job.out_dir))
+        occupant = occupants.get(job.index)
+        if occupant is None:
+            continue
+        if occupant.blur is not None and job.blur.is_file() and resume.file_fingerprint(job.blur) == occupant.blur:
+            continue
+        held = f"a pair made from {occupant.source}" if occupant.source else "pair files without a readable sidecar"
+        problems.append(f"{job.out_dir / job.index}_*: already holds {held}, not {job.blur}")
+    return problems
 
 
 def _tree_jobs(options: AlignOptions) -> list[AlignJob]:
@@ -168,7 +248,10 @@ def _discover(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]
 def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer) -> np.ndarray:
     if pixel_format is None:
         return load_linear(path, transfer=transfer)
-    return frame_to_linear(read_image(path), pixel_format, black_level=black)
+    try:
+        return frame_to_linear(read_image(path), pixel_format, black_level=black)
+    except ImageFormatError as exc:
+        raise ImageFormatError(f"{path}: {exc}") from None
 
 
 def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[str, Any]:
@@ -301,7 +384,22 @@ def align_all(options: AlignOptions) -> AlignReport:
         raise ReloblurError(f"--resize-filter {options.resize_filter!r}: choose from {', '.join(RESIZE_FILTERS)}")
     if options.bit_depth not in (8, 16):
         raise ReloblurError(f"--bit-depth {options.bit_depth}: choose 8 or 16")
+    if options.merge not in MERGES:
+        raise ReloblurError(f"merge {options.merge!r}: choose from {', '.join(MERGES)}")
+    output_folder(options.out, what="align OUT")
     jobs, rejected = _discover(options)
+    if options.merge == "append" and not (options.input / MANIFEST).exists():
+        raise ReloblurError(f"{options.input}: --append numbers a capture session's pairs on; a folder tree's "
+                            "outputs mirror its paths (use --overwrite to replace what is there)")
+    if options.merge != "overwrite":
+        collisions = check_collisions(jobs)
+        if collisions:
+            more = f" (and {len(collisions) - 5} more)" if len(collisions) > 5 else ""
+            raise ReloblurError(
+                f"{options.out} already holds other pairs where these would go: " + "; ".join(collisions[:5]) + more
+                + ". Nothing was written. Pass --append to number this session's pairs on after them, "
+                "--overwrite to replace them, or choose another OUT."
+            )
     calibration = load_calibration(options.calibration)
     if options.out.is_dir():
         remove_stale_temporaries(options.out)  # what a killed run left half-written

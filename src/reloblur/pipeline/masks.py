@@ -36,6 +36,7 @@ from reloblur.formats.masks import (
 from reloblur.imaging.imageio import read_image, write_image
 from reloblur.lbfmg.generate import MaskParams, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
+from reloblur.paths import output_folder
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     pairs, problems = find_pairs(options.data)
     if not pairs:
         raise ReloblurError(f"{options.data}: no <id>_blur / <id>_sharp pairs found")
-    if options.masks.is_dir():
+    if output_folder(options.masks, what="masks tree").is_dir():
         remove_stale_temporaries(options.masks)  # what a killed run left half-written
     # Read once: a bad file fails the command, not every pair.
     noise = calibrated_noise(options.calibration) if options.calibration is not None else None

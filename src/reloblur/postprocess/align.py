@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
+from reloblur.imaging.clipping import any_channel, clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, ColorMode, fit_color
 from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
@@ -95,20 +95,22 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
     """Where B, and S warped onto B's grid, recorded a clipped bound (bits of encode_clip_flags).
 
     Found on the inputs, before the colour matrix mixes S's channels and hides the pile-up.
-    S's flags are warped with the pair's homography and widened by a pixel (the Lanczos
-    kernel carries a clipped neighbour into its output).
+    S's flags are warped with the pair's homography; its white ones are widened by a pixel
+    (the Lanczos kernel carries a clipped neighbour's unbounded excess into its output).
+    Black ones are not: a black-clipped pixel hides at most a noise excursion, and the
+    mask step reads the share of them around a pixel as the size of that bias.
     """
-    b_high, b_low = (np.asarray(f.any(axis=2), bool) for f in clipped_levels(blur, code=1 / 65535))
-    s_high, s_low = (np.asarray(f.any(axis=2), bool) for f in clipped_levels(sharp, code=1 / 65535))
+    b_high, b_low = (any_channel(f) for f in clipped_levels(blur, code=1 / 65535))
+    s_high, s_low = (any_channel(f) for f in clipped_levels(sharp, code=1 / 65535))
 
-    def onto_b(flags: np.ndarray) -> np.ndarray:
+    def onto_b(flags: np.ndarray, widen: bool) -> np.ndarray:
         if not flags.any():
             return np.zeros((size[1], size[0]), bool)
         warped = cv2.warpPerspective(flags.astype(np.uint8), homography, size,
                                      flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
-        return cv2.dilate(warped, np.ones((3, 3), np.uint8)) > 0
+        return (cv2.dilate(warped, np.ones((3, 3), np.uint8)) if widen else warped) > 0
 
-    return encode_clip_flags(b_high, b_low, onto_b(s_high), onto_b(s_low))
+    return encode_clip_flags(b_high, b_low, onto_b(s_high, True), onto_b(s_low, False))
 
 
 def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,

@@ -72,7 +72,7 @@ def check_color_mode(mode: str) -> ColorMode:
 
 def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,
               mode: str = "matrix", max_samples: int = 30_000, iterations: int = 6,
-              seed: int = 0) -> ColorFit:
+              seed: int = 0, denoise_sigma: float = 1.5) -> ColorFit:
     """Fit the colour model that maps ``source`` onto ``target``.
 
     Parameters
@@ -87,6 +87,12 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         scenes too weak in colour to constrain a matrix), ``scalar`` (one gain).
     max_samples
         Pixels drawn (deterministically, by ``seed``) to keep the fit fast.
+    denoise_sigma
+        Pixels, a Gaussian applied to both images before the fit (0: none). Least squares
+        with a noisy regressor shrinks the fit towards zero (regression dilution): with S
+        four times noisier than B, dark colours came out 30 % off. A colour map is linear,
+        so smoothing both sides leaves it unchanged while dividing the noise variance by
+        about ``4 pi sigma^2``; pixels whose footprint holds a saturated one are left out.
 
     Raises
     ------
@@ -95,6 +101,10 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
     """
     if mode not in MODES:
         raise ColorFitError(f"unknown colour mode {mode!r}; choose from {', '.join(MODES)}")
+    if not (np.isfinite(denoise_sigma) and denoise_sigma >= 0):
+        raise ColorFitError(f"denoise_sigma = {denoise_sigma!r}: must be a finite number >= 0")
+    if denoise_sigma > 0:
+        source, target, mask = _denoised(source, target, mask, denoise_sigma)
     candidates = np.flatnonzero(mask) if mask is not None else np.arange(source.shape[0] * source.shape[1])
     if candidates.size > max_samples:
         candidates = np.sort(np.random.default_rng(seed).choice(candidates, max_samples, replace=False))
@@ -132,3 +142,22 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         samples=int(len(s)),
         inlier_fraction=float(inliers.mean()),
     )
+
+
+def _denoised(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None, sigma: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both images smoothed, and the mask less every pixel whose footprint reaches a
+    saturated pixel (smoothing would carry the clipped value into it)."""
+    reach = int(np.ceil(2 * sigma))
+    def brightest(image: np.ndarray) -> np.ndarray:  # numpy's max over a length-3 axis is slow
+        return np.maximum(np.maximum(image[..., 0], image[..., 1]), image[..., 2])
+
+    saturated = (brightest(source) >= SATURATION) | (brightest(target) >= SATURATION)
+    kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    near = cv2.dilate(saturated.astype(np.uint8), kernel) > 0 if saturated.any() else saturated
+    allowed = ~near if mask is None else np.asarray(mask, bool) & ~near
+
+    def smooth(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(np.ascontiguousarray(image, np.float32), (0, 0), sigma)
+
+    return smooth(source), smooth(target), allowed
