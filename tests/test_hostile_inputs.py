@@ -293,7 +293,7 @@ CASES = [
     Case("stray temporary file", _validate(lambda w: (w.pair_dir / ".tmp-00_blur.png.x").write_bytes(b"1")), 1,
          ".tmp-00_blur.png.x"),
     # deblur / checkpoints
-    Case("checkpoint empty", _deblur(_checkpoint_bytes(b"")), 1, "model_ckpt_steps_1.ckpt"),
+    Case("checkpoint empty", _deblur(_checkpoint_bytes(b"")), 1, "model_ckpt_steps_1.ckpt: the checkpoint file is empty"),
     Case("checkpoint not a checkpoint", _deblur(_checkpoint_bytes(b"PK\x03\x04garbage")), 1,
          "model_ckpt_steps_1.ckpt"),
     Case("checkpoint pickle runs code", _deblur(_pickle_that_runs_code), 1, "model_ckpt_steps_1.ckpt"),
@@ -372,3 +372,42 @@ def test_hostile_input(case: Case, prepared: Path, tmp_path: Path) -> None:
     outside_after = set(tmp_path.parent.rglob("escaped*")) | set(Path("/tmp").glob("reloblur-escaped*"))
     assert outside_after == outside_before
     assert not (root / "pwned").exists()  # no code from a checkpoint ran
+
+
+def _limited_file_size(limit: int) -> Callable[[], None]:
+    """A child process whose files cannot grow past ``limit`` bytes: the kernel refuses the
+    write (EFBIG), as a full disk refuses it (ENOSPC), mid-file."""
+    def apply() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("command", ["align", "train"])
+def test_a_write_the_system_refuses_names_the_file_and_leaves_nothing_half_written(command, prepared, tmp_path):
+    import subprocess
+    import sys
+
+    root = tmp_path / "w"
+    shutil.copytree(prepared, root, symlinks=True)
+    if command == "align":
+        out = root / "out"
+        args = ["align", str(root / "session"), str(out), "--workers", "1"]
+        limit, code = 20_000, 2  # the aligned PNGs of 320x240 are larger
+    else:
+        out = root / "run"
+        args = ["train", str(root / "data" / "dataset"), "--run-dir", str(out), "--steps", "1", "--num-res", "1",
+                "--patch-size", "48", "--batch-size", "1", "--device", "cpu", "--set", "val_every=1",
+                "--set", "num_workers=0", "--set", "val_split=train"]
+        limit, code = 200_000, 1  # the logs and the checkpoint are larger
+    completed = subprocess.run([sys.executable, "-m", "reloblur", *args], capture_output=True, text=True,
+                               timeout=300, preexec_fn=_limited_file_size(limit))
+    message = completed.stdout + completed.stderr
+    assert completed.returncode == code, message
+    assert "Traceback" not in message and "cannot write (" in message and "File too large" in message, message
+    assert str(out) in message.replace("\n", "")
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    assert not leftovers  # the failed write's temporary file is gone

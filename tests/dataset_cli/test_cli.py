@@ -100,6 +100,9 @@ def test_simulate_partial_failure_exits_2(tmp_path):
     result = invoke("simulate", out, "--size", "96x64", "--pairs", "3", "--workers", "1")
     assert result.exit_code == 2
     assert "pair 000001" in result.output
+    # Every pair counted as written is in the log, the one after the failure included.
+    logged = [json.loads(line)["pair"] for line in (out / "pairs.jsonl").read_text().splitlines()]
+    assert logged == [0, 2] and "2 pair(s) written" in result.output.replace("\n", "")
 
 
 def _commands(group, prefix=()):

@@ -74,6 +74,25 @@ def test_resume_is_bit_exact(sim_dataset, tmp_path):
         train(config, tmp_path / "straight", progress=False)  # refuses to overwrite a run
 
 
+def test_a_run_started_with_a_relative_data_path_resumes_from_anywhere(sim_dataset, tmp_path, monkeypatch):
+    """The saved config holds absolute paths: resuming from another working directory
+    trains on the same files instead of failing to find (or finding other) data. The
+    temporary file of a checkpoint a killed run was writing is swept on resuming."""
+    monkeypatch.chdir(sim_dataset)
+    config = apply_settings(tiny_config(sim_dataset, ckpt_every=1, num_workers=0),
+                            {"data": "dataset", "max_steps": 1}, source="test")
+    train(config, tmp_path / "run", progress=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    half_written = tmp_path / "run" / ".tmp-model_ckpt_steps_2.ckpt.x1y2"  # what a kill -9 mid-save leaves
+    half_written.write_bytes(b"\0" * 1000)
+    train(TrainConfig(), tmp_path / "run", resume=True, changes={"max_steps": 2}, progress=False)
+    assert not half_written.exists()  # swept when the run resumed
+    assert read_checkpoint(tmp_path / "run")["global_step"] == 2
+    assert read_checkpoint(tmp_path / "run")["config"]["data"] == str(sim_dataset / "dataset")
+
+
 def test_ddp_with_two_gloo_processes(sim_dataset, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(

@@ -6,6 +6,8 @@ batch finished but some items failed), 130 interrupted.
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Annotated, Any
 
 import typer
@@ -103,6 +105,18 @@ def _register_stages() -> None:
 _register_stages()
 
 
+def _thread_error(args: threading.ExceptHookArgs) -> None:
+    """A background writer's file-system error (TensorBoard's, when the disk fills) as one
+    line naming the file, like the main thread's; anything else as Python reports it."""
+    if isinstance(args.exc_value, OSError):
+        where = f"{args.exc_value.filename}: " if args.exc_value.filename else ""
+        name = args.thread.name if args.thread else "?"
+        sys.stderr.write(f"error in a background writer ({name}): {where}{args.exc_value.strerror or args.exc_value}\n")
+    else:
+        threading.__excepthook__(args)
+
+
 def main() -> None:
     """Console-script entry point."""
+    threading.excepthook = _thread_error
     app()

@@ -19,6 +19,7 @@ not fit LBAG's 4-channel (gate + RGB) heads, so those are re-initialised and lis
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,11 +90,16 @@ def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
 def read_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> dict[str, Any]:
     """Load a checkpoint file onto the CPU."""
     path = resolve_checkpoint(path)
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the checkpoint file is empty (0 bytes)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=not trust)
-    except Exception as exc:
+    except pickle.UnpicklingError as exc:  # what weights_only refuses: objects that could run code
         hint = "" if trust else " (if you trust the file, allow arbitrary pickles with --trust-checkpoint)"
-        raise CheckpointError(f"{path}: cannot load checkpoint: {exc}{hint}") from None
+        raise CheckpointError(f"{path}: cannot load checkpoint: {str(exc).strip().splitlines()[0]}{hint}") from None
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not a checkpoint dictionary")
     return data

@@ -8,6 +8,7 @@ a pure function of the step (the sample stream and its crops) or saved in the ch
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -27,7 +28,7 @@ from torch.utils.data import DataLoader
 from reloblur import __version__
 from reloblur.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from reloblur.batch import make_progress
-from reloblur.errors import ReloblurError
+from reloblur.errors import ReloblurError, WriteError
 from reloblur.formats.dataset import discover_pairs
 from reloblur.lbag.checkpoint import (
     list_checkpoints,
@@ -139,7 +140,12 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, *, resume: bool,
             f"{run_dir}: already holds checkpoints (newest step {existing[-1][0]}); "
             "continue it with --resume or choose another run directory"
         )
-    return config
+    # The saved config must mean the same files from wherever the run is resumed.
+    def absolute(value: str | None) -> str | None:
+        return str(Path(value).resolve()) if value else value
+
+    return dataclasses.replace(config, data=absolute(config.data) or "", masks=absolute(config.masks),
+                               init=absolute(config.init))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -313,33 +319,41 @@ class _TrainLog:
     """``history.jsonl`` and TensorBoard, on the main process only (no-ops elsewhere)."""
 
     def __init__(self, run_dir: Path, main: bool):
-        self.history = open(run_dir / HISTORY_FILE, "a", encoding="utf-8") if main else None
+        self.path = run_dir / HISTORY_FILE
+        self.history = open(self.path, "a", encoding="utf-8") if main else None
         self.writer = _summary_writer(run_dir) if main else None
 
     def _line(self, record: dict[str, Any]) -> None:
         if self.history is not None:
-            self.history.write(json.dumps(record) + "\n")
-            self.history.flush()
+            try:
+                self.history.write(json.dumps(record) + "\n")
+                self.history.flush()
+            except OSError as exc:  # a full disk: say which file
+                raise WriteError(f"{self.path}: cannot write ({exc.strerror or exc})") from exc
+
+    def _scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        try:
+            for tag, value in values.items():
+                self.writer.add_scalar(tag, value, step)
+        except OSError as exc:  # TensorBoard's writer thread hit a full disk
+            raise WriteError(f"{self.path.parent} (TensorBoard events): cannot write ({exc.strerror or exc})") from exc
 
     def step(self, step: int, lr: float, parts: dict[str, float]) -> None:
         self._line({"step": step, "lr": lr, **parts})
-        if self.writer is not None:
-            for name, value in parts.items():
-                self.writer.add_scalar(f"train/{name}", value, step)
-            self.writer.add_scalar("train/lr", lr, step)
+        self._scalars({**{f"train/{name}": value for name, value in parts.items()}, "train/lr": lr}, step)
 
     def validation(self, step: int, metrics: dict[str, float | None]) -> None:
         self._line({"step": step, "validation": metrics})
-        if self.writer is not None:
-            for name, metric in metrics.items():
-                if metric is not None:
-                    self.writer.add_scalar(f"val/{name}", metric, step)
+        self._scalars({f"val/{name}": metric for name, metric in metrics.items() if metric is not None}, step)
 
     def close(self) -> None:
         if self.history is not None:
             self.history.close()
         if self.writer is not None:
-            self.writer.close()
+            with contextlib.suppress(OSError):  # already reported by the write that failed
+                self.writer.close()
 
 
 def _save(state: _TrainState, run_dir: Path, config: TrainConfig, ddp: _Dist) -> Path | None:

@@ -216,13 +216,15 @@ def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> Simu
         waiting: dict[int, PairRecord] = {}
         order = iter(todo)
         next_due = next(order, None)
+        logged = 0
 
         def append_in_order(_key: str, record: PairRecord) -> None:
             # Workers finish out of order; the log stays in pair order (same bytes as serial).
-            nonlocal next_due
+            nonlocal next_due, logged
             waiting[record.pair] = record
             while next_due is not None and next_due in waiting:
                 writer.append(waiting.pop(next_due))
+                logged += 1
                 next_due = next(order, None)
 
         result = run_batch(
@@ -234,11 +236,17 @@ def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> Simu
             progress=options.progress,
             on_result=append_in_order,
         )
+        # A failed pair stalls the in-order append: log the pairs rendered after it, in
+        # order, so that every pair counted as written is in the log.
+        for pair in [] if next_due is None else [next_due, *order]:
+            if pair in waiting:
+                writer.append(waiting.pop(pair))
+                logged += 1
     return SimulateResult(
         out=str(out),
         layout="session",
         pairs=options.pairs,
-        written=len(result.results),
+        written=logged,
         resumed=options.pairs - len(todo),
         seconds=time.perf_counter() - started,
         failures=list(result.failures),
