@@ -18,9 +18,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from reloblur.atomic import atomic_open, atomic_symlink, atomic_write_text
+from reloblur.atomic import atomic_open, atomic_symlink, atomic_write_text, remove_stale_temporaries
 from reloblur.errors import DatasetError
 from reloblur.formats.dataset import Pair, discover_pairs
+from reloblur.paths import output_folder
 
 FORMATS = ("basicsr",)
 
@@ -93,6 +94,8 @@ def export_dataset(options: ExportOptions) -> ExportResult:
             )
         names[name] = pair
 
+    if output_folder(out, what="export folder").is_dir():
+        remove_stale_temporaries(out)  # copies a killed run left half-written
     written = unchanged = 0
     for split, names in sorted(by_split.items()):
         for name, pair in names.items():

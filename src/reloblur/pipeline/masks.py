@@ -253,6 +253,8 @@ def export_masks(options: MaskExportOptions) -> MaskExport:
                    and not p.name.endswith((".valid.png", ".clip.png")))
     if not paths:
         raise ReloblurError(f"{root}: no mask PNGs found")
+    if output_folder(options.out, what="export folder").is_dir():
+        remove_stale_temporaries(options.out)  # masks a killed run left half-written
     report = MaskExport(str(options.out), options.convention, 0)
     for path in paths:
         mask = read_image(path)
