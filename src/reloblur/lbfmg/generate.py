@@ -9,7 +9,7 @@ different is the moving foreground and its blur trail. Every step has a physical
    pixels only count as evidence in the direction clipping cannot explain (S clipped white
    and B clearly darker than S's clip level is motion; both clipped is nothing). Where a
    minority of a footprint is black-clipped (noise reaching zero), its mean is biased up
-   by an amount the clipped share fixes (:func:`black_clip_bias`).
+   by an amount the clipped share fixes (:func:`black_clip_factor`).
 2. **Brightness.** A smooth gain field per channel (quadratic in x and y, fitted robustly
    in linear light on unclipped pixels) maps S onto B: exposure and flicker differences
    and the cameras' different vignetting would otherwise light up whole regions.
@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
-from scipy import ndimage, special
+from scipy import special
 from scipy.optimize import nnls
 
 from reloblur.errors import ImageFormatError, ReloblurError
@@ -209,16 +209,22 @@ _ENCODE_TABLE = np.where((x := np.linspace(0.0, 1.0, 65536)) <= 0.0031308, x * 1
 _DECODE_TABLE = srgb_decode(np.linspace(0.0, 1.0, 65536)).astype(np.float32)
 
 
+def _table_index(values: np.ndarray) -> np.ndarray:
+    """Nearest 16-bit code of values in [0, 1] (clipped), as table indices."""
+    scaled = np.clip(values, 0.0, 1.0, dtype=np.float32) * np.float32(65535)
+    return np.rint(scaled, out=scaled).astype(np.uint16)
+
+
 def _decode(image: np.ndarray, transfer: Transfer) -> np.ndarray:
     if transfer == "linear":
         return image.astype(np.float32)
-    return _DECODE_TABLE[np.clip(np.rint(image * 65535), 0, 65535).astype(np.intp)]
+    return _DECODE_TABLE.take(_table_index(image))
 
 
 def _encode(linear: np.ndarray, transfer: Transfer) -> np.ndarray:
     if transfer == "linear":
         return np.clip(linear, 0.0, 1.0).astype(np.float32)
-    return _ENCODE_TABLE[np.clip(np.rint(linear * 65535), 0, 65535).astype(np.intp)]
+    return _ENCODE_TABLE.take(_table_index(linear))
 
 
 def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray, *,
@@ -263,10 +269,24 @@ def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np
         weights = base.copy()
         coefficients = np.zeros(design.shape[1])
         for _ in range(iterations):
-            root = np.sqrt(weights)
-            coefficients = np.linalg.lstsq(design * root[:, None], target * root, rcond=None)[0]
+            # Normal equations: six well-scaled terms (u, v in [-1, 1]) solve as exactly as
+            # lstsq, at a fraction of its cost.
+            weighted = design * weights[:, None]
+            coefficients = np.linalg.solve(weighted.T @ design + 1e-12 * np.eye(design.shape[1]), weighted.T @ target)
             weights = base * huber_weights(target - design @ coefficients)
-        log_gain = sum(k * np.outer(gv**j, gu**i) for k, (i, j) in zip(coefficients, powers))
+        # Summed as a polynomial in u plus one in v plus the cross term: the same value as
+        # summing every term over the full grid, at a fraction of the work.
+        in_u, in_v, cross = np.zeros(w), np.zeros(h), 0.0
+        for k, (i, j) in zip(coefficients, powers):
+            if j == 0:
+                in_u += k * gu**i
+            elif i == 0:
+                in_v += k * gv**j
+            else:
+                cross = k
+        log_gain = np.add.outer(in_v, in_u)
+        if cross:
+            log_gain += cross * np.outer(gv, gu)
         gains[c] = np.exp(log_gain)
     return gains
 
@@ -283,14 +303,23 @@ class _Clipping:
 
     high: np.ndarray
     low: np.ndarray
-    # (C, H, W) share of black-clipped pixels under the smoothing kernel, once widened
-    black_share: np.ndarray | None = None
+    # (C, H, W) share of the smoothed level that black clipping added (black_clip_factor
+    # of the share of black-clipped pixels under the smoothing kernel), once widened
+    black_bias: np.ndarray | None = None
     _any: np.ndarray | None = field(default=None, repr=False)
+    _at_all: bool | None = field(default=None, repr=False)
+
+    def clipped_at_all(self) -> bool:
+        """Whether any pixel is clipped either way, or partly black (cached)."""
+        if self._at_all is None:
+            self._at_all = bool(self.high.any() or self.low.any()
+                                or (self.black_bias is not None and self.black_bias.any()))
+        return self._at_all
 
     def window(self, rows: slice, cols: slice) -> _Clipping:
         """The flags cut to a window."""
-        share = None if self.black_share is None else self.black_share[:, rows, cols]
-        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], share)
+        bias = None if self.black_bias is None else self.black_bias[:, rows, cols]
+        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias)
 
     def widened(self, reach: int, sigma_px: float | None = None) -> _Clipping:
         """The flags as they bear on values smoothed over ``reach`` pixels (a Gaussian of
@@ -300,8 +329,8 @@ class _Clipping:
         makes the smoothed value a bound. A black-clipped one hides at most a noise
         excursion (the signal is never negative): only where most of the footprint is
         clipped is the region black rather than a dark one whose noise touches zero; where
-        a minority is, the smoothed value is biased up (:func:`black_clip_bias`), and the
-        share of clipped pixels under the kernel is kept to bound that bias.
+        a minority is, the smoothed value is biased up, by a share of it that the share of
+        clipped pixels under the kernel fixes (:func:`black_clip_factor`).
         """
         size = 2 * reach + 1
         kernel = np.ones((size, size), np.uint8)
@@ -316,20 +345,11 @@ class _Clipping:
                 return flags
             return np.stack([cv2.blur(f.astype(np.float32), (size, size)) >= 0.5 for f in flags])
 
-        share = None
+        bias = None
         if sigma_px is not None and self.low.any():
-            share = np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px) for f in self.low])
-        return _Clipping(any_near(self.high), mostly(self.low), share)
-
-    def unreliable(self, reach: int) -> np.ndarray:
-        """``(H, W)`` bool: pixels whose value is a bound rather than a measurement, for fits.
-
-        Every white-clipped pixel; a black-clipped one only inside a mostly black
-        footprint. Where S is much noisier than B, a dark region's noise reaches zero on
-        a scattered share of its pixels (flags that align once widened by its resampling
-        kernel covered 70 % of such a frame): dropping those would leave the noise and
-        gain fits only the bright pixels, and the dark ones judged by an extrapolation."""
-        return np.asarray(self.high.any(axis=0) | self.widened(reach).low.any(axis=0), bool)
+            bias = black_clip_factor(np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px)
+                                               for f in self.low]))
+        return _Clipping(any_near(self.high), mostly(self.low), bias)
 
     def any(self) -> np.ndarray:
         """``(H, W)`` bool: clipped in any channel, either way."""
@@ -353,58 +373,52 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping) -> tuple[np.ndarray, np.ndarr
     The bound itself is loosened by :data:`CLIP_CROSSTALK` of the pixel's brightest
     channel: a colour correction mixes channels with coefficients of both signs, so a
     clipped channel pulls its neighbours up or down by up to that much."""
-    partial = clip.black_share is not None and bool(clip.black_share.any())
-    if not (clip.high.any() or clip.low.any() or partial):
+    if not clip.clipped_at_all():
         return smoothed, smoothed
+    partial = clip.black_bias is not None
     slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
-    level = smoothed - black_clip_bias(smoothed, clip.black_share) if partial else smoothed
+    level = smoothed - np.maximum(smoothed, 0.0) * clip.black_bias if partial else smoothed
     lower = np.where(clip.low, -_UNBOUNDED, np.where(clip.high, level - slack, level))
     upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low, smoothed + slack, smoothed))
     return lower, upper
 
 
-def black_clip_bias(smoothed: np.ndarray, share: np.ndarray | None) -> np.ndarray:
-    """How far black clipping of a minority of a footprint's pixels raised its mean.
+def black_clip_factor(share: np.ndarray) -> np.ndarray:
+    """The share of a smoothed level that black clipping of a minority of its footprint added.
 
     A camera records ``max(x, 0)``: where the noise of a dark region reaches below zero,
-    the negative excursions are lost and the smoothed level ``m`` sits above the true mean.
-    With Gaussian noise of unknown ``sigma``, the observed share ``f`` of clipped pixels
-    and ``m`` fix both: ``mu / sigma = a = Phi^-1(1 - f)`` and
-    ``m = sigma (a (1 - f) + phi(a))``, so the bias ``m - mu`` follows without a noise
-    model. At ``f = 0.1`` it is 0.2 of ``m``; at 0.3, 0.5 of it. Zero where ``f`` is 0;
-    where ``f >= 0.5`` the footprint is treated as clipped outright.
+    the negative excursions are lost and the smoothed level ``m`` sits above the true mean
+    ``mu``. With Gaussian noise of unknown ``sigma``, the observed share ``f`` of clipped
+    pixels fixes ``mu / sigma = a = Phi^-1(1 - f)``, and ``m = sigma (a (1 - f) + phi(a))``,
+    so the bias is ``m - mu = m (1 - a / (a (1 - f) + phi(a)))``: a share of ``m`` that
+    depends on ``f`` alone, without a noise model. At ``f = 0.1`` it is 4 % of ``m``; at
+    0.3, 27 %; at 0.5, all of it (beyond, the footprint is treated as clipped outright).
 
     Parameters
     ----------
-    smoothed
-        ``(C, H, W)`` smoothed levels.
     share
-        ``(C, H, W)`` share of black-clipped pixels under the smoothing kernel, or None.
+        ``(C, H, W)`` share of black-clipped pixels under the smoothing kernel.
 
     Returns
     -------
     numpy.ndarray
-        ``(C, H, W)`` float32 bias, ``0 <= bias <= smoothed``.
+        ``(C, H, W)`` float32 factor in [0, 1]; the bias is the factor times the level.
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> x = np.maximum(rng.normal(0.02, 0.03, 200_000), 0)  # a dark level, noisy
-    >>> m, f = np.full((1, 1, 1), x.mean()), np.full((1, 1, 1), (x == 0).mean())
-    >>> round(float((m - black_clip_bias(m, f))[0, 0, 0]), 4)  # the true mean, 0.02
+    >>> factor = black_clip_factor(np.full((1, 1, 1), (x == 0).mean()))[0, 0, 0]
+    >>> round(float(x.mean() * (1 - factor)), 4)  # the true mean, 0.02
     0.02
     """
-    bias = np.zeros(smoothed.shape, np.float32)
-    if share is None:
-        return bias
-    where = share > 1e-4
+    factor = np.zeros(share.shape, np.float32)
+    where = share > 1e-3  # below, the factor is under 1e-4: nothing to correct
     f = np.minimum(share[where], 0.5)
-    m = np.maximum(smoothed[where], 0.0)
     a = special.ndtri(1.0 - f)
     density = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
-    sigma = m / np.maximum(a * (1.0 - f) + density, 1e-6)
-    bias[where] = np.clip(m - a * sigma, 0.0, m)
-    return bias
+    factor[where] = np.clip(1.0 - a / np.maximum(a * (1.0 - f) + density, 1e-6), 0.0, 1.0)
+    return factor
 
 
 @dataclass
@@ -445,23 +459,39 @@ class _Judge:
         return z.astype(np.float32)
 
 
-def _fit_region(clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray, valid: np.ndarray, sigma_px: float
-                ) -> tuple[np.ndarray, _Clipping, _Clipping, np.ndarray]:
-    """Where the smoothed difference is defined (``inside``), the clipping widened to the
-    smoothing footprint, and the pixels the residual models are fitted on."""
-    reach = int(math.ceil(2 * sigma_px)) + 1
+def _reach(sigma_px: float) -> int:
+    """Pixels a Gaussian of ``sigma_px`` carries a value (the smoothing footprint's radius)."""
+    return int(math.ceil(2 * sigma_px)) + 1
+
+
+def _unreliable(raw: _Clipping, wide: _Clipping) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose value is a bound rather than a measurement, for fits.
+
+    Every white-clipped pixel; a black-clipped one only inside a mostly black footprint
+    (``wide``). Where S is much noisier than B, a dark region's noise reaches zero on a
+    scattered share of its pixels (flags that align once widened by its resampling kernel
+    covered 70 % of such a frame): dropping those would leave the noise and gain fits only
+    the bright pixels, and the dark ones judged by an extrapolation."""
+    return np.asarray(raw.high.any(axis=0) | wide.low.any(axis=0), bool)
+
+
+def _fit_region(wide_b: _Clipping, wide_s: _Clipping, usable: np.ndarray, valid: np.ndarray, sigma_px: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Where the smoothed difference is defined (``inside``), and the pixels the residual
+    models are fitted on, given the clipping widened to the smoothing footprint."""
+    reach = _reach(sigma_px)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     inside = cv2.erode(valid.astype(np.uint8), kernel) > 0 if not valid.all() else valid
-    clip_b, clip_s = clip_b.widened(reach, sigma_px), clip_s.widened(reach, sigma_px)
-    return inside, clip_b, clip_s, usable & inside & ~clip_b.any() & ~clip_s.any()
+    return inside, usable & inside & ~wide_b.any() & ~wide_s.any()
 
 
 def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray,
            valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
            noise: list[NoiseLevel] | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float]]:
     """Fit the noise-level function and the edge residual of the smoothed ``bs - ss`` per
-    channel on the usable static majority, and build the :class:`_Judge` from them."""
-    inside, clip_b, clip_s, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
+    channel on the usable static majority, and build the :class:`_Judge` from them.
+    ``clip_b`` and ``clip_s`` are widened to the smoothing footprint."""
+    inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
     models, edges, sharpness, inverse = [], [], [], np.empty_like(bs)
     for c in range(bs.shape[0]):
         difference = bs[c] - ss[c]
@@ -610,10 +640,18 @@ def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np
     return kappa, beta
 
 
+def _holes(mask: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool: the pixels outside ``mask`` that cannot reach the image border
+    through other such pixels (4-connected), i.e. its holes."""
+    outside = np.pad((~mask).astype(np.uint8), 1, constant_values=1)
+    cv2.floodFill(outside, None, (0, 0), 0, flags=4)  # everything the border reaches
+    return outside[1:-1, 1:-1] > 0
+
+
 def _fill_enclosed_holes(mask: np.ndarray, z: np.ndarray, low: float) -> np.ndarray:
     """Fill the holes whose rim is evidence (at least half of it z >= low), not the pixels
     a closing added."""
-    holes = ndimage.binary_fill_holes(mask) & ~mask
+    holes = _holes(mask)
     count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=4)
     if count <= 1:
         return mask
@@ -658,6 +696,19 @@ def _fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     """
     if not mask.any():
         return mask
+    # A bracketed pixel lies between mask pixels, so inside the mask's bounding box (and
+    # the clusters are found on a margin around it): the work scales with the objects.
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    margin = max(1, gap // 2) + 1
+    rows = slice(max(0, ys[0] - margin), ys[-1] + margin + 1)
+    cols = slice(max(0, xs[0] - margin), xs[-1] + margin + 1)
+    filled = mask.copy()
+    filled[rows, cols] = _fill_bracketed(mask[rows, cols], gap=gap, reach=reach)
+    return filled
+
+
+def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
+    """:func:`_fill_enclosed` on a crop that holds every mask pixel with a margin."""
     grown = cv2.dilate(mask.astype(np.uint8), _disk(max(1, gap // 2)))
     _, clusters = cv2.connectedComponents(grown, connectivity=8)
     labels = np.where(mask, clusters, 0).astype(np.int32)
@@ -796,7 +847,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     pair = _prepare(blur, sharp, valid, clipped, params)
     bp, sp, bs, ss = pair.bp, pair.sp, pair.bs, pair.ss
     clip_b, clip_s, usable, valid_in = pair.clip_b, pair.clip_s, pair.usable, pair.valid
-    judge, models, edge_kappa, sharpness_beta = _judge(bs, ss, clip_b, clip_s, usable, valid_in,
+    judge, models, edge_kappa, sharpness_beta = _judge(bs, ss, pair.wide_b, pair.wide_s, usable, valid_in,
                                                        sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance,
                                                        transfer=params.transfer, noise=noise)
     z = judge.z(bs, ss)
@@ -820,7 +871,7 @@ def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams 
     :func:`generate_mask` fits it: what ``align calibrate`` stores from its static capture
     and ``mask generate --calibration`` uses instead of each pair's own fit."""
     pair = _prepare(blur, sharp, valid, None, params)
-    _, _, _, fit_on = _fit_region(pair.clip_b, pair.clip_s, pair.usable, pair.valid, params.smooth_sigma)
+    _, fit_on = _fit_region(pair.wide_b, pair.wide_s, pair.usable, pair.valid, params.smooth_sigma)
     return [fit_noise_level(pair.bs[c] - pair.ss[c], pair.bs[c], fit_on, transfer=params.transfer)
             for c in range(pair.bs.shape[0])]
 
@@ -836,6 +887,8 @@ class _Prepared:
     ss: np.ndarray
     clip_b: _Clipping
     clip_s: _Clipping
+    wide_b: _Clipping  # the clipping as it bears on the smoothed values
+    wide_s: _Clipping
     valid: np.ndarray
     usable: np.ndarray
     code: float
@@ -849,14 +902,15 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
     sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
     clip_b, clip_s = _clipping(b, s, valid_in, clipped, code)
-    reach = int(math.ceil(2 * params.smooth_sigma)) + 1
-    usable = valid_in & ~clip_b.unreliable(reach) & ~clip_s.unreliable(reach)
+    reach = _reach(params.smooth_sigma)
+    wide_b, wide_s = clip_b.widened(reach, params.smooth_sigma), clip_s.widened(reach, params.smooth_sigma)
+    usable = valid_in & ~_unreliable(clip_b, wide_b) & ~_unreliable(clip_s, wide_s)
     sp, gains = _match_brightness(bp, sp, usable, params)
     # A second, coarser scale was tried: there the static residual is colour and gain
     # misfit, spatially correlated, and it raised false area tenfold.
     bs = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in bp])
     ss = np.stack([cv2.GaussianBlur(ch, (0, 0), params.smooth_sigma) for ch in sp])
-    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, valid_in, usable, code, gains)
+    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains)
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
@@ -914,7 +968,8 @@ def _regions(z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judg
     short, min_pixels = min(h, w), params.min_area * h * w
     mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
-    mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+    if recoloured:  # z changed where a colour map explained a region: judge again
+        mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     mask = _drop_thin(mask, MIN_HALF_WIDTH)
     radius = round(params.close_radius * short)
     if radius >= 1 and mask.any():
