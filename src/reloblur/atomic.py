@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -117,4 +117,24 @@ def remove_stale_temporaries(root: str | os.PathLike[str]) -> int:
         if tmp.is_file() or tmp.is_symlink():
             tmp.unlink()
             count += 1
+    return count
+
+
+def remove_own_temporaries(targets: Iterable[str | os.PathLike[str]]) -> int:
+    """Delete the temporaries a killed writer left for these target files only; returns
+    how many. For work split across machines that share a folder: each part sweeps what
+    only it writes, never a temporary another part is writing now."""
+    by_folder: dict[Path, set[str]] = {}
+    for target in targets:
+        path = Path(target)
+        by_folder.setdefault(path.parent, set()).add(path.name)
+    count = 0
+    for folder, names in by_folder.items():
+        if not folder.is_dir():
+            continue
+        for tmp in folder.glob(TEMP_PREFIX + "*"):
+            # mkstemp names it TEMP_PREFIX + target name + "." + a suffix without dots
+            if tmp.name[len(TEMP_PREFIX):].rsplit(".", 1)[0] in names and tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                count += 1
     return count

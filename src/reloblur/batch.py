@@ -7,11 +7,13 @@ than stopping the batch, so the command can report them and exit 2 (partial fail
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -44,6 +46,79 @@ class ItemFailure:
 
     item: str
     reason: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` (1-based) of ``count`` of a batch: for splitting one campaign over
+    the machines of a cluster's array job, which share a filesystem and nothing else.
+
+    Items are dealt round-robin by their position in the batch's own deterministic order,
+    so every machine computes the same split without talking to the others, and the parts
+    are balanced even when neighbouring items differ in size.
+    """
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Shard:
+        """``"K/N"`` (``1 <= K <= N``); ``None`` is the whole batch. A clear error otherwise.
+
+        >>> Shard.parse("2/3")
+        Shard(index=2, count=3)
+        """
+        if text is None:
+            return cls()
+        parts = text.split("/")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ReloblurError(f"--shard {text!r}: expected K/N, e.g. 2/8 (part 2 of 8)")
+        index, count = int(parts[0]), int(parts[1])
+        if not 1 <= index <= count:
+            raise ReloblurError(f"--shard {text!r}: K must be between 1 and N")
+        return cls(index, count)
+
+    @property
+    def whole(self) -> bool:
+        """True for the unsharded batch."""
+        return self.count == 1
+
+    def select(self, items: Sequence[T]) -> list[T]:
+        """This part's items, in their order."""
+        return [item for position, item in enumerate(items) if position % self.count == self.index - 1]
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+class StageTimer:
+    """Seconds spent per named stage of one item's work (``with timer.stage("read"):``),
+    so a batch can say where its time goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Add the time spent inside the block to ``name``."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - started)
+
+    def add(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` (may be negative, to move time to another stage) to ``name``."""
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+
+def total_seconds(parts: Iterable[dict[str, float]]) -> dict[str, float]:
+    """Stage seconds summed over items, rounded to milliseconds."""
+    totals: dict[str, float] = {}
+    for seconds in parts:
+        for name, value in seconds.items():
+            totals[name] = totals.get(name, 0.0) + value
+    return {name: round(value, 3) for name, value in totals.items()}
 
 
 @dataclass

@@ -419,3 +419,29 @@ def test_a_second_session_is_refused_appended_or_overwritten_never_silently_merg
     replaced = align(second, "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert str(second) in json.loads((folder / "00.align.json").read_text())["source"]["blur"]
+
+
+def test_whole_command_reports_its_stages_and_passes_unchanged_b_through(tmp_path):
+    """`align --json` says where the time went; an 8-bit sRGB B that no crop or resize
+    touches is written as the very bytes it was read as; every PNG compression gives the
+    same pixels."""
+    tree = tmp_path / "tree"
+    session = simulated_session(tmp_path, 1, pairs_per_scene=1, static_fraction=0.0, seed=8)
+    assert runner.invoke(app, ["align", str(session), str(tree), "--workers", "1"]).exit_code == 0
+    pair = next(tree.rglob("00_blur.png")).parent
+    outputs = {}
+    for compression in ("fast", "small", "none"):
+        out = tmp_path / f"out-{compression}"
+        result = runner.invoke(app, ["align", str(pair), str(out), "--workers", "1", "--no-crop", "--json",
+                                     "--png-compression", compression])
+        assert result.exit_code == 0, result.output
+        stages = json.loads(result.stdout)["stage_seconds"]
+        assert set(stages) == {"read", "decode", "register", "warp", "encode", "write"}
+        assert all(v >= 0 for v in stages.values()) and stages["register"] > 0
+        assert (out / "00_blur.png").read_bytes() == (pair / "00_blur.png").read_bytes()
+        outputs[compression] = read_image(out / "00_sharp.png")
+    assert all(np.array_equal(outputs["fast"], other) for other in outputs.values())
+    sizes = {c: (tmp_path / f"out-{c}" / "00_sharp.png").stat().st_size for c in outputs}
+    assert sizes["none"] > sizes["fast"] and sizes["none"] > sizes["small"]
+    bad = runner.invoke(app, ["align", str(pair), str(tmp_path / "x"), "--png-compression", "max"])
+    assert bad.exit_code == 1 and "max" in bad.output

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -50,6 +50,10 @@ def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:
     if not match or int(match[1]) <= 0 or int(match[2]) <= 0:
         raise ReloblurError(f"{option} {text!r}: expected WIDTHxHEIGHT, e.g. 720x480")
     return int(match[1]), int(match[2])
+
+
+ShardOpt = Annotated[Optional[str], typer.Option(
+    "--shard", help="Do part K of N of the pairs (K/N), e.g. one task of a cluster's array job.")]
 
 
 def print_failures(failures: list[ItemFailure]) -> None:

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from reloblur.dataset_cli.common import finish_batch, print_json, stderr, stdout
+from reloblur.dataset_cli.common import ShardOpt, finish_batch, print_json, stderr, stdout
 from reloblur.lbfmg.generate import MaskParams, MaskParamsError
 
 mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
@@ -55,17 +55,24 @@ def generate_command(
     force: Annotated[bool, typer.Option("--force", metavar="", help="Also regenerate masks a curator edited or reviewed.")] = False,
     calibration: Annotated[Optional[Path], typer.Option(
         "--calibration", help="Judge noise by the model 'align calibrate' fitted on a static capture.")] = None,
+    shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Make the blur mask of every pair by noise-aware background subtraction.
 
-    Example: reloblur mask generate data/dataset --out data/masks
+    Examples:
+
+      reloblur mask generate data/dataset --out data/masks
+
+      reloblur mask generate data/dataset --shard 3/8   # part 3 of 8, e.g. on a cluster
     """
+    from reloblur.batch import Shard
     from reloblur.pipeline.masks import GenerateOptions, generate_masks
 
     report = generate_masks(GenerateOptions(data, out or _default_masks(data), _params(high, low, close, min_area, dilate),
-                                            force, workers, progress=not json_output, calibration=calibration))
+                                            force, workers, progress=not json_output, calibration=calibration,
+                                            shard=Shard.parse(shard)))
     ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
     finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "

@@ -142,15 +142,21 @@ def load_linear(path: str | os.PathLike[str], *, transfer: InputTransfer = "auto
     path = Path(path)
     if path.suffix.lower() in RAW_SUFFIXES:
         return decode_raw(path)
-    image = read_image(path)
+    return image_to_linear(read_image(path), path, transfer=transfer)
+
+
+def image_to_linear(image: np.ndarray, path: str | os.PathLike[str], *,
+                    transfer: InputTransfer = "auto") -> np.ndarray:
+    """A decoded image file (:func:`read_image`) to linear RGB float32, as :func:`load_linear`
+    does; ``path`` names it in errors."""
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         bad = int((~np.isfinite(image)).sum())
         raise ImageReadError(f"{path}: {bad} non-finite (NaN or infinite) pixel value(s)")
-    values = to_float(ensure_rgb(image))
+    rgb = ensure_rgb(image)
     if transfer == "auto":
         transfer = "srgb" if image.dtype == np.uint8 else "linear"
     if transfer == "srgb":
-        return srgb_to_linear(values)
+        return srgb_to_linear(rgb)  # integer codes: an exact table
     if transfer != "linear":
         raise ImageFormatError(f"unknown transfer {transfer!r}: use auto, linear or srgb")
-    return values
+    return to_float(rgb)

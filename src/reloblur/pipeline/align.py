@@ -24,15 +24,24 @@ import cv2
 import numpy as np
 
 from reloblur import __version__, resume
-from reloblur.atomic import remove_stale_temporaries
-from reloblur.batch import ItemFailure, run_batch
+from reloblur.atomic import atomic_write_bytes, remove_own_temporaries, remove_stale_temporaries
+from reloblur.batch import ItemFailure, Shard, StageTimer, run_batch, total_seconds
 from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import scan_dataset
 from reloblur.formats.session import LOG, MANIFEST, Session
-from reloblur.imaging.imageio import IMAGE_SUFFIXES, encode_srgb, read_image, write_image
-from reloblur.imaging.raw import RAW_SUFFIXES, InputTransfer, frame_to_linear, load_linear
+from reloblur.imaging.imageio import (
+    IMAGE_SUFFIXES,
+    PNG_COMPRESSION,
+    PngCompression,
+    decode_image,
+    encode_image,
+    encode_srgb,
+    read_bytes,
+    read_image,
+)
+from reloblur.imaging.raw import RAW_SUFFIXES, InputTransfer, frame_to_linear, image_to_linear, load_linear
 from reloblur.paths import output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
@@ -62,6 +71,10 @@ class AlignOptions:
     # What to do when OUT already holds other pairs where these would go: refuse (the
     # default), append (a session's pairs are numbered on after them), or overwrite.
     merge: Merge = "refuse"
+    shard: Shard = field(default_factory=Shard)  # this machine's part of the campaign
+    # Size against time of the output PNGs (imageio.PNG_COMPRESSION); not part of the
+    # resume digest: the pixels are the same whichever is chosen.
+    png_compression: PngCompression = "fast"
 
 
 @dataclass(frozen=True)
@@ -91,6 +104,10 @@ class AlignReport:
     flagged: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
     skipped: list[ItemFailure] = field(default_factory=list)  # rejected at capture: nothing to align
+    shard: str = "1/1"  # the part of the campaign these figures are of
+    # Seconds per stage summed over the pairs aligned (not resumed), in their worker
+    # processes: read, decode, register, warp, encode (sRGB and PNG), write.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _scene_folder(scene: str, pair: int) -> str | None:
@@ -245,13 +262,33 @@ def _discover(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]
     return jobs, rejected
 
 
-def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer) -> np.ndarray:
-    if pixel_format is None:
-        return load_linear(path, transfer=transfer)
-    try:
-        return frame_to_linear(read_image(path), pixel_format, black_level=black)
-    except ImageFormatError as exc:
-        raise ImageFormatError(f"{path}: {exc}") from None
+@dataclass(frozen=True)
+class _Input:
+    """One input in linear light, and its file's bytes when they are already what align
+    would write for it unchanged (an 8-bit sRGB RGB PNG): then they are passed through."""
+
+    linear: np.ndarray
+    png: bytes | None = None
+
+
+def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer,
+          timer: StageTimer) -> _Input:
+    """One input; time split into reading the file and decoding it."""
+    if path.suffix.lower() in RAW_SUFFIXES:
+        with timer.stage("decode"):  # the raw decoder reads the file itself
+            return _Input(load_linear(path, transfer=transfer))
+    with timer.stage("read"):
+        data = read_bytes(path)
+    with timer.stage("decode"):
+        image = decode_image(data, path)
+        if pixel_format is None:
+            same = (path.suffix.lower() == ".png" and image.dtype == np.uint8 and image.ndim == 3
+                    and image.shape[2] == 3 and transfer in ("auto", "srgb"))
+            return _Input(image_to_linear(image, path, transfer=transfer), data if same else None)
+        try:
+            return _Input(frame_to_linear(image, pixel_format, black_level=black))
+        except ImageFormatError as exc:
+            raise ImageFormatError(f"{path}: {exc}") from None
 
 
 def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[str, Any]:
@@ -269,8 +306,23 @@ class _Task:
     calibration: dict[str, Any] | None
 
 
-def align_job(task: _Task) -> str:
-    """Align one pair and write its outputs; returns ``aligned``, ``flagged`` or ``resumed``."""
+def _outputs(job: AlignJob) -> tuple[Path, ...]:
+    """Every file :func:`align_job` may write for ``job``."""
+    return tuple(job.out_dir / f"{job.index}{ending}" for ending in
+                 ("_blur.png", "_sharp.png", SIDECAR_SUFFIX, ".clip.png", ".valid.png"))
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """What :func:`align_job` did to one pair (``aligned``, ``flagged`` or ``resumed``) and
+    the seconds each stage took (read, decode, register, warp, encode, write)."""
+
+    status: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def align_job(task: _Task) -> PairOutcome:
+    """Align one pair and write its outputs."""
     job, options = task.job, task.options
     if job.problem:
         raise AlignmentError(job.problem)
@@ -283,23 +335,33 @@ def align_job(task: _Task) -> str:
         inputs["mask"] = job.mask
     params = _params(options, task.calibration)
     if resume.is_done(sidecar, inputs, params, outputs=(blur_out, sharp_out)):
-        return "resumed"
-    blur, sharp, known = _read_pair(job, options)
+        return PairOutcome("resumed")
+    timer = StageTimer()
+    blur_input, sharp, known = _read_pair(job, options, timer)
+    blur = blur_input.linear
     calibration = task.calibration or {}
-    result = align_pair(
-        blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop, limits=options.limits),
-        blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
-        prior_color=calibration.get("color_matrix"),
-    )
-    _write_outputs(job, options, blur, result, blur_out, sharp_out)
-    _record(job, options, blur, result, resume.done_record(inputs, params)).write(sidecar)
-    return "flagged" if result.flags else "aligned"
+    with timer.stage("register"):
+        result = align_pair(
+            blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop,
+                                                limits=options.limits),
+            blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
+            prior_color=calibration.get("color_matrix"),
+        )
+    timer.add("register", -result.warp_seconds)
+    timer.add("warp", result.warp_seconds)
+    _write_outputs(job, options, blur_input, result, blur_out, sharp_out, timer)
+    with timer.stage("write"):
+        _record(job, options, blur, result, resume.done_record(inputs, params)).write(sidecar)
+    return PairOutcome("flagged" if result.flags else "aligned", {k: round(v, 4) for k, v in timer.seconds.items()})
 
 
-def _read_pair(job: AlignJob, options: AlignOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """B and S in linear light, and the known-static mask if the pair has one."""
-    blur = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer)
-    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer)
+def _read_pair(job: AlignJob, options: AlignOptions, timer: StageTimer
+               ) -> tuple[_Input, np.ndarray, np.ndarray | None]:
+    """B (with its bytes, when they can pass through) and S in linear light, and the
+    known-static mask if the pair has one."""
+    blur_input = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer, timer)
+    blur = blur_input.linear
+    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer, timer).linear
     aspect_b, aspect_s = blur.shape[1] / blur.shape[0], sharp.shape[1] / sharp.shape[0]
     if abs(aspect_b / aspect_s - 1) > 0.1:
         raise AlignmentError(
@@ -307,17 +369,26 @@ def _read_pair(job: AlignJob, options: AlignOptions) -> tuple[np.ndarray, np.nda
             f"{job.blur} {blur.shape[1]}x{blur.shape[0]} (different aspect ratio)"
         )
     if job.mask is None:
-        return blur, sharp, None
+        return blur_input, sharp, None
     raw = read_image(job.mask)
     known = (raw if raw.ndim == 2 else raw[:, :, 0]) > 0
     if known.shape != blur.shape[:2]:
         raise AlignmentError(f"{job.mask}: mask size differs from {job.blur}")
-    return blur, sharp, known
+    return blur_input, sharp, known
 
 
-def _write_outputs(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: AlignResult,
-                   blur_out: Path, sharp_out: Path) -> None:
-    """The aligned pair, cropped and resized, display-encoded; its clip and validity maps."""
+def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, result: AlignResult,
+                   blur_out: Path, sharp_out: Path, timer: StageTimer) -> None:
+    """The aligned pair, cropped and resized, display-encoded; its clip and validity maps.
+    Time goes to ``encode`` (sRGB and PNG compression) and ``write`` (the files). B,
+    never resampled, is passed through as it was read when nothing would change it."""
+    blur = blur_input.linear
+    encoded: list[tuple[Path, bytes]] = []
+
+    def encode(path: Path, image: np.ndarray) -> None:
+        with timer.stage("encode"):
+            encoded.append((path, encode_image(image, path.suffix, png=options.png_compression)))
+
     rows, cols = result.crop.slices()
     blur_final = blur[rows, cols]
     sharp_final = np.clip(result.sharp_aligned[rows, cols], 0, 1)
@@ -328,18 +399,31 @@ def _write_outputs(job: AlignJob, options: AlignOptions, blur: np.ndarray, resul
         sharp_final = cv2.resize(sharp_final, options.resize, interpolation=interpolation)
         clip_flags = cv2.resize(clip_flags, options.resize, interpolation=cv2.INTER_NEAREST)
     out_dtype = np.uint16 if options.bit_depth == 16 else np.uint8
-    write_image(blur_out, encode_srgb(blur_final, out_dtype))
-    write_image(sharp_out, encode_srgb(sharp_final, out_dtype))
+    unchanged = (blur_input.png is not None and options.bit_depth == 8 and options.resize is None
+                 and blur_final.shape == blur.shape)
+    if unchanged:
+        assert blur_input.png is not None
+        encoded.append((blur_out, blur_input.png))  # the sRGB round trip of 8-bit codes is exact
+    else:
+        with timer.stage("encode"):
+            blur_encoded = encode_srgb(blur_final, out_dtype)
+        encode(blur_out, blur_encoded)
+    with timer.stage("encode"):
+        sharp_encoded = encode_srgb(sharp_final, out_dtype)
+    encode(sharp_out, sharp_encoded)
     clip_out = job.out_dir / f"{job.index}.clip.png"
     if clip_flags.any():
-        write_image(clip_out, clip_flags)
-    elif clip_out.exists():
-        clip_out.unlink()  # a rerun with other settings found no clipping
+        encode(clip_out, clip_flags)
     if not options.crop and result.valid is not None:
         valid_u8: np.ndarray = result.valid.astype(np.uint8) * 255
         if options.resize is not None:
             valid_u8 = cv2.resize(valid_u8, options.resize, interpolation=cv2.INTER_NEAREST)
-        write_image(job.out_dir / f"{job.index}.valid.png", valid_u8)
+        encode(job.out_dir / f"{job.index}.valid.png", valid_u8)
+    with timer.stage("write"):
+        for path, data in encoded:
+            atomic_write_bytes(path, data)
+        if not clip_flags.any() and clip_out.exists():
+            clip_out.unlink()  # a rerun with other settings found no clipping
 
 
 def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: AlignResult,
@@ -382,15 +466,22 @@ def align_all(options: AlignOptions) -> AlignReport:
     """Align every pair; failures are collected (the caller exits 2 when there are any)."""
     if options.resize_filter not in RESIZE_FILTERS:
         raise ReloblurError(f"--resize-filter {options.resize_filter!r}: choose from {', '.join(RESIZE_FILTERS)}")
+    if options.png_compression not in PNG_COMPRESSION:
+        raise ReloblurError(f"--png-compression {options.png_compression!r}: choose from "
+                            f"{', '.join(PNG_COMPRESSION)}")
     if options.bit_depth not in (8, 16):
         raise ReloblurError(f"--bit-depth {options.bit_depth}: choose 8 or 16")
     if options.merge not in MERGES:
         raise ReloblurError(f"merge {options.merge!r}: choose from {', '.join(MERGES)}")
     output_folder(options.out, what="align OUT")
+    if options.merge == "append" and not options.shard.whole:
+        raise ReloblurError("--append and --shard: parts appending at once would number over each other; "
+                            "append unsharded, or align each session into its own OUT")
     jobs, rejected = _discover(options)
     if options.merge == "append" and not (options.input / MANIFEST).exists():
         raise ReloblurError(f"{options.input}: --append numbers a capture session's pairs on; a folder tree's "
                             "outputs mirror its paths (use --overwrite to replace what is there)")
+    jobs, rejected = options.shard.select(jobs), options.shard.select(rejected)
     if options.merge != "overwrite":
         collisions = check_collisions(jobs)
         if collisions:
@@ -401,8 +492,12 @@ def align_all(options: AlignOptions) -> AlignReport:
                 "--overwrite to replace them, or choose another OUT."
             )
     calibration = load_calibration(options.calibration)
-    if options.out.is_dir():
-        remove_stale_temporaries(options.out)  # what a killed run left half-written
+    # What a killed run left half-written: all of it, or only this shard's own files
+    # (another machine may be writing the rest now).
+    if options.out.is_dir() and options.shard.whole:
+        remove_stale_temporaries(options.out)
+    elif options.out.is_dir():
+        remove_own_temporaries(path for job in jobs if not job.problem for path in _outputs(job))
     result = run_batch(
         align_job,
         [_Task(job, options, calibration) for job in jobs],
@@ -411,13 +506,15 @@ def align_all(options: AlignOptions) -> AlignReport:
         description="aligning pairs",
         progress=options.progress,
     )
-    outcomes = result.results
+    outcomes = {key: outcome.status for key, outcome in result.results.items()}
     return AlignReport(
         out=str(options.out),
         pairs=len(jobs),
         aligned=sum(1 for v in outcomes.values() if v in ("aligned", "flagged")),
         resumed=sum(1 for v in outcomes.values() if v == "resumed"),
         flagged=[k for k, v in outcomes.items() if v == "flagged"],
+        stage_seconds=total_seconds(outcome.seconds for outcome in result.results.values()),
         failures=list(result.failures),
         skipped=rejected,
+        shard=str(options.shard),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from reloblur import __version__
-from reloblur.batch import ItemFailure, run_batch
+from reloblur.batch import ItemFailure, StageTimer, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.calibration import Calibration
 from reloblur.imaging.imageio import encode_srgb
@@ -63,8 +63,9 @@ def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]
     job = task.job
     if job.problem:
         raise ReloblurError(job.problem)
-    blur = _load(job.blur, job.blur_format, job.black_levels[0], task.transfer)
-    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], task.transfer)
+    timer = StageTimer()  # not reported: calibration is one short batch
+    blur = _load(job.blur, job.blur_format, job.black_levels[0], task.transfer, timer).linear
+    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], task.transfer, timer).linear
     result = align_pair(blur, sharp, settings=AlignSettings(crop=True))
     # The noise of the pair as align writes it (cropped, 8-bit sRGB), as mask generate sees it.
     rows, cols = result.crop.slices()

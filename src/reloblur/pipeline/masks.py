@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 
 from reloblur import __version__, resume
-from reloblur.atomic import remove_stale_temporaries
-from reloblur.batch import ItemFailure, run_batch
+from reloblur.atomic import remove_own_temporaries, remove_stale_temporaries
+from reloblur.batch import ItemFailure, Shard, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
 from reloblur.formats.calibration import Calibration
@@ -49,6 +49,7 @@ class GenerateOptions:
     workers: int | None = None
     progress: bool = True
     calibration: Path | None = None  # noise model of a static capture (align calibrate)
+    shard: Shard = field(default_factory=Shard)  # this machine's part of the campaign
 
 
 @dataclass
@@ -62,6 +63,7 @@ class GenerateReport:
     mean_blur_ratio: float | None
     failures: list[ItemFailure] = field(default_factory=list)
     flagged: list[ItemFailure] = field(default_factory=list)  # generated, with a warning to check
+    shard: str = "1/1"  # the part of the campaign these figures are of
 
 
 @dataclass(frozen=True)
@@ -137,12 +139,19 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     pairs, problems = find_pairs(options.data)
     if not pairs:
         raise ReloblurError(f"{options.data}: no <id>_blur / <id>_sharp pairs found")
+    pairs = options.shard.select(pairs)
+    problems = options.shard.select(problems)
+    masks = [mask_path_for(p.rel_dir, p.index, options.masks) for p in pairs]
+    # What a killed run left half-written: all of it, or only this shard's own files
+    # (another machine may be writing the rest now).
     if output_folder(options.masks, what="masks tree").is_dir():
-        remove_stale_temporaries(options.masks)  # what a killed run left half-written
+        if options.shard.whole:
+            remove_stale_temporaries(options.masks)
+        else:
+            remove_own_temporaries(t for m in masks for t in (m, sidecar_path(m), confidence_path(m)))
     # Read once: a bad file fails the command, not every pair.
     noise = calibrated_noise(options.calibration) if options.calibration is not None else None
-    jobs = [_Job(p, mask_path_for(p.rel_dir, p.index, options.masks), options.params, options.force,
-                 options.calibration, noise) for p in pairs]
+    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise) for p, mask in zip(pairs, masks)]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
@@ -162,6 +171,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         mean_blur_ratio=float(np.mean(ratios)) if ratios else None,
         failures=problems + list(result.failures),
         flagged=flagged,
+        shard=str(options.shard),
     )
 
 

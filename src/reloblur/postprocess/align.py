@@ -15,6 +15,7 @@ warp -> Lanczos warp of the corrected S -> crop to the region valid in both -> Q
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import cv2
@@ -84,6 +85,7 @@ class AlignResult:
     static_psnr: float
     static_ssim: float
     flags: list[str]
+    warp_seconds: float = 0.0  # of the final full-resolution warp, for stage timings
 
     @property
     def status(self) -> str:
@@ -240,7 +242,9 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
                                              settings, prior_color)
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
+    started = time.perf_counter()
     corrected = _warp(color.apply(sharp), homography, size, cv2.INTER_LANCZOS4)
+    warp_seconds = time.perf_counter() - started
     clip_flags = _clip_flags(blur, sharp, homography, size)
     # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
     valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
@@ -256,7 +260,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         homography=homography, color=color, registration=registration, initial=initial,
         sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=~static_full, crop=crop,
         transform=transform, static_psnr=psnr, static_ssim=ssim,
-        flags=_qa_flags(transform, psnr, registration, settings.limits),
+        flags=_qa_flags(transform, psnr, registration, settings.limits), warp_seconds=warp_seconds,
     )
 
 
