@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -24,6 +24,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -142,8 +143,77 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def make_progress(console: Console | None = None, *, enabled: bool = True) -> Progress:
-    """The progress bar every long-running command uses (stderr, with ETA)."""
+class PlainProgress:
+    """Progress as one plain line every ``interval`` seconds and one at the end, for logs:
+    under nohup, a cluster scheduler or CI there is no terminal to redraw a bar on, and a
+    week of training must not be silent until it ends."""
+
+    def __init__(self, console: Console, interval: float):
+        self.console, self.interval = console, interval
+        self.tasks: dict[int, dict[str, Any]] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for task in self.tasks:
+            self._print(task)
+
+    def add_task(self, description: str, *, total: float | None = None, completed: float = 0) -> TaskID:
+        """Start counting a task (as rich's ``Progress.add_task``)."""
+        task = len(self.tasks)
+        now = time.monotonic()
+        self.tasks[task] = {"description": description, "total": total, "completed": completed, "start": now,
+                            "start_completed": completed, "printed": now}
+        return TaskID(task)
+
+    def update(self, task: TaskID, *, completed: float | None = None, advance: float | None = None,
+               description: str | None = None) -> None:
+        """Move a task on (as rich's ``Progress.update``); prints when the interval is up."""
+        state = self.tasks[task]
+        if completed is not None:
+            state["completed"] = completed
+        if advance is not None:
+            state["completed"] += advance
+        if description is not None:
+            state["description"] = description
+        if time.monotonic() - state["printed"] >= self.interval:
+            self._print(task)
+
+    def advance(self, task: TaskID, advance: float = 1) -> None:
+        """One more item done (as rich's ``Progress.advance``)."""
+        self.update(task, advance=advance)
+
+    def _print(self, task: int) -> None:
+        state = self.tasks[task]
+        state["printed"] = now = time.monotonic()
+        elapsed = now - state["start"]
+        done, total = state["completed"], state["total"]
+        line = f"{state['description']}: {done:g}" + (f"/{total:g} ({100 * done / total:.0f} %)" if total else "")
+        line += f", {_clock(elapsed)} elapsed"
+        rate = (done - state["start_completed"]) / elapsed if elapsed > 0 else 0.0
+        if total and rate > 0 and done < total:
+            line += f", eta {_clock((total - done) / rate)}"
+        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def make_progress(console: Console | None = None, *, enabled: bool = True) -> Progress | PlainProgress:
+    """The progress display every long-running command uses, on stderr: a bar with ETA on
+    a terminal; elsewhere a plain line every ``RELOBLUR_PROGRESS_INTERVAL`` seconds
+    (default 30) and at the end."""
+    console = console or Console(stderr=True)
+    if enabled and not console.is_terminal:
+        try:
+            interval = float(os.environ.get("RELOBLUR_PROGRESS_INTERVAL", "30"))
+        except ValueError:
+            interval = 30.0
+        return PlainProgress(console, interval)
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
@@ -152,7 +222,7 @@ def make_progress(console: Console | None = None, *, enabled: bool = True) -> Pr
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
-        console=console or Console(stderr=True),
+        console=console,
         disable=not enabled,
     )
 

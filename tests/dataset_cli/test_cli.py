@@ -166,3 +166,20 @@ def test_validate_output_redirected_is_one_whole_line_per_problem(tmp_path):
     orphan = str(deep / "train" / "s01" / "00" / "00_blur.png")
     lines = [line for line in result.output.splitlines() if line.startswith(orphan + ":")]
     assert lines and ": error: " in lines[0]
+
+
+def test_progress_without_a_terminal_is_plain_lines_a_log_can_hold(tmp_path):
+    """Under nohup, a scheduler or CI there is no terminal: progress comes as plain lines
+    (done/total, elapsed, ETA) every RELOBLUR_PROGRESS_INTERVAL seconds and at the end,
+    not as a bar drawn once the job is over."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RELOBLUR_PROGRESS_INTERVAL": "0"}
+    completed = subprocess.run([sys.executable, "-m", "reloblur", "simulate", str(tmp_path / "sim"), "--size", "96x64",
+                                "--pairs", "3", "--workers", "1"], capture_output=True, text=True, env=env, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    lines = [line for line in completed.stderr.splitlines() if line.startswith("simulating pairs:")]
+    assert [line.split(":")[1].split()[0] for line in lines][:3] == ["1/3", "2/3", "3/3"], completed.stderr
+    assert all("elapsed" in line for line in lines) and "━" not in completed.stderr  # no bar glyphs

@@ -38,7 +38,7 @@ def test_quick_demo_runs_every_stage(demo_dir):
     from reloblur.demo.pipeline import DemoOptions, run_demo
     from reloblur.errors import ReloblurError
 
-    with pytest.raises(ReloblurError, match="not empty"):  # a second run refuses to mix into a full directory
+    with pytest.raises(ReloblurError, match="not empty.*--out"):  # a second run refuses, and says what to do
         run_demo(DemoOptions(out=out, quick=True))
 
 

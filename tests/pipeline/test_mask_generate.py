@@ -138,3 +138,19 @@ def test_three_shards_make_what_one_unsharded_run_makes(tmp_path):
         else:
             assert made_parts[name] == data, name
     assert runner.invoke(app, ["align", str(session), str(parts), "--shard", "4/3"]).exit_code == 1
+
+
+def test_the_counts_add_up_to_the_pairs_when_some_fail(generated):
+    """Every pair asked about is counted once: generated, already done, kept or failed
+    (a pair whose partner is missing among them), and the summary line says so."""
+    dataset = generated / "dataset"
+    sharps = sorted(dataset.rglob("*_sharp.png"))
+    sharps[0].unlink()  # an orphan: its blur has no partner
+    sharps[1].write_bytes(sharps[1].read_bytes()[:100])  # a truncated image
+    result = runner.invoke(app, ["mask", "generate", str(dataset), "--workers", "1", "--json"])
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert len(report["failures"]) == 2
+    assert report["pairs"] == report["generated"] + report["resumed"] + report["kept_edited"] + len(report["failures"])
+    human = runner.invoke(app, ["mask", "generate", str(dataset), "--workers", "1"]).output.replace("\n", " ")
+    assert f"{report['pairs']} pair(s):" in human and "2 failed" in human

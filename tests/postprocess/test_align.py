@@ -445,3 +445,26 @@ def test_whole_command_reports_its_stages_and_passes_unchanged_b_through(tmp_pat
     assert sizes["none"] > sizes["fast"] and sizes["none"] > sizes["small"]
     bad = runner.invoke(app, ["align", str(pair), str(tmp_path / "x"), "--png-compression", "max"])
     assert bad.exit_code == 1 and "max" in bad.output
+
+
+def test_calibration_says_pass_warn_or_fail_against_the_documented_limits(tmp_path):
+    """The corner spread is judged against the 0.5 px a rigid rig holds (and 1 px beyond
+    which it moved), and a capture with moving objects is called out as no calibration
+    scene: figures next to a threshold come with a verdict."""
+    from reloblur.pipeline.calibrate import verdict
+
+    assert verdict(0.3, 0.0)[0] == "pass"
+    assert verdict(0.7, 0.0)[0] == "warn" and "0.70 px > 0.5 px" in verdict(0.7, 0.0)[1][0]
+    assert verdict(1.4, 0.0)[0] == "fail"
+    assert verdict(0.3, 0.1)[0] == "warn" and "static scene" in verdict(0.3, 0.1)[1][1]
+
+    moving = simulated_session(tmp_path, 3, static_fraction=0.0, seed=9)
+    result = runner.invoke(app, ["align", "calibrate", str(moving), "--out", str(tmp_path / "rig.json"),
+                                 "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["verdict"] != "pass" and report["moving_fraction"] > 0.02
+    assert any("static scene" in reason for reason in report["reasons"])
+    human = runner.invoke(app, ["align", "calibrate", str(moving), "--out", str(tmp_path / "rig2.json"),
+                                "--workers", "1"])
+    assert report["verdict"] in human.output and "static scene" in human.output.replace("\n", " ")

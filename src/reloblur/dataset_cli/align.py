@@ -117,8 +117,11 @@ def calibrate_command(
     if json_output:
         print_json(result)
     else:
-        stdout.print(f"calibration from {result.pairs_used} pair(s) -> {result.out}; "
-                     f"corner spread {result.corner_spread_px:.3f} px")
+        colour = {"pass": "green", "warn": "yellow", "fail": "red"}[result.verdict]
+        stdout.print(f"calibration from {result.pairs_used} pair(s) -> {escape(result.out)}: "
+                     f"[{colour}]{result.verdict}[/]")
+        for reason in result.reasons:
+            stdout.print(f"  {escape(reason)}")
     if result.failures:
         fail_partially(len(result.failures), "pair(s)")
 

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from reloblur.dataset_cli.common import (
     DefaultToRun,
     fail_partially,
+    finish_batch,
     parse_size,
-    print_failures,
     print_json,
     stderr,
     stdout,
@@ -55,16 +56,10 @@ def simulate_command(
             test_fraction=test_fraction, workers=workers, progress=not json_output,
         )
     )
-    if json_output:
-        print_json(result)
-    else:
-        stdout.print(
-            f"{result.layout} at {result.out}: {result.written} pair(s) written, "
-            f"{result.resumed} already there, {result.seconds:.1f} s"
-        )
-        print_failures(result.failures)
-    if result.failures:
-        fail_partially(len(result.failures), "pair(s)")
+    finish_batch(result, result.failures, json_output=json_output, summary=lambda: [
+        f"simulated {result.layout} -> {escape(result.out)}: {result.written} pair(s) written, "
+        f"{result.resumed} already there, {len(result.failures)} failed, {result.seconds:.1f} s",
+    ])
 
 
 

@@ -155,7 +155,7 @@ def split_command(
     verb = "would move" if dry_run else "moved"
     stdout.print(
         f"train: {len(result.train_scenes)} scene(s), test: {len(result.test_scenes)} scene(s) "
-        f"(seed {seed}); {verb} {len(result.moves)} director(ies)"
+        f"(seed {seed}); {verb} {len(result.moves)} {'folder' if len(result.moves) == 1 else 'folders'}"
     )
     stdout.print(f"test scenes: {', '.join(result.test_scenes) or '-'}")
     for warning in result.warnings:

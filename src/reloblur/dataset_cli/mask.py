@@ -76,7 +76,8 @@ def generate_command(
     ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
     finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "
-        f"{report.kept_edited} edited/reviewed kept; mean blur ratio {ratio} -> {escape(str(report.masks))}",
+        f"{report.kept_edited} edited/reviewed kept, {len(report.failures)} failed; mean blur ratio {ratio} "
+        f"-> {escape(str(report.masks))}",
     ], notes=lambda: [f"[yellow]check[/] {escape(w.item)}: {escape(w.reason)}" for w in report.flagged])
 
 

@@ -90,7 +90,8 @@ def run_demo(options: DemoOptions) -> DemoResult:
 
     out = Path(options.out)
     if out.exists() and any(out.iterdir()):
-        raise ReloblurError(f"{out} is not empty: the demo needs a fresh directory")
+        raise ReloblurError(f"{out} is not empty (a previous demo?): the demo needs a fresh folder; remove it, "
+                            "or pass another one with --out")
     out.mkdir(parents=True, exist_ok=True)
     session_dir, dataset, masks = out / "session", out / "data" / "dataset", out / "data" / "masks"
     stages: list[Stage] = []

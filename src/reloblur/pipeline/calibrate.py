@@ -39,15 +39,47 @@ class CalibrateOptions:
     progress: bool = True
 
 
+# docs/alignment.md: the pairs of a rigid rig agree to half a pixel at the corners; beyond
+# a pixel the rig moved during the capture (or the scene was not static).
+SPREAD_PASS_PX, SPREAD_FAIL_PX = 0.5, 1.0
+# A calibration scene is static: beyond this share of a pair's pixels that move, the
+# capture is not one (the median over pairs, so one passer-by does not fail it).
+MOVING_WARN = 0.02
+
+
 @dataclass
 class CalibrationResult:
-    """The fitted rig transform and how well the pairs agreed on it."""
+    """The fitted rig transform, how well the pairs agreed on it, and the verdict."""
     out: str
     pairs_used: int
     homography_blur_to_sharp: list[list[float]]
     color_matrix: list[list[float]]
     corner_spread_px: float
+    moving_fraction: float  # median over pairs of the share of pixels that moved
+    verdict: str  # pass, warn or fail
+    reasons: list[str] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
+
+
+def verdict(spread_px: float, moving_fraction: float) -> tuple[str, list[str]]:
+    """``pass``/``warn``/``fail`` of a calibration, with what decided it, in words.
+
+    >>> verdict(0.2, 0.0)
+    ('pass', ['corner spread 0.20 px <= 0.5 px: the rig held still'])
+    """
+    if spread_px <= SPREAD_PASS_PX:
+        level, reasons = "pass", [f"corner spread {spread_px:.2f} px <= {SPREAD_PASS_PX} px: the rig held still"]
+    elif spread_px <= SPREAD_FAIL_PX:
+        level, reasons = "warn", [f"corner spread {spread_px:.2f} px > {SPREAD_PASS_PX} px: the pairs disagree; "
+                                  "check that the cameras are fixed"]
+    else:
+        level, reasons = "fail", [f"corner spread {spread_px:.2f} px > {SPREAD_FAIL_PX} px: the rig moved during the "
+                                  "capture, or the pairs are not of one rig; do not use this calibration"]
+    if moving_fraction > MOVING_WARN:
+        reasons.append(f"{100 * moving_fraction:.1f} % of a typical pair moved (> {100 * MOVING_WARN:.0f} %): "
+                       "capture a static scene to calibrate")
+        level = "fail" if level == "fail" else "warn"
+    return level, reasons
 
 
 @dataclass(frozen=True)
@@ -56,7 +88,8 @@ class _CalTask:
     transfer: InputTransfer
 
 
-def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]], list[int], list[list[float]]]:
+def _calibrate_pair(task: _CalTask
+                    ) -> tuple[list[list[float]], list[list[float]], list[int], list[list[float]], float]:
     import cv2
 
     cv2.setNumThreads(1)
@@ -67,11 +100,12 @@ def _calibrate_pair(task: _CalTask) -> tuple[list[list[float]], list[list[float]
     blur = _load(job.blur, job.blur_format, job.black_levels[0], task.transfer, timer).linear
     sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], task.transfer, timer).linear
     result = align_pair(blur, sharp, settings=AlignSettings(crop=True))
+    moving = float(result.motion_mask.mean())
     # The noise of the pair as align writes it (cropped, 8-bit sRGB), as mask generate sees it.
     rows, cols = result.crop.slices()
     models = pair_noise_model(encode_srgb(blur[rows, cols]), encode_srgb(np.clip(result.sharp_aligned[rows, cols], 0, 1)))
     return (result.homography.tolist(), result.color.matrix.tolist(), [blur.shape[1], blur.shape[0]],
-            [list(m.coefficients) for m in models])
+            [list(m.coefficients) for m in models], moving)
 
 
 def calibrate(options: CalibrateOptions) -> CalibrationResult:
@@ -92,12 +126,17 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
     rig_h = np.median(homographies, axis=0)
     rig_h /= rig_h[2, 2]
     spread = max(float(corner_error(h, rig_h, width, height).max()) for h in homographies)
+    moving = float(np.median([r[4] for r in batch.results.values()]))
+    level, reasons = verdict(spread, moving)
     result = CalibrationResult(
         out=str(options.out),
         pairs_used=len(homographies),
         homography_blur_to_sharp=rig_h.tolist(),
         color_matrix=np.median(colors, axis=0).tolist(),
         corner_spread_px=spread,
+        moving_fraction=moving,
+        verdict=level,
+        reasons=reasons,
         failures=list(batch.failures),
     )
     Calibration(

@@ -164,7 +164,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
             flagged += [ItemFailure(job.pair.id, flag) for flag in record.get("diagnostics", {}).get("flags", [])]
     return GenerateReport(
         masks=str(options.masks),
-        pairs=len(pairs),
+        pairs=len(pairs) + len(problems),  # every pair the command was asked about, failed ones too
         generated=outcomes["generated"] + outcomes["flagged"],
         resumed=outcomes["resumed"],
         kept_edited=outcomes["kept"],
