@@ -161,6 +161,24 @@ def call(url: str, path: str, token: str | None, body: dict | None = None) -> tu
         return error.code, error.read()
 
 
+def raw_get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """A GET that follows no redirect and keeps no cookie: status, headers, body."""
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+    try:
+        connection.putrequest("GET", path, skip_host="Host" in (headers or {}))
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
 def test_review_api_token_traversal_save_and_conflict(review_server):
     url, masks = review_server
     token = url.split("token=")[1]
@@ -168,8 +186,19 @@ def test_review_api_token_traversal_save_and_conflict(review_server):
     assert call(url, "/api/pairs", None)[0] == 403
     assert call(url, "/api/pairs", "wrong")[0] == 403
     assert call(url, "/", None)[0] == 403
-    status, body = call(url, "/?token=" + token, None)
-    assert status == 200 and b"reloblur mask review" in body
+    # The first load trades the URL's token for an HttpOnly cookie and drops it from the URL.
+    status, headers, _ = raw_get(url, "/?token=" + token)
+    assert status == 303 and headers["location"] == "/"
+    cookie = headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and token in cookie
+    status, headers, body = raw_get(url, "/", {"Cookie": cookie.split(";")[0]})
+    assert status == 200 and b"reloblur mask review" in body and token.encode() not in body
+    csp = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert headers["referrer-policy"] == "no-referrer" and headers["x-frame-options"] == "DENY"
+    # DNS rebinding: a page whose own name now points at 127.0.0.1 sends its own Host.
+    assert raw_get(url, "/api/pairs", {"X-Token": token, "Host": "evil.example:80"})[0] == 403
+    assert raw_get(url, "/api/pairs", {"X-Token": token, "Host": f"localhost:{url.split(':')[2].split('/')[0]}"})[0] == 200
     pairs = json.loads(call(url, "/api/pairs", token)[1])["pairs"]
     pair_id = pairs[0]["id"]
     for evil in ("../../../etc/passwd", "/etc/passwd", "train/../../x"):

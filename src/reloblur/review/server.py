@@ -6,6 +6,12 @@ change the masks, and an SSH tunnel is all a remote curator needs. Pairs are add
 their id, looked up in the set discovered at start-up (never joined into a path), so no
 request can reach a file outside the dataset.
 
+The first page load trades the token in the URL for an HttpOnly, SameSite=Strict cookie
+and redirects to the bare address, so the token leaves the address bar and the history.
+Every response forbids framing and inline scripts (Content-Security-Policy) and sends no
+referrer; on a loopback address, a request naming any other host is refused (a DNS
+rebinding page cannot reach the app).
+
 Each save writes the mask atomically and records the edit in the sidecar. The sidecar's
 ``version`` is the optimistic lock: a save or status change must name the version it
 started from, and a stale one gets 409 Conflict instead of silently overwriting the other
@@ -22,6 +28,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from http import HTTPStatus
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
@@ -205,9 +212,21 @@ class ReviewStore:
         return encode_image(result.mask, ".png")
 
 
-def _index_html(token: str) -> bytes:
-    page = resources.files("reloblur.review").joinpath("static/index.html").read_text(encoding="utf-8")
-    return page.replace("{{TOKEN}}", token).encode("utf-8")
+def _index_html() -> bytes:
+    return resources.files("reloblur.review").joinpath("static/index.html").read_bytes()
+
+
+# Same-origin scripts, styles and images only; no framing, no inline code, no forms.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; "
+                                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                                "base-uri 'none'; form-action 'none'"),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class ReviewHandler(BaseHTTPRequestHandler):
@@ -227,16 +246,50 @@ class ReviewHandler(BaseHTTPRequestHandler):
         return
 
     # -- transport --------------------------------------------------------------------
-    def _authorised(self, query: dict[str, list[str]]) -> bool:
-        supplied = self.headers.get("X-Token") or (query.get("token") or [""])[0]
-        return hmac.compare_digest(supplied.encode(), self.token.encode())
+    def _address(self) -> tuple[str, int]:
+        """The host and port this server listens on."""
+        address = self.server.server_address
+        assert isinstance(address, tuple)
+        return str(address[0]), int(address[1])
 
-    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+    @property
+    def _cookie_name(self) -> str:
+        # Browsers share cookies between the ports of one host: one name per server.
+        return f"reloblur_review_{self._address()[1]}"
+
+    def _cookie_token(self) -> str:
+        cookies = SimpleCookie()
+        try:
+            cookies.load(self.headers.get("Cookie") or "")
+        except CookieError:
+            return ""
+        morsel = cookies.get(self._cookie_name)
+        return morsel.value if morsel else ""
+
+    def _authorised(self, query: dict[str, list[str]]) -> bool:
+        for supplied in (self.headers.get("X-Token") or "", self._cookie_token(), (query.get("token") or [""])[0]):
+            if supplied and hmac.compare_digest(supplied.encode(), self.token.encode()):
+                return True
+        return False
+
+    def _expected_host(self) -> bool:
+        """On a loopback address, the Host a browser sends names that address (a page
+        from elsewhere that rebinds its own name to 127.0.0.1 sends its own name)."""
+        bound, port = self._address()
+        if bound not in LOOPBACK:
+            return True  # deliberately reachable from elsewhere: the token is the guard
+        host = (self.headers.get("Host") or "").strip().lower()
+        name, _, given_port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if not name:  # no port given
+            name, given_port = host, str(port)
+        return name in ("127.0.0.1", "localhost", "[::1]") and given_port == str(port)
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
+        for name, value in {**SECURITY_HEADERS, **(headers or {})}.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
 
@@ -268,8 +321,15 @@ class ReviewHandler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         query = parse_qs(url.query)
         try:
+            if not self._expected_host():
+                raise ApiError(HTTPStatus.FORBIDDEN, "unexpected Host header")
             if not self._authorised(query):
                 raise ApiError(HTTPStatus.FORBIDDEN, "missing or wrong token")
+            if method == "GET" and url.path == "/" and "token" in query:
+                # Trade the token in the URL for a cookie, and drop it from the address bar.
+                cookie = f"{self._cookie_name}={self.token}; HttpOnly; SameSite=Strict; Path=/"
+                self._send(HTTPStatus.SEE_OTHER, b"", "text/plain", {"Location": "/", "Set-Cookie": cookie})
+                return
             if method == "GET":
                 self._get(url.path, query)
             else:
@@ -283,7 +343,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def _get(self, path: str, query: dict[str, list[str]]) -> None:
         pair_id = (query.get("id") or [""])[0]
         if path == "/":
-            self._send(HTTPStatus.OK, _index_html(self.token), "text/html; charset=utf-8")
+            self._send(HTTPStatus.OK, _index_html(), "text/html; charset=utf-8")
         elif path.startswith("/static/") and path[len("/static/"):] in STATIC_FILES:
             name = path[len("/static/"):]
             body = resources.files("reloblur.review").joinpath(f"static/{name}").read_bytes()

@@ -1,6 +1,8 @@
 // reloblur mask review: paint, erase, polygon-fill and re-threshold one pair's blur mask.
 "use strict";
 (() => {
+  // The server traded the URL's token for an HttpOnly cookie, which every same-origin
+  // request carries; a token still in the URL (an old link) is sent as a header.
   const token = new URLSearchParams(location.search).get("token") || "";
   const $ = (id) => document.getElementById(id);
   const canvas = $("view");
@@ -14,7 +16,7 @@
   const mctx = app.mask.getContext("2d", { willReadFrequently: true });
 
   async function api(path, body) {
-    const options = { headers: { "X-Token": token } };
+    const options = { headers: token ? { "X-Token": token } : {} };
     if (body !== undefined) {
       options.method = "POST";
       options.headers["Content-Type"] = "application/json";
@@ -35,7 +37,7 @@
       const image = new Image();
       image.onload = () => resolve(image);
       image.onerror = () => reject(new Error(`cannot load ${kind} of ${id}`));
-      image.src = `api/image?id=${encodeURIComponent(id)}&kind=${kind}&token=${encodeURIComponent(token)}&t=${Date.now()}`;
+      image.src = `api/image?id=${encodeURIComponent(id)}&kind=${kind}&t=${Date.now()}`;
     });
   }
 
