@@ -115,3 +115,27 @@ def test_pixel_formats_are_parsed_once_with_their_bit_depth():
     for bad in ("Mono12p", "BayerRG12Packed", "YUV422_8", "Mono4"):
         with pytest.raises(ImageFormatError, match=bad):
             PixelFormat.parse(bad)
+
+
+def test_a_jpeg_is_read_upright_as_its_exif_orientation_says(tmp_path):
+    """A phone photo stores pixels as the sensor saw them and an EXIF orientation; viewers
+    rotate it, and so must every command that reads it (deblur among them)."""
+    import struct
+
+    import cv2
+
+    from reloblur.imaging.imageio import read_image
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[:, :10] = (255, 0, 0)  # a red band on the left, as stored
+    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    # EXIF with one tag, Orientation = 6: rotate 90 degrees clockwise to display.
+    ifd = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack("<I", 0)
+    exif = b"Exif\0\0" + b"II*\0" + struct.pack("<I", 8) + ifd
+    app1 = b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    data = jpeg.tobytes()
+    (tmp_path / "photo.jpg").write_bytes(data[:2] + app1 + data[2:])
+    upright = read_image(tmp_path / "photo.jpg")
+    assert upright.shape[:2] == (60, 40)  # rotated
+    assert upright[:10, :, 0].mean() > 200 and upright[-10:, :, 0].mean() < 50  # the band is now on top

@@ -126,6 +126,15 @@ def test_sample_stream_resumes_mid_epoch_and_shards_ranks(sim_dataset):
     assert not first_epoch[0] & first_epoch[1]
 
 
+def test_a_plain_index_means_epoch_zero(sim_dataset):
+    """``TrainPatches[i]`` works in a notebook: the crop of pair i in epoch 0."""
+    data = TrainPatches(discover_pairs(sim_dataset / "dataset", split="train"), patch=48)
+    assert torch.equal(data[1]["blur"], data[0, 1]["blur"])
+    assert data[-1]["blur"].shape[-2:] == (48, 48)
+    with pytest.raises(IndexError):
+        data[len(data)]
+
+
 def test_blur_aware_cropping_centres_on_blurred_pixels(sim_dataset):
     pairs = [p for p in discover_pairs(sim_dataset / "dataset") if read_image(p.mask).any()]
     data = TrainPatches(pairs, patch=48, bapc_prob=1.0, hflip=False)

@@ -173,8 +173,11 @@ def decode_image(data: bytes, path: str | os.PathLike[str]) -> np.ndarray:
             if width * height > MAX_PIXELS:
                 raise ImageReadError(f"{path}: declares {width}x{height} pixels, more than {MAX_PIXELS} "
                                      "(a damaged or hostile header)")
+    # A JPEG is 8-bit colour (or grey); decoded as colour, OpenCV applies its EXIF
+    # orientation as every viewer does (a phone photo is not sideways).
+    flags = cv2.IMREAD_COLOR if suffix in (".jpg", ".jpeg") else cv2.IMREAD_UNCHANGED
     try:
-        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error as exc:  # OpenCV asserts on sizes it refuses
         raise ImageReadError(f"{path}: cannot decode image ({str(exc).strip().splitlines()[-1]})") from None
     if decoded is None:

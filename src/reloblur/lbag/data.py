@@ -90,8 +90,13 @@ class TrainPatches(Dataset):
                 return int(ys[k]), int(xs[k])  # top-left of a crop centred on that pixel
         return int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
 
-    def __getitem__(self, item: tuple[int, int]) -> dict[str, torch.Tensor]:
-        epoch, index = item
+    def __getitem__(self, item: tuple[int, int] | int) -> dict[str, torch.Tensor]:
+        """The crop of pair ``index`` in ``epoch`` (``item = (epoch, index)``); a plain
+        ``index`` means epoch 0, as a notebook user indexing a dataset expects."""
+        epoch, index = (0, item) if isinstance(item, (int, np.integer)) else item
+        if not -len(self.pairs) <= index < len(self.pairs):
+            raise IndexError(f"pair {index} of {len(self.pairs)}")
+        index %= len(self.pairs)
         blur, sharp, mask = self._load(index)
         h, w = mask.shape
         if h < self.patch or w < self.patch:
