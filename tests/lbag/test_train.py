@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -124,6 +125,15 @@ def test_sample_stream_resumes_mid_epoch_and_shards_ranks(sim_dataset):
     ranks = [SampleStream(data, seed=3, num_replicas=2, rank=r) for r in (0, 1)]
     first_epoch = [{i for _, (e, i) in zip(range(len(data) // 2), s)} for s in ranks]
     assert not first_epoch[0] & first_epoch[1]
+
+
+def test_training_progress_shows_a_term_a_user_can_read(sim_dataset, tmp_path, capsys, monkeypatch):
+    """Not the total (negative: its SSIM term is minus an SSIM) but the L1 the report
+    plots; without a terminal, as plain lines."""
+    monkeypatch.setenv("RELOBLUR_PROGRESS_INTERVAL", "0")
+    train(apply_settings(tiny_config(sim_dataset), {"max_steps": 2}, source="test"), tmp_path / "run", progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training")]
+    assert lines and all(re.match(r"training \(L1 \d+\.\d{4}\): \d", line) for line in lines), lines
 
 
 def test_a_plain_index_means_epoch_zero(sim_dataset):

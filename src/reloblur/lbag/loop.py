@@ -414,7 +414,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
             while state.global_step < config.max_steps:
                 parts = _step(net, next(batches), state, config, device, weights)
                 step, last = state.global_step, state.global_step == config.max_steps
-                bar.update(task, completed=step, description=f"training (loss {parts['total']:.4f})")
+                # Not the total, which the SSIM term (minus an SSIM) makes negative: the L1
+                # term, which the report plots and a user can read.
+                bar.update(task, completed=step, description=f"training (L1 {parts['l1']:.4f})")
                 if step % config.log_every == 0 or last:
                     log.step(step, state.optimizer.param_groups[0]["lr"], parts)
                 if val_pairs and (step % config.val_every == 0 or last):
