@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -244,3 +245,19 @@ def test_non_finite_or_zero_learning_settings_are_refused_by_name(tmp_path, sett
     config = apply_settings(TrainConfig(data=str(tmp_path)), parse_overrides([setting]), source="--set")
     with pytest.raises(ReloblurError, match=setting.split("=")[0]):
         config.validate()
+
+
+def test_deblurred_outputs_are_not_named_like_the_blurry_inputs(sim_dataset, tmp_path):
+    """`NN_blur.png` in, `NN_deblurred.png` out (and `_gate` beside it); eval --pred
+    finds them, and still finds outputs of tools that kept the input's name."""
+    from reloblur.lbag.deblur_files import plan_outputs
+
+    dataset = sim_dataset / "dataset"
+    jobs = plan_outputs((dataset,), tmp_path / "out")
+    assert jobs and all(d.name.endswith("_deblurred.png") for _, d in jobs)
+    assert all(d.parent.relative_to(tmp_path / "out") == s.parent.relative_to(dataset) for s, d in jobs)
+    for source, destination in jobs:  # predictions as another tool would name them
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, destination.with_name(source.name))
+    other = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(tmp_path / "out"), "--json"])
+    assert other.exit_code == 0, other.output

@@ -62,15 +62,29 @@ def _folder_images(folder: Path, pattern: str | None) -> list[Path]:
     return [p for p in images if fnmatch.fnmatch(p.name, pattern)]
 
 
+def deblurred_name(source: Path) -> str:
+    """The output name of a deblurred image: ``NN_blur.*`` becomes ``NN_deblurred.png`` (an
+    output named like the blurry input reads as the input); other names keep their stem.
+
+    >>> deblurred_name(Path("00_blur.png")), deblurred_name(Path("photo.jpg"))
+    ('00_deblurred.png', 'photo.png')
+    """
+    stem = source.stem
+    if stem.endswith("_blur"):
+        stem = stem[: -len("_blur")] + "_deblurred"
+    return stem + ".png"
+
+
 def plan_outputs(inputs: tuple[Path, ...], out: Path, pattern: str | None = None) -> list[tuple[Path, Path]]:
     """``(source, destination)`` for every input image; errors name missing inputs."""
     jobs: list[tuple[Path, Path]] = []
     for item in inputs:
         if item.is_dir():
             for source in _folder_images(item, pattern):
-                jobs.append((source, out / source.relative_to(item).with_suffix(".png")))
+                relative = source.relative_to(item)
+                jobs.append((source, out / relative.parent / deblurred_name(source)))
         elif item.is_file():
-            jobs.append((item, out / item.with_suffix(".png").name))
+            jobs.append((item, out / deblurred_name(item)))
         else:
             raise ReloblurError(f"{item}: no such file or directory")
     seen: dict[Path, Path] = {}

@@ -23,6 +23,7 @@ from reloblur.formats.dataset import Pair, discover_pairs
 from reloblur.imaging.imageio import read_image
 from reloblur.lbag.checkpoint import model_from_checkpoint
 from reloblur.lbag.data import load_pair
+from reloblur.lbag.deblur_files import deblurred_name
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, deblur, to_tensor
 from reloblur.lbag.metrics import ImageMetrics, image_metrics
@@ -60,8 +61,11 @@ class EvalResult:
 
 
 def prediction_path(pred_dir: Path, pair: Pair) -> Path:
-    """Where ``reloblur deblur`` puts a pair's output: the blur file's name, as PNG."""
-    return pred_dir.joinpath(*pair.rel_dir.parts, pair.blur.with_suffix(".png").name)
+    """A pair's prediction: where ``reloblur deblur`` puts it (``NN_deblurred.png``), or,
+    from tools that keep the input's name, the blur file's name as PNG."""
+    folder = pred_dir.joinpath(*pair.rel_dir.parts)
+    ours = folder / deblurred_name(pair.blur)
+    return ours if ours.exists() else folder / pair.blur.with_suffix(".png").name
 
 
 def _mean(rows: list[ImageMetrics], name: str) -> float | None:
