@@ -25,6 +25,8 @@ TrustOpt = Annotated[
     bool, typer.Option("--trust-checkpoint", metavar="", help="Allow arbitrary pickled objects in the checkpoint (trusted files only).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
+AmpOpt = Annotated[str, typer.Option(
+    "--amp", help="Mixed precision: off, bf16 (CPU and recent GPUs, about 2x faster) or fp16 (GPUs).")]
 
 
 def _require_torch() -> None:
@@ -143,6 +145,7 @@ def eval_command(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics.csv and summary.json here.")] = None,
     tile: Annotated[int, typer.Option("--tile", help="Tile size for big images (0: whole images, as the original).")] = 0,
     device: DeviceOpt = "auto",
+    amp: AmpOpt = "off",
     trust_checkpoint: TrustOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -160,7 +163,7 @@ def eval_command(
     result = evaluate(EvalOptions(
         data=data, checkpoint=checkpoint, pred=pred, masks=masks,
         split=None if split == "all" else split, device=device, tile=tile or None,
-        out=out, trust_checkpoint=trust_checkpoint, progress=not json_output,
+        out=out, trust_checkpoint=trust_checkpoint, progress=not json_output, amp=amp,
     ))
     if json_output:
         print_json({"summary": result.summary, "baseline": result.baseline, "images": result.images,
@@ -184,6 +187,7 @@ def deblur_command(
     gates: Annotated[bool, typer.Option("--gates", metavar="", help="Also write each gate map as <name>_gate.png.")] = False,
     pattern: Annotated[Optional[str], typer.Option("--pattern", help="File-name glob inside folders \\[default: *_blur.* if present].")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Redo outputs that exist.")] = False,
+    amp: AmpOpt = "off",
     trust_checkpoint: TrustOpt = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -194,6 +198,8 @@ def deblur_command(
       reloblur deblur photo.png --checkpoint runs/lbag --out deblurred/
 
       reloblur deblur data/dataset/test --checkpoint runs/lbag --out preds/test --gates
+
+      reloblur deblur big-photos/ --checkpoint runs/lbag --out deblurred/ --amp bf16
     """
     _require_torch()
     from reloblur.lbag.deblur_files import DeblurOptions, deblur_files
@@ -201,7 +207,7 @@ def deblur_command(
     result = deblur_files(DeblurOptions(
         checkpoint=checkpoint, inputs=tuple(inputs), out=out, device=device, tile=tile or None,
         overlap=overlap, gates=gates, pattern=pattern, overwrite=overwrite,
-        trust_checkpoint=trust_checkpoint, progress=not json_output,
+        trust_checkpoint=trust_checkpoint, progress=not json_output, amp=amp,
     ))
     if json_output:
         print_json(result)

@@ -23,7 +23,7 @@ from reloblur.errors import ReloblurError
 from reloblur.imaging.imageio import IMAGE_SUFFIXES, read_image, write_image
 from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
 from reloblur.lbag.device import resolve_device
-from reloblur.lbag.inference import TileOptions, deblur, to_tensor, to_uint8
+from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor, to_uint8
 from reloblur.paths import output_folder
 
 MANIFEST = ".reloblur-deblur.json"
@@ -43,6 +43,7 @@ class DeblurOptions:
     overwrite: bool = False
     trust_checkpoint: bool = False
     progress: bool = True
+    amp: str = "off"  # mixed precision: off, bf16, fp16 (inference.autocast)
 
 
 @dataclass
@@ -106,17 +107,22 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
     fingerprint = resume.file_fingerprint(checkpoint)
     manifest_path = options.out / MANIFEST
     manifest = resume.read_sidecar(manifest_path)
-    same_model = manifest is not None and manifest.get("checkpoint") == fingerprint
+    # Outputs are the model's at one precision: another checkpoint or precision redoes them.
+    same_model = (manifest is not None and manifest.get("checkpoint") == fingerprint
+                  and manifest.get("amp", "off") == options.amp)
     if manifest is not None and not same_model and not options.overwrite:
         raise ReloblurError(
-            f"{options.out} holds outputs of another checkpoint ({manifest.get('checkpoint_path')}); "
+            f"{options.out} holds outputs of another checkpoint or precision ({manifest.get('checkpoint_path')}, "
+            f"amp {manifest.get('amp', 'off')}); "
             "use --overwrite or another output directory"
         )
     loaded = model_from_checkpoint(checkpoint, trust=options.trust_checkpoint)
     device = resolve_device(options.device)
     model = loaded.model.to(device).eval()
+    autocast(device, options.amp)  # a bad choice fails here, before any output
     tiles = TileOptions(options.tile, options.overlap)
-    atomic_write_json(manifest_path, {"checkpoint": fingerprint, "checkpoint_path": str(checkpoint)})
+    atomic_write_json(manifest_path, {"checkpoint": fingerprint, "checkpoint_path": str(checkpoint),
+                                      "amp": options.amp})
 
     result = DeblurResult(out=str(options.out))
     with make_progress(enabled=options.progress) as bar:
@@ -129,7 +135,8 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
                 bar.advance(task)
                 continue
             try:
-                output, gate = deblur(model, to_tensor(read_image(source)), tiles=tiles, device=device)
+                output, gate = deblur(model, to_tensor(read_image(source)), tiles=tiles, device=device,
+                                      amp=options.amp)
                 write_image(destination, to_uint8(output))
                 if options.gates:
                     write_image(gate_path, to_uint8(gate))

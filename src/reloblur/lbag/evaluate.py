@@ -25,7 +25,7 @@ from reloblur.lbag.checkpoint import model_from_checkpoint
 from reloblur.lbag.data import load_pair
 from reloblur.lbag.deblur_files import deblurred_name
 from reloblur.lbag.device import resolve_device
-from reloblur.lbag.inference import TileOptions, deblur, to_tensor
+from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor
 from reloblur.lbag.metrics import ImageMetrics, image_metrics
 
 METRICS = ("psnr", "ssim", "weighted_psnr", "weighted_ssim")
@@ -46,6 +46,7 @@ class EvalOptions:
     out: Path | None = None
     trust_checkpoint: bool = False
     progress: bool = True
+    amp: str = "off"  # mixed precision: off, bf16, fp16 (inference.autocast)
 
 
 @dataclass
@@ -97,6 +98,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         loaded = model_from_checkpoint(options.checkpoint, trust=options.trust_checkpoint)
         device = resolve_device(options.device)
         model = loaded.model.to(device).eval()
+        autocast(device, options.amp)  # a bad choice fails here, before any image
         source = str(options.checkpoint)
     tiles = TileOptions(options.tile, options.overlap)
 
@@ -108,7 +110,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         for pair in pairs:
             blur, sharp, mask = load_pair(pair)
             if model is not None:
-                output, _ = deblur(model, to_tensor(blur), tiles=tiles, device=device)
+                output, _ = deblur(model, to_tensor(blur), tiles=tiles, device=device, amp=options.amp)
             else:
                 assert options.pred is not None
                 prediction = read_image(prediction_path(options.pred, pair))

@@ -8,7 +8,9 @@ tile and at the image border), so seams vanish and memory is bounded by the tile
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,9 +63,25 @@ def _ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> Tensor:
     return w
 
 
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for inference: ``off``, ``bf16`` (CPU and recent GPUs; 2.3x on the
+    reference CPU, docs/benchmarks.md) or ``fp16`` (GPUs only)."""
+    if amp not in AMP_DTYPES:
+        raise ReloblurError(f"--amp {amp!r}: choose from {', '.join(AMP_DTYPES)}")
+    dtype = AMP_DTYPES[amp]
+    if dtype is None:
+        return contextlib.nullcontext()
+    if dtype is torch.float16 and device.type == "cpu":
+        raise ReloblurError("--amp fp16 runs on a GPU only; on the CPU use bf16")
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
 @torch.no_grad()
 def deblur(model: nn.Module, image: Tensor, *, tiles: TileOptions = TileOptions(),
-           device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+           device: torch.device | None = None, amp: str = "off") -> tuple[Tensor, Tensor]:
     """Deblur one image.
 
     Parameters
@@ -76,6 +94,8 @@ def deblur(model: nn.Module, image: Tensor, *, tiles: TileOptions = TileOptions(
         Tiling; images no larger than ``tiles.tile`` in both sides run whole.
     device
         Where to run the model (default: the model's device). Blending happens on the CPU.
+    amp
+        Mixed precision (:func:`autocast`); the output is float32 either way.
 
     Returns
     -------
@@ -88,7 +108,8 @@ def deblur(model: nn.Module, image: Tensor, *, tiles: TileOptions = TileOptions(
     _, h, w = image.shape
     tile = tiles.tile
     if tile is None or (h <= tile and w <= tile):
-        out, gate = run_whole(model, image[None].to(device))
+        with autocast(device, amp):
+            out, gate = run_whole(model, image[None].to(device))
         return out[0].float().cpu(), gate[0].float().cpu()
 
     out = torch.zeros(3, h, w)
@@ -102,7 +123,8 @@ def deblur(model: nn.Module, image: Tensor, *, tiles: TileOptions = TileOptions(
             tw = min(tile, w - x0)
             wx = _ramp(tw, tiles.overlap, x0 > 0, x0 + tw < w)
             crop = image[:, y0 : y0 + th, x0 : x0 + tw][None].to(device)
-            tile_out, tile_gate = run_whole(model, crop)
+            with autocast(device, amp):
+                tile_out, tile_gate = run_whole(model, crop)
             blend = (wy[:, None] * wx[None, :])[None]
             out[:, y0 : y0 + th, x0 : x0 + tw] += tile_out[0].float().cpu() * blend
             gate[:, y0 : y0 + th, x0 : x0 + tw] += tile_gate[0].float().cpu() * blend
