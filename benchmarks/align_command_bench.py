@@ -21,6 +21,7 @@ error of ``align``'s homography against the generator's.
 
     python benchmarks/align_command_bench.py                 # 8 pairs, 3 repeats
     python benchmarks/align_command_bench.py --pairs 4 --repeats 1 --json
+    python benchmarks/align_command_bench.py --png      # only: PNG encoding, time and size per setting
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pairgen import CONDITIONS, make_pair  # noqa: E402
-from reloblur.imaging.imageio import encode_image, encode_srgb, read_image, write_image  # noqa: E402
+from reloblur.imaging.imageio import PNG_COMPRESSION, encode_image, encode_srgb, read_image, write_image  # noqa: E402
 from reloblur.postprocess.registration import corner_error  # noqa: E402
 
 SIZE = (2152, 1436)
@@ -95,6 +96,24 @@ def io_floor(source: Path) -> float:
     return time.perf_counter() - started
 
 
+def png_settings(source: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Seconds and megabytes per image of each ``--png-compression`` choice, on the pairs'
+    8-bit images (B as read, S as align would write it: same content statistics)."""
+    images = [read_image(path) for path in sorted(source.glob("*.png"))]
+    # The baseline: zlib level 3 with its default strategy, what align used before.
+    settings = {**{name: params for name, params in PNG_COMPRESSION.items()},
+                "zlib 3 (before)": [cv2.IMWRITE_PNG_COMPRESSION, 3]}
+    result = {}
+    for name, params in settings.items():
+        times, size = [], 0
+        for _ in range(repeats):
+            started = time.perf_counter()
+            size = sum(len(cv2.imencode(".png", image[:, :, ::-1], params)[1]) for image in images)
+            times.append((time.perf_counter() - started) / len(images))
+        result[name] = {"seconds_per_image": statistics.median(times), "mb_per_image": size / len(images) / 1e6}
+    return result
+
+
 def timed(command: list[str]) -> tuple[float, str]:
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -111,6 +130,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--png", action="store_true", help="only measure the PNG compression settings")
     parser.add_argument("--ecc-script", nargs=2, type=Path, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ecc_script:
@@ -121,6 +141,13 @@ def main() -> None:
     try:
         source = work / "in"
         truths = write_pairs(source, args.pairs, args.seed)
+        if args.png:
+            settings = png_settings(source, args.repeats)
+            if args.json:
+                print(json.dumps(settings, indent=2))
+            for name, row in settings.items():
+                print(f"{name:16s} {row['seconds_per_image']:.3f} s/image {row['mb_per_image']:.2f} MB/image")
+            return
         python = [sys.executable]
         runs: dict[str, list[float]] = {"align -j 1": [], "align": [], "ECC script": [], "I/O floor": []}
         stages: dict[str, float] = {}

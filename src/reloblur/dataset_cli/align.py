@@ -54,7 +54,7 @@ def align_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="",
                                             help="Replace pairs OUT already holds where these go (refused by default).")] = False,
     png_compression: Annotated[str, typer.Option(
-        "--png-compression", help="fast (4.7 MB a 2152x1436 image), small (4.4 MB, 1.7x the time) or none.")] = "fast",
+        "--png-compression", help="fast (4.6 MB a 2152x1436 photo), small (4.3 MB, 1.7x the time) or none.")] = "fast",
     shard: ShardOpt = None,
     workers: WorkersOpt = None,
     json_output: JsonOpt = False,

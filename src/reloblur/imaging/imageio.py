@@ -186,12 +186,11 @@ def decode_image(data: bytes, path: str | os.PathLike[str]) -> np.ndarray:
 
 
 PngCompression = Literal["fast", "small", "none"]
-# OpenCV settings for each choice. Measured on three photographs upscaled to 2152x1436
-# with two codes of noise, 8-bit RGB, 2 cores (docs/benchmarks.md, 2026-11-30): fast
-# (OpenCV's own default) 0.09 s and 4.7 MB an image; small (zlib's run-length strategy,
-# the same at every level) 0.15 s and 4.4 MB; none 0.09 s and 9.3 MB. zlib level 3 with
-# its default strategy, this project's earlier setting, took 0.32 s for 5.1 MB: slower
-# and larger than both.
+# OpenCV settings for each choice, measured on 2152x1436 8-bit photographs (docs/
+# benchmarks.md, `align_command_bench.py --png`): fast (OpenCV's own default) 0.10 s and
+# 4.6 MB an image; small (zlib's run-length strategy, the same at every level) 0.17 s and
+# 4.3 MB; none 0.10 s and 9.3 MB. zlib level 3 with its default strategy, this project's
+# earlier setting, took 0.33 s for 4.9 MB.
 PNG_COMPRESSION: dict[str, list[int]] = {
     "fast": [],
     "small": [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE],
