@@ -77,3 +77,48 @@ def test_gate_loss_is_zero_for_a_perfect_gate():
     _, parts = lbag_loss(images, gates, sharp, mask, LossWeights())
     assert parts["gate"] == 0 and parts["l1"] < 1e-6 and parts["fft"] < 1e-4
     assert parts["ssim"] == pytest.approx(-3.0, abs=1e-4)  # minus SSIM 1 at three scales
+
+
+LOSSES = SHARED / "fixtures" / "lbag-parity" / "losses"
+
+
+def _loss_case(name: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The fixed outputs of one case of the fixture (see its README), as leaf tensors."""
+    def load(folder, file: str, scale: float) -> dict[str, np.ndarray]:
+        return {k: v.astype(np.float32) / scale for k, v in np.load(folder / file).items()}
+
+    one = load(LOSSES.parent, "expected_outputs.npz", 1.0)
+    two = load(LOSSES, "case2_outputs.npz", 255.0)
+    chosen = {"case1_model_outputs": [one], "case2_near_target": [two], "case3_batch2": [one, two]}[name]
+
+    def stack(key: str) -> torch.Tensor:
+        return torch.from_numpy(np.stack([c[key] for c in chosen])).requires_grad_(True)
+
+    return [stack(f"image_scale{i}") for i in range(3)], [stack(f"gate_scale{i}") for i in range(3)]
+
+
+@pytest.mark.parametrize("case", ["case1_model_outputs", "case2_near_target", "case3_batch2"])
+def test_every_loss_term_the_total_and_its_gradients_match_the_original_code(case):
+    """Known answers from the original ReLoBlur training loop (one step, fixed outputs):
+    every term summed over scales at 1e-6 (the FFT term at 1e-6 relative), the total at
+    1e-6 relative, and the gradient of the total with respect to each output at 1e-5
+    relative (its L2 norm): the shift tolerance, the scales and the gate terms included."""
+    expected = json.loads((LOSSES / "expected_losses.json").read_text())["cases"][case]
+    images, gates = _loss_case(case)
+    batch = images[0].shape[0]
+    target = torch.from_numpy(read_image(LOSSES / "target.png").astype(np.float32) / 255).permute(2, 0, 1)
+    mask = torch.from_numpy((read_image(LOSSES / "mask.png") > 0).astype(np.float32))
+    mask = (mask if mask.ndim == 2 else mask[..., 0])[None]
+    total, parts = lbag_loss(images, gates, target[None].expand(batch, -1, -1, -1),
+                             mask[None].expand(batch, -1, -1, -1))
+    summed = expected["summed_over_scales"]
+    for name in ("l1", "ssim", "gate"):
+        assert abs(parts[name] - summed[name]) < 1e-6, (name, parts[name], summed[name])
+    assert abs(parts["fft"] - summed["fft"]) < 1e-6 * abs(summed["fft"])
+    assert abs(total.item() - expected["total"]) < 1e-6 * max(1.0, abs(expected["total"]))
+    total.backward()
+    norms = expected["grad_l2_norm_of_total_wrt_outputs"]
+    for i in range(3):
+        for kind, tensor in (("image", images[i]), ("gate", gates[i])):
+            ours, theirs = tensor.grad.norm().item(), norms[f"{kind}_scale{i}"]
+            assert abs(ours - theirs) < 1e-5 * theirs, (kind, i, ours, theirs)

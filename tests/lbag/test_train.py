@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from conftest import SHARED
 from reloblur.dataset_cli.app import app
+from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import discover_pairs
 from reloblur.imaging.imageio import read_image, write_image
 from reloblur.lbag.checkpoint import read_checkpoint
@@ -72,7 +73,7 @@ def test_resume_is_bit_exact(sim_dataset, tmp_path):
     for key, value in a["state_dict"]["model"].items():
         assert torch.equal(value, b["state_dict"]["model"][key]), key
     assert a["optimizer_states"][0]["state"][0]["exp_avg"].equal(b["optimizer_states"][0]["state"][0]["exp_avg"])
-    with pytest.raises(Exception, match="--resume"):
+    with pytest.raises(ReloblurError, match="--resume"):
         train(config, tmp_path / "straight", progress=False)  # refuses to overwrite a run
 
 

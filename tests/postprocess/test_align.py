@@ -181,8 +181,10 @@ def test_raw_dng_pair_decodes_linearly_and_aligns(tmp_path):
     write_dng(folder / "00_sharp.dng", sharp)
     decoded = decode_raw(folder / "00_blur.dng")
     assert decoded.shape == (H, W, 3)
-    # Linear, unscaled decoding: a flat patch keeps its value (demosaic aside).
-    assert np.abs(decoded[100:140, 100:140].mean() - blur[100:140, 100:140].mean()) < 0.01
+    # Linear, unscaled decoding: a patch keeps its value in every channel (demosaic aside);
+    # its red (0.40) and blue (0.25) differ, so a swapped CFA would fail.
+    patch = (slice(100, 140), slice(100, 140))
+    np.testing.assert_allclose(decoded[patch].mean(axis=(0, 1)), blur[patch].mean(axis=(0, 1)), atol=0.01)
     result = runner.invoke(app, ["align", str(tmp_path / "raw"), str(tmp_path / "out"), "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "out" / "scene1" / "00.align.json").read_text())
@@ -468,3 +470,18 @@ def test_calibration_says_pass_warn_or_fail_against_the_documented_limits(tmp_pa
     human = runner.invoke(app, ["align", "calibrate", str(moving), "--out", str(tmp_path / "rig2.json"),
                                 "--workers", "1"])
     assert report["verdict"] in human.output and "static scene" in human.output.replace("\n", " ")
+
+
+@pytest.mark.parametrize("pattern, layout", [("RG", "RGGB"), ("GR", "GRBG"), ("GB", "GBRG"), ("BG", "BGGR")])
+def test_demosaic_puts_each_colour_where_the_pattern_names_it(pattern, layout):
+    """A frame laid out by hand (not by our own mosaic): a uniform colour with R, G and B
+    at 1000, 2000 and 3000 on the sites the GenICam name says (``BayerRG``: R at the top
+    left, then G; next row G, B). Demosaiced, every interior pixel is that colour; an R/B
+    swap or a pattern off by one site would not be."""
+    value = {"R": 1000, "G": 2000, "B": 3000}
+    raw = np.empty((16, 16), np.uint16)
+    for index, colour in enumerate(layout):
+        dy, dx = divmod(index, 2)
+        raw[dy::2, dx::2] = value[colour]
+    rgb = demosaic(raw, pattern).astype(int)
+    np.testing.assert_array_equal(rgb[4:-4, 4:-4], np.broadcast_to([1000, 2000, 3000], (8, 8, 3)))

@@ -92,6 +92,15 @@ def test_metrics_known_values():
     assert iou(a, b) == pytest.approx(0.8)
     assert iou(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
     assert boundary_f_score(a, a) == 1.0
+    # Worked by hand: a 20 px square and the same square 5 px to the right. Of each
+    # outline's 76 pixels, 38 lie within the 5x5 disk of the other's (17 on each of the
+    # shared edges, 4 near the corners of the side that moved), so precision = recall = 0.5.
+    truth = np.zeros((50, 50), np.uint8)
+    truth[10:30, 10:30] = 255
+    moved = np.zeros((50, 50), np.uint8)
+    moved[10:30, 15:35] = 255
+    assert boundary_f_score(moved, truth, tolerance=2) == pytest.approx(0.5)
+    assert boundary_f_score(moved, np.zeros_like(truth)) == 0.0
 
 
 def test_generate_stats_resume_and_edited_masks_are_kept(sim_dataset, tmp_path):
