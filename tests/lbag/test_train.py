@@ -281,3 +281,23 @@ def test_amp_bf16_deblurs_close_to_float32_and_is_its_own_output_set(tmp_path):
     assert mixed.exit_code == 1 and "precision" in mixed.output
     refused = runner.invoke(app, [*base, "-o", str(tmp_path / "x"), "--amp", "fp16"])
     assert refused.exit_code == 1 and "fp16" in refused.output
+
+
+def test_the_best_validation_checkpoint_is_kept_beside_the_last(sim_dataset, tmp_path):
+    """`model_ckpt_best.ckpt` holds the weights of the step with the best validation PSNR
+    (from history.jsonl), survives the pruning of step checkpoints, loads as a model, and
+    `--checkpoint RUN` still means the newest step (what resume continues from)."""
+    from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
+
+    config = apply_settings(tiny_config(sim_dataset, val_every=1, ckpt_every=1, keep_checkpoints=1),
+                            {"max_steps": 4}, source="test")
+    train(config, tmp_path / "run", progress=False)
+    validations = [(r["step"], r["validation"]["psnr"]) for r in history(tmp_path / "run") if "validation" in r]
+    best_step = max(validations, key=lambda sv: sv[1])[0]
+    best = read_checkpoint(tmp_path / "run" / "model_ckpt_best.ckpt")
+    assert best["global_step"] == best_step
+    assert best["validation"]["psnr"] == max(v for _, v in validations)
+    assert model_from_checkpoint(tmp_path / "run" / "model_ckpt_best.ckpt").global_step == best_step
+    assert resolve_checkpoint(tmp_path / "run").name == "model_ckpt_steps_4.ckpt"
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.ckpt")) == ["model_ckpt_best.ckpt",
+                                                                         "model_ckpt_steps_4.ckpt"]

@@ -171,10 +171,14 @@ def model_from_checkpoint(path: str | os.PathLike[str], *, trust: bool = False,
     return LoadedModel(model, kind, int(data.get("global_step", 0)), reinitialised, data)
 
 
+BEST_NAME = "model_ckpt_best.ckpt"  # the best validation PSNR so far (not pruned, not resumed from)
+
+
 def save_checkpoint(directory: str | os.PathLike[str], *, model: nn.Module, global_step: int,
                     optimizer: torch.optim.Optimizer | None = None, extra: dict[str, Any] | None = None,
-                    keep_last: int | None = 3) -> Path:
-    """Write ``model_ckpt_steps_<global_step>.ckpt`` atomically; prune to the newest ``keep_last``.
+                    keep_last: int | None = 3, name: str | None = None) -> Path:
+    """Write ``model_ckpt_steps_<global_step>.ckpt`` (or ``name``) atomically; prune the
+    step checkpoints to the newest ``keep_last``.
 
     ``extra`` adds our keys (scheduler and RNG states, config) beside the official ones.
     """
@@ -187,7 +191,7 @@ def save_checkpoint(directory: str | os.PathLike[str], *, model: nn.Module, glob
         "reloblur_version": __version__,
     }
     payload.update(extra or {})
-    path = directory / checkpoint_name(global_step)
+    path = directory / (name or checkpoint_name(global_step))
     try:
         with atomic_open(path) as handle:
             torch.save(payload, handle, _use_new_zipfile_serialization=False)

@@ -31,6 +31,7 @@ from reloblur.batch import make_progress
 from reloblur.errors import ReloblurError, WriteError
 from reloblur.formats.dataset import discover_pairs
 from reloblur.lbag.checkpoint import (
+    BEST_NAME,
     list_checkpoints,
     model_from_checkpoint,
     read_checkpoint,
@@ -356,6 +357,29 @@ class _TrainLog:
                 self.writer.close()
 
 
+def _best_psnr(run_dir: Path) -> float | None:
+    """The validation PSNR of the run's best checkpoint so far (a resumed run keeps it)."""
+    best = run_dir / BEST_NAME
+    if not best.exists():
+        return None
+    value = (read_checkpoint(best).get("validation") or {}).get("psnr")
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _keep_best(state: _TrainState, run_dir: Path, step: int, validation: dict[str, float | None],
+               best: float | None) -> float | None:
+    """Write the model as ``model_ckpt_best.ckpt`` when its validation PSNR is the best yet:
+    the checkpoint to deploy, kept beside the last N whatever training does after it. The
+    weights only (rank 0 alone validates, so no collective can be involved); resume uses
+    the step checkpoints."""
+    psnr = validation.get("psnr")
+    if psnr is None or (best is not None and psnr <= best):
+        return best
+    save_checkpoint(run_dir, model=state.model, global_step=step, keep_last=None, name=BEST_NAME,
+                    extra={"validation": validation, "reloblur_best": "validation psnr"})
+    return psnr
+
+
 def _save(state: _TrainState, run_dir: Path, config: TrainConfig, ddp: _Dist) -> Path | None:
     """A checkpoint of ``state`` (every rank's RNG gathered, rank 0 writes)."""
     rng = _gather_rng(ddp)
@@ -407,6 +431,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
     parts: dict[str, float] = {}
     validation = None
     checkpoint: Path | None = None
+    best_psnr = _best_psnr(run_dir) if ddp.main else None
     net.train()
     try:
         with make_progress(enabled=progress and ddp.main) as bar:
@@ -424,6 +449,7 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
                         validation = validate(net, val_pairs, device, max_images=config.val_max_images,
                                               writer=log.writer, step=step)
                         log.validation(step, validation)
+                        best_psnr = _keep_best(state, run_dir, step, validation, best_psnr)
                     if ddp.enabled:
                         dist.barrier()
                 if step % config.ckpt_every == 0 or last:
