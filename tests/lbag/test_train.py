@@ -206,7 +206,8 @@ def test_train_eval_deblur_commands(sim_dataset, tmp_path):
                                  "--out", str(tmp_path / "eval")])
     assert result.exit_code == 0, result.output
     scored = json.loads(result.stdout)
-    assert set(scored["summary"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim"}
+    assert set(scored["summary"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae"}
+    assert scored["baseline"]["background_mae"] == 0.0
     test_pairs = discover_pairs(sim_dataset / "dataset", split="test")
     assert [row["pair"] for row in scored["images"]] == [p.id for p in test_pairs]
     assert (tmp_path / "eval" / "metrics.csv").read_text().count("\n") == len(test_pairs) + 1
@@ -301,3 +302,21 @@ def test_the_best_validation_checkpoint_is_kept_beside_the_last(sim_dataset, tmp
     assert resolve_checkpoint(tmp_path / "run").name == "model_ckpt_steps_4.ckpt"
     assert sorted(p.name for p in (tmp_path / "run").glob("*.ckpt")) == ["model_ckpt_best.ckpt",
                                                                          "model_ckpt_steps_4.ckpt"]
+
+
+def test_background_damage_is_measured_where_nothing_moved(sim_dataset, tmp_path):
+    """Known answer: predictions that are the blurry inputs moved by exactly 10 levels
+    everywhere score a background MAE of 10/255; the inputs themselves score 0."""
+    from reloblur.lbag.deblur_files import deblurred_name
+
+    dataset = sim_dataset / "dataset"
+    for offset, name in ((0, "same"), (10, "moved")):
+        for pair in discover_pairs(dataset, split="test"):
+            image = read_image(pair.blur).astype(int)
+            moved = np.where(image <= 245, image + offset, image - offset).astype(np.uint8)
+            folder = tmp_path / name / pair.rel_dir
+            folder.mkdir(parents=True, exist_ok=True)
+            write_image(folder / deblurred_name(pair.blur), moved)
+        result = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / name), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["summary"]["background_mae"] == pytest.approx(offset / 255, abs=1e-6)

@@ -125,12 +125,12 @@ def _launch_torchrun(nproc: int, config, run_dir: Path, *, resume: bool, changes
 def _metrics_table(title: str, rows: list[tuple[str, dict]]) -> Table:
     table = Table(title=title)
     table.add_column("")
-    for name in ("PSNR", "SSIM", "weighted PSNR", "weighted SSIM"):
+    for name in ("PSNR", "SSIM", "weighted PSNR", "weighted SSIM", "background MAE"):
         table.add_column(name, justify="right")
     for label, values in rows:
         cells = [
             "-" if values.get(k) is None else f"{values[k]:.4f}"
-            for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim")
+            for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae")
         ]
         table.add_row(label, *cells)
     return table

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from reloblur.atomic import atomic_write_json, atomic_write_text
@@ -26,7 +27,7 @@ from reloblur.lbag.data import load_pair
 from reloblur.lbag.deblur_files import deblurred_name
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor
-from reloblur.lbag.metrics import ImageMetrics, image_metrics
+from reloblur.lbag.metrics import ImageMetrics, image_metrics, quantize
 
 METRICS = ("psnr", "ssim", "weighted_psnr", "weighted_ssim")
 
@@ -69,6 +70,23 @@ def prediction_path(pred_dir: Path, pair: Pair) -> Path:
     return ours if ours.exists() else folder / pair.blur.with_suffix(".png").name
 
 
+def background_mae(output: torch.Tensor, blur: np.ndarray, mask: np.ndarray) -> float | None:
+    """Mean absolute difference between the output (as saved: 8-bit) and the blurry input
+    where nothing moved (``mask == 0``), in [0, 1] units: what a model did to the static
+    background it should leave alone (0 for the input itself). ``None`` without static
+    pixels."""
+    static = np.asarray(mask) == 0
+    if not static.any():
+        return None
+    saved = quantize(output[None].float())[0].numpy().transpose(1, 2, 0)
+    return float(np.abs(saved - blur)[static].mean())
+
+
+def _mean_of(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
 def _mean(rows: list[ImageMetrics], name: str) -> float | None:
     values = [getattr(r, name) for r in rows if getattr(r, name) is not None]
     return sum(values) / len(values) if values else None
@@ -104,6 +122,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
 
     ours: list[ImageMetrics] = []
     blurry: list[ImageMetrics] = []
+    damage: list[float | None] = []
     rows: list[dict[str, Any]] = []
     with make_progress(enabled=options.progress) as bar:
         task = bar.add_task("evaluating", total=len(pairs))
@@ -126,15 +145,19 @@ def evaluate(options: EvalOptions) -> EvalResult:
             b = image_metrics(torch.from_numpy(blur.transpose(2, 0, 1).copy()), target, mask_or_none)
             ours.append(m)
             blurry.append(b)
+            damage.append(background_mae(output, blur, mask) if pair.mask is not None else None)
             row: dict[str, Any] = {"pair": pair.id}
             row.update({k: getattr(m, k) for k in METRICS})
+            row["background_mae"] = damage[-1]
             row.update({f"blurry_{k}": getattr(b, k) for k in METRICS})
+            row["blurry_background_mae"] = None if damage[-1] is None else 0.0
             rows.append(row)
             bar.advance(task)
 
     result = EvalResult(
-        summary={k: _mean(ours, k) for k in METRICS},
-        baseline={k: _mean(blurry, k) for k in METRICS},
+        summary={**{k: _mean(ours, k) for k in METRICS}, "background_mae": _mean_of(damage)},
+        baseline={**{k: _mean(blurry, k) for k in METRICS},
+                  "background_mae": None if _mean_of(damage) is None else 0.0},
         images=rows,
         weighted_skipped=sum(1 for m in ours if m.weighted_psnr is None),
         source=source,
