@@ -8,7 +8,7 @@ VENV=${VENV:-.venv}
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 # torch first, pinned: the CPU build this project is tested with (train/eval/deblur tests).
 "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-extras="test,train,capture"
+extras="test,train,capture,pylon"
 # The Aravis tests need the system's Aravis and the headers PyGObject builds against.
 if command -v pkg-config >/dev/null && pkg-config --exists gobject-introspection-1.0 cairo; then
   extras="$extras,aravis"

@@ -16,6 +16,7 @@ from typing import Any, Union
 
 from reloblur.capture.backends.aravis import AravisBackend
 from reloblur.capture.backends.harvesters import HarvestersBackend
+from reloblur.capture.backends.pylon import PylonBackend
 from reloblur.capture.backends.sim import SimBackend
 from reloblur.capture.cameras import CameraBackend, CameraError
 from reloblur.formats.timing import SPhase
@@ -36,6 +37,13 @@ class AravisOptions:
 
 
 @dataclass(frozen=True)
+class PylonOptions:
+    """Basler cameras through pypylon."""
+
+    emulate: int = 0  # this many emulated cameras (PYLON_CAMEMU), no hardware needed
+
+
+@dataclass(frozen=True)
 class SimOptions:
     """The simulated rig's two cameras."""
 
@@ -47,7 +55,7 @@ class SimOptions:
     bench: str = "default"  # trigger lines shared with the sync-box emulator at sim://BENCH
 
 
-BackendOptions = Union[HarvestersOptions, AravisOptions, SimOptions]
+BackendOptions = Union[HarvestersOptions, AravisOptions, PylonOptions, SimOptions]
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ def register_backend(name: str, options_type: type, factory: Callable[[Any], Cam
 
 register_backend("harvesters", HarvestersOptions, lambda o: HarvestersBackend(cti=o.cti), "GenTL producers (.cti)")
 register_backend("aravis", AravisOptions, lambda o: AravisBackend(fake=o.fake), "Aravis (GigE/USB3 Vision)")
+register_backend("pylon", PylonOptions, lambda o: PylonBackend(emulate=o.emulate), "Basler pylon (GigE/USB3)")
 register_backend("sim", SimOptions, lambda o: SimBackend(size=o.size, seed=o.seed, bayer=o.bayer, s_phase=o.s_phase,
                                                           distinct_pairs=o.distinct_pairs, bench_name=o.bench),
                  "the simulated rig")

@@ -74,6 +74,7 @@ capture_app = typer.Typer(
 )
 BackendOpt = Annotated[str, typer.Option("--backend", help="harvesters (GenTL), aravis, or sim (simulated rig).")]
 FakeOpt = Annotated[bool, typer.Option("--fake", metavar="", help="aravis: enable Aravis's fake camera (Fake_1).")]
+EmulateOpt = Annotated[int, typer.Option("--emulate", help="pylon: this many emulated Basler cameras (PYLON_CAMEMU).")]
 CtiOpt = Annotated[Optional[list[str]], typer.Option("--cti", help="GenTL producer file (repeatable); also GENICAM_GENTL64_PATH.")]
 SizeOpt = Annotated[str, typer.Option("--size", help="Frame size of the sim backend.")]
 
@@ -99,6 +100,7 @@ def capture_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
     queue_size: Annotated[int, typer.Option("--queue", help="Pairs buffered for the writer.")] = 16,
     fake: FakeOpt = False,
+    emulate: EmulateOpt = 0,
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Capture B/S pairs into a crash-safe session (Ctrl-C finishes queued pairs and stops).
@@ -121,7 +123,7 @@ def capture_command(
     rig_config = load_rig(rig) if rig else quick_rig(
         b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,
         sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim")
-    source = backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size), seed=seed,
+    source = backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size), seed=seed,
                              s_phase=rig_config.s_phase)
     summary = capture(CaptureOptions(session=session, rig=rig_config, backend=source, pairs=pairs,
                                      queue_size=queue_size, scene=scene, progress=not json_output))
@@ -147,6 +149,7 @@ def list_command(
     backend: BackendOpt = "harvesters",
     cti: CtiOpt = None,
     fake: FakeOpt = False,
+    emulate: EmulateOpt = 0,
     size: SizeOpt = "720x480",
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")] = False,
 ) -> None:
@@ -158,6 +161,8 @@ def list_command(
 
       reloblur capture list --backend aravis --fake --json
 
+      reloblur capture list --backend pylon --emulate 2
+
       reloblur capture list --backend sim
     """
     from rich.table import Table
@@ -166,7 +171,7 @@ def list_command(
     from reloblur.capture.registry import backend_options, open_backend
 
     rows: list[dict[str, Any]] = []
-    with open_backend(backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size))) as source:
+    with open_backend(backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size))) as source:
         for device in source.devices():
             try:
                 with source.open(str(device.index)) as camera:
@@ -201,6 +206,7 @@ def preview_command(
     save: Annotated[Optional[Path], typer.Option("--save", help="Write preview JPEGs here.")] = None,
     size: SizeOpt = "720x480",
     fake: FakeOpt = False,
+    emulate: EmulateOpt = 0,
 ) -> None:
     """Live view per camera: frame rate, applied exposure and gain, histogram, saturation,
     focus (variance of the Laplacian) and the B/S brightness ratio.
@@ -217,7 +223,7 @@ def preview_command(
     from reloblur.capture.preview import run_preview
     from reloblur.capture.registry import backend_options, open_backend
 
-    options = backend_options(backend, cti=tuple(cti or ()), fake=fake, size=parse_size(size))
+    options = backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size))
     with open_backend(options) as source, source.open(b) as cam_b, source.open(s) as cam_s:
         cameras = {"B": cam_b, "S": cam_s}
         live = Live(auto_refresh=False, console=stdout)
