@@ -372,3 +372,31 @@ def test_component_layouts_decode():
     # 16-bit data delivered as a byte buffer is reinterpreted, not truncated.
     raw = np.array([1, 0, 2, 1], dtype=np.uint8)
     assert decode_component(raw, 2, 1, 1, "Mono16").tolist() == [[1, 258]]
+
+
+class StuckTriggerSimCamera(SimCamera):
+    """A camera whose TriggerMode write is refused: it has the features, but free-runs."""
+
+    def set(self, name, value):
+        if name == "TriggerMode" and value == "On":
+            from reloblur.capture.cameras import CameraError
+
+            raise CameraError(f"{self.info.serial}: cannot set TriggerMode to 'On' (device busy)")
+        return super().set(name, value)
+
+
+class StuckTriggerSimBackend(SimBackend):
+    camera_class = StuckTriggerSimCamera
+
+
+def test_a_trigger_that_does_not_arm_is_never_recorded_as_hardware_triggered():
+    """Having the trigger features is not enough: a camera that refuses TriggerMode On
+    free-runs, and its pairs are software-timed, with the reason in the warnings."""
+    from reloblur.capture.rig import CameraSettings, configure_camera
+
+    with StuckTriggerSimBackend(size=(96, 64)) as backend, backend.open("SIM-B") as stuck, \
+            SimBackend(size=(96, 64)) as healthy_backend, healthy_backend.open("SIM-S") as healthy:
+        refused = configure_camera(stuck, "B", CameraSettings("SIM-B"), hardware_trigger=True, backend="sim")
+        armed = configure_camera(healthy, "S", CameraSettings("SIM-S"), hardware_trigger=True, backend="sim")
+    assert not refused.has_trigger and armed.has_trigger
+    assert any("TriggerMode On did not take" in w and "software-timed" in w for w in refused.warnings)

@@ -165,7 +165,8 @@ class Recorder:
             hardware = box is not None and all(a.has_trigger for a in applied.values())
             warnings = [w for a in applied.values() for w in a.warnings]
             if box is not None and not hardware:
-                warnings.append("a camera has no trigger features: pairs are software-timed (looser pairing)")
+                warnings.append("a camera's trigger is not armed (no trigger features, or TriggerMode On refused): "
+                                "pairs are software-timed (looser pairing)")
             elif box is None:
                 warnings.append("no sync box: pairs are software-timed (looser pairing)")
             balance = light_balance_warning(applied["B"].record, applied["S"].record, rig.light_tolerance)

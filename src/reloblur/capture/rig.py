@@ -105,6 +105,9 @@ class AppliedSettings:
 
     record: CameraRecord
     warnings: list[str] = field(default_factory=list)
+    # The camera will wait for trigger pulses: it has the features and, when asked to,
+    # reads back TriggerMode On. Anything less free-runs, and a session must not call
+    # such pairs hardware-triggered.
     has_trigger: bool = False
 
 
@@ -153,8 +156,13 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     if has_trigger and camera.feature("TriggerSelector").present:
         # Trigger settings are per selector; the one that starts each frame is FrameStart.
         _try_set(camera, "TriggerSelector", "FrameStart", warnings)
+    armed = has_trigger
     if hardware_trigger and has_trigger:
-        _try_set(camera, "TriggerMode", "On", warnings)
+        mode = _try_set(camera, "TriggerMode", "On", warnings)
+        armed = str(mode) == "On"
+        if not armed:
+            warnings.append(f"{camera.info.serial or camera.info.id}: TriggerMode On did not take (reads {mode!r}): "
+                            "the camera free-runs, so pairs are software-timed")
         if settings.trigger_source:
             _try_set(camera, "TriggerSource", settings.trigger_source, warnings)
         _try_set(camera, "TriggerActivation", "RisingEdge", warnings)
@@ -174,7 +182,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
         temperature_c=float(final["DeviceTemperature"].value) if final["DeviceTemperature"].value is not None else None,
         missing_features=missing,
     )
-    return AppliedSettings(record, warnings, has_trigger)
+    return AppliedSettings(record, warnings, armed)
 
 
 def light_balance_warning(b: CameraRecord, s: CameraRecord, tolerance: float) -> str | None:
