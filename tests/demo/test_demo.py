@@ -29,12 +29,17 @@ def test_quick_demo_runs_every_stage(demo_dir):
                                                       "deblur", "report"]
     assert (out / "report.html").exists() and (out / "eval" / "metrics.csv").exists()
     assert list((out / "run").glob("model_ckpt_steps_*.ckpt"))
-    assert set(result["metrics"]["model"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim"}
+    assert set(result["metrics"]["model"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae"}
     assert runner.invoke(app, ["dataset", "validate", str(out / "data" / "dataset")]).exit_code == 0
     page = (out / "report.html").read_text()
     for section in ("Pipeline", "Alignment against the simulator's truth", "Blur masks against the truth",
                     "Training", "Evaluation on the test scenes", "Before / after"):
         assert section in page
+    # The summary says plainly whether the model beats doing nothing.
+    model, blurry = result["metrics"]["model"], result["metrics"]["blurry"]
+    expected = "The model beats the blurry input" if (model["psnr"] > blurry["psnr"] and
+                                                       model["weighted_psnr"] > blurry["weighted_psnr"]) else "not"
+    assert expected in page.split("Evaluation on the test scenes")[1]
     from reloblur.demo.pipeline import DemoOptions, run_demo
     from reloblur.errors import ReloblurError
 
