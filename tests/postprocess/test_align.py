@@ -485,3 +485,37 @@ def test_demosaic_puts_each_colour_where_the_pattern_names_it(pattern, layout):
         raw[dy::2, dx::2] = value[colour]
     rgb = demosaic(raw, pattern).astype(int)
     np.testing.assert_array_equal(rgb[4:-4, 4:-4], np.broadcast_to([1000, 2000, 3000], (8, 8, 3)))
+
+
+def test_outputs_are_the_same_bytes_for_any_worker_count_and_options_do_what_they_say(tmp_path):
+    """`--workers` changes nothing but speed; `--bit-depth 16` writes 16-bit PNGs;
+    `--resize` with either filter writes that size; `--transfer linear` reads 8-bit files
+    as linear light."""
+    session = simulated_session(tmp_path, 4, pairs_per_scene=4, static_fraction=0.0, seed=13)
+
+    def align(out: str, *flags: str) -> Path:
+        result = runner.invoke(app, ["align", str(session), str(tmp_path / out), *flags])
+        assert result.exit_code == 0, result.output
+        return tmp_path / out
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+    one, two = align("one", "--workers", "1"), align("two", "--workers", "2")
+    assert files(one) == files(two) and len(files(one)) >= 12
+    deep = align("deep", "--workers", "2", "--bit-depth", "16")
+    assert read_image(next(deep.rglob("00_sharp.png"))).dtype == np.uint16
+    for resize_filter in ("area", "bicubic"):
+        small = align(f"small-{resize_filter}", "--workers", "2", "--resize", "160x120",
+                      "--resize-filter", resize_filter)
+        assert read_image(next(small.rglob("00_blur.png"))).shape == (120, 160, 3)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("00_blur.png", "00_sharp.png"):
+        (tree / name).write_bytes(next(one.rglob(name)).read_bytes())
+    srgb = runner.invoke(app, ["align", str(tree), str(tmp_path / "t-srgb"), "--workers", "1"])
+    linear = runner.invoke(app, ["align", str(tree), str(tmp_path / "t-linear"), "--workers", "1", "--transfer", "linear"])
+    assert srgb.exit_code == 0 and linear.exit_code == 0, srgb.output + linear.output
+    # Read as linear light, 8-bit codes come out sRGB-encoded, so brighter than they went in.
+    means = [read_image(tmp_path / t / "00_blur.png").mean() for t in ("t-srgb", "t-linear")]
+    assert means[1] > means[0] + 10
