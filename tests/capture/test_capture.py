@@ -232,6 +232,7 @@ def sim_options(tmp_path: Path, pairs: int, **kw) -> CaptureOptions:
 def test_simulated_capture_end_to_end_pairs_the_right_frames(tmp_path):
     summary = capture(sim_options(tmp_path, 30))
     assert summary.error is None and summary.recorded == 30 and summary.sync_mode == "hardware"
+    assert "capture of 30 pair(s), hardware-triggered" in (tmp_path / "s" / "capture.log").read_text()
     session = Session(tmp_path / "s")
     assert session.manifest.cameras["B"].exposure_us == 40000 and session.manifest.sync["s_delay_us"] == 19000
     assert not [w for w in session.manifest.warnings if "light" in w]

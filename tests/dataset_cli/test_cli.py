@@ -183,3 +183,23 @@ def test_progress_without_a_terminal_is_plain_lines_a_log_can_hold(tmp_path):
     lines = [line for line in completed.stderr.splitlines() if line.startswith("simulating pairs:")]
     assert [line.split(":")[1].split()[0] for line in lines][:3] == ["1/3", "2/3", "3/3"], completed.stderr
     assert all("elapsed" in line for line in lines) and "━" not in completed.stderr  # no bar glyphs
+
+
+def test_log_file_keeps_the_log_of_any_command(tmp_path):
+    """`--log-file` appends info and above, with times, whatever the verbosity shown."""
+    log = tmp_path / "run.log"
+    result = invoke("--log-file", log, "simulate", tmp_path / "sim", "--size", "96x64", "--pairs", "2",
+                    "--workers", "1")
+    assert result.exit_code == 0, result.output
+    from reloblur.lbag.loop import _log
+
+    import logging
+
+    _log.info("a line only the file should show")
+    assert "a line only the file should show" in log.read_text()
+    root = logging.getLogger("reloblur")
+    for handler in [h for h in root.handlers if getattr(h, "baseFilename", None) == str(log)]:
+        root.removeHandler(handler)  # the CLI's process would end here; this test's goes on
+        handler.close()
+    bad = invoke("--log-file", tmp_path / "no" / "such" / "dir" / "x.log", "simulate", tmp_path / "s2")
+    assert bad.exit_code == 1 and "--log-file" in bad.output

@@ -136,6 +136,9 @@ def test_training_progress_shows_a_term_a_user_can_read(sim_dataset, tmp_path, c
     train(apply_settings(tiny_config(sim_dataset), {"max_steps": 2}, source="test"), tmp_path / "run", progress=True)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training")]
     assert lines and all(re.match(r"training \(L1 \d+\.\d{4}\): \d", line) for line in lines), lines
+    # And the run keeps its own plain log with times, whatever the terminal showed.
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert re.search(r"^\d{4}-\d\d-\d\d .* INFO reloblur\.lbag\.loop: step 2: L1 \d", log, re.M), log
 
 
 def test_a_plain_index_means_epoch_zero(sim_dataset):

@@ -32,8 +32,10 @@ from reloblur.capture.syncbox import SyncBox, SyncBoxGoneError, s_trigger_delay_
 from reloblur.errors import ReloblurError
 from reloblur.formats.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
 from reloblur.formats.timing import check_s_phase
+from reloblur.logs import log_file
 
 log = logging.getLogger(__name__)
+CAPTURE_LOG = "capture.log"
 _DONE = object()
 
 
@@ -195,6 +197,13 @@ class Recorder:
                 warnings=warnings,
             )
             session = stack.enter_context(SessionWriter(options.session, manifest))
+            # The session keeps its own log (capture.log): what happened at the rig travels
+            # with the frames, whatever the terminal showed.
+            stack.enter_context(log_file(options.session / CAPTURE_LOG))
+            log.info("capture of %d pair(s), %s-triggered, S delay %.0f us", options.pairs, self.summary.sync_mode,
+                     delay)
+            for warning in warnings:
+                log.info("warning: %s", warning)
             items: queue.Queue = queue.Queue(maxsize=options.queue_size)
             writer = _Writer(session, items)
             writer.start()

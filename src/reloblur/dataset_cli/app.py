@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -22,7 +23,7 @@ from rich.markup import escape
 
 from reloblur import __version__
 from reloblur.errors import ReloblurError
-from reloblur.logs import configure_logging
+from reloblur.logs import add_log_file, configure_logging
 
 
 class ReloblurGroup(TyperGroup):
@@ -81,9 +82,16 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, metavar="", help="Print the version and exit.")
     ] = False,
+    log_file: Annotated[Optional[Path], typer.Option(
+        "--log-file", help="Also append the log (info and above, with times) to this file.")] = None,
 ) -> None:
     """Options common to every command."""
     configure_logging(verbose)
+    if log_file is not None:
+        try:
+            add_log_file(log_file)
+        except OSError as exc:
+            raise ReloblurError(f"--log-file {log_file}: cannot write ({exc.strerror or exc})") from None
 
 
 def _register_stages() -> None:

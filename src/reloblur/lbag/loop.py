@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
+import logging
 import os
 import platform
 import socket
@@ -44,6 +45,7 @@ from reloblur.lbag.inference import run_whole
 from reloblur.lbag.losses import lbag_loss
 from reloblur.lbag.metrics import image_metrics
 from reloblur.lbag.model import LBAG
+from reloblur.logs import add_log_file
 from reloblur.paths import output_folder
 
 CONFIG_FILE = "config.yaml"
@@ -316,13 +318,19 @@ def _step(net: nn.Module, batch: dict[str, torch.Tensor], state: _TrainState, co
     return parts
 
 
+TRAIN_LOG = "train.log"
+_log = logging.getLogger(__name__)
+
+
 class _TrainLog:
-    """``history.jsonl`` and TensorBoard, on the main process only (no-ops elsewhere)."""
+    """``history.jsonl``, TensorBoard and ``train.log`` (plain lines with times, for a
+    scheduler's job that nobody watches), on the main process only (no-ops elsewhere)."""
 
     def __init__(self, run_dir: Path, main: bool):
         self.path = run_dir / HISTORY_FILE
         self.history = open(self.path, "a", encoding="utf-8") if main else None
         self.writer = _summary_writer(run_dir) if main else None
+        self.text = add_log_file(run_dir / TRAIN_LOG) if main else None
 
     def _line(self, record: dict[str, Any]) -> None:
         if self.history is not None:
@@ -343,13 +351,20 @@ class _TrainLog:
 
     def step(self, step: int, lr: float, parts: dict[str, float]) -> None:
         self._line({"step": step, "lr": lr, **parts})
+        _log.info("step %d: L1 %.4f, SSIM term %.4f, FFT %.4f, gate %.5f, lr %.3g", step, parts.get("l1", 0.0),
+                  parts.get("ssim", 0.0), parts.get("fft", 0.0), parts.get("gate", 0.0), lr)
         self._scalars({**{f"train/{name}": value for name, value in parts.items()}, "train/lr": lr}, step)
 
     def validation(self, step: int, metrics: dict[str, float | None]) -> None:
         self._line({"step": step, "validation": metrics})
+        _log.info("step %d validation: %s", step,
+                  ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, (int, float))))
         self._scalars({f"val/{name}": metric for name, metric in metrics.items() if metric is not None}, step)
 
     def close(self) -> None:
+        if self.text is not None:
+            logging.getLogger("reloblur").removeHandler(self.text)
+            self.text.close()
         if self.history is not None:
             self.history.close()
         if self.writer is not None:
