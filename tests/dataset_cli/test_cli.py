@@ -191,9 +191,9 @@ def test_log_file_keeps_the_log_of_any_command(tmp_path):
     result = invoke("--log-file", log, "simulate", tmp_path / "sim", "--size", "96x64", "--pairs", "2",
                     "--workers", "1")
     assert result.exit_code == 0, result.output
-    from reloblur.lbag.loop import _log
-
     import logging
+
+    from reloblur.lbag.loop import _log
 
     _log.info("a line only the file should show")
     assert "a line only the file should show" in log.read_text()

@@ -323,3 +323,21 @@ def test_background_damage_is_measured_where_nothing_moved(sim_dataset, tmp_path
         result = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / name), "--json"])
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["summary"]["background_mae"] == pytest.approx(offset / 255, abs=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_deblur_carries_the_inputs_colour_profile(tmp_path, suffix):
+    """An input with an embedded ICC profile (written by Pillow, read back by Pillow) gives
+    an output with the same profile: a viewer shows both in the same colours."""
+    from PIL import Image
+
+    profile = b"reloblur test profile " * 40  # any bytes: carried, not interpreted
+    image = Image.fromarray(read_image(PARITY / "input.png"))
+    source = tmp_path / f"photo{suffix}"
+    image.save(source, icc_profile=profile, **({"quality": 95} if suffix == ".jpg" else {}))
+    result = runner.invoke(app, ["deblur", str(source), "-c", str(PARITY / "model_ckpt_steps_1234.ckpt"),
+                                 "-o", str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "out" / "photo.png") as output:
+        assert output.info.get("icc_profile") == profile
+        assert output.size == image.size

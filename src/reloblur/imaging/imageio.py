@@ -364,3 +364,48 @@ def encode_srgb(linear: np.ndarray, dtype: type[np.integer] | np.dtype = np.uint
     scaled = np.clip(values, 0.0, 1.0, dtype=np.float32) * np.float32(_ENCODE_LEVELS - 1)
     index = np.rint(scaled, out=scaled).astype(np.uint32)
     return _srgb_encode_table(np.dtype(dtype)).take(index)
+
+
+def icc_profile(data: bytes) -> bytes | None:
+    """The embedded ICC colour profile of a PNG (``iCCP``) or JPEG (``APP2 ICC_PROFILE``)
+    file's bytes, or ``None``. Damaged or absent profiles are ``None``: a profile is
+    carried when it can be, never a reason to fail."""
+    try:
+        if data.startswith(PNG_SIGNATURE):
+            pos = len(PNG_SIGNATURE)
+            while pos + 8 <= len(data):
+                length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+                if kind == b"iCCP":
+                    body = data[pos + 8 : pos + 8 + length]
+                    name_end = body.index(b"\0")
+                    return zlib.decompress(body[name_end + 2 :])  # name, NUL, method 0, zlib data
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                pos += 12 + length
+            return None
+        if data.startswith(b"\xff\xd8"):
+            parts: dict[int, bytes] = {}
+            pos = 2
+            while pos + 4 <= len(data) and data[pos] == 0xFF:
+                marker, length = data[pos + 1], struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+                segment = data[pos + 4 : pos + 2 + length]
+                if marker == 0xE2 and segment.startswith(b"ICC_PROFILE\0"):
+                    parts[segment[12]] = segment[14:]  # sequence number, count, then the data
+                if marker == 0xDA:  # start of scan: no more metadata
+                    break
+                pos += 2 + length
+            return b"".join(parts[k] for k in sorted(parts)) or None
+    except (ValueError, struct.error, zlib.error, IndexError):
+        return None
+    return None
+
+
+def with_icc_profile(png: bytes, profile: bytes | None, *, name: bytes = b"ICC profile") -> bytes:
+    """``png`` with ``profile`` embedded as its ``iCCP`` chunk (right after ``IHDR``), so a
+    viewer shows the output in the input's colours; unchanged without a profile."""
+    if not profile:
+        return png
+    body = name + b"\0\0" + zlib.compress(profile)
+    chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+    ihdr_end = len(PNG_SIGNATURE) + 8 + struct.unpack(">I", png[8:12])[0] + 4
+    return png[:ihdr_end] + chunk + png[ihdr_end:]

@@ -17,10 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reloblur import resume
-from reloblur.atomic import atomic_write_json, remove_stale_temporaries
+from reloblur.atomic import atomic_write_bytes, atomic_write_json, remove_stale_temporaries
 from reloblur.batch import ItemFailure, make_progress
 from reloblur.errors import ReloblurError
-from reloblur.imaging.imageio import IMAGE_SUFFIXES, read_image, write_image
+from reloblur.imaging.imageio import (
+    IMAGE_SUFFIXES,
+    decode_image,
+    encode_image,
+    icc_profile,
+    read_bytes,
+    with_icc_profile,
+    write_image,
+)
 from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor, to_uint8
@@ -135,9 +143,12 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
                 bar.advance(task)
                 continue
             try:
-                output, gate = deblur(model, to_tensor(read_image(source)), tiles=tiles, device=device,
+                data = read_bytes(source)
+                output, gate = deblur(model, to_tensor(decode_image(data, source)), tiles=tiles, device=device,
                                       amp=options.amp)
-                write_image(destination, to_uint8(output))
+                # The input's colour profile travels with the output, so a viewer shows both alike.
+                png = with_icc_profile(encode_image(to_uint8(output), ".png"), icc_profile(data))
+                atomic_write_bytes(destination, png)
                 if options.gates:
                     write_image(gate_path, to_uint8(gate))
                 result.written.append(str(destination))
