@@ -72,6 +72,20 @@ def test_validate_reports_every_defect_with_its_path(tiny_dataset):
     assert any("s09/00/00.png" in m for m in found["stray-mask"])
 
 
+def test_validate_reports_grey_images_masks_of_another_size_and_16_bit_masks(tiny_dataset):
+    """Three defects the main list leaves out: a single-channel image, a mask whose size
+    is not its image's, a 16-bit mask; each named with its path."""
+    root, masks = tiny_dataset, tiny_dataset.parent / "masks"
+    s01 = root / "train/s01/00"
+    write_image(s01 / "00_blur.png", read_image(s01 / "00_blur.png")[:, :, 0])
+    write_image(masks / "train/s02/00/00.png", np.zeros((10, 12), np.uint8))
+    write_image(masks / "train/s03/00/01.png", read_image(masks / "train/s03/00/01.png").astype(np.uint16) * 257)
+    found = problems_by_code(root)
+    assert any("s01/00/00_blur.png" in m and "expected RGB" in m for m in found["channels"])
+    assert any("s02/00/00.png" in m and "12x10" in m for m in found["size-mismatch"])
+    assert any("s03/00/01.png" in m and "uint16 mask" in m for m in found["bit-depth"])
+
+
 def test_lenient_masks_downgrades_released_mask_quirks(tiny_dataset):
     masks = tiny_dataset.parent / "masks"
     grey = np.zeros((30, 40), np.uint8)
