@@ -69,3 +69,61 @@ def test_a_withheld_trigger_gives_no_frame_and_12_bit_frames_keep_their_values()
     finally:
         for camera in cameras:
             camera.close()
+
+
+def test_a_triggered_capture_on_the_emulated_rig_pairs_the_frames_it_was_served(tmp_path):
+    """End to end on Basler's emulator: two emulated cameras serve, one per trigger, the
+    images of two folders (ImageFileMode); the sync-box emulator at sim://BENCH fires
+    both lines (wired to TriggerSoftware: the test's trigger cables); the recorder calls
+    it hardware-triggered because the trigger armed, and every recorded pair is the pair
+    of images that belong together, in order, with contiguous frame counters."""
+    import cv2
+
+    from reloblur.capture.recorder import CaptureOptions, capture
+    from reloblur.capture.registry import PylonOptions
+    from reloblur.capture.rig import CameraSettings, RigConfig
+    from reloblur.formats.session import Session
+    from reloblur.sim import register_serial_handlers
+    from reloblur.sim.bench import bench
+
+    register_serial_handlers()  # sim:// is the sync-box emulator
+    rng = np.random.default_rng(3)
+    served: dict[str, list[np.ndarray]] = {"B": [], "S": []}
+    for role in ("B", "S"):
+        folder = tmp_path / f"served-{role}"
+        folder.mkdir()
+        for k in range(4):  # each image says which pair and camera it is
+            image = rng.integers(0, 256, (64, 96), dtype=np.uint8)
+            image[:8, :8] = 40 * k + (0 if role == "B" else 20)
+            cv2.imwrite(str(folder / f"{k:03d}.png"), image)
+            served[role].append(image)
+
+    lines = bench("pylon-test")
+    lines.unplug_all()
+
+    def on_open(cameras):
+        for role, camera in cameras.items():
+            camera.set("Width", 96)
+            camera.set("Height", 64)
+            camera.set("TestImageSelector", "Off")  # else the test pattern wins over the files
+            camera.set("ImageFileMode", "On")
+            camera.set("ImageFilename", str(tmp_path / f"served-{role}"))
+            lines.connect(role, lambda sequence, time_ns, c=camera: c.software_trigger())
+
+    rig = RigConfig(cameras={"B": CameraSettings("0815-0000", exposure_us=40000, pixel_format="Mono8",
+                                                 trigger_source="Software"),
+                             "S": CameraSettings("0815-0001", exposure_us=2000, pixel_format="Mono8",
+                                                 trigger_source="Software")},
+                    rate_hz=5.0, sync_port="sim://pylon-test", s_phase="middle")
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend=PylonOptions(emulate=2), pairs=4,
+                                     progress=False), on_open=on_open)
+    assert summary.error is None and summary.sync_mode == "hardware", summary
+    assert summary.recorded == 4 and summary.rejected == 0
+    session = Session(tmp_path / "s")
+    assert session.manifest.cameras["B"].exposure_us == pytest.approx(40000, abs=50)
+    records = session.pairs()
+    for k, record in enumerate(records):
+        for role in ("B", "S"):
+            np.testing.assert_array_equal(session.read_frame(record, role), served[role][k])
+    ids = [record.frames["B"].frame_id for record in records]
+    assert ids == list(range(ids[0], ids[0] + 4))

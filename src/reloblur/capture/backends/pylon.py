@@ -135,9 +135,18 @@ class PylonCamera(Camera):
         return pfnc_name(applied) if name == "PixelFormat" else applied
 
     def start(self) -> None:
-        """Start grabbing, one frame per buffer in order (no frame dropped for a newer one)."""
+        """Start grabbing, one frame per buffer in order (no frame dropped for a newer one),
+        and return once the camera would accept a frame trigger: a trigger that arrives
+        while grabbing is still starting is lost, and with it the pair."""
         self._check()
         self._camera.StartGrabbing(self._pylon.GrabStrategy_OneByOne)
+        self._wait_trigger_ready()
+
+    def _wait_trigger_ready(self, timeout_ms: int = 1000) -> bool:
+        try:
+            return bool(self._camera.WaitForFrameTriggerReady(timeout_ms, self._pylon.TimeoutHandling_Return))
+        except Exception:  # a camera without the trigger-wait status: nothing to wait for
+            return True
 
     def stop(self) -> None:
         """Stop grabbing (idempotent)."""
@@ -147,6 +156,7 @@ class PylonCamera(Camera):
     def software_trigger(self) -> None:
         """Execute ``TriggerSoftware``."""
         self._check()
+        self._wait_trigger_ready()
         try:
             self._nodes.GetNode("TriggerSoftware").Execute()
         except Exception as exc:
