@@ -401,3 +401,15 @@ def test_a_trigger_that_does_not_arm_is_never_recorded_as_hardware_triggered():
         armed = configure_camera(healthy, "S", CameraSettings("SIM-S"), hardware_trigger=True, backend="sim")
     assert not refused.has_trigger and armed.has_trigger
     assert any("TriggerMode On did not take" in w and "software-timed" in w for w in refused.warnings)
+
+
+def test_a_pixel_format_the_camera_does_not_apply_is_refused_before_recording(tmp_path):
+    """`--pixel-format BayerRG12` on cameras that only offer RGB16 and BayerRG16 would
+    record 16-bit frames decoded as 12-bit: refused, with what the camera offers, and
+    no session is written."""
+    result = CliRunner().invoke(app, ["capture", "run", "--session", str(tmp_path / "s"), "--backend", "sim",
+                                      "--sync", "sim", "--pairs", "2", "--size", "96x64", "--pixel-format", "BayerRG12"])
+    assert result.exit_code == 1
+    message = result.output.replace("\n", " ")
+    assert "BayerRG12" in message and "RGB16" in message and "BayerRG16" in message
+    assert not (tmp_path / "s" / "pairs.jsonl").exists()

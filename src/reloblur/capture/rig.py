@@ -141,7 +141,15 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     for auto in ("ExposureAuto", "GainAuto", "BalanceWhiteAuto"):
         _try_set(camera, auto, "Off", warnings)
     if settings.pixel_format:
-        _try_set(camera, "PixelFormat", settings.pixel_format, warnings)
+        refusals: list[str] = []
+        applied_format = _try_set(camera, "PixelFormat", settings.pixel_format, refusals)
+        if str(applied_format) != settings.pixel_format:
+            # Frames in another format than asked for would be decoded with the wrong bit
+            # depth or pattern downstream: refuse before anything is recorded.
+            said = f" ({'; '.join(refusals)})" if refusals else ""
+            raise CameraError(f"{camera.info.serial or camera.info.id}: pixel format {settings.pixel_format!r} "
+                              f"was not applied, the camera reads {applied_format!r}{said}; choose a format it "
+                              "offers, or leave the pixel format unset")
     exposure = None
     if settings.exposure_us is not None:
         if features["ExposureTime"].present:
