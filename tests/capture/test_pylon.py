@@ -76,7 +76,8 @@ def test_a_triggered_capture_on_the_emulated_rig_pairs_the_frames_it_was_served(
     images of two folders (ImageFileMode); the sync-box emulator at sim://BENCH fires
     both lines (wired to TriggerSoftware: the test's trigger cables); the recorder calls
     it hardware-triggered because the trigger armed, and every recorded pair is the pair
-    of images that belong together, in order, with contiguous frame counters."""
+    of images that belong together, in order, with contiguous frame counters. A flip and a
+    gamma left on the cameras are undone before recording, and the manifest says so."""
     import cv2
 
     from reloblur.capture.recorder import CaptureOptions, capture
@@ -109,6 +110,9 @@ def test_a_triggered_capture_on_the_emulated_rig_pairs_the_frames_it_was_served(
             camera.set("ImageFileMode", "On")
             camera.set("ImageFilename", str(tmp_path / f"served-{role}"))
             lines.connect(role, lambda sequence, time_ns, c=camera: c.software_trigger())
+            # What a vendor viewer may have left: a flip and a gamma curve.
+            camera.set("ReverseX", True)
+            camera.set("Gamma", 0.5)
 
     rig = RigConfig(cameras={"B": CameraSettings("0815-0000", exposure_us=40000, pixel_format="Mono8",
                                                  trigger_source="Software"),
@@ -121,6 +125,10 @@ def test_a_triggered_capture_on_the_emulated_rig_pairs_the_frames_it_was_served(
     assert summary.recorded == 4 and summary.rejected == 0
     session = Session(tmp_path / "s")
     assert session.manifest.cameras["B"].exposure_us == pytest.approx(40000, abs=50)
+    for role in ("B", "S"):  # pinned, and recorded as read back
+        state = session.manifest.cameras[role].state
+        assert state["ReverseX"] is False and state["Gamma"] == pytest.approx(1.0)
+        assert state["ExposureMode"] == "Timed" and "BlackLevel" in state
     records = session.pairs()
     for k, record in enumerate(records):
         for role in ("B", "S"):

@@ -126,6 +126,33 @@ def _try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
         return camera.feature(name).value
 
 
+# Settings a vendor viewer may leave behind that silently break linear, unflipped frames,
+# and the values that keep them out of the way (a pulse-width ExposureMode would hand the
+# exposure to the sync box's pulse length instead of the programmed time).
+PINNED = (("GammaEnable", False), ("Gamma", 1.0), ("LUTEnable", False), ("ReverseX", False), ("ReverseY", False),
+          ("ExposureMode", "Timed"))
+
+
+def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
+    """Set the :data:`PINNED` features the camera has, and return what each reads back
+    (with ``BlackLevel``, recorded, not changed). A value that does not take is a warning:
+    the session says what the frames went through."""
+    state: dict[str, Any] = {}
+    for name, value in PINNED:
+        if not camera.feature(name).present:
+            continue
+        applied = _try_set(camera, name, value, warnings)
+        state[name] = applied
+        if applied != value and not (isinstance(value, float) and isinstance(applied, (int, float))
+                                     and abs(applied - value) < 1e-6):
+            warnings.append(f"{camera.info.serial or camera.info.id}: {name} stays {applied!r}, not {value!r}: "
+                            "frames may not be linear or may be flipped")
+    black = camera.feature("BlackLevel")
+    if black.present and black.value is not None:
+        state["BlackLevel"] = black.value
+    return state
+
+
 def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, hardware_trigger: bool,
                      backend: str) -> AppliedSettings:
     """Apply settings, read back what the camera applied, and record missing features.
@@ -176,6 +203,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
         _try_set(camera, "TriggerActivation", "RisingEdge", warnings)
     elif has_trigger:
         _try_set(camera, "TriggerMode", "Off", warnings)
+    state = pin_image_pipeline(camera, warnings)
     final = camera.features()
     pixel_format = str(final["PixelFormat"].value or "")
     width, height = (int(camera.feature(name).value or 0) for name in ("Width", "Height"))
@@ -189,6 +217,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
         lens=settings.lens, nd_filter=settings.nd_filter,
         temperature_c=float(final["DeviceTemperature"].value) if final["DeviceTemperature"].value is not None else None,
         missing_features=missing,
+        state=state,
     )
     return AppliedSettings(record, warnings, armed)
 

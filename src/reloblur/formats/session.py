@@ -72,6 +72,9 @@ class CameraRecord:
     nd_filter: dict[str, Any] | None = None  # {"name": ..., "transmission": 0..1}
     temperature_c: float | None = None
     missing_features: list[str] = field(default_factory=list)
+    # The image-pipeline features pinned for linear, unflipped frames (Gamma, LUTEnable,
+    # ReverseX/Y, ExposureMode, BlackLevel), as each read back; absent ones are left out.
+    state: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CameraRecord:
