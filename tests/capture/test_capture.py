@@ -399,8 +399,30 @@ def test_a_trigger_that_does_not_arm_is_never_recorded_as_hardware_triggered():
             SimBackend(size=(96, 64)) as healthy_backend, healthy_backend.open("SIM-S") as healthy:
         refused = configure_camera(stuck, "B", CameraSettings("SIM-B"), hardware_trigger=True, backend="sim")
         armed = configure_camera(healthy, "S", CameraSettings("SIM-S"), hardware_trigger=True, backend="sim")
-    assert not refused.has_trigger and armed.has_trigger
+    assert not refused.has_trigger and armed.has_trigger and refused.trigger_refused
     assert any("TriggerMode On did not take" in w and "software-timed" in w for w in refused.warnings)
+
+
+class StuckTriggerSimOptions(SimOptions):
+    pass
+
+
+register_backend("stuck-trigger-sim", StuckTriggerSimOptions,
+                 lambda o: StuckTriggerSimBackend(size=o.size, seed=o.seed, s_phase=o.s_phase), "sim, trigger refused")
+
+
+def test_with_a_sync_box_a_trigger_that_does_not_arm_stops_the_capture(tmp_path):
+    """A sync box means hardware pairing was asked for: a camera that refuses TriggerMode
+    On is a clear error before anything is recorded, not a session quietly paired by
+    software time."""
+    from reloblur.capture.cameras import CameraError
+
+    options = sim_options(tmp_path, 3)
+    options = CaptureOptions(session=options.session, rig=options.rig,
+                             backend=StuckTriggerSimOptions(size=(96, 64)), pairs=3, progress=False)
+    with pytest.raises(CameraError, match="TriggerMode On did not take.*without a sync box"):
+        capture(options)
+    assert not (tmp_path / "s" / "pairs.jsonl").exists()
 
 
 def test_a_pixel_format_the_camera_does_not_apply_is_refused_before_recording(tmp_path):

@@ -164,11 +164,16 @@ class Recorder:
                                               hardware_trigger=box is not None,
                                               backend=backend_name(options.backend))
                        for role in ("B", "S")}
+            refused = [w for a in applied.values() if a.trigger_refused for w in a.warnings if "TriggerMode" in w]
+            if box is not None and refused:
+                # A sync box means hardware pairing was asked for: a camera whose trigger does
+                # not arm free-runs, and quietly pairing it by software time is not that.
+                raise CameraError("; ".join(refused) + ". Fix the camera's trigger settings, or capture "
+                                  "software-timed pairs without a sync box (leave --sync out).")
             hardware = box is not None and all(a.has_trigger for a in applied.values())
             warnings = [w for a in applied.values() for w in a.warnings]
             if box is not None and not hardware:
-                warnings.append("a camera's trigger is not armed (no trigger features, or TriggerMode On refused): "
-                                "pairs are software-timed (looser pairing)")
+                warnings.append("a camera has no trigger features: pairs are software-timed (looser pairing)")
             elif box is None:
                 warnings.append("no sync box: pairs are software-timed (looser pairing)")
             balance = light_balance_warning(applied["B"].record, applied["S"].record, rig.light_tolerance)

@@ -109,6 +109,7 @@ class AppliedSettings:
     # reads back TriggerMode On. Anything less free-runs, and a session must not call
     # such pairs hardware-triggered.
     has_trigger: bool = False
+    trigger_refused: bool = False  # asked for, features present, but TriggerMode On did not take
 
 
 def _try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
@@ -219,7 +220,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
         missing_features=missing,
         state=state,
     )
-    return AppliedSettings(record, warnings, armed)
+    return AppliedSettings(record, warnings, armed, trigger_refused=hardware_trigger and has_trigger and not armed)
 
 
 def light_balance_warning(b: CameraRecord, s: CameraRecord, tolerance: float) -> str | None:
