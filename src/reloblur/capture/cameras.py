@@ -134,6 +134,51 @@ class Camera(ABC):
         self.close()
 
 
+class NodeMapCamera(Camera):
+    """A camera whose features are GenICam nodes (harvesters, Aravis, pylon).
+
+    :meth:`feature` resolves the standard names' aliases and reads access and value the
+    same way for every SDK; a backend supplies three hooks: :meth:`_lookup` (the node of
+    one name, or ``None`` where it is not implemented), :meth:`_access` and :meth:`_value`.
+    """
+
+    def _check(self) -> None:
+        """Raise :class:`CameraGoneError` when the camera is gone (default: never checked)."""
+
+    @abstractmethod
+    def _lookup(self, alias: str) -> Any:
+        """The implemented node called ``alias``, or ``None``."""
+
+    @abstractmethod
+    def _access(self, node: Any) -> tuple[bool, bool]:
+        """Whether ``node`` is readable and writable now."""
+
+    @abstractmethod
+    def _value(self, alias: str, node: Any) -> Any:
+        """The current value of ``node`` (may raise: the caller treats that as unknown)."""
+
+    def _node(self, name: str) -> tuple[str, Any]:
+        """The alias that implements standard feature ``name`` and its node (``None``: absent)."""
+        for alias in SFNC_FEATURES.get(name, (name,)):
+            node = self._lookup(alias)
+            if node is not None:
+                return alias, node
+        return name, None
+
+    def feature(self, name: str) -> FeatureInfo:
+        """State of standard feature ``name`` (aliases resolved) as the node map reports it."""
+        self._check()
+        alias, node = self._node(name)
+        if node is None:
+            return FeatureInfo(name, None)
+        readable, writable = self._access(node)
+        try:
+            value = self._value(alias, node) if readable else None
+        except Exception:  # a node that refuses a read is a feature whose value is unknown
+            value = None
+        return FeatureInfo(name, alias, readable, writable, value)
+
+
 class CameraBackend(ABC):
     """A source of cameras (a set of GenTL producers, the simulator, ...)."""
 

@@ -16,15 +16,14 @@ from typing import Any
 import numpy as np
 
 from reloblur.capture.cameras import (
-    SFNC_FEATURES,
     Camera,
     CameraBackend,
     CameraError,
     CameraGoneError,
     DeviceInfo,
-    FeatureInfo,
     Frame,
     FrameTimeout,
+    NodeMapCamera,
     decode_component,
     stored_format,
 )
@@ -46,7 +45,7 @@ def _aravis():
     return Aravis
 
 
-class AravisCamera(Camera):
+class AravisCamera(NodeMapCamera):
     """One camera opened through Aravis; buffers are copied out before they are queued again."""
     def __init__(self, aravis: Any, info: DeviceInfo):
         self._arv = aravis
@@ -64,15 +63,16 @@ class AravisCamera(Camera):
         if self._closed:
             raise CameraGoneError(f"camera {self.info.model} {self.info.id} is gone (closed)")
 
-    def _node(self, name: str) -> tuple[str, Any]:
-        """The alias that implements standard feature ``name`` and its node (node ``None``: absent)."""
-        for alias in SFNC_FEATURES.get(name, (name,)):
-            node = self._device.get_feature(alias)
-            if node is not None and node.is_implemented():
-                return alias, node
-        return name, None
+    def _lookup(self, alias: str) -> Any:
+        node = self._device.get_feature(alias)
+        return node if node is not None and node.is_implemented() else None
 
-    def _read(self, alias: str, node: Any) -> Any:
+    def _access(self, node: Any) -> tuple[bool, bool]:
+        mode = node.get_actual_access_mode()
+        modes = self._arv.GcAccessMode
+        return mode in (modes.RO, modes.RW), mode in (modes.WO, modes.RW)
+
+    def _value(self, alias: str, node: Any) -> Any:
         arv = self._arv
         if isinstance(node, arv.GcFloatNode):
             return self._device.get_float_feature_value(alias)
@@ -81,22 +81,6 @@ class AravisCamera(Camera):
         if isinstance(node, arv.GcBoolean):
             return self._device.get_boolean_feature_value(alias)
         return self._device.get_string_feature_value(alias)
-
-    def feature(self, name: str) -> FeatureInfo:
-        """State of standard feature ``name`` (aliases resolved) as the node map reports it."""
-        self._check()
-        alias, node = self._node(name)
-        if node is None:
-            return FeatureInfo(name, None)
-        mode = node.get_actual_access_mode()
-        modes = self._arv.GcAccessMode
-        readable = mode in (modes.RO, modes.RW)
-        writable = mode in (modes.WO, modes.RW)
-        try:
-            value = self._read(alias, node) if readable else None
-        except Exception:
-            value = None
-        return FeatureInfo(name, alias, readable, writable, value)
 
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the value the camera applied (read back)."""
@@ -116,7 +100,7 @@ class AravisCamera(Camera):
                 self._device.set_string_feature_value(alias, str(value))
         except Exception as exc:
             raise CameraError(f"{self.info.id}: cannot set {alias} to {value!r} ({exc})") from None
-        return self._read(alias, node)
+        return self._value(alias, node)
 
     def start(self) -> None:
         """Create the stream with its buffer pool and start acquisition."""

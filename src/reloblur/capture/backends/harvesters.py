@@ -15,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from reloblur.capture.cameras import (
-    SFNC_FEATURES,
     Camera,
     CameraBackend,
     CameraError,
     CameraGoneError,
     DeviceInfo,
-    FeatureInfo,
     Frame,
     FrameTimeout,
+    NodeMapCamera,
     decode_component,
     stored_format,
 )
@@ -58,40 +57,28 @@ def _device_timestamp(buffer: Any) -> int | None:
     return stamp or None
 
 
-class HarvestersCamera(Camera):
+class HarvestersCamera(NodeMapCamera):
     """One camera opened through a GenTL producer; buffers are copied inside ``fetch``'s context."""
     def __init__(self, acquirer: Any, info: DeviceInfo):
         self._ia = acquirer
         self.info = info
         self._closed = False
 
-    def _node(self, name: str) -> tuple[str | None, Any]:
+    def _lookup(self, alias: str) -> Any:
         node_map = self._ia.remote_device.node_map
-        for alias in SFNC_FEATURES.get(name, (name,)):
-            if hasattr(node_map, alias):
-                return alias, getattr(node_map, alias)
-        return None, None
+        return getattr(node_map, alias) if hasattr(node_map, alias) else None
 
-    def feature(self, name: str) -> FeatureInfo:
-        """State of standard feature ``name`` (aliases resolved) as the node map reports it."""
-        alias, node = self._node(name)
-        if node is None:
-            return FeatureInfo(name, None)
+    def _access(self, node: Any) -> tuple[bool, bool]:
         from genicam.genapi import EAccessMode
 
         try:
             mode = node.get_access_mode()
         except Exception:
             mode = None
-        readable = mode in (EAccessMode.RO, EAccessMode.RW)
-        writable = mode in (EAccessMode.WO, EAccessMode.RW)
-        value = None
-        if readable:
-            try:
-                value = node.value
-            except Exception:
-                value = None
-        return FeatureInfo(name, alias, readable, writable, value)
+        return mode in (EAccessMode.RO, EAccessMode.RW), mode in (EAccessMode.WO, EAccessMode.RW)
+
+    def _value(self, alias: str, node: Any) -> Any:
+        return node.value
 
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the value the camera applied (read back)."""

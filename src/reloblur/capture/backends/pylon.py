@@ -21,15 +21,14 @@ from typing import Any
 import numpy as np
 
 from reloblur.capture.cameras import (
-    SFNC_FEATURES,
     Camera,
     CameraBackend,
     CameraError,
     CameraGoneError,
     DeviceInfo,
-    FeatureInfo,
     Frame,
     FrameTimeout,
+    NodeMapCamera,
     stored_format,
 )
 
@@ -58,7 +57,7 @@ def _pylon(emulate: int) -> Any:
     return pylon, genicam
 
 
-class PylonCamera(Camera):
+class PylonCamera(NodeMapCamera):
     """One camera opened through pylon; every frame is copied before its grab result is released."""
 
     def __init__(self, pylon: Any, genicam: Any, device: Any, info: DeviceInfo):
@@ -76,36 +75,19 @@ class PylonCamera(Camera):
         if self._closed:
             raise CameraGoneError(f"camera {self.info.model} {self.info.serial} is gone (closed)")
 
-    def _node(self, name: str) -> tuple[str, Any]:
-        """The alias that implements standard feature ``name`` and its node (``None``: absent)."""
-        for alias in SFNC_FEATURES.get(name, (name,)):
-            try:
-                node = self._nodes.GetNode(alias)
-            except Exception:
-                node = None
-            if node is not None and self._genicam.IsImplemented(node):
-                return alias, node
-        return name, None
-
-    def _read(self, node: Any) -> Any:
-        if isinstance(node, self._genicam.IEnumeration):
-            return node.ToString()
-        return node.GetValue()
-
-    def feature(self, name: str) -> FeatureInfo:
-        """State of standard feature ``name`` (aliases resolved) as the node map reports it."""
-        self._check()
-        alias, node = self._node(name)
-        if node is None:
-            return FeatureInfo(name, None)
-        readable, writable = bool(self._genicam.IsReadable(node)), bool(self._genicam.IsWritable(node))
+    def _lookup(self, alias: str) -> Any:
         try:
-            value = self._read(node) if readable else None
+            node = self._nodes.GetNode(alias)
         except Exception:
-            value = None
-        if name == "PixelFormat" and isinstance(value, str):
-            value = pfnc_name(value)
-        return FeatureInfo(name, alias, readable, writable, value)
+            return None
+        return node if node is not None and self._genicam.IsImplemented(node) else None
+
+    def _access(self, node: Any) -> tuple[bool, bool]:
+        return bool(self._genicam.IsReadable(node)), bool(self._genicam.IsWritable(node))
+
+    def _value(self, alias: str, node: Any) -> Any:
+        value = node.ToString() if isinstance(node, self._genicam.IEnumeration) else node.GetValue()
+        return pfnc_name(value) if alias == "PixelFormat" else value
 
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the value the camera applied (read back)."""
@@ -131,8 +113,7 @@ class PylonCamera(Camera):
                 node.FromString(str(value))
         except Exception as exc:
             raise CameraError(f"{self.info.serial}: cannot set {alias} to {value!r} ({exc})") from None
-        applied = self._read(node)
-        return pfnc_name(applied) if name == "PixelFormat" else applied
+        return self._value(alias, node)
 
     def start(self) -> None:
         """Start grabbing, one frame per buffer in order (no frame dropped for a newer one),
