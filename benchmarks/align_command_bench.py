@@ -42,6 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from align_bench import ecc_baseline  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
 from reloblur.imaging.imageio import PNG_COMPRESSION, encode_image, encode_srgb, read_image, write_image  # noqa: E402
 from reloblur.postprocess.registration import corner_error  # noqa: E402
@@ -67,16 +68,8 @@ def ecc_script(source: Path, out: Path) -> None:
     for blur_path in sorted(source.glob("*_blur.png")):
         blur = cv2.imread(str(blur_path), cv2.IMREAD_COLOR).astype(np.float32) / 255
         sharp = cv2.imread(str(blur_path).replace("_blur", "_sharp"), cv2.IMREAD_COLOR).astype(np.float32) / 255
-        template = cv2.cvtColor(blur, cv2.COLOR_BGR2GRAY)
-        moving = cv2.cvtColor(sharp, cv2.COLOR_BGR2GRAY)
-        gain = float((template * moving).sum() / max((moving * moving).sum(), 1e-12))
-        warp = np.eye(3, dtype=np.float32)
-        criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 100, 0)
-        try:
-            _, warp = cv2.findTransformECC(template, (moving * gain).astype(np.float32), warp,
-                                           cv2.MOTION_HOMOGRAPHY, criteria, None, 5)
-        except cv2.error:
-            pass
+        rgb = (np.ascontiguousarray(image[:, :, ::-1]) for image in (blur, sharp))
+        warp = ecc_baseline(*rgb)  # the same registration align_bench.py measures
         h, w = blur.shape[:2]
         warped = cv2.warpPerspective(sharp, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         cv2.imwrite(str(out / blur_path.name.replace("_blur", "_sharp")),
