@@ -15,30 +15,33 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# name -> module that defines it (loaded on first access, PEP 562)
-_PUBLIC = {
+# Names loaded on first access (PEP 562), by the module that defines them.
+_MODULES = {
     # simulated rig
-    "RigSimulator": "reloblur.sim.simulator", "SimulatorConfig": "reloblur.sim.simulator",
-    "simulate": "reloblur.sim.simulate", "SimulateOptions": "reloblur.sim.simulate",
+    "reloblur.sim.simulator": ("RigSimulator", "SimulatorConfig"),
+    "reloblur.sim.simulate": ("simulate", "SimulateOptions"),
     # images
-    "read_image": "reloblur.imaging.imageio", "write_image": "reloblur.imaging.imageio",
-    "encode_srgb": "reloblur.imaging.imageio", "srgb_to_linear": "reloblur.imaging.imageio",
-    "load_linear": "reloblur.imaging.raw", "frame_to_linear": "reloblur.imaging.raw",
+    "reloblur.imaging.imageio": ("read_image", "write_image", "encode_srgb", "srgb_to_linear"),
+    "reloblur.imaging.raw": ("load_linear", "frame_to_linear"),
     # alignment
-    "align_pair": "reloblur.postprocess.align", "AlignSettings": "reloblur.postprocess.align",
-    "fit_color": "reloblur.postprocess.color",
+    "reloblur.postprocess.align": ("align_pair", "AlignSettings"),
+    "reloblur.postprocess.color": ("fit_color",),
     # masks
-    "generate_mask": "reloblur.lbfmg.generate", "MaskParams": "reloblur.lbfmg.generate",
-    "iou": "reloblur.lbfmg.metrics", "boundary_f_score": "reloblur.lbfmg.metrics",
+    "reloblur.lbfmg.generate": ("generate_mask", "MaskParams"),
+    "reloblur.lbfmg.metrics": ("iou", "boundary_f_score"),
     # datasets
-    "find_pairs": "reloblur.formats.dataset", "Session": "reloblur.formats.session",
+    "reloblur.formats.dataset": ("find_pairs",),
+    "reloblur.formats.session": ("Session",),
     # batch commands as functions
-    "align_all": "reloblur.pipeline.align", "AlignOptions": "reloblur.pipeline.align",
-    "generate_masks": "reloblur.pipeline.masks", "GenerateOptions": "reloblur.pipeline.masks",
+    "reloblur.pipeline.align": ("align_all", "AlignOptions"),
+    "reloblur.pipeline.masks": ("generate_masks", "GenerateOptions"),
     # LBAG (needs the train extra: torch)
-    "LBAG": "reloblur.lbag.model", "image_metrics": "reloblur.lbag.metrics",
-    "model_from_checkpoint": "reloblur.lbag.checkpoint", "deblur": "reloblur.lbag.inference",
+    "reloblur.lbag.model": ("LBAG",),
+    "reloblur.lbag.metrics": ("image_metrics",),
+    "reloblur.lbag.checkpoint": ("model_from_checkpoint",),
+    "reloblur.lbag.inference": ("deblur",),
 }
+_PUBLIC = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = ["__version__", *_PUBLIC]
 
