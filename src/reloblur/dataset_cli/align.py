@@ -11,7 +11,6 @@ from rich.markup import escape
 from reloblur.dataset_cli.common import (
     DefaultToRun,
     ShardOpt,
-    fail_partially,
     finish_batch,
     parse_size,
     print_json,
@@ -114,16 +113,11 @@ def calibrate_command(
     from reloblur.pipeline.calibrate import CalibrateOptions, calibrate
 
     result = calibrate(CalibrateOptions(input, out, check_transfer(transfer), workers, progress=not json_output))
-    if json_output:
-        print_json(result)
-    else:
-        colour = {"pass": "green", "warn": "yellow", "fail": "red"}[result.verdict]
-        stdout.print(f"calibration from {result.pairs_used} pair(s) -> {escape(result.out)}: "
-                     f"[{colour}]{result.verdict}[/]")
-        for reason in result.reasons:
-            stdout.print(f"  {escape(reason)}")
-    if result.failures:
-        fail_partially(len(result.failures), "pair(s)")
+    colour = {"pass": "green", "warn": "yellow", "fail": "red"}[result.verdict]
+    finish_batch(result, result.failures, json_output=json_output, summary=lambda: [
+        f"calibration from {result.pairs_used} pair(s) -> {escape(result.out)}: [{colour}]{result.verdict}[/]",
+        *(f"  {escape(reason)}" for reason in result.reasons),
+    ])
 
 
 @align_app.command("report")

@@ -63,9 +63,10 @@ def print_failures(failures: list[ItemFailure]) -> None:
 
 
 def finish_batch(report: Any, failures: list[ItemFailure], *, json_output: bool,
-                 summary: Callable[[], list[str]], notes: Callable[[], list[str]] = list) -> None:
+                 summary: Callable[[], list[str]], notes: Callable[[], list[str]] = list,
+                 what: str = "pair(s)") -> None:
     """The end of every batch command: the report as JSON, or its summary lines (stdout),
-    notes (stderr) and one line per failure; then exit 2 if any item failed."""
+    notes (stderr) and one line per failure; then exit 2 if any item (``what``) failed."""
     if json_output:
         print_json(report)
     else:
@@ -75,7 +76,7 @@ def finish_batch(report: Any, failures: list[ItemFailure], *, json_output: bool,
             stderr.print(line)
         print_failures(failures)
     if failures:
-        fail_partially(len(failures), "pair(s)")
+        fail_partially(len(failures), what)
 
 
 def fail_partially(count: int, what: str) -> NoReturn:

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from reloblur.dataset_cli.common import fail_partially, print_failures, print_json, stderr, stdout
+from reloblur.dataset_cli.common import finish_batch, print_json, stderr, stdout
 from reloblur.errors import ReloblurError
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
@@ -209,13 +210,9 @@ def deblur_command(
         overlap=overlap, gates=gates, pattern=pattern, overwrite=overwrite,
         trust_checkpoint=trust_checkpoint, progress=not json_output, amp=amp,
     ))
-    if json_output:
-        print_json(result)
-    else:
-        stdout.print(f"{len(result.written)} image(s) written to {result.out}, {result.skipped} already there")
-        print_failures(result.failures)
-    if result.failures:
-        fail_partially(len(result.failures), "image(s)")
+    finish_batch(result, result.failures, json_output=json_output, what="image(s)", summary=lambda: [
+        f"{len(result.written)} image(s) written to {escape(result.out)}, {result.skipped} already there",
+    ])
 
 
 def register(app: typer.Typer) -> None:
