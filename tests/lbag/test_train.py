@@ -132,8 +132,13 @@ def test_sample_stream_resumes_mid_epoch_and_shards_ranks(sim_dataset):
 def test_training_progress_shows_a_term_a_user_can_read(sim_dataset, tmp_path, capsys, monkeypatch):
     """Not the total (negative: its SSIM term is minus an SSIM) but the L1 the report
     plots; without a terminal, as plain lines."""
+    import logging
+
     monkeypatch.setenv("RELOBLUR_PROGRESS_INTERVAL", "0")
+    logger = logging.getLogger("reloblur")
+    before = (logger.level, list(logger.handlers))
     train(apply_settings(tiny_config(sim_dataset), {"max_steps": 2}, source="test"), tmp_path / "run", progress=True)
+    assert (logger.level, list(logger.handlers)) == before  # train.log's handler gone, level as it was
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("training")]
     assert lines and all(re.match(r"training \(L1 \d+\.\d{4}\): \d", line) for line in lines), lines
     # And the run keeps its own plain log with times, whatever the terminal showed.

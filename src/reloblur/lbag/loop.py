@@ -45,7 +45,7 @@ from reloblur.lbag.inference import run_whole
 from reloblur.lbag.losses import lbag_loss
 from reloblur.lbag.metrics import image_metrics
 from reloblur.lbag.model import LBAG
-from reloblur.logs import add_log_file
+from reloblur.logs import log_file
 from reloblur.paths import output_folder
 
 CONFIG_FILE = "config.yaml"
@@ -330,7 +330,11 @@ class _TrainLog:
         self.path = run_dir / HISTORY_FILE
         self.history = open(self.path, "a", encoding="utf-8") if main else None
         self.writer = _summary_writer(run_dir) if main else None
-        self.text = add_log_file(run_dir / TRAIN_LOG) if main else None
+        # log_file removes its handler and restores the logger's level on close, so a
+        # run in a notebook leaves logging as it found it.
+        self.text = contextlib.ExitStack()
+        if main:
+            self.text.enter_context(log_file(run_dir / TRAIN_LOG))
 
     def _line(self, record: dict[str, Any]) -> None:
         if self.history is not None:
@@ -362,9 +366,7 @@ class _TrainLog:
         self._scalars({f"val/{name}": metric for name, metric in metrics.items() if metric is not None}, step)
 
     def close(self) -> None:
-        if self.text is not None:
-            logging.getLogger("reloblur").removeHandler(self.text)
-            self.text.close()
+        self.text.close()
         if self.history is not None:
             self.history.close()
         if self.writer is not None:
