@@ -228,7 +228,7 @@ def _page(rows: list[dict[str, Any]], stages: list, evaluation: Any, options: An
     ious = np.array([r["mask_iou"] for r in moving]) if moving else np.array([float("nan")])
     false_positive = 100 * np.mean([r["blur_ratio"] for r in static]) if static else 0.0
     metric_rows = "".join(
-        f"<tr><td>{label}</td>" + "".join(f"<td>{_fmt(values.get(k), 4 if k != 'psnr' and 'psnr' not in k else 2)}</td>"
+        f"<tr><td>{label}</td>" + "".join(f"<td>{_fmt(values.get(k), 2 if 'psnr' in k else 4)}</td>"
                                           for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim",
                                                     "background_mae")) + "</tr>"
         for label, values in (("blurry input", evaluation.baseline), ("LBAG (demo model)", evaluation.summary)))
