@@ -110,7 +110,7 @@ class AlignReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _scene_folder(scene: str, pair: int) -> str | None:
+def _scene_folder(scene: str) -> str | None:
     """``scene`` if it is a plain folder name, else ``None``: a label in a session is
     untrusted, and ``../x`` or ``/x`` must not become a path."""
     if not scene or scene in (".", "..") or any(c in scene for c in "/\\:") or scene != scene.strip():
@@ -137,7 +137,7 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
             jobs.append(AlignJob(key=f"pair {skipped.pair}", blur=options.input, sharp=options.input,
                                  out_dir=options.out, index="", problem=f"pair {skipped.pair}: {skipped.reason}"))
     for record in session.pairs():
-        scene = _scene_folder(record.scene or "s01", record.pair)
+        scene = _scene_folder(record.scene or "s01")
         if scene is None:
             jobs.append(AlignJob(key=f"pair {record.pair}", blur=options.input, sharp=options.input,
                                  out_dir=options.out, index="",
