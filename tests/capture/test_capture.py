@@ -3,6 +3,7 @@ driver over real pseudo-terminals, the sim backend end to end, and SIGKILL mid-r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -247,6 +248,25 @@ def test_simulated_capture_end_to_end_pairs_the_right_frames(tmp_path):
     again = capture(sim_options(tmp_path, 3))
     assert again.recorded == 3
     assert [r.pair for r in Session(tmp_path / "s").pairs()][-4:] == [29, 30, 31, 32]
+
+
+@pytest.mark.parametrize("skew_us, recorded", [(5000, 0), (-5000, 0), (1000, 4)])
+def test_an_s_edge_late_or_early_beyond_the_tolerance_is_rejected_with_its_reason(tmp_path, skew_us, recorded):
+    """The box's S edge comes ``skew_us`` off what DLY says (a slow opto-isolator, a miswired
+    output): the cameras stamp their frames with the edges they saw, and the capture
+    rejects every pair whose measured S - B delay is off the plan by more than the
+    tolerance (2 ms), naming both numbers; within it, pairs are recorded."""
+    options = sim_options(tmp_path, 4)
+    rig = dataclasses.replace(options.rig, sync_port=f"sim://default?s_skew_us={skew_us}")
+    summary = capture(dataclasses.replace(options, rig=rig))
+    assert summary.sync_mode == "hardware" and summary.recorded == recorded
+    session = Session(tmp_path / "s")
+    if recorded:
+        delays = [r.frames["S"].timestamp_ns - r.frames["B"].timestamp_ns for r in session.pairs()]
+        assert delays == [(19_000 + skew_us) * 1000] * 4
+    else:
+        assert summary.reasons == {"timing": 4}
+        assert all(f"S started {19_000 + skew_us} us after B, planned 19000 us" in r.reason for r in session.skipped)
 
 
 def test_a_missed_trigger_is_logged_as_rejected_never_mispaired(tmp_path):

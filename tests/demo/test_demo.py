@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import numpy as np
@@ -32,9 +33,17 @@ def test_quick_demo_runs_every_stage(demo_dir):
     assert set(result["metrics"]["model"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae"}
     assert runner.invoke(app, ["dataset", "validate", str(out / "data" / "dataset")]).exit_code == 0
     page = (out / "report.html").read_text()
-    for section in ("Pipeline", "Alignment against the simulator's truth", "Blur masks against the truth",
+    for section in ("Pipeline", "Capture", "Alignment against the simulator's truth", "Blur masks against the truth",
                     "Training", "Evaluation on the test scenes", "Before / after"):
         assert section in page
+    # Capture evidence: the simulated box's programmed delay is what the cameras measured.
+    capture_rows = page.split("<h2>Capture</h2>")[1].split("<h2>")[0]
+    delays = re.findall(r"<td>(\d+)</td><td>(\d+)</td></tr>", capture_rows)
+    assert (out / "report_assets" / "capture_pair.png").exists() and len(delays) >= 4
+    assert all(planned == measured != "0" for planned, measured in delays)
+    # One before/after strip per test scene.
+    test_scenes = {p.parent for p in (out / "data" / "dataset" / "test").rglob("*_blur.png")}
+    assert len(list((out / "report_assets").glob("crop_*.png"))) == len(test_scenes) >= 1
     # The summary says plainly whether the model beats doing nothing.
     model, blurry = result["metrics"]["model"], result["metrics"]["blurry"]
     expected = "The model beats the blurry input" if (model["psnr"] > blurry["psnr"] and

@@ -122,6 +122,95 @@ def test_static_pair_whose_s_highlights_clip_gives_an_empty_mask(with_clip_map):
     assert result.clipped["S"] > 0.05
 
 
+def _channel_clip_map(raw_b: np.ndarray, raw_s: np.ndarray) -> np.ndarray:
+    """What align writes as NN.clip.png: flags per pixel and channel."""
+    b_high, b_low = clipped_levels(raw_b, code=1 / 65535)
+    s_high, s_low = clipped_levels(raw_s, code=1 / 65535)
+    return encode_clip_flags(b_high, b_low, s_high, s_low)
+
+
+def _moving_patch(scene: np.ndarray, colour: np.ndarray, *, shift: int, steps: int = 24
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B: a uniform 60x60 patch of ``colour`` moving ``shift`` px right; S: mid-exposure."""
+    total, swept = np.zeros_like(scene), np.zeros(scene.shape[:2], bool)
+    for k in range(steps + 1):
+        x0 = 120 + int(round(shift * (k / steps - 0.5)))
+        frame = scene.copy()
+        frame[90:150, x0 : x0 + 60] = colour
+        if k < steps:
+            total += frame
+        swept[90:150, x0 : x0 + 60] = True
+        if k == steps // 2:
+            sharp = frame
+    return total / steps, sharp, swept
+
+
+def test_a_channel_clipped_in_both_cameras_leaves_the_others_as_evidence():
+    """A sky blown out in the blue channel of both cameras, and a red object moving across
+    it (its blue clipped too): red and green still measure the blur trail, the bands
+    where B blends object and sky. A per-pixel clip map (any channel clipped bounds them
+    all) leaves nothing to measure."""
+    rng = np.random.default_rng(11)
+    scene = textured_scene(11, mean=0.3)
+    scene[:160, :, :2] *= 0.4
+    scene[:160, :, 2] = 1.6  # a sky whose blue is blown out, above the ground
+    blur, sharp, swept = _moving_patch(scene, np.array([0.9, 0.1, 1.6]), shift=24)
+    trail = swept.copy()
+    trail[:, 120 + 12 : 180 - 12] = False  # the object's core, covered all exposure long
+    raw_b, raw_s = expose(blur, rng), expose(sharp, rng, 2.0)
+    flags = _channel_clip_map(raw_b, raw_s)
+    assert flags.shape == (H, W, 3) and (flags[..., 2] > 0).mean() > 0.6 and (flags[..., 0] > 0).mean() < 0.01
+    per_channel = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s), clipped=flags).mask > 0
+    per_pixel = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s), clipped=flags.max(axis=2)).mask > 0
+    # Where the object stayed a small share of the exposure, B differs from S by less than
+    # the crosstalk a colour correction could add to a channel beside a clipped one
+    # (CLIP_CROSSTALK): measured 0.55 of the trail on 2026-11-30, 0.0 with the per-pixel map.
+    assert per_channel[trail].mean() > 0.45
+    assert per_pixel[trail].mean() < 0.1
+    assert area_fraction(per_channel & ~swept) < 0.005
+
+
+def test_a_blown_out_object_that_moved_is_found_and_a_static_blown_out_lamp_is_not():
+    """A white object clipped in both cameras, moving 16 px, beside a static lamp clipped in
+    both: inside either there is nothing to compare, but the moving one's blur trail hugs
+    its edges. S has 1.25x B's gain, colour-corrected back as align does."""
+    rng = np.random.default_rng(12)
+    scene = textured_scene(12, mean=0.3)
+    lamp = (slice(30, 70), slice(230, 290))
+    scene[lamp] = 3.0
+    blur, sharp, swept = _moving_patch(scene, np.full(3, 3.0), shift=16)
+    raw_b, raw_s = expose(blur, rng), expose(1.25 * sharp, rng, 1.5)
+    flags = _channel_clip_map(raw_b, raw_s)
+    result = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s / 1.25), clipped=flags)
+    assert iou(result.mask, swept) > 0.8
+    lamp_area = np.zeros((H, W), bool)
+    lamp_area[lamp] = True
+    near_lamp = cv2.dilate(lamp_area.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert result.mask[near_lamp].mean() < 255 * 0.01
+
+
+def test_smoothing_that_leaves_clipped_pixels_out_predicts_its_own_noise():
+    """Known answer for the variance factor of normalised smoothing: on pure noise with a
+    clipped half-plane, the measured variance of the smoothed values near its edge, over a
+    full footprint's, matches the predicted spread within 10 %."""
+    from reloblur.lbfmg.generate import _smooth_pair
+
+    rng = np.random.default_rng(13)
+    noise = rng.normal(0, 1, (2, 400, 64, 64)).astype(np.float32)
+    white = np.zeros((1, 64, 64), bool)
+    white[:, :, 32:] = True
+    measured_var, predicted = [], None
+    for k in range(400):
+        bs, _, measured, spread = _smooth_pair(noise[0, k][None], noise[1, k][None], white, 1.5)
+        measured_var.append(bs[0, 10:54, 27:32])
+        predicted = spread[0, 10:54, 27:32]
+        assert measured is not None and measured[0, :, :32].all()
+    full = np.var(cv2.GaussianBlur(noise[0, 0], (0, 0), 1.5)[10:54, 10:20])
+    ratio = np.var(np.stack(measured_var), axis=0).mean(axis=0) / full
+    assert predicted is not None and predicted.max() > 1.3  # the edge is noisier
+    np.testing.assert_allclose(ratio, predicted.mean(axis=0), rtol=0.1)
+
+
 def test_a_moving_textured_object_is_found_with_its_swept_region():
     rng = np.random.default_rng(3)
     scene = textured_scene(3)

@@ -183,6 +183,10 @@ class Recorder:
                 log.warning(warning)
             self.summary.warnings = warnings
             self.summary.sync_mode = "hardware" if hardware else "software"
+            for camera in cameras.values():
+                camera.start()
+            if hardware:
+                refuse_free_running(cameras, [a.record.exposure_us or 0.0 for a in applied.values()])
 
             b_exp = applied["B"].record.exposure_us or rig.cameras["B"].exposure_us or 0.0
             s_exp = applied["S"].record.exposure_us or rig.cameras["S"].exposure_us or 0.0
@@ -212,8 +216,6 @@ class Recorder:
             items: queue.Queue = queue.Queue(maxsize=options.queue_size)
             writer = _Writer(session, items)
             writer.start()
-            for camera in cameras.values():
-                camera.start()
             try:
                 self._loop(cameras, box, session, items, writer, hardware, delay, period_s)
             except KeyboardInterrupt:
@@ -305,6 +307,36 @@ class Recorder:
             late = "B" if gap > 0 else "S"  # the camera whose frame is older fetches again
             frames[late] = cameras[late].fetch(timeout)
         return {}, f"unpaired: frames {abs(gap) / 1e6:.1f} ms apart (tolerance {tolerance_ns / 1e6:.1f} ms)", None
+
+
+# How long a camera armed for hardware triggers is watched, with no trigger fired, before
+# recording (beyond its exposure): a camera that ignores TriggerMode streams at its frame
+# rate, so a few frame periods of most cameras (Aravis's fake camera: 25 Hz).
+FREE_RUN_PROBE_S = 0.3
+
+
+def refuse_free_running(cameras: dict[str, Camera], exposures_us: list[float]) -> None:
+    """Raise :class:`CameraError` if a camera armed for hardware triggers delivers a frame
+    before any trigger is fired.
+
+    ``TriggerMode`` reading back ``On`` is what a camera says, not what it does: some
+    cameras and emulators (Aravis's fake camera) accept it and keep streaming. Pairing
+    such a camera's frames by trigger would be a fiction, so it is refused before
+    anything is written: capture software-timed pairs without a sync box instead, where
+    frames are paired by their host time and the session says so.
+    """
+    wait = FREE_RUN_PROBE_S + max(exposures_us, default=0.0) / 1e6
+    for role, camera in cameras.items():
+        try:
+            frame = camera.fetch(wait)
+        except FrameTimeout:
+            wait = 0.05  # the first camera's wait covered both
+            continue
+        raise CameraError(
+            f"the {role} camera ({camera.info.serial or camera.info.id}) delivered a frame (id {frame.frame_id}) "
+            "with no trigger fired: it free-runs although TriggerMode reads On, so its frames cannot be paired "
+            "by trigger. Check its trigger settings (TriggerSelector FrameStart, TriggerSource a line), or "
+            "capture software-timed pairs without a sync box (leave --sync out).")
 
 
 def capture(options: CaptureOptions, *,

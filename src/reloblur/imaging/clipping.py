@@ -71,13 +71,15 @@ def any_channel(flags: np.ndarray) -> np.ndarray:
 
 
 def encode_clip_flags(b_high: np.ndarray, b_low: np.ndarray, s_high: np.ndarray, s_low: np.ndarray) -> np.ndarray:
-    """Per-pixel flags ``(H, W)`` uint8 from four ``(H, W)`` bool maps (a channel clipped
-    counts for the pixel)."""
+    """Flags ``(H, W)`` or ``(H, W, C)`` uint8 from four bool maps of that shape: per pixel,
+    or per pixel and channel (``<id>.clip.png`` is then an RGB image, one channel's flags
+    in each)."""
     return (b_high * B_HIGH | b_low * B_LOW | s_high * S_HIGH | s_low * S_LOW).astype(np.uint8)
 
 
 def decode_clip_flags(flags: np.ndarray) -> dict[str, np.ndarray]:
-    """``{"b_high", "b_low", "s_high", "s_low"}`` bool maps of :func:`encode_clip_flags` output."""
+    """``{"b_high", "b_low", "s_high", "s_low"}`` bool maps of :func:`encode_clip_flags` output,
+    of its shape."""
     f = np.asarray(flags)
     return {"b_high": (f & B_HIGH) > 0, "b_low": (f & B_LOW) > 0, "s_high": (f & S_HIGH) > 0,
             "s_low": (f & S_LOW) > 0}

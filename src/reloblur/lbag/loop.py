@@ -184,23 +184,30 @@ def _unwrap(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def validate(model: nn.Module, pairs: list, device: torch.device, *, max_images: int | None = None,
              writer: Any = None, step: int = 0) -> dict[str, float | None]:
-    """Mean ReLoBlur metrics of whole validation images (and an image grid in TensorBoard)."""
+    """Mean ReLoBlur metrics of whole validation images, and of their blurry inputs
+    (``input_psnr``, ``input_weighted_psnr``: what doing nothing scores), and an image
+    grid in TensorBoard."""
     net = _unwrap(model)
     was_training = net.training
     net.eval()
     data = WholeImages(pairs[:max_images] if max_images else pairs)
-    sums = {"psnr": 0.0, "ssim": 0.0, "weighted_psnr": 0.0, "weighted_ssim": 0.0}
+    sums = {"psnr": 0.0, "ssim": 0.0, "weighted_psnr": 0.0, "weighted_ssim": 0.0, "input_psnr": 0.0,
+            "input_weighted_psnr": 0.0}
     weighted = 0
     for i in range(len(data)):
         item = data[i]
         out, gate = run_whole(net, item["blur"][None].to(device))
         m = image_metrics(out[0].float().cpu(), item["sharp"], item["mask"][0])
+        # The blurry input's own score: the line a model must rise above.
+        baseline = image_metrics(item["blur"], item["sharp"], item["mask"][0])
         sums["psnr"] += m.psnr
         sums["ssim"] += m.ssim
+        sums["input_psnr"] += baseline.psnr
         if m.weighted_psnr is not None:
             weighted += 1
             sums["weighted_psnr"] += m.weighted_psnr
             sums["weighted_ssim"] += m.weighted_ssim or 0.0
+            sums["input_weighted_psnr"] += baseline.weighted_psnr or 0.0
         if writer is not None and i == 0:
             grid = torch.cat([item["blur"], torch.clamp(out[0].float().cpu(), 0, 1), item["sharp"],
                               gate[0].float().cpu().expand(3, -1, -1)], dim=2)
@@ -212,6 +219,8 @@ def validate(model: nn.Module, pairs: list, device: torch.device, *, max_images:
         "ssim": sums["ssim"] / n,
         "weighted_psnr": sums["weighted_psnr"] / weighted if weighted else None,
         "weighted_ssim": sums["weighted_ssim"] / weighted if weighted else None,
+        "input_psnr": sums["input_psnr"] / n,
+        "input_weighted_psnr": sums["input_weighted_psnr"] / weighted if weighted else None,
     }
 
 

@@ -1,15 +1,17 @@
-"""pyserial URL handler ``sim://[BENCH]``: the sync-box emulator as a serial port.
+"""pyserial URL handler ``sim://[BENCH][?s_skew_us=N]``: the sync-box emulator as a serial port.
 
 ``serial.serial_for_url("sim://")`` starts :class:`~reloblur.sim.syncbox_emulator.SyncBoxEmulator`
 on a fresh pseudo-terminal and opens that terminal like any device, so the driver talks to
 it exactly as to ``/dev/ttyUSB0``; the emulator's pulses drive the lines of bench
-``BENCH`` (default ``default``, see :mod:`reloblur.sim.bench`). pyserial finds this module
+``BENCH`` (default ``default``, see :mod:`reloblur.sim.bench`). ``s_skew_us`` makes the box's S
+edge late (or early, if negative) by that much: a fault for tests of the capture's timing
+check. pyserial finds this module
 once :func:`reloblur.sim.register_serial_handlers` has run.
 """
 
 from __future__ import annotations
 
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import serial
 
@@ -29,7 +31,15 @@ class Serial(serial.Serial):
         if parsed.scheme.lower() != "sim":
             raise serial.SerialException(f"expected a sim:// URL, got {url!r}")
         lines = bench(parsed.netloc or "default")
-        self._emulator = PtySyncBox(SyncBoxEmulator(on_pulse=lines.fire))
+        query = parse_qs(parsed.query)
+        unknown = set(query) - {"s_skew_us"}
+        if unknown:
+            raise serial.SerialException(f"{url}: unknown option(s) {', '.join(sorted(unknown))} (known: s_skew_us)")
+        try:
+            skew = int(query.get("s_skew_us", ["0"])[-1])
+        except ValueError:
+            raise serial.SerialException(f"{url}: s_skew_us must be a whole number of microseconds") from None
+        self._emulator = PtySyncBox(SyncBoxEmulator(on_pulse=lines.fire, s_skew_us=skew))
         self.portstr = self._emulator.path
         self._port = self._emulator.path
         try:

@@ -14,7 +14,7 @@ import time
 import tty
 from collections.abc import Callable
 
-from reloblur.formats.syncbox_protocol import ERRORS, MAX_LINE, PROTOCOL_VERSION
+from reloblur.formats import syncbox_protocol as protocol
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
 
 FIRMWARE = "emu-1.0"
@@ -23,9 +23,13 @@ FIRMWARE = "emu-1.0"
 class SyncBoxEmulator:
     """The box's state machine; feed it request lines, it answers and fires."""
 
-    def __init__(self, *, on_pulse: Callable[[str, int, int], None] | None = None, serial: str = "EMU-0001"):
+    def __init__(self, *, on_pulse: Callable[[str, int, int], None] | None = None, serial: str = "EMU-0001",
+                 s_skew_us: int = 0):
         self.on_pulse = on_pulse
         self.serial = serial
+        # A fault of the box's S output: its edge comes this much later (earlier, if
+        # negative) than DLY says, as a slow opto-isolator or a miswired output would.
+        self.s_skew_us = s_skew_us
         self.power = {"B": False, "S": False}
         self.exposure = {"B": int(DEFAULT_B_EXPOSURE_US), "S": int(DEFAULT_S_EXPOSURE_US)}
         self.delay_us = 19_000
@@ -42,75 +46,52 @@ class SyncBoxEmulator:
         with self._lock:
             self._write(text)
 
-    def _error(self, code: int) -> str:
-        return f"ERR {code} {ERRORS[code]}"
-
     def handle(self, line: str) -> str:
-        """The reply to one request line (events are written separately)."""
-        if len(line) >= MAX_LINE:
-            return self._error(5)
-        parts = line.strip().split()
-        if not parts:
-            return self._error(1)
-        command, args = parts[0].upper(), parts[1:]
+        """The reply to one request line (events are written separately), as the firmware
+        gives it: :mod:`reloblur.formats.syncbox_protocol` matches and checks the request."""
+        request = protocol.match(line)
+        if isinstance(request, int):
+            return protocol.error_line(request)
         busy = self._busy
-        try:
-            if command == "ID?" and not args:
-                return f"OK RELOBLUR-SYNCBOX {FIRMWARE} {self.serial}"
-            if command == "VER?" and not args:
-                return f"OK {PROTOCOL_VERSION}"
-            if command == "PWR" and len(args) == 2 and args[0] in self.power and args[1] in ("ON", "OFF"):
-                self.power[args[0]] = args[1] == "ON"
-                return "OK"
-            if command == "EXP" and len(args) == 2 and args[0] in self.exposure:
-                value = int(args[1])
-                if not 1 <= value <= 10_000_000:
-                    return self._error(2)
-                self.exposure[args[0]] = value
-                return f"OK {value}"
-            if command == "DLY" and len(args) == 1:
-                value = int(args[0])
-                if not 0 <= value <= 10_000_000:
-                    return self._error(2)
-                self.delay_us = value
-                return f"OK {value}"
-            if command == "PER" and len(args) == 1:
-                value = int(args[0])
-                if not 1_000 <= value <= 60_000_000:
-                    return self._error(2)
-                self.period_us = value
-                return f"OK {value}"
-            if command == "ARM" and not args:
-                if not all(self.power.values()):
-                    return self._error(6)
-                self.state = "ARMED"
-                return "OK"
-            if command in ("FIRE", "RUN"):
-                if busy:
-                    return self._error(4)
-                if self.state != "ARMED":
-                    return self._error(3)
-                count = int(args[0]) if command == "FIRE" and len(args) == 1 else None
-                if command == "FIRE" and (count is None or count < 1) or command == "RUN" and args:
-                    return self._error(2)
-                first = self.sequence
-                self._start_firing(count)
-                return f"OK {first}" if command == "FIRE" else "OK"
-            if command == "STOP" and not args:
-                self._stop_firing.set()
-                if self._firing is not None:
-                    self._firing.join(timeout=5)
-                self._busy = False
-                self.state = "IDLE"
-                return "OK"
-            if command == "STAT?" and not args:
-                state = "FIRING" if busy else self.state
-                power = "".join(("1" if self.power[r] else "0") for r in "BS")
-                return (f"OK state={state} seq={self.sequence} pwr={power} expb={self.exposure['B']} "
-                        f"exps={self.exposure['S']} dly={self.delay_us} per={self.period_us}")
-        except ValueError:
-            return self._error(2)
-        return self._error(1)
+        values = protocol.check(request, firing=busy, armed=self.state == "ARMED", powered=all(self.power.values()))
+        if isinstance(values, int):
+            return protocol.error_line(values)
+        name = request.command.name
+        if name == "ID?":
+            return f"OK RELOBLUR-SYNCBOX {FIRMWARE} {self.serial}"
+        if name == "VER?":
+            return f"OK {protocol.PROTOCOL_VERSION}"
+        if name == "PWR":
+            self.power[str(values[0])] = values[1] == "ON"
+            return "OK"
+        if name == "EXP":
+            self.exposure[str(values[0])] = int(values[1])
+            return f"OK {values[1]}"
+        if name == "DLY":
+            self.delay_us = int(values[0])
+            return f"OK {self.delay_us}"
+        if name == "PER":
+            self.period_us = int(values[0])
+            return f"OK {self.period_us}"
+        if name == "ARM":
+            self.state = "ARMED"
+            return "OK"
+        if name in ("FIRE", "RUN"):
+            first = self.sequence
+            self._start_firing(int(values[0]) if name == "FIRE" else None)
+            return f"OK {first}" if name == "FIRE" else "OK"
+        if name == "STOP":
+            self._stop_firing.set()
+            if self._firing is not None:
+                self._firing.join(timeout=5)
+            self._busy = False
+            self.state = "IDLE"
+            return "OK"
+        assert name == "STAT?"
+        state = "FIRING" if busy else self.state
+        power = "".join(("1" if self.power[r] else "0") for r in "BS")
+        return (f"OK state={state} seq={self.sequence} pwr={power} expb={self.exposure['B']} "
+                f"exps={self.exposure['S']} dly={self.delay_us} per={self.period_us}")
 
     def _start_firing(self, count: int | None) -> None:
         self._stop_firing.clear()
@@ -129,10 +110,15 @@ class SyncBoxEmulator:
             seq = self.sequence
             self.sequence += 1
             t_ns = time.time_ns()
-            self._pulse("B", seq, t_ns)
-            if self.delay_us:
-                time.sleep(self.delay_us / 1e6)
-            self._pulse("S", seq, t_ns + self.delay_us * 1000)
+            # Each line's edge carries the time it is driven at: the cameras stamp their
+            # frames with it, so a late S edge shows in the pair's measured delay.
+            edges = sorted([("B", 0), ("S", self.delay_us + self.s_skew_us)], key=lambda edge: edge[1])
+            elapsed = edges[0][1]
+            for role, at_us in edges:
+                if at_us > elapsed:
+                    time.sleep((at_us - elapsed) / 1e6)
+                    elapsed = at_us
+                self._pulse(role, seq, t_ns + at_us * 1000)
             k += 1
             if count is not None and k == count:
                 self._busy = False
@@ -159,6 +145,7 @@ class SyncBoxEmulator:
 
         self._write = write
         buffer = b""
+        overflow = False  # the line so far is too long: drop it up to its newline, then ERR 5
         while not stop.is_set():
             ready, _, _ = select.select([fd], [], [], 0.05)
             if not ready:
@@ -172,15 +159,14 @@ class SyncBoxEmulator:
             buffer += chunk
             while b"\n" in buffer:
                 raw, _, buffer = buffer.partition(b"\n")
-                try:
-                    line = raw.decode("ascii").strip("\r")
-                except UnicodeDecodeError:
-                    self._reply(self._error(1))
+                if overflow:
+                    overflow = False
+                    self._reply(protocol.error_line(protocol.LINE_TOO_LONG))
                     continue
-                self._reply(self.handle(line))
-            if len(buffer) > MAX_LINE:
-                buffer = b""
-                self._reply(self._error(5))
+                # The firmware reads bytes as characters: any byte is a character of a word.
+                self._reply(self.handle(raw.decode("latin-1")))
+            if len(buffer.replace(b"\r", b"")) >= protocol.MAX_LINE:
+                buffer, overflow = b"", True
         self._stop_firing.set()
 
 
