@@ -96,6 +96,7 @@ def root(
 
 def _register_stages() -> None:
     from reloblur.dataset_cli.align import register as register_align
+    from reloblur.dataset_cli.burst import register as register_burst
     from reloblur.dataset_cli.capture import register as register_capture
     from reloblur.dataset_cli.dataset import register as register_dataset
     from reloblur.dataset_cli.demo import register as register_demo
@@ -105,6 +106,7 @@ def _register_stages() -> None:
     register_capture(app)
     register_align(app)
     register_mask(app)
+    register_burst(app)
     register_dataset(app)
     register_lbag(app)
     register_demo(app)

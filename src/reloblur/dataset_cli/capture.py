@@ -28,8 +28,15 @@ def simulate_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same bytes.")] = 0,
     size: Annotated[str, typer.Option("--size", help="Frame size WxH (ReLoBlur captures 2152x1436).")] = "2152x1436",
     layout: Annotated[
-        str, typer.Option("--layout", help="session: raw camera frames + ground truth; reloblur: aligned dataset.")
+        str, typer.Option("--layout", help="session: raw camera frames + ground truth; reloblur: aligned dataset; "
+                                           "burst: one fast camera's raw bursts (same as --mode burst).")
     ] = "session",
+    mode: Annotated[str, typer.Option(
+        "--mode", help="rig: the two-camera beam-splitter rig; burst: one fast camera, overlapped exposures.")] = "rig",
+    frames: Annotated[int, typer.Option("--frames", "-k", help="Frames per burst (--mode burst).")] = 8,
+    exposed_fraction: Annotated[float, typer.Option(
+        "--exposed-fraction", help="Exposure over frame period of a burst (--mode burst).")] = 0.98,
+    shake: Annotated[float, typer.Option("--shake", help="Camera drift over a burst, px (--mode burst).")] = 0.0,
     bayer: Annotated[bool, typer.Option("--bayer", metavar="", help="Write raw RGGB Bayer frames (session layout).")] = False,
     pairs_per_scene: Annotated[int, typer.Option("--pairs-per-scene", help="Pairs sharing a background.")] = 4,
     static_fraction: Annotated[float, typer.Option("--static-fraction", help="Share of pairs with no motion.")] = 0.15,
@@ -45,15 +52,24 @@ def simulate_command(
       reloblur simulate sim-session --size 720x480 --pairs 8
 
       reloblur simulate sim-data --layout reloblur --size 538x359 --pairs 40
+
+      reloblur simulate sim-bursts --mode burst --frames 8 --size 538x359   # then: reloblur burst build
     """
     width, height = parse_size(size)
+    if mode not in ("rig", "burst"):
+        raise ReloblurError(f"--mode {mode!r}: choose rig or burst")
+    if mode == "burst":
+        if layout not in ("session", "burst"):
+            raise ReloblurError(f"--mode burst writes burst folders; --layout {layout!r} is for the rig")
+        layout = "burst"
     if layout not in LAYOUTS:
         raise ReloblurError(f"--layout {layout!r}: choose from {', '.join(LAYOUTS)}")
     result = simulate(
         SimulateOptions(
             out=out, pairs=pairs, seed=seed, width=width, height=height, layout=layout, bayer=bayer,
             pairs_per_scene=pairs_per_scene, static_fraction=static_fraction, s_phase=check_s_phase(s_phase),
-            test_fraction=test_fraction, workers=workers, progress=not json_output,
+            test_fraction=test_fraction, workers=workers, progress=not json_output, frames=frames,
+            exposed_fraction=exposed_fraction, shake_px=shake,
         )
     )
     finish_batch(result, result.failures, json_output=json_output, summary=lambda: [

@@ -4,8 +4,11 @@
 :mod:`reloblur.formats.session`), with ground truth in ``truth/``. ``layout="reloblur"``
 writes what flawless post-processing would produce: 8-bit sRGB pairs on B's grid and
 their blur masks in the ReLoBlur tree (``OUT/dataset`` and ``OUT/masks``), split by scene.
+``layout="burst"`` writes what one fast camera records for the single-camera method: the
+raw frames of each burst in a burst folder (:mod:`reloblur.formats.burst_folder`, under
+``OUT/bursts``) and the truth masks (``OUT/truth_masks``).
 
-Both layouts resume: pairs already on disk (logged, or with a done sidecar) are skipped,
+Every layout resumes: pairs already on disk (logged, or with a done sidecar) are skipped,
 and re-rendering is deterministic, so an interrupted run finishes with the same bytes.
 """
 
@@ -23,6 +26,8 @@ from reloblur import resume
 from reloblur.atomic import atomic_write_json
 from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
+from reloblur.formats.burst_folder import MANIFEST as BURST_MANIFEST
+from reloblur.formats.burst_folder import BurstFrame, BurstManifest
 from reloblur.formats.dataset import assign_scenes
 from reloblur.formats.session import (
     MANIFEST,
@@ -36,9 +41,9 @@ from reloblur.formats.session import (
 )
 from reloblur.formats.timing import SPhase
 from reloblur.imaging.imageio import encode_srgb, write_image
-from reloblur.sim.simulator import RigSimulator, SimulatorConfig, scene_name
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst, scene_name
 
-LAYOUTS = ("session", "reloblur")
+LAYOUTS = ("session", "reloblur", "burst")
 TRIGGER_PERIOD_NS = 200_000_000  # 5 Hz, what the capture benchmark targets
 CLOCK_ORIGIN_NS = 1_700_000_000_000_000_000  # fixed, so that output bytes depend on the seed only
 SIMULATION_FILE = "simulation.json"
@@ -61,6 +66,10 @@ class SimulateOptions:
     test_fraction: float = 0.2
     workers: int | None = None
     progress: bool = True
+    # layout "burst": frames per burst, exposure over frame period, camera drift over a burst (px)
+    frames: int = 8
+    exposed_fraction: float = 0.98
+    shake_px: float = 0.0
 
     def simulator_config(self) -> SimulatorConfig:
         """The simulator configuration these options describe."""
@@ -326,6 +335,68 @@ def _simulate_dataset(options: SimulateOptions, config: SimulatorConfig) -> Simu
     )
 
 
+# -- burst folders ----------------------------------------------------------------------
+BURST_FRAME_PERIOD_US = 2000.0  # 500 fps, the single-camera method's rate
+
+
+@dataclass(frozen=True)
+class _BurstJob:
+    config: SimulatorConfig
+    bursts: Path
+    truth: Path
+    pair: int
+    frames: int
+    exposed_fraction: float
+    shake_px: float
+
+
+def _render_burst_folder(job: _BurstJob) -> str:
+    """Render one burst into ``bursts/<scene>/<NN>/`` and its truth mask into
+    ``truth_masks/<scene>/<NN>.png``; returns ``written`` or ``resumed``."""
+    c = job.config
+    rel = Path(scene_name(job.pair // c.pairs_per_scene), f"{job.pair % c.pairs_per_scene:02d}")
+    folder = job.bursts / rel
+    mask_path = job.truth / rel.parent / f"{rel.name}.png"
+    done = folder / ".done.json"
+    params = {"config": c.to_dict(), "pair": job.pair, "frames": job.frames,
+              "exposed_fraction": job.exposed_fraction, "shake_px": job.shake_px}
+    names = [f"frame_{k:03d}.tiff" for k in range(job.frames)]
+    if resume.is_done(done, {}, params, outputs=(folder / BURST_MANIFEST, mask_path, *(folder / n for n in names))):
+        return "resumed"
+    burst = render_burst(_simulator(c), job.pair, frames=job.frames, exposed_fraction=job.exposed_fraction,
+                         shake_px=job.shake_px)
+    first_id = job.pair * 1000  # a camera's frame counter runs on between bursts
+    frames = []
+    for k, name in enumerate(names):
+        write_image(folder / name, burst.frames[k])
+        frames.append(BurstFrame(name, first_id + k,
+                                 CLOCK_ORIGIN_NS + job.pair * TRIGGER_PERIOD_NS + int(k * BURST_FRAME_PERIOD_US * 1000)))
+    write_image(mask_path, burst.mask)
+    BurstManifest(frames=frames, pixel_format=burst.pixel_format, black_level=0.0,
+                  exposure_us=job.exposed_fraction * BURST_FRAME_PERIOD_US, frame_period_us=BURST_FRAME_PERIOD_US,
+                  truth=burst.truth).write(folder)
+    atomic_write_json(done, resume.done_record({}, params))
+    return "written"
+
+
+def _simulate_bursts(options: SimulateOptions, config: SimulatorConfig) -> SimulateResult:
+    out = Path(options.out)
+    marker = out / SIMULATION_FILE
+    if marker.exists():
+        _check_same_config(json.loads(marker.read_text()).get("config"), config, out)
+    atomic_write_json(marker, {"config": config.to_dict(), "layout": "burst", "frames": options.frames,
+                               "exposed_fraction": options.exposed_fraction, "shake_px": options.shake_px})
+    jobs = [_BurstJob(config, out / "bursts", out / "truth_masks", i, options.frames, options.exposed_fraction,
+                      options.shake_px) for i in range(options.pairs)]
+    started = time.perf_counter()
+    result = run_batch(_render_burst_folder, jobs, key=lambda job: f"burst {job.pair:06d}", workers=options.workers,
+                       description="simulating bursts", progress=options.progress)
+    outcomes = list(result.results.values())
+    return SimulateResult(out=str(out), layout="burst", pairs=options.pairs, written=outcomes.count("written"),
+                          resumed=outcomes.count("resumed"), seconds=time.perf_counter() - started,
+                          failures=list(result.failures), dataset=str(out / "bursts"), masks=str(out / "truth_masks"))
+
+
 def simulate(options: SimulateOptions) -> SimulateResult:
     """Write a simulated session or ReLoBlur dataset; see the module docstring.
 
@@ -341,4 +412,9 @@ def simulate(options: SimulateOptions) -> SimulateResult:
     config = options.simulator_config()
     if options.layout == "session":
         return _simulate_session(options, config)
+    if options.layout == "burst":
+        if options.frames < 2 or not 0 < options.exposed_fraction <= 1 or options.shake_px < 0:
+            raise ReloblurError(f"a burst needs --frames >= 2 (got {options.frames}), --exposed-fraction in (0, 1] "
+                                f"(got {options.exposed_fraction}) and --shake >= 0 (got {options.shake_px})")
+        return _simulate_bursts(options, config)
     return _simulate_dataset(options, config)
