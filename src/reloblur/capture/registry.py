@@ -53,6 +53,7 @@ class SimOptions:
     bayer: bool = False
     distinct_pairs: int | None = None  # benchmarks: render this many pairs and repeat them
     bench: str = "default"  # trigger lines shared with the sync-box emulator at sim://BENCH
+    burst_frames: int | None = None  # burst mode: free-running frames are the sub-frames of K-frame bursts
 
 
 BackendOptions = Union[HarvestersOptions, AravisOptions, PylonOptions, SimOptions]
@@ -80,7 +81,8 @@ register_backend("harvesters", HarvestersOptions, lambda o: HarvestersBackend(ct
 register_backend("aravis", AravisOptions, lambda o: AravisBackend(fake=o.fake), "Aravis (GigE/USB3 Vision)")
 register_backend("pylon", PylonOptions, lambda o: PylonBackend(emulate=o.emulate), "Basler pylon (GigE/USB3)")
 register_backend("sim", SimOptions, lambda o: SimBackend(size=o.size, seed=o.seed, bayer=o.bayer, s_phase=o.s_phase,
-                                                          distinct_pairs=o.distinct_pairs, bench_name=o.bench),
+                                                          distinct_pairs=o.distinct_pairs, bench_name=o.bench,
+                                                          burst_frames=o.burst_frames),
                  "the simulated rig")
 
 

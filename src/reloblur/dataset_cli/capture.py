@@ -110,13 +110,23 @@ def capture_command(
     gain: Annotated[Optional[float], typer.Option("--gain", help="Gain (dB) of both cameras.")] = None,
     pixel_format: Annotated[Optional[str], typer.Option("--pixel-format", help="e.g. BayerRG12, Mono16.")] = None,
     sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; sim:// (or sim) = the emulator.")] = None,
-    s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure.")] = "middle",
+    s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure (burst: of the burst).")] = "middle",
     scene: Annotated[Optional[str], typer.Option("--scene", help="Scene label recorded with each pair.")] = None,
     size: SizeOpt = "720x480",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
     queue_size: Annotated[int, typer.Option("--queue", help="Pairs buffered for the writer.")] = 16,
     fake: FakeOpt = False,
     emulate: EmulateOpt = 0,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="rig: two cameras and the sync box; burst: one fast camera, bursts of overlapped "
+                       "exposures into burst folders under --session (docs/burst.md).")] = "rig",
+    camera: Annotated[str, typer.Option("--camera", help="burst: the camera (index, serial or name).")] = "0",
+    frames_per_pair: Annotated[int, typer.Option("--frames-per-pair", "-k", help="burst: frames per burst (K).")] = 8,
+    exposure: Annotated[Optional[float], typer.Option("--exposure", help="burst: exposure per frame (us).")] = None,
+    fps: Annotated[Optional[float], typer.Option(
+        "--fps", help="burst: frame rate \\[default: the fastest the camera runs].")] = None,
+    keep_frames: Annotated[bool, typer.Option(
+        "--keep-frames", metavar="", help="burst: keep every raw frame, not only their exact sum and S.")] = False,
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Capture B/S pairs into a crash-safe session (Ctrl-C finishes queued pairs and stops).
@@ -128,7 +138,15 @@ def capture_command(
       reloblur capture --session s1 --cti /opt/mvIMPACT/lib/x86_64/mvGenTLProducer.cti --b 0 --s 1 --pairs 20
 
       reloblur capture --session sim1 --backend sim --sync sim --pairs 20
+
+      reloblur capture --mode burst --session bursts --backend pylon --camera 0 --pairs 50 -k 8 --exposure 1960
     """
+    if mode not in ("rig", "burst"):
+        raise ReloblurError(f"--mode {mode!r}: choose rig or burst")
+    if mode == "burst":
+        _capture_bursts(session, backend, cti, camera, pairs, frames_per_pair, exposure, fps, gain, pixel_format,
+                        s_phase, scene, size, seed, fake, emulate, keep_frames, json_output)
+        return
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
     from reloblur.capture.registry import backend_options
     from reloblur.capture.rig import load_rig
@@ -158,6 +176,33 @@ def capture_command(
         raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} pair(s) before are intact)")
     if summary.rejected and not summary.interrupted:
         fail_partially(summary.rejected, "pair(s) rejected (see the log), capture")
+
+
+def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: str, bursts: int, frames: int,
+                    exposure: Optional[float], fps: Optional[float], gain: Optional[float], pixel_format: Optional[str],
+                    phase: str, scene: Optional[str], size: str, seed: int, fake: bool, emulate: int,
+                    keep_frames: bool, json_output: bool) -> None:
+    from reloblur.capture.burst import BurstCaptureOptions, capture_bursts
+    from reloblur.capture.registry import backend_options
+
+    source = backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size),
+                             seed=seed, burst_frames=frames)
+    summary = capture_bursts(BurstCaptureOptions(
+        out=out, camera=camera, backend=source, bursts=bursts, frames=frames, exposure_us=exposure, fps=fps,
+        pixel_format=pixel_format, gain_db=gain, keep_frames=keep_frames, phase=check_s_phase(phase),
+        scene=scene or "s01", progress=not json_output))
+    if json_output:
+        print_json(summary)
+    else:
+        fraction = "unknown" if summary.exposed_fraction is None else f"{summary.exposed_fraction:.0%}"
+        stdout.print(f"{summary.recorded} burst(s) of {frames} frames recorded, {summary.rejected} rejected in "
+                     f"{summary.seconds:.1f} s (exposed fraction {fraction}) -> {escape(summary.out)}")
+        for reason, count in summary.reasons.items():
+            stdout.print(f"  rejected {count}x: {escape(reason)}")
+        if summary.interrupted:
+            stdout.print("interrupted: the bursts recorded before are complete")
+    if summary.rejected and not summary.interrupted:
+        fail_partially(summary.rejected, "burst(s) rejected (see above), capture")
 
 
 @capture_app.command("list")

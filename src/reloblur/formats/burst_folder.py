@@ -17,7 +17,9 @@ mirrors the folders above it and names the pair after it (``<scene>/<NN>_blur.pn
 
 ``exposure_us / frame_period_us`` is the exposed fraction (below 90 % B's streaks are
 dashed); frame ids or timestamps, where the camera gives them, prove the frames
-consecutive. Frames are any lossless format :func:`~reloblur.imaging.imageio.read_image`
+consecutive. A burst captured without ``--keep-frames`` keeps only the exact sum of its
+frames (``"sum_file": "sum.tiff"``, 32-bit) and the S frame (``"sharp_index": k``, the
+only frame entry with a ``file``); the other entries keep their ids and timestamps. Frames are any lossless format :func:`~reloblur.imaging.imageio.read_image`
 reads (16-bit TIFF or PNG), mono, Bayer mosaic or RGB, as ``pixel_format`` says. A lab can
 write this layout from any vendor tool's frame dump with a few lines of script.
 """
@@ -45,9 +47,10 @@ class BurstFolderError(ReloblurError):
 
 @dataclass
 class BurstFrame:
-    """One raw frame of a burst: its file (relative to the burst folder) and counters."""
+    """One raw frame of a burst: its file (relative to the burst folder; None when only the
+    sum was kept) and counters."""
 
-    file: str
+    file: str | None
     frame_id: int | None = None
     timestamp_ns: int | None = None
 
@@ -63,6 +66,9 @@ class BurstManifest:
     exposure_us: float | None = None
     frame_period_us: float | None = None
     truth: dict[str, Any] | None = None  # simulator only
+    sum_file: str | None = None  # the exact sum of every frame (32-bit TIFF) when frames were not kept
+    sharp_index: int | None = None  # the frame kept beside the sum (S)
+    scene: str | None = None
     format: str = FORMAT_NAME
     version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -97,26 +103,53 @@ class BurstManifest:
             raise BurstFolderError(f"{path}: version {data['version']} is newer than this reloblur reads "
                                    f"({FORMAT_VERSION}); upgrade reloblur")
         try:
-            frames = [BurstFrame(str(f["file"]), _optional_int(f.get("frame_id")), _optional_int(f.get("timestamp_ns")))
-                      for f in data["frames"]]
+            frames = [BurstFrame(None if f.get("file") is None else str(f["file"]), _optional_int(f.get("frame_id")),
+                                 _optional_int(f.get("timestamp_ns"))) for f in data["frames"]]
             manifest = cls(frames=frames, pixel_format=str(data["pixel_format"]),
                            black_level=float(data.get("black_level", 0.0)),
                            bit_depth=_optional_int(data.get("bit_depth")),
                            exposure_us=_optional_float(data.get("exposure_us")),
                            frame_period_us=_optional_float(data.get("frame_period_us")),
-                           truth=data.get("truth"))
+                           truth=data.get("truth"),
+                           sum_file=None if data.get("sum_file") is None else str(data["sum_file"]),
+                           sharp_index=_optional_int(data.get("sharp_index")),
+                           scene=None if data.get("scene") is None else str(data["scene"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise BurstFolderError(f"{path}: malformed manifest ({type(exc).__name__}: {exc})") from None
         if len(frames) < 2:
             raise BurstFolderError(f"{path}: a burst needs at least 2 frames, it lists {len(frames)}")
         if not math.isfinite(manifest.black_level) or manifest.black_level < 0:
             raise BurstFolderError(f"{path}: black_level {manifest.black_level!r} must be a finite number >= 0")
+        if not manifest.frames_kept:
+            index = manifest.sharp_index
+            if manifest.sum_file is None or index is None or not 0 <= index < len(frames) \
+                    or frames[index].file is None:
+                raise BurstFolderError(f"{path}: frames without files need 'sum_file' and a 'sharp_index' whose "
+                                       "frame has its file")
         return manifest
+
+    @property
+    def frames_kept(self) -> bool:
+        """Whether every frame's file is there (else only the sum and S)."""
+        return all(f.file is not None for f in self.frames)
 
     def frame_path(self, folder: Path, index: int) -> Path:
         """Frame ``index``'s file, confined to the burst folder."""
+        name = self.frames[index].file
+        if name is None:
+            raise BurstFolderError(f"{folder / MANIFEST}: frame {index} was not kept (only the sum and S were)")
+        return self._confined(folder, name, f"frame {index}")
+
+    def sum_path(self, folder: Path) -> Path:
+        """The frame sum's file, confined to the burst folder."""
+        if self.sum_file is None:
+            raise BurstFolderError(f"{folder / MANIFEST}: no frame sum recorded")
+        return self._confined(folder, self.sum_file, "frame sum")
+
+    @staticmethod
+    def _confined(folder: Path, name: str, what: str) -> Path:
         try:
-            return confined(folder, self.frames[index].file, what=f"frame {index}")
+            return confined(folder, name, what=what)
         except UnsafePathError as exc:
             raise BurstFolderError(f"{folder / MANIFEST}: {exc}") from None
 

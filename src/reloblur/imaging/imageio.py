@@ -206,8 +206,11 @@ def encode_image(image: np.ndarray, suffix: str, *, description: str | None = No
     trades file size for time (:data:`PNG_COMPRESSION`).
     """
     suffix = suffix.lower()
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ImageFormatError(f"cannot write {image.dtype} image as {suffix}: use uint8 or uint16")
+    # 32-bit integers only as TIFF: a burst's exact frame sum (formats/burst_folder.py).
+    wide = image.dtype == np.uint32 and suffix in TIFF_SUFFIXES
+    if image.dtype not in (np.uint8, np.uint16) and not wide:
+        raise ImageFormatError(f"cannot write {image.dtype} image as {suffix}: use uint8 or uint16 "
+                               "(uint32: TIFF only)")
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
         raise ImageFormatError(f"cannot write array of shape {image.shape} as an image")
     if image.ndim == 3 and image.shape[2] == 1:

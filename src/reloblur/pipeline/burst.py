@@ -23,7 +23,14 @@ import numpy as np
 from reloblur import resume
 from reloblur.atomic import atomic_write_bytes, atomic_write_json
 from reloblur.batch import ItemFailure, Shard, run_batch
-from reloblur.burst.build import SHAKE_LIMIT_PX, BurstError, build_burst_pair, check_contiguous
+from reloblur.burst.build import (
+    SHAKE_LIMIT_PX,
+    BurstError,
+    build_burst_pair,
+    build_from_sum,
+    check_contiguous,
+    sharp_index,
+)
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import MANIFEST, BurstManifest, find_bursts
 from reloblur.formats.timing import SPhase, check_s_phase
@@ -109,30 +116,43 @@ def build_job(job: _Job) -> dict[str, Any]:
     """Build one burst's pair; returns its sidecar record (``resumed`` when already done)."""
     options = job.options
     manifest = BurstManifest.read(job.folder)
-    inputs = {"manifest": job.folder / MANIFEST,
-              **{f"frame {k}": manifest.frame_path(job.folder, k) for k in range(len(manifest.frames))}}
+    count = len(manifest.frames)
+    if manifest.frames_kept:
+        inputs = {f"frame {k}": manifest.frame_path(job.folder, k) for k in range(count)}
+    else:
+        wanted = sharp_index(count, options.phase)
+        if wanted != manifest.sharp_index:
+            raise BurstError(f"{job.folder / MANIFEST}: only frame {manifest.sharp_index} was kept beside the sum, "
+                             f"--phase {options.phase} asks for frame {wanted} (capture with --keep-frames to "
+                             "choose the phase afterwards)")
+        inputs = {"sum": manifest.sum_path(job.folder), f"frame {wanted}": manifest.frame_path(job.folder, wanted)}
+    inputs["manifest"] = job.folder / MANIFEST
     params = _params(options)
     if resume.is_done(job.sidecar, inputs, params, outputs=(job.blur, job.sharp)):
         return {"status": "resumed"}
     period_ns = manifest.frame_period_us * 1000 if manifest.frame_period_us else None
     check_contiguous([f.frame_id for f in manifest.frames], timestamps_ns=[f.timestamp_ns for f in manifest.frames],
                      period_ns=period_ns)
-    frames = []
-    for k in range(len(manifest.frames)):
-        path = inputs[f"frame {k}"]
-        image = read_image(path)
-        try:
-            frames.append(frame_to_linear(image, manifest.pixel_format, black_level=manifest.black_level,
-                                          bit_depth=manifest.bit_depth))
-        except ReloblurError as exc:
-            raise BurstError(f"{path}: {exc}") from None
-        if frames[-1].shape != frames[0].shape:
-            raise BurstError(f"{path}: {frames[-1].shape[1]}x{frames[-1].shape[0]} pixels, frame 0 has "
-                             f"{frames[0].shape[1]}x{frames[0].shape[0]}")
-    pair = build_burst_pair(np.stack(frames), black_level=0.0, white_level=1.0, phase=options.phase,
-                            shake_limit_px=options.shake_limit_px)
-    if pair.flags and not options.keep_shaken:
-        raise BurstError(f"{pair.flags[0]}; not built (--keep-shaken builds it anyway, flagged)")
+    if manifest.frames_kept:
+        frames = [_linear(inputs[f"frame {k}"], read_image(inputs[f"frame {k}"]), manifest) for k in range(count)]
+        for k, frame in enumerate(frames):
+            if frame.shape != frames[0].shape:
+                raise BurstError(f"{inputs[f'frame {k}']}: {frame.shape[1]}x{frame.shape[0]} pixels, frame 0 has "
+                                 f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+        pair = build_burst_pair(np.stack(frames), black_level=0.0, white_level=1.0, phase=options.phase,
+                                shake_limit_px=options.shake_limit_px)
+        if pair.flags and not options.keep_shaken:
+            raise BurstError(f"{pair.flags[0]}; not built (--keep-shaken builds it anyway, flagged)")
+    else:
+        total = read_image(inputs["sum"]).astype(np.float64)
+        sharp_raw = read_image(inputs[f"frame {wanted}"])
+        if total.shape != sharp_raw.shape:
+            raise BurstError(f"{inputs['sum']}: {total.shape} but S is {sharp_raw.shape}")
+        # The mean goes through the same decoding as S (a mosaic's demosaic wants integers:
+        # rounding the mean costs less than one code).
+        mean = np.rint(total / count).astype(sharp_raw.dtype) if sharp_raw.dtype.kind == "u" else total / count
+        pair = build_from_sum(_linear(inputs["sum"], mean, manifest) * count, _linear(inputs[f"frame {wanted}"],
+                              sharp_raw, manifest), count=count, black_level=0.0, white_level=1.0, phase=options.phase)
     dtype = np.uint16 if options.bit_depth == 16 else np.uint8
     for path, image in ((job.blur, pair.blur), (job.sharp, pair.sharp)):
         atomic_write_bytes(path, encode_image(encode_srgb(np.clip(image, 0, 1), dtype), ".png",
@@ -148,6 +168,15 @@ def build_job(job: _Job) -> dict[str, Any]:
         record["truth"] = manifest.truth
     atomic_write_json(job.sidecar, record)
     return record
+
+
+def _linear(path: Path, image: np.ndarray, manifest: BurstManifest) -> np.ndarray:
+    """A raw frame through the pipeline B and S share (black level, demosaic, white level)."""
+    try:
+        return frame_to_linear(image, manifest.pixel_format, black_level=manifest.black_level,
+                               bit_depth=manifest.bit_depth)
+    except ReloblurError as exc:
+        raise BurstError(f"{path}: {exc}") from None
 
 
 def build_bursts(options: BurstBuildOptions) -> BurstReport:

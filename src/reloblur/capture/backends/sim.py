@@ -31,7 +31,7 @@ from reloblur.capture.cameras import (
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, SPhase
 from reloblur.sim import register_serial_handlers
 from reloblur.sim.bench import bench
-from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
 
 EXPOSURE_STEP_US = 10.0
 ROLES = ("B", "S")
@@ -41,26 +41,47 @@ class SimRig:
     """The scene both simulated cameras look at: renders each pair once, on demand."""
 
     def __init__(self, *, size: tuple[int, int], seed: int, bayer: bool, s_phase: SPhase,
-                 distinct_pairs: int | None = None):
+                 distinct_pairs: int | None = None, burst_frames: int | None = None):
         self.size, self.seed, self.bayer, self.s_phase = size, seed, bayer, s_phase
         self.distinct_pairs = distinct_pairs
+        # Burst mode (the single-camera method): free-running frame n is frame n % K of the
+        # burst of pair n // K, as sim.simulator.render_burst renders it.
+        self.burst_frames = burst_frames
+        self._bursts: OrderedDict[tuple[int, float], Any] = OrderedDict()
         self.exposures = {"B": DEFAULT_B_EXPOSURE_US, "S": DEFAULT_S_EXPOSURE_US}
         self._simulator: RigSimulator | None = None
         self._cache: OrderedDict[int, Any] = OrderedDict()
         self._lock = threading.Lock()
+
+    def burst_frame(self, index: int, exposed_fraction: float):
+        """Free-running frame ``index`` of a fast camera in burst mode, and its pixel format."""
+        k = self.burst_frames or 1
+        key = (index // k, round(exposed_fraction, 4))
+        with self._lock:
+            simulator = self._get_simulator()
+            if key not in self._bursts:
+                self._bursts[key] = render_burst(simulator, key[0], frames=k, exposed_fraction=key[1])
+                while len(self._bursts) > 2:
+                    self._bursts.popitem(last=False)
+            burst = self._bursts[key]
+        return burst.frames[index % k], burst.pixel_format
+
+    def _get_simulator(self) -> RigSimulator:
+        if self._simulator is None:
+            config = SimulatorConfig(width=self.size[0], height=self.size[1], seed=self.seed, bayer=self.bayer,
+                                     s_phase=self.s_phase, b_exposure_us=self.exposures["B"],
+                                     s_exposure_us=min(self.exposures["S"], self.exposures["B"]))
+            self._simulator = RigSimulator(config)
+        return self._simulator
 
     def frame(self, index: int, role: str):
         """Camera ``role``'s image of pair ``index`` (frames of one trigger form a true pair)."""
         if self.distinct_pairs:
             index %= self.distinct_pairs  # benchmarks: reuse a few renders, measure the pipeline
         with self._lock:
-            if self._simulator is None:
-                config = SimulatorConfig(width=self.size[0], height=self.size[1], seed=self.seed, bayer=self.bayer,
-                                         s_phase=self.s_phase, b_exposure_us=self.exposures["B"],
-                                         s_exposure_us=min(self.exposures["S"], self.exposures["B"]))
-                self._simulator = RigSimulator(config)
+            simulator = self._get_simulator()
             if index not in self._cache:
-                self._cache[index] = self._simulator.render(index)
+                self._cache[index] = simulator.render(index)
                 while len(self._cache) > 4:
                     self._cache.popitem(last=False)
             pair = self._cache[index]
@@ -157,6 +178,10 @@ class SimCamera(Camera):
             index = self._own_sequence
             self._own_sequence += 1
         self._frame_id += 1
+        if self._rig.burst_frames and self._values["TriggerMode"] == "Off":
+            exposed = min(1.0, float(self._values["ExposureTime"]) * float(self._values["AcquisitionFrameRate"]) / 1e6)
+            image, pixel_format = self._rig.burst_frame(index, exposed)
+            return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
         image, pixel_format = self._rig.frame(index, self.role)
         return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
 
@@ -172,8 +197,10 @@ class SimBackend(CameraBackend):
     camera_class: type[SimCamera] = SimCamera
 
     def __init__(self, *, size: tuple[int, int] = (720, 480), seed: int = 0, bayer: bool = False,
-                 s_phase: SPhase = "middle", distinct_pairs: int | None = None, bench_name: str = "default"):
-        self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs)
+                 s_phase: SPhase = "middle", distinct_pairs: int | None = None, bench_name: str = "default",
+                 burst_frames: int | None = None):
+        self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs,
+                          burst_frames=burst_frames)
         self.bench = bench(bench_name)
         self._unplug: list = []
         register_serial_handlers()  # so that a sync port "sim://" finds the emulator
