@@ -46,12 +46,15 @@ def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
     return np.where(np.abs(b - s).max(axis=2) > 3 * sigma, 255, 0).astype(np.uint8)
 
 
-def aligned(pair, *, calibrated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def aligned(pair, *, calibrated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip maps.
 
     ``calibrated``: start from the rig's homography, as ``align --calibration`` does (a
     featureless scene gives feature matching nothing to work with).
     """
+    if np.array_equal(pair.homography, np.eye(3)) and "burst" in pair.condition:
+        # One sensor took both: nothing to register (reloblur burst build writes them as they are).
+        return encode_srgb(pair.blur), encode_srgb(pair.sharp), np.ones(pair.blur.shape[:2], bool), None
     prior = pair.homography if calibrated else None
     result = align_pair(pair.blur, pair.sharp, settings=AlignSettings(crop=False), prior_homography=prior)
     valid = result.valid if result.valid is not None else np.ones(pair.blur.shape[:2], bool)

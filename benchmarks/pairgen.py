@@ -40,6 +40,7 @@ class Condition:
     distortion: float = 0.0  # radial k1 of S relative to B (normalised radius)
     low_texture: bool = False
     calibrated: bool = False  # align starts from the rig's calibrated homography (featureless scenes)
+    burst_frames: int = 0  # the single-camera method: B the mean of K frames of one camera, S the middle one
     sources: tuple[str, ...] = ("grace_hopper", "coffee", "astronaut", "retina", "rocket", "immunohistochemistry")
 
 
@@ -53,6 +54,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("Bayer, demosaiced", bayer=True),
     Condition("vignetting + distortion differ", vignetting=(0.25, 0.4), distortion=0.02),
     Condition("low-texture background", low_texture=True, calibrated=True),
+    Condition("burst camera, K=8 (no alignment)", burst_frames=8),
 )
 
 
@@ -200,6 +202,8 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         centre = np.array([rng.uniform(0.25, 0.75) * w + margin, rng.uniform(0.25, 0.75) * h + margin])
         velocity = extent * np.array([math.cos(direction), math.sin(direction)])
         objects.append((patch, alpha, centre, velocity, 0.0 if static else rng.uniform(-4, 4)))
+    if condition.burst_frames:
+        return _burst_pair(condition, rng, background, objects, static, (w, h), margin)
     steps = 48
     blur_sum, swept = np.zeros((*background.shape[:2], 3)), np.zeros(background.shape[:2])
     for k in range(steps):
@@ -246,6 +250,33 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
                     gain=gain_b * condition.gain_s_over_b * flicker, vignetting=condition.vignetting[1],
                     noise=condition.s_noise, condition=condition)
     return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b))
+
+
+def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.ndarray, objects: list, static: bool,
+                size: tuple[int, int], margin: int) -> BenchPair:
+    """One fast camera: K frames, each exposed over 98 % of its period with its own noise
+    (at S's level: short exposures), B their mean, S the middle one. One sensor, one
+    colour response: nothing to align."""
+    w, h = size
+    k_frames, sub = condition.burst_frames, 6
+    frames, swept = [], np.zeros(background.shape[:2])
+    for k in range(k_frames):
+        total = np.zeros((*background.shape[:2], 3))
+        for j in range(sub):
+            frame, coverage = _composite(background, objects, (k + 0.98 * (j + 0.5) / sub) / k_frames)
+            total += frame
+            swept = np.maximum(swept, coverage)
+        frames.append(total / sub)
+    level = condition.brightness / max(float(np.percentile(np.mean(frames, axis=0), 99.5)), 1e-6)
+    colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
+    exposed = [_camera(f[margin : margin + h, margin : margin + w] * level, rng, colour=colour, gain=gain,
+                       vignetting=condition.vignetting[0], noise=condition.s_noise, condition=condition)
+               for f in frames]
+    truth = np.where(swept[margin : margin + h, margin : margin + w] > 0.1, 255, 0).astype(np.uint8)
+    if static:
+        truth[:] = 0
+    blur = np.mean(exposed, axis=0).astype(np.float32)
+    return BenchPair(blur, exposed[k_frames // 2], truth, static, condition.name, np.eye(3))
 
 
 def with_size(condition: Condition, **changes: object) -> Condition:
