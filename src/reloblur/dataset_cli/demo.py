@@ -16,16 +16,23 @@ def demo_command(
     quick: Annotated[bool, typer.Option("--quick", metavar="", help="Small and fast (about 2 minutes): for CI.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulated scenes.")] = 0,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
+    mode: Annotated[str, typer.Option(
+        "--mode", help="rig: two cameras and the sync box; burst: one fast camera's bursts (docs/burst.md).")] = "rig",
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")] = False,
 ) -> None:
     """The whole pipeline on the simulated rig: capture (sim cameras, sync-box emulator on a
     pty), align, masks, split, train a small LBAG, eval, deblur, and an HTML report.
 
-    Example: reloblur demo --out demo-out   (then open demo-out/report.html)
+    Examples:
+
+      reloblur demo --out demo-out               (then open demo-out/report.html)
+
+      reloblur demo --out demo-burst --mode burst   (one fast camera: capture bursts, build, masks, train...)
     """
     from reloblur.demo.pipeline import DemoOptions, run_demo
 
-    result = run_demo(DemoOptions(out=out, quick=quick, seed=seed, workers=workers, progress=not json_output))
+    result = run_demo(DemoOptions(out=out, quick=quick, seed=seed, workers=workers, progress=not json_output,
+                                  mode=mode))
     if json_output:
         print_json(result)
         return

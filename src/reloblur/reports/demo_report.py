@@ -15,12 +15,13 @@ import numpy as np
 
 from reloblur.atomic import atomic_write_text
 from reloblur.formats.align_record import AlignRecord
+from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import encode_srgb, ensure_rgb, read_image, to_float, write_image
 from reloblur.lbfmg.metrics import iou
 from reloblur.plotting import plt, save_figure
 from reloblur.postprocess.registration import corner_error
-from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
 
 ASSETS = "report_assets"
 
@@ -49,8 +50,33 @@ def _truth(options: Any, scene_index: int, trigger: int):
     return RigSimulator(config).render(trigger)
 
 
+def _burst_quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
+    """Per burst pair: IoU of its mask against the burst's truth (no alignment to score)."""
+    rows = []
+    for sidecar in sorted((out / "data" / "dataset").rglob("*.burst.json")):
+        data = json.loads(sidecar.read_text())
+        folder = Path(data["source"]["burst"])
+        scene_index = int(folder.parent.name[1:]) - 1
+        frames, first = data["frames"], data["frame_ids"][0]
+        simulator = RigSimulator(SimulatorConfig(width=options.size[0], height=options.size[1],
+                                                 seed=options.seed + scene_index))
+        truth_mask = render_burst(simulator, (first - 1) // frames, frames=frames,
+                                  exposed_fraction=data["exposed_fraction"], noise=False).mask
+        index = sidecar.name.split(".")[0]
+        rel = sidecar.parent.relative_to(out / "data" / "dataset")
+        mask_path = out / "data" / "masks" / rel / f"{index}.png"
+        predicted = read_image(mask_path) if mask_path.exists() else np.zeros_like(truth_mask)
+        rows.append({"pair": f"{rel.as_posix()}/{index}", "corner_error_px": None, "mask_iou": iou(predicted, truth_mask),
+                     "blur_ratio_truth": float((truth_mask > 0).mean()), "blur_ratio": float((predicted > 0).mean()),
+                     "folder": sidecar.parent, "index": index, "truth_mask": truth_mask, "mask": predicted,
+                     "burst": folder, "shake_px": data.get("shake_px"), "frame_ids": data["frame_ids"]})
+    return rows
+
+
 def quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
     """Per pair: corner error of the alignment and IoU of the mask, against the truth."""
+    if getattr(options, "mode", "rig") == "burst":
+        return _burst_quality_rows(out, options)
     session = Session(out / "session")
     by_pair = {r.pair: r for r in session.pairs()}
     rows = []
@@ -132,8 +158,10 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     assets.mkdir(exist_ok=True)
     rows = quality_rows(out, options)
     labels = [r["pair"] for r in rows]
-    _bar([r["corner_error_px"] for r in rows], labels, "alignment: max corner error vs truth", "px",
-         assets / "corner_error.png", line=0.25)
+    burst = getattr(options, "mode", "rig") == "burst"
+    if not burst:
+        _bar([r["corner_error_px"] for r in rows], labels, "alignment: max corner error vs truth", "px",
+             assets / "corner_error.png", line=0.25)
     moving = [r for r in rows if r["blur_ratio_truth"] > 0]
     static = [r for r in rows if r["blur_ratio_truth"] == 0]
     if moving:
@@ -143,7 +171,7 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
         _bar([100 * r["blur_ratio"] for r in static], [r["pair"] for r in static],
              "masks on static pairs: area flagged (truth: none)", "% of pixels", assets / "mask_static.png", line=0.5)
     _loss_curve(out / "run" / "history.jsonl", assets / "loss.png")
-    capture_rows = _capture_evidence(out, assets)
+    capture_rows = _burst_evidence(rows, assets) if burst else _capture_evidence(out, assets)
     _contact_sheet(rows, assets)
     overlays = _overlays(rows, assets)
     crops = _crops(out, evaluation, assets)
@@ -181,6 +209,17 @@ def _overlays(rows: list[dict[str, Any]], assets: Path) -> list[tuple[str, dict[
         write_image(assets / f"overlay_{k}.png", _thumb(_overlay(blur, row["mask"], row["truth_mask"]), 320))
         overlays.append((f"overlay_{k}.png", row))
     return overlays
+
+
+def _burst_evidence(rows: list[dict[str, Any]], assets: Path, shown: int = 8) -> list[dict[str, Any]]:
+    """The first burst's first and last raw frames, and per burst its frame ids and shake."""
+    if rows:
+        manifest = BurstManifest.read(rows[0]["burst"])
+        ends = [read_image(manifest.frame_path(rows[0]["burst"], k)) for k in (0, len(manifest.frames) - 1)]
+        thumbs = [_thumb(encode_srgb(to_float(ensure_rgb(f))), 320) for f in ends]
+        write_image(assets / "capture_pair.png", np.concatenate(thumbs, axis=1))
+    return [{"pair": r["pair"], "trigger": None, "ids": {"B": f"{r['frame_ids'][0]}-{r['frame_ids'][-1]}", "S": "-"},
+             "planned_us": None, "measured_us": r["shake_px"]} for r in rows[:shown]]
 
 
 def _capture_evidence(out: Path, assets: Path, shown: int = 8) -> list[dict[str, Any]]:
@@ -263,14 +302,37 @@ def _page(rows: list[dict[str, Any]], stages: list, evaluation: Any, options: An
           overlays: list[tuple[str, dict[str, Any]]], crops: list[tuple[str, dict[str, Any]]],
           capture_rows: list[dict[str, Any]]) -> str:
     """The report's HTML."""
-    capture_table = "".join(
-        f"<tr><td>{c['pair']}</td><td>{_fmt(c['trigger'], 0) if c['trigger'] is not None else '-'}</td>"
-        f"<td>{c['ids'].get('B', '-')} / {c['ids'].get('S', '-')}</td><td>{_fmt(c['planned_us'], 0)}</td>"
-        f"<td>{_fmt(c['measured_us'], 0)}</td></tr>"
-        for c in capture_rows)
+    burst = getattr(options, "mode", "rig") == "burst"
+    if burst:
+        burst_table = "".join(f"<tr><td>{c['pair']}</td><td>{c['ids']['B']}</td><td>{_fmt(c['measured_us'], 3)}</td></tr>"
+                              for c in capture_rows)
+        capture_html = f"""<p>One simulated fast camera, free-running: the first burst's first and last raw
+frames (the objects move between them, the background does not), and per burst its frame ids
+(consecutive, or the burst would have been rejected) and the camera shake measured between its
+first and last frame (px; beyond 0.25 a burst is refused).</p>
+<img src="{ASSETS}/capture_pair.png" alt="first and last frame of the first burst">
+<table><tr><th>pair</th><th>frame ids</th><th>shake (px)</th></tr>
+{burst_table}</table>"""
+        alignment_html = ("<p>Burst pairs need no alignment: B (the mean of a burst's frames) and S (its middle "
+                          "frame) come from one sensor through one pipeline.</p>")
+    else:
+        capture_table = "".join(
+            f"<tr><td>{c['pair']}</td><td>{_fmt(c['trigger'], 0) if c['trigger'] is not None else '-'}</td>"
+            f"<td>{c['ids'].get('B', '-')} / {c['ids'].get('S', '-')}</td><td>{_fmt(c['planned_us'], 0)}</td>"
+            f"<td>{_fmt(c['measured_us'], 0)}</td></tr>"
+            for c in capture_rows)
+        capture_html = f"""<p>The first recorded pair as the cameras delivered it (B | S, before alignment), and for the
+first pairs the sync box's trigger number, each camera's frame id, and the S delay the box
+was programmed with against the one the cameras' timestamps measured (us).</p>
+<img src="{ASSETS}/capture_pair.png" alt="first captured pair, B and S">
+<table><tr><th>pair</th><th>trigger</th><th>frame id B / S</th><th>planned S delay</th><th>measured</th></tr>
+{capture_table}</table>"""
+        corner = np.array([r["corner_error_px"] for r in rows])
+        alignment_html = f"""<p>Max corner error per pair: median {np.median(corner):.3f} px, worst {corner.max():.3f} px
+(dashed: 0.25 px).</p>
+<img src="{ASSETS}/corner_error.png" alt="corner error per pair">"""
     stage_rows = "".join(f"<tr><td>{html.escape(s.name)}</td><td>{s.seconds:.1f} s</td><td>{html.escape(s.summary)}</td></tr>"
                          for s in stages)
-    corner = np.array([r["corner_error_px"] for r in rows])
     moving = [r for r in rows if r["blur_ratio_truth"] > 0]
     static = [r for r in rows if r["blur_ratio_truth"] == 0]
     ious = np.array([r["mask_iou"] for r in moving]) if moving else np.array([float("nan")])
@@ -302,22 +364,15 @@ figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>reloblur demo</h1>
-<p>The whole pipeline on the simulated rig ({options.scenes} scenes x {options.pairs_per_scene} pairs,
+<p>The whole pipeline on the simulated {'fast camera (burst mode)' if burst else 'rig'} ({options.scenes} scenes x {options.pairs_per_scene} pairs,
 {options.size[0]}x{options.size[1]}{', quick mode' if options.quick else ''}). Metrics follow the original
 ReLoBlur evaluation (8-bit quantised, valid 11x11 Gaussian SSIM on RGB, mask-weighted local metrics).</p>
 <h2>Pipeline</h2>
 <table><tr><th>stage</th><th>time</th><th>result</th></tr>{stage_rows}</table>
 <h2>Capture</h2>
-<p>The first recorded pair as the cameras delivered it (B | S, before alignment), and for the
-first pairs the sync box's trigger number, each camera's frame id, and the S delay the box
-was programmed with against the one the cameras' timestamps measured (us).</p>
-<img src="{ASSETS}/capture_pair.png" alt="first captured pair, B and S">
-<table><tr><th>pair</th><th>trigger</th><th>frame id B / S</th><th>planned S delay</th><th>measured</th></tr>
-{capture_table}</table>
+{capture_html}
 <h2>Alignment against the simulator's truth</h2>
-<p>Max corner error per pair: median {np.median(corner):.3f} px, worst {corner.max():.3f} px
-(dashed: 0.25 px).</p>
-<img src="{ASSETS}/corner_error.png" alt="corner error per pair">
+{alignment_html}
 <h2>Blur masks against the truth</h2>
 <p>Mean IoU over the {len(moving)} pairs with motion: {ious.mean():.3f} (dashed: 0.85). The
 {len(static)} static pairs have no truth to overlap, so they are scored by the area flagged:
