@@ -153,3 +153,14 @@ def test_basler_emulator_reports_its_frame_rate_and_its_scrolling_pattern_is_sha
     kept = runner.invoke(app, ["burst", "build", str(tmp_path / "b"), str(tmp_path / "data"), "--workers", "1",
                                "--keep-shaken"])
     assert kept.exit_code == 0, kept.output
+
+
+def test_a_burst_the_writer_cannot_write_stops_the_capture_with_the_path(tmp_path):
+    (tmp_path / "bursts" / "s01").mkdir(parents=True)
+    (tmp_path / "bursts" / "s01" / "00").write_text("a file where the first burst's folder goes")
+    summary = capture_bursts(sim_burst(tmp_path, 3, keep=False))
+    assert summary.error is not None and "s01/00" in summary.error.replace("\\", "/")
+    assert summary.recorded == 0
+    result = runner.invoke(app, ["capture", "--mode", "burst", "--session", str(tmp_path / "bursts"), "--backend",
+                                 "sim", "--camera", "SIM-B", "--pairs", "1", "-k", "6", "--size", "160x112"])
+    assert result.exit_code == 1 and "capture stopped" in result.output

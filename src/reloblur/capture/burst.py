@@ -20,7 +20,9 @@ are swept on the next run, which numbers its bursts on from the existing ones.
 from __future__ import annotations
 
 import logging
+import queue
 import shutil
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -43,6 +45,10 @@ log = logging.getLogger(__name__)
 
 # Exposed fraction below which B's streaks are dashed (the gaps show as breaks).
 DASHED_BELOW = 0.9
+# Writer threads: a burst's files wait mostly on fsync, which releases the GIL, so several
+# overlap (benchmarks/capture_bench.py --burst, docs/benchmarks.md: 1920x360 BayerRG12 with
+# the sum kept, about 2x the frame rate of one writer).
+WRITERS = 4
 FRAME_RATE_FEATURES = ("AcquisitionFrameRate", "AcquisitionFrameRateAbs")
 RESULTING_RATE_FEATURES = ("ResultingFrameRate", "ResultingFrameRateAbs")
 
@@ -64,6 +70,8 @@ class BurstCaptureOptions:
     phase: SPhase = "middle"
     scene: str = "s01"
     progress: bool = True
+    queue_size: int = 16  # bursts buffered for the writer threads
+    writers: int = WRITERS
 
 
 @dataclass
@@ -81,6 +89,9 @@ class BurstCaptureSummary:
     swept: list[str] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    queue_high_water: int = 0
+    slowed: int = 0  # times the fetch loop waited for the writer (a real camera may then drop frames)
+    error: str | None = None
 
 
 def _feature(camera: Camera, names: tuple[str, ...]) -> FeatureInfo | None:
@@ -187,12 +198,38 @@ def _write_burst(folder: Path, frames: list[Frame], options: BurstCaptureOptions
                              exposure_us=applied["exposure_us"], frame_period_us=applied["frame_period_us"],
                              scene=options.scene)
     if not options.keep_frames:
-        total = np.asarray(np.sum([f.data for f in frames], axis=0, dtype=np.uint64))
-        if total.max(initial=0) > np.iinfo(np.uint32).max:
-            raise BurstError(f"the sum of {len(frames)} frames overflows 32 bits: use --keep-frames")
-        atomic_write_bytes(folder / "sum.tiff", encode_image(total.astype(np.uint32), ".tiff"))
+        if len(frames) * float(np.iinfo(frames[0].data.dtype).max) > np.iinfo(np.uint32).max:
+            raise BurstError(f"the sum of {len(frames)} frames could overflow 32 bits: use --keep-frames")
+        total = np.asarray(np.sum([f.data for f in frames], axis=0, dtype=np.uint32))
+        atomic_write_bytes(folder / "sum.tiff", encode_image(total, ".tiff"))
         manifest.sum_file, manifest.sharp_index = "sum.tiff", index
     manifest.write(folder)  # last: a folder with its manifest is complete
+
+
+class _Writer(threading.Thread):
+    """Sums and writes bursts off the fetch loop, so the camera's buffers are drained at
+    its frame rate whatever the disk does; the queue is bounded, and a full one is counted.
+    Each burst's folder is named by the fetch loop, so several writers need no order."""
+
+    def __init__(self, items: queue.Queue, options: BurstCaptureOptions, applied: dict[str, Any]):
+        super().__init__(name="burst-writer", daemon=True)
+        self.items, self.options, self.applied = items, options, applied
+        self.failure: BaseException | None = None
+        self.written = 0
+
+    def run(self) -> None:
+        while True:
+            item = self.items.get()
+            if item is None:
+                return
+            if self.failure is not None:
+                continue  # drain: the fetch loop sees the failure and stops
+            folder, frames = item
+            try:
+                _write_burst(folder, frames, self.options, self.applied)
+                self.written += 1
+            except BaseException as exc:  # reported by the fetch loop, which stops
+                self.failure = exc
 
 
 def capture_bursts(options: BurstCaptureOptions) -> BurstCaptureSummary:
@@ -230,11 +267,18 @@ def capture_bursts(options: BurstCaptureOptions) -> BurstCaptureSummary:
         number = _next_number(scene_dir)
         period_ns = summary.frame_period_us * 1000 if summary.frame_period_us else None
         timeout = max(2.0, 20 * (summary.frame_period_us or 0) / 1e6)
+        items: queue.Queue = queue.Queue(maxsize=max(1, options.queue_size))
+        writers = [_Writer(items, options, applied) for _ in range(max(1, options.writers))]
+        for writer in writers:
+            writer.start()
         camera.start()
         try:
             with make_progress(enabled=options.progress) as bar:
                 task = bar.add_task("capturing bursts", total=options.bursts)
-                while summary.recorded < options.bursts:
+                queued = 0
+                while queued < options.bursts:
+                    if any(w.failure is not None for w in writers):
+                        break
                     frames = [camera.fetch(timeout) for _ in range(options.frames)]
                     try:
                         check_contiguous([f.frame_id for f in frames], timestamps_ns=[f.timestamp_ns for f in frames],
@@ -248,13 +292,29 @@ def capture_bursts(options: BurstCaptureOptions) -> BurstCaptureSummary:
                             raise CameraError(f"{summary.rejected} bursts rejected for gaps: the camera drops "
                                               "frames (a slower --fps, or a faster link)") from exc
                         continue
-                    _write_burst(scene_dir / f"{number:02d}", frames, options, applied)
+                    try:
+                        items.put_nowait((scene_dir / f"{number:02d}", frames))
+                    except queue.Full:
+                        summary.slowed += 1
+                        if summary.slowed == 1:
+                            log.warning("the disk cannot keep up: the fetch loop waits for the writer, and a real "
+                                        "camera drops frames meanwhile (bursts with gaps are rejected)")
+                        items.put((scene_dir / f"{number:02d}", frames))
+                    summary.queue_high_water = max(summary.queue_high_water, items.qsize())
                     number += 1
-                    summary.recorded += 1
+                    queued += 1
                     bar.advance(task)
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:
             camera.stop()
+            for _ in writers:
+                items.put(None)
+            for writer in writers:
+                writer.join()
+        summary.recorded = sum(w.written for w in writers)  # what is on disk, complete
+        failures = [w.failure for w in writers if w.failure is not None]
+        if failures:
+            summary.error = f"writing bursts failed: {failures[0]}"
     summary.seconds = time.monotonic() - started
     return summary

@@ -201,6 +201,8 @@ def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: s
             stdout.print(f"  rejected {count}x: {escape(reason)}")
         if summary.interrupted:
             stdout.print("interrupted: the bursts recorded before are complete")
+    if summary.error:
+        raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} burst(s) before are complete)")
     if summary.rejected and not summary.interrupted:
         fail_partially(summary.rejected, "burst(s) rejected (see above), capture")
 
