@@ -63,7 +63,9 @@ def test_a_tiny_model_overfits_one_pair(sim_dataset, tmp_path):
 
 
 def test_resume_is_bit_exact(sim_dataset, tmp_path):
-    config = tiny_config(sim_dataset, val_every=2, ckpt_every=2, num_workers=1)
+    # The learning rate drops at step 3, after the split run resumes: a scheduler that was
+    # not restored would train steps 3-4 at the wrong rate.
+    config = tiny_config(sim_dataset, val_every=2, ckpt_every=2, num_workers=1, lr_milestones=[3])
     train(apply_settings(config, {"max_steps": 4}, source="test"), tmp_path / "straight", progress=False)
     train(apply_settings(config, {"max_steps": 2}, source="test"), tmp_path / "split", progress=False)
     train(TrainConfig(), tmp_path / "split", resume=True, changes={"max_steps": 4}, progress=False)
@@ -73,6 +75,12 @@ def test_resume_is_bit_exact(sim_dataset, tmp_path):
     for key, value in a["state_dict"]["model"].items():
         assert torch.equal(value, b["state_dict"]["model"][key]), key
     assert a["optimizer_states"][0]["state"][0]["exp_avg"].equal(b["optimizer_states"][0]["state"][0]["exp_avg"])
+    assert a["scheduler_states"] == b["scheduler_states"]
+    lrs = {r["step"]: r["lr"] for r in history(tmp_path / "split") if "lr" in r}
+    assert lrs == {r["step"]: r["lr"] for r in history(tmp_path / "straight") if "lr" in r}
+    assert lrs[4] < lrs[2]  # the drop happened, after the resume
+    for rank_a, rank_b in zip(a["rng_states"], b["rng_states"]):
+        assert torch.equal(rank_a["torch"], rank_b["torch"])
     with pytest.raises(ReloblurError, match="--resume"):
         train(config, tmp_path / "straight", progress=False)  # refuses to overwrite a run
 
