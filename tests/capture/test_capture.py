@@ -192,6 +192,13 @@ class FaultySimCamera(SimCamera):
         super().__init__(*args, **kwargs)
         self.pulses_to_lose = 0
         self.gone = False
+        self.skip_ids = 0  # frame ids to skip on the next frame (a buffer the transport lost)
+
+    def fetch(self, timeout_s: float = 2.0):
+        if self.skip_ids:
+            self._frame_id += self.skip_ids
+            self.skip_ids = 0
+        return super().fetch(timeout_s)
 
     def miss_next_pulse(self) -> None:
         self.pulses_to_lose += 1
@@ -283,6 +290,26 @@ def test_a_missed_trigger_is_logged_as_rejected_never_mispaired(tmp_path):
     for record in session.pairs():
         truth = simulator.render(record.trigger)
         np.testing.assert_array_equal(session.read_frame(record, "S"), truth.sharp)
+
+
+def test_a_frame_id_gap_rejects_that_pair_and_the_next_pairs_are_recorded(tmp_path):
+    """The transport lost a buffer of S (its frame counter jumps): that pair is rejected
+    with the ids, never paired with the wrong frame; the capture goes on."""
+    def lose(pair_index, cameras, backend):
+        if pair_index == 1:
+            cameras["S"].skip_ids = 1
+
+    summary = capture(sim_options(tmp_path, 5, rate=20, faulty=True), on_pair=lose)
+    assert summary.recorded == 4 and summary.rejected == 1
+    rejected = Session(tmp_path / "s").skipped
+    assert len(rejected) == 1 and rejected[0].pair == 2 and "S frame id gap (expected 3, got 4)" in rejected[0].reason
+
+
+def test_the_cli_exits_2_when_pairs_were_rejected(tmp_path):
+    result = runner.invoke(app, ["capture", "--session", str(tmp_path / "s"), "--backend", "sim", "--sync",
+                                 "sim://default?s_skew_us=5000", "--pairs", "2", "--size", "96x64", "--rate", "20"])
+    assert result.exit_code == 2, result.output
+    assert "rejected 2x: timing" in result.output
 
 
 def test_unplugged_camera_stops_the_capture_cleanly(tmp_path):

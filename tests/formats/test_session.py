@@ -88,6 +88,23 @@ def test_missing_or_incomplete_frames_are_skipped_with_reason(tmp_path):
     assert "incomplete" in reasons[2]
 
 
+def test_a_pair_logged_twice_is_its_last_line(tmp_path):
+    """A pair re-recorded (a retake written to the same number) supersedes its earlier line:
+    readers see one pair, with the later frames and trigger."""
+    root = tmp_path / "s"
+    record_pairs(root, 2)
+    with SessionWriter(root) as writer:
+        retake = np.full((6, 8), 77, np.uint16)
+        b = writer.write_frame(1, "B", retake, pixel_format="Mono16", frame_id=9)
+        s = writer.write_frame(1, "S", retake + 1, pixel_format="Mono16", frame_id=9)
+        writer.append(PairRecord(pair=1, status=STATUS_OK, trigger=8, frames={"B": b, "S": s}))
+    session = Session(root)
+    assert [r.pair for r in session.pairs()] == [0, 1]
+    again = session.pairs()[1]
+    assert again.trigger == 8 and again.frames["B"].frame_id == 9
+    np.testing.assert_array_equal(session.read_frame(again, "B"), retake)
+
+
 def test_rejected_pairs_are_not_offered(tmp_path):
     root = tmp_path / "s"
     record_pairs(root, 1)
