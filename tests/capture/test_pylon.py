@@ -135,3 +135,66 @@ def test_a_triggered_capture_on_the_emulated_rig_pairs_the_frames_it_was_served(
             np.testing.assert_array_equal(session.read_frame(record, role), served[role][k])
     ids = [record.frames["B"].frame_id for record in records]
     assert ids == list(range(ids[0], ids[0] + 4))
+
+
+def test_simulated_scenes_through_the_emulated_rig_align_and_mask_as_the_simulator_says(tmp_path):
+    """The whole rig path through a vendor SDK: the simulator's B and S renders (16-bit linear,
+    served as 8-bit RGB) come out of Basler's emulated cameras one per trigger of the
+    sync-box emulator, the recorded frames equal what was served, and ``align`` then
+    ``mask generate`` on that session find the simulator's blur regions."""
+    import cv2
+
+    from reloblur.capture.recorder import CaptureOptions, capture
+    from reloblur.capture.registry import PylonOptions
+    from reloblur.capture.rig import CameraSettings, RigConfig
+    from reloblur.formats.session import Session
+    from reloblur.imaging.imageio import read_image
+    from reloblur.lbfmg.metrics import iou
+    from reloblur.pipeline.align import AlignOptions, align_all
+    from reloblur.pipeline.masks import GenerateOptions, generate_masks
+    from reloblur.sim import register_serial_handlers
+    from reloblur.sim.bench import bench
+    from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+
+    register_serial_handlers()
+    simulator = RigSimulator(SimulatorConfig(width=256, height=192, seed=2, static_fraction=0.0))
+    pairs = [simulator.render(k) for k in range(3)]
+    served: dict[str, list[np.ndarray]] = {"B": [], "S": []}
+    for role in ("B", "S"):
+        folder = tmp_path / f"served-{role}"
+        folder.mkdir()
+        for k, pair in enumerate(pairs):
+            image = np.round((pair.blur if role == "B" else pair.sharp) / 257.0).astype(np.uint8)
+            cv2.imwrite(str(folder / f"{k:03d}.png"), image[:, :, ::-1])
+            served[role].append(image)
+
+    lines = bench("pylon-sim")
+    lines.unplug_all()
+
+    def on_open(cameras):
+        for role, camera in cameras.items():
+            camera.set("Width", 256)
+            camera.set("Height", 192)
+            camera.set("TestImageSelector", "Off")
+            camera.set("ImageFileMode", "On")
+            camera.set("ImageFilename", str(tmp_path / f"served-{role}"))
+            lines.connect(role, lambda sequence, time_ns, c=camera: c.software_trigger())
+
+    rig = RigConfig(cameras={role: CameraSettings(f"0815-000{i}", exposure_us=40000 if role == "B" else 2000,
+                                                  pixel_format="RGB8", trigger_source="Software")
+                             for i, role in enumerate("BS")},
+                    rate_hz=5.0, sync_port="sim://pylon-sim", s_phase="middle")
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend=PylonOptions(emulate=2), pairs=3,
+                                     progress=False), on_open=on_open)
+    assert summary.error is None and summary.recorded == 3 and summary.sync_mode == "hardware", summary
+    session = Session(tmp_path / "s")
+    for k, record in enumerate(session.pairs()):
+        for role in ("B", "S"):
+            np.testing.assert_array_equal(session.read_frame(record, role), served[role][k])
+    report = align_all(AlignOptions(input=tmp_path / "s", out=tmp_path / "aligned", crop=False, workers=1,
+                                    progress=False))
+    assert report.aligned == 3 and not report.failures
+    generate_masks(GenerateOptions(tmp_path / "aligned", tmp_path / "masks", workers=1, progress=False))
+    ious = [iou(read_image(tmp_path / "masks" / "train" / "s01" / "00" / f"{k:02d}.png"), pair.mask)
+            for k, pair in enumerate(pairs)]
+    assert np.mean(ious) > 0.85, ious  # measured 0.94 (0.94, 0.94, 0.95) on 2026-11-30
