@@ -519,3 +519,21 @@ def test_outputs_are_the_same_bytes_for_any_worker_count_and_options_do_what_the
     # Read as linear light, 8-bit codes come out sRGB-encoded, so brighter than they went in.
     means = [read_image(tmp_path / t / "00_blur.png").mean() for t in ("t-srgb", "t-linear")]
     assert means[1] > means[0] + 10
+
+
+def test_qa_thresholds_flag_the_pairs_beyond_them_and_say_why(tmp_path):
+    """The documented QA limits as options: with the defaults a simulated session is clean;
+    with a limit tighter than what the pairs need, each pair is flagged (still written, exit
+    0) with the figure and the limit in its sidecar."""
+    simulate(SimulateOptions(out=tmp_path / "s", pairs=2, width=320, height=224, workers=1, progress=False))
+    clean = runner.invoke(app, ["align", str(tmp_path / "s"), str(tmp_path / "a"), "--workers", "1", "--json"])
+    assert clean.exit_code == 0, clean.output
+    assert json.loads(clean.stdout)["flagged"] == []
+    for option, value, words in (("--max-shift", "0.001", "shift"), ("--min-static-psnr", "99", "static PSNR")):
+        out = tmp_path / f"flagged{option}"
+        result = runner.invoke(app, ["align", str(tmp_path / "s"), str(out), "--workers", "1", "--json", option, value])
+        assert result.exit_code == 0, result.output
+        assert len(json.loads(result.stdout)["flagged"]) == 2
+        for sidecar in out.rglob("*.align.json"):
+            flags = json.loads(sidecar.read_text())["flags"]
+            assert any(words in flag and value.rstrip("0").rstrip(".") in flag for flag in flags), flags
