@@ -50,6 +50,24 @@ def test_ssim_equals_scikit_images_with_the_original_settings():
         assert abs(ours - theirs) < 1e-4, (noise, ours, theirs)  # float32 here, float64 there: 1.2e-5 seen
 
 
+def test_the_lmdvit_convention_does_not_quantise_and_uses_pyiqas_psnr():
+    """Known answer: an error of 0.001 everywhere is below half an 8-bit code, so the original
+    evaluation (quantised) sees identical images; LMD-ViT's convention sees it, PSNR
+    10 log10(1 / (1e-6 + 1e-8)) = 59.957 dB, and identical images give pyiqa's cap, 80 dB."""
+    target = torch.full((3, 32, 32), 0.5)
+    near = target + 0.001
+    assert math.isinf(image_metrics(near, target).psnr)
+    assert image_metrics(near, target, convention="lmdvit").psnr == pytest.approx(10 * math.log10(1 / 1.01e-6),
+                                                                                 abs=1e-3)
+    assert image_metrics(target, target, convention="lmdvit").psnr == pytest.approx(80.0, abs=1e-3)
+    mask = np.zeros((32, 32))
+    mask[8:24, 8:24] = 1
+    weighted = image_metrics(near, target, mask, convention="lmdvit").weighted_psnr
+    assert weighted == pytest.approx(10 * math.log10(1 / 1.01e-6), abs=1e-3)
+    with pytest.raises(ValueError, match="original or lmdvit"):
+        image_metrics(near, target, convention="pyiqa")
+
+
 def test_identical_images():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)

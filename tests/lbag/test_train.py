@@ -245,6 +245,18 @@ def test_train_eval_deblur_commands(sim_dataset, tmp_path):
     result = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(tmp_path / "none")])
     assert result.exit_code == 1 and "missing" in result.output
 
+    # LMD-ViT's convention on the same 8-bit files: nothing to quantise, so only pyiqa's
+    # epsilon moves PSNR (a few thousandths of a dB at these errors); SSIM is unchanged.
+    lmdvit = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(preds), "--json",
+                                 "--convention", "lmdvit"])
+    assert lmdvit.exit_code == 0, lmdvit.output
+    other = json.loads(lmdvit.stdout)
+    assert other["convention"] == "lmdvit" and from_files["convention"] == "original"
+    assert other["summary"]["ssim"] == pytest.approx(from_files["summary"]["ssim"], abs=1e-6)
+    assert 0 < from_files["summary"]["psnr"] - other["summary"]["psnr"] < 0.01
+    bad = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(preds), "--convention", "psnr"])
+    assert bad.exit_code == 1 and "original or lmdvit" in bad.output
+
 
 def test_deblur_cli_reproduces_the_fixture_output(tmp_path):
     result = runner.invoke(app, ["deblur", str(PARITY / "input.png"), "-c", str(PARITY / "model_ckpt_steps_1234.ckpt"),

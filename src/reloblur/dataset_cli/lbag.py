@@ -148,6 +148,9 @@ def eval_command(
     device: DeviceOpt = "auto",
     amp: AmpOpt = "off",
     trust_checkpoint: TrustOpt = False,
+    convention: Annotated[str, typer.Option(
+        "--convention", help="original: ReLoBlur's evaluation (8-bit quantised); lmdvit: the later papers' "
+                             "(not quantised, pyiqa's PSNR), to compare with them.")] = "original",
     json_output: JsonOpt = False,
 ) -> None:
     """PSNR, SSIM, weighted PSNR and weighted SSIM, as the original ReLoBlur evaluation.
@@ -157,6 +160,8 @@ def eval_command(
       reloblur eval data/dataset --checkpoint runs/lbag --out runs/lbag/eval
 
       reloblur eval data/dataset --pred outputs/ --json
+
+      reloblur eval data/dataset --checkpoint runs/lbag --convention lmdvit   # comparable with LMD-ViT's tables
     """
     _require_torch()
     from reloblur.lbag.evaluate import EvalOptions, evaluate
@@ -165,12 +170,14 @@ def eval_command(
         data=data, checkpoint=checkpoint, pred=pred, masks=masks,
         split=None if split == "all" else split, device=device, tile=tile or None,
         out=out, trust_checkpoint=trust_checkpoint, progress=not json_output, amp=amp,
+        convention=convention,  # type: ignore[arg-type]  # checked by evaluate, naming the choices
     ))
     if json_output:
         print_json({"summary": result.summary, "baseline": result.baseline, "images": result.images,
-                    "weighted_skipped": result.weighted_skipped, "source": result.source})
+                    "weighted_skipped": result.weighted_skipped, "source": result.source,
+                    "convention": result.convention})
         return
-    stdout.print(_metrics_table(f"{len(result.images)} images of {data}",
+    stdout.print(_metrics_table(f"{len(result.images)} images of {data} ({result.convention} convention)",
                                 [("blurry input", result.baseline), (result.source, result.summary)]))
     if result.weighted_skipped:
         stdout.print(f"{result.weighted_skipped} image(s) with an empty mask have no weighted metrics")

@@ -27,9 +27,14 @@ from reloblur.lbag.data import load_pair
 from reloblur.lbag.deblur_files import deblurred_name
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor
-from reloblur.lbag.metrics import ImageMetrics, image_metrics, quantize
+from reloblur.lbag.metrics import CONVENTIONS, Convention, ImageMetrics, image_metrics, quantize
 
 METRICS = ("psnr", "ssim", "weighted_psnr", "weighted_ssim")
+CONVENTION_TEXT = {
+    "original": "ReLoBlur original: 8-bit quantised, valid 11x11 Gaussian SSIM on RGB",
+    "lmdvit": "LMD-ViT: not quantised, PSNR as pyiqa (RGB, 10 log10(1 / (MSE + 1e-8))); SSIM as the original "
+              "(valid 11x11 Gaussian on RGB), unquantised",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ class EvalOptions:
     trust_checkpoint: bool = False
     progress: bool = True
     amp: str = "off"  # mixed precision: off, bf16, fp16 (inference.autocast)
+    convention: Convention = "original"  # metrics.py: the original evaluation, or LMD-ViT's
 
 
 @dataclass
@@ -58,6 +64,7 @@ class EvalResult:
     images: list[dict[str, Any]] = field(default_factory=list)
     weighted_skipped: int = 0
     source: str = ""
+    convention: str = "original"
     csv: str | None = None
     summary_json: str | None = None
 
@@ -102,6 +109,8 @@ def evaluate(options: EvalOptions) -> EvalResult:
     """
     if (options.checkpoint is None) == (options.pred is None):
         raise ReloblurError("give exactly one of --checkpoint (run a model) and --pred (score existing outputs)")
+    if options.convention not in CONVENTIONS:
+        raise ReloblurError(f"--convention {options.convention!r}: choose {' or '.join(CONVENTIONS)}")
     pairs = discover_pairs(options.data, masks_root=options.masks, split=options.split)
     if options.pred is not None:
         missing = [str(prediction_path(options.pred, p)) for p in pairs if not prediction_path(options.pred, p).exists()]
@@ -141,8 +150,9 @@ def evaluate(options: EvalOptions) -> EvalResult:
                 output = to_tensor(prediction)
             target = torch.from_numpy(sharp.transpose(2, 0, 1).copy())
             mask_or_none = mask if pair.mask is not None else None
-            m = image_metrics(output, target, mask_or_none)
-            b = image_metrics(torch.from_numpy(blur.transpose(2, 0, 1).copy()), target, mask_or_none)
+            m = image_metrics(output, target, mask_or_none, convention=options.convention)
+            b = image_metrics(torch.from_numpy(blur.transpose(2, 0, 1).copy()), target, mask_or_none,
+                              convention=options.convention)
             ours.append(m)
             blurry.append(b)
             damage.append(background_mae(output, blur, mask) if pair.mask is not None else None)
@@ -161,6 +171,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         images=rows,
         weighted_skipped=sum(1 for m in ours if m.weighted_psnr is None),
         source=source,
+        convention=options.convention,
     )
     if options.out is not None:
         buffer = io.StringIO()
@@ -171,7 +182,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         atomic_write_json(options.out / "summary.json", {
             "source": source, "summary": result.summary, "baseline": result.baseline,
             "images": len(rows), "weighted_skipped": result.weighted_skipped,
-            "convention": "ReLoBlur original: 8-bit quantised, valid 11x11 Gaussian SSIM on RGB",
+            "convention": CONVENTION_TEXT[options.convention],
         })
         result.csv = str(options.out / "metrics.csv")
         result.summary_json = str(options.out / "summary.json")

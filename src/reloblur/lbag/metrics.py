@@ -11,12 +11,20 @@ Per image, on RGB in [0, 1], after clamping and **quantising to 8-bit levels**:
   ``sum(map * w) / max(sum(w), 1) / 3``; ``None`` for an empty mask.
 
 All arithmetic is float32, as in the original; values match its figures to 1e-4.
+
+``convention="lmdvit"`` follows the later papers (LMD-ViT) so that numbers can be compared
+with theirs: **no 8-bit quantisation** (values only clamped to [0, 1]) and PSNR as the
+``pyiqa`` library computes it on RGB, ``10 log10(1 / (MSE + 1e-8))`` (data range 1); the
+weighted PSNR likewise. Their SSIM settings are not documented where this project could
+check them, so SSIM keeps the original definition, on the unquantised values. Reports say
+which convention was used.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -94,8 +102,20 @@ def _as_mask(mask: Tensor | np.ndarray) -> Tensor:
     return (m > 0).float()
 
 
+Convention = Literal["original", "lmdvit"]
+CONVENTIONS: tuple[str, ...] = get_args(Convention)
+# pyiqa's PSNR adds this to the MSE (LMD-ViT's convention).
+PYIQA_EPS = 1e-8
+
+
+def _psnr(mse: Tensor, convention: Convention) -> float:
+    if convention == "lmdvit":
+        return float(10 * torch.log10(1.0 / (mse + PYIQA_EPS)))
+    return float(10 * torch.log10(1.0 / mse)) if mse > 0 else math.inf
+
+
 def image_metrics(pred: Tensor | np.ndarray, target: Tensor | np.ndarray,
-                  mask: Tensor | np.ndarray | None = None) -> ImageMetrics:
+                  mask: Tensor | np.ndarray | None = None, *, convention: Convention = "original") -> ImageMetrics:
     """The four ReLoBlur metrics of one image.
 
     Parameters
@@ -104,14 +124,19 @@ def image_metrics(pred: Tensor | np.ndarray, target: Tensor | np.ndarray,
         ``(3, H, W)`` / ``(1, 3, H, W)`` float in [0, 1] or ``(H, W, 3)`` uint8.
     mask
         ``(H, W)`` blur mask (> 0 is blurred), or None for no weighted metrics.
+    convention
+        ``original`` (ReLoBlur's evaluation) or ``lmdvit`` (see the module docstring).
     """
-    x = quantize(_as_batch(pred))
-    y = quantize(_as_batch(target))
+    if convention not in CONVENTIONS:
+        raise ValueError(f"metric convention {convention!r}: choose {' or '.join(CONVENTIONS)}")
+    prepare = quantize if convention == "original" else (lambda t: torch.clamp(t, 0.0, 1.0))
+    x = prepare(_as_batch(pred))
+    y = prepare(_as_batch(target))
     if x.shape != y.shape:
         raise ValueError(f"prediction {tuple(x.shape)} and target {tuple(y.shape)} differ in shape")
     se = (x - y) ** 2
     mse = se.mean()
-    psnr = float(10 * torch.log10(1.0 / mse)) if mse > 0 else math.inf
+    psnr = _psnr(mse, convention)
     smap = ssim_map(x, y)
     ssim = float(smap.mean())
     weighted_psnr = weighted_ssim = None
@@ -122,7 +147,7 @@ def image_metrics(pred: Tensor | np.ndarray, target: Tensor | np.ndarray,
         total = w.sum()
         if total > 0:
             mse_w = (se * w).sum() / total / 3
-            weighted_psnr = float(10 * torch.log10(1.0 / mse_w)) if mse_w > 0 else math.inf
+            weighted_psnr = _psnr(mse_w, convention)
             wc = crop_to_ssim_map(w)
             weighted_ssim = float((smap * wc).sum() / torch.clamp(wc.sum(), min=1.0) / 3)
     return ImageMetrics(psnr, ssim, weighted_psnr, weighted_ssim)
