@@ -55,6 +55,9 @@ def generate_command(
     force: Annotated[bool, typer.Option("--force", metavar="", help="Also regenerate masks a curator edited or reviewed.")] = False,
     calibration: Annotated[Optional[Path], typer.Option(
         "--calibration", help="Judge noise by the model 'align calibrate' fitted on a static capture.")] = None,
+    method: Annotated[str, typer.Option(
+        "--method", help="difference: B against S, judged by the noise model; flow: motion between a burst's "
+                         "kept frames; both: the difference plus motion regions overlapping it.")] = "difference",
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,
@@ -66,13 +69,16 @@ def generate_command(
       reloblur mask generate data/dataset --out data/masks
 
       reloblur mask generate data/dataset --shard 3/8   # part 3 of 8, e.g. on a cluster
+
+      reloblur mask generate data/dataset --method both  # burst pairs whose frames were kept
     """
     from reloblur.batch import Shard
     from reloblur.pipeline.masks import GenerateOptions, generate_masks
 
     report = generate_masks(GenerateOptions(data, out or _default_masks(data), _params(high, low, close, min_area, dilate),
                                             force, workers, progress=not json_output, calibration=calibration,
-                                            shard=Shard.parse(shard)))
+                                            shard=Shard.parse(shard),
+                                            method=method))  # type: ignore[arg-type]  # checked, naming the choices
     ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
     finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "

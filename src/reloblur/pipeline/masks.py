@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+import cv2
 import numpy as np
 
 from reloblur import __version__, resume
@@ -22,6 +23,7 @@ from reloblur.atomic import remove_own_temporaries, remove_stale_temporaries
 from reloblur.batch import ItemFailure, Shard, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
+from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
 from reloblur.formats.masks import (
@@ -29,14 +31,18 @@ from reloblur.formats.masks import (
     MaskRecord,
     blur_ratio,
     confidence_path,
+    mask_components,
     now,
     sidecar_path,
     write_mask,
 )
-from reloblur.imaging.imageio import read_image, write_image
-from reloblur.lbfmg.generate import MaskParams, generate_mask
+from reloblur.imaging.imageio import encode_srgb, read_image, write_image
+from reloblur.imaging.raw import frame_to_linear
+from reloblur.lbfmg.flow import FlowMaskResult, flow_mask
+from reloblur.lbfmg.generate import MaskParams, MaskResult, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.paths import output_folder
+from reloblur.pipeline.burst import SIDECAR_SUFFIX as BURST_SIDECAR
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class GenerateOptions:
     progress: bool = True
     calibration: Path | None = None  # noise model of a static capture (align calibrate)
     shard: Shard = field(default_factory=Shard)  # this machine's part of the campaign
+    method: MaskMethod = "difference"  # difference (B vs S), flow (a burst's frames), both
 
 
 @dataclass
@@ -74,6 +81,7 @@ class _Job:
     force: bool
     calibration: Path | None = None  # fingerprinted as an input: a new calibration redoes the masks
     noise: list[NoiseLevel] | None = None  # its noise model, read once by the command
+    method: MaskMethod = "difference"
 
 
 def calibrated_noise(path: Path) -> list[NoiseLevel]:
@@ -97,15 +105,46 @@ def clip_path(pair: Pair) -> Path:
     return pair.blur.with_name(f"{pair.index}.clip.png")
 
 
+MaskMethod = Literal["difference", "flow", "both"]
+MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
+
+
+def _burst_frames(pair: Pair) -> tuple[BurstManifest, Path, dict[str, Path]]:
+    """The kept raw frames of the burst a pair was built from (``burst build``'s sidecar)."""
+    sidecar = pair.blur.with_name(f"{pair.index}{BURST_SIDECAR}")
+    record = resume.read_sidecar(sidecar)
+    folder = (record or {}).get("source", {}).get("burst") if isinstance((record or {}).get("source"), dict) else None
+    if not folder:
+        raise ReloblurError(f"{pair.id}: --method flow needs a burst pair ('reloblur burst build' writes "
+                            f"{sidecar.name}); use --method difference for rig pairs")
+    manifest = BurstManifest.read(Path(folder))
+    if not manifest.frames_kept:
+        raise ReloblurError(f"{pair.id}: its burst ({folder}) kept only the frame sum: --method flow needs every "
+                            "frame (capture --mode burst --keep-frames)")
+    frames = {f"frame {k}": manifest.frame_path(Path(folder), k) for k in range(len(manifest.frames))}
+    return manifest, Path(folder), frames
+
+
+def _flow(manifest: BurstManifest, frames: dict[str, Path]) -> FlowMaskResult:
+    """The burst's frames through the pipeline B and S went through, display-encoded, to flow."""
+    decoded = [encode_srgb(frame_to_linear(read_image(path), manifest.pixel_format, black_level=manifest.black_level,
+                                           bit_depth=manifest.bit_depth)) for path in frames.values()]
+    return flow_mask(np.stack(decoded))
+
+
 def _generate_one(job: _Job) -> str:
     inputs = {"blur": job.pair.blur, "sharp": job.pair.sharp}
+    burst: tuple[BurstManifest, Path, dict[str, Path]] | None = None
+    if job.method != "difference":
+        burst = _burst_frames(job.pair)
+        inputs.update(burst[2])
     valid_file = validity_path(job.pair)
     if valid_file.exists():
         inputs["valid"] = valid_file
     clip_file = clip_path(job.pair)
     if clip_file.exists():
         inputs["clip"] = clip_file
-    params = job.params.to_dict()
+    params = {**job.params.to_dict(), "method": job.method}
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
@@ -120,6 +159,8 @@ def _generate_one(job: _Job) -> str:
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params, valid=valid,
                            noise=job.noise,
                            clipped=clipped)
+    if burst is not None:
+        _apply_flow(result, _flow(burst[0], burst[2]), job.method)
     history = list(existing.history) if existing else []
     history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
     done = resume.done_record(inputs, params)
@@ -132,6 +173,26 @@ def _generate_one(job: _Job) -> str:
     )
     write_mask(job.mask, result.mask, record, confidence=result.confidence_u8())
     return "flagged" if result.flags else "generated"
+
+
+def _apply_flow(result: MaskResult, flow: FlowMaskResult, method: str) -> None:
+    """``flow``: the motion mask replaces the difference's; ``both``: the difference's mask
+    plus every motion region that overlaps it (motion fills what the difference saw only
+    in part, e.g. a uniform object's interior). In place on ``result``."""
+    moving = flow.mask > 0
+    if method == "flow":
+        mask = moving
+    else:
+        evidence = result.mask > 0
+        count, labels = cv2.connectedComponents(moving.astype(np.uint8), connectivity=8)
+        touching = np.unique(labels[evidence & moving])
+        mask = evidence | np.isin(labels, touching[touching > 0])
+    result.mask = np.where(mask, 255, 0).astype(np.uint8)
+    share = np.clip(flow.votes / max(flow.pairs, 1), 0.0, 1.0).astype(np.float32)
+    result.confidence = np.where(mask, np.maximum(np.maximum(result.confidence, share), 0.5),
+                                 np.minimum(np.maximum(result.confidence, share), 127 / 255)).astype(np.float32)
+    result.blur_ratio = blur_ratio(result.mask)
+    result.components = mask_components(result.mask)
 
 
 def generate_masks(options: GenerateOptions) -> GenerateReport:
@@ -151,7 +212,10 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
             remove_own_temporaries(t for m in masks for t in (m, sidecar_path(m), confidence_path(m)))
     # Read once: a bad file fails the command, not every pair.
     noise = calibrated_noise(options.calibration) if options.calibration is not None else None
-    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise) for p, mask in zip(pairs, masks)]
+    if options.method not in MASK_METHODS:
+        raise ReloblurError(f"--method {options.method!r}: choose {', '.join(MASK_METHODS)}")
+    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise, options.method)
+            for p, mask in zip(pairs, masks)]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
