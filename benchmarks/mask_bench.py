@@ -46,14 +46,15 @@ def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
     return np.where(np.abs(b - s).max(axis=2) > 3 * sigma, 255, 0).astype(np.uint8)
 
 
-def aligned(pair, *, calibrated: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def aligned(pair, *, calibrated: bool = False, burst: bool = False
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip maps.
 
     ``calibrated``: start from the rig's homography, as ``align --calibration`` does (a
-    featureless scene gives feature matching nothing to work with).
+    featureless scene gives feature matching nothing to work with). ``burst``: one sensor
+    took both, nothing to register (``reloblur burst build`` writes them as they are).
     """
-    if np.array_equal(pair.homography, np.eye(3)) and "burst" in pair.condition:
-        # One sensor took both: nothing to register (reloblur burst build writes them as they are).
+    if burst:
         return encode_srgb(pair.blur), encode_srgb(pair.sharp), np.ones(pair.blur.shape[:2], bool), None
     prior = pair.homography if calibrated else None
     result = align_pair(pair.blur, pair.sharp, settings=AlignSettings(crop=False), prior_homography=prior)
@@ -67,7 +68,8 @@ def run_condition(condition, moving: int, static: int, seed: int) -> dict[str, d
     for index in range(moving + static):
         pair = make_pair(condition, index, static=index >= moving, seed=seed)
         try:
-            blur, sharp, valid, clipped = aligned(pair, calibrated=condition.calibrated)
+            blur, sharp, valid, clipped = aligned(pair, calibrated=condition.calibrated,
+                                                  burst=condition.burst_frames > 0)
         except AlignmentError:
             failed += 1
             continue

@@ -34,6 +34,9 @@ from reloblur.formats.timing import SPhase, check_s_phase
 # shaken: a quarter pixel already blurs fine static texture visibly in B, and phase
 # correlation measures a noisy pair's shift to a few hundredths of a pixel.
 SHAKE_LIMIT_PX = 0.25
+# Exposed fraction (exposure / frame period) below which the gaps between a burst's
+# exposures dash B's streaks.
+DASHED_BELOW = 0.9
 
 
 class BurstError(ReloblurError):

@@ -32,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from reloblur.atomic import atomic_write_bytes
-from reloblur.burst.build import BurstError, check_contiguous, sharp_index
+from reloblur.burst.build import DASHED_BELOW, BurstError, check_contiguous, sharp_index
 from reloblur.capture.cameras import Camera, CameraError, FeatureInfo, Frame
 from reloblur.capture.registry import BackendOptions, open_backend
-from reloblur.capture.rig import pin_image_pipeline
+from reloblur.capture.rig import pin_image_pipeline, try_set
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import MANIFEST, BurstFrame, BurstManifest
 from reloblur.formats.timing import SPhase
@@ -43,8 +43,6 @@ from reloblur.imaging.imageio import encode_image
 
 log = logging.getLogger(__name__)
 
-# Exposed fraction below which B's streaks are dashed (the gaps show as breaks).
-DASHED_BELOW = 0.9
 # Writer threads: a burst's files wait mostly on fsync, which releases the GIL, so several
 # overlap (benchmarks/capture_bench.py --burst, docs/benchmarks.md: 1920x360 BayerRG12 with
 # the sum kept, about 2x the frame rate of one writer).
@@ -102,46 +100,32 @@ def _feature(camera: Camera, names: tuple[str, ...]) -> FeatureInfo | None:
     return None
 
 
-def _set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
-    info = camera.feature(name)
-    if not info.present:
-        return None
-    if not info.writable:
-        warnings.append(f"{name} is not writable (left at {info.value!r})")
-        return info.value
-    try:
-        return camera.set(name, value)
-    except CameraError as exc:
-        warnings.append(str(exc))
-        return camera.feature(name).value
-
-
 def configure_fast_camera(camera: Camera, options: BurstCaptureOptions) -> tuple[dict[str, Any], list[str]]:
     """Free-running, fixed exposure and gain, at ``options.fps`` or the camera's fastest;
     returns what the camera applied (exposure, frame period, pixel format) and warnings."""
     warnings: list[str] = []
     state = pin_image_pipeline(camera, warnings)
-    _set(camera, "TriggerMode", "Off", warnings)  # bursts free-run: the camera's own clock spaces the frames
+    try_set(camera, "TriggerMode", "Off", warnings)  # bursts free-run: the camera's own clock spaces the frames
     for name in ("ExposureAuto", "GainAuto"):
-        _set(camera, name, "Off", warnings)
+        try_set(camera, name, "Off", warnings)
     if options.pixel_format:
-        applied = _set(camera, "PixelFormat", options.pixel_format, warnings)
+        applied = try_set(camera, "PixelFormat", options.pixel_format, warnings)
         if applied is not None and str(applied) != options.pixel_format:
             raise CameraError(f"{options.camera}: pixel format {options.pixel_format!r} did not take "
                               f"(reads {applied!r})")
     if options.exposure_us is not None:
-        _set(camera, "ExposureTime", options.exposure_us, warnings)
+        try_set(camera, "ExposureTime", options.exposure_us, warnings)
     if options.gain_db is not None:
-        _set(camera, "Gain", options.gain_db, warnings)
+        try_set(camera, "Gain", options.gain_db, warnings)
     enable = camera.feature("AcquisitionFrameRateEnable")
     if enable.present and enable.writable:
-        _set(camera, "AcquisitionFrameRateEnable", options.fps is not None, warnings)
+        try_set(camera, "AcquisitionFrameRateEnable", options.fps is not None, warnings)
     rate = _feature(camera, FRAME_RATE_FEATURES)
     if options.fps is not None:
         if rate is None:
             warnings.append("the camera has no AcquisitionFrameRate: --fps is ignored, it runs at its own rate")
         else:
-            _set(camera, rate.name, options.fps, warnings)
+            try_set(camera, rate.name, options.fps, warnings)
     exposure = camera.feature("ExposureTime").value
     resulting = _feature(camera, RESULTING_RATE_FEATURES)
     rate = _feature(camera, FRAME_RATE_FEATURES)

@@ -112,7 +112,9 @@ class AppliedSettings:
     trigger_refused: bool = False  # asked for, features present, but TriggerMode On did not take
 
 
-def _try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
+def try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
+    """Write a standard feature if the camera has it and can; what it reads back, or None
+    where it has none. A read-only feature or a refused value is a warning naming the camera."""
     info = camera.feature(name)
     label = f"{camera.info.serial or camera.info.id}"
     if not info.present:
@@ -142,7 +144,7 @@ def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
     for name, value in PINNED:
         if not camera.feature(name).present:
             continue
-        applied = _try_set(camera, name, value, warnings)
+        applied = try_set(camera, name, value, warnings)
         state[name] = applied
         if applied != value and not (isinstance(value, float) and isinstance(applied, (int, float))
                                      and abs(applied - value) < 1e-6):
@@ -167,10 +169,10 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     features = camera.features()
     missing = [name for name, info in features.items() if not info.present]
     for auto in ("ExposureAuto", "GainAuto", "BalanceWhiteAuto"):
-        _try_set(camera, auto, "Off", warnings)
+        try_set(camera, auto, "Off", warnings)
     if settings.pixel_format:
         refusals: list[str] = []
-        applied_format = _try_set(camera, "PixelFormat", settings.pixel_format, refusals)
+        applied_format = try_set(camera, "PixelFormat", settings.pixel_format, refusals)
         if str(applied_format) != settings.pixel_format:
             # Frames in another format than asked for would be decoded with the wrong bit
             # depth or pattern downstream: refuse before anything is recorded.
@@ -181,29 +183,29 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     exposure = None
     if settings.exposure_us is not None:
         if features["ExposureTime"].present:
-            exposure = _try_set(camera, "ExposureTime", float(settings.exposure_us), warnings)
+            exposure = try_set(camera, "ExposureTime", float(settings.exposure_us), warnings)
         else:
             warnings.append(f"{camera.info.serial or camera.info.id}: no ExposureTime feature; "
                             f"the exposure is not controlled and recorded as unknown")
     gain = None
     if settings.gain_db is not None and features["Gain"].present:
-        gain = _try_set(camera, "Gain", float(settings.gain_db), warnings)
+        gain = try_set(camera, "Gain", float(settings.gain_db), warnings)
     has_trigger = all(features[name].present for name in TRIGGER_FEATURES)
     if has_trigger and camera.feature("TriggerSelector").present:
         # Trigger settings are per selector; the one that starts each frame is FrameStart.
-        _try_set(camera, "TriggerSelector", "FrameStart", warnings)
+        try_set(camera, "TriggerSelector", "FrameStart", warnings)
     armed = has_trigger
     if hardware_trigger and has_trigger:
-        mode = _try_set(camera, "TriggerMode", "On", warnings)
+        mode = try_set(camera, "TriggerMode", "On", warnings)
         armed = str(mode) == "On"
         if not armed:
             warnings.append(f"{camera.info.serial or camera.info.id}: TriggerMode On did not take (reads {mode!r}): "
                             "the camera free-runs, so pairs are software-timed")
         if settings.trigger_source:
-            _try_set(camera, "TriggerSource", settings.trigger_source, warnings)
-        _try_set(camera, "TriggerActivation", "RisingEdge", warnings)
+            try_set(camera, "TriggerSource", settings.trigger_source, warnings)
+        try_set(camera, "TriggerActivation", "RisingEdge", warnings)
     elif has_trigger:
-        _try_set(camera, "TriggerMode", "Off", warnings)
+        try_set(camera, "TriggerMode", "Off", warnings)
     state = pin_image_pipeline(camera, warnings)
     final = camera.features()
     pixel_format = str(final["PixelFormat"].value or "")

@@ -39,8 +39,9 @@ def build_command(
       reloblur mask generate data/dataset                       # then masks, as for rig pairs
     """
     from reloblur.batch import Shard
+    from reloblur.burst.build import DASHED_BELOW
     from reloblur.formats.timing import check_s_phase
-    from reloblur.pipeline.burst import DASHED_BELOW, BurstBuildOptions, build_bursts
+    from reloblur.pipeline.burst import BurstBuildOptions, build_bursts
 
     report = build_bursts(BurstBuildOptions(bursts, out, check_s_phase(phase), bit_depth, keep_shaken=keep_shaken,
                                             workers=workers, progress=not json_output, shard=Shard.parse(shard)))

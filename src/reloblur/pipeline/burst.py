@@ -24,6 +24,7 @@ from reloblur import resume
 from reloblur.atomic import atomic_write_bytes, atomic_write_json
 from reloblur.batch import ItemFailure, Shard, run_batch
 from reloblur.burst.build import (
+    DASHED_BELOW,
     SHAKE_LIMIT_PX,
     BurstError,
     build_burst_pair,
@@ -38,8 +39,6 @@ from reloblur.imaging.imageio import PngCompression, encode_image, encode_srgb, 
 from reloblur.imaging.raw import frame_to_linear
 
 SIDECAR_SUFFIX = ".burst.json"
-# Below this exposed fraction the gaps between a burst's exposures dash B's streaks.
-DASHED_BELOW = 0.9
 
 
 @dataclass(frozen=True)
@@ -134,7 +133,7 @@ def build_job(job: _Job) -> dict[str, Any]:
     check_contiguous([f.frame_id for f in manifest.frames], timestamps_ns=[f.timestamp_ns for f in manifest.frames],
                      period_ns=period_ns)
     if manifest.frames_kept:
-        frames = [_linear(inputs[f"frame {k}"], read_image(inputs[f"frame {k}"]), manifest) for k in range(count)]
+        frames = [decode_frame(inputs[f"frame {k}"], read_image(inputs[f"frame {k}"]), manifest) for k in range(count)]
         for k, frame in enumerate(frames):
             if frame.shape != frames[0].shape:
                 raise BurstError(f"{inputs[f'frame {k}']}: {frame.shape[1]}x{frame.shape[0]} pixels, frame 0 has "
@@ -151,7 +150,7 @@ def build_job(job: _Job) -> dict[str, Any]:
         # The mean goes through the same decoding as S (a mosaic's demosaic wants integers:
         # rounding the mean costs less than one code).
         mean = np.rint(total / count).astype(sharp_raw.dtype) if sharp_raw.dtype.kind == "u" else total / count
-        pair = build_from_sum(_linear(inputs["sum"], mean, manifest) * count, _linear(inputs[f"frame {wanted}"],
+        pair = build_from_sum(decode_frame(inputs["sum"], mean, manifest) * count, decode_frame(inputs[f"frame {wanted}"],
                               sharp_raw, manifest), count=count, black_level=0.0, white_level=1.0, phase=options.phase)
     dtype = np.uint16 if options.bit_depth == 16 else np.uint8
     for path, image in ((job.blur, pair.blur), (job.sharp, pair.sharp)):
@@ -170,8 +169,9 @@ def build_job(job: _Job) -> dict[str, Any]:
     return record
 
 
-def _linear(path: Path, image: np.ndarray, manifest: BurstManifest) -> np.ndarray:
-    """A raw frame through the pipeline B and S share (black level, demosaic, white level)."""
+def decode_frame(path: Path, image: np.ndarray, manifest: BurstManifest) -> np.ndarray:
+    """A raw frame through the pipeline B and S share (black level, demosaic, white level);
+    ``path`` names it in errors."""
     try:
         return frame_to_linear(image, manifest.pixel_format, black_level=manifest.black_level,
                                bit_depth=manifest.bit_depth)

@@ -37,12 +37,12 @@ from reloblur.formats.masks import (
     write_mask,
 )
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image
-from reloblur.imaging.raw import frame_to_linear
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask
 from reloblur.lbfmg.generate import MaskParams, MaskResult, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.paths import output_folder
 from reloblur.pipeline.burst import SIDECAR_SUFFIX as BURST_SIDECAR
+from reloblur.pipeline.burst import decode_frame
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,8 @@ MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
 def _burst_frames(pair: Pair) -> tuple[BurstManifest, Path, dict[str, Path]]:
     """The kept raw frames of the burst a pair was built from (``burst build``'s sidecar)."""
     sidecar = pair.blur.with_name(f"{pair.index}{BURST_SIDECAR}")
-    record = resume.read_sidecar(sidecar)
-    folder = (record or {}).get("source", {}).get("burst") if isinstance((record or {}).get("source"), dict) else None
+    source = (resume.read_sidecar(sidecar) or {}).get("source")
+    folder = source.get("burst") if isinstance(source, dict) else None
     if not folder:
         raise ReloblurError(f"{pair.id}: --method flow needs a burst pair ('reloblur burst build' writes "
                             f"{sidecar.name}); use --method difference for rig pairs")
@@ -127,8 +127,7 @@ def _burst_frames(pair: Pair) -> tuple[BurstManifest, Path, dict[str, Path]]:
 
 def _flow(manifest: BurstManifest, frames: dict[str, Path]) -> FlowMaskResult:
     """The burst's frames through the pipeline B and S went through, display-encoded, to flow."""
-    decoded = [encode_srgb(frame_to_linear(read_image(path), manifest.pixel_format, black_level=manifest.black_level,
-                                           bit_depth=manifest.bit_depth)) for path in frames.values()]
+    decoded = [encode_srgb(decode_frame(path, read_image(path), manifest)) for path in frames.values()]
     return flow_mask(np.stack(decoded))
 
 

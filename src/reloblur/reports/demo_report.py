@@ -218,8 +218,8 @@ def _burst_evidence(rows: list[dict[str, Any]], assets: Path, shown: int = 8) ->
         ends = [read_image(manifest.frame_path(rows[0]["burst"], k)) for k in (0, len(manifest.frames) - 1)]
         thumbs = [_thumb(encode_srgb(to_float(ensure_rgb(f))), 320) for f in ends]
         write_image(assets / "capture_pair.png", np.concatenate(thumbs, axis=1))
-    return [{"pair": r["pair"], "trigger": None, "ids": {"B": f"{r['frame_ids'][0]}-{r['frame_ids'][-1]}", "S": "-"},
-             "planned_us": None, "measured_us": r["shake_px"]} for r in rows[:shown]]
+    return [{"pair": r["pair"], "frame_ids": f"{r['frame_ids'][0]}-{r['frame_ids'][-1]}", "shake_px": r["shake_px"]}
+            for r in rows[:shown]]
 
 
 def _capture_evidence(out: Path, assets: Path, shown: int = 8) -> list[dict[str, Any]]:
@@ -304,7 +304,7 @@ def _page(rows: list[dict[str, Any]], stages: list, evaluation: Any, options: An
     """The report's HTML."""
     burst = getattr(options, "mode", "rig") == "burst"
     if burst:
-        burst_table = "".join(f"<tr><td>{c['pair']}</td><td>{c['ids']['B']}</td><td>{_fmt(c['measured_us'], 3)}</td></tr>"
+        burst_table = "".join(f"<tr><td>{c['pair']}</td><td>{c['frame_ids']}</td><td>{_fmt(c['shake_px'], 3)}</td></tr>"
                               for c in capture_rows)
         capture_html = f"""<p>One simulated fast camera, free-running: the first burst's first and last raw
 frames (the objects move between them, the background does not), and per burst its frame ids

@@ -334,15 +334,30 @@ class RigSimulator:
         full_swept[y0:y1, x0:x1] = swept
         return scene, full_swept
 
+    def pair_scene(self, pair_index: int) -> tuple[int, np.random.Generator, bool, list[MovingObject], np.ndarray]:
+        """What pair ``pair_index`` shows: its scene, the pair's random stream (after the
+        objects were drawn from it), whether it is static, its objects and background.
+        The rig's pairs and the burst camera's (:func:`render_burst`) share it, so both
+        see the same world."""
+        c = self.config
+        scene = self.scene_of(pair_index)
+        rng = np.random.default_rng([c.seed, _SALT_PAIR, pair_index])
+        static = bool(rng.random() < c.static_fraction)
+        objects = self._objects(pair_index, rng, static)
+        return scene, rng, static, objects, self.background(scene)
+
     def _expose(
-        self, radiance: np.ndarray, color: np.ndarray, gain: float, rng: np.random.Generator
+        self, radiance: np.ndarray, color: np.ndarray, gain: float, rng: np.random.Generator, *, noise: bool = True
     ) -> np.ndarray:
-        """Camera response, optional Bayer mosaic, Poisson-Gaussian noise, 16-bit output."""
+        """Camera response, optional Bayer mosaic, Poisson-Gaussian noise (unless ``noise``
+        is False: known answers), 16-bit output."""
         c = self.config
         signal = np.einsum("ij,hwj->hwi", gain * color, radiance, optimize=True)
         signal = np.clip(signal, 0.0, None)
         if c.bayer:
             signal = mosaic(signal, "RG")
+        if not noise:
+            return np.clip(np.rint(signal * 65535.0), 0, 65535).astype(np.uint16)
         electrons = rng.poisson(signal * c.full_well_e).astype(np.float32)
         electrons += rng.normal(0.0, c.read_noise_e, electrons.shape).astype(np.float32)
         return np.clip(np.rint(electrons / c.full_well_e * 65535.0), 0, 65535).astype(np.uint16)
@@ -361,11 +376,7 @@ class RigSimulator:
         B's pixel grid, with B's colour response and gain (its own noise remains).
         """
         c = self.config
-        scene = self.scene_of(pair_index)
-        rng = np.random.default_rng([c.seed, _SALT_PAIR, pair_index])
-        static = bool(rng.random() < c.static_fraction)
-        objects = self._objects(pair_index, rng, static)
-        background = self.background(scene)
+        scene, rng, static, objects, background = self.pair_scene(pair_index)
         m = self.margin
 
         blur_radiance, swept = self._radiance(background, objects, (0.0, 1.0))
@@ -455,11 +466,7 @@ def render_burst(simulator: RigSimulator, pair_index: int, *, frames: int = 8, e
     if not 0.0 < exposed_fraction <= 1.0:
         raise ReloblurError(f"exposed fraction {exposed_fraction} must be in (0, 1]")
     c = simulator.config
-    scene = simulator.scene_of(pair_index)
-    rng = np.random.default_rng([c.seed, _SALT_PAIR, pair_index])
-    static = bool(rng.random() < c.static_fraction)
-    objects = simulator._objects(pair_index, rng, static)
-    background = simulator.background(scene)
+    scene, _, static, objects, background = simulator.pair_scene(pair_index)
     m = simulator.margin
     direction = np.random.default_rng([c.seed, _SALT_PAIR, pair_index, 3]).uniform(0, 2 * math.pi)
     noise_rng = np.random.default_rng([c.seed, _SALT_PAIR, pair_index, 4])
@@ -470,13 +477,8 @@ def render_burst(simulator: RigSimulator, pair_index: int, *, frames: int = 8, e
         view = np.array([[1, 0, m + offset * math.cos(direction)], [0, 1, m + offset * math.sin(direction)]])
         frame = cv2.warpAffine(radiance, view, (c.width, c.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         np.maximum(swept_all, swept[m : m + c.height, m : m + c.width], out=swept_all)
-        if noise:
-            out.append(simulator._expose(frame, simulator.rig.color_matrix_blur, simulator.rig.gain_blur, noise_rng))
-        else:
-            signal = np.einsum("ij,hwj->hwi", simulator.rig.gain_blur * simulator.rig.color_matrix_blur, frame)
-            if c.bayer:
-                signal = mosaic(signal, "RG")
-            out.append(np.clip(np.rint(np.clip(signal, 0, None) * 65535.0), 0, 65535).astype(np.uint16))
+        out.append(simulator._expose(frame, simulator.rig.color_matrix_blur, simulator.rig.gain_blur, noise_rng,
+                                     noise=noise))
     mask = np.where(swept_all > 0.1, 255, 0).astype(np.uint8)
     truth = {"pair": pair_index, "scene": scene, "frames": frames, "exposed_fraction": exposed_fraction,
              "shake_px": shake_px, "shake_direction_rad": direction,
