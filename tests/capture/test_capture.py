@@ -329,6 +329,11 @@ def test_capture_list_on_the_sim_backend_reports_both_cameras():
     assert [d["serial"] for d in devices] == ["SIM-B", "SIM-S"]
     assert devices[0]["features"]["TriggerMode"]["node"] == "TriggerMode"
     assert devices[1]["features"]["ExposureTime"]["value"] == 2000.0
+    # Human output redirected: one line per camera, each fact whole (no table to wrap).
+    lines = runner.invoke(app, ["capture", "list", "--backend", "sim", "--size", "96x64"]).stdout.splitlines()
+    assert lines[0] == "2 camera(s) on backend sim"
+    assert lines[1].startswith("0: vendor: reloblur; model: SimCam; serial: SIM-B; id: sim://B;")
+    assert lines[2].endswith("missing: none") and len(lines) == 3
 
 
 def test_unknown_backend_is_a_user_error_naming_the_choices():

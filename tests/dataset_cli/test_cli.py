@@ -56,6 +56,10 @@ def test_simulate_then_validate_and_stats_json(tmp_path):
 
     result = invoke("dataset", "stats", out / "dataset", "--no-plot")
     assert result.exit_code == 0 and "blur ratio: mean" in result.stdout
+    # Not a terminal: no table, the root path whole on the title line, one line per split.
+    assert not set("─│┃━┏┡") & set(result.stdout)
+    assert f"{(out / 'dataset').resolve()}: 6 pairs" in result.stdout.splitlines()
+    assert any(line.startswith("train: scenes: ") and "pairs: " in line for line in result.stdout.splitlines())
 
 
 def test_validate_exits_1_and_names_the_file(tmp_path, sim_dataset):

@@ -242,6 +242,11 @@ def test_train_eval_deblur_commands(sim_dataset, tmp_path):
     for key, value in scored["summary"].items():
         assert from_files["summary"][key] == pytest.approx(value, abs=1e-6)
 
+    plain = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(preds)]).stdout.splitlines()
+    psnr = f"PSNR: {from_files['summary']['psnr']:.4f};"
+    assert any(line.startswith("blurry input: PSNR: ") for line in plain)
+    assert any(psnr in line and "background MAE: " in line for line in plain)
+
     result = runner.invoke(app, ["eval", str(sim_dataset / "dataset"), "--pred", str(tmp_path / "none")])
     assert result.exit_code == 1 and "missing" in result.output
 

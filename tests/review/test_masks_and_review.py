@@ -130,6 +130,9 @@ def test_generate_stats_resume_and_edited_masks_are_kept(sim_dataset, tmp_path):
     summary = json.loads(stats.stdout)
     assert summary["count"] == 12 and summary["review"] == {"auto": 11, "reviewed": 1}
     assert (tmp_path / "h.png").exists()
+    plain = runner.invoke(app, ["mask", "stats", str(masks), "--plot", str(tmp_path / "h2.png")]).stdout.splitlines()
+    assert plain[0] == f"12 masks in {masks}" and not set("─│┃━") & set("".join(plain))
+    assert any(line.startswith("all: masks: 12; mean: ") for line in plain)
 
 
 def test_missing_partner_and_size_mismatch_are_reported(tmp_path):

@@ -14,6 +14,7 @@ from reloblur.dataset_cli.common import (
     finish_batch,
     parse_size,
     print_json,
+    print_table,
     stderr,
     stdout,
 )
@@ -228,8 +229,6 @@ def list_command(
 
       reloblur capture list --backend sim
     """
-    from rich.table import Table
-
     from reloblur.capture.cameras import SFNC_FEATURES
     from reloblur.capture.registry import backend_options, open_backend
 
@@ -247,16 +246,15 @@ def list_command(
     if json_output:
         print_json(rows)
         return
-    table = Table(title=f"{len(rows)} camera(s) on backend {backend}")
-    for column in ("#", "vendor", "model", "serial", "id", "access", "standard features present / missing"):
-        table.add_column(column, overflow="fold")
+    cells = []
     for row in rows:
         features = row["features"]
         present = [n for n in SFNC_FEATURES if features.get(n, {}).get("node")]
         missing = [n for n in SFNC_FEATURES if n not in present]
-        table.add_row(str(row["index"]), row["vendor"], row["model"], row["serial"], row["id"], row["access"],
-                      f"[green]{', '.join(present) or '-'}[/]\n[red]missing: {', '.join(missing) or 'none'}[/]")
-    stdout.print(table)
+        cells.append((str(row["index"]), *(escape(str(row[key])) for key in ("vendor", "model", "serial", "id", "access")),
+                      f"[green]{', '.join(present) or '-'}[/]\n[red]missing: {', '.join(missing) or 'none'}[/]"))
+    columns = ("#", "vendor", "model", "serial", "id", "access", "standard features present / missing")
+    print_table(f"{len(rows)} camera(s) on backend {backend}", columns, cells, fold=columns)
 
 
 @capture_app.command("preview")

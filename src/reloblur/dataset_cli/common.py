@@ -6,13 +6,15 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from reloblur.batch import ItemFailure
@@ -42,6 +44,28 @@ def to_jsonable(obj: Any) -> Any:
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON document on stdout, nothing else there."""
     typer.echo(json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False))
+
+
+def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]], *,
+                right: Sequence[str] = (), fold: Sequence[str] = ()) -> None:
+    """A table on a terminal; redirected or piped, the title and then one line per row,
+    ``first cell: column: value; column: value``, so no path is split over lines and grep
+    finds every row whole. Cells may hold Rich markup (kept on a terminal, dropped
+    otherwise); ``right`` and ``fold`` name columns to right-justify or fold."""
+    if stdout.is_terminal:
+        table = Table(title=title)
+        for name in columns:
+            table.add_column(name, justify="right" if name in right else "left",
+                             overflow="fold" if name in fold else "ellipsis")
+        for row in rows:
+            table.add_row(*row)
+        stdout.print(table)
+        return
+    stdout.print(title, markup=False)
+    for row in rows:
+        cells = [Text.from_markup(cell).plain.replace("\n", "; ") for cell in row]
+        facts = "; ".join(f"{name}: {cell}" for name, cell in zip(columns[1:], cells[1:]))
+        stdout.print(f"{cells[0]}: {facts}", markup=False)
 
 
 def parse_size(text: str, *, option: str = "--size") -> tuple[int, int]:

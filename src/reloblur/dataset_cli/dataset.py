@@ -12,7 +12,7 @@ from reloblur.dataset.export import FORMATS, ExportOptions, export_dataset
 from reloblur.dataset.split import SplitOptions, split_dataset
 from reloblur.dataset.stats import StatsOptions, dataset_stats
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
-from reloblur.dataset_cli.common import print_json, stderr, stdout
+from reloblur.dataset_cli.common import print_json, print_table, stderr, stdout
 
 RootArg = Annotated[Path, typer.Argument(help="Dataset root (holds train/ and test/).", show_default=False)]
 MasksOpt = Annotated[
@@ -106,18 +106,14 @@ def stats_command(
     if json_output:
         print_json(stats)
         return
-    table = Table(title=f"{stats.root}: {stats.pairs} pairs")
-    table.add_column("split")
-    table.add_column("scenes", justify="right")
-    table.add_column("pairs", justify="right")
-    table.add_column("blur ratio mean", justify="right")
-    table.add_column("median", justify="right")
+    rows = []
     for split, count in stats.pairs_per_split.items():
         ratio = stats.blur_ratio_per_split.get(split)
         mean = f"{100 * ratio.mean:.2f} %" if ratio and ratio.mean is not None else "-"
         median = f"{100 * ratio.median:.2f} %" if ratio and ratio.median is not None else "-"
-        table.add_row(split, str(len(stats.pairs_per_scene[split])), str(count), mean, median)
-    stdout.print(table)
+        rows.append((split, str(len(stats.pairs_per_scene[split])), str(count), mean, median))
+    numbers = ("scenes", "pairs", "blur ratio mean", "median")
+    print_table(f"{stats.root}: {stats.pairs} pairs", ("split", *numbers), rows, right=numbers)
     sizes = ", ".join(f"{size} x{n}" for size, n in stats.sizes.items())
     stdout.print(f"image sizes: {sizes}")
     overall = stats.blur_ratio

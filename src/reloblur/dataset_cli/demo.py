@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from reloblur.dataset_cli.common import print_json, stdout
+from reloblur.dataset_cli.common import print_json, print_table, stdout
 
 
 def demo_command(
@@ -36,13 +35,9 @@ def demo_command(
     if json_output:
         print_json(result)
         return
-    table = Table(title="reloblur demo")
-    table.add_column("stage")
-    table.add_column("time", justify="right")
-    table.add_column("result", overflow="fold")
-    for stage in result.stages:
-        table.add_row(stage.name, f"{stage.seconds:.1f} s", stage.summary)
-    stdout.print(table)
+    print_table("reloblur demo", ("stage", "time", "result"),
+                [(stage.name, f"{stage.seconds:.1f} s", stage.summary) for stage in result.stages],
+                right=("time",), fold=("result",))
     stdout.print(f"report: [bold]{result.report}[/]")
 
 

@@ -16,9 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from reloblur.dataset_cli.common import finish_batch, print_json, stderr, stdout
+from reloblur.dataset_cli.common import finish_batch, print_json, print_table, stderr, stdout
 from reloblur.errors import ReloblurError
 
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
@@ -123,18 +122,12 @@ def _launch_torchrun(nproc: int, config, run_dir: Path, *, resume: bool, changes
         return subprocess.call(command)
 
 
-def _metrics_table(title: str, rows: list[tuple[str, dict]]) -> Table:
-    table = Table(title=title)
-    table.add_column("")
-    for name in ("PSNR", "SSIM", "weighted PSNR", "weighted SSIM", "background MAE"):
-        table.add_column(name, justify="right")
-    for label, values in rows:
-        cells = [
-            "-" if values.get(k) is None else f"{values[k]:.4f}"
-            for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae")
-        ]
-        table.add_row(label, *cells)
-    return table
+def _print_metrics(title: str, rows: list[tuple[str, dict]]) -> None:
+    names = ("PSNR", "SSIM", "weighted PSNR", "weighted SSIM", "background MAE")
+    keys = ("psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae")
+    print_table(title, ("images", *names),
+                [(label, *("-" if values.get(k) is None else f"{values[k]:.4f}" for k in keys)) for label, values in rows],
+                right=names)
 
 
 def eval_command(
@@ -177,8 +170,8 @@ def eval_command(
                     "weighted_skipped": result.weighted_skipped, "source": result.source,
                     "convention": result.convention})
         return
-    stdout.print(_metrics_table(f"{len(result.images)} images of {data} ({result.convention} convention)",
-                                [("blurry input", result.baseline), (result.source, result.summary)]))
+    _print_metrics(f"{len(result.images)} images of {data} ({result.convention} convention)",
+                   [("blurry input", result.baseline), (result.source, result.summary)])
     if result.weighted_skipped:
         stdout.print(f"{result.weighted_skipped} image(s) with an empty mask have no weighted metrics")
     if result.csv:

@@ -7,9 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from reloblur.dataset_cli.common import ShardOpt, finish_batch, print_json, stderr, stdout
+from reloblur.dataset_cli.common import ShardOpt, finish_batch, print_json, print_table, stderr, stdout
 from reloblur.lbfmg.generate import MaskParams, MaskParamsError
 
 mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
@@ -131,16 +130,14 @@ def stats_command(
     if json_output:
         print_json(stats)
         return
-    table = Table(title=f"{stats.count} masks in {stats.masks}")
-    for column in ("group", "masks", "mean", "median", "min", "max", "empty"):
-        table.add_column(column, justify="right" if column != "group" else "left")
-    for group, summary in [*stats.per_group.items(), ("all", stats.blur_ratio)]:
-        def pct(value: float | None) -> str:
-            return "-" if value is None else f"{100 * value:.2f} %"
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.2f} %"
 
-        table.add_row(group, str(summary.count), pct(summary.mean), pct(summary.median), pct(summary.min),
-                      pct(summary.max), str(summary.empty_masks))
-    stdout.print(table)
+    numbers = ("masks", "mean", "median", "min", "max", "empty")
+    print_table(f"{stats.count} masks in {stats.masks}", ("group", *numbers),
+                [(group, str(summary.count), pct(summary.mean), pct(summary.median), pct(summary.min),
+                  pct(summary.max), str(summary.empty_masks))
+                 for group, summary in [*stats.per_group.items(), ("all", stats.blur_ratio)]], right=numbers)
     stdout.print("review: " + ", ".join(f"{k} {v}" for k, v in sorted(stats.review.items())))
     stdout.print(f"histogram: {stats.plot}")
 
