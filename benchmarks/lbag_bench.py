@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("eager", "channels_last", "bf16", "compile")
+VARIANTS = ("eager", "channels_last", "bf16", "compile", "one_tile_a_call")
 TASKS = ("train", "infer_538x359", "infer_2152x1436_tiled")
 
 
@@ -81,7 +81,10 @@ def _measure(variant: str, task: str, args: argparse.Namespace) -> dict:
         if args.quick:
             width, height = width // 2, height // 2
         image = torch.rand(3, height, width)
-        tiles = TileOptions(None if "tiled" not in task else args.tile, args.overlap)
+        # eager batches --tile-batch tiles per model call, as deblur does by default;
+        # one_tile_a_call is the loop it replaced.
+        tiles = TileOptions(None if "tiled" not in task else args.tile, args.overlap,
+                            1 if variant == "one_tile_a_call" else args.tile_batch)
 
         def run() -> None:
             with torch.no_grad():
@@ -109,6 +112,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=256)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=32)
+    parser.add_argument("--tile-batch", type=int, default=4, help="tiles per model call (deblur's default)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--tasks", default=",".join(TASKS))

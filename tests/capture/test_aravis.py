@@ -43,9 +43,9 @@ runner = CliRunner()
 
 def rig() -> RigConfig:
     return RigConfig(
-        cameras={"B": CameraSettings("Fake_1", exposure_us=40000, gain_db=2, trigger_source="Software",
+        cameras={"B": CameraSettings("Fake_1", exposure_us=40000, trigger_source="Software",
                                      nd_filter={"name": "ND1.3", "transmission": 0.05}),
-                 "S": CameraSettings("Fake_1", exposure_us=2000, gain_db=2, trigger_source="Software")},
+                 "S": CameraSettings("Fake_1", exposure_us=2000, trigger_source="Software")},
         rate_hz=10.0, sync_port="sim://aravis-test", s_phase="start",
     )
 
@@ -102,11 +102,25 @@ def test_software_timed_pairs_with_exposures_read_back(tmp_path):
     session = Session(tmp_path / "s")
     assert session.manifest.sync["mode"] == "software"
     b = session.manifest.cameras["B"]
-    assert b.exposure_us == pytest.approx(40000) and b.gain_db == 2 and b.pixel_format == "Mono8"
+    assert b.exposure_us == pytest.approx(40000) and b.pixel_format == "Mono8"
+    # The fake camera's gain is GainRaw (device units): recorded as it is, never called dB.
+    assert b.gain_db is None and b.state["GainRaw"] == 0
+    assert any("no user sets" in w for w in summary.warnings)
     for record in session.pairs():
         assert record.trigger is None  # no trigger: paired by host time
         assert all(frame.timestamp_ns for frame in record.frames.values())  # device timestamps recorded
         assert session.read_frame(record, "B").shape == (512, 512)
+
+
+def test_a_gain_in_db_is_refused_by_a_camera_whose_gain_is_in_device_units(tmp_path):
+    """Writing 2 dB into GainRaw would set 2 device units, some other gain: refused before
+    anything is recorded, naming the feature and what to do."""
+    cameras = {role: dataclasses.replace(settings, gain_db=2.0) for role, settings in rig().cameras.items()}
+    with_gain = dataclasses.replace(software_timed(tmp_path, 2), rig=dataclasses.replace(rig(), cameras=cameras,
+                                                                                         sync_port=None))
+    with pytest.raises(CameraError, match="gain is GainRaw \\(device units.*cannot be applied: leave the gain unset"):
+        capture(with_gain)
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_camera_closed_mid_run_stops_cleanly(tmp_path):

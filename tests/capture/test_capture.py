@@ -487,3 +487,42 @@ def test_a_pixel_format_the_camera_does_not_apply_is_refused_before_recording(tm
     message = result.output.replace("\n", " ")
     assert "BayerRG12" in message and "RGB16" in message and "BayerRG16" in message
     assert not (tmp_path / "s" / "pairs.jsonl").exists()
+
+
+def test_the_default_user_set_is_loaded_before_settings_and_recorded():
+    """What a previous program left on the camera (a gain, auto exposure back on) is gone
+    once the default user set loads, before the capture's own settings go on; with no user
+    set asked for it stays, and a set the camera lacks is an error naming it."""
+    from reloblur.capture.cameras import CameraError
+    from reloblur.capture.rig import CameraSettings, configure_camera
+
+    with open_backend(SimOptions(size=(96, 64))) as backend, backend.open("SIM-B") as camera:
+        def left_behind() -> None:
+            camera.set("Gain", 6.0)
+            camera.set("ExposureTime", 123_450.0)
+
+        left_behind()
+        applied = configure_camera(camera, "B", CameraSettings("SIM-B"), hardware_trigger=True, backend="sim")
+        assert applied.record.state["UserSetLoad"] == "Default"
+        assert camera.feature("Gain").value == 0.0 and applied.record.exposure_us is None
+        assert camera.feature("ExposureTime").value == pytest.approx(40_000)  # the factory exposure
+        assert camera.feature("ExposureAuto").value == "Off"  # switched off after the load
+        assert not any("user set" in w for w in applied.warnings)
+
+        left_behind()
+        kept = configure_camera(camera, "B", CameraSettings("SIM-B", user_set=None), hardware_trigger=True,
+                                backend="sim")
+        assert "UserSetLoad" not in kept.record.state and camera.feature("Gain").value == 6.0
+
+        with pytest.raises(CameraError, match="SIM-B: user set 'UserSet1' cannot be selected"):
+            configure_camera(camera, "B", CameraSettings("SIM-B", user_set="UserSet1"), hardware_trigger=True,
+                             backend="sim")
+
+
+def test_a_rig_file_names_a_user_set_or_none(tmp_path):
+    rig = tmp_path / "rig.toml"
+    rig.write_text('[cameras.B]\nselect = "0"\nuser_set = "UserSet1"\n[cameras.S]\nselect = "1"\nuser_set = "none"\n')
+    loaded = load_rig(rig)
+    assert loaded.cameras["B"].user_set == "UserSet1" and loaded.cameras["S"].user_set is None
+    (tmp_path / "default.toml").write_text('[cameras.B]\nselect = "0"\n[cameras.S]\nselect = "1"\n')
+    assert load_rig(tmp_path / "default.toml").cameras["B"].user_set == "Default"

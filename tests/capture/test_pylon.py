@@ -129,6 +129,7 @@ def test_a_triggered_capture_on_the_emulated_rig_pairs_the_frames_it_was_served(
         state = session.manifest.cameras[role].state
         assert state["ReverseX"] is False and state["Gamma"] == pytest.approx(1.0)
         assert state["ExposureMode"] == "Timed" and "BlackLevel" in state
+        assert state["UserSetLoad"] == "Default"  # loaded first (the emulator's load changes nothing)
     records = session.pairs()
     for k, record in enumerate(records):
         for role in ("B", "S"):

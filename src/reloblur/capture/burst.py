@@ -35,7 +35,7 @@ from reloblur.atomic import atomic_write_bytes
 from reloblur.burst.build import DASHED_BELOW, BurstError, check_contiguous, sharp_index
 from reloblur.capture.cameras import Camera, CameraError, FeatureInfo, Frame
 from reloblur.capture.registry import BackendOptions, open_backend
-from reloblur.capture.rig import pin_image_pipeline, try_set
+from reloblur.capture.rig import load_user_set, pin_image_pipeline, set_gain_db, try_set
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import MANIFEST, BurstFrame, BurstManifest
 from reloblur.formats.timing import SPhase
@@ -64,6 +64,7 @@ class BurstCaptureOptions:
     fps: float | None = None  # None: as fast as the camera runs
     pixel_format: str | None = None
     gain_db: float | None = None
+    user_set: str | None = "Default"  # loaded before anything is set (rig.load_user_set); None: keep
     keep_frames: bool = False
     phase: SPhase = "middle"
     scene: str = "s01"
@@ -104,7 +105,10 @@ def configure_fast_camera(camera: Camera, options: BurstCaptureOptions) -> tuple
     """Free-running, fixed exposure and gain, at ``options.fps`` or the camera's fastest;
     returns what the camera applied (exposure, frame period, pixel format) and warnings."""
     warnings: list[str] = []
+    user_set = load_user_set(camera, options.user_set, warnings)
     state = pin_image_pipeline(camera, warnings)
+    if user_set is not None:
+        state["UserSetLoad"] = user_set
     try_set(camera, "TriggerMode", "Off", warnings)  # bursts free-run: the camera's own clock spaces the frames
     for name in ("ExposureAuto", "GainAuto"):
         try_set(camera, name, "Off", warnings)
@@ -115,8 +119,7 @@ def configure_fast_camera(camera: Camera, options: BurstCaptureOptions) -> tuple
                               f"(reads {applied!r})")
     if options.exposure_us is not None:
         try_set(camera, "ExposureTime", options.exposure_us, warnings)
-    if options.gain_db is not None:
-        try_set(camera, "Gain", options.gain_db, warnings)
+    set_gain_db(camera, options.gain_db, warnings)
     enable = camera.feature("AcquisitionFrameRateEnable")
     if enable.present and enable.writable:
         try_set(camera, "AcquisitionFrameRateEnable", options.fps is not None, warnings)

@@ -123,6 +123,11 @@ class Camera(ABC):
         """Fire the camera's software trigger; cameras without one raise :class:`CameraError`."""
         raise CameraError(f"{self.info.model} {self.info.serial}: no software trigger")
 
+    def execute(self, name: str) -> None:
+        """Run command feature ``name`` (``UserSetLoad``, ...); :class:`CameraError` where
+        the camera has no such command."""
+        raise CameraError(f"{self.info.model} {self.info.serial}: no {name} command")
+
     @abstractmethod
     def close(self) -> None:
         """Release the camera (idempotent)."""
@@ -138,8 +143,9 @@ class NodeMapCamera(Camera):
     """A camera whose features are GenICam nodes (harvesters, Aravis, pylon).
 
     :meth:`feature` resolves the standard names' aliases and reads access and value the
-    same way for every SDK; a backend supplies three hooks: :meth:`_lookup` (the node of
-    one name, or ``None`` where it is not implemented), :meth:`_access` and :meth:`_value`.
+    same way for every SDK; a backend supplies four hooks: :meth:`_lookup` (the node of
+    one name, or ``None`` where it is not implemented), :meth:`_access`, :meth:`_value` and
+    :meth:`_execute`.
     """
 
     def _check(self) -> None:
@@ -156,6 +162,21 @@ class NodeMapCamera(Camera):
     @abstractmethod
     def _value(self, alias: str, node: Any) -> Any:
         """The current value of ``node`` (may raise: the caller treats that as unknown)."""
+
+    @abstractmethod
+    def _execute(self, alias: str, node: Any) -> None:
+        """Run the command ``node`` (each SDK calls it its own way)."""
+
+    def execute(self, name: str) -> None:
+        """Run command feature ``name``; :class:`CameraError` naming the camera if it fails."""
+        self._check()
+        alias, node = self._node(name)
+        if node is None:
+            raise CameraError(f"{self.info.serial or self.info.id}: camera has no {name} command")
+        try:
+            self._execute(alias, node)
+        except Exception as exc:
+            raise CameraError(f"{self.info.serial or self.info.id}: {name} failed ({exc})") from None
 
     def _node(self, name: str) -> tuple[str, Any]:
         """The alias that implements standard feature ``name`` and its node (``None``: absent)."""

@@ -355,7 +355,7 @@ def capture(options: CaptureOptions, *,
 
 def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: float | None, gain_db: float | None,
               pixel_format: str | None, sync: str | None, s_phase: str, rate_hz: float,
-              simulated_nd: bool = False) -> RigConfig:
+              simulated_nd: bool = False, user_set: str | None = "Default") -> RigConfig:
     """The rig of the quick command-line form (no rig file).
 
     ``simulated_nd``: the sim backend's B camera has the ND filter that equalises the light
@@ -365,7 +365,7 @@ def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: flo
     if simulated_nd and b_exposure_us and s_exposure_us:
         nd = {"name": "simulated ND", "transmission": s_exposure_us / b_exposure_us}
     return RigConfig(
-        cameras={"B": CameraSettings(b, b_exposure_us, gain_db, pixel_format, "Line0", nd_filter=nd),
-                 "S": CameraSettings(s, s_exposure_us, gain_db, pixel_format, "Line1")},
+        cameras={"B": CameraSettings(b, b_exposure_us, gain_db, pixel_format, "Line0", nd_filter=nd, user_set=user_set),
+                 "S": CameraSettings(s, s_exposure_us, gain_db, pixel_format, "Line1", user_set=user_set)},
         s_phase=check_s_phase(s_phase), rate_hz=rate_hz, sync_port=sync,
     )

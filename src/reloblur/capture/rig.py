@@ -17,6 +17,7 @@ Example (``docs/rig-example.toml``)::
     gain_db = 0
     pixel_format = "BayerRG12"
     trigger_source = "Line0"
+    user_set = "Default"        # loaded first; a saved set ("UserSet1"), or "none" to keep the camera's
     lens = "16 mm f/4"
     nd_filter = { name = "ND1.3", transmission = 0.05 }
 
@@ -57,6 +58,9 @@ class CameraSettings:
     trigger_source: str | None = None
     lens: str | None = None
     nd_filter: dict[str, Any] | None = None
+    # Loaded first, so nothing a vendor viewer left behind carries over; "UserSet1" etc.
+    # is a set the lab saved (an ROI, say); None keeps whatever the camera holds.
+    user_set: str | None = "Default"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ def load_rig(path: Path) -> RigConfig:
         unknown = set(entry) - set(CameraSettings.__dataclass_fields__)
         if unknown:
             raise ReloblurError(f"{path}: unknown key(s) in cameras.{role}: {', '.join(sorted(unknown))}")
-        parsed[role] = CameraSettings(**{**entry, "select": str(entry["select"])})
+        user_set = entry.get("user_set", "Default")
+        parsed[role] = CameraSettings(**{**entry, "select": str(entry["select"]),
+                                         "user_set": None if str(user_set).lower() == "none" else str(user_set)})
     rig, sync = data.get("rig", {}), data.get("sync", {})
     return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=check_s_phase(str(rig.get("s_phase", "middle"))),
                      rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
@@ -129,6 +135,50 @@ def try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
         return camera.feature(name).value
 
 
+def load_user_set(camera: Camera, name: str | None, warnings: list[str]) -> str | None:
+    """Start from a known state: select user set ``name`` and run ``UserSetLoad``, before
+    anything else is set (loading resets every setting). Returns the set loaded, or None on
+    a camera without user sets (a warning) or when ``name`` is None. A set the camera does
+    not offer is a :class:`CameraError`: the user asked for a state that cannot be had."""
+    label = camera.info.serial or camera.info.id
+    if name is None:
+        return None
+    if not (camera.feature("UserSetSelector").present and camera.feature("UserSetLoad").present):
+        warnings.append(f"{label}: no user sets (UserSetSelector/UserSetLoad); its settings are taken as they are, "
+                        "and pinned below where it has the features")
+        return None
+    refusals: list[str] = []
+    selected = try_set(camera, "UserSetSelector", name, refusals)
+    if str(selected) != name:
+        said = f" ({'; '.join(refusals)})" if refusals else ""
+        raise CameraError(f"{label}: user set {name!r} cannot be selected (reads {selected!r}){said}; "
+                          "name one the camera has, or 'none' to keep its current settings")
+    camera.execute("UserSetLoad")
+    return name
+
+
+def set_gain_db(camera: Camera, gain_db: float | None, warnings: list[str]) -> float | None:
+    """Write a gain in dB and return what the camera applied (None: not asked, or no gain).
+
+    Only the SFNC ``Gain`` node is in dB. A camera whose gain is ``GainRaw`` counts in
+    device units on a model-specific scale, so writing dB into it would set some other gain
+    without a word: such a camera refuses ``--gain-db`` (:class:`CameraError`) and its
+    ``GainRaw`` is recorded as it is (see :func:`pin_image_pipeline`)."""
+    if gain_db is None:
+        return None
+    label = camera.info.serial or camera.info.id
+    info = camera.feature("Gain")
+    if not info.present:
+        warnings.append(f"{label}: no gain feature; the gain is not controlled and recorded as unknown")
+        return None
+    if info.node != "Gain":
+        raise CameraError(f"{label}: the camera's gain is {info.node} (device units, reads {info.value!r}), not "
+                          "Gain in dB, so a gain in dB cannot be applied: leave the gain unset (its raw value is "
+                          "recorded) and set it in the camera's user set")
+    applied = try_set(camera, "Gain", float(gain_db), warnings)
+    return float(applied) if applied is not None else None
+
+
 # Settings a vendor viewer may leave behind that silently break linear, unflipped frames,
 # and the values that keep them out of the way (a pulse-width ExposureMode would hand the
 # exposure to the sync box's pulse length instead of the programmed time).
@@ -138,7 +188,7 @@ PINNED = (("GammaEnable", False), ("Gamma", 1.0), ("LUTEnable", False), ("Revers
 
 def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
     """Set the :data:`PINNED` features the camera has, and return what each reads back
-    (with ``BlackLevel``, recorded, not changed). A value that does not take is a warning:
+    (with ``BlackLevel`` and ``GainRaw``, recorded, not changed). A value that does not take is a warning:
     the session says what the frames went through."""
     state: dict[str, Any] = {}
     for name, value in PINNED:
@@ -150,9 +200,10 @@ def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
                                      and abs(applied - value) < 1e-6):
             warnings.append(f"{camera.info.serial or camera.info.id}: {name} stays {applied!r}, not {value!r}: "
                             "frames may not be linear or may be flipped")
-    black = camera.feature("BlackLevel")
-    if black.present and black.value is not None:
-        state["BlackLevel"] = black.value
+    for name in ("BlackLevel", "GainRaw"):  # recorded, not changed
+        info = camera.feature(name)
+        if info.present and info.value is not None:
+            state[name] = info.value
     return state
 
 
@@ -166,6 +217,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     recorded exposure unknown (a warning).
     """
     warnings: list[str] = []
+    user_set = load_user_set(camera, settings.user_set, warnings)
     features = camera.features()
     missing = [name for name, info in features.items() if not info.present]
     for auto in ("ExposureAuto", "GainAuto", "BalanceWhiteAuto"):
@@ -187,9 +239,7 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
         else:
             warnings.append(f"{camera.info.serial or camera.info.id}: no ExposureTime feature; "
                             f"the exposure is not controlled and recorded as unknown")
-    gain = None
-    if settings.gain_db is not None and features["Gain"].present:
-        gain = try_set(camera, "Gain", float(settings.gain_db), warnings)
+    gain = set_gain_db(camera, settings.gain_db, warnings)
     has_trigger = all(features[name].present for name in TRIGGER_FEATURES)
     if has_trigger and camera.feature("TriggerSelector").present:
         # Trigger settings are per selector; the one that starts each frame is FrameStart.
@@ -207,6 +257,8 @@ def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, har
     elif has_trigger:
         try_set(camera, "TriggerMode", "Off", warnings)
     state = pin_image_pipeline(camera, warnings)
+    if user_set is not None:
+        state["UserSetLoad"] = user_set
     final = camera.features()
     pixel_format = str(final["PixelFormat"].value or "")
     width, height = (int(camera.feature(name).value or 0) for name in ("Width", "Height"))

@@ -108,7 +108,11 @@ def capture_command(
     rate: Annotated[float, typer.Option("--rate", help="Pairs per second.")] = 5.0,
     b_exposure: Annotated[Optional[float], typer.Option("--b-exposure", help="B exposure (us).")] = DEFAULT_B_EXPOSURE_US,
     s_exposure: Annotated[Optional[float], typer.Option("--s-exposure", help="S exposure (us).")] = DEFAULT_S_EXPOSURE_US,
-    gain: Annotated[Optional[float], typer.Option("--gain", help="Gain (dB) of both cameras.")] = None,
+    gain: Annotated[Optional[float], typer.Option(
+        "--gain", help="Gain (dB) of both cameras; refused by a camera whose only gain is GainRaw (device units).")] = None,
+    user_set: Annotated[str, typer.Option(
+        "--user-set", help="User set loaded before anything is set: Default (factory), one the lab saved (UserSet1), "
+                           "or none to keep the camera's current settings. A rig file sets it per camera.")] = "Default",
     pixel_format: Annotated[Optional[str], typer.Option("--pixel-format", help="e.g. BayerRG12, Mono16.")] = None,
     sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; sim:// (or sim) = the emulator.")] = None,
     s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure (burst: of the burst).")] = "middle",
@@ -146,7 +150,7 @@ def capture_command(
         raise ReloblurError(f"--mode {mode!r}: choose rig or burst")
     if mode == "burst":
         _capture_bursts(session, backend, cti, camera, pairs, frames_per_pair, exposure, fps, gain, pixel_format,
-                        s_phase, scene, size, seed, fake, emulate, keep_frames, json_output)
+                        s_phase, scene, size, seed, fake, emulate, keep_frames, _user_set(user_set), json_output)
         return
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
     from reloblur.capture.registry import backend_options
@@ -157,7 +161,7 @@ def capture_command(
 
     rig_config = load_rig(rig) if rig else quick_rig(
         b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,
-        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim")
+        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim", user_set=_user_set(user_set))
     source = backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size), seed=seed,
                              s_phase=rig_config.s_phase)
     summary = capture(CaptureOptions(session=session, rig=rig_config, backend=source, pairs=pairs,
@@ -179,10 +183,14 @@ def capture_command(
         fail_partially(summary.rejected, "pair(s) rejected (see the log), capture")
 
 
+def _user_set(name: str) -> Optional[str]:
+    return None if name.lower() == "none" else name
+
+
 def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: str, bursts: int, frames: int,
                     exposure: Optional[float], fps: Optional[float], gain: Optional[float], pixel_format: Optional[str],
                     phase: str, scene: Optional[str], size: str, seed: int, fake: bool, emulate: int,
-                    keep_frames: bool, json_output: bool) -> None:
+                    keep_frames: bool, user_set: Optional[str], json_output: bool) -> None:
     from reloblur.capture.burst import BurstCaptureOptions, capture_bursts
     from reloblur.capture.registry import backend_options
 
@@ -190,7 +198,7 @@ def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: s
                              seed=seed, burst_frames=frames)
     summary = capture_bursts(BurstCaptureOptions(
         out=out, camera=camera, backend=source, bursts=bursts, frames=frames, exposure_us=exposure, fps=fps,
-        pixel_format=pixel_format, gain_db=gain, keep_frames=keep_frames, phase=check_s_phase(phase),
+        pixel_format=pixel_format, gain_db=gain, user_set=user_set, keep_frames=keep_frames, phase=check_s_phase(phase),
         scene=scene or "s01", progress=not json_output))
     if json_output:
         print_json(summary)

@@ -46,6 +46,7 @@ class DeblurOptions:
     device: str = "auto"
     tile: int | None = 1024
     overlap: int = 64
+    tile_batch: int = 4  # tiles through the model at once
     gates: bool = False
     pattern: str | None = None
     overwrite: bool = False
@@ -128,7 +129,7 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
     device = resolve_device(options.device)
     model = loaded.model.to(device).eval()
     autocast(device, options.amp)  # a bad choice fails here, before any output
-    tiles = TileOptions(options.tile, options.overlap)
+    tiles = TileOptions(options.tile, options.overlap, options.tile_batch)
     atomic_write_json(manifest_path, {"checkpoint": fingerprint, "checkpoint_path": str(checkpoint),
                                       "amp": options.amp})
 

@@ -49,6 +49,7 @@ class EvalOptions:
     device: str = "auto"
     tile: int | None = None
     overlap: int = 64
+    tile_batch: int = 4  # tiles through the model at once
     out: Path | None = None
     trust_checkpoint: bool = False
     progress: bool = True
@@ -127,7 +128,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         model = loaded.model.to(device).eval()
         autocast(device, options.amp)  # a bad choice fails here, before any image
         source = str(options.checkpoint)
-    tiles = TileOptions(options.tile, options.overlap)
+    tiles = TileOptions(options.tile, options.overlap, options.tile_batch)
 
     ours: list[ImageMetrics] = []
     blurry: list[ImageMetrics] = []

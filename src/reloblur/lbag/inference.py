@@ -22,12 +22,17 @@ from reloblur.lbag.model import SIZE_MULTIPLE, pad_to_multiple
 
 @dataclass(frozen=True)
 class TileOptions:
-    """Tile side and overlap in pixels; ``tile=None`` runs whole images."""
+    """Tile side and overlap in pixels; ``tile=None`` runs whole images. ``batch`` tiles go
+    through the model at once (every tile of an image has the same size, so they stack):
+    fewer, larger calls keep a GPU busy, at ``batch`` times one tile's activation memory."""
 
     tile: int | None = 1024
     overlap: int = 64
+    batch: int = 4
 
     def __post_init__(self) -> None:
+        if self.batch < 1:
+            raise ReloblurError(f"tile batch {self.batch} must be at least 1")
         if self.tile is not None:
             if self.tile < 4 * SIZE_MULTIPLE:
                 raise ReloblurError(f"tile size {self.tile} is too small (min {4 * SIZE_MULTIPLE})")
@@ -115,19 +120,22 @@ def deblur(model: nn.Module, image: Tensor, *, tiles: TileOptions = TileOptions(
     out = torch.zeros(3, h, w)
     gate = torch.zeros(1, h, w)
     weight = torch.zeros(1, h, w)
-    ys, xs = _starts(h, tile, tiles.overlap), _starts(w, tile, tiles.overlap)
-    for y0 in ys:
-        th = min(tile, h - y0)
-        wy = _ramp(th, tiles.overlap, y0 > 0, y0 + th < h)
-        for x0 in xs:
-            tw = min(tile, w - x0)
+    # Every tile is min(tile, side) on each axis (the last start is pulled back to the
+    # border), so any run of tiles stacks into one batch.
+    th, tw = min(tile, h), min(tile, w)
+    origins = [(y0, x0) for y0 in _starts(h, tile, tiles.overlap) for x0 in _starts(w, tile, tiles.overlap)]
+    for first in range(0, len(origins), tiles.batch):
+        chunk = origins[first : first + tiles.batch]
+        crops = torch.stack([image[:, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in chunk]).to(device)
+        with autocast(device, amp):
+            tile_out, tile_gate = run_whole(model, crops)
+        tile_out, tile_gate = tile_out.float().cpu(), tile_gate.float().cpu()
+        for index, (y0, x0) in enumerate(chunk):
+            wy = _ramp(th, tiles.overlap, y0 > 0, y0 + th < h)
             wx = _ramp(tw, tiles.overlap, x0 > 0, x0 + tw < w)
-            crop = image[:, y0 : y0 + th, x0 : x0 + tw][None].to(device)
-            with autocast(device, amp):
-                tile_out, tile_gate = run_whole(model, crop)
             blend = (wy[:, None] * wx[None, :])[None]
-            out[:, y0 : y0 + th, x0 : x0 + tw] += tile_out[0].float().cpu() * blend
-            gate[:, y0 : y0 + th, x0 : x0 + tw] += tile_gate[0].float().cpu() * blend
+            out[:, y0 : y0 + th, x0 : x0 + tw] += tile_out[index] * blend
+            gate[:, y0 : y0 + th, x0 : x0 + tw] += tile_gate[index] * blend
             weight[:, y0 : y0 + th, x0 : x0 + tw] += blend
     return out / weight, gate / weight
 

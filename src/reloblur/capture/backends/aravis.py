@@ -82,6 +82,9 @@ class AravisCamera(NodeMapCamera):
             return self._device.get_boolean_feature_value(alias)
         return self._device.get_string_feature_value(alias)
 
+    def _execute(self, alias: str, node: Any) -> None:
+        self._device.execute_command(alias)
+
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the value the camera applied (read back)."""
         self._check()

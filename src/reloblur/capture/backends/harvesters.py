@@ -80,6 +80,9 @@ class HarvestersCamera(NodeMapCamera):
     def _value(self, alias: str, node: Any) -> Any:
         return node.value
 
+    def _execute(self, alias: str, node: Any) -> None:
+        node.execute()
+
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the value the camera applied (read back)."""
         alias, node = self._node(name)

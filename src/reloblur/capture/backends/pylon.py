@@ -89,6 +89,9 @@ class PylonCamera(NodeMapCamera):
         value = node.ToString() if isinstance(node, self._genicam.IEnumeration) else node.GetValue()
         return pfnc_name(value) if alias == "PixelFormat" else value
 
+    def _execute(self, alias: str, node: Any) -> None:
+        node.Execute()
+
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the value the camera applied (read back)."""
         self._check()

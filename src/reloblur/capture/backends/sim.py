@@ -34,6 +34,7 @@ from reloblur.sim.bench import bench
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
 
 EXPOSURE_STEP_US = 10.0
+_READ_ONLY = ("DeviceTemperature", "Width", "Height", "UserSetLoad")
 ROLES = ("B", "S")
 
 
@@ -102,7 +103,9 @@ class SimCamera(Camera):
             "TriggerActivation": "RisingEdge", "ExposureAuto": "Continuous", "GainAuto": "Continuous",
             "BalanceWhiteAuto": "Continuous", "ChunkModeActive": True, "DeviceTemperature": 41.5,
             "AcquisitionFrameRate": 5.0, "Width": rig.size[0], "Height": rig.size[1],
+            "UserSetSelector": "Default", "UserSetLoad": None,
         }
+        self._factory = dict(self._values)  # what UserSetLoad of "Default" restores
         self._running = False
         self._frame_id = 0
         self._next_free_run = 0.0
@@ -112,14 +115,25 @@ class SimCamera(Camera):
         """State of standard feature ``name``."""
         if name not in self._values:
             return FeatureInfo(name, None)
-        writable = name not in ("DeviceTemperature", "Width", "Height")
+        writable = name not in _READ_ONLY
         return FeatureInfo(name, SFNC_FEATURES.get(name, (name,))[0], True, writable, self._values[name])
+
+    def execute(self, name: str) -> None:
+        """``UserSetLoad``: back to the factory settings (the one user set, ``Default``)."""
+        self._check()
+        if name != "UserSetLoad":
+            raise CameraError(f"{self.info.serial}: camera has no {name} command")
+        self._values = dict(self._factory)
+        self._rig.exposures[self.role] = self._values["ExposureTime"]
+        self._rig.bayer = self._values["PixelFormat"] == "BayerRG16"
 
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the applied value (exposure rounds to 10 us)."""
         self._check()
-        if name not in self._values or name in ("DeviceTemperature", "Width", "Height"):
+        if name not in self._values or name in _READ_ONLY:
             raise CameraError(f"{self.info.serial}: camera has no writable {name} feature")
+        if name == "UserSetSelector" and value != "Default":
+            raise CameraError(f"{self.info.serial}: no user set {value!r} (only Default)")
         if name == "ExposureTime":
             value = max(EXPOSURE_STEP_US, round(float(value) / EXPOSURE_STEP_US) * EXPOSURE_STEP_US)
             self._rig.exposures[self.role] = value
