@@ -143,50 +143,24 @@ def test_simulated_scenes_through_the_emulated_rig_align_and_mask_as_the_simulat
     served as 8-bit RGB) come out of Basler's emulated cameras one per trigger of the
     sync-box emulator, the recorded frames equal what was served, and ``align`` then
     ``mask generate`` on that session find the simulator's blur regions."""
-    import cv2
-
     from reloblur.capture.recorder import CaptureOptions, capture
     from reloblur.capture.registry import PylonOptions
-    from reloblur.capture.rig import CameraSettings, RigConfig
+    from reloblur.demo.pylon_rig import emulated_rig, serve_renders, wire_emulated_cameras
     from reloblur.formats.session import Session
     from reloblur.imaging.imageio import read_image
     from reloblur.lbfmg.metrics import iou
     from reloblur.pipeline.align import AlignOptions, align_all
     from reloblur.pipeline.masks import GenerateOptions, generate_masks
     from reloblur.sim import register_serial_handlers
-    from reloblur.sim.bench import bench
     from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
     register_serial_handlers()
     simulator = RigSimulator(SimulatorConfig(width=256, height=192, seed=2, static_fraction=0.0))
     pairs = [simulator.render(k) for k in range(3)]
-    served: dict[str, list[np.ndarray]] = {"B": [], "S": []}
-    for role in ("B", "S"):
-        folder = tmp_path / f"served-{role}"
-        folder.mkdir()
-        for k, pair in enumerate(pairs):
-            image = np.round((pair.blur if role == "B" else pair.sharp) / 257.0).astype(np.uint8)
-            cv2.imwrite(str(folder / f"{k:03d}.png"), image[:, :, ::-1])
-            served[role].append(image)
-
-    lines = bench("pylon-sim")
-    lines.unplug_all()
-
-    def on_open(cameras):
-        for role, camera in cameras.items():
-            camera.set("Width", 256)
-            camera.set("Height", 192)
-            camera.set("TestImageSelector", "Off")
-            camera.set("ImageFileMode", "On")
-            camera.set("ImageFilename", str(tmp_path / f"served-{role}"))
-            lines.connect(role, lambda sequence, time_ns, c=camera: c.software_trigger())
-
-    rig = RigConfig(cameras={role: CameraSettings(f"0815-000{i}", exposure_us=40000 if role == "B" else 2000,
-                                                  pixel_format="RGB8", trigger_source="Software")
-                             for i, role in enumerate("BS")},
-                    rate_hz=5.0, sync_port="sim://pylon-sim", s_phase="middle")
-    summary = capture(CaptureOptions(session=tmp_path / "s", rig=rig, backend=PylonOptions(emulate=2), pairs=3,
-                                     progress=False), on_open=on_open)
+    served = serve_renders(pairs, tmp_path / "served")
+    summary = capture(CaptureOptions(session=tmp_path / "s", rig=emulated_rig("pylon-sim"),
+                                     backend=PylonOptions(emulate=2), pairs=3, progress=False),
+                      on_open=wire_emulated_cameras(tmp_path / "served", (256, 192), "pylon-sim"))
     assert summary.error is None and summary.recorded == 3 and summary.sync_mode == "hardware", summary
     session = Session(tmp_path / "s")
     for k, record in enumerate(session.pairs()):

@@ -17,6 +17,9 @@ def demo_command(
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     mode: Annotated[str, typer.Option(
         "--mode", help="rig: two cameras and the sync box; burst: one fast camera's bursts (docs/burst.md).")] = "rig",
+    backend: Annotated[str, typer.Option(
+        "--backend", help="rig mode's cameras: sim, or pylon (Basler's emulated cameras serving the simulator's "
+                          "renders through pypylon: pip install 'reloblur[pylon]').")] = "sim",
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")] = False,
 ) -> None:
     """The whole pipeline on the simulated rig: capture (sim cameras, sync-box emulator on a
@@ -27,11 +30,13 @@ def demo_command(
       reloblur demo --out demo-out               (then open demo-out/report.html)
 
       reloblur demo --out demo-burst --mode burst   (one fast camera: capture bursts, build, masks, train...)
+
+      reloblur demo --out demo-pylon --backend pylon   (the capture through a vendor SDK's emulated cameras)
     """
     from reloblur.demo.pipeline import DemoOptions, run_demo
 
     result = run_demo(DemoOptions(out=out, quick=quick, seed=seed, workers=workers, progress=not json_output,
-                                  mode=mode))
+                                  mode=mode, backend=backend))
     if json_output:
         print_json(result)
         return

@@ -35,6 +35,7 @@ class DemoOptions:
     workers: int | None = None
     progress: bool = True
     mode: str = "rig"  # rig: two cameras and the sync box; burst: one fast camera (docs/burst.md)
+    backend: str = "sim"  # rig mode's cameras: the simulated ones, or Basler's emulated ones (demo/pylon_rig.py)
 
     burst_frames = 8  # frames per burst in burst mode
 
@@ -112,6 +113,31 @@ def _burst_stages(options: DemoOptions, out: Path, dataset: Path, stages: list[S
         raise ReloblurError(f"burst build failed for {len(report.failures)} burst(s); {first.item}: {first.reason}")
 
 
+def _capture_through_pylon(options: DemoOptions, session_dir: Path, served: Path) -> list[Any]:
+    """Each scene's renders served by Basler's emulated cameras and captured through pypylon
+    (the same renders the report's truth comes from: each scene is a seed, each pair a trigger)."""
+    from reloblur.capture.recorder import CaptureOptions, capture
+    from reloblur.capture.registry import PylonOptions
+    from reloblur.demo.pylon_rig import emulated_rig, serve_renders, wire_emulated_cameras
+    from reloblur.sim import register_serial_handlers
+    from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+
+    register_serial_handlers()
+    summaries = []
+    for scene in range(options.scenes):
+        simulator = RigSimulator(SimulatorConfig(width=options.size[0], height=options.size[1],
+                                                 seed=options.seed + scene))
+        folder = served / f"s{scene + 1:02d}"
+        serve_renders([simulator.render(k) for k in range(options.pairs_per_scene)], folder)
+        summaries.append(capture(
+            CaptureOptions(session=session_dir, rig=emulated_rig("demo-pylon"), pairs=options.pairs_per_scene,
+                           scene=f"s{scene + 1:02d}", backend=PylonOptions(emulate=2), progress=options.progress),
+            on_open=wire_emulated_cameras(folder, options.size, "demo-pylon")))
+        if summaries[-1].error:
+            raise ReloblurError(f"capture failed: {summaries[-1].error}")
+    return summaries
+
+
 def run_demo(options: DemoOptions) -> DemoResult:
     """Run every stage into ``options.out`` and write ``out/report.html``."""
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
@@ -126,6 +152,10 @@ def run_demo(options: DemoOptions) -> DemoResult:
 
     if options.mode not in ("rig", "burst"):
         raise ReloblurError(f"--mode {options.mode!r}: choose rig or burst")
+    if options.backend not in ("sim", "pylon"):
+        raise ReloblurError(f"--backend {options.backend!r}: choose sim or pylon")
+    if options.backend == "pylon" and options.mode != "rig":
+        raise ReloblurError("--backend pylon runs the rig mode (two emulated cameras); burst mode uses the sim backend")
     out = Path(options.out)
     if out.exists() and any(out.iterdir()):
         raise ReloblurError(f"{out} is not empty (a previous demo?): the demo needs a fresh folder; remove it, "
@@ -135,6 +165,8 @@ def run_demo(options: DemoOptions) -> DemoResult:
     stages: list[Stage] = []
 
     def do_capture():
+        if options.backend == "pylon":
+            return _capture_through_pylon(options, session_dir, out / "served")
         summaries = []
         for scene in range(options.scenes):
             rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0,
@@ -150,9 +182,11 @@ def run_demo(options: DemoOptions) -> DemoResult:
     if options.mode == "burst":
         _burst_stages(options, out, dataset, stages)
     else:
+        cameras = ("two of Basler's emulated cameras (pypylon) serving the simulator's renders, RGB 8-bit"
+                   if options.backend == "pylon" else "RGB 16-bit")
         _timed(stages, "capture", do_capture, lambda s: (
-            f"{sum(x.recorded for x in s)} pairs in {len(s)} scenes, RGB 16-bit, hardware-triggered "
-            f"through the sync-box emulator on a pseudo-terminal; {sum(x.rejected for x in s)} rejected"))
+            f"{sum(x.recorded for x in s)} pairs in {len(s)} scenes, {cameras}, hardware-triggered "
+            f"through the sync-box emulator; {sum(x.rejected for x in s)} rejected"))
 
         align_report = _timed(stages, "align", lambda: align_all(AlignOptions(
             input=session_dir, out=dataset, workers=options.workers, progress=options.progress)),
