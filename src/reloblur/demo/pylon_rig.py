@@ -60,9 +60,17 @@ def wire_emulated_cameras(folder: Path, size: tuple[int, int], bench_name: str
             camera.set("TestImageSelector", "Off")  # else the test pattern wins over the files
             camera.set("ImageFileMode", "On")
             camera.set("ImageFilename", str(folder / role))
-            lines.connect(role, lambda sequence, time_ns, c=camera: c.software_trigger())
+            lines.connect(role, _fires(camera))
 
     return on_open
+
+
+def _fires(camera: Camera) -> Callable[[int, int], None]:
+    """A pulse on the camera's line (sequence, time in ns) becomes its software trigger."""
+    def pulse(sequence: int, time_ns: int) -> None:
+        camera.software_trigger()
+
+    return pulse
 
 
 def emulated_rig(bench_name: str, *, b_exposure_us: float = 40_000, s_exposure_us: float = 2_000,
