@@ -478,15 +478,47 @@ def test_with_a_sync_box_a_trigger_that_does_not_arm_stops_the_capture(tmp_path)
 
 
 def test_a_pixel_format_the_camera_does_not_apply_is_refused_before_recording(tmp_path):
-    """`--pixel-format BayerRG12` on cameras that only offer RGB16 and BayerRG16 would
-    record 16-bit frames decoded as 12-bit: refused, with what the camera offers, and
+    """`--pixel-format Mono12` on cameras that offer RGB16, BayerRG16 and BayerRG12 would
+    record frames decoded with another layout: refused, with what the camera offers, and
     no session is written."""
     result = CliRunner().invoke(app, ["capture", "run", "--session", str(tmp_path / "s"), "--backend", "sim",
-                                      "--sync", "sim", "--pairs", "2", "--size", "96x64", "--pixel-format", "BayerRG12"])
+                                      "--sync", "sim", "--pairs", "2", "--size", "96x64", "--pixel-format", "Mono12"])
     assert result.exit_code == 1
     message = result.output.replace("\n", " ")
-    assert "BayerRG12" in message and "RGB16" in message and "BayerRG16" in message
+    assert "Mono12" in message and "RGB16" in message and "BayerRG12" in message
     assert not (tmp_path / "s" / "pairs.jsonl").exists()
+
+
+def test_a_12_bit_session_decodes_to_the_same_light_as_a_16_bit_one(tmp_path):
+    """BayerRG12 frames are 12-bit values in 16-bit words: recorded as BayerRG12 with bit
+    depth 12, within 0..4095, and decoded by the session's pixel format they give the 16-bit
+    session's linear image within one 12-bit code value (full white is 1.0, not 1/16)."""
+    from reloblur.imaging.raw import frame_to_linear
+
+    sessions = {}
+    for pixel_format in ("BayerRG16", "BayerRG12"):
+        result = CliRunner().invoke(app, ["capture", "run", "--session", str(tmp_path / pixel_format), "--backend",
+                                          "sim", "--sync", "sim", "--pairs", "2", "--size", "96x64",
+                                          "--pixel-format", pixel_format])
+        assert result.exit_code == 0, result.output
+        sessions[pixel_format] = Session(tmp_path / pixel_format)
+    twelve = sessions["BayerRG12"]
+    assert twelve.manifest.cameras["B"].bit_depth == 12 and twelve.manifest.cameras["B"].pixel_format == "BayerRG12"
+    for sixteen_record, record in zip(sessions["BayerRG16"].pairs(), twelve.pairs()):
+        for role in ("B", "S"):
+            raw, raw16 = twelve.read_frame(record, role), sessions["BayerRG16"].read_frame(sixteen_record, role)
+            assert raw.dtype == np.uint16 and int(raw.max()) <= 4095 and int(raw.max()) > 1000
+            # The same light in 12 bits: half a level of rounding, and full scale 4095 against
+            # 65535 / 16, at most 0.94 level more at the top: within 1.5 levels.
+            assert np.abs(raw / 4095 - raw16 / 65535).max() <= 1.5 / 4095
+            linear = frame_to_linear(raw, record.frames[role].pixel_format)
+            reference = frame_to_linear(raw16, "BayerRG16")
+            # Demosaicing is edge-aware, so a rounded value can pick another direction at
+            # an edge; on average the two decodes agree to well within one 12-bit level.
+            assert float(np.abs(linear - reference).mean()) < 0.5 / 4095
+            assert abs(float(linear.mean()) - float(reference.mean())) < 0.5 / 4095
+    white = frame_to_linear(np.full((4, 4), 4095, np.uint16), "BayerRG12")
+    assert np.allclose(white, 1.0)
 
 
 def test_the_default_user_set_is_loaded_before_settings_and_recorded():

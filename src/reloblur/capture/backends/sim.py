@@ -7,7 +7,9 @@ exposed when the sync box pulses that camera's line (each camera is wired to its
 line of a :mod:`reloblur.sim.bench`, which the emulator behind ``sim://`` drives); with the ``Software`` source, on :meth:`software_trigger`; with
 ``TriggerMode`` Off they free-run at ``AcquisitionFrameRate``. Frame *k* of each camera
 shows pair *k* of the rig simulator, so B and S of one trigger are a true pair. Exposure
-is applied in steps of 10 us, as real sensors round it, so read-back matters.
+is applied in steps of 10 us, as real sensors round it, so read-back matters. Pixel
+formats: ``RGB16``, ``BayerRG16`` and ``BayerRG12`` (a 12-bit sensor's data in 16-bit
+words, as GenICam's unpacked formats deliver it).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import threading
 import time
 from collections import OrderedDict
 from typing import Any
+
+import numpy as np
 
 from reloblur.capture.cameras import (
     SFNC_FEATURES,
@@ -34,6 +38,7 @@ from reloblur.sim.bench import bench
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
 
 EXPOSURE_STEP_US = 10.0
+PIXEL_FORMATS = ("RGB16", "BayerRG16", "BayerRG12")
 _READ_ONLY = ("DeviceTemperature", "Width", "Height", "UserSetLoad")
 ROLES = ("B", "S")
 
@@ -125,7 +130,7 @@ class SimCamera(Camera):
             raise CameraError(f"{self.info.serial}: camera has no {name} command")
         self._values = dict(self._factory)
         self._rig.exposures[self.role] = self._values["ExposureTime"]
-        self._rig.bayer = self._values["PixelFormat"] == "BayerRG16"
+        self._rig.bayer = self._values["PixelFormat"].startswith("Bayer")
 
     def set(self, name: str, value: Any) -> Any:
         """Write a standard feature and return the applied value (exposure rounds to 10 us)."""
@@ -137,10 +142,10 @@ class SimCamera(Camera):
         if name == "ExposureTime":
             value = max(EXPOSURE_STEP_US, round(float(value) / EXPOSURE_STEP_US) * EXPOSURE_STEP_US)
             self._rig.exposures[self.role] = value
-        elif name == "PixelFormat" and value not in ("RGB16", "BayerRG16"):
-            raise CameraError(f"{self.info.serial}: pixel format {value!r} not supported (RGB16, BayerRG16)")
+        elif name == "PixelFormat" and value not in PIXEL_FORMATS:
+            raise CameraError(f"{self.info.serial}: pixel format {value!r} not supported ({', '.join(PIXEL_FORMATS)})")
         elif name == "PixelFormat":
-            self._rig.bayer = value == "BayerRG16"
+            self._rig.bayer = value.startswith("Bayer")
         self._values[name] = value
         return value
 
@@ -197,6 +202,11 @@ class SimCamera(Camera):
             image, pixel_format = self._rig.burst_frame(index, exposed)
             return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
         image, pixel_format = self._rig.frame(index, self.role)
+        if self._values["PixelFormat"] == "BayerRG12":
+            # A 12-bit sensor: the same light in 12 bits, LSB-aligned in 16-bit words as
+            # GenICam's unpacked formats are.
+            image = np.minimum((image.astype(np.uint32) + 8) >> 4, 4095).astype(np.uint16)
+            return Frame(image, "BayerRG12", self._frame_id, stamp, time.time_ns())
         return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
 
     def close(self) -> None:
