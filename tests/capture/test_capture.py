@@ -558,3 +558,25 @@ def test_a_rig_file_names_a_user_set_or_none(tmp_path):
     assert loaded.cameras["B"].user_set == "UserSet1" and loaded.cameras["S"].user_set is None
     (tmp_path / "default.toml").write_text('[cameras.B]\nselect = "0"\n[cameras.S]\nselect = "1"\n')
     assert load_rig(tmp_path / "default.toml").cameras["B"].user_set == "Default"
+
+
+def test_parallel_writers_log_in_trigger_order_and_a_failed_write_keeps_every_earlier_pair(tmp_path):
+    """Four writer threads write different pairs at once, yet the log lists the pairs in
+    trigger order. When one frame cannot be written (its path is taken by a folder, as a
+    disk that refuses a write), the capture stops naming it, every pair before it is
+    logged and complete, and nothing after it is logged."""
+    from reloblur.formats.session import frame_name
+
+    summary = capture(sim_options(tmp_path, 24, writers=4))
+    assert summary.error is None and summary.recorded == 24
+    lines = (tmp_path / "s" / "pairs.jsonl").read_text().splitlines()
+    assert [json.loads(line)["pair"] for line in lines] == list(range(24))
+
+    blocked = tmp_path / "t" / frame_name(6, "S")
+    blocked.mkdir(parents=True)
+    failed = capture(dataclasses.replace(sim_options(tmp_path, 24, writers=4), session=tmp_path / "t"))
+    assert failed.error and "writing the session failed" in failed.error and frame_name(6, "S") in failed.error
+    session = Session(tmp_path / "t")
+    assert [r.pair for r in session.pairs()] == list(range(6))
+    for record in session.pairs():
+        assert session.read_frame(record, "B").shape == (64, 96, 3)

@@ -1,10 +1,12 @@
 """``reloblur capture``: record B/S pairs into a session, crash-safe.
 
-Trigger loop (this thread) -> bounded queue -> writer thread -> session. The trigger loop
-never waits on the disk until the queue is full; then it waits (the trigger rate drops)
-and says so. Each pair's frames are written atomically and its log line appended after
-both, so a crash or SIGKILL at any moment leaves a session whose every logged pair is
-complete.
+Trigger loop (this thread) -> bounded queue -> writer threads -> session. The trigger
+loop never waits on the disk until the queue is full; then it waits (the trigger rate
+drops) and says so. Writers encode and fsync different pairs at once (one thread leaves
+a fast disk idle between its fsyncs); each pair's frames are written atomically and its
+log line appended after both and after every earlier pair's line, so a crash or SIGKILL
+at any moment leaves a session whose every logged pair is complete and whose log is in
+trigger order.
 
 Pairing never guesses: with hardware triggering, both frames must come from the same
 sync-box pulse (frame ids advance by exactly one per camera, the device timestamps differ
@@ -37,6 +39,7 @@ from reloblur.logs import log_file
 log = logging.getLogger(__name__)
 CAPTURE_LOG = "capture.log"
 _DONE = object()
+WRITERS = 4  # writer threads (benchmarks/capture_bench.py measures 1, 2 and 4)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class CaptureOptions:
     backend: BackendOptions = field(default_factory=HarvestersOptions)  # see reloblur.capture.registry
     pairs: int = 10
     queue_size: int = 16
+    writers: int = WRITERS
     timing_tolerance_us: float = 2_000.0
     scene: str | None = None
     progress: bool = True
@@ -74,34 +78,54 @@ class CaptureSummary:
         return self.recorded / self.seconds if self.seconds else 0.0
 
 
-class _Writer(threading.Thread):
-    """Writes queued pairs to the session; the only thread that touches the disk."""
+class _Writers:
+    """Threads that write queued pairs' frames in parallel and append each pair's log line
+    in queue order: the only threads that touch the disk. Items are ``(ordinal, record,
+    frames)``, ordinals counting from 0 in the order queued."""
 
-    def __init__(self, writer: SessionWriter, items: queue.Queue):
-        super().__init__(daemon=True)
-        self.writer = writer
+    def __init__(self, session: SessionWriter, items: queue.Queue, count: int):
+        self.session = session
         self.items = items
         self.failure: BaseException | None = None
+        self._turn = 0  # ordinal of the next pair whose line may be appended
+        self._ordered = threading.Condition()
+        self._threads = [threading.Thread(target=self._run, name=f"capture-writer-{k}", daemon=True)
+                         for k in range(max(1, count))]
 
-    def run(self) -> None:
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self) -> None:
         while True:
             item = self.items.get()
             if item is _DONE:
+                self.items.put(_DONE)  # for the next writer: the loop queues it once, last
                 return
-            if self.failure is not None:
-                continue  # drain, but write nothing after a failure
-            record, frames = item
+            ordinal, record, frames = item
             try:
-                if frames:
+                if frames and self.failure is None:
                     record.frames = {
-                        role: self.writer.write_frame(record.pair, role, frame.data, pixel_format=frame.pixel_format,
-                                                      frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns,
-                                                      host_timestamp_ns=frame.host_timestamp_ns)
+                        role: self.session.write_frame(record.pair, role, frame.data, pixel_format=frame.pixel_format,
+                                                       frame_id=frame.frame_id, timestamp_ns=frame.timestamp_ns,
+                                                       host_timestamp_ns=frame.host_timestamp_ns)
                         for role, frame in frames.items()
                     }
-                self.writer.append(record)
+                with self._ordered:
+                    self._ordered.wait_for(lambda: self._turn == ordinal or self.failure is not None)
+                    if self.failure is None:  # after a failure: drain, but log nothing more
+                        self.session.append(record)
+                    self._turn += 1
+                    self._ordered.notify_all()
             except BaseException as exc:  # disk full, permissions: stop recording, keep what is written
-                self.failure = exc
+                with self._ordered:
+                    if self.failure is None:
+                        self.failure = exc
+                    self._ordered.notify_all()
 
 
 def _reason_key(reason: str) -> str:
@@ -214,7 +238,7 @@ class Recorder:
             for warning in warnings:
                 log.info("warning: %s", warning)
             items: queue.Queue = queue.Queue(maxsize=options.queue_size)
-            writer = _Writer(session, items)
+            writer = _Writers(session, items, options.writers)
             writer.start()
             try:
                 self._loop(cameras, box, session, items, writer, hardware, delay, period_s)
@@ -236,7 +260,7 @@ class Recorder:
         return self.summary
 
     def _loop(self, cameras: dict[str, Camera], box: SyncBox | None, session: SessionWriter, items: queue.Queue,
-              writer: _Writer, hardware: bool, delay_us: float, period_s: float) -> None:
+              writer: _Writers, hardware: bool, delay_us: float, period_s: float) -> None:
         from reloblur.batch import make_progress
 
         options = self.options
@@ -245,7 +269,7 @@ class Recorder:
         with make_progress(enabled=options.progress) as bar:
             task = bar.add_task("capturing", total=options.pairs)
             pair_index = session.next_pair
-            for _ in range(options.pairs):
+            for ordinal in range(options.pairs):
                 if writer.failure is not None:
                     return
                 wait = next_slot - time.monotonic()
@@ -264,12 +288,12 @@ class Recorder:
                     log.warning("pair %d rejected: %s", pair_index, reason)
                     frames = {}
                 try:
-                    items.put_nowait((record, frames))
+                    items.put_nowait((ordinal, record, frames))
                 except queue.Full:
                     self.summary.slowed += 1
                     if self.summary.slowed == 1:
                         log.warning("the disk cannot keep up: waiting for the writer (trigger rate drops)")
-                    items.put((record, frames))
+                    items.put((ordinal, record, frames))
                 self.summary.queue_high_water = max(self.summary.queue_high_water, items.qsize())
                 if self.on_pair is not None:
                     self.on_pair(pair_index, cameras, self.backend)

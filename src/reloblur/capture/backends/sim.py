@@ -88,7 +88,7 @@ class SimRig:
             simulator = self._get_simulator()
             if index not in self._cache:
                 self._cache[index] = simulator.render(index)
-                while len(self._cache) > 4:
+                while len(self._cache) > max(4, self.distinct_pairs or 0):
                     self._cache.popitem(last=False)
             pair = self._cache[index]
         return (pair.blur if role == "B" else pair.sharp), pair.pixel_format
