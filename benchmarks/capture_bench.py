@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from reloblur.capture.backends.sim import SimBackend, SimRig
-from reloblur.capture.burst import WRITERS, BurstCaptureOptions, capture_bursts
+from reloblur.capture.burst import BurstCaptureOptions, capture_bursts
 from reloblur.capture.cameras import Camera, CameraBackend, DeviceInfo, FeatureInfo, Frame
-from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+from reloblur.capture.recorder import WRITERS, CaptureOptions, capture, quick_rig
 from reloblur.capture.registry import register_backend
 from reloblur.formats.session import Session
 
@@ -181,13 +181,13 @@ def prerender(size: tuple[int, int], distinct: int) -> None:
 
 
 def rig_run(workdir: Path, *, rate: float, pairs: int, pixel_format: str, size: tuple[int, int],
-            b_exposure_us: float, s_exposure_us: float, queue_size: int) -> dict[str, Any]:
+            b_exposure_us: float, s_exposure_us: float, queue_size: int, writers: int) -> dict[str, Any]:
     """One capture of ``pairs`` pairs at ``rate`` Hz; what it kept and how fast it wrote."""
     session = workdir / f"session-{pixel_format}-{rate:g}"
     rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=b_exposure_us, s_exposure_us=s_exposure_us, gain_db=0.0,
                     pixel_format=pixel_format, sync="sim", s_phase="middle", rate_hz=rate, simulated_nd=True)
     options = CaptureOptions(session=session, rig=rig, pairs=pairs, progress=False, queue_size=queue_size,
-                             backend=PrerenderedOptions(size))
+                             writers=writers, backend=PrerenderedOptions(size))
     summary = capture(options)
     finished_ns = time.time_ns()  # capture returns once the writer has written and fsynced every pair
     records = Session(session).pairs()
@@ -227,7 +227,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--burst", action="store_true", help="the burst recorder (one fast camera), see above")
     parser.add_argument("--keep-frames", action="store_true", help="--burst: write every frame, not the sum and S")
-    parser.add_argument("--writers", type=int, default=WRITERS, help="--burst: writer threads (baseline: 1)")
+    parser.add_argument("--writers", type=int, default=WRITERS, help="writer threads (the baseline run: 1)")
     args = parser.parse_args()
     if args.burst:
         if args.size == "2152x1436":
@@ -246,7 +246,8 @@ def main() -> None:
             steps = []
             for rate in rates:
                 step = rig_run(workdir, rate=rate, pairs=max(2, int(rate * args.seconds)), pixel_format=pixel_format,
-                               size=size, b_exposure_us=40_000, s_exposure_us=2_000, queue_size=args.queue)
+                               size=size, b_exposure_us=40_000, s_exposure_us=2_000, queue_size=args.queue,
+                               writers=args.writers)
                 steps.append(step)
                 if not args.json:
                     print(f"{pixel_format} {rate:g} Hz: kept {step['pairs_kept']}/{step['pairs_planned']}, "
@@ -254,19 +255,23 @@ def main() -> None:
                           f"{step['steady_rate_hz']:.1f} Hz, {'sustained' if step['sustained'] else 'NOT sustained'}")
                 if not step["sustained"]:
                     break
-            ceiling = rig_run(workdir, rate=1000.0, pairs=args.ceiling_pairs, pixel_format=pixel_format, size=size,
-                              b_exposure_us=1_000, s_exposure_us=100, queue_size=args.queue)
+            ceiling, one_writer = (
+                rig_run(workdir, rate=1000.0, pairs=args.ceiling_pairs, pixel_format=pixel_format, size=size,
+                        b_exposure_us=1_000, s_exposure_us=100, queue_size=args.queue, writers=writers)
+                for writers in (args.writers, 1))
             per_pair = ceiling["bytes"] / max(1, ceiling["pairs_kept"])
             ceiling["writer_mb_s"] = ceiling["write_mb_s"]
             raw = raw_write_speed(workdir, max(ceiling["bytes"], 2**30))
             sustained = [s["rate_hz"] for s in steps if s["sustained"]]
             results["formats"][pixel_format] = {
                 "steps": steps, "highest_sustained_hz": max(sustained) if sustained else None,
-                "ceiling": ceiling, "raw_sequential_mb_s": raw, "writer_fraction_of_raw": ceiling["writer_mb_s"] / raw,
+                "ceiling": ceiling, "one_writer_mb_s": one_writer["write_mb_s"], "raw_sequential_mb_s": raw,
+                "writer_fraction_of_raw": ceiling["writer_mb_s"] / raw,
                 "bytes_per_pair": per_pair}
             if not args.json:
-                print(f"{pixel_format}: writer ceiling {ceiling['writer_mb_s']:.0f} MB/s ({ceiling['pairs_kept']} pairs, "
-                      f"1 ms exposures, triggers as fast as the queue takes them) vs raw sequential {raw:.0f} MB/s "
+                print(f"{pixel_format}: writer ceiling {ceiling['writer_mb_s']:.0f} MB/s with {args.writers} writers "
+                      f"(one writer: {one_writer['write_mb_s']:.0f}; {ceiling['pairs_kept']} pairs, 1 ms exposures, "
+                      f"triggers as fast as the queue takes them) vs raw sequential {raw:.0f} MB/s "
                       f"({100 * ceiling['writer_mb_s'] / raw:.0f} %)")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

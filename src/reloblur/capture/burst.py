@@ -34,6 +34,7 @@ import numpy as np
 from reloblur.atomic import atomic_write_bytes
 from reloblur.burst.build import DASHED_BELOW, BurstError, check_contiguous, sharp_index
 from reloblur.capture.cameras import Camera, CameraError, FeatureInfo, Frame
+from reloblur.capture.recorder import WRITERS
 from reloblur.capture.registry import BackendOptions, open_backend
 from reloblur.capture.rig import load_user_set, pin_image_pipeline, set_gain_db, try_set
 from reloblur.errors import ReloblurError
@@ -43,10 +44,6 @@ from reloblur.imaging.imageio import encode_image
 
 log = logging.getLogger(__name__)
 
-# Writer threads: a burst's files wait mostly on fsync, which releases the GIL, so several
-# overlap (benchmarks/capture_bench.py --burst, docs/benchmarks.md: 1920x360 BayerRG12 with
-# the sum kept, about 2x the frame rate of one writer).
-WRITERS = 4
 FRAME_RATE_FEATURES = ("AcquisitionFrameRate", "AcquisitionFrameRateAbs")
 RESULTING_RATE_FEATURES = ("ResultingFrameRate", "ResultingFrameRateAbs")
 

@@ -17,6 +17,7 @@ as a rejected pair with its reason.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -39,7 +40,9 @@ from reloblur.logs import log_file
 log = logging.getLogger(__name__)
 CAPTURE_LOG = "capture.log"
 _DONE = object()
-WRITERS = 4  # writer threads (benchmarks/capture_bench.py measures 1, 2 and 4)
+# Writer threads of both recorders: a frame's write waits mostly on fsync, which releases
+# the GIL, so several overlap (benchmarks/capture_bench.py compares one; docs/benchmarks.md).
+WRITERS = 4
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class _Writers:
         for thread in self._threads:
             thread.join()
 
+    def _may_log(self, ordinal: int) -> bool:
+        return self._turn == ordinal or self.failure is not None
+
     def _run(self) -> None:
         while True:
             item = self.items.get()
@@ -116,7 +122,7 @@ class _Writers:
                         for role, frame in frames.items()
                     }
                 with self._ordered:
-                    self._ordered.wait_for(lambda: self._turn == ordinal or self.failure is not None)
+                    self._ordered.wait_for(functools.partial(self._may_log, ordinal))
                     if self.failure is None:  # after a failure: drain, but log nothing more
                         self.session.append(record)
                     self._turn += 1

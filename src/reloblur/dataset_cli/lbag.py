@@ -26,7 +26,7 @@ TrustOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 TileBatchOpt = Annotated[int, typer.Option(
-    "--tile-batch", help="Tiles run through the model at once (a GPU is busier with more; memory grows with it).")]
+    "--tile-batch", help="Tiles run through the model at once; 0: 4 on a GPU, 1 on the CPU (memory grows with it).")]
 AmpOpt = Annotated[str, typer.Option(
     "--amp", help="Mixed precision: off, bf16 (CPU and recent GPUs, about 2x faster) or fp16 (GPUs).")]
 
@@ -140,7 +140,7 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="Split to score ('all' for every split).")] = "test",
     out: Annotated[Optional[Path], typer.Option("--out", help="Write metrics.csv and summary.json here.")] = None,
     tile: Annotated[int, typer.Option("--tile", help="Tile size for big images (0: whole images, as the original).")] = 0,
-    tile_batch: TileBatchOpt = 4,
+    tile_batch: TileBatchOpt = 0,
     device: DeviceOpt = "auto",
     amp: AmpOpt = "off",
     trust_checkpoint: TrustOpt = False,
@@ -164,7 +164,7 @@ def eval_command(
 
     result = evaluate(EvalOptions(
         data=data, checkpoint=checkpoint, pred=pred, masks=masks,
-        split=None if split == "all" else split, device=device, tile=tile or None, tile_batch=tile_batch,
+        split=None if split == "all" else split, device=device, tile=tile or None, tile_batch=tile_batch or None,
         out=out, trust_checkpoint=trust_checkpoint, progress=not json_output, amp=amp,
         convention=convention,  # type: ignore[arg-type]  # checked by evaluate, naming the choices
     ))
@@ -188,7 +188,7 @@ def deblur_command(
     device: DeviceOpt = "auto",
     tile: Annotated[int, typer.Option("--tile", help="Tile size (0: whole images).")] = 1024,
     overlap: Annotated[int, typer.Option("--overlap", help="Tile overlap in pixels.")] = 64,
-    tile_batch: TileBatchOpt = 4,
+    tile_batch: TileBatchOpt = 0,
     gates: Annotated[bool, typer.Option("--gates", metavar="", help="Also write each gate map as <name>_gate.png.")] = False,
     pattern: Annotated[Optional[str], typer.Option("--pattern", help="File-name glob inside folders \\[default: *_blur.* if present].")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="", help="Redo outputs that exist.")] = False,
@@ -211,7 +211,7 @@ def deblur_command(
 
     result = deblur_files(DeblurOptions(
         checkpoint=checkpoint, inputs=tuple(inputs), out=out, device=device, tile=tile or None,
-        overlap=overlap, tile_batch=tile_batch, gates=gates, pattern=pattern, overwrite=overwrite,
+        overlap=overlap, tile_batch=tile_batch or None, gates=gates, pattern=pattern, overwrite=overwrite,
         trust_checkpoint=trust_checkpoint, progress=not json_output, amp=amp,
     ))
     finish_batch(result, result.failures, json_output=json_output, what="image(s)", summary=lambda: [

@@ -31,7 +31,7 @@ from reloblur.imaging.imageio import (
 )
 from reloblur.lbag.checkpoint import model_from_checkpoint, resolve_checkpoint
 from reloblur.lbag.device import resolve_device
-from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor, to_uint8
+from reloblur.lbag.inference import TileOptions, autocast, deblur, default_tile_batch, to_tensor, to_uint8
 from reloblur.paths import output_folder
 
 MANIFEST = ".reloblur-deblur.json"
@@ -46,7 +46,7 @@ class DeblurOptions:
     device: str = "auto"
     tile: int | None = 1024
     overlap: int = 64
-    tile_batch: int = 4  # tiles through the model at once
+    tile_batch: int | None = None  # tiles per model call; None: inference.default_tile_batch
     gates: bool = False
     pattern: str | None = None
     overwrite: bool = False
@@ -129,7 +129,7 @@ def deblur_files(options: DeblurOptions) -> DeblurResult:
     device = resolve_device(options.device)
     model = loaded.model.to(device).eval()
     autocast(device, options.amp)  # a bad choice fails here, before any output
-    tiles = TileOptions(options.tile, options.overlap, options.tile_batch)
+    tiles = TileOptions(options.tile, options.overlap, options.tile_batch or default_tile_batch(device))
     atomic_write_json(manifest_path, {"checkpoint": fingerprint, "checkpoint_path": str(checkpoint),
                                       "amp": options.amp})
 

@@ -26,7 +26,7 @@ from reloblur.lbag.checkpoint import model_from_checkpoint
 from reloblur.lbag.data import load_pair
 from reloblur.lbag.deblur_files import deblurred_name
 from reloblur.lbag.device import resolve_device
-from reloblur.lbag.inference import TileOptions, autocast, deblur, to_tensor
+from reloblur.lbag.inference import TileOptions, autocast, deblur, default_tile_batch, to_tensor
 from reloblur.lbag.metrics import CONVENTIONS, Convention, ImageMetrics, image_metrics, quantize
 
 METRICS = ("psnr", "ssim", "weighted_psnr", "weighted_ssim")
@@ -49,7 +49,7 @@ class EvalOptions:
     device: str = "auto"
     tile: int | None = None
     overlap: int = 64
-    tile_batch: int = 4  # tiles through the model at once
+    tile_batch: int | None = None  # tiles per model call; None: inference.default_tile_batch
     out: Path | None = None
     trust_checkpoint: bool = False
     progress: bool = True
@@ -128,7 +128,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
         model = loaded.model.to(device).eval()
         autocast(device, options.amp)  # a bad choice fails here, before any image
         source = str(options.checkpoint)
-    tiles = TileOptions(options.tile, options.overlap, options.tile_batch)
+    tiles = TileOptions(options.tile, options.overlap, options.tile_batch or default_tile_batch(device))
 
     ours: list[ImageMetrics] = []
     blurry: list[ImageMetrics] = []

@@ -24,11 +24,12 @@ from reloblur.lbag.model import SIZE_MULTIPLE, pad_to_multiple
 class TileOptions:
     """Tile side and overlap in pixels; ``tile=None`` runs whole images. ``batch`` tiles go
     through the model at once (every tile of an image has the same size, so they stack):
-    fewer, larger calls keep a GPU busy, at ``batch`` times one tile's activation memory."""
+    fewer, larger calls keep a GPU busy, at ``batch`` times one tile's activation memory
+    (see :func:`default_tile_batch`)."""
 
     tile: int | None = 1024
     overlap: int = 64
-    batch: int = 4
+    batch: int = 1
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -66,6 +67,12 @@ def _ramp(size: int, overlap: int, ramp_start: bool, ramp_end: bool) -> Tensor:
         if ramp_end:
             w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
     return w
+
+
+def default_tile_batch(device: torch.device | None) -> int:
+    """Tiles per model call: 4 on a GPU, where one tile leaves it partly idle; 1 on the CPU,
+    where a batch of 4 measured no faster and held 2.9x the memory (docs/benchmarks.md)."""
+    return 1 if device is None or device.type == "cpu" else 4
 
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
