@@ -16,7 +16,7 @@ queue are alike) and written to the disk under ``--dir`` (its filesystem is repo
   raw sequential write speed measured in the same run (1 GiB or more, one fsync). Goal:
   >= 70 %, the writer not the bottleneck.
 
-    python benchmarks/capture_bench.py                         # both formats, 5-30 Hz
+    python benchmarks/capture_bench.py                         # both formats, 5-25 Hz
     python benchmarks/capture_bench.py --formats BayerRG12 --rates 10,20 --json --dir /data
 
 ``--burst`` measures the single-camera method's recorder instead (``capture --mode
@@ -216,7 +216,7 @@ def filesystem(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of capture per rate step")
-    parser.add_argument("--rates", default="5,10,15,20,25,30", help="pair rates to try, ascending (Hz)")
+    parser.add_argument("--rates", default="5,10,15,20,25", help="pair rates to try, ascending (Hz); 25 Hz: a period as long as B's 40 ms")
     parser.add_argument("--formats", default="BayerRG12,BayerRG16")
     parser.add_argument("--size", default="2152x1436")
     parser.add_argument("--distinct", type=int, default=DISTINCT, help="pre-rendered distinct pairs, cycled")

@@ -125,6 +125,46 @@ def test_ddp_with_two_gloo_processes(sim_dataset, tmp_path):
     assert any("validation" in r for r in records)
 
 
+def _torchrun(config_text: str, tmp_path, name: str, processes: int) -> dict:
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(config_text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
+    completed = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+         "-m", "reloblur.dataset_cli.torchrun", "--config", str(config), "--run-dir", str(tmp_path / name)],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return read_checkpoint(tmp_path / name)
+
+
+def test_ddp_gradients_equal_one_process_with_the_same_global_batch(sim_dataset, tmp_path):
+    """Two gloo ranks of batch 1 draw the two samples, and the same crops, that one process
+    of batch 2 draws (the sampler shards one permutation; crops are seeded by epoch and
+    index), and DDP averages their gradients: after one step Adam's first moment (0.1 x the
+    gradient) and the weights equal the single process's. A rank that trained on its own
+    gradient, or a loss normalised over the whole batch, would differ. Dropout is off: its
+    masks are drawn per process, so no two process counts share them."""
+    common = (f"data: {sim_dataset / 'dataset'}\nnum_res: 1\npatch_size: 48\nmax_steps: 1\nnum_workers: 0\n"
+              "val_every: 1000\nlog_every: 1\ndevice: cpu\nseed: 3\ndropout: 0.0\n")
+    one = _torchrun(common + "batch_size: 2\n", tmp_path, "one", 1)
+    two = _torchrun(common + "batch_size: 1\n", tmp_path, "two", 2)
+    assert two["world_size"] == 2
+    moments = [{key: value["exp_avg"] for key, value in run["optimizer_states"][0]["state"].items()}
+               for run in (one, two)]
+    assert moments[0].keys() == moments[1].keys() and len(moments[0]) > 10
+    largest = max(float(m.abs().max()) for m in moments[0].values())
+    assert largest > 0
+    for key, moment in moments[0].items():
+        torch.testing.assert_close(moments[1][key], moment, rtol=1e-4, atol=1e-6 * largest)
+    # Adam's first step is lr x m / (sqrt(v) + eps), about lr x sign(gradient): where a
+    # gradient is near zero the float sums' order shows. So: no weight apart by a whole step
+    # (lr 1e-4), and fewer than 1 in 10^4 apart by more than 1 % of one.
+    differences = torch.cat([(two["state_dict"]["model"][key] - weight).abs().flatten()
+                             for key, weight in one["state_dict"]["model"].items()])
+    assert float(differences.max()) < 1e-4 and float((differences > 1e-6).float().mean()) < 1e-4
+
+
 def test_sample_stream_resumes_mid_epoch_and_shards_ranks(sim_dataset):
     data = TrainPatches(discover_pairs(sim_dataset / "dataset", split="train"), patch=48)
     full = SampleStream(data, seed=3)

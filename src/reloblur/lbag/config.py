@@ -36,6 +36,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: str | None = "test"
     num_res: int = 20
+    dropout: float = 0.1  # feature dropout while training (MIMO-UNet+'s); no effect at inference
     init: str | None = None  # warm start: MIMO-UNet+ pretrained file or an LBAG checkpoint
     patch_size: int = 256
     batch_size: int = 12
@@ -86,6 +87,8 @@ class TrainConfig:
                 f"patch_size {self.patch_size} is too small for the SSIM loss at 1/4 scale "
                 f"(min {4 * WINDOW}); use a larger patch or ssim_weight=0"
             )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout {self.dropout} is not within [0, 1)")
         if not 0.0 <= self.bapc_prob <= 1.0:
             raise ConfigError(f"bapc_prob {self.bapc_prob} is not within [0, 1]")
         for field_ in dataclasses.fields(self):

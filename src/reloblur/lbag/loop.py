@@ -251,8 +251,11 @@ def _build_state(config: TrainConfig, run_dir: Path, *, resume: bool, ddp: _Dist
     torch.manual_seed(config.seed)
     if config.init and not resume:
         model = model_from_checkpoint(config.init, num_res=config.num_res).model
+        for module in model.modules():
+            if isinstance(module, nn.Dropout2d):
+                module.p = config.dropout
     else:
-        model = LBAG(config.num_res)
+        model = LBAG(config.num_res, dropout=config.dropout)
     torch.manual_seed(config.seed + ddp.rank)  # different dropout per rank, same weights
     model.to(device)
     if config.channels_last:

@@ -122,7 +122,7 @@ class LBAG(nn.Module):
     the deblurred output; the last gate is the blur-region map.
     """
 
-    def __init__(self, num_res: int = LBAG_NUM_RES):
+    def __init__(self, num_res: int = LBAG_NUM_RES, *, dropout: float = 0.1):
         super().__init__()
         c = BASE_CHANNELS
         self.num_res = num_res
@@ -147,8 +147,8 @@ class LBAG(nn.Module):
         self.SCM1 = ShallowConvModule(4 * c)
         self.FAM2 = FeatureAttention(2 * c)
         self.SCM2 = ShallowConvModule(2 * c)
-        self.drop1 = nn.Dropout2d(0.1)
-        self.drop2 = nn.Dropout2d(0.1)
+        self.drop1 = nn.Dropout2d(dropout)  # 0.1 in MIMO-UNet+ and the original LBAG
+        self.drop2 = nn.Dropout2d(dropout)
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Outputs at 1/4, 1/2 and full scale, and the gate maps of each."""
