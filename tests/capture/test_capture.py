@@ -580,3 +580,22 @@ def test_parallel_writers_log_in_trigger_order_and_a_failed_write_keeps_every_ea
     assert [r.pair for r in session.pairs()] == list(range(6))
     for record in session.pairs():
         assert session.read_frame(record, "B").shape == (64, 96, 3)
+
+
+@pytest.mark.parametrize("fault, words", [("silent_after", "did not answer"), ("error_after", "ERR 6")])
+def test_a_sync_box_that_fails_mid_run_ends_the_capture_with_a_summary_and_the_session_intact(tmp_path, fault, words):
+    """After three pulses the box stops answering, or answers FIRE with an error: the
+    capture stops with the reason in its summary (the CLI exits 1 saying how many pairs
+    are intact), and the three pairs recorded before are logged and readable."""
+    options = sim_options(tmp_path, 10)
+    options = dataclasses.replace(options, rig=dataclasses.replace(options.rig, sync_port=f"sim://?{fault}=3"))
+    summary = capture(options)
+    assert summary.error and summary.error.startswith("the sync box failed") and words in summary.error, summary.error
+    assert summary.recorded == 3
+    session = Session(tmp_path / "s")
+    assert [r.pair for r in session.pairs()] == [0, 1, 2]
+    assert all(session.read_frame(r, "S").shape == (64, 96, 3) for r in session.pairs())
+
+    result = CliRunner().invoke(app, ["capture", "run", "--session", str(tmp_path / "cli"), "--backend", "sim",
+                                      "--sync", f"sim://?{fault}=2", "--pairs", "5", "--size", "96x64"])
+    assert result.exit_code == 1 and "the 2 pair(s) before are intact" in result.output.replace("\n", " ")

@@ -31,7 +31,14 @@ from pathlib import Path
 from reloblur.capture.cameras import Camera, CameraError, CameraGoneError, Frame, FrameTimeout
 from reloblur.capture.registry import BackendOptions, HarvestersOptions, backend_name, open_backend
 from reloblur.capture.rig import CameraSettings, RigConfig, configure_camera, light_balance_warning
-from reloblur.capture.syncbox import SyncBox, SyncBoxGoneError, s_trigger_delay_us
+from reloblur.capture.syncbox import (
+    SyncBox,
+    SyncBoxError,
+    SyncBoxGoneError,
+    SyncBoxProtocolError,
+    SyncBoxTimeout,
+    s_trigger_delay_us,
+)
 from reloblur.errors import ReloblurError
 from reloblur.formats.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
 from reloblur.formats.timing import check_s_phase
@@ -252,6 +259,8 @@ class Recorder:
                 self.summary.interrupted = True
             except (CameraGoneError, SyncBoxGoneError) as exc:
                 self.summary.error = str(exc)
+            except (SyncBoxError, SyncBoxTimeout, SyncBoxProtocolError) as exc:
+                self.summary.error = f"the sync box failed: {exc}"
             finally:
                 items.put(_DONE)
                 writer.join()

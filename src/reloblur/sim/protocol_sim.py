@@ -1,11 +1,13 @@
-"""pyserial URL handler ``sim://[BENCH][?s_skew_us=N]``: the sync-box emulator as a serial port.
+"""pyserial URL handler ``sim://[BENCH][?OPTION=N&...]``: the sync-box emulator as a serial port.
 
 ``serial.serial_for_url("sim://")`` starts :class:`~reloblur.sim.syncbox_emulator.SyncBoxEmulator`
 on a fresh pseudo-terminal and opens that terminal like any device, so the driver talks to
 it exactly as to ``/dev/ttyUSB0``; the emulator's pulses drive the lines of bench
 ``BENCH`` (default ``default``, see :mod:`reloblur.sim.bench`). ``s_skew_us`` makes the box's S
 edge late (or early, if negative) by that much: a fault for tests of the capture's timing
-check. pyserial finds this module
+check. ``silent_after=N`` makes the box stop answering after N FIRE requests, and
+``error_after=N`` makes it answer later ones with ``ERR 6``: faults for tests of how a
+capture ends. pyserial finds this module
 once :func:`reloblur.sim.register_serial_handlers` has run.
 """
 
@@ -17,6 +19,8 @@ import serial
 
 from reloblur.sim.bench import bench
 from reloblur.sim.syncbox_emulator import PtySyncBox, SyncBoxEmulator
+
+OPTIONS = {"s_skew_us": "microseconds", "silent_after": "FIRE requests", "error_after": "FIRE requests"}
 
 
 class Serial(serial.Serial):
@@ -32,14 +36,17 @@ class Serial(serial.Serial):
             raise serial.SerialException(f"expected a sim:// URL, got {url!r}")
         lines = bench(parsed.netloc or "default")
         query = parse_qs(parsed.query)
-        unknown = set(query) - {"s_skew_us"}
+        unknown = set(query) - set(OPTIONS)
         if unknown:
-            raise serial.SerialException(f"{url}: unknown option(s) {', '.join(sorted(unknown))} (known: s_skew_us)")
-        try:
-            skew = int(query.get("s_skew_us", ["0"])[-1])
-        except ValueError:
-            raise serial.SerialException(f"{url}: s_skew_us must be a whole number of microseconds") from None
-        self._emulator = PtySyncBox(SyncBoxEmulator(on_pulse=lines.fire, s_skew_us=skew))
+            raise serial.SerialException(f"{url}: unknown option(s) {', '.join(sorted(unknown))} "
+                                         f"(known: {', '.join(OPTIONS)})")
+        values: dict[str, int] = {}
+        for name in query:
+            try:
+                values[name] = int(query[name][-1])
+            except ValueError:
+                raise serial.SerialException(f"{url}: {name} must be a whole number ({OPTIONS[name]})") from None
+        self._emulator = PtySyncBox(SyncBoxEmulator(on_pulse=lines.fire, **values))
         self.portstr = self._emulator.path
         self._port = self._emulator.path
         try:

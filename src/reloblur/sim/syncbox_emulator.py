@@ -24,9 +24,15 @@ class SyncBoxEmulator:
     """The box's state machine; feed it request lines, it answers and fires."""
 
     def __init__(self, *, on_pulse: Callable[[str, int, int], None] | None = None, serial: str = "EMU-0001",
-                 s_skew_us: int = 0):
+                 s_skew_us: int = 0, silent_after: int | None = None, error_after: int | None = None):
         self.on_pulse = on_pulse
         self.serial = serial
+        # Faults for tests of a capture's ending: after this many FIRE requests the box
+        # stops answering (a crashed firmware, a cable that still looks connected), or
+        # answers FIRE with ERR 6 (its camera power supply dropped out).
+        self.silent_after = silent_after
+        self.error_after = error_after
+        self._fires = 0
         # A fault of the box's S output: its edge comes this much later (earlier, if
         # negative) than DLY says, as a slow opto-isolator or a miswired output would.
         self.s_skew_us = s_skew_us
@@ -77,6 +83,9 @@ class SyncBoxEmulator:
             self.state = "ARMED"
             return "OK"
         if name in ("FIRE", "RUN"):
+            self._fires += 1
+            if self.error_after is not None and self._fires > self.error_after:
+                return protocol.error_line(protocol.NOT_POWERED)
             first = self.sequence
             self._start_firing(int(values[0]) if name == "FIRE" else None)
             return f"OK {first}" if name == "FIRE" else "OK"
@@ -163,6 +172,8 @@ class SyncBoxEmulator:
                     overflow = False
                     self._reply(protocol.error_line(protocol.LINE_TOO_LONG))
                     continue
+                if self.silent_after is not None and self._fires >= self.silent_after:
+                    continue  # the fault: requests read, never answered
                 # The firmware reads bytes as characters: any byte is a character of a word.
                 self._reply(self.handle(raw.decode("latin-1")))
             if len(buffer.replace(b"\r", b"")) >= protocol.MAX_LINE:
