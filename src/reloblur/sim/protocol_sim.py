@@ -46,7 +46,9 @@ class Serial(serial.Serial):
                 values[name] = int(query[name][-1])
             except ValueError:
                 raise serial.SerialException(f"{url}: {name} must be a whole number ({OPTIONS[name]})") from None
-        self._emulator = PtySyncBox(SyncBoxEmulator(on_pulse=lines.fire, **values))
+        self._emulator = PtySyncBox(SyncBoxEmulator(
+            on_pulse=lines.fire, s_skew_us=values.get("s_skew_us", 0), silent_after=values.get("silent_after"),
+            error_after=values.get("error_after")))
         self.portstr = self._emulator.path
         self._port = self._emulator.path
         try:
