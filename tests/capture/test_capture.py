@@ -599,3 +599,22 @@ def test_a_sync_box_that_fails_mid_run_ends_the_capture_with_a_summary_and_the_s
     result = CliRunner().invoke(app, ["capture", "run", "--session", str(tmp_path / "cli"), "--backend", "sim",
                                       "--sync", f"sim://?{fault}=2", "--pairs", "5", "--size", "96x64"])
     assert result.exit_code == 1 and "the 2 pair(s) before are intact" in result.output.replace("\n", " ")
+
+
+def test_a_free_running_camera_that_stops_streaming_ends_a_software_timed_capture_cleanly(tmp_path):
+    """Without a sync box the cameras free-run; when S stops delivering (its frame rate
+    drops to one frame in 100 s), the capture ends with that reason and the pairs before
+    are intact."""
+    options = sim_options(tmp_path, 10)
+    options = dataclasses.replace(options, rig=dataclasses.replace(options.rig, sync_port=None, rate_hz=20))
+
+    def stall(pair_index, cameras, backend):
+        if pair_index == 2:
+            cameras["S"].set("AcquisitionFrameRate", 0.01)
+
+    summary = capture(options, on_pair=stall)
+    assert summary.sync_mode == "software"
+    assert summary.error and summary.error.startswith("a camera stopped delivering frames") and "SIM-S" in summary.error
+    session = Session(tmp_path / "s")
+    assert len(session.pairs()) == summary.recorded >= 1
+    assert all(session.read_frame(r, "B").shape == (64, 96, 3) for r in session.pairs())

@@ -261,6 +261,8 @@ class Recorder:
                 self.summary.error = str(exc)
             except (SyncBoxError, SyncBoxTimeout, SyncBoxProtocolError) as exc:
                 self.summary.error = f"the sync box failed: {exc}"
+            except FrameTimeout as exc:  # software-timed: a free-running camera stopped streaming
+                self.summary.error = f"a camera stopped delivering frames: {exc}"
             finally:
                 items.put(_DONE)
                 writer.join()
