@@ -19,7 +19,7 @@ def demo_command(
         "--mode", help="rig: two cameras and the sync box; burst: one fast camera's bursts (docs/burst.md).")] = "rig",
     backend: Annotated[str, typer.Option(
         "--backend", help="rig mode's cameras: sim, or pylon (Basler's emulated cameras serving the simulator's "
-                          "renders through pypylon: pip install 'reloblur[pylon]').")] = "sim",
+                          "renders through pypylon: pip install 'reloblur\\[pylon]').")] = "sim",
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")] = False,
 ) -> None:
     """The whole pipeline on the simulated rig: capture (sim cameras, sync-box emulator on a
