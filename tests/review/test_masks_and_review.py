@@ -302,6 +302,83 @@ def test_a_real_browser_paints_a_stroke_and_saves_it(review_server, browser):
     assert not errors, errors
 
 
+def _ready_app(driver, url: str) -> None:
+    driver.get(url)
+    deadline = time.time() + 30
+    while time.time() < deadline and not driver.execute_script("return !!(window.reviewApp && window.reviewApp.ready)"):
+        time.sleep(0.1)
+    assert driver.execute_script("return window.reviewApp.ready")
+
+
+# Pixels of the editing canvas that are on (white, opaque) inside an image rectangle.
+_AREA_JS = """const [x, y, w, h] = arguments;
+const d = window.reviewApp.mask.getContext('2d').getImageData(x, y, w, h).data;
+let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 127) n++; return n;"""
+
+
+@needs_browser
+def test_a_real_browser_fills_a_polygon_undoes_redoes_and_rethresholds(review_server, browser):
+    """In Chromium: four clicks with the polygon tool and Enter fill that quadrilateral;
+    Ctrl+Z takes it away and Ctrl+Y puts it back; the threshold slider at its top (20
+    sigmas) asks the server for a stricter mask, which covers less, and Ctrl+Z brings the
+    polygon's mask back; saved, the file on disk holds the polygon."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, masks = review_server
+    driver = browser
+    _ready_app(driver, url)
+    app_js = "return window.reviewApp."
+    pair_id = driver.execute_script(app_js + "pairs[window.reviewApp.index].id")
+    mask_file = masks.joinpath(*pair_id.split("/")[:-1], pair_id.split("/")[-1] + ".png")
+    automatic = read_image(mask_file)
+    # x, y, w, h in image pixels: a 50x30 window, 10 px from the border, where the automatic
+    # mask is empty (so the change is ours).
+    box = next((x, y, 50, 30) for y in range(10, automatic.shape[0] - 40, 5) for x in range(10, automatic.shape[1] - 60, 5)
+               if not automatic[y - 5 : y + 35, x - 5 : x + 55].any())
+    assert driver.execute_script(_AREA_JS, *box) == 0
+    canvas = driver.find_element(By.ID, "view")
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", canvas)
+    centre = (rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
+    driver.find_element(By.CSS_SELECTOR, "[data-tool=polygon]").click()
+    actions = ActionChains(driver)
+    x, y, w, h = box
+    for corner in ((x, y), (x + w, y), (x + w, y + h), (x, y + h)):
+        client = driver.execute_script(f"return window.reviewApp.imageToClient({corner[0]}, {corner[1]})")
+        actions.move_to_element_with_offset(canvas, int(client[0] - centre[0]), int(client[1] - centre[1])).click()
+    actions.send_keys(Keys.ENTER).perform()
+    filled = driver.execute_script(_AREA_JS, *box)
+    assert filled > 0.85 * w * h, filled  # the quadrilateral, up to the clicks' rounding
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    assert driver.execute_script(_AREA_JS, *box) == 0
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("y").key_up(Keys.CONTROL).perform()
+    assert driver.execute_script(_AREA_JS, *box) == filled
+
+    whole = (0, 0, 160, 120)
+    before = driver.execute_script(_AREA_JS, *whole)
+    driver.execute_script("const t = document.getElementById('threshold'); t.value = 20;"
+                          "t.dispatchEvent(new Event('input')); t.dispatchEvent(new Event('change'));")
+    deadline = time.time() + 30
+    while time.time() < deadline and "re-thresholded" not in driver.find_element(By.ID, "message").text:
+        time.sleep(0.1)
+    assert "re-thresholded at 20" in driver.find_element(By.ID, "message").text
+    assert driver.execute_script(_AREA_JS, *box) == 0  # the server's mask has no polygon
+    assert driver.execute_script(_AREA_JS, *whole) < before - filled + 1
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    assert driver.execute_script(_AREA_JS, *whole) == before
+
+    version = driver.execute_script(app_js + "savedVersion")
+    driver.find_element(By.ID, "save").click()
+    deadline = time.time() + 30
+    while time.time() < deadline and driver.execute_script(app_js + "savedVersion") == version:
+        time.sleep(0.1)
+    saved = read_image(mask_file)
+    assert (saved[y : y + h, x : x + w] > 0).sum() == filled
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
 def raw_request(url: str, head: str, body: bytes = b"") -> int:
     """Send a hand-made request (headers a browser would never send); return the status."""
     import socket
