@@ -131,8 +131,10 @@ def test_every_commands_help_shows_each_option_help_whole():
         result = CliRunner().invoke(the_app, [*path, "--help"], env={"COLUMNS": "250", "TERM": "dumb"})
         assert result.exit_code == 0, (path, result.output)
         shown = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", result.output))
+        help_line = next(line for line in result.output.splitlines() if "--help" in line)
+        assert "<bool>" not in help_line, (path, "--help shown as taking a value")
         for param in command.params:
-            ours = param.name not in ("help", "install_completion", "show_completion")  # Typer's own
+            ours = param.name not in ("install_completion", "show_completion")  # Typer's own
             if ours and (getattr(param, "is_flag", False) or getattr(param, "count", False)):
                 line = next(line for line in result.output.splitlines() if param.opts[0] in line)
                 assert "<bool>" not in line and "<int>" not in line, (path, param.name, "flag shown as taking a value")

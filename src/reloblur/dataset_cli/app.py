@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperGroup
 
 try:  # typer >= 0.20 vendors click; older releases use the click package
     from typer._click.exceptions import UsageError
@@ -22,11 +21,12 @@ except ImportError:  # pragma: no cover
 from rich.markup import escape
 
 from reloblur import __version__
+from reloblur.dataset_cli.common import FlagHelpGroup
 from reloblur.errors import ReloblurError
 from reloblur.logs import add_log_file, configure_logging
 
 
-class ReloblurGroup(TyperGroup):
+class ReloblurGroup(FlagHelpGroup):
     """Maps errors to the project's exit codes at the edge of the program."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:

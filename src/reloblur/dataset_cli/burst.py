@@ -8,9 +8,9 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from reloblur.dataset_cli.common import ShardOpt, finish_batch
+from reloblur.dataset_cli.common import FlagHelpGroup, ShardOpt, finish_batch
 
-burst_app = typer.Typer(help="The single-camera method: pairs from bursts of overlapped exposures of one fast camera.",
+burst_app = typer.Typer(cls=FlagHelpGroup, help="The single-camera method: pairs from bursts of overlapped exposures of one fast camera.",
                         no_args_is_help=True)
 
 

@@ -108,7 +108,28 @@ def fail_partially(count: int, what: str) -> NoReturn:
     raise PartialFailure(f"{count} {what} failed (see above)")
 
 
-class DefaultToRun(TyperGroup):
+def _as_flag(option: Any) -> Any:
+    if option is not None and option.metavar is None:
+        option.metavar = ""  # a flag: no "<bool>" in the help, which reads as "takes a value"
+    return option
+
+
+class FlagHelpGroup(TyperGroup):
+    """A command group whose ``--help``, and its subcommands', render as flags."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        """The help option, shown without a value placeholder."""
+        return _as_flag(super().get_help_option(ctx))
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        """Subcommand ``name``, its help option shown as a flag too."""
+        command = super().get_command(ctx, name)
+        if command is not None and not isinstance(command, FlagHelpGroup):
+            _as_flag(command.get_help_option(ctx))
+        return command
+
+
+class DefaultToRun(FlagHelpGroup):
     """A command group whose ``run`` subcommand may be left out: ``reloblur align IN OUT``
     is ``reloblur align run IN OUT`` (other subcommands are named as usual)."""
 

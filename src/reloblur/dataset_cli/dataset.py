@@ -12,7 +12,7 @@ from reloblur.dataset.export import FORMATS, ExportOptions, export_dataset
 from reloblur.dataset.split import SplitOptions, split_dataset
 from reloblur.dataset.stats import StatsOptions, dataset_stats
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
-from reloblur.dataset_cli.common import print_json, print_table, stderr, stdout
+from reloblur.dataset_cli.common import FlagHelpGroup, print_json, print_table, stderr, stdout
 
 RootArg = Annotated[Path, typer.Argument(help="Dataset root (holds train/ and test/).", show_default=False)]
 MasksOpt = Annotated[
@@ -21,7 +21,8 @@ MasksOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")]
 
-dataset_app = typer.Typer(help="Inspect, check, split and export ReLoBlur-format datasets.", no_args_is_help=True)
+dataset_app = typer.Typer(cls=FlagHelpGroup, help="Inspect, check, split and export ReLoBlur-format datasets.",
+                          no_args_is_help=True)
 
 
 @dataset_app.command("validate")

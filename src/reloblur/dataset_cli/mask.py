@@ -8,10 +8,10 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from reloblur.dataset_cli.common import ShardOpt, finish_batch, print_json, print_table, stderr, stdout
+from reloblur.dataset_cli.common import FlagHelpGroup, ShardOpt, finish_batch, print_json, print_table, stderr, stdout
 from reloblur.lbfmg.generate import MaskParams, MaskParamsError
 
-mask_app = typer.Typer(help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
+mask_app = typer.Typer(cls=FlagHelpGroup, help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
                        no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print machine-readable JSON on stdout.")]
 
