@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import time
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import needs_browser
+from conftest import IN_CI, needs_browser
 from reloblur.dataset_cli.app import app
 
 runner = CliRunner()
@@ -97,6 +98,8 @@ def test_quick_burst_demo_runs_every_stage(tmp_path):
     assert (out / "report_assets" / "capture_pair.png").exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pypylon") is None and not IN_CI,
+                    reason="needs pypylon (the pylon extra; CI installs it)")
 def test_quick_demo_through_basler_emulated_cameras(tmp_path):
     """``demo --backend pylon``: the capture runs through pypylon's emulated cameras (the
     simulator's renders served one per trigger of the sync-box emulator) and the rest of
