@@ -8,7 +8,11 @@ each method makes a mask:
 
 * ``lbfmg``: the current generator (``reloblur mask generate``), given the validity mask;
 * ``lbfmg v1``: the generator as it was at 94cccc5 (``baselines/lbfmg_v1.py``);
-* ``plain difference``: |B - S| > 3 global noise sigmas, nothing else.
+* ``plain difference``: |B - S| > 3 global noise sigmas, nothing else;
+* on burst rows also ``lbfmg --method flow`` and ``--method both``: the burst's frames,
+  display-encoded as B and S are, through DIS optical flow (``reloblur.lbfmg.flow``),
+  alone or combined with the difference mask, as ``mask generate --method`` runs them
+  (goal for ``both``, issue 20: the same IoU and area, at <= 0.2 s a pair).
 
 Moving pairs are scored by IoU and boundary F (2 px) against the swept region; static
 pairs (nothing moved) by the mask's area, never by IoU. Goals (issue 13): mean IoU >= 0.85
@@ -33,11 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
+from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair  # noqa: E402
 
 METHODS = ("lbfmg", "lbfmg v1", "plain difference")
+BURST_METHODS = ("lbfmg --method flow", "lbfmg --method both")  # burst rows only: they need the frames
 
 
 def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
@@ -63,7 +69,8 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False
 
 
 def run_condition(condition, moving: int, static: int, seed: int) -> dict[str, dict]:
-    scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in METHODS}
+    methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
+    scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in methods}
     failed = 0
     for index in range(moving + static):
         pair = make_pair(condition, index, static=index >= moving, seed=seed)
@@ -78,6 +85,15 @@ def run_condition(condition, moving: int, static: int, seed: int) -> dict[str, d
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }
+        if pair.frames is not None:
+            # As `mask generate --method flow|both` runs on a burst: the frames display-encoded
+            # as B and S were, the difference mask combined with their motion (timed whole).
+            def combined(method: str, b=blur, s=sharp, frames=pair.frames) -> np.ndarray:
+                motion = flow_mask(np.stack([encode_srgb(f) for f in frames]))
+                return with_motion(generate_mask(b, s), motion, method=method).mask
+
+            runs["lbfmg --method flow"] = lambda: combined("flow")
+            runs["lbfmg --method both"] = lambda: combined("both")
         for name, method in runs.items():
             start = time.perf_counter()
             mask = method()
@@ -122,9 +138,8 @@ def main() -> None:
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat)
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
-                for name in METHODS:
-                    r = rows[name]
-                    print(f"{condition.name:32s} {name:17s} IoU mean {_f(r['mean_iou'])} min {_f(r['min_iou'])} "
+                for name, r in rows.items():
+                    print(f"{condition.name:32s} {name:19s} IoU mean {_f(r['mean_iou'])} min {_f(r['min_iou'])} "
                           f"bF {_f(r['mean_boundary_f'])} static area max {_f(r['static_area_percent_max'], 2)} % "
                           f"{_f(r['seconds_per_pair'])} s/pair", flush=True)
     if args.json:
@@ -147,7 +162,7 @@ def markdown(result: dict) -> str:
     lines = ["| condition | method | mean IoU | min IoU | boundary F | static area, max % | s / pair |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for condition, repeats in result["results"].items():
-        for method in METHODS:
+        for method in repeats[0]:
             rows = [r[method] for r in repeats]
             name = f"**{method}**" if method == "lbfmg" else method
             lines.append(f"| {condition} | {name} | {spread(rows, 'mean_iou')} | {spread(rows, 'min_iou')} | "

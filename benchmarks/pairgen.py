@@ -68,6 +68,7 @@ class BenchPair:
     static: bool
     condition: str
     homography: np.ndarray  # B -> S in pixels, what a calibration of the rig would give
+    frames: list[np.ndarray] | None = None  # a burst's K frames (linear), where B is their mean
 
 
 @functools.cache
@@ -276,7 +277,8 @@ def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.n
     if static:
         truth[:] = 0
     blur = np.mean(exposed, axis=0).astype(np.float32)
-    return BenchPair(blur, exposed[k_frames // 2], truth, static, condition.name, np.eye(3))
+    return BenchPair(blur, exposed[k_frames // 2], truth, static, condition.name, np.eye(3),
+                     [f.astype(np.float32) for f in exposed])
 
 
 def with_size(condition: Condition, **changes: object) -> Condition:

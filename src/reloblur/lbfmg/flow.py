@@ -18,12 +18,16 @@ these bursts; ``mask generate --method both`` adds its regions to the difference
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
+from reloblur.formats.masks import blur_ratio, mask_components
+from reloblur.lbfmg.generate import MaskResult
+from reloblur.robust import MAD_TO_SIGMA
 
 
 @dataclass
@@ -36,7 +40,7 @@ class FlowMaskResult:
 
 
 def flow_mask(frames: np.ndarray, *, min_px: float = 1.0, consistency_px: float = 0.5, min_votes: int = 2,
-              min_area: float = 0.0005, smooth_px: float = 1.0) -> FlowMaskResult:
+              min_area: float = 0.0005, smooth_px: float = 1.0, change_sigmas: float = 4.0) -> FlowMaskResult:
     """What moved during a burst, from the optical flow between its consecutive frames.
 
     Parameters
@@ -51,6 +55,12 @@ def flow_mask(frames: np.ndarray, *, min_px: float = 1.0, consistency_px: float 
         Frame pairs in which a pixel must move (fewer when the burst has fewer pairs).
     min_area
         Smallest kept region, as a fraction of the image.
+    smooth_px
+        Gaussian smoothing of the grey frames before the flow (px).
+    change_sigmas
+        A flow vector counts only where the frame pair changed beyond its noise by this
+        many robust sigmas (:func:`_changed`): DIS finds consistent-looking flow in noise
+        on flat regions, which a change test rejects on physical grounds.
 
     Returns
     -------
@@ -79,7 +89,8 @@ def flow_mask(frames: np.ndarray, *, min_px: float = 1.0, consistency_px: float 
         backward -= np.median(backward.reshape(-1, 2), axis=0)
         returned = cv2.remap(backward, xx + forward[..., 0], yy + forward[..., 1], cv2.INTER_LINEAR)
         consistent = np.hypot(*(forward + returned).transpose(2, 0, 1)) < consistency_px
-        votes += (consistent & (np.hypot(forward[..., 0], forward[..., 1]) > min_px)).astype(np.int32)
+        votes += (consistent & (np.hypot(forward[..., 0], forward[..., 1]) > min_px)
+                  & _changed(grey[a], grey[a + 1], change_sigmas)).astype(np.int32)
     pairs = len(grey) - 1
     moving = cv2.morphologyEx((votes >= min(min_votes, pairs)).astype(np.uint8), cv2.MORPH_OPEN,
                               np.ones((3, 3), np.uint8))
@@ -87,3 +98,52 @@ def flow_mask(frames: np.ndarray, *, min_px: float = 1.0, consistency_px: float 
     keep = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= min_area * h * w) + 1
     mask = np.where(np.isin(labels, keep), 255, 0).astype(np.uint8)
     return FlowMaskResult(mask, votes, pairs)
+
+
+def _changed(a: np.ndarray, b: np.ndarray, sigmas: float) -> np.ndarray:
+    """Where the frame changed beyond its noise: the smoothed |a - b| above the static
+    majority's level by ``sigmas`` robust sigmas. Flow in a region that did not change
+    (flat, or noise alone) says nothing about motion, however consistent it looks."""
+    change = cv2.GaussianBlur(np.abs(a.astype(np.float32) - b.astype(np.float32)), (0, 0), 2.0)
+    sample = change[::3, ::3]
+    centre = float(np.median(sample))
+    spread = MAD_TO_SIGMA * float(np.median(np.abs(sample - centre)))
+    return change > centre + sigmas * max(spread, 0.25)
+
+
+def with_motion(result: MaskResult, flow: FlowMaskResult, *, method: str) -> MaskResult:
+    """A difference mask combined with a burst's motion mask.
+
+    Parameters
+    ----------
+    result
+        :func:`reloblur.lbfmg.generate.generate_mask`'s result for the burst's B and S.
+    flow
+        :func:`flow_mask` of the burst's frames (same grid).
+    method
+        ``flow``: the motion mask replaces the difference's; ``both``: the difference's
+        mask plus every motion region that overlaps it (motion fills what the difference
+        saw only in part, e.g. a uniform object's interior).
+
+    Returns
+    -------
+    MaskResult
+        A copy of ``result`` with the mask, confidence, blur ratio and components of the
+        combination; confidence is at least the share of frame pairs that saw motion.
+    """
+    if method not in ("flow", "both"):
+        raise ReloblurError(f"method {method!r}: choose flow or both")
+    moving = flow.mask > 0
+    if method == "flow":
+        mask = moving
+    else:
+        evidence = result.mask > 0
+        _, labels = cv2.connectedComponents(moving.astype(np.uint8), connectivity=8)
+        touching = np.unique(labels[evidence & moving])
+        mask = evidence | np.isin(labels, touching[touching > 0])
+    out = np.where(mask, 255, 0).astype(np.uint8)
+    share = np.clip(flow.votes / max(flow.pairs, 1), 0.0, 1.0).astype(np.float32)
+    confidence = np.where(mask, np.maximum(np.maximum(result.confidence, share), 0.5),
+                          np.minimum(np.maximum(result.confidence, share), 127 / 255)).astype(np.float32)
+    return dataclasses.replace(result, mask=out, confidence=confidence, blur_ratio=blur_ratio(out),
+                               components=mask_components(out))

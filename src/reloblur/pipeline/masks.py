@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from reloblur import __version__, resume
@@ -31,14 +30,13 @@ from reloblur.formats.masks import (
     MaskRecord,
     blur_ratio,
     confidence_path,
-    mask_components,
     now,
     sidecar_path,
     write_mask,
 )
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image
-from reloblur.lbfmg.flow import FlowMaskResult, flow_mask
-from reloblur.lbfmg.generate import MaskParams, MaskResult, generate_mask
+from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
+from reloblur.lbfmg.generate import MaskParams, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.paths import output_folder
 from reloblur.pipeline.burst import SIDECAR_SUFFIX as BURST_SIDECAR
@@ -159,7 +157,7 @@ def _generate_one(job: _Job) -> str:
                            noise=job.noise,
                            clipped=clipped)
     if burst is not None:
-        _apply_flow(result, _flow(burst[0], burst[2]), job.method)
+        result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
     history = list(existing.history) if existing else []
     history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
     done = resume.done_record(inputs, params)
@@ -172,26 +170,6 @@ def _generate_one(job: _Job) -> str:
     )
     write_mask(job.mask, result.mask, record, confidence=result.confidence_u8())
     return "flagged" if result.flags else "generated"
-
-
-def _apply_flow(result: MaskResult, flow: FlowMaskResult, method: str) -> None:
-    """``flow``: the motion mask replaces the difference's; ``both``: the difference's mask
-    plus every motion region that overlaps it (motion fills what the difference saw only
-    in part, e.g. a uniform object's interior). In place on ``result``."""
-    moving = flow.mask > 0
-    if method == "flow":
-        mask = moving
-    else:
-        evidence = result.mask > 0
-        count, labels = cv2.connectedComponents(moving.astype(np.uint8), connectivity=8)
-        touching = np.unique(labels[evidence & moving])
-        mask = evidence | np.isin(labels, touching[touching > 0])
-    result.mask = np.where(mask, 255, 0).astype(np.uint8)
-    share = np.clip(flow.votes / max(flow.pairs, 1), 0.0, 1.0).astype(np.float32)
-    result.confidence = np.where(mask, np.maximum(np.maximum(result.confidence, share), 0.5),
-                                 np.minimum(np.maximum(result.confidence, share), 127 / 255)).astype(np.float32)
-    result.blur_ratio = blur_ratio(result.mask)
-    result.components = mask_components(result.mask)
 
 
 def generate_masks(options: GenerateOptions) -> GenerateReport:
