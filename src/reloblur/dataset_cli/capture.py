@@ -208,6 +208,9 @@ def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: s
                      f"{summary.seconds:.1f} s (exposed fraction {fraction}) -> {escape(summary.out)}")
         for reason, count in summary.reasons.items():
             stdout.print(f"  rejected {count}x: {escape(reason)}")
+        if summary.slowed:
+            stdout.print(f"[yellow]the writers fell behind {summary.slowed} time(s): fetching waited for them, and a camera "
+                         "may have dropped frames then; keep only the sums (no --keep-frames) or use a faster disk[/]")
         if summary.interrupted:
             stdout.print("interrupted: the bursts recorded before are complete")
     if summary.error:
