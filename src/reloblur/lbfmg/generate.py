@@ -720,6 +720,17 @@ def _holes(mask: np.ndarray) -> np.ndarray:
     return outside[1:-1, 1:-1] > 0
 
 
+def _rim_counts(labels: np.ndarray, count: int, kernel: np.ndarray, *, within: np.ndarray,
+                meeting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per labelled region (``count`` labels, 0 the background): the pixels of its rim (the
+    region grown by ``kernel``, kept where ``within``) and how many of them are ``meeting``."""
+    rim = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)
+    rim[~within] = 0
+    total = np.bincount(rim.ravel(), minlength=count)
+    met = np.bincount(rim.ravel(), weights=meeting.ravel().astype(np.float64), minlength=count)
+    return total, met
+
+
 def _fill_enclosed_holes(mask: np.ndarray, z: np.ndarray, low: float) -> np.ndarray:
     """Fill the holes whose rim is evidence (at least half of it z >= low), not the pixels
     a closing added."""
@@ -727,10 +738,7 @@ def _fill_enclosed_holes(mask: np.ndarray, z: np.ndarray, low: float) -> np.ndar
     count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=4)
     if count <= 1:
         return mask
-    rim = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
-    rim[~mask] = 0
-    total = np.bincount(rim.ravel(), minlength=count)
-    strong = np.bincount(rim.ravel(), weights=(z >= low).ravel(), minlength=count)
+    total, strong = _rim_counts(labels, count, np.ones((3, 3), np.uint8), within=mask, meeting=z >= low)
     keep = np.flatnonzero((total > 0) & (strong >= 0.5 * np.maximum(total, 1)))
     keep = keep[keep > 0]
     return mask | np.isin(labels, keep)
@@ -867,10 +875,7 @@ def _blown_out_movers(evidence: np.ndarray, blind: np.ndarray, min_pixels: float
     if not blind.any() or not evidence.any():
         return np.zeros_like(evidence)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(blind.astype(np.uint8), connectivity=8)
-    rim = cv2.dilate(labels.astype(np.float32), _disk(2)).astype(np.int32)
-    rim[blind] = 0
-    total = np.bincount(rim.ravel(), minlength=count)
-    hugged = np.bincount(rim.ravel(), weights=evidence.ravel().astype(np.float64), minlength=count)
+    total, hugged = _rim_counts(labels, count, _disk(2), within=~blind, meeting=evidence)
     keep = np.flatnonzero((total > 0) & (hugged >= BLOWN_OUT_RIM * np.maximum(total, 1))
                           & (stats[:, cv2.CC_STAT_AREA] >= min_pixels))
     keep = keep[keep > 0]
