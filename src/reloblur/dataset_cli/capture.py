@@ -166,21 +166,33 @@ def capture_command(
                              s_phase=rig_config.s_phase)
     summary = capture(CaptureOptions(session=session, rig=rig_config, backend=source, pairs=pairs,
                                      queue_size=queue_size, scene=scene, progress=not json_output))
+    _finish_capture(
+        summary, json_output=json_output, what="pair(s)",
+        headline=(f"{summary.recorded} pair(s) recorded, {summary.rejected} rejected in {summary.seconds:.1f} s "
+                  f"({summary.sync_mode} sync; writer queue high-water {summary.queue_high_water}) -> "
+                  f"{escape(summary.session)}"),
+        slowed="the writers fell behind {n} time(s): the trigger rate dropped",
+        interrupted="interrupted: queued pairs were written, cameras and port closed")
+
+
+def _finish_capture(summary: Any, *, json_output: bool, what: str, headline: str, slowed: str,
+                    interrupted: str) -> None:
+    """A capture's summary (or its JSON) on stdout; then its ending as the exit code: an
+    error exits 1 saying what before it is intact, rejected items exit 2."""
     if json_output:
         print_json(summary)
     else:
-        stdout.print(f"{summary.recorded} pair(s) recorded, {summary.rejected} rejected in {summary.seconds:.1f} s "
-                     f"({summary.sync_mode} sync; writer queue high-water {summary.queue_high_water}) -> {summary.session}")
+        stdout.print(headline)
         for reason, count in summary.reasons.items():
-            stdout.print(f"  rejected {count}x: {reason}")
+            stdout.print(f"  rejected {count}x: {escape(reason)}")
         if summary.slowed:
-            stdout.print(f"[yellow]the writer fell behind {summary.slowed} time(s): the trigger rate dropped[/]")
+            stdout.print(f"[yellow]{slowed.format(n=summary.slowed)}[/]")
         if summary.interrupted:
-            stdout.print("interrupted: queued pairs were written, cameras and port closed")
+            stdout.print(interrupted)
     if summary.error:
-        raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} pair(s) before are intact)")
+        raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} {what} before are intact)")
     if summary.rejected and not summary.interrupted:
-        fail_partially(summary.rejected, "pair(s) rejected (see the log), capture")
+        fail_partially(summary.rejected, f"{what} rejected (see the log), capture")
 
 
 def _user_set(name: str) -> Optional[str]:
@@ -200,23 +212,14 @@ def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: s
         out=out, camera=camera, backend=source, bursts=bursts, frames=frames, exposure_us=exposure, fps=fps,
         pixel_format=pixel_format, gain_db=gain, user_set=user_set, keep_frames=keep_frames, phase=check_s_phase(phase),
         scene=scene or "s01", progress=not json_output))
-    if json_output:
-        print_json(summary)
-    else:
-        fraction = "unknown" if summary.exposed_fraction is None else f"{summary.exposed_fraction:.0%}"
-        stdout.print(f"{summary.recorded} burst(s) of {frames} frames recorded, {summary.rejected} rejected in "
-                     f"{summary.seconds:.1f} s (exposed fraction {fraction}) -> {escape(summary.out)}")
-        for reason, count in summary.reasons.items():
-            stdout.print(f"  rejected {count}x: {escape(reason)}")
-        if summary.slowed:
-            stdout.print(f"[yellow]the writers fell behind {summary.slowed} time(s): fetching waited for them, and a camera "
-                         "may have dropped frames then; keep only the sums (no --keep-frames) or use a faster disk[/]")
-        if summary.interrupted:
-            stdout.print("interrupted: the bursts recorded before are complete")
-    if summary.error:
-        raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} burst(s) before are complete)")
-    if summary.rejected and not summary.interrupted:
-        fail_partially(summary.rejected, "burst(s) rejected (see above), capture")
+    fraction = "unknown" if summary.exposed_fraction is None else f"{summary.exposed_fraction:.0%}"
+    _finish_capture(
+        summary, json_output=json_output, what="burst(s)",
+        headline=(f"{summary.recorded} burst(s) of {frames} frames recorded, {summary.rejected} rejected in "
+                  f"{summary.seconds:.1f} s (exposed fraction {fraction}) -> {escape(summary.out)}"),
+        slowed=("the writers fell behind {n} time(s): fetching waited for them, and a camera may have dropped "
+                "frames then; keep only the sums (no --keep-frames) or use a faster disk"),
+        interrupted="interrupted: the bursts recorded before are complete")
 
 
 @capture_app.command("list")
