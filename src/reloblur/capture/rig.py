@@ -162,8 +162,9 @@ def set_gain_db(camera: Camera, gain_db: float | None, warnings: list[str]) -> f
 
     Only the SFNC ``Gain`` node is in dB. A camera whose gain is ``GainRaw`` counts in
     device units on a model-specific scale, so writing dB into it would set some other gain
-    without a word: such a camera refuses ``--gain-db`` (:class:`CameraError`) and its
-    ``GainRaw`` is recorded as it is (see :func:`pin_image_pipeline`)."""
+    without a word: such a camera refuses a gain in dB (``--gain``, ``gain_db``; a
+    :class:`CameraError`) and its ``GainRaw`` is recorded as it is (see
+    :func:`pin_image_pipeline`)."""
     if gain_db is None:
         return None
     label = camera.info.serial or camera.info.id
@@ -188,8 +189,8 @@ PINNED = (("GammaEnable", False), ("Gamma", 1.0), ("LUTEnable", False), ("Revers
 
 def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
     """Set the :data:`PINNED` features the camera has, and return what each reads back
-    (with ``BlackLevel`` and ``GainRaw``, recorded, not changed). A value that does not take is a warning:
-    the session says what the frames went through."""
+    (with ``BlackLevel`` and ``GainRaw``, recorded, not changed). A value that does not
+    take is a warning: the session says what the frames went through."""
     state: dict[str, Any] = {}
     for name, value in PINNED:
         if not camera.feature(name).present:
