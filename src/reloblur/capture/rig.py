@@ -95,9 +95,8 @@ def load_rig(path: Path) -> RigConfig:
         unknown = set(entry) - set(CameraSettings.__dataclass_fields__)
         if unknown:
             raise ReloblurError(f"{path}: unknown key(s) in cameras.{role}: {', '.join(sorted(unknown))}")
-        user_set = entry.get("user_set", "Default")
         parsed[role] = CameraSettings(**{**entry, "select": str(entry["select"]),
-                                         "user_set": None if str(user_set).lower() == "none" else str(user_set)})
+                                         "user_set": user_set_named(str(entry.get("user_set", "Default")))})
     rig, sync = data.get("rig", {}), data.get("sync", {})
     return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=check_s_phase(str(rig.get("s_phase", "middle"))),
                      rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
@@ -133,6 +132,12 @@ def try_set(camera: Camera, name: str, value: Any, warnings: list[str]) -> Any:
     except CameraError as exc:
         warnings.append(str(exc))
         return camera.feature(name).value
+
+
+def user_set_named(text: str) -> str | None:
+    """The user set a rig file or ``--user-set`` names: ``none`` (any case) keeps the
+    camera's current settings (None); anything else is the set's name."""
+    return None if text.lower() == "none" else text
 
 
 def load_user_set(camera: Camera, name: str | None, warnings: list[str]) -> str | None:

@@ -146,11 +146,13 @@ def capture_command(
 
       reloblur capture --mode burst --session bursts --backend pylon --camera 0 --pairs 50 -k 8 --exposure 1960
     """
+    from reloblur.capture.rig import user_set_named
+
     if mode not in ("rig", "burst"):
         raise ReloblurError(f"--mode {mode!r}: choose rig or burst")
     if mode == "burst":
         _capture_bursts(session, backend, cti, camera, pairs, frames_per_pair, exposure, fps, gain, pixel_format,
-                        s_phase, scene, size, seed, fake, emulate, keep_frames, _user_set(user_set), json_output)
+                        s_phase, scene, size, seed, fake, emulate, keep_frames, user_set_named(user_set), json_output)
         return
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
     from reloblur.capture.registry import backend_options
@@ -161,7 +163,7 @@ def capture_command(
 
     rig_config = load_rig(rig) if rig else quick_rig(
         b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,
-        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim", user_set=_user_set(user_set))
+        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim", user_set=user_set_named(user_set))
     source = backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size), seed=seed,
                              s_phase=rig_config.s_phase)
     summary = capture(CaptureOptions(session=session, rig=rig_config, backend=source, pairs=pairs,
@@ -193,10 +195,6 @@ def _finish_capture(summary: Any, *, json_output: bool, what: str, headline: str
         raise ReloblurError(f"capture stopped: {summary.error} (the {summary.recorded} {what} before are intact)")
     if summary.rejected and not summary.interrupted:
         fail_partially(summary.rejected, f"{what} rejected (see the log), capture")
-
-
-def _user_set(name: str) -> Optional[str]:
-    return None if name.lower() == "none" else name
 
 
 def _capture_bursts(out: Path, backend: str, cti: Optional[list[str]], camera: str, bursts: int, frames: int,
