@@ -1,4 +1,5 @@
-"""Robust statistics used by the colour fit, registration, motion masks and the noise model.
+"""Robust statistics used by the colour fit, registration, motion masks, the noise model and
+the smooth gain field that holds the cameras' vignetting difference.
 
 Each constant says why it has its value, so that no module carries its own copy.
 """
@@ -44,3 +45,67 @@ def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float 
     s = MAD_TO_SIGMA * float(np.median(r)) if scale is None else scale
     z = r / (s + 1e-12)
     return np.where(z <= k, 1.0, k / np.maximum(z, 1e-12))
+
+
+def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray, *,
+                   order: int = 2, samples: int = 8_000, iterations: int = 4) -> np.ndarray:
+    """The per-channel gain field ``G`` with ``B ~= G * S``, robustly, in linear light.
+
+    ``log G`` is a polynomial in normalised image coordinates of degree ``order`` (0: one
+    gain per channel; 2: quadratic, which holds vignetting and illumination falloff);
+    Huber-weighted least squares on an even, deterministic subsample of ``usable`` pixels,
+    so a moving minority does not bend it.
+
+    Parameters
+    ----------
+    blur_linear, sharp_linear
+        ``(C, H, W)`` linear images, positive where ``usable``.
+    usable
+        ``(H, W)`` bool.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, H, W)`` float32 gains; ones if fewer than 200 pixels are usable.
+    """
+    channels, h, w = blur_linear.shape
+    index = np.flatnonzero(usable)
+    if index.size < 200:
+        return np.ones((channels, h, w), np.float32)
+    if index.size > samples:
+        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    ys, xs = np.divmod(index, w)
+    u, v = xs / max(w - 1, 1) * 2 - 1, ys / max(h - 1, 1) * 2 - 1
+    powers = [(0, 0)] + ([(1, 0), (0, 1)] if order >= 1 else []) + ([(2, 0), (1, 1), (0, 2)] if order >= 2 else [])
+    design = np.stack([u**i * v**j for i, j in powers], axis=-1)
+    gu, gv = np.linspace(-1, 1, w), np.linspace(-1, 1, h)
+    gains = np.empty((channels, h, w), np.float32)
+    for c in range(channels):
+        b = blur_linear[c].ravel()[index]
+        s = sharp_linear[c].ravel()[index]
+        target = np.log(b) - np.log(s)
+        # Shot noise makes the log ratio of a dark pixel less certain: weight by signal.
+        base = np.minimum(b, s) / (np.minimum(b, s) + 0.01)
+        weights = base.copy()
+        coefficients = np.zeros(design.shape[1])
+        for _ in range(iterations):
+            # Normal equations: six well-scaled terms (u, v in [-1, 1]) solve as exactly as
+            # lstsq, at a fraction of its cost.
+            weighted = design * weights[:, None]
+            coefficients = np.linalg.solve(weighted.T @ design + 1e-12 * np.eye(design.shape[1]), weighted.T @ target)
+            weights = base * huber_weights(target - design @ coefficients)
+        # Summed as a polynomial in u plus one in v plus the cross term: the same value as
+        # summing every term over the full grid, at a fraction of the work.
+        in_u, in_v, cross = np.zeros(w), np.zeros(h), 0.0
+        for k, (i, j) in zip(coefficients, powers):
+            if j == 0:
+                in_u += k * gu**i
+            elif i == 0:
+                in_v += k * gv**j
+            else:
+                cross = k
+        log_gain = np.add.outer(in_v, in_u)
+        if cross:
+            log_gain += cross * np.outer(gv, gu)
+        gains[c] = np.exp(log_gain)
+    return gains

@@ -9,8 +9,9 @@ import pytest
 
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
-from reloblur.lbfmg.generate import MaskParams, MaskParamsError, fit_gain_field, generate_mask
+from reloblur.lbfmg.generate import MaskParams, MaskParamsError, generate_mask
 from reloblur.lbfmg.metrics import area_fraction, iou
+from reloblur.robust import fit_gain_field
 
 H, W = 240, 320
 

@@ -61,7 +61,9 @@ class AlignSource:
 class AlignRecord:
     """Everything ``reloblur align`` records about one pair.
 
-    ``homography_blur_to_sharp`` maps B's full-resolution input pixels to S's; ``crop`` is
+    ``homography_blur_to_sharp`` maps B's full-resolution input pixels to S's, after
+    ``radial_distortion`` has moved them about B's centre by ``k r^2`` of their offset (``r``:
+    distance over the half-diagonal; 0 where the lenses agree); ``crop`` is
     ``[x, y, width, height]`` on B's input grid; ``output_size`` is ``[width, height]``.
     """
 
@@ -78,6 +80,7 @@ class AlignRecord:
     output_size: list[int]
     qa: AlignQA
     software: str = ""
+    radial_distortion: float = 0.0
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)

@@ -20,7 +20,9 @@ class CalibrationError(ReloblurError):
 class Calibration:
     """The rig's fixed B -> S transform, fitted on static captures.
 
-    ``homography_blur_to_sharp`` maps B's input pixels to S's (3x3); ``color_matrix`` maps
+    ``homography_blur_to_sharp`` maps B's input pixels to S's (3x3), after
+    ``radial_distortion`` (the lenses' difference, see ``reloblur.postprocess.registration
+    .radial_coordinates``; 0 where they agree) has moved them; ``color_matrix`` maps
     linear S to B (3x3); ``corner_spread_px`` is how far the pairs' own homographies
     disagreed with the median at the image corners.
     """
@@ -35,6 +37,7 @@ class Calibration:
     # Noise-level function per channel of the aligned static pairs (NoiseLevel.to_dict),
     # for ``mask generate --calibration``; empty in files from older versions.
     noise_model: list[dict[str, Any]] = field(default_factory=list)
+    radial_distortion: float = 0.0
 
     def write(self, path: Path) -> None:
         """Write the file atomically."""
@@ -61,8 +64,9 @@ class Calibration:
         return record
 
     def priors(self) -> dict[str, Any]:
-        """What ``align_pair`` starts from: the homography and the colour matrix."""
-        return {"homography_blur_to_sharp": self.homography_blur_to_sharp, "color_matrix": self.color_matrix}
+        """What ``align_pair`` starts from: the homography, the lens term and the colour matrix."""
+        return {"homography_blur_to_sharp": self.homography_blur_to_sharp, "color_matrix": self.color_matrix,
+                "radial_distortion": self.radial_distortion}
 
 
 def _shape(matrix: Any) -> tuple[int, ...]:

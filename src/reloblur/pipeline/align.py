@@ -345,7 +345,7 @@ def align_job(task: _Task) -> PairOutcome:
             blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop,
                                                 limits=options.limits),
             blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
-            prior_color=calibration.get("color_matrix"),
+            prior_color=calibration.get("color_matrix"), prior_radial=calibration.get("radial_distortion"),
         )
     timer.add("register", -result.warp_seconds)
     timer.add("warp", result.warp_seconds)
@@ -440,6 +440,7 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
         qa_status=result.status,
         flags=result.flags,
         homography_blur_to_sharp=result.homography.tolist(),
+        radial_distortion=result.radial,
         color_matrix=result.color.matrix.tolist(),
         color_offset=result.color.offset.tolist(),
         gain=result.color.gain,

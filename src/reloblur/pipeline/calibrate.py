@@ -89,7 +89,7 @@ class _CalTask:
 
 
 def _calibrate_pair(task: _CalTask
-                    ) -> tuple[list[list[float]], list[list[float]], list[int], list[list[float]], float]:
+                    ) -> tuple[list[list[float]], list[list[float]], list[int], list[list[float]], float, float]:
     import cv2
 
     cv2.setNumThreads(1)
@@ -105,7 +105,7 @@ def _calibrate_pair(task: _CalTask
     rows, cols = result.crop.slices()
     models = pair_noise_model(encode_srgb(blur[rows, cols]), encode_srgb(np.clip(result.sharp_aligned[rows, cols], 0, 1)))
     return (result.homography.tolist(), result.color.matrix.tolist(), [blur.shape[1], blur.shape[0]],
-            [list(m.coefficients) for m in models], moving)
+            [list(m.coefficients) for m in models], moving, result.radial)
 
 
 def calibrate(options: CalibrateOptions) -> CalibrationResult:
@@ -127,6 +127,7 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
     rig_h /= rig_h[2, 2]
     spread = max(float(corner_error(h, rig_h, width, height).max()) for h in homographies)
     moving = float(np.median([r[4] for r in batch.results.values()]))
+    radial = float(np.median([r[5] for r in batch.results.values()]))
     level, reasons = verdict(spread, moving)
     result = CalibrationResult(
         out=str(options.out),
@@ -143,5 +144,6 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
         homography_blur_to_sharp=result.homography_blur_to_sharp, color_matrix=result.color_matrix,
         blur_size=[width, height], pairs_used=result.pairs_used, corner_spread_px=spread,
         source=str(options.input), software=f"reloblur {__version__}", noise_model=noise_model,
+        radial_distortion=radial,
     ).write(options.out)
     return result

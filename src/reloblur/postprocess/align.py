@@ -22,19 +22,29 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.imaging.clipping import any_channel, clipped_levels, encode_clip_flags
+from reloblur.imaging.clipping import S_HIGH, any_channel, clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, ColorMode, fit_color
-from reloblur.postprocess.geometry import Rect, TransformSummary, inner_rect, summarize, valid_mask
+from reloblur.postprocess.geometry import (
+    Rect,
+    TransformSummary,
+    inner_rect,
+    inner_rect_of,
+    sharp_coordinates,
+    summarize,
+    valid_coordinates,
+    valid_mask,
+)
 from reloblur.postprocess.registration import (
     FeaturelessError,
+    Lens,
     Registration,
     gray,
     initial_homography,
     refine_homography,
     texture_fraction,
 )
-from reloblur.robust import MAD_TO_SIGMA
+from reloblur.robust import MAD_TO_SIGMA, fit_gain_field
 
 __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
 
@@ -72,7 +82,7 @@ class AlignSettings:
 class AlignResult:
     """Everything :func:`align_pair` found and made."""
 
-    homography: np.ndarray  # B -> S, full-resolution input pixels
+    homography: np.ndarray  # B -> S, full-resolution input pixels, after B's radial lens term
     color: ColorFit
     registration: Registration
     initial: Registration
@@ -86,6 +96,7 @@ class AlignResult:
     static_ssim: float
     flags: list[str]
     warp_seconds: float = 0.0  # of the final full-resolution warp, for stage timings
+    radial: float = 0.0  # lens-distortion difference (registration.radial_coordinates); 0: a plain homography
 
     @property
     def status(self) -> str:
@@ -93,7 +104,8 @@ class AlignResult:
         return "flagged" if self.flags else "ok"
 
 
-def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], *,
+                maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Where B, and S warped onto B's grid, recorded a clipped bound, per channel (bits of
     encode_clip_flags).
 
@@ -120,17 +132,47 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
     def onto_b(flags: np.ndarray, widen: bool) -> np.ndarray:
         if not flags.any():
             return np.zeros(shape, bool)
-        warped = cv2.warpPerspective(flags.astype(np.uint8), homography, size,
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+        if maps is None:
+            warped = cv2.warpPerspective(flags.astype(np.uint8), homography, size,
+                                         flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
+        else:
+            warped = cv2.remap(flags.astype(np.uint8), *maps, cv2.INTER_NEAREST, borderValue=0)
         return (cv2.dilate(warped, np.ones((5, 5), np.uint8)) if widen else warped).reshape(shape) > 0
 
     return encode_clip_flags(b_high, b_low, onto_b(s_high, True), onto_b(s_low, False))
 
 
+def _confine_clipped(corrected: np.ndarray, source: np.ndarray, clip_flags: np.ndarray, homography: np.ndarray,
+                     size: tuple[int, int], maps: tuple[np.ndarray, np.ndarray] | None) -> None:
+    """Resample S bilinearly, in place, where Lanczos reads a white-clipped S pixel.
+
+    A clipped pixel holds less than the scene sent, and Lanczos-4 spreads that error 4 px
+    with alternating sign, where the clip map no longer says so: on a static blown-out
+    window the ring read as motion around it (and the window was filled in as a moving
+    object). The bilinear kernel reads 1 px, which the clip map's 2-px widening covers.
+    """
+    s_white = np.asarray((clip_flags & S_HIGH) > 0)
+    if s_white.ndim == 3:
+        s_white = np.any(s_white, axis=2)
+    if not s_white.any():
+        return
+    near = cv2.dilate(s_white.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # 2 + 2 px: Lanczos-4's reach
+    corrected[near] = _warp(source, homography, size, cv2.INTER_LINEAR, maps=maps)[near]
+
+
 def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,
                  dilation: int) -> np.ndarray:
-    """Where B and corrected S differ beyond noise: ``(H, W)`` bool."""
-    difference = np.abs(gray(blur) - gray(np.maximum(corrected, 0)))
+    """Where B and corrected S differ beyond noise: ``(H, W)`` bool.
+
+    S's brightness is first matched to B's by a smooth gain field: the cameras' vignetting
+    differs, and a global colour fit leaves the corners brighter or darker in one of them
+    (a 25 % difference in corner falloff flagged the corners as moving, which took their
+    points out of the registration and bent its radial term).
+    """
+    gray_b, gray_s = gray(blur), gray(np.maximum(corrected, 0))
+    measured = usable & (gray_b > 0.05) & (gray_s > 0.05)  # grey is sqrt(luminance): a dark floor
+    gain = fit_gain_field((gray_b * gray_b)[None], (gray_s * gray_s)[None], measured)[0]
+    difference = np.abs(gray_b - gray_s * np.sqrt(gain))
     difference = cv2.GaussianBlur(difference, (0, 0), 1.5)
     values = difference[usable][::7]  # a deterministic subsample is plenty for two medians
     if values.size == 0:
@@ -146,7 +188,11 @@ def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *,
     return moving.astype(bool)
 
 
-def _warp(sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], flags: int) -> np.ndarray:
+def _warp(sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], flags: int, *,
+          maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """S resampled onto B's grid: by the homography, or by precomputed maps (a radial term)."""
+    if maps is not None:
+        return cv2.remap(sharp, *maps, flags, borderMode=cv2.BORDER_REPLICATE)
     return cv2.warpPerspective(sharp, homography, size, flags=flags | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REPLICATE)
 
@@ -196,7 +242,7 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings = AlignSettings(),
                blur_mask: np.ndarray | None = None, prior_homography: np.ndarray | None = None,
-               prior_color: np.ndarray | None = None) -> AlignResult:
+               prior_color: np.ndarray | None = None, prior_radial: float | None = None) -> AlignResult:
     """Align S onto B.
 
     Parameters
@@ -215,6 +261,10 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     prior_color
         Calibrated 3x3 colour matrix (S -> B); with ``settings.color_mode == "calibrated"``
         only a brightness gain on top of it is fitted per pair (for weak scenes).
+    prior_radial
+        The calibration's lens-distortion difference (see
+        :func:`reloblur.postprocess.registration.radial_coordinates`): kept as it is (a
+        lens does not drift as a mount does). None: tested for, and fitted where found.
 
     Returns
     -------
@@ -237,31 +287,44 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     initial, h_work = _initial_geometry(work, settings, prior_homography)
     # 2. Colour and provisional static mask on the initial warp (Huber weights ignore the
     #    moving object on this first pass).
-    color, static_w = _colour_and_static(work, h_work, None, settings, prior_color)
+    radial = 0.0 if prior_radial is None else float(prior_radial)
+    color, static_w = _colour_and_static(work, h_work, None, settings, prior_color, radial=radial)
     # 3. Photometric refinement at full resolution on colour-corrected grey, static pixels
     #    only; then colour and static mask again on the refined warp, and a last
     #    refinement on the two finest levels with them.
     gray_b = gray(blur)
     homography = initial.homography
-    registration = initial
     for round_ in range(2):
         static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        # The first round also tests for a lens-distortion difference; the second keeps
+        # fitting one only where the first found it.
+        lens: Lens = "homography" if prior_radial is not None else (
+            "auto" if round_ == 0 else ("radial" if radial else "homography"))
         registration = refine_homography(gray_b, gray(np.maximum(color.apply(sharp), 0)), homography,
                                          static_mask=static_full, points=settings.lk_points,
-                                         levels=None if round_ == 0 else 2)
+                                         levels=None if round_ == 0 else 2, lens=lens, radial=radial)
+        radial = registration.radial
         homography = registration.homography
         color, static_w = _colour_and_static(work, _to_work(homography, work.d_blur, work.d_sharp), static_w,
-                                             settings, prior_color)
+                                             settings, prior_color, radial=registration.radial)
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
     started = time.perf_counter()
-    corrected = _warp(color.apply(sharp), homography, size, cv2.INTER_LANCZOS4)
+    maps = sharp_coordinates(homography, size, radial=radial) if radial else None
+    source = color.apply(sharp)
+    corrected = _warp(source, homography, size, cv2.INTER_LANCZOS4, maps=maps)
+    clip_flags = _clip_flags(blur, sharp, homography, size, maps=maps)
+    _confine_clipped(corrected, source, clip_flags, homography, size, maps)
     warp_seconds = time.perf_counter() - started
-    clip_flags = _clip_flags(blur, sharp, homography, size)
-    # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
-    valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
     static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    crop = inner_rect(homography, size, (ws, hs)) if settings.crop else Rect(0, 0, w, h)
+    if maps is not None:
+        valid_full = valid_coordinates(*maps, (ws, hs))
+        crop = inner_rect_of(valid_full) if settings.crop else Rect(0, 0, w, h)
+        valid = None if settings.crop else valid_full
+    else:
+        # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
+        valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
+        crop = inner_rect(homography, size, (ws, hs)) if settings.crop else Rect(0, 0, w, h)
     if crop.width < 16 or crop.height < 16:
         raise AlignmentError(f"B and S overlap in only {crop.width}x{crop.height} px")
     transform = summarize(homography, w, h)
@@ -272,7 +335,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         homography=homography, color=color, registration=registration, initial=initial,
         sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=~static_full, crop=crop,
         transform=transform, static_psnr=psnr, static_ssim=ssim,
-        flags=_qa_flags(transform, psnr, registration, settings.limits), warp_seconds=warp_seconds,
+        flags=_qa_flags(transform, psnr, registration, settings.limits), warp_seconds=warp_seconds, radial=radial,
     )
 
 
@@ -323,10 +386,12 @@ def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np
 
 
 def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None, settings: AlignSettings,
-                       prior_color: np.ndarray | None) -> tuple[ColorFit, np.ndarray]:
+                       prior_color: np.ndarray | None, *, radial: float = 0.0) -> tuple[ColorFit, np.ndarray]:
     """Robust colour fit on the warp, then the static mask from what it cannot explain."""
-    warped = _warp(work.sharp, h_w, work.b_size, cv2.INTER_LINEAR)
-    valid_w = valid_mask(h_w, work.b_size, work.s_size)
+    # The radial term is relative to the half-diagonal: the same at every scale.
+    maps = sharp_coordinates(h_w, work.b_size, radial=radial) if radial else None
+    warped = _warp(work.sharp, h_w, work.b_size, cv2.INTER_LINEAR, maps=maps)
+    valid_w = valid_mask(h_w, work.b_size, work.s_size) if maps is None else valid_coordinates(*maps, work.s_size)
     allowed = valid_w if work.known_static is None else valid_w & work.known_static
     if static_w is not None:
         allowed = allowed & static_w

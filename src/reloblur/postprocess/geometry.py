@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from reloblur.postprocess.registration import radial_coordinates
+
 INTERPOLATION_MARGIN = 3  # Lanczos-4 reads 3-4 px around a point: stay clear of S's edge
 
 
@@ -38,10 +40,37 @@ class TransformSummary:
     shift_px: float
 
 
+def sharp_coordinates(homography: np.ndarray, blur_size: tuple[int, int], *, radial: float = 0.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of B's grid lies in S: ``(map_x, map_y)``, ``(H, W)`` float32 each
+    (``cv2.remap``'s maps), for a homography after B's radial lens term
+    (:func:`reloblur.postprocess.registration.radial_coordinates`)."""
+    w, h = blur_size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    if radial:
+        x, y = radial_coordinates(x, y, radial, w, h)
+    hm = np.asarray(homography, np.float64)
+    denominator = hm[2, 0] * x + hm[2, 1] * y + hm[2, 2]
+    map_x = (hm[0, 0] * x + hm[0, 1] * y + hm[0, 2]) / denominator
+    map_y = (hm[1, 0] * x + hm[1, 1] * y + hm[1, 2]) / denominator
+    return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def valid_coordinates(map_x: np.ndarray, map_y: np.ndarray, sharp_size: tuple[int, int], *,
+                      margin: int = INTERPOLATION_MARGIN) -> np.ndarray:
+    """``(H, W)`` bool: where :func:`sharp_coordinates`' maps land at least ``margin`` inside
+    S (the nearest S pixel, as the homography-only nearest-neighbour warp reads it)."""
+    ws, hs = sharp_size
+    return ((map_x >= margin - 0.5) & (map_x < ws - margin - 0.5)
+            & (map_y >= margin - 0.5) & (map_y < hs - margin - 0.5))
+
+
 def valid_mask(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int],
-               *, margin: int = INTERPOLATION_MARGIN) -> np.ndarray:
+               *, margin: int = INTERPOLATION_MARGIN, radial: float = 0.0) -> np.ndarray:
     """``(H, W)`` bool on B's grid: pixels whose S position is at least ``margin`` inside S."""
     ws, hs = sharp_size
+    if radial:
+        return valid_coordinates(*sharp_coordinates(homography, blur_size, radial=radial), sharp_size, margin=margin)
     inside = np.zeros((hs, ws), np.uint8)
     inside[margin : hs - margin, margin : ws - margin] = 1
     # Nearest-neighbour warp of S's inside-mask onto B: dst(x) = inside(H x).
@@ -51,14 +80,17 @@ def valid_mask(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: t
 
 
 def inner_rect(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int],
-               *, margin: int = INTERPOLATION_MARGIN) -> Rect:
+               *, margin: int = INTERPOLATION_MARGIN, radial: float = 0.0) -> Rect:
     """The axis-aligned rectangle of B's grid whose pixels all map inside S.
 
     The S rectangle (shrunk by ``margin``) maps back to a convex quadrilateral on B; for
-    each side the innermost corner bounds the rectangle, so it lies inside the quad.
+    each side the innermost corner bounds the rectangle, so it lies inside the quad. With
+    a radial lens term the sides bow, and the rectangle is found on the validity mask.
     """
     w, h = blur_size
     ws, hs = sharp_size
+    if radial:
+        return inner_rect_of(valid_mask(homography, blur_size, sharp_size, margin=margin, radial=radial))
     corners_s = np.array([[margin, margin], [ws - 1 - margin, margin], [ws - 1 - margin, hs - 1 - margin],
                           [margin, hs - 1 - margin]], np.float64)
     tl, tr, br, bl = cv2.perspectiveTransform(corners_s[None], np.linalg.inv(homography))[0]
@@ -67,6 +99,31 @@ def inner_rect(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: t
     y0 = max(0, math.ceil(max(tl[1], tr[1])))
     y1 = min(h - 1, math.floor(min(bl[1], br[1])))
     return Rect(x0, y0, max(0, x1 - x0 + 1), max(0, y1 - y0 + 1))
+
+
+def inner_rect_of(valid: np.ndarray) -> Rect:
+    """A large axis-aligned rectangle inside a simply connected region (a warped rectangle):
+    shrink the bounding box, one line at a time from the side with the most pixels outside,
+    until its border lies inside (then, the region having no holes, all of it does)."""
+    rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+    if rows.size == 0:
+        return Rect(0, 0, 0, 0)
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+    while y0 <= y1 and x0 <= x1:
+        outside = [int((~valid[y0, x0 : x1 + 1]).sum()), int((~valid[y1, x0 : x1 + 1]).sum()),
+                   int((~valid[y0 : y1 + 1, x0]).sum()), int((~valid[y0 : y1 + 1, x1]).sum())]
+        worst = int(np.argmax(outside))
+        if outside[worst] == 0:
+            return Rect(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+        if worst == 0:
+            y0 += 1
+        elif worst == 1:
+            y1 -= 1
+        elif worst == 2:
+            x0 += 1
+        else:
+            x1 -= 1
+    return Rect(0, 0, 0, 0)
 
 
 def summarize(homography: np.ndarray, width: int, height: int) -> TransformSummary:

@@ -4,7 +4,7 @@
    ratio test, MAGSAC++ (moving objects are outliers). Skipped when a prior (rig
    calibration) is given.
 2. :func:`refine_homography`: inverse-compositional Lucas-Kanade on an image pyramid with
-   a gain/bias photometric model per iteration, Huber weights, and only static pixels
+   a photometric model per iteration (gain with a radial falloff, bias), Huber weights, and only static pixels
    (the caller's mask excludes the moving objects). It works on a few tens of thousands of
    high-gradient points per level rather than on every pixel, which is what makes it fast.
 
@@ -15,6 +15,7 @@ resolution, OpenCV pixel-centre convention (pixel i covers [i - 0.5, i + 0.5]).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -44,6 +45,10 @@ class Registration:
     points: int = 0
     converged: bool = True
     residual: float = 0.0
+    radial: float = 0.0  # lens term applied to B's points first (radial_coordinates); 0: none
+
+
+Lens = Literal["homography", "radial", "auto"]
 
 
 def gray(linear_rgb: np.ndarray) -> np.ndarray:
@@ -161,10 +166,63 @@ def _select_points(template: np.ndarray, allowed: np.ndarray, count: int, seed: 
     return np.unravel_index(strong, template.shape)
 
 
+def radial_coordinates(x: np.ndarray, y: np.ndarray, radial: float, width: int, height: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """B's pixel coordinates moved by a radial lens term about B's centre: ``u (1 + k r^2)``.
+
+    ``u`` is a point's offset from the image centre and ``r`` its distance over the
+    half-diagonal, so ``k`` (``radial``) is the fractional displacement of a corner: a
+    lens-distortion difference between the cameras, which a homography cannot hold.
+    """
+    cx, cy = (width - 1) / 2, (height - 1) / 2
+    factor = 1 + radial * ((x - cx) ** 2 + (y - cy) ** 2) / (cx * cx + cy * cy)
+    return cx + (x - cx) * factor, cy + (y - cy) * factor
+
+
+def _warp_points(h_norm: np.ndarray, xd: np.ndarray, yd: np.ndarray, ns_inv: np.ndarray, factor: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised (distorted) B points -> S pixel coordinates at a pyramid level."""
+    warped = h_norm @ np.stack([xd, yd, np.ones_like(xd)])
+    pixel = ns_inv @ (warped / warped[2])
+    return (pixel[0] + 0.5) / factor - 0.5, (pixel[1] + 0.5) / factor - 0.5
+
+
+class _LevelPoints:
+    """A pyramid level's template points in normalised coordinates, and their steepest-
+    descent images for a given radial term (inverse compositional: template gradients)."""
+
+    def __init__(self, xn: np.ndarray, yn: np.ndarray, gx: np.ndarray, gy: np.ndarray, corner2: float,
+                 to_norm: float) -> None:
+        self.xn, self.yn, self.gx, self.gy = xn, yn, gx, gy
+        self.corner2, self.to_norm = corner2, to_norm
+        self.radius2 = (xn**2 + yn**2) / corner2
+
+    def distorted(self, radial: float) -> tuple[np.ndarray, np.ndarray]:
+        factor = 1 + radial * self.radius2
+        return self.xn * factor, self.yn * factor
+
+    def steepest_descent(self, radial: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xd, yd = self.distorted(radial)
+        gx, gy = self.gx, self.gy
+        if radial:
+            # The update acts on the distorted coordinates: the template's gradient with
+            # respect to them is the plain one through the inverse of the (symmetric)
+            # Jacobian of the radial map.
+            c = 2 * radial / self.corner2
+            a11 = 1 + radial * self.radius2 + c * self.xn**2
+            a22 = 1 + radial * self.radius2 + c * self.yn**2
+            a12 = c * self.xn * self.yn
+            det = a11 * a22 - a12 * a12
+            gx, gy = (a22 * self.gx - a12 * self.gy) / det, (a11 * self.gy - a12 * self.gx) / det
+        jx, jy = _jacobian(xd, yd)
+        return (gx[:, None] * jx + gy[:, None] * jy) / self.to_norm, xd, yd
+
+
 def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np.ndarray, *,
                       static_mask: np.ndarray | None = None, levels: int | None = None,
                       points: int = 30_000, iterations: int = 40, tolerance: float = 1e-5,
-                      finest_level: int = 0, seed: int = 0) -> Registration:
+                      finest_level: int = 0, seed: int = 0, lens: Lens = "homography",
+                      radial: float = 0.0) -> Registration:
     """Inverse-compositional Lucas-Kanade refinement of a homography B -> S.
 
     Parameters
@@ -182,6 +240,13 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
     tolerance
         Stop a level when the update moves no corner by more than this (normalised units;
         1e-5 is about 0.01 px at 2000 px).
+    lens
+        ``"homography"``: B's points are moved by the fixed radial term ``radial`` (see
+        :func:`radial_coordinates`; 0: a plain homography). ``"radial"``: the radial term
+        is fitted with the homography (Gauss-Newton on all nine parameters), starting from
+        ``radial``. ``"auto"``: a plain homography, then a test at the finest level of
+        whether a radial term is both significant (5 standard errors) and visible (0.1 px
+        at a corner); if so, the fit is redone with it.
 
     Raises
     ------
@@ -193,8 +258,12 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
     if levels is None:
         levels = int(np.clip(np.floor(np.log2(min(h0, w0) / 64)), 1, 5))
     nb, ns = _normaliser(w0, h0), _normaliser(ws, hs)
+    ns_inv = np.linalg.inv(ns)
     h_norm = ns @ initial @ np.linalg.inv(nb)
     allowed0 = np.ones((h0, w0), bool) if static_mask is None else static_mask.astype(bool)
+    corner2 = float(nb[0, 0] ** 2 * (((w0 - 1) / 2) ** 2 + ((h0 - 1) / 2) ** 2))  # half-diagonal^2, normalised
+    fit_radial = lens == "radial"
+    k = float(radial) if lens != "auto" else 0.0
 
     pyramid_b, pyramid_s, pyramid_m = [blur_gray], [sharp_gray], [allowed0]
     for _ in range(levels - 1):
@@ -206,11 +275,11 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
     used = 0
     residual = 0.0
     converged = True
+    corners = np.array([[-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1.0]]).T
     for level in range(levels - 1, finest_level - 1, -1):
         factor = 2**level
         template = cv2.GaussianBlur(pyramid_b[level], (0, 0), 1.0)
         image = cv2.GaussianBlur(pyramid_s[level], (0, 0), 1.0)
-        lh, lw = template.shape
         allowed = pyramid_m[level].copy()
         border = 3
         allowed[:border] = allowed[-border:] = False
@@ -223,49 +292,121 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
         # Level pixel -> full-resolution pixel -> normalised (pixel-centre convention).
         full = np.stack([(cols + 0.5) * factor - 0.5, (rows + 0.5) * factor - 0.5, np.ones(rows.size)])
         xn, yn, _ = nb @ full
-        jx, jy = _jacobian(xn, yn)
         # d(normalised)/d(level pixel) = factor * nb scale: the gradients in normalised units.
-        to_norm = factor * nb[0, 0]
-        sd = (gx[rows, cols][:, None] * jx + gy[rows, cols][:, None] * jy) / to_norm
-        ones = np.ones(rows.size)
-        corners = np.array([[-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1.0]]).T
+        level_points = _LevelPoints(xn, yn, gx[rows, cols], gy[rows, cols], corner2, factor * nb[0, 0])
+        sd, xd, yd = level_points.steepest_descent(k)
+        image_gradients = _gradients(image) if fit_radial or (lens == "auto" and level == finest_level) else None
         for _ in range(iterations):
             total_iterations += 1
-            warped = h_norm @ np.stack([xn, yn, ones])
-            pixel = np.linalg.inv(ns) @ (warped / warped[2])
-            lx = (pixel[0] + 0.5) / factor - 0.5
-            ly = (pixel[1] + 0.5) / factor - 0.5
-            inside = (lx >= 0) & (lx <= image.shape[1] - 1) & (ly >= 0) & (ly <= image.shape[0] - 1)
-            if inside.sum() < 50:
-                raise RegistrationError("registration diverged: the warped points left the S image")
-            sampled = ndimage.map_coordinates(image, [ly, lx], order=1, mode="nearest").astype(np.float64)
-            # Photometric gain and bias (what colour correction has not fixed yet).
-            design = np.stack([sampled[inside], ones[inside]], axis=1)
-            gain, bias = np.linalg.lstsq(design, t_values[inside], rcond=None)[0]
-            error = np.where(inside, gain * sampled + bias - t_values, 0.0)
-            scale = MAD_TO_SIGMA * np.median(np.abs(error[inside])) + 1e-9
-            r = np.abs(error) / scale
-            weights = np.where(r <= 2.0, 1.0, 2.0 / np.maximum(r, 1e-12)) * inside
-            wsd = sd * weights[:, None]
-            hessian = wsd.T @ sd
+            if fit_radial:
+                sd, xd, yd = level_points.steepest_descent(k)
+            lx, ly = _warp_points(h_norm, xd, yd, ns_inv, factor)
+            fit = _photometric_residual(image, t_values, lx, ly, level_points.radius2)
+            if fit is None:
+                raise RegistrationError("registration diverged: the warped points left the S image or met no texture there")
+            error, weights, gains, inside = fit
+            gain = float(np.median(gains[inside]))
+            if fit_radial:
+                assert image_gradients is not None
+                system = np.column_stack([sd, -_radial_jacobian(level_points, h_norm, k, lx, ly, image_gradients,
+                                                                gains, ns_inv, factor)])
+            else:
+                system = sd
+            weighted = system * weights[:, None]
             try:
-                delta = np.linalg.solve(hessian, wsd.T @ error)
+                solution = np.linalg.solve(weighted.T @ system, weighted.T @ error)
             except np.linalg.LinAlgError:
                 raise RegistrationError("registration is ill-conditioned (texture in one direction only)") from None
-            update = _params_to_h(delta / max(gain, 1e-6))
+            update = _params_to_h(solution[:8] / max(gain, 1e-6))
             h_norm = h_norm @ np.linalg.inv(update)
             h_norm /= h_norm[2, 2]
             moved = update @ corners
             shift = np.abs(moved[:2] / moved[2] - corners[:2]).max()
+            if fit_radial:
+                k += float(solution[8])
+                shift = max(shift, abs(float(solution[8])) * np.sqrt(corner2))
             residual = float(np.sqrt(np.mean(error[inside] ** 2)))
             used = int(inside.sum())
             if shift < tolerance:
                 break
         else:
             converged = level > finest_level and converged
-    homography = np.linalg.inv(ns) @ h_norm @ nb
+        if lens == "auto" and level == finest_level:
+            assert image_gradients is not None
+            step, z = _radial_test(level_points, h_norm, image, image_gradients, t_values, ns_inv, factor)
+            if abs(z) > 5 and abs(step) * np.hypot(w0 - 1, h0 - 1) / 2 > 0.1:
+                refined = ns_inv @ h_norm @ nb
+                return refine_homography(blur_gray, sharp_gray, refined / refined[2, 2], static_mask=static_mask,
+                                         levels=levels, points=points, iterations=iterations, tolerance=tolerance,
+                                         finest_level=finest_level, seed=seed, lens="radial", radial=step)
+    homography = ns_inv @ h_norm @ nb
     homography /= homography[2, 2]
-    if not np.all(np.isfinite(homography)):
+    if not np.all(np.isfinite(homography)) or not np.isfinite(k):
         raise RegistrationError("registration diverged (non-finite homography)")
     return Registration(homography, "ic-lucas-kanade", iterations=total_iterations, points=used,
-                        converged=converged, residual=residual)
+                        converged=converged, residual=residual, radial=k)
+
+
+def _radial_jacobian(level_points: _LevelPoints, h_norm: np.ndarray, radial: float, lx: np.ndarray, ly: np.ndarray,
+                     image_gradients: tuple[np.ndarray, np.ndarray], gain: np.ndarray, ns_inv: np.ndarray,
+                     factor: int) -> np.ndarray:
+    """d(gain * S(warp(x)))/dk per point: S's gradient where the point lands, times how
+    far a change of the radial term moves it there (a forward difference of the warp)."""
+    step = 1e-4
+    xd, yd = level_points.distorted(radial + step)
+    lx2, ly2 = _warp_points(h_norm, xd, yd, ns_inv, factor)
+    sgx = ndimage.map_coordinates(image_gradients[0], [ly, lx], order=1, mode="nearest").astype(np.float64)
+    sgy = ndimage.map_coordinates(image_gradients[1], [ly, lx], order=1, mode="nearest").astype(np.float64)
+    return gain * (sgx * (lx2 - lx) + sgy * (ly2 - ly)) / step
+
+
+def _radial_test(level_points: _LevelPoints, h_norm: np.ndarray, image: np.ndarray,
+                 image_gradients: tuple[np.ndarray, np.ndarray], t_values: np.ndarray, ns_inv: np.ndarray,
+                 factor: int) -> tuple[float, float]:
+    """One joint Gauss-Newton step for a radial term from a converged plain homography:
+    ``(step in k, step over its standard error)``."""
+    sd, xd, yd = level_points.steepest_descent(0.0)
+    lx, ly = _warp_points(h_norm, xd, yd, ns_inv, factor)
+    fit = _photometric_residual(image, t_values, lx, ly, level_points.radius2)
+    if fit is None:
+        return 0.0, 0.0
+    error, weights, gain, _ = fit
+    system = np.column_stack([sd, -_radial_jacobian(level_points, h_norm, 0.0, lx, ly, image_gradients, gain,
+                                                    ns_inv, factor)])
+    weighted = system * weights[:, None]
+    try:
+        covariance = np.linalg.inv(weighted.T @ system)
+    except np.linalg.LinAlgError:
+        return 0.0, 0.0
+    step = float((covariance @ (weighted.T @ error))[8])
+    variance = float(np.sum(weights * error**2) / max(1.0, float(weights.sum()) - 9))
+    standard_error = float(np.sqrt(max(covariance[8, 8] * variance, 1e-30)))
+    return step, step / standard_error
+
+
+def _photometric_residual(image: np.ndarray, t_values: np.ndarray, lx: np.ndarray, ly: np.ndarray,
+                          radius2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """S sampled where the points land, against the template after what colour correction
+    has not fixed: a gain that falls off radially (the cameras' vignetting differs, and a
+    radial brightness difference across an edge reads as a radial shift) and a bias.
+
+    ``radius2``: each point's squared distance from B's centre over the half-diagonal's.
+    Returns ``(error, Huber weights, gain per point, inside)``, or None when fewer than 50
+    points land inside S.
+    """
+    inside = (lx >= 0) & (lx <= image.shape[1] - 1) & (ly >= 0) & (ly <= image.shape[0] - 1)
+    if inside.sum() < 50:
+        return None
+    sampled = ndimage.map_coordinates(image, [ly, lx], order=1, mode="nearest").astype(np.float64)
+    design = np.stack([sampled[inside], sampled[inside] * radius2[inside], np.ones(int(inside.sum()))], axis=1)
+    # Normal equations: three well-scaled columns solve as exactly as lstsq, far faster.
+    try:
+        gain, falloff, bias = np.linalg.solve(design.T @ design, design.T @ t_values[inside])
+    except np.linalg.LinAlgError:  # S flat where the points land: no photometric fit
+        return None
+    gains = gain + falloff * radius2
+    error = np.where(inside, gains * sampled + bias - t_values, 0.0)
+    scale = MAD_TO_SIGMA * np.median(np.abs(error[inside])) + 1e-9
+    r = np.abs(error) / scale
+    weights = np.where(r <= 2.0, 1.0, 2.0 / np.maximum(r, 1e-12)) * inside
+    return error, weights, gains, inside
