@@ -73,17 +73,13 @@ def test_recovers_known_homography_colour_matrix_and_gain():
 
 def distorted_pair(k: float, rng, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """B and an S whose camera sees B's points moved radially by ``k`` (see
-    ``radial_coordinates``) before the known homography, with corners 15 % darker."""
+    ``reloblur.imaging.lens.radial_coordinates``) before the known homography, with corners 15 % darker."""
+    from reloblur.imaging.lens import undo_radial
     from reloblur.postprocess.geometry import sharp_coordinates
-    from reloblur.postprocess.registration import radial_coordinates
 
     image = scene(seed)
-    # S(p) = scene(q) where H(D_k(q)) = p: invert the radial term by fixed-point iteration.
-    hx, hy = sharp_coordinates(np.linalg.inv(known_homography()), (W, H))
-    qx, qy = hx.astype(np.float64), hy.astype(np.float64)
-    for _ in range(20):
-        dx, dy = radial_coordinates(qx, qy, k, W, H)
-        qx, qy = qx + (hx - dx), qy + (hy - dy)
+    # S(p) = scene(q) where H(D_k(q)) = p.
+    qx, qy = undo_radial(*sharp_coordinates(np.linalg.inv(known_homography()), (W, H)), k, W, H)
     sharp = cv2.remap(image, qx.astype(np.float32), qy.astype(np.float32), cv2.INTER_LANCZOS4,
                       borderMode=cv2.BORDER_REFLECT)
     yy, xx = np.mgrid[0:H, 0:W]
@@ -284,7 +280,8 @@ def test_session_becomes_a_valid_reloblur_dataset_with_accurate_transforms(tmp_p
         assert sidecar["source"]["session_pair"] == record.pair
         truth = session.truth(record)
         error = corner_error(np.array(sidecar["homography_blur_to_sharp"]),
-                             np.array(truth["homography_blur_to_sharp"]), 320, 240)
+                             np.array(truth["homography_blur_to_sharp"]), 320, 240,
+                             radial=sidecar["radial_distortion"], truth_radial=truth["radial_distortion"])
         assert error.max() < 0.25
         # Colour: on the static region the fitted correction explains B at least as well as
         # the ground-truth one (a matrix is poorly determined along colour directions the
@@ -356,9 +353,10 @@ def test_calibration_from_a_static_session(tmp_path):
     result = runner.invoke(app, ["align", "calibrate", str(session_dir), "--out", str(calibration), "--workers", "1"])
     assert result.exit_code == 0, result.output
     fitted = json.loads(calibration.read_text())
-    rig = np.array(Session(session_dir).manifest.simulation["rig_truth"]["homography_blur_to_sharp"])
+    rig = Session(session_dir).manifest.simulation["rig_truth"]
     # Per-pair drift is 0.25 px (sd): the median of 3 pairs is within 0.6 px of the rig.
-    assert corner_error(np.array(fitted["homography_blur_to_sharp"]), rig, 320, 240).max() < 0.6
+    assert corner_error(np.array(fitted["homography_blur_to_sharp"]), np.array(rig["homography_blur_to_sharp"]),
+                        320, 240, radial=fitted["radial_distortion"], truth_radial=rig["radial_distortion"]).max() < 0.6
     out = tmp_path / "aligned"
     result = runner.invoke(app, ["align", str(session_dir), str(out), "--calibration", str(calibration),
                                  "--color-mode", "calibrated", "--workers", "1", "--json"])

@@ -57,16 +57,22 @@ def test_session_records_manifest_and_truth(tmp_path):
 
 @pytest.mark.parametrize("seed", [5, 11])
 def test_ground_truth_maps_sharp_onto_blur_within_noise(seed):
-    """Warping S by the recorded homography and applying the recorded colour/gain
-    reproduces B's static region to within the sensor noise; a 0.5 px error does not."""
+    """Warping S by the recorded homography and lens term and applying the recorded
+    colour, gain and vignetting reproduces B's static region to within the sensor noise;
+    a 0.5 px error does not, and neither does leaving out the lens term or the vignetting."""
+    from reloblur.imaging.lens import vignetting
+    from reloblur.postprocess.geometry import sharp_coordinates
+
     size = (480, 320)
-    sim = RigSimulator(SimulatorConfig(width=size[0], height=size[1], seed=seed))
+    sim = RigSimulator(SimulatorConfig(width=size[0], height=size[1], seed=seed, misalignment=3.0))
     rendered = sim.render(1)
     truth = rendered.truth
     blur = rendered.blur.astype(np.float32) / 65535
     sharp = rendered.sharp.astype(np.float32) / 65535
-    h = np.asarray(truth["homography_blur_to_sharp"])
+    h, k = np.asarray(truth["homography_blur_to_sharp"]), truth["radial_distortion"]
     c = np.asarray(truth["color_matrix_sharp_to_blur"])
+    v_b = vignetting(*size, truth["vignetting"]["blur"])
+    v_s = vignetting(*size, truth["vignetting"]["sharp"])
     # Exclude the moving objects, and clipped highlights where no linear model holds.
     saturated = ((blur.max(axis=2) > 0.98) | (sharp.max(axis=2) > 0.98)).astype(np.uint8)
     static = cv2.dilate(rendered.mask | saturated, np.ones((9, 9), np.uint8)) == 0
@@ -74,21 +80,29 @@ def test_ground_truth_maps_sharp_onto_blur_within_noise(seed):
     static[:border] = static[-border:] = False
     static[:, :border] = static[:, -border:] = False
 
+    def onto_b(image, homography, radial, interpolation=cv2.INTER_LANCZOS4):
+        return cv2.remap(image, *sharp_coordinates(homography, size, radial=radial), interpolation,
+                         borderMode=cv2.BORDER_REPLICATE)
+
     full_well = sim.config.full_well_e
     read = sim.config.read_noise_e / full_well
     var_b = blur / full_well + read**2
-    var_s = cv2.warpPerspective(sharp / full_well + read**2, h, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    ratio = (v_b / onto_b(v_s, h, k, cv2.INTER_LINEAR))[..., None]
+    var_s = onto_b(sharp / full_well + read**2, h, k, cv2.INTER_LINEAR) * ratio**2
     expected = np.sqrt((var_b + np.einsum("ij,hwj->hwi", c**2, var_s))[static].mean())
 
-    def residual_rms(homography):
-        warped = cv2.warpPerspective(sharp, homography, size, flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP)
-        predicted = np.einsum("ij,hwj->hwi", c, warped)
-        return float(np.sqrt(((blur - predicted)[static] ** 2).mean()))
+    def residual_rms(homography, radial=k, falloff=ratio, region=static):
+        predicted = np.einsum("ij,hwj->hwi", c, onto_b(sharp, homography, radial)) * falloff
+        return float(np.sqrt(((blur - predicted)[region] ** 2).mean()))
 
+    assert abs(k) * np.hypot(*size) / 2 > 0.5  # the lens term moves the corners visibly
     assert residual_rms(h) < 1.35 * expected  # interpolation of fine texture adds a little
     shifted = h.copy()
     shifted[0, 2] += 0.5
     assert residual_rms(shifted) > 1.5 * expected
+    outer = static & (1 - v_b > 0.5 * truth["vignetting"]["blur"])  # beyond 0.7 of the half-diagonal
+    assert residual_rms(h, radial=0.0, region=outer) > 1.5 * residual_rms(h, region=outer)
+    assert residual_rms(h, falloff=1.0, region=outer) > 1.5 * residual_rms(h, region=outer)
 
 
 def test_masks_cover_exactly_the_moving_objects():

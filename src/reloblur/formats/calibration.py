@@ -21,7 +21,7 @@ class Calibration:
     """The rig's fixed B -> S transform, fitted on static captures.
 
     ``homography_blur_to_sharp`` maps B's input pixels to S's (3x3), after
-    ``radial_distortion`` (the lenses' difference, see ``reloblur.postprocess.registration
+    ``radial_distortion`` (the lenses' difference, see ``reloblur.imaging.lens
     .radial_coordinates``; 0 where they agree) has moved them; ``color_matrix`` maps
     linear S to B (3x3); ``corner_spread_px`` is how far the pairs' own homographies
     disagreed with the median at the image corners.

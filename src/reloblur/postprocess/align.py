@@ -96,7 +96,7 @@ class AlignResult:
     static_ssim: float
     flags: list[str]
     warp_seconds: float = 0.0  # of the final full-resolution warp, for stage timings
-    radial: float = 0.0  # lens-distortion difference (registration.radial_coordinates); 0: a plain homography
+    radial: float = 0.0  # lens-distortion difference (imaging.lens.radial_coordinates); 0: a plain homography
 
     @property
     def status(self) -> str:
@@ -263,7 +263,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         only a brightness gain on top of it is fitted per pair (for weak scenes).
     prior_radial
         The calibration's lens-distortion difference (see
-        :func:`reloblur.postprocess.registration.radial_coordinates`): kept as it is (a
+        :func:`reloblur.imaging.lens.radial_coordinates`): kept as it is (a
         lens does not drift as a mount does). None: tested for, and fitted where found.
 
     Returns

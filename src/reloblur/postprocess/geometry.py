@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reloblur.postprocess.registration import radial_coordinates
+from reloblur.imaging.lens import radial_coordinates
 
 INTERPOLATION_MARGIN = 3  # Lanczos-4 reads 3-4 px around a point: stay clear of S's edge
 
@@ -44,7 +44,7 @@ def sharp_coordinates(homography: np.ndarray, blur_size: tuple[int, int], *, rad
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Where each pixel of B's grid lies in S: ``(map_x, map_y)``, ``(H, W)`` float32 each
     (``cv2.remap``'s maps), for a homography after B's radial lens term
-    (:func:`reloblur.postprocess.registration.radial_coordinates`)."""
+    (:func:`reloblur.imaging.lens.radial_coordinates`)."""
     w, h = blur_size
     y, x = np.mgrid[0:h, 0:w].astype(np.float64)
     if radial:

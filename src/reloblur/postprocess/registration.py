@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from reloblur.errors import ReloblurError
+from reloblur.imaging.lens import radial_coordinates
 from reloblur.robust import MAD_TO_SIGMA
 
 
@@ -45,7 +46,7 @@ class Registration:
     points: int = 0
     converged: bool = True
     residual: float = 0.0
-    radial: float = 0.0  # lens term applied to B's points first (radial_coordinates); 0: none
+    radial: float = 0.0  # lens term applied to B's points first (imaging.lens.radial_coordinates); 0: none
 
 
 Lens = Literal["homography", "radial", "auto"]
@@ -65,12 +66,20 @@ def _normaliser(width: int, height: int) -> np.ndarray:
     return np.array([[s, 0, -s * (width - 1) / 2], [0, s, -s * (height - 1) / 2], [0, 0, 1.0]])
 
 
-def corner_error(estimated: np.ndarray, truth: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Distance (px) between where each image corner goes under two homographies: ``(4,)``."""
-    corners = np.array([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], np.float64)
-    a = cv2.perspectiveTransform(corners[None], estimated)[0]
-    b = cv2.perspectiveTransform(corners[None], truth)[0]
-    return np.linalg.norm(a - b, axis=1)
+def corner_error(estimated: np.ndarray, truth: np.ndarray, width: int, height: int, *, radial: float = 0.0,
+                 truth_radial: float = 0.0) -> np.ndarray:
+    """Distance (px) between where each image corner goes under two homographies: ``(4,)``.
+
+    ``radial``, ``truth_radial``: each map's lens term, applied to B's corners first
+    (:func:`reloblur.imaging.lens.radial_coordinates`)."""
+    x = np.array([0, width - 1, width - 1, 0], np.float64)
+    y = np.array([0, 0, height - 1, height - 1], np.float64)
+
+    def mapped(homography: np.ndarray, k: float) -> np.ndarray:
+        corners = np.stack(radial_coordinates(x, y, k, width, height), axis=1)
+        return cv2.perspectiveTransform(corners[None], np.asarray(homography, np.float64))[0]
+
+    return np.linalg.norm(mapped(estimated, radial) - mapped(truth, truth_radial), axis=1)
 
 
 def texture_fraction(image: np.ndarray, *, threshold: float = 0.02) -> float:
@@ -166,19 +175,6 @@ def _select_points(template: np.ndarray, allowed: np.ndarray, count: int, seed: 
     return np.unravel_index(strong, template.shape)
 
 
-def radial_coordinates(x: np.ndarray, y: np.ndarray, radial: float, width: int, height: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """B's pixel coordinates moved by a radial lens term about B's centre: ``u (1 + k r^2)``.
-
-    ``u`` is a point's offset from the image centre and ``r`` its distance over the
-    half-diagonal, so ``k`` (``radial``) is the fractional displacement of a corner: a
-    lens-distortion difference between the cameras, which a homography cannot hold.
-    """
-    cx, cy = (width - 1) / 2, (height - 1) / 2
-    factor = 1 + radial * ((x - cx) ** 2 + (y - cy) ** 2) / (cx * cx + cy * cy)
-    return cx + (x - cx) * factor, cy + (y - cy) * factor
-
-
 def _warp_points(h_norm: np.ndarray, xd: np.ndarray, yd: np.ndarray, ns_inv: np.ndarray, factor: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised (distorted) B points -> S pixel coordinates at a pyramid level."""
@@ -242,7 +238,7 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
         1e-5 is about 0.01 px at 2000 px).
     lens
         ``"homography"``: B's points are moved by the fixed radial term ``radial`` (see
-        :func:`radial_coordinates`; 0: a plain homography). ``"radial"``: the radial term
+        :func:`reloblur.imaging.lens.radial_coordinates`; 0: a plain homography). ``"radial"``: the radial term
         is fitted with the homography (Gauss-Newton on all nine parameters), starting from
         ``radial``. ``"auto"``: a plain homography, then a test at the finest level of
         whether a radial term is both significant (5 standard errors) and visible (0.1 px

@@ -92,7 +92,8 @@ def quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
         truth = _truth(options, scene_index, record.trigger)
         width, height = data.input_size
         error = corner_error(np.array(data.homography_blur_to_sharp), np.array(truth.truth["homography_blur_to_sharp"]),
-                             width, height)
+                             width, height, radial=data.radial_distortion,
+                             truth_radial=truth.truth.get("radial_distortion", 0.0))
         index = sidecar.name.split(".")[0]
         rel = sidecar.parent.relative_to(out / "data" / "dataset")
         mask_path = out / "data" / "masks" / rel / f"{index}.png"

@@ -162,6 +162,8 @@ def _session_manifest(config: SimulatorConfig, sim: RigSimulator) -> SessionMani
             "config": config.to_dict(),
             "rig_truth": {
                 "homography_blur_to_sharp": sim.rig.homography_blur_to_sharp.tolist(),
+                "radial_distortion": sim.rig.radial_distortion,
+                "vignetting": {"blur": sim.rig.vignetting_blur, "sharp": sim.rig.vignetting_sharp},
                 "color_matrix_blur": sim.rig.color_matrix_blur.tolist(),
                 "color_matrix_sharp": sim.rig.color_matrix_sharp.tolist(),
                 "gain_blur": sim.rig.gain_blur,

@@ -5,13 +5,15 @@ light. Objects move along straight lines while rotating; **B** integrates the sc
 its long exposure (sub-frames dense enough that no point moves more than about one pixel
 between them), **S** integrates over its short exposure placed at the chosen phase of B's
 (start, middle or end). Each camera then applies its own 3x3 colour response and gain,
-Poisson-Gaussian sensor noise and 16-bit quantisation, optionally on an RGGB Bayer
-mosaic. B's pixel grid is the scene grid; S sees it through a small homography, so
+its lens's vignetting, Poisson-Gaussian sensor noise and 16-bit quantisation, optionally
+on an RGGB Bayer mosaic. B's pixel grid is the scene grid; S sees it through a small
+homography after a lens-distortion difference, so
 
-    S(H p) ~ gain_s * M_s @ scene(p),   B(p) ~ gain_b * M_b @ scene(p)
+    S(H D(p)) ~ gain_s * V_s * M_s @ scene(p),   B(p) ~ gain_b * V_b * M_b @ scene(p)
 
 with ``H = homography_blur_to_sharp`` mapping pixel (x, y) of B to S (OpenCV pixel-centre
-convention). Rendering depends only on the configuration and ``(seed, pair index)``, so
+convention), ``D`` the radial term ``radial_distortion``
+(:func:`reloblur.imaging.lens.radial_coordinates`) and ``V`` each lens's vignetting. Rendering depends only on the configuration and ``(seed, pair index)``, so
 any pair can be re-rendered identically, in any order and any process.
 """
 
@@ -29,6 +31,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.masks import blur_ratio
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, S_PHASES, SPhase, s_window
 from reloblur.imaging.imageio import srgb_to_linear
+from reloblur.imaging.lens import undo_radial, vignetting
 from reloblur.imaging.raw import mosaic
 
 BACKGROUND_PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "motorcycle", "camera", "brick")
@@ -59,7 +62,8 @@ class SimulatorConfig:
     read_noise_e: float = 4.0
     max_motion: float = 0.08
     min_motion: float = 0.012
-    misalignment: float = 1.0
+    misalignment: float = 1.0  # scales the homography's and the lenses' differences (0: none)
+    vignetting: float = 1.0  # scales each lens's corner falloff (0: none)
     drift_px: float = 0.25
 
     def __post_init__(self) -> None:
@@ -98,6 +102,9 @@ class RigTruth:
     color_matrix_sharp: np.ndarray
     gain_blur: float
     gain_sharp: float
+    radial_distortion: float = 0.0  # S's lens against B's, imaging.lens.radial_coordinates
+    vignetting_blur: float = 0.0  # corner falloff of each lens (imaging.lens.vignetting)
+    vignetting_sharp: float = 0.0
 
 
 @dataclass
@@ -197,12 +204,22 @@ class RigSimulator:
             m[np.diag_indices(3)] = 1 + rng.normal(0, 0.05, 3)
             return m / m.sum(axis=1, keepdims=True)  # a grey scene stays grey-ish
 
+        color_blur, color_sharp = color_matrix(), color_matrix()
+        gain_blur = float(rng.uniform(0.75, 1.25))
+        # Two lenses of one model differ in distortion by a pixel or two at the corners of a
+        # 2152 px frame; S's, behind the ND filter and at another aperture, vignettes more.
+        radial = k * float(rng.choice([-1.0, 1.0]) * rng.uniform(0.0005, 0.0015))
+        vignetting_blur = c.vignetting * float(rng.uniform(0.1, 0.2))
+        vignetting_sharp = c.vignetting * float(rng.uniform(0.15, 0.3))
         return RigTruth(
             homography_blur_to_sharp=h,
-            color_matrix_blur=color_matrix(),
-            color_matrix_sharp=color_matrix(),
-            gain_blur=float(rng.uniform(0.75, 1.25)),
+            color_matrix_blur=color_blur,
+            color_matrix_sharp=color_sharp,
+            gain_blur=gain_blur,
             gain_sharp=1.0,
+            radial_distortion=radial,
+            vignetting_blur=vignetting_blur,
+            vignetting_sharp=vignetting_sharp,
         )
 
     def scene_of(self, pair_index: int) -> int:
@@ -347,12 +364,16 @@ class RigSimulator:
         return scene, rng, static, objects, self.background(scene)
 
     def _expose(
-        self, radiance: np.ndarray, color: np.ndarray, gain: float, rng: np.random.Generator, *, noise: bool = True
+        self, radiance: np.ndarray, color: np.ndarray, gain: float, rng: np.random.Generator, *, noise: bool = True,
+        falloff: float = 0.0,
     ) -> np.ndarray:
-        """Camera response, optional Bayer mosaic, Poisson-Gaussian noise (unless ``noise``
-        is False: known answers), 16-bit output."""
+        """Camera response, the lens's vignetting (``falloff`` at the corners), optional
+        Bayer mosaic, Poisson-Gaussian noise (unless ``noise`` is False: known answers),
+        16-bit output."""
         c = self.config
         signal = np.einsum("ij,hwj->hwi", gain * color, radiance, optimize=True)
+        if falloff:
+            signal *= vignetting(signal.shape[1], signal.shape[0], falloff)[..., None]
         signal = np.clip(signal, 0.0, None)
         if c.bayer:
             signal = mosaic(signal, "RG")
@@ -369,6 +390,21 @@ class RigSimulator:
         drift[:2, 2] = rng.normal(0, self.config.drift_px, 2)
         return drift @ self.rig.homography_blur_to_sharp
 
+    def _view_of_s(self, radiance: np.ndarray, homography: np.ndarray, radial: float) -> np.ndarray:
+        """The canvas as S's camera sees it: S pixel p shows the B pixel q with
+        ``H D(q) = p``, taken from the canvas (whose margin holds what S sees beyond B)."""
+        c, m = self.config, self.margin
+        canvas_to_s = homography @ np.array([[1, 0, -m], [0, 1, -m], [0, 0, 1.0]])
+        if not radial:
+            return cv2.warpPerspective(radiance, canvas_to_s, (c.width, c.height), flags=cv2.INTER_LANCZOS4)
+        yy, xx = np.mgrid[0 : c.height, 0 : c.width].astype(np.float64)
+        inverse = np.linalg.inv(homography)
+        denominator = inverse[2, 0] * xx + inverse[2, 1] * yy + inverse[2, 2]
+        hx = (inverse[0, 0] * xx + inverse[0, 1] * yy + inverse[0, 2]) / denominator
+        hy = (inverse[1, 0] * xx + inverse[1, 1] * yy + inverse[1, 2]) / denominator
+        qx, qy = undo_radial(hx, hy, radial, c.width, c.height)
+        return cv2.remap(radiance, (qx + m).astype(np.float32), (qy + m).astype(np.float32), cv2.INTER_LANCZOS4)
+
     def render(self, pair_index: int, *, aligned: bool = False) -> SimulatedPair:
         """Render pair ``pair_index``.
 
@@ -384,20 +420,20 @@ class RigSimulator:
         b_view = blur_radiance[m : m + c.height, m : m + c.width]
         homography = np.eye(3) if aligned else self.pair_homography(pair_index)
         flicker = float(rng.normal(1.0, 0.01))
+        radial = 0.0 if aligned else self.rig.radial_distortion
         if aligned:
             s_view = sharp_radiance[m : m + c.height, m : m + c.width]
             s_color, s_gain = self.rig.color_matrix_blur, self.rig.gain_blur * flicker
+            s_falloff = self.rig.vignetting_blur
         else:
-            canvas_to_b = np.array([[1, 0, -m], [0, 1, -m], [0, 0, 1.0]])
-            canvas_to_s = homography @ canvas_to_b
-            s_view = cv2.warpPerspective(
-                sharp_radiance, canvas_to_s, (c.width, c.height), flags=cv2.INTER_LANCZOS4
-            )
+            s_view = self._view_of_s(sharp_radiance, homography, radial)
             s_color, s_gain = self.rig.color_matrix_sharp, self.rig.gain_sharp * flicker
+            s_falloff = self.rig.vignetting_sharp
 
         noise_rng = np.random.default_rng([c.seed, _SALT_PAIR, pair_index, 2])
-        blur = self._expose(b_view, self.rig.color_matrix_blur, self.rig.gain_blur, noise_rng)
-        sharp = self._expose(np.clip(s_view, 0, None), s_color, s_gain, noise_rng)
+        blur = self._expose(b_view, self.rig.color_matrix_blur, self.rig.gain_blur, noise_rng,
+                            falloff=self.rig.vignetting_blur)
+        sharp = self._expose(np.clip(s_view, 0, None), s_color, s_gain, noise_rng, falloff=s_falloff)
         mask = np.where(swept[m : m + c.height, m : m + c.width] > 0.1, 255, 0).astype(np.uint8)
 
         color_s_to_b = (self.rig.gain_blur / s_gain) * self.rig.color_matrix_blur @ np.linalg.inv(s_color)
@@ -407,6 +443,8 @@ class RigSimulator:
             "aligned": aligned,
             "static": static or not any(o.moving for o in objects),
             "homography_blur_to_sharp": homography.tolist(),
+            "radial_distortion": radial,
+            "vignetting": {"blur": self.rig.vignetting_blur, "sharp": s_falloff},
             "color_matrix_blur": self.rig.color_matrix_blur.tolist(),
             "color_matrix_sharp": s_color.tolist(),
             "gain_blur": self.rig.gain_blur,
@@ -457,7 +495,7 @@ def render_burst(simulator: RigSimulator, pair_index: int, *, frames: int = 8, e
     frame k is exposed over ``[k, k + exposed_fraction] / frames`` of it (a fraction below
     1 leaves gaps, dashing B's streaks), through B's camera (its colour response and gain),
     each with its own Poisson-Gaussian noise, so their mean is about sqrt(K) less noisy
-    than any one. ``shake_px``: the camera itself drifts that far in a random direction
+    than any one, and its lens's vignetting. ``shake_px``: the camera itself drifts that far in a random direction
     over the burst (its first to last frame), blurring the background too. ``noise=False``
     gives the noiseless frames (known answers in tests).
     """
@@ -478,7 +516,7 @@ def render_burst(simulator: RigSimulator, pair_index: int, *, frames: int = 8, e
         frame = cv2.warpAffine(radiance, view, (c.width, c.height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         np.maximum(swept_all, swept[m : m + c.height, m : m + c.width], out=swept_all)
         out.append(simulator._expose(frame, simulator.rig.color_matrix_blur, simulator.rig.gain_blur, noise_rng,
-                                     noise=noise))
+                                     noise=noise, falloff=simulator.rig.vignetting_blur))
     mask = np.where(swept_all > 0.1, 255, 0).astype(np.uint8)
     truth = {"pair": pair_index, "scene": scene, "frames": frames, "exposed_fraction": exposed_fraction,
              "shake_px": shake_px, "shake_direction_rad": direction,
