@@ -6,9 +6,10 @@ filter size 5, intensity matched by a least-squares gain, no colour correction, 
 from identity. Ours: ``reloblur.postprocess.align.align_pair`` (features + photometric
 Lucas-Kanade + robust colour), timed including the final full-resolution warp of S.
 
-Pairs come from the rig simulator, which records the true homography and colour matrix.
-Reported per size: corner error (the four image corners mapped by the estimated versus the
-true homography, px; median, mean, max), colour error on static pixels after correction
+Pairs come from the rig simulator, which records the true homography, the lenses'
+distortion difference and the colour matrix. Reported per size: corner error (the four
+image corners mapped by the estimated versus the true map, homography after the lens term;
+px; median, mean, max; ECC has no lens term), colour error on static pixels after correction
 (RMS of B minus corrected S relative to the RMS with the true correction: 1.00 means as
 good as the truth; the ECC baseline does no colour correction), and seconds per pair.
 
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from reloblur.postprocess.align import align_pair
+from reloblur.postprocess.geometry import sharp_coordinates
 from reloblur.postprocess.registration import corner_error
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
@@ -44,16 +46,16 @@ def ecc_baseline(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
     return warp.astype(np.float64) / warp[2, 2]
 
 
-def colour_ratio(blur, sharp, homography, matrix, truth_h, truth_c, mask) -> float:
+def colour_ratio(blur, sharp, homography, radial, matrix, truth_h, truth_radial, truth_c, mask) -> float:
     size = (blur.shape[1], blur.shape[0])
 
-    def residual(h, c):
-        warped = cv2.warpPerspective(sharp, h, size, flags=cv2.INTER_LANCZOS4 | cv2.WARP_INVERSE_MAP)
+    def residual(h, k, c):
+        warped = cv2.remap(sharp, *sharp_coordinates(h, size, radial=k), cv2.INTER_LANCZOS4)
         corrected = np.einsum("ij,hwj->hwi", c, warped)
         static = mask & (blur.max(axis=2) < 0.98) & (warped.max(axis=2) < 0.98)
         return float(np.sqrt(((blur - corrected)[static] ** 2).mean()))
 
-    return residual(homography, matrix) / residual(truth_h, truth_c)
+    return residual(homography, radial, matrix) / residual(truth_h, truth_radial, truth_c)
 
 
 def run_size(width: int, height: int, pairs: int, seed: int) -> dict:
@@ -65,6 +67,7 @@ def run_size(width: int, height: int, pairs: int, seed: int) -> dict:
         sharp = rendered.sharp.astype(np.float32) / 65535
         truth_h = np.asarray(rendered.truth["homography_blur_to_sharp"])
         truth_c = np.asarray(rendered.truth["color_matrix_sharp_to_blur"])
+        truth_k = rendered.truth["radial_distortion"]
         border = max(8, width // 60)
         static = cv2.dilate(rendered.mask, np.ones((9, 9), np.uint8)) == 0
         static[:border] = static[-border:] = False
@@ -78,10 +81,12 @@ def run_size(width: int, height: int, pairs: int, seed: int) -> dict:
         ecc_s = time.perf_counter() - start
 
         gain = float((blur * sharp).sum() / (sharp * sharp).sum())
-        rows["ours"].append((corner_error(result.homography, truth_h, width, height), ours_s,
-                             colour_ratio(blur, sharp, result.homography, result.color.matrix, truth_h, truth_c, static)))
-        rows["ecc"].append((corner_error(ecc_h, truth_h, width, height), ecc_s,
-                            colour_ratio(blur, sharp, ecc_h, gain * np.eye(3), truth_h, truth_c, static)))
+        rows["ours"].append((corner_error(result.homography, truth_h, width, height, radial=result.radial,
+                                          truth_radial=truth_k), ours_s,
+                             colour_ratio(blur, sharp, result.homography, result.radial, result.color.matrix, truth_h,
+                                          truth_k, truth_c, static)))
+        rows["ecc"].append((corner_error(ecc_h, truth_h, width, height, truth_radial=truth_k), ecc_s,
+                            colour_ratio(blur, sharp, ecc_h, 0.0, gain * np.eye(3), truth_h, truth_k, truth_c, static)))
     summary = {}
     for name, entries in rows.items():
         corners = np.concatenate([e[0] for e in entries])

@@ -74,7 +74,12 @@ def encode_clip_flags(b_high: np.ndarray, b_low: np.ndarray, s_high: np.ndarray,
     """Flags ``(H, W)`` or ``(H, W, C)`` uint8 from four bool maps of that shape: per pixel,
     or per pixel and channel (``<id>.clip.png`` is then an RGB image, one channel's flags
     in each)."""
-    return (b_high * B_HIGH | b_low * B_LOW | s_high * S_HIGH | s_low * S_LOW).astype(np.uint8)
+    # A bool array is one byte of 0 or 1: viewed as uint8 it shifts into its bit in place,
+    # where multiplying by the bit's value widened every map to int64 (0.2 s at 2152x1436).
+    flags = np.ascontiguousarray(b_high, bool).view(np.uint8) * np.uint8(B_HIGH)
+    for bits, bit in ((b_low, B_LOW), (s_high, S_HIGH), (s_low, S_LOW)):
+        flags |= np.ascontiguousarray(bits, bool).view(np.uint8) * np.uint8(bit)
+    return flags
 
 
 def decode_clip_flags(flags: np.ndarray) -> dict[str, np.ndarray]:

@@ -310,15 +310,17 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
     started = time.perf_counter()
-    maps = sharp_coordinates(homography, size, radial=radial) if radial else None
+    coordinates = sharp_coordinates(homography, size, radial=radial) if radial else None
+    # Fixed-point maps (1/32 px, as warpPerspective itself resamples) remap twice as fast.
+    maps = None if coordinates is None else cv2.convertMaps(*coordinates, cv2.CV_16SC2)
     source = color.apply(sharp)
     corrected = _warp(source, homography, size, cv2.INTER_LANCZOS4, maps=maps)
     clip_flags = _clip_flags(blur, sharp, homography, size, maps=maps)
     _confine_clipped(corrected, source, clip_flags, homography, size, maps)
     warp_seconds = time.perf_counter() - started
     static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-    if maps is not None:
-        valid_full = valid_coordinates(*maps, (ws, hs))
+    if coordinates is not None:
+        valid_full = valid_coordinates(*coordinates, (ws, hs))
         crop = inner_rect_of(valid_full) if settings.crop else Rect(0, 0, w, h)
         valid = None if settings.crop else valid_full
     else:

@@ -156,9 +156,10 @@ def _params_to_h(p: np.ndarray) -> np.ndarray:
     return np.array([[1 + p[0], p[2], p[4]], [p[1], 1 + p[3], p[5]], [p[6], p[7], 1.0]])
 
 
-def _select_points(template: np.ndarray, allowed: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _select_points(gradients: tuple[np.ndarray, np.ndarray], allowed: np.ndarray, count: int, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Row/column indices of up to ``count`` high-gradient allowed pixels, spread over the image."""
-    gx, gy = _gradients(template)
+    gx, gy = gradients
     magnitude = cv2.magnitude(gx, gy)
     magnitude[~allowed] = 0
     flat = magnitude.ravel()
@@ -172,7 +173,7 @@ def _select_points(template: np.ndarray, allowed: np.ndarray, count: int, seed: 
     strong = candidates[flat[candidates] >= threshold]
     if strong.size > count:
         strong = np.sort(np.random.default_rng(seed).choice(strong, count, replace=False))
-    return np.unravel_index(strong, template.shape)
+    return np.unravel_index(strong, allowed.shape)
 
 
 def _warp_points(h_norm: np.ndarray, xd: np.ndarray, yd: np.ndarray, ns_inv: np.ndarray, factor: int
@@ -242,7 +243,9 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
         is fitted with the homography (Gauss-Newton on all nine parameters), starting from
         ``radial``. ``"auto"``: a plain homography, then a test at the finest level of
         whether a radial term is both significant (5 standard errors) and visible (0.1 px
-        at a corner); if so, the fit is redone with it.
+        at a corner); if so, the result carries one joint Gauss-Newton step of the radial
+        term and the homography, from which a ``"radial"`` fit converges (``align_pair``'s
+        second pass).
 
     Raises
     ------
@@ -280,10 +283,10 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
         border = 3
         allowed[:border] = allowed[-border:] = False
         allowed[:, :border] = allowed[:, -border:] = False
-        rows, cols = _select_points(template, allowed, points, seed + level)
+        gx, gy = _gradients(template)
+        rows, cols = _select_points((gx, gy), allowed, points, seed + level)
         if rows.size < 50:
             raise RegistrationError(f"only {rows.size} usable static texture points at pyramid level {level}")
-        gx, gy = _gradients(template)
         t_values = template[rows, cols].astype(np.float64)
         # Level pixel -> full-resolution pixel -> normalised (pixel-centre convention).
         full = np.stack([(cols + 0.5) * factor - 0.5, (rows + 0.5) * factor - 0.5, np.ones(rows.size)])
@@ -291,7 +294,6 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
         # d(normalised)/d(level pixel) = factor * nb scale: the gradients in normalised units.
         level_points = _LevelPoints(xn, yn, gx[rows, cols], gy[rows, cols], corner2, factor * nb[0, 0])
         sd, xd, yd = level_points.steepest_descent(k)
-        image_gradients = _gradients(image) if fit_radial or (lens == "auto" and level == finest_level) else None
         for _ in range(iterations):
             total_iterations += 1
             if fit_radial:
@@ -303,9 +305,7 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
             error, weights, gains, inside = fit
             gain = float(np.median(gains[inside]))
             if fit_radial:
-                assert image_gradients is not None
-                system = np.column_stack([sd, -_radial_jacobian(level_points, h_norm, k, lx, ly, image_gradients,
-                                                                gains, ns_inv, factor)])
+                system = np.column_stack([sd, -_radial_jacobian(level_points, h_norm, k, lx, ly, ns_inv, factor)])
             else:
                 system = sd
             weighted = system * weights[:, None]
@@ -328,13 +328,11 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
         else:
             converged = level > finest_level and converged
         if lens == "auto" and level == finest_level:
-            assert image_gradients is not None
-            step, z = _radial_test(level_points, h_norm, image, image_gradients, t_values, ns_inv, factor)
-            if abs(z) > 5 and abs(step) * np.hypot(w0 - 1, h0 - 1) / 2 > 0.1:
-                refined = ns_inv @ h_norm @ nb
-                return refine_homography(blur_gray, sharp_gray, refined / refined[2, 2], static_mask=static_mask,
-                                         levels=levels, points=points, iterations=iterations, tolerance=tolerance,
-                                         finest_level=finest_level, seed=seed, lens="radial", radial=step)
+            step = _radial_test(level_points, h_norm, image, t_values, ns_inv, factor)
+            if step is not None and abs(step[8]) * np.hypot(w0 - 1, h0 - 1) / 2 > 0.1:
+                h_norm = h_norm @ np.linalg.inv(_params_to_h(step[:8]))
+                h_norm /= h_norm[2, 2]
+                k = float(step[8])
     homography = ns_inv @ h_norm @ nb
     homography /= homography[2, 2]
     if not np.all(np.isfinite(homography)) or not np.isfinite(k):
@@ -344,40 +342,44 @@ def refine_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, initial: np
 
 
 def _radial_jacobian(level_points: _LevelPoints, h_norm: np.ndarray, radial: float, lx: np.ndarray, ly: np.ndarray,
-                     image_gradients: tuple[np.ndarray, np.ndarray], gain: np.ndarray, ns_inv: np.ndarray,
-                     factor: int) -> np.ndarray:
-    """d(gain * S(warp(x)))/dk per point: S's gradient where the point lands, times how
-    far a change of the radial term moves it there (a forward difference of the warp)."""
+                     ns_inv: np.ndarray, factor: int) -> np.ndarray:
+    """d(S(warp(x)))/dk per point, in the template's units: how far a change of the radial
+    term moves the point in S (a forward difference of the warp) along the gradient.
+
+    The template's gradient stands in for S's where the point lands (as the inverse
+    compositional homography update does): B ~ gain * S there, and the warp is near a
+    rotation by a degree, so it only slows convergence by a percent, never moves its end.
+    """
     step = 1e-4
     xd, yd = level_points.distorted(radial + step)
     lx2, ly2 = _warp_points(h_norm, xd, yd, ns_inv, factor)
-    sgx = ndimage.map_coordinates(image_gradients[0], [ly, lx], order=1, mode="nearest").astype(np.float64)
-    sgy = ndimage.map_coordinates(image_gradients[1], [ly, lx], order=1, mode="nearest").astype(np.float64)
-    return gain * (sgx * (lx2 - lx) + sgy * (ly2 - ly)) / step
+    return (level_points.gx * (lx2 - lx) + level_points.gy * (ly2 - ly)) / step
 
 
-def _radial_test(level_points: _LevelPoints, h_norm: np.ndarray, image: np.ndarray,
-                 image_gradients: tuple[np.ndarray, np.ndarray], t_values: np.ndarray, ns_inv: np.ndarray,
-                 factor: int) -> tuple[float, float]:
-    """One joint Gauss-Newton step for a radial term from a converged plain homography:
-    ``(step in k, step over its standard error)``."""
+def _radial_test(level_points: _LevelPoints, h_norm: np.ndarray, image: np.ndarray, t_values: np.ndarray,
+                 ns_inv: np.ndarray, factor: int) -> np.ndarray | None:
+    """One joint Gauss-Newton step of the homography and a radial term from a converged
+    plain homography: the nine-parameter step, or None when the radial part is within 5
+    standard errors of zero (or cannot be estimated)."""
     sd, xd, yd = level_points.steepest_descent(0.0)
     lx, ly = _warp_points(h_norm, xd, yd, ns_inv, factor)
     fit = _photometric_residual(image, t_values, lx, ly, level_points.radius2)
     if fit is None:
-        return 0.0, 0.0
-    error, weights, gain, _ = fit
-    system = np.column_stack([sd, -_radial_jacobian(level_points, h_norm, 0.0, lx, ly, image_gradients, gain,
-                                                    ns_inv, factor)])
+        return None
+    error, weights, gains, inside = fit
+    system = np.column_stack([sd, -_radial_jacobian(level_points, h_norm, 0.0, lx, ly, ns_inv, factor)])
     weighted = system * weights[:, None]
     try:
         covariance = np.linalg.inv(weighted.T @ system)
     except np.linalg.LinAlgError:
-        return 0.0, 0.0
-    step = float((covariance @ (weighted.T @ error))[8])
+        return None
+    step = covariance @ (weighted.T @ error)
     variance = float(np.sum(weights * error**2) / max(1.0, float(weights.sum()) - 9))
     standard_error = float(np.sqrt(max(covariance[8, 8] * variance, 1e-30)))
-    return step, step / standard_error
+    if abs(step[8]) < 5 * standard_error:
+        return None
+    step[:8] /= max(float(np.median(gains[inside])), 1e-6)  # as the homography update is scaled
+    return step
 
 
 def _photometric_residual(image: np.ndarray, t_values: np.ndarray, lx: np.ndarray, ly: np.ndarray,
