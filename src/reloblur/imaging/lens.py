@@ -38,6 +38,20 @@ def undo_radial(x: np.ndarray, y: np.ndarray, radial: float, width: int, height:
     return qx, qy
 
 
+def grid_coordinates(homography: np.ndarray, size: tuple[int, int], *, radial: float = 0.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of a ``size`` (width, height) grid goes under the radial term
+    ``radial`` (:func:`radial_coordinates`) and then ``homography``: ``(x, y)``, ``(H, W)``
+    float64 each."""
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    if radial:
+        x, y = radial_coordinates(x, y, radial, w, h)
+    hm = np.asarray(homography, np.float64)
+    denominator = hm[2, 0] * x + hm[2, 1] * y + hm[2, 2]
+    return (hm[0, 0] * x + hm[0, 1] * y + hm[0, 2]) / denominator, (hm[1, 0] * x + hm[1, 1] * y + hm[1, 2]) / denominator
+
+
 def vignetting(width: int, height: int, falloff: float) -> np.ndarray:
     """``(H, W)`` float32 relative illumination ``1 - falloff r^2`` (``falloff`` at the corners)."""
     cx, cy, half_diagonal2 = _centre(width, height)

@@ -317,7 +317,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         radial = registration.radial
         homography = registration.homography
         color, static_w = _colour_and_static(work, _to_work(homography, work.d_blur, work.d_sharp), static_w,
-                                             settings, prior_color, radial=registration.radial)
+                                             settings, prior_color, radial=radial)
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
     started = time.perf_counter()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reloblur.imaging.lens import radial_coordinates
+from reloblur.imaging.lens import grid_coordinates
 
 INTERPOLATION_MARGIN = 3  # Lanczos-4 reads 3-4 px around a point: stay clear of S's edge
 
@@ -45,14 +45,7 @@ def sharp_coordinates(homography: np.ndarray, blur_size: tuple[int, int], *, rad
     """Where each pixel of B's grid lies in S: ``(map_x, map_y)``, ``(H, W)`` float32 each
     (``cv2.remap``'s maps), for a homography after B's radial lens term
     (:func:`reloblur.imaging.lens.radial_coordinates`)."""
-    w, h = blur_size
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    if radial:
-        x, y = radial_coordinates(x, y, radial, w, h)
-    hm = np.asarray(homography, np.float64)
-    denominator = hm[2, 0] * x + hm[2, 1] * y + hm[2, 2]
-    map_x = (hm[0, 0] * x + hm[0, 1] * y + hm[0, 2]) / denominator
-    map_y = (hm[1, 0] * x + hm[1, 1] * y + hm[1, 2]) / denominator
+    map_x, map_y = grid_coordinates(homography, blur_size, radial=radial)
     return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
@@ -66,11 +59,10 @@ def valid_coordinates(map_x: np.ndarray, map_y: np.ndarray, sharp_size: tuple[in
 
 
 def valid_mask(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int],
-               *, margin: int = INTERPOLATION_MARGIN, radial: float = 0.0) -> np.ndarray:
-    """``(H, W)`` bool on B's grid: pixels whose S position is at least ``margin`` inside S."""
+               *, margin: int = INTERPOLATION_MARGIN) -> np.ndarray:
+    """``(H, W)`` bool on B's grid: pixels whose S position is at least ``margin`` inside S
+    (a homography alone; with a radial term, :func:`valid_coordinates` of its maps)."""
     ws, hs = sharp_size
-    if radial:
-        return valid_coordinates(*sharp_coordinates(homography, blur_size, radial=radial), sharp_size, margin=margin)
     inside = np.zeros((hs, ws), np.uint8)
     inside[margin : hs - margin, margin : ws - margin] = 1
     # Nearest-neighbour warp of S's inside-mask onto B: dst(x) = inside(H x).
@@ -80,17 +72,15 @@ def valid_mask(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: t
 
 
 def inner_rect(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int],
-               *, margin: int = INTERPOLATION_MARGIN, radial: float = 0.0) -> Rect:
-    """The axis-aligned rectangle of B's grid whose pixels all map inside S.
+               *, margin: int = INTERPOLATION_MARGIN) -> Rect:
+    """The axis-aligned rectangle of B's grid whose pixels all map inside S under a homography.
 
     The S rectangle (shrunk by ``margin``) maps back to a convex quadrilateral on B; for
     each side the innermost corner bounds the rectangle, so it lies inside the quad. With
-    a radial lens term the sides bow, and the rectangle is found on the validity mask.
+    a radial lens term the sides bow: :func:`inner_rect_of` finds it on the validity mask.
     """
     w, h = blur_size
     ws, hs = sharp_size
-    if radial:
-        return inner_rect_of(valid_mask(homography, blur_size, sharp_size, margin=margin, radial=radial))
     corners_s = np.array([[margin, margin], [ws - 1 - margin, margin], [ws - 1 - margin, hs - 1 - margin],
                           [margin, hs - 1 - margin]], np.float64)
     tl, tr, br, bl = cv2.perspectiveTransform(corners_s[None], np.linalg.inv(homography))[0]

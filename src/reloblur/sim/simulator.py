@@ -31,7 +31,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.masks import blur_ratio
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, S_PHASES, SPhase, s_window
 from reloblur.imaging.imageio import srgb_to_linear
-from reloblur.imaging.lens import undo_radial, vignetting
+from reloblur.imaging.lens import grid_coordinates, undo_radial, vignetting
 from reloblur.imaging.raw import mosaic
 
 BACKGROUND_PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "motorcycle", "camera", "brick")
@@ -397,11 +397,7 @@ class RigSimulator:
         canvas_to_s = homography @ np.array([[1, 0, -m], [0, 1, -m], [0, 0, 1.0]])
         if not radial:
             return cv2.warpPerspective(radiance, canvas_to_s, (c.width, c.height), flags=cv2.INTER_LANCZOS4)
-        yy, xx = np.mgrid[0 : c.height, 0 : c.width].astype(np.float64)
-        inverse = np.linalg.inv(homography)
-        denominator = inverse[2, 0] * xx + inverse[2, 1] * yy + inverse[2, 2]
-        hx = (inverse[0, 0] * xx + inverse[0, 1] * yy + inverse[0, 2]) / denominator
-        hy = (inverse[1, 0] * xx + inverse[1, 1] * yy + inverse[1, 2]) / denominator
+        hx, hy = grid_coordinates(np.linalg.inv(homography), (c.width, c.height))
         qx, qy = undo_radial(hx, hy, radial, c.width, c.height)
         return cv2.remap(radiance, (qx + m).astype(np.float32), (qy + m).astype(np.float32), cv2.INTER_LANCZOS4)
 
