@@ -40,7 +40,7 @@ from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
-from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair  # noqa: E402
+from reloblur.postprocess.align import AlignmentError, AlignResult, AlignSettings, align_pair  # noqa: E402
 
 METHODS = ("lbfmg", "lbfmg v1", "plain difference")
 BURST_METHODS = ("lbfmg --method flow", "lbfmg --method both")  # burst rows only: they need the frames
@@ -52,30 +52,50 @@ def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
     return np.where(np.abs(b - s).max(axis=2) > 3 * sigma, 255, 0).astype(np.uint8)
 
 
-def aligned(pair, *, calibrated: bool = False, burst: bool = False
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip maps.
+def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: int | None = None
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
+    """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip
+    maps, and the alignment they came from (None for a burst).
 
     ``calibrated``: start from the rig's homography, as ``align --calibration`` does (a
     featureless scene gives feature matching nothing to work with). ``burst``: one sensor
     took both, nothing to register (``reloblur burst build`` writes them as they are).
+    ``lk_points``: the registration's point budget, if not the default.
     """
     if burst:
-        return encode_srgb(pair.blur), encode_srgb(pair.sharp), np.ones(pair.blur.shape[:2], bool), None
+        return encode_srgb(pair.blur), encode_srgb(pair.sharp), np.ones(pair.blur.shape[:2], bool), None, None
     prior = pair.homography if calibrated else None
-    result = align_pair(pair.blur, pair.sharp, settings=AlignSettings(crop=False), prior_homography=prior)
+    settings = AlignSettings(crop=False) if lk_points is None else AlignSettings(crop=False, lk_points=lk_points)
+    result = align_pair(pair.blur, pair.sharp, settings=settings, prior_homography=prior)
     valid = result.valid if result.valid is not None else np.ones(pair.blur.shape[:2], bool)
-    return encode_srgb(pair.blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags
+    return (encode_srgb(pair.blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags,
+            result)
 
 
-def run_condition(condition, moving: int, static: int, seed: int) -> dict[str, dict]:
+def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray) -> tuple[float, float]:
+    """How much the mask depends on incidental alignment differences: the pair aligned
+    again with half the registration's points (a few hundredths of a pixel apart), and
+    ``(|IoU change|, largest corner displacement between the two alignments in px)``."""
+    blur, sharp, valid, clipped, second = aligned(pair, calibrated=calibrated,
+                                                  lk_points=AlignSettings().lk_points // 2)
+    assert second is not None
+    h, w = pair.blur.shape[:2]
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
+    a, b = first.homography @ corners, second.homography @ corners
+    moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
+    again = generate_mask(blur, sharp, valid=valid, clipped=clipped).mask
+    return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
+
+
+def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in methods}
     failed = 0
+    changes: list[tuple[float, float]] = []
     for index in range(moving + static):
         pair = make_pair(condition, index, static=index >= moving, seed=seed)
         try:
-            blur, sharp, valid, clipped = aligned(pair, calibrated=condition.calibrated,
+            blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated,
                                                   burst=condition.burst_frames > 0)
         except AlignmentError:
             failed += 1
@@ -103,6 +123,8 @@ def run_condition(condition, moving: int, static: int, seed: int) -> dict[str, d
             else:
                 scores[name]["iou"].append(iou(mask, pair.mask))
                 scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
+                if sensitivity and name == "lbfmg" and alignment is not None:
+                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask))
     rows = {}
     for name, s in scores.items():
         rows[name] = {
@@ -114,6 +136,13 @@ def run_condition(condition, moving: int, static: int, seed: int) -> dict[str, d
             "seconds_per_pair": float(np.mean(s["s"])) if s["s"] else None,
             "align_failures": failed,
         }
+    if changes:
+        iou_change, moved = np.array(changes).T
+        rows["lbfmg"].update({"sensitivity_mean_iou_change": float(iou_change.mean()),
+                              "sensitivity_max_iou_change": float(iou_change.max()),
+                              "sensitivity_pairs_over_0.1": int((iou_change > 0.1).sum()),
+                              "sensitivity_pairs": int(iou_change.size),
+                              "sensitivity_corner_px_median": float(np.median(moved))})
     return rows
 
 
@@ -124,6 +153,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="repeats with different seeds (spread)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="run the conditions whose name contains this")
+    parser.add_argument("--sensitivity", action="store_true",
+                        help="also align each moving pair with half the registration's points, and report how "
+                             "much lbfmg's IoU changes (about doubles the time)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -135,7 +167,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):
-            rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat)
+            rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
+                                 sensitivity=args.sensitivity)
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():
@@ -168,6 +201,17 @@ def markdown(result: dict) -> str:
             lines.append(f"| {condition} | {name} | {spread(rows, 'mean_iou')} | {spread(rows, 'min_iou')} | "
                          f"{spread(rows, 'mean_boundary_f')} | {spread(rows, 'static_area_percent_max', digits=2)} | "
                          f"{spread(rows, 'seconds_per_pair')} |")
+    sensitive = {c: [r["lbfmg"] for r in repeats] for c, repeats in result["results"].items()
+                 if "sensitivity_pairs" in repeats[0]["lbfmg"]}
+    if sensitive:
+        lines += ["", "| condition | corner difference, median px | mean IoU change | max IoU change | pairs changed > 0.1 |",
+                  "| --- | --- | --- | --- | --- |"]
+        for condition, rows in sensitive.items():
+            over = sum(r["sensitivity_pairs_over_0.1"] for r in rows)
+            pairs = sum(r["sensitivity_pairs"] for r in rows)
+            lines.append(f"| {condition} | {spread(rows, 'sensitivity_corner_px_median')} | "
+                         f"{spread(rows, 'sensitivity_mean_iou_change')} | {spread(rows, 'sensitivity_max_iou_change')} | "
+                         f"{over} of {pairs} |")
     return "\n".join(lines)
 
 

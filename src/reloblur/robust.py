@@ -33,16 +33,23 @@ def mad_sigma(values: np.ndarray, *, center: float | None = None) -> float:
     return float(MAD_TO_SIGMA * np.median(np.abs(v - c)))
 
 
-def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float = HUBER_K) -> np.ndarray:
+def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float = HUBER_K,
+                  axis: int | None = None) -> np.ndarray:
     """IRLS weights of Huber's loss: 1 within ``k`` robust sigmas, ``k / |r|`` beyond.
 
-    ``residual`` may be signed or a norm; ``scale`` defaults to the MAD scale about zero.
+    ``residual`` may be signed or a norm; ``scale`` defaults to the MAD scale about zero,
+    over all of ``residual``, or along ``axis`` (many independent fits at once).
 
     >>> huber_weights(np.array([0.0, 1.0, 10.0]), scale=1.0).round(3).tolist()
     [1.0, 1.0, 0.135]
     """
     r = np.abs(np.asarray(residual, np.float64))
-    s = MAD_TO_SIGMA * float(np.median(r)) if scale is None else scale
+    if scale is not None:
+        s: float | np.ndarray = scale
+    elif axis is None:
+        s = MAD_TO_SIGMA * float(np.median(r))
+    else:
+        s = MAD_TO_SIGMA * np.median(r, axis=axis, keepdims=True)
     z = r / (s + 1e-12)
     return np.where(z <= k, 1.0, k / np.maximum(z, 1e-12))
 

@@ -414,11 +414,16 @@ def test_clipped_inputs_leave_a_clip_map_that_follows_s_onto_bs_grid(tmp_path):
     assert flags["s_high"][120:160, 170:280].mean() > 0.95  # the window, on B's grid
     assert flags["s_high"][250:300, 20:100].mean() == 0  # elsewhere nothing
     assert not flags["b_high"].any() and S_HIGH == 4
-    # The generated mask ignores the clipped window (nothing moved).
+    # The generated mask ignores the clipped window (nothing moved): it is not filled in as
+    # a moving object. Beside its bottom edge, the frame's strongest, S is blurrier after
+    # two resamplings (4-5 noise sigmas in this nearly noiseless scene, with the mask
+    # step of 18e5f60 too, which then explained that strip away as a colour difference;
+    # the per-tile edge model leaves 3 rows of it: 0.8 % of this box, measured 2026-11-30).
     result = runner.invoke(app, ["mask", "generate", str(tmp_path / "out"), "--workers", "1"])
     assert result.exit_code == 0, result.output
     mask = read_image(tmp_path / "masks" / "00.png")
-    assert mask[95:185, 145:305].mean() < 255 * 0.001
+    assert not mask[100:180, 150:300].any()
+    assert mask[95:185, 145:305].mean() < 255 * 0.015
     # Elsewhere this nearly noiseless scene (0.2 % noise) shows S's double resampling in
     # dark texture as a few small regions; measured 2.3 % on 2026-11-29.
     assert mask.mean() < 255 * 0.03

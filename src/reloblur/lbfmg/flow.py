@@ -27,7 +27,7 @@ import numpy as np
 from reloblur.errors import ReloblurError
 from reloblur.formats.masks import blur_ratio, mask_components
 from reloblur.lbfmg.generate import MaskResult
-from reloblur.robust import MAD_TO_SIGMA
+from reloblur.robust import mad_sigma
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _changed(a: np.ndarray, b: np.ndarray, sigmas: float) -> np.ndarray:
     change = cv2.GaussianBlur(np.abs(a.astype(np.float32) - b.astype(np.float32)), (0, 0), 2.0)
     sample = change[::3, ::3]
     centre = float(np.median(sample))
-    spread = MAD_TO_SIGMA * float(np.median(np.abs(sample - centre)))
+    spread = mad_sigma(sample, center=centre)
     return change > centre + sigmas * max(spread, 0.25)
 
 

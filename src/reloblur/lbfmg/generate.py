@@ -19,7 +19,9 @@ different is the moving foreground and its blur trail. Every step has a physical
    function of level on this pair's own pixels (:mod:`reloblur.lbfmg.noise`), per channel.
    Two cameras never render an edge identically (misregistration, a distortion the
    homography cannot hold, sharpness, demosaicing): a residual ``kappa(r) |grad B|`` is
-   fitted beside the noise, growing towards the corners as a distortion does.
+   fitted beside the noise, measured per tile and combined by a robust radial model
+   that grows towards the corners as a distortion does, so a moving object's edges in
+   one tile do not discount evidence anywhere.
 4. **Evidence.** ``z`` is the smoothed difference in units of its predicted sigma (noise
    and edge residual together), the largest over channels.
 5. **Regions.** Hysteresis (``low_sigmas`` grows regions seeded above ``high_sigmas``);
@@ -53,7 +55,7 @@ from reloblur.formats.masks import Component, blur_ratio, mask_components
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
 from reloblur.lbfmg.noise import NoiseLevel, Transfer, fit_noise_level, guarded_table, lookup, srgb_decode
-from reloblur.robust import MAD_TO_SIGMA, fit_gain_field, huber_weights
+from reloblur.robust import MAD_TO_SIGMA, fit_gain_field, huber_weights, mad_sigma
 
 GainField = Literal["none", "global", "smooth"]
 # Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
@@ -75,8 +77,17 @@ FILL_REACH = 0.25
 # Share of a blown-out region's rim that motion evidence must cover for the region to be
 # the moving object (_blown_out_movers): the edges facing the motion are about half of it.
 BLOWN_OUT_RIM = 0.25
-# fit_edge_residual: how many of the most excessive bins its further fits leave out.
-EDGE_FIT_LEAVE_OUT = (1, 2)
+# fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
+# and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
+EDGE_TILES = 4
+EDGE_MIN_TILES = 6
+# fit_edge_residual bins pixels EDGE_FIT_CELLS x EDGE_FIT_CELLS by gradient and curvature,
+# and reports no residual from fewer usable pixels than EDGE_FIT_MIN_PIXELS (~55 a bin).
+EDGE_FIT_CELLS = 6
+EDGE_FIT_MIN_PIXELS = 2000
+# Pixels per tile of fit_edge_residual_field: ~110 a bin; 2000 left single tiles' MADs so
+# noisy that the vignetting-and-distortion row's worst static area rose from 0.34 to 1.6 %.
+EDGE_TILE_SAMPLES = 4000
 # Noise fits use smoothed values whose noise is at most this factor (in variance) above a
 # full footprint's: near clipped pixels fewer pixels are averaged.
 SPREAD_FIT_LIMIT = 1.2
@@ -168,7 +179,7 @@ class MaskResult:
     gain: dict[str, list[float]] = field(default_factory=dict)
     residual_ratio: float = 0.0
     flags: list[str] = field(default_factory=list)
-    edge_kappa: list[float] = field(default_factory=list)  # px, per channel: see fit_edge_residual
+    edge_kappa: list[float] = field(default_factory=list)  # px, per channel: see EdgeResidual.typical
     sharpness_beta: list[float] = field(default_factory=list)  # px^2, per channel: see fit_edge_residual
     shift_tolerance: int = 0  # px of misregistration forgiven (see MaskParams.shift_tolerance)
     noise_source: str = "pair"  # "pair": fitted on this pair; "calibration": given
@@ -473,11 +484,10 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
             variance *= spread[c]
         gradient = _gradient_magnitude(bs[c])
         curvature = np.abs(cv2.Laplacian(bs[c], cv2.CV_32F, ksize=3))
-        kappa, beta = fit_edge_residual(difference, variance, gradient, fit_on, curvature=curvature)
-        edges.append(kappa)
-        sharpness.append(beta)
-        kappa_map = radial_edge_residual(difference, variance, gradient, fit_on, kappa)
-        inverse[c] = 1.0 / np.sqrt(variance + (kappa_map * gradient) ** 2 + (beta * curvature) ** 2)
+        residual = fit_edge_residual_field(difference, variance, gradient, fit_on, curvature=curvature)
+        edges.append(residual.typical)
+        sharpness.append(residual.beta)
+        inverse[c] = 1.0 / np.sqrt(variance + (residual.kappa * gradient) ** 2 + (residual.beta * curvature) ** 2)
     return _Judge(inverse, clip_b, clip_s, inside, tolerance), models, edges, sharpness
 
 
@@ -511,7 +521,7 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
     s = sharp_linear.reshape(3, -1)[:, index].T
     b = blur_linear.reshape(3, -1)[:, index].T
     # The residual's scale at the identity sets how much the data may pull the map.
-    residual_scale = max(MAD_TO_SIGMA * float(np.median(np.abs(b - s))), 1e-4)
+    residual_scale = max(mad_sigma(b - s, center=0.0), 1e-4)
     ridge = (residual_scale / prior) ** 2
     weights = np.ones(len(s))
     solution = np.eye(3)
@@ -528,45 +538,91 @@ def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
     return cv2.magnitude(gx, gy)
 
 
-def radial_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray,
-                         overall: float, *, rings: int = 4) -> np.ndarray | float:
-    """The edge residual as a function of the distance from the image centre.
+@dataclass(frozen=True)
+class EdgeResidual:
+    """The static rendering residual of one channel (:func:`fit_edge_residual_field`)."""
 
-    A lens-distortion difference the homography cannot hold misregisters the periphery,
-    not the centre: radial distortion ``k r^3`` moves a point by an amount growing with the
-    cube of its radius. So ``kappa^2(r) = k0 + k1 r^6`` (``r`` 1 at the corners) is fitted
-    through per-ring estimates (each a robust :func:`fit_edge_residual`); two parameters
-    over the whole frame, so a moving object in one ring hardly moves them. Per-tile
-    estimates were tried and rejected: where a moving object fills a tile, its own
-    evidence raises the tile's kappa and hides it.
+    kappa: np.ndarray | float  # px: (H, W), or one value where it does not vary over the frame
+    typical: float  # px: kappa at the tiles' median radius, the sidecar's diagnostic
+    beta: float  # px^2
+    tiles: int  # tiles measured; 0 when the frame was fitted as a whole
 
-    Returns ``overall`` itself when the residual is small (nothing to localise).
+
+def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray,
+                            usable: np.ndarray, *, curvature: np.ndarray | None = None, tiles: int = EDGE_TILES,
+                            min_tiles: int = EDGE_MIN_TILES, samples: int = EDGE_TILE_SAMPLES) -> EdgeResidual:
+    """The edge residual over the frame: per-tile estimates through a robust radial model.
+
+    Two cameras' renderings of the static scene differ everywhere, a moving object only
+    somewhere. So the residual is measured per tile of a ``tiles`` x ``tiles`` grid (as
+    :func:`fit_edge_residual` does, on ``samples`` pixels of each), and
+    ``kappa^2(r) = k0 + k1 r^6`` (``r`` 1 at the corners: a radial distortion difference
+    ``k r^3`` that the homography cannot hold grows so) is fitted through the tiles'
+    ``kappa^2`` by non-negative, Huber-weighted least squares. A tile that a moving
+    object's edges dominate is an outlier of a two-parameter model of the whole frame, and
+    does not lift the residual elsewhere; one fit over the whole frame follows those edges
+    wherever they fill one of its gradient bins on a smooth background, and discounts the
+    object's own evidence (on the mask benchmark it flipped single pairs by up to 0.5 IoU).
+    ``beta`` (sharpness) has no radial model: the median over tiles. The tiles are not
+    a local map: where a moving object fills a tile, its own evidence raises that tile's
+    value, and a map would hide the object there.
+
+    Parameters
+    ----------
+    difference, variance, gradient
+        ``(H, W)``: the smoothed ``B - S``, its predicted noise variance, ``|grad B|``.
+    usable
+        ``(H, W)`` bool: the static-majority pixels to fit on.
+    curvature
+        ``(H, W)`` ``|lap B|``, or None for no sharpness term.
+
+    Returns
+    -------
+    EdgeResidual
+        With fewer than ``min_tiles`` tiles of ``EDGE_FIT_MIN_PIXELS`` usable pixels, one
+        fit over the frame (``tiles == 0``).
     """
-    if overall <= 0.1:
-        return overall
     h, w = difference.shape
+
+    def radius2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return (((x - (w - 1) / 2) / max((w - 1) / 2, 1)) ** 2 + ((y - (h - 1) / 2) / max((h - 1) / 2, 1)) ** 2) / 2
+
+    rows, cols = np.linspace(0, h, tiles + 1).astype(int), np.linspace(0, w, tiles + 1).astype(int)
+    picked, centres = [], []
+    for i in range(tiles):
+        for j in range(tiles):
+            local = np.flatnonzero(usable[rows[i]:rows[i + 1], cols[j]:cols[j + 1]])
+            if local.size < EDGE_FIT_MIN_PIXELS:
+                continue
+            # An even subsample; a tile short of ``samples`` repeats some of its pixels,
+            # which leaves the bins' medians where they were.
+            y, x = np.divmod(local[np.linspace(0, local.size - 1, samples).astype(np.intp)], cols[j + 1] - cols[j])
+            picked.append((y + rows[i]) * w + x + cols[j])
+            centres.append(float(np.median(radius2(y + rows[i], x + cols[j]))))
+    if len(picked) < min_tiles:
+        kappa, beta = fit_edge_residual(difference, variance, gradient, usable, curvature=curvature)
+        return EdgeResidual(kappa, kappa, beta, 0)
+    fits = _edge_fits(difference, variance, gradient, curvature, np.stack(picked))
+    target, r2 = fits[:, 0], np.array(centres)
+    design = np.stack([np.ones_like(r2), r2**3], axis=1)  # r^6 = (r^2)^3
+    # Iteratively reweighted from the median tile (a start the outliers cannot move), so a
+    # few tiles of motion are down-weighted from the first step, not argued down from a mean.
+    coefficients = np.array([float(np.median(target)), 0.0])
+    for _ in range(10):
+        residual = target - design @ coefficients
+        root = np.sqrt(huber_weights(residual, scale=max(mad_sigma(residual, center=0.0), 1e-4)))
+        coefficients, _ = nnls(design * root[:, None], target * root)
+    k0, k1 = (float(v) for v in coefficients)
+    typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
+    beta = math.sqrt(float(np.median(fits[:, 1])))
+    if k1 == 0:
+        return EdgeResidual(math.sqrt(k0), typical, beta, len(picked))
     yy, xx = np.ogrid[0:h, 0:w]
-    r2 = (((xx - (w - 1) / 2) / ((w - 1) / 2)) ** 2 + ((yy - (h - 1) / 2) / ((h - 1) / 2)) ** 2) / 2
-    edges = np.quantile(r2[usable], np.linspace(0, 1, rings + 1)) if usable.any() else None
-    if edges is None:
-        return overall
-    centres, values = [], []
-    for i in range(rings):
-        ring = usable & (r2 >= edges[i]) & (r2 <= edges[i + 1])
-        centres.append(float(np.median(r2[ring])) if ring.any() else 0.0)
-        # One ring's fit need not drop bins: a moving object in one ring hardly moves the
-        # two-parameter fit through all four.
-        values.append(fit_edge_residual(difference, variance, gradient, ring, max_samples=4000, leave_out=())[0] ** 2)
-    design = np.stack([np.ones(rings), np.array(centres) ** 3], axis=1)  # r^6 = (r^2)^3
-    coefficients, _ = nnls(design, np.array(values))
-    kappa2 = coefficients[0] + coefficients[1] * r2**3
-    return np.sqrt(kappa2).astype(np.float32)
+    return EdgeResidual(np.sqrt(k0 + k1 * radius2(yy, xx) ** 3).astype(np.float32), typical, beta, len(picked))
 
 
 def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray, *,
-                      curvature: np.ndarray | None = None, cells: int = 6,
-                      max_samples: int = 10_000, leave_out: tuple[int, ...] = EDGE_FIT_LEAVE_OUT
-                      ) -> tuple[float, float]:
+                      curvature: np.ndarray | None = None, max_samples: int = 10_000) -> tuple[float, float]:
     """The static residual that two cameras' renderings of the same scene leave beside noise.
 
     Sub-pixel misregistration and a lens distortion the homography cannot hold leave a
@@ -575,77 +631,72 @@ def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np
     the curvature, ``beta |lap B|`` (``beta`` in pixels squared: half the difference of the
     blur variances). On static pixels ``(B - S) / sigma_noise`` then has variance
     ``1 + (kappa^2 |grad B|^2 + beta^2 |lap B|^2) / sigma_noise^2``. Pixels are binned by
-    both ratios (``cells`` x ``cells``), each bin's spread measured with the MAD (so the
-    moving minority of a bin does not count), and ``kappa^2, beta^2`` fitted by
+    both ratios (``EDGE_FIT_CELLS`` squared bins), each bin's spread measured with the MAD
+    (so the moving minority of a bin does not count), and ``kappa^2, beta^2`` fitted by
     non-negative, Huber-weighted least squares through the origin.
 
     Returns
     -------
     tuple of float
-        ``(kappa, beta) >= 0``; zeros when the residual is noise alone (or too few pixels).
+        ``(kappa, beta) >= 0``; zeros when the residual is noise alone (or fewer than
+        ``EDGE_FIT_MIN_PIXELS`` usable pixels).
     """
     index = np.flatnonzero(usable)
-    if index.size < 2000:
+    if index.size < EDGE_FIT_MIN_PIXELS:
         return 0.0, 0.0
     if index.size > max_samples:
         index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
+    kappa2, beta2 = _edge_fits(difference, variance, gradient, curvature, index[None])[0]
+    return math.sqrt(kappa2), math.sqrt(beta2)
+
+
+def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, curvature: np.ndarray | None,
+               index: np.ndarray, *, cells: int = EDGE_FIT_CELLS) -> np.ndarray:
+    """``(kappa^2, beta^2)`` of :func:`fit_edge_residual` for each row of ``index``
+    (``(T, n)`` flat pixel indices, one region a row), all regions at once: ``(T, 2)``."""
+    regions, n = index.shape
     noise = np.sqrt(variance.ravel()[index])
     u = difference.ravel()[index] / noise
     g2 = (gradient.ravel()[index] / noise) ** 2
     c2 = np.zeros_like(g2) if curvature is None else (curvature.ravel()[index] / noise) ** 2
-    per_cell = index.size // (cells * cells)
-    by_gradient = np.argsort(g2, kind="stable")[: cells * cells * per_cell].reshape(cells, cells * per_cell)
-    # Within each gradient group, order by curvature: cells x cells bins, all at once.
-    within = np.argsort(c2[by_gradient], axis=1, kind="stable")
-    order = np.take_along_axis(by_gradient, within, axis=1).reshape(cells * cells, per_cell)
-    values = u[order]
-    spread = MAD_TO_SIGMA * np.median(np.abs(values - np.median(values, axis=1, keepdims=True)), axis=1)
-    table = np.stack([np.median(g2[order], axis=1), np.median(c2[order], axis=1), spread**2 - 1.0], axis=1)
-    design, target = table[:, :2], table[:, 2]
+    per_cell = n // (cells * cells)
+    used = cells * cells * per_cell
+    # Bins are quantile groups: a partition, not a sort, puts each value in its group.
+    group = cells * per_cell
+    by_gradient = np.argpartition(g2, np.arange(group, n, group), axis=1)[:, :used]
+    by_gradient = by_gradient.reshape(regions, cells, group)
+    # Within each gradient group, by curvature (without it, by gradient): cells x cells
+    # bins, all at once.
+    key = np.take_along_axis(g2 if curvature is None else c2, by_gradient.reshape(regions, used), axis=1)
+    within = np.argsort(key.reshape(by_gradient.shape), axis=2)
+    order = np.take_along_axis(by_gradient, within, axis=2).reshape(regions, used)
+
+    def binned(values: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(values, order, axis=1).reshape(regions, cells * cells, per_cell)
+
+    values = binned(u)
+    spread = MAD_TO_SIGMA * _median_last(np.abs(values - _median_last(values)[..., None]))
+    design = np.stack([_median_last(binned(g2)), _median_last(binned(c2))], axis=2)
     if curvature is None:
-        design = design[:, :1]
-
-    def fit(rows: np.ndarray) -> np.ndarray:
-        weights = np.ones(rows.size)
-        coefficients = np.zeros(design.shape[1])
-        for _ in range(5):
-            coefficients, _ = nnls(design[rows] * weights[:, None], target[rows] * weights)
-            weights = huber_weights(target[rows] - design[rows] @ coefficients)
-        return coefficients
-
-    # A fit through the origin is led by its highest-gradient bins, and where the
-    # background is smooth the moving object's edges can be most of one of them (Huber
-    # weights cannot see an outlier the fit passes through). A rendering residual of the
-    # static scene is everywhere, motion somewhere: a bin whose outliers sit in a small
-    # part of the frame (_localised) is left out, one or two of them, and the smaller fit
-    # kept (on the mask benchmark, a dark object on a smooth retina: kappa 0.18 px from one
-    # bin, 0 from the rest). Fine texture that both cameras render differently fills its
-    # bin's outliers across the frame, and stays in.
-    coefficients = fit(np.arange(target.size))
-    by_excess = np.argsort(target)[::-1]
-    width = difference.shape[1]
-    for k in leave_out:
-        if coefficients[0] == 0 or not _localised(index[order[by_excess[k - 1]]], u[order[by_excess[k - 1]]],
-                                                  difference.shape, width):
-            break  # nothing to take back, or an excess spread over the frame: the scene's own
-        fewer = fit(np.sort(by_excess[k:]))
-        if fewer[0] < coefficients[0]:
-            coefficients = fewer
-    kappa = math.sqrt(coefficients[0])
-    beta = math.sqrt(coefficients[1]) if curvature is not None else 0.0
-    return kappa, beta
+        design = design[:, :, :1]
+    target = spread**2 - 1.0
+    weights = np.ones((regions, cells * cells))
+    fits = np.zeros((regions, 2))
+    for _ in range(5):
+        for region in range(regions):
+            coefficients, _ = nnls(design[region] * weights[region, :, None], target[region] * weights[region])
+            fits[region, : coefficients.size] = coefficients
+        weights = huber_weights(target - np.einsum("rbk,rk->rb", design, fits[:, : design.shape[2]]), axis=1)
+    return fits
 
 
-def _localised(pixels: np.ndarray, u: np.ndarray, shape: tuple[int, ...], width: int, *, grid: int = 8,
-               share: float = 0.25) -> bool:
-    """Whether the outliers (``|u| > 3``, noise sigmas) among ``pixels`` (flat indices) lie
-    in at most ``share`` of a ``grid`` x ``grid`` tiling of the frame."""
-    outliers = pixels[np.abs(u) > 3]
-    if outliers.size < 10:
-        return False
-    ys, xs = np.divmod(outliers, width)
-    tiles = (ys * grid // shape[0]) * grid + xs * grid // width
-    return np.unique(tiles).size <= share * grid * grid
+def _median_last(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)``, by a sort: several times faster on many short rows."""
+    ordered = np.sort(values, axis=-1)
+    middle = ordered.shape[-1] // 2
+    if ordered.shape[-1] % 2:
+        return ordered[..., middle]
+    return (ordered[..., middle - 1] + ordered[..., middle]) / 2
 
 
 def _holes(mask: np.ndarray) -> np.ndarray:
@@ -1097,7 +1148,7 @@ def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: floa
         spread = bp[c].ravel()[index] - sp[c].ravel()[index]
         if spread.size >= 500:
             expected = math.hypot(camera_noise["B"][c], camera_noise["S"][c])
-            robust = MAD_TO_SIGMA * float(np.median(np.abs(spread - np.median(spread))))
+            robust = mad_sigma(spread)
             ratios.append(robust / max(expected, code / math.sqrt(12)))
     return camera_noise, float(max(ratios)) if ratios else 0.0
 

@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from scipy.optimize import nnls
 
-from reloblur.robust import MAD_TO_SIGMA, huber_weights
+from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma
 
 Transfer = Literal["srgb", "linear"]
 _BASIS_NAMES = ("quantisation", "shot", "read")
@@ -159,7 +159,7 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
         index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
     d = np.asarray(difference, np.float64).ravel()[index]
     v = np.asarray(level, np.float64).ravel()[index]
-    overall = MAD_TO_SIGMA * float(np.median(np.abs(d - np.median(d)))) if d.size else 0.0
+    overall = mad_sigma(d) if d.size else 0.0
     floor = max(overall * 0.05, 1e-5)
     if d.size < 3 * min_count:
         return NoiseLevel((overall**2, 0.0, 0.0), transfer, np.zeros((0, 3)), floor)

@@ -44,7 +44,7 @@ from reloblur.postprocess.registration import (
     refine_homography,
     texture_fraction,
 )
-from reloblur.robust import MAD_TO_SIGMA, fit_gain_field
+from reloblur.robust import fit_gain_field, mad_sigma
 
 __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
 
@@ -188,8 +188,8 @@ def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *,
     values = difference[usable][::7]  # a deterministic subsample is plenty for two medians
     if values.size == 0:
         return np.zeros(blur.shape[:2], bool)
-    centre = np.median(values)
-    level = centre + sigmas * MAD_TO_SIGMA * np.median(np.abs(values - centre))
+    centre = float(np.median(values))
+    level = centre + sigmas * mad_sigma(values, center=centre)
     moving = ((difference > level) & usable).astype(np.uint8)
     # Drop specks (noise, edge residue); close and grow the rest to cover blur tails.
     moving = cv2.morphologyEx(moving, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
