@@ -68,3 +68,21 @@ def test_too_few_tiles_fall_back_to_one_fit():
     result = fit_edge_residual_field(difference, variance, gradient, usable)
     assert result.tiles == 0
     assert abs(result.typical - 0.2) < 0.04
+
+
+def test_the_batched_nonnegative_least_squares_is_scipys():
+    """The tiles' fits solve many two-unknown problems at once; each must be exactly the
+    non-negative least-squares solution (scipy's active-set ``nnls`` as the reference)."""
+    from scipy.optimize import nnls
+
+    from reloblur.lbfmg.generate import _nonnegative_least_squares
+
+    rng = np.random.default_rng(5)
+    for unknowns in (1, 2):
+        design = rng.normal(0, 1, (300, 36, unknowns)) * rng.uniform(0.1, 10, (300, 1, unknowns))
+        target = rng.normal(0, 1, (300, 36)) + rng.normal(0, 1, (300, 1))  # many solutions on a face
+        solved = _nonnegative_least_squares(design, target)
+        assert (solved >= 0).all()
+        for problem in range(300):
+            reference, _ = nnls(design[problem], target[problem])
+            np.testing.assert_allclose(solved[problem], reference, rtol=1e-9, atol=1e-12)

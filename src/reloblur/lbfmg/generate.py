@@ -683,11 +683,36 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     weights = np.ones((regions, cells * cells))
     fits = np.zeros((regions, 2))
     for _ in range(5):
-        for region in range(regions):
-            coefficients, _ = nnls(design[region] * weights[region, :, None], target[region] * weights[region])
-            fits[region, : coefficients.size] = coefficients
+        fits[:, : design.shape[2]] = _nonnegative_least_squares(design * weights[..., None], target * weights)
         weights = huber_weights(target - np.einsum("rbk,rk->rb", design, fits[:, : design.shape[2]]), axis=1)
     return fits
+
+
+def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``argmin ||A x - b||`` over ``x >= 0`` for many problems of one or two unknowns at
+    once (``design`` ``(R, M, K)``, ``target`` ``(R, M)``, ``K <= 2``): ``(R, K)``.
+
+    Exact, as ``scipy.optimize.nnls`` is: the unconstrained solution where it is
+    non-negative; otherwise the optimum lies on a face of the orthant, and the better of
+    the one-unknown solutions (each clamped at zero) is it.
+    """
+    gram = np.einsum("rmi,rmj->rij", design, design)
+    moment = np.einsum("rmi,rm->ri", design, target)
+    diagonal = np.maximum(np.diagonal(gram, axis1=1, axis2=2), 1e-300)
+    single = np.maximum(moment / diagonal, 0.0)  # each unknown alone
+    if design.shape[2] == 1:
+        return single
+    determinant = gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] ** 2
+    safe = np.where(determinant > 1e-12 * diagonal.prod(axis=1), determinant, np.inf)
+    joint = np.stack([gram[:, 1, 1] * moment[:, 0] - gram[:, 0, 1] * moment[:, 1],
+                      gram[:, 0, 0] * moment[:, 1] - gram[:, 0, 1] * moment[:, 0]], axis=1) / safe[:, None]
+    # Residual sums of squares up to the common ||b||^2: -2 x.m + x.G.x.
+    first = -2 * single[:, 0] * moment[:, 0] + single[:, 0] ** 2 * gram[:, 0, 0]
+    second = -2 * single[:, 1] * moment[:, 1] + single[:, 1] ** 2 * gram[:, 1, 1]
+    face = np.where((first <= second)[:, None], np.stack([single[:, 0], 0 * single[:, 0]], axis=1),
+                    np.stack([0 * single[:, 1], single[:, 1]], axis=1))
+    inside = np.isfinite(safe) & (joint >= 0).all(axis=1)
+    return np.where(inside[:, None], joint, face)
 
 
 def _median_last(values: np.ndarray) -> np.ndarray:
