@@ -48,7 +48,6 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 from scipy import special
-from scipy.optimize import nnls
 
 from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.masks import Component, blur_ratio, mask_components
@@ -611,7 +610,7 @@ def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradie
     for _ in range(10):
         residual = target - design @ coefficients
         root = np.sqrt(huber_weights(residual, scale=max(mad_sigma(residual, center=0.0), 1e-4)))
-        coefficients, _ = nnls(design * root[:, None], target * root)
+        coefficients = _nonnegative_least_squares((design * root[:, None])[None], (target * root)[None])[0]
     k0, k1 = (float(v) for v in coefficients)
     typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
     beta = math.sqrt(float(np.median(fits[:, 1])))
@@ -709,8 +708,9 @@ def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.nda
     # Residual sums of squares up to the common ||b||^2: -2 x.m + x.G.x.
     first = -2 * single[:, 0] * moment[:, 0] + single[:, 0] ** 2 * gram[:, 0, 0]
     second = -2 * single[:, 1] * moment[:, 1] + single[:, 1] ** 2 * gram[:, 1, 1]
-    face = np.where((first <= second)[:, None], np.stack([single[:, 0], 0 * single[:, 0]], axis=1),
-                    np.stack([0 * single[:, 1], single[:, 1]], axis=1))
+    zero = np.zeros_like(single[:, 0])
+    face = np.where((first <= second)[:, None], np.stack([single[:, 0], zero], axis=1),
+                    np.stack([zero, single[:, 1]], axis=1))
     inside = np.isfinite(safe) & (joint >= 0).all(axis=1)
     return np.where(inside[:, None], joint, face)
 

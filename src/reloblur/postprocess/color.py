@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.robust import MAD_TO_SIGMA, huber_weights
+from reloblur.robust import huber_weights, mad_sigma
 
 FitMode = Literal["matrix", "affine", "gain", "scalar"]
 MODES: tuple[str, ...] = get_args(FitMode)
@@ -133,7 +133,7 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         weights = huber_weights(np.linalg.norm(residual, axis=1))
     residual = t - (s @ matrix.T + offset)
     norms = np.linalg.norm(residual, axis=1)
-    inliers = norms <= 3 * MAD_TO_SIGMA * np.median(norms) + 1e-9
+    inliers = norms <= 3 * mad_sigma(norms, center=0.0) + 1e-9
     return ColorFit(
         matrix=matrix,
         offset=offset,

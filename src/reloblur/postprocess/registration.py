@@ -23,7 +23,7 @@ from scipy import ndimage
 
 from reloblur.errors import ReloblurError
 from reloblur.imaging.lens import radial_coordinates
-from reloblur.robust import MAD_TO_SIGMA, huber_weights
+from reloblur.robust import huber_weights, mad_sigma
 
 
 class RegistrationError(ReloblurError):
@@ -404,6 +404,6 @@ def _photometric_residual(image: np.ndarray, t_values: np.ndarray, lx: np.ndarra
         return None
     gains = gain + falloff * radius2
     error = np.where(inside, gains * sampled + bias - t_values, 0.0)
-    scale = MAD_TO_SIGMA * float(np.median(np.abs(error[inside]))) + 1e-9
+    scale = mad_sigma(error[inside], center=0.0) + 1e-9
     weights = huber_weights(error, scale=scale, k=2.0) * inside
     return error, weights, gains, inside
