@@ -12,8 +12,9 @@ SIGMA = 0.01  # noise of the smoothed difference
 
 
 def _radius2() -> np.ndarray:
+    """Squared distance from the centre over the half-diagonal (1 at the corners)."""
     yy, xx = np.mgrid[0:H, 0:W]
-    return (((xx - (W - 1) / 2) / ((W - 1) / 2)) ** 2 + ((yy - (H - 1) / 2) / ((H - 1) / 2)) ** 2) / 2
+    return ((xx - (W - 1) / 2) ** 2 + (yy - (H - 1) / 2) ** 2) / (((W - 1) / 2) ** 2 + ((H - 1) / 2) ** 2)
 
 
 def _static_pair(k0: float, k1: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

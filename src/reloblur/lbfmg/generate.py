@@ -583,8 +583,12 @@ def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradie
     """
     h, w = difference.shape
 
+    # Over the half-diagonal, as imaging.lens measures distortion: a radial model is round,
+    # not stretched to the frame's aspect ratio.
+    half_diagonal2 = max(((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2, 1.0)
+
     def radius2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return (((x - (w - 1) / 2) / max((w - 1) / 2, 1)) ** 2 + ((y - (h - 1) / 2) / max((h - 1) / 2, 1)) ** 2) / 2
+        return ((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / half_diagonal2
 
     rows, cols = np.linspace(0, h, tiles + 1).astype(int), np.linspace(0, w, tiles + 1).astype(int)
     picked, centres = [], []
