@@ -20,10 +20,13 @@ def demo_command(
     backend: Annotated[str, typer.Option(
         "--backend", help="rig mode's cameras: sim, or pylon (Basler's emulated cameras serving the simulator's "
                           "renders through pypylon: pip install 'reloblur\\[pylon]').")] = "sim",
+    from_scratch: Annotated[bool, typer.Option(
+        "--from-scratch", metavar="", help="Train a fresh small LBAG instead of fine-tuning the shipped reference "
+                                           "model (minutes on a CPU do not make a model that deblurs).")] = False,
     json_output: Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")] = False,
 ) -> None:
     """The whole pipeline on the simulated rig: capture (sim cameras, sync-box emulator on a
-    pty), align, masks, split, train a small LBAG, eval, deblur, and an HTML report.
+    pty), align, masks, split, fine-tune the reference LBAG, eval, deblur, and an HTML report.
 
     Examples:
 
@@ -36,7 +39,7 @@ def demo_command(
     from reloblur.demo.pipeline import DemoOptions, run_demo
 
     result = run_demo(DemoOptions(out=out, quick=quick, seed=seed, workers=workers, progress=not json_output,
-                                  mode=mode, backend=backend))
+                                  mode=mode, backend=backend, from_scratch=from_scratch))
     if json_output:
         print_json(result)
         return

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reloblur.errors import ReloblurError
+
+if TYPE_CHECKING:
+    from reloblur.lbag.config import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class DemoOptions:
     progress: bool = True
     mode: str = "rig"  # rig: two cameras and the sync box; burst: one fast camera (docs/burst.md)
     backend: str = "sim"  # rig mode's cameras: the simulated ones, or Basler's emulated ones (demo/pylon_rig.py)
+    # Fine-tune the packaged reference model (docs/lbag.md) or train a fresh one: minutes on
+    # a CPU are enough to adapt a model, not to make one that deblurs.
+    from_scratch: bool = False
 
     burst_frames = 8  # frames per burst in burst mode
 
@@ -56,8 +62,10 @@ class DemoOptions:
 
     @property
     def train_steps(self) -> int:
-        """Training steps of the demo model."""
-        return 40 if self.quick else 400
+        """Training steps of the demo model (fine-tuning steps unless ``from_scratch``)."""
+        if self.from_scratch:
+            return 40 if self.quick else 400
+        return 20 if self.quick else 150
 
 
 @dataclass
@@ -138,12 +146,26 @@ def _capture_through_pylon(options: DemoOptions, session_dir: Path, served: Path
     return summaries
 
 
+def _train_config(options: DemoOptions, dataset: Path) -> TrainConfig:
+    """The demo's training: a fresh small LBAG, or the reference model fine-tuned at a tenth
+    of its learning rate (a newly captured session adapts it; it is not retrained)."""
+    from reloblur.lbag.checkpoint import REFERENCE
+    from reloblur.lbag.config import TrainConfig
+
+    steps = options.train_steps
+    common = TrainConfig(data=str(dataset), patch_size=64 if options.quick else 128, batch_size=4, max_steps=steps,
+                         lr_milestones=[10 * steps], val_every=max(1, steps // 4), ckpt_every=steps, log_every=5,
+                         num_workers=0, device="cpu", cache_images=True, seed=options.seed)
+    if options.from_scratch:
+        return replace(common, num_res=1 if options.quick else 2, lr=5e-4)
+    return replace(common, init=REFERENCE, num_res=2, lr=5e-5, shift_tolerant=False, cpu_amp=True)
+
+
 def run_demo(options: DemoOptions) -> DemoResult:
     """Run every stage into ``options.out`` and write ``out/report.html``."""
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
     from reloblur.capture.registry import SimOptions
     from reloblur.dataset.split import SplitOptions, split_dataset
-    from reloblur.lbag.config import TrainConfig
     from reloblur.lbag.deblur_files import DeblurOptions, deblur_files
     from reloblur.lbag.evaluate import EvalOptions, evaluate
     from reloblur.lbag.loop import train
@@ -205,15 +227,11 @@ def run_demo(options: DemoOptions) -> DemoResult:
                    lambda r: f"train scenes {', '.join(r.train_scenes)}; test scenes {', '.join(r.test_scenes)}")
 
     run_dir = out / "run"
-    config = TrainConfig(
-        data=str(dataset), num_res=2 if not options.quick else 1, patch_size=128 if not options.quick else 64,
-        batch_size=4, lr=5e-4, lr_milestones=[10 * options.train_steps], max_steps=options.train_steps,
-        val_every=max(1, options.train_steps // 4), ckpt_every=options.train_steps, log_every=5,
-        num_workers=0, device="cpu", cache_images=True, seed=options.seed,
-    )
+    config = _train_config(options, dataset)
     _timed(stages, "train", lambda: train(config, run_dir, progress=options.progress),
-                     lambda r: f"{r.global_step} steps of LBAG (num_res {config.num_res}, "
-                               f"{config.patch_size} px patches, batch {config.batch_size}) on the CPU")
+                     lambda r: f"{r.global_step} steps {'of' if options.from_scratch else 'fine-tuning the reference'} "
+                               f"LBAG (num_res {config.num_res}, {config.patch_size} px patches, batch "
+                               f"{config.batch_size}) on the CPU")
 
     evaluation = _timed(stages, "eval", lambda: evaluate(EvalOptions(
         data=dataset, checkpoint=run_dir, device="cpu", out=out / "eval", progress=options.progress)),

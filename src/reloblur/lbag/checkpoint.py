@@ -34,6 +34,10 @@ from reloblur.errors import ReloblurError, WriteError
 from reloblur.lbag.model import LBAG, infer_num_res
 
 CHECKPOINT_NAME = re.compile(r"^model_ckpt_steps_(\d+)\.ckpt$")
+# Wherever a checkpoint path is taken, this word names the reference model shipped with the
+# package (reloblur.lbag.reference); a file or folder of that name in the working directory wins.
+REFERENCE = "reference"
+REFERENCE_FILE = Path(__file__).with_name("weights") / "lbag-sim-nr2.ckpt"
 WARM_START_DROPPED = (
     "feat_extract.5.main.0.weight",
     "feat_extract.5.main.0.bias",
@@ -75,8 +79,13 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
 
 
 def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
-    """A checkpoint file, or the newest one (largest N) in a directory."""
+    """A checkpoint file, the newest one (largest N) in a directory, or the reference model."""
     path = Path(path)
+    if str(path) == REFERENCE and not path.exists():
+        if not REFERENCE_FILE.exists():
+            raise CheckpointError(f"{REFERENCE_FILE}: the reference model is missing from this installation "
+                                  "(reinstall reloblur, or make it with scripts/train_reference_model.sh)")
+        return REFERENCE_FILE
     if path.is_dir():
         found = list_checkpoints(path)
         if not found:

@@ -59,7 +59,10 @@ class TrainConfig:
     log_every: int = 100
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # CUDA only (bf16 autocast); ignored on CPU
+    amp: bool = True  # bf16 autocast on CUDA
+    # bf16 autocast on the CPU too: about 1.4-1.9x faster steps, but off by default because
+    # fp32 keeps CPU runs comparable bit for bit (resume, DDP parity).
+    cpu_amp: bool = False
     compile: bool = False
     channels_last: bool = False
     num_workers: int = 2

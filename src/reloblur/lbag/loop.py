@@ -36,6 +36,7 @@ from reloblur.lbag.checkpoint import (
     list_checkpoints,
     model_from_checkpoint,
     read_checkpoint,
+    resolve_checkpoint,
     save_checkpoint,
 )
 from reloblur.lbag.config import TrainConfig, apply_settings, dump_config, load_config
@@ -147,8 +148,11 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, *, resume: bool,
     def absolute(value: str | None) -> str | None:
         return str(Path(value).resolve()) if value else value
 
+    # The warm start as the file it was (a folder's newest checkpoint, or the packaged
+    # reference model), and a missing one is reported before any work.
+    init = str(resolve_checkpoint(config.init)) if config.init else None
     return dataclasses.replace(config, data=absolute(config.data) or "", masks=absolute(config.masks),
-                               init=absolute(config.init))
+                               init=absolute(init))
 
 
 def _rng_state() -> dict[str, Any]:
@@ -317,8 +321,8 @@ def _step(net: nn.Module, batch: dict[str, torch.Tensor], state: _TrainState, co
     mask = batch["mask"].to(device, non_blocking=True)
     if config.channels_last:
         blur = blur.contiguous(memory_format=torch.channels_last)
-    use_amp = config.amp and device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+    use_amp = (config.amp and device.type == "cuda") or (config.cpu_amp and device.type == "cpu")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
     with autocast:
         images, gates = net(blur)
     loss, parts = lbag_loss([i.float() for i in images], [g.float() for g in gates], sharp, mask, weights)
@@ -486,6 +490,10 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
     finally:
         log.close()
         del batches
+        # DistributedDataParallel's reducer holds the process group: let it go before the
+        # group is destroyed. (A rank aborting at exit, "terminate called without an active
+        # exception", was seen 3 times in 24 test runs before this, once in 14 after.)
+        del net
     if ddp.enabled:
         dist.barrier()
         dist.destroy_process_group()
