@@ -41,6 +41,7 @@ missed; a moving object's shadow counts as foreground; no motion-direction check
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -471,6 +472,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
     noise variance of each smoothed value relative to a full footprint's
     (:func:`_smooth_pair`)."""
     inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
+    layout = edge_tiles(fit_on)
     models, edges, sharpness, inverse = [], [], [], np.empty_like(bs)
     for c in range(bs.shape[0]):
         difference = bs[c] - ss[c]
@@ -483,7 +485,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
             variance *= spread[c]
         gradient = _gradient_magnitude(bs[c])
         curvature = np.abs(cv2.Laplacian(bs[c], cv2.CV_32F, ksize=3))
-        residual = fit_edge_residual_field(difference, variance, gradient, fit_on, curvature=curvature)
+        residual = fit_edge_residual_field(difference, variance, gradient, fit_on, curvature=curvature, layout=layout)
         edges.append(residual.typical)
         sharpness.append(residual.beta)
         inverse[c] = 1.0 / np.sqrt(variance + (residual.kappa * gradient) ** 2 + (residual.beta * curvature) ** 2)
@@ -547,9 +549,52 @@ class EdgeResidual:
     tiles: int  # tiles measured; 0 when the frame was fitted as a whole
 
 
+@dataclass(frozen=True)
+class EdgeTiles:
+    """Where :func:`fit_edge_residual_field` measures: the same for every channel of a pair
+    (it depends on the usable pixels alone), so :func:`edge_tiles` lays it out once."""
+
+    shape: tuple[int, int]
+    picked: np.ndarray  # (T, samples) flat pixel indices, one tile a row (T may be 0)
+    radius2: np.ndarray  # (T,) each tile's median squared radius, 1 at the corners
+
+    @functools.cached_property
+    def radius2_map(self) -> np.ndarray:
+        """``(H, W)`` squared radius of every pixel (computed once, for all channels)."""
+        yy, xx = np.ogrid[0:self.shape[0], 0:self.shape[1]]
+        return _radius2(yy, xx, self.shape)
+
+
+def _radius2(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    # Over the half-diagonal, as imaging.lens measures distortion: a radial model is round,
+    # not stretched to the frame's aspect ratio.
+    h, w = shape
+    half_diagonal2 = max(((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2, 1.0)
+    return ((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / half_diagonal2
+
+
+def edge_tiles(usable: np.ndarray, *, tiles: int = EDGE_TILES, samples: int = EDGE_TILE_SAMPLES) -> EdgeTiles:
+    """The tiles of a ``tiles`` x ``tiles`` grid with at least ``EDGE_FIT_MIN_PIXELS``
+    usable pixels, ``samples`` of them each (an even subsample; a tile short of ``samples``
+    repeats some of its pixels, which leaves the bins' medians where they were)."""
+    h, w = usable.shape
+    rows, cols = np.linspace(0, h, tiles + 1).astype(int), np.linspace(0, w, tiles + 1).astype(int)
+    picked, centres = [], []
+    for i in range(tiles):
+        for j in range(tiles):
+            local = np.flatnonzero(usable[rows[i]:rows[i + 1], cols[j]:cols[j + 1]])
+            if local.size < EDGE_FIT_MIN_PIXELS:
+                continue
+            y, x = np.divmod(local[np.linspace(0, local.size - 1, samples).astype(np.intp)], cols[j + 1] - cols[j])
+            picked.append((y + rows[i]) * w + x + cols[j])
+            centres.append(float(np.median(_radius2(y + rows[i], x + cols[j], (h, w)))))
+    return EdgeTiles((h, w), np.array(picked, dtype=np.intp).reshape(len(picked), samples), np.array(centres))
+
+
 def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray,
                             usable: np.ndarray, *, curvature: np.ndarray | None = None, tiles: int = EDGE_TILES,
-                            min_tiles: int = EDGE_MIN_TILES, samples: int = EDGE_TILE_SAMPLES) -> EdgeResidual:
+                            min_tiles: int = EDGE_MIN_TILES, samples: int = EDGE_TILE_SAMPLES,
+                            layout: EdgeTiles | None = None) -> EdgeResidual:
     """The edge residual over the frame: per-tile estimates through a robust radial model.
 
     Two cameras' renderings of the static scene differ everywhere, a moving object only
@@ -580,33 +625,16 @@ def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradie
     EdgeResidual
         With fewer than ``min_tiles`` tiles of ``EDGE_FIT_MIN_PIXELS`` usable pixels, one
         fit over the frame (``tiles == 0``).
+
+    ``layout`` is :func:`edge_tiles` of ``usable`` (``tiles``, ``samples``), when the
+    caller fits several channels on the same pixels; by default it is laid out here.
     """
-    h, w = difference.shape
-
-    # Over the half-diagonal, as imaging.lens measures distortion: a radial model is round,
-    # not stretched to the frame's aspect ratio.
-    half_diagonal2 = max(((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2, 1.0)
-
-    def radius2(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        return ((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / half_diagonal2
-
-    rows, cols = np.linspace(0, h, tiles + 1).astype(int), np.linspace(0, w, tiles + 1).astype(int)
-    picked, centres = [], []
-    for i in range(tiles):
-        for j in range(tiles):
-            local = np.flatnonzero(usable[rows[i]:rows[i + 1], cols[j]:cols[j + 1]])
-            if local.size < EDGE_FIT_MIN_PIXELS:
-                continue
-            # An even subsample; a tile short of ``samples`` repeats some of its pixels,
-            # which leaves the bins' medians where they were.
-            y, x = np.divmod(local[np.linspace(0, local.size - 1, samples).astype(np.intp)], cols[j + 1] - cols[j])
-            picked.append((y + rows[i]) * w + x + cols[j])
-            centres.append(float(np.median(radius2(y + rows[i], x + cols[j]))))
-    if len(picked) < min_tiles:
+    layout = layout if layout is not None else edge_tiles(usable, tiles=tiles, samples=samples)
+    if len(layout.picked) < min_tiles:
         kappa, beta = fit_edge_residual(difference, variance, gradient, usable, curvature=curvature)
         return EdgeResidual(kappa, kappa, beta, 0)
-    fits = _edge_fits(difference, variance, gradient, curvature, np.stack(picked))
-    target, r2 = fits[:, 0], np.array(centres)
+    fits = _edge_fits(difference, variance, gradient, curvature, layout.picked)
+    target, r2 = fits[:, 0], layout.radius2
     design = np.stack([np.ones_like(r2), r2**3], axis=1)  # r^6 = (r^2)^3
     # Iteratively reweighted from the median tile (a start the outliers cannot move), so a
     # few tiles of motion are down-weighted from the first step, not argued down from a mean.
@@ -619,9 +647,9 @@ def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradie
     typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
     beta = math.sqrt(float(np.median(fits[:, 1])))
     if k1 == 0:
-        return EdgeResidual(math.sqrt(k0), typical, beta, len(picked))
-    yy, xx = np.ogrid[0:h, 0:w]
-    return EdgeResidual(np.sqrt(k0 + k1 * radius2(yy, xx) ** 3).astype(np.float32), typical, beta, len(picked))
+        return EdgeResidual(math.sqrt(k0), typical, beta, len(layout.picked))
+    return EdgeResidual(np.sqrt(k0 + k1 * layout.radius2_map ** 3).astype(np.float32), typical, beta,
+                        len(layout.picked))
 
 
 def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray, *,
