@@ -28,7 +28,7 @@ def demo_dir(tmp_path_factory):
 def test_quick_demo_runs_every_stage(demo_dir):
     out, result = demo_dir
     assert [s["name"] for s in result["stages"]] == ["capture", "align", "masks", "split", "train", "eval",
-                                                      "deblur", "report"]
+                                                      "eval reference", "deblur", "report"]
     assert (out / "report.html").exists() and (out / "eval" / "metrics.csv").exists()
     assert list((out / "run").glob("model_ckpt_steps_*.ckpt"))
     assert set(result["metrics"]["model"]) == {"psnr", "ssim", "weighted_psnr", "weighted_ssim", "background_mae"}
@@ -53,6 +53,11 @@ def test_quick_demo_runs_every_stage(demo_dir):
     assert model["background_mae"] <= 0.01
     assert "The model beats the blurry input" in page.split("Evaluation on the test scenes")[1]
     assert "fine-tuning the reference LBAG" in result["stages"][4]["summary"]
+    # The reference before fine-tuning has its own row, scored on the same test scenes.
+    evaluation = page.split("Evaluation on the test scenes")[1]
+    row = re.search(r"<td>reference model, before fine-tuning</td><td>([0-9.]+)</td>", evaluation)
+    assert row and abs(float(row.group(1)) - result["metrics"]["reference"]["psnr"]) < 0.01
+    assert result["metrics"]["reference"]["psnr"] != model["psnr"]  # a different model was scored
     from reloblur.demo.pipeline import DemoOptions, run_demo
     from reloblur.errors import ReloblurError
 
@@ -92,7 +97,7 @@ def test_quick_burst_demo_runs_every_stage(tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert [s["name"] for s in summary["stages"]] == ["capture", "build", "masks", "split", "train", "eval",
-                                                       "deblur", "report"]
+                                                       "eval reference", "deblur", "report"]
     assert runner.invoke(app, ["dataset", "validate", str(out / "data" / "dataset")]).exit_code == 0
     page = (out / "report.html").read_text()
     assert "Burst pairs need no alignment" in page

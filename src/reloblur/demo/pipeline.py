@@ -166,6 +166,7 @@ def run_demo(options: DemoOptions) -> DemoResult:
     from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
     from reloblur.capture.registry import SimOptions
     from reloblur.dataset.split import SplitOptions, split_dataset
+    from reloblur.lbag.checkpoint import REFERENCE_FILE
     from reloblur.lbag.deblur_files import DeblurOptions, deblur_files
     from reloblur.lbag.evaluate import EvalOptions, evaluate
     from reloblur.lbag.loop import train
@@ -238,17 +239,27 @@ def run_demo(options: DemoOptions) -> DemoResult:
         lambda r: f"{len(r.images)} test images: PSNR {r.summary['psnr']:.2f} dB (blurry input "
                   f"{r.baseline['psnr']:.2f} dB)")
 
+    # The reference alone on the same test scenes: what fine-tuning on this session added.
+    # The packaged file itself: a folder called "reference" in the working directory is not it.
+    reference = None if options.from_scratch else _timed(stages, "eval reference", lambda: evaluate(EvalOptions(
+        data=dataset, checkpoint=REFERENCE_FILE, device="cpu", progress=options.progress)),
+        lambda r: f"the reference model before fine-tuning: PSNR {r.summary['psnr']:.2f} dB")
+
     _timed(stages, "deblur", lambda: deblur_files(DeblurOptions(
         checkpoint=run_dir, inputs=(dataset / "test",), out=out / "deblurred", device="cpu", gates=True,
         progress=options.progress)), lambda r: f"{len(r.written)} test images deblurred, gate maps written")
 
     from reloblur.reports.demo_report import write_report
 
-    report = _timed(stages, "report", lambda: write_report(out, stages, evaluation, options),
+    report = _timed(stages, "report", lambda: write_report(out, stages, evaluation, options, reference=reference),
                     lambda path: str(path))
     # Refresh the report so its stage table includes the report stage itself.
-    write_report(out, stages, evaluation, options)
+    write_report(out, stages, evaluation, options, reference=reference)
+    metrics = {"model": evaluation.summary, "blurry": evaluation.baseline}
+    if reference is not None:
+        metrics["reference"] = reference.summary
     (out / "demo.json").write_text(json.dumps({
         "stages": [s.__dict__ for s in stages], "summary": evaluation.summary, "baseline": evaluation.baseline,
+        "reference": reference.summary if reference is not None else None,
     }, indent=2))
-    return DemoResult(str(out), str(report), stages, {"model": evaluation.summary, "blurry": evaluation.baseline})
+    return DemoResult(str(out), str(report), stages, metrics)

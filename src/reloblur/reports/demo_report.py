@@ -149,11 +149,13 @@ def _loss_curve(history: Path, path: Path) -> None:
     save_figure(fig, path)
 
 
-def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path:
+def write_report(out: Path, stages: list, evaluation: Any, options: Any, *, reference: Any = None) -> Path:
     """Write ``report.html`` with every stage's evidence under ``out``; returns its path.
 
     ``stages`` are the demo's :class:`~reloblur.demo.pipeline.Stage` records, ``evaluation``
-    its :class:`~reloblur.lbag.evaluate.EvalResult`, ``options`` its ``DemoOptions``.
+    its :class:`~reloblur.lbag.evaluate.EvalResult`, ``options`` its ``DemoOptions``;
+    ``reference``, when given, the reference model's evaluation before fine-tuning (a row of
+    its own, so the report shows what fine-tuning added or cost).
     """
     assets = out / ASSETS
     assets.mkdir(exist_ok=True)
@@ -177,7 +179,7 @@ def write_report(out: Path, stages: list, evaluation: Any, options: Any) -> Path
     overlays = _overlays(rows, assets)
     crops = _crops(out, evaluation, assets)
     path = out / "report.html"
-    atomic_write_text(path, _page(rows, stages, evaluation, options, overlays, crops, capture_rows))
+    atomic_write_text(path, _page(rows, stages, evaluation, options, overlays, crops, capture_rows, reference))
     return path
 
 
@@ -301,7 +303,7 @@ def model_verdict(model: dict[str, Any], blurry: dict[str, Any]) -> str:
 
 def _page(rows: list[dict[str, Any]], stages: list, evaluation: Any, options: Any,
           overlays: list[tuple[str, dict[str, Any]]], crops: list[tuple[str, dict[str, Any]]],
-          capture_rows: list[dict[str, Any]]) -> str:
+          capture_rows: list[dict[str, Any]], reference: Any = None) -> str:
     """The report's HTML."""
     burst = getattr(options, "mode", "rig") == "burst"
     if burst:
@@ -343,7 +345,9 @@ was programmed with against the one the cameras' timestamps measured (us).</p>
         f"<tr><td>{label}</td>" + "".join(f"<td>{_fmt(values.get(k), 2 if 'psnr' in k else 4)}</td>"
                                           for k in ("psnr", "ssim", "weighted_psnr", "weighted_ssim",
                                                     "background_mae")) + "</tr>"
-        for label, values in (("blurry input", evaluation.baseline), ("LBAG (demo model)", evaluation.summary)))
+        for label, values in (("blurry input", evaluation.baseline),
+                              *((("reference model, before fine-tuning", reference.summary),) if reference else ()),
+                              ("LBAG (demo model)", evaluation.summary)))
     verdict = html.escape(model_verdict(evaluation.summary, evaluation.baseline))
     model_origin = ("A small LBAG trained from scratch for minutes on a CPU: it shows the pipeline works end to "
                     "end, not what LBAG can do." if options.from_scratch else
