@@ -37,11 +37,13 @@ def test_quick_demo_runs_every_stage(demo_dir):
     for section in ("Pipeline", "Capture", "Alignment against the simulator's truth", "Blur masks against the truth",
                     "Training", "Evaluation on the test scenes", "Before / after"):
         assert section in page
-    # Capture evidence: the simulated box's programmed delay is what the cameras measured.
+    # Capture evidence: the delay the cameras' stamps measured is the box's programmed one,
+    # within the microseconds of jitter of its interrupt and the trigger inputs (sim.clock).
     capture_rows = page.split("<h2>Capture</h2>")[1].split("<h2>")[0]
-    delays = re.findall(r"<td>(\d+)</td><td>(\d+)</td></tr>", capture_rows)
+    delays = [(int(p), int(m)) for p, m in re.findall(r"<td>(\d+)</td><td>(\d+)</td></tr>", capture_rows)]
     assert (out / "report_assets" / "capture_pair.png").exists() and len(delays) >= 4
-    assert all(planned == measured != "0" for planned, measured in delays)
+    assert all(planned == 19_000 and abs(measured - planned) <= 15 for planned, measured in delays)
+    assert len({measured for _, measured in delays}) > 1  # observed, not copied from the plan
     # One before/after strip per test scene.
     test_scenes = {p.parent for p in (out / "data" / "dataset" / "test").rglob("*_blur.png")}
     assert len(list((out / "report_assets").glob("crop_*.png"))) == len(test_scenes) >= 1

@@ -28,9 +28,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from reloblur.capture.cameras import Camera, CameraError, CameraGoneError, Frame, FrameTimeout
 from reloblur.capture.registry import BackendOptions, HarvestersOptions, backend_name, open_backend
-from reloblur.capture.rig import CameraSettings, RigConfig, configure_camera, light_balance_warning
+from reloblur.capture.rig import CameraSettings, RigConfig, check_clocks, configure_camera, light_balance_warning
 from reloblur.capture.syncbox import (
     SyncBox,
     SyncBoxError,
@@ -141,6 +143,29 @@ class _Writers:
                     self._ordered.notify_all()
 
 
+class _OffsetTrack:
+    """S - B stamp offsets of the last pairs kept, on independent camera clocks, and the
+    offset they predict for the next pair: a least-squares line over B's stamps, so the
+    clocks' relative drift (up to about 100 ppm: 20 us between pairs at 5 Hz) is followed."""
+
+    WINDOW = 8
+
+    def __init__(self) -> None:
+        self._points: list[tuple[float, float]] = []  # (B stamp in s, offset in us)
+
+    def add(self, b_ns: int, offset_us: float) -> None:
+        self._points = [*self._points[1 - self.WINDOW:], (b_ns / 1e9, offset_us)]
+
+    def predict(self, b_ns: int) -> float | None:
+        if not self._points:
+            return None
+        times, offsets = np.array(self._points).T
+        if len(times) < 3 or np.ptp(times) == 0:
+            return float(np.median(offsets))
+        slope, intercept = np.polyfit(times - times[-1], offsets, 1)
+        return float(intercept + slope * (b_ns / 1e9 - times[-1]))
+
+
 def _reason_key(reason: str) -> str:
     return reason.split(":")[0]
 
@@ -156,6 +181,7 @@ class Recorder:
         self.rig = options.rig
         self.summary = CaptureSummary(session=str(options.session), sync_mode="")
         self._last_ids: dict[str, int | None] = {"B": None, "S": None}
+        self._offsets = _OffsetTrack()
 
     def _check_ids(self, frames: dict[str, Frame]) -> str | None:
         problems = []
@@ -170,9 +196,22 @@ class Recorder:
         b, s = frames["B"].timestamp_ns, frames["S"].timestamp_ns
         if b is None or s is None:
             return None
-        measured = (s - b) / 1000
-        if abs(measured - delay_us) > self.options.timing_tolerance_us:
-            return f"timing: S started {measured:.0f} us after B, planned {delay_us:.0f} us"
+        tolerance = self.options.timing_tolerance_us
+        if self.rig.clocks == "shared":
+            measured = (s - b) / 1000
+            if abs(measured - delay_us) > tolerance:
+                return f"timing: S started {measured:.0f} us after B, planned {delay_us:.0f} us"
+            return None
+        # Independent clocks: S - B is the trigger delay plus the clocks' offset, which drifts
+        # by tens of ppm. Its prediction from the pairs just kept (a line through them) is
+        # what an on-time S edge gives; a pair that is off it fired off its plan.
+        offset_us = (s - b) / 1000
+        predicted = self._offsets.predict(b)
+        if predicted is not None and abs(offset_us - predicted) > tolerance:
+            return (f"timing: S moved {offset_us - predicted:+.0f} us against B from the pairs before it "
+                    f"(independent camera clocks: the S edge left its planned {delay_us:.0f} us delay, "
+                    "or a camera's clock jumped)")
+        self._offsets.add(b, offset_us)
         return None
 
     def run(self) -> CaptureSummary:
@@ -239,7 +278,8 @@ class Recorder:
                 cameras={role: a.record for role, a in applied.items()},
                 rig={"name": rig.name, "s_phase": rig.s_phase},
                 sync={"mode": self.summary.sync_mode, "device": rig.sync_port, "s_phase": rig.s_phase,
-                      "s_delay_us": delay, "s_offset_us": rig.s_offset_us, "period_us": period_s * 1e6},
+                      "s_delay_us": delay, "s_offset_us": rig.s_offset_us, "period_us": period_s * 1e6,
+                      "clocks": rig.clocks},
                 warnings=warnings,
             )
             session = stack.enter_context(SessionWriter(options.session, manifest))
@@ -296,7 +336,8 @@ class Recorder:
                 frames, reason, trigger = self._acquire(cameras, box, hardware, delay_us, period_s)
                 record = PairRecord(pair=pair_index, status=STATUS_OK if reason is None else STATUS_REJECTED,
                                     trigger=trigger, scene=options.scene, reason=reason,
-                                    timing={"s_delay_us": delay_us, "period_us": period_s * 1e6})
+                                    timing={"s_delay_us": delay_us, "period_us": period_s * 1e6,
+                                            "clocks": self.rig.clocks})
                 if reason is None:
                     self.summary.recorded += 1
                 else:
@@ -396,7 +437,7 @@ def capture(options: CaptureOptions, *,
 
 def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: float | None, gain_db: float | None,
               pixel_format: str | None, sync: str | None, s_phase: str, rate_hz: float,
-              simulated_nd: bool = False, user_set: str | None = "Default") -> RigConfig:
+              simulated_nd: bool = False, user_set: str | None = "Default", clocks: str = "independent") -> RigConfig:
     """The rig of the quick command-line form (no rig file).
 
     ``simulated_nd``: the sim backend's B camera has the ND filter that equalises the light
@@ -408,5 +449,5 @@ def quick_rig(b: str, s: str, *, b_exposure_us: float | None, s_exposure_us: flo
     return RigConfig(
         cameras={"B": CameraSettings(b, b_exposure_us, gain_db, pixel_format, "Line0", nd_filter=nd, user_set=user_set),
                  "S": CameraSettings(s, s_exposure_us, gain_db, pixel_format, "Line1", user_set=user_set)},
-        s_phase=check_s_phase(s_phase), rate_hz=rate_hz, sync_port=sync,
+        s_phase=check_s_phase(s_phase), rate_hz=rate_hz, sync_port=sync, clocks=check_clocks(clocks, where="--clocks"),
     )

@@ -54,6 +54,7 @@ class SimOptions:
     distinct_pairs: int | None = None  # benchmarks: render this many pairs and repeat them
     bench: str = "default"  # trigger lines shared with the sync-box emulator at sim://BENCH
     burst_frames: int | None = None  # burst mode: free-running frames are the sub-frames of K-frame bursts
+    shared_clock: bool = False  # the cameras' timestamps share one clock (PTP), or each has its own
 
 
 BackendOptions = Union[HarvestersOptions, AravisOptions, PylonOptions, SimOptions]
@@ -82,7 +83,7 @@ register_backend("aravis", AravisOptions, lambda o: AravisBackend(fake=o.fake), 
 register_backend("pylon", PylonOptions, lambda o: PylonBackend(emulate=o.emulate), "Basler pylon (GigE/USB3)")
 register_backend("sim", SimOptions, lambda o: SimBackend(size=o.size, seed=o.seed, bayer=o.bayer, s_phase=o.s_phase,
                                                           distinct_pairs=o.distinct_pairs, bench_name=o.bench,
-                                                          burst_frames=o.burst_frames),
+                                                          burst_frames=o.burst_frames, shared_clock=o.shared_clock),
                  "the simulated rig")
 
 

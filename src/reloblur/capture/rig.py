@@ -32,7 +32,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -63,6 +63,17 @@ class CameraSettings:
     user_set: str | None = "Default"
 
 
+Clocks = Literal["independent", "shared"]
+CLOCKS: tuple[str, ...] = get_args(Clocks)
+
+
+def check_clocks(value: str, *, where: str = "clocks") -> Clocks:
+    """``value`` as :data:`Clocks`, or :class:`ReloblurError` naming ``where`` and the choices."""
+    if value not in CLOCKS:
+        raise ReloblurError(f"{where} = {value!r}: choose independent (each camera its own clock) or shared (PTP)")
+    return value  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class RigConfig:
     """A rig file: both cameras, the sync box and the S phase."""
@@ -73,6 +84,10 @@ class RigConfig:
     sync_port: str | None = None
     s_offset_us: float = 0.0
     light_tolerance: float = 0.15
+    # "shared": the cameras' timestamps count on one clock (IEEE 1588 PTP), so S - B is the
+    # real trigger delay; "independent" (USB3 and most cameras): each counts from its own
+    # start on its own crystal, so only the change of S - B from pair to pair means anything.
+    clocks: Clocks = "independent"
 
 
 def load_rig(path: Path) -> RigConfig:
@@ -101,7 +116,8 @@ def load_rig(path: Path) -> RigConfig:
     return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=check_s_phase(str(rig.get("s_phase", "middle"))),
                      rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
                      s_offset_us=float(sync.get("s_offset_us", 0.0)),
-                     light_tolerance=float(rig.get("light_tolerance", 0.15)))
+                     light_tolerance=float(rig.get("light_tolerance", 0.15)),
+                     clocks=check_clocks(str(sync.get("clocks", "independent")), where=f"{path}: sync.clocks"))
 
 
 @dataclass

@@ -116,6 +116,10 @@ def capture_command(
     pixel_format: Annotated[Optional[str], typer.Option("--pixel-format", help="e.g. BayerRG12, Mono16.")] = None,
     sync: Annotated[Optional[str], typer.Option("--sync", help="Sync box pyserial URL; sim:// (or sim) = the emulator.")] = None,
     s_phase: Annotated[str, typer.Option("--s-phase", help="S at the start, middle or end of B's exposure (burst: of the burst).")] = "middle",
+    clocks: Annotated[str, typer.Option(
+        "--clocks", help="The cameras' timestamps: independent (each its own clock: S - B is checked from pair to "
+                         "pair) or shared (PTP: S - B is checked against the planned delay). A rig file sets "
+                         "clocks under its sync table.")] = "independent",
     scene: Annotated[Optional[str], typer.Option("--scene", help="Scene label recorded with each pair.")] = None,
     size: SizeOpt = "720x480",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sim backend.")] = 0,
@@ -163,9 +167,11 @@ def capture_command(
 
     rig_config = load_rig(rig) if rig else quick_rig(
         b, s, b_exposure_us=b_exposure, s_exposure_us=s_exposure, gain_db=gain, pixel_format=pixel_format,
-        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim", user_set=user_set_named(user_set))
+        sync=sync, s_phase=s_phase, rate_hz=rate, simulated_nd=backend == "sim", user_set=user_set_named(user_set),
+        clocks=clocks)
+    # The sim backend's cameras keep time as the rig says real ones do.
     source = backend_options(backend, cti=tuple(cti or ()), fake=fake, emulate=emulate, size=parse_size(size), seed=seed,
-                             s_phase=rig_config.s_phase)
+                             s_phase=rig_config.s_phase, shared_clock=rig_config.clocks == "shared")
     summary = capture(CaptureOptions(session=session, rig=rig_config, backend=source, pairs=pairs,
                                      queue_size=queue_size, scene=scene, progress=not json_output))
     _finish_capture(

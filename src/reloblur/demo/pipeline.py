@@ -192,11 +192,14 @@ def run_demo(options: DemoOptions) -> DemoResult:
             return _capture_through_pylon(options, session_dir, out / "served")
         summaries = []
         for scene in range(options.scenes):
+            # Cameras on one clock (PTP), so the report can set the measured S delay beside the plan.
             rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0,
-                            pixel_format="RGB16", sync="sim", s_phase="middle", rate_hz=20, simulated_nd=True)
+                            pixel_format="RGB16", sync="sim", s_phase="middle", rate_hz=20, simulated_nd=True,
+                            clocks="shared")
             summaries.append(capture(CaptureOptions(
                 session=session_dir, rig=rig, pairs=options.pairs_per_scene, scene=f"s{scene + 1:02d}",
-                backend=SimOptions(size=options.size, seed=options.seed + scene, s_phase=rig.s_phase),
+                backend=SimOptions(size=options.size, seed=options.seed + scene, s_phase=rig.s_phase,
+                                   shared_clock=True),
                 progress=options.progress)))
             if summaries[-1].error:
                 raise ReloblurError(f"capture failed: {summaries[-1].error}")

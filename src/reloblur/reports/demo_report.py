@@ -240,7 +240,9 @@ def _capture_evidence(out: Path, assets: Path, shown: int = 8) -> list[dict[str,
     rows = []
     for record in records[:shown]:
         b_ns, s_ns = (record.frames[role].timestamp_ns if role in record.frames else None for role in "BS")
-        measured = (s_ns - b_ns) / 1000 if b_ns is not None and s_ns is not None else None
+        # On independent camera clocks S - B includes the clocks' offset: no delay to show.
+        shared = (record.timing or {}).get("clocks") == "shared"
+        measured = (s_ns - b_ns) / 1000 if shared and b_ns is not None and s_ns is not None else None
         rows.append({"pair": record.pair, "trigger": record.trigger,
                      "ids": {role: frame.frame_id for role, frame in record.frames.items()},
                      "planned_us": (record.timing or {}).get("s_delay_us"), "measured_us": measured})
@@ -326,7 +328,8 @@ first and last frame (px; beyond 0.25 a burst is refused).</p>
             for c in capture_rows)
         capture_html = f"""<p>The first recorded pair as the cameras delivered it (B | S, before alignment), and for the
 first pairs the sync box's trigger number, each camera's frame id, and the S delay the box
-was programmed with against the one the cameras' timestamps measured (us).</p>
+was programmed with against the one the cameras' timestamps measured (us; the simulated
+cameras share one clock, as PTP-synchronised cameras do; '-' where they do not).</p>
 <img src="{ASSETS}/capture_pair.png" alt="first captured pair, B and S">
 <table><tr><th>pair</th><th>trigger</th><th>frame id B / S</th><th>planned S delay</th><th>measured</th></tr>
 {capture_table}</table>"""

@@ -4,11 +4,12 @@
 on a fresh pseudo-terminal and opens that terminal like any device, so the driver talks to
 it exactly as to ``/dev/ttyUSB0``; the emulator's pulses drive the lines of bench
 ``BENCH`` (default ``default``, see :mod:`reloblur.sim.bench`). ``s_skew_us`` makes the box's S
-edge late (or early, if negative) by that much: a fault for tests of the capture's timing
-check. ``silent_after=N`` makes the box stop answering after N FIRE requests, and
+edge late (or early, if negative) by that much, from the pair after the first
+``skew_after`` (default 0: every pair): a fault for tests of the capture's timing check.
+``silent_after=N`` makes the box stop answering after N FIRE requests, and
 ``error_after=N`` makes it answer later ones with ``ERR 6``: faults for tests of how a
-capture ends. pyserial finds this module
-once :func:`reloblur.sim.register_serial_handlers` has run.
+capture ends. pyserial finds this module once
+:func:`reloblur.sim.register_serial_handlers` has run.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import serial
 from reloblur.sim.bench import bench
 from reloblur.sim.syncbox_emulator import PtySyncBox, SyncBoxEmulator
 
-OPTIONS = {"s_skew_us": "microseconds", "silent_after": "FIRE requests", "error_after": "FIRE requests"}
+OPTIONS = {"s_skew_us": "microseconds", "skew_after": "pairs", "silent_after": "FIRE requests",
+           "error_after": "FIRE requests"}
 
 
 class Serial(serial.Serial):
@@ -47,7 +49,8 @@ class Serial(serial.Serial):
             except ValueError:
                 raise serial.SerialException(f"{url}: {name} must be a whole number ({OPTIONS[name]})") from None
         self._emulator = PtySyncBox(SyncBoxEmulator(
-            on_pulse=lines.fire, s_skew_us=values.get("s_skew_us", 0), silent_after=values.get("silent_after"),
+            on_pulse=lines.fire, s_skew_us=values.get("s_skew_us", 0), skew_after=values.get("skew_after", 0),
+            silent_after=values.get("silent_after"),
             error_after=values.get("error_after")))
         self.portstr = self._emulator.path
         self._port = self._emulator.path

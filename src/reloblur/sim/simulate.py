@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from reloblur import resume
 from reloblur.atomic import atomic_write_json
 from reloblur.batch import ItemFailure, run_batch
@@ -41,11 +43,13 @@ from reloblur.formats.session import (
 )
 from reloblur.formats.timing import SPhase
 from reloblur.imaging.imageio import encode_srgb, write_image
+from reloblur.sim.clock import box_edge_ns, camera_clocks
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst, scene_name
 
 LAYOUTS = ("session", "reloblur", "burst")
 TRIGGER_PERIOD_NS = 200_000_000  # 5 Hz, what the capture benchmark targets
 CLOCK_ORIGIN_NS = 1_700_000_000_000_000_000  # fixed, so that output bytes depend on the seed only
+HOST_TRANSFER_NS = 5_000_000  # a frame's readout and USB transfer before the host has it
 SIMULATION_FILE = "simulation.json"
 
 
@@ -157,6 +161,7 @@ def _session_manifest(config: SimulatorConfig, sim: RigSimulator) -> SessionMani
             "s_delay_us": config.s_delay_us,
             "s_offset_us": 0.0,
             "period_us": TRIGGER_PERIOD_NS / 1000,
+            "clocks": "independent",
         },
         simulation={
             "config": config.to_dict(),
@@ -185,18 +190,21 @@ def _render_session_pair(job: _SessionJob) -> PairRecord:
     sim = _simulator(job.config)
     rendered = sim.render(job.pair)
     write_truth(job.root, job.pair, rendered.truth, rendered.mask)
+    # Stamped as the capture's cameras stamp (sim.clock): each on its own clock, from the
+    # edge the box really drove; the host receives a frame after its exposure and transfer.
     start = CLOCK_ORIGIN_NS + job.pair * TRIGGER_PERIOD_NS
-    delay = int(job.config.s_delay_us * 1000)
-    frames = {
-        "B": write_frame(
-            job.root, job.pair, "B", rendered.blur, pixel_format=rendered.pixel_format,
-            frame_id=job.pair + 1, timestamp_ns=start, host_timestamp_ns=start,
-        ),
-        "S": write_frame(
-            job.root, job.pair, "S", rendered.sharp, pixel_format=rendered.pixel_format,
-            frame_id=job.pair + 1, timestamp_ns=start + delay, host_timestamp_ns=start + delay,
-        ),
-    }
+    edges = {"B": start, "S": start + int(job.config.s_delay_us * 1000)}
+    exposures_us = {"B": job.config.b_exposure_us, "S": job.config.s_exposure_us}
+    clocks = camera_clocks(job.config.seed, shared=False, now_ns=CLOCK_ORIGIN_NS)
+    jitter = np.random.default_rng([job.config.seed, job.pair, 1588])
+    frames = {}
+    for role, image in (("B", rendered.blur), ("S", rendered.sharp)):
+        edge = box_edge_ns(edges[role], jitter)
+        frames[role] = write_frame(
+            job.root, job.pair, role, image, pixel_format=rendered.pixel_format, frame_id=job.pair + 1,
+            timestamp_ns=clocks[role].stamp(edge, jitter),
+            host_timestamp_ns=edge + int(1000 * exposures_us[role]) + HOST_TRANSFER_NS,
+        )
     return PairRecord(
         pair=job.pair,
         status=STATUS_OK,
@@ -207,6 +215,7 @@ def _render_session_pair(job: _SessionJob) -> PairRecord:
             "b_exposure_us": job.config.b_exposure_us,
             "s_exposure_us": job.config.s_exposure_us,
             "s_delay_us": job.config.s_delay_us,
+            "clocks": "independent",
         },
     )
 

@@ -14,8 +14,11 @@ import time
 import tty
 from collections.abc import Callable
 
+import numpy as np
+
 from reloblur.formats import syncbox_protocol as protocol
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
+from reloblur.sim.clock import box_edge_ns
 
 FIRMWARE = "emu-1.0"
 
@@ -24,7 +27,8 @@ class SyncBoxEmulator:
     """The box's state machine; feed it request lines, it answers and fires."""
 
     def __init__(self, *, on_pulse: Callable[[str, int, int], None] | None = None, serial: str = "EMU-0001",
-                 s_skew_us: int = 0, silent_after: int | None = None, error_after: int | None = None):
+                 s_skew_us: int = 0, skew_after: int = 0, silent_after: int | None = None,
+                 error_after: int | None = None, seed: int | None = None):
         self.on_pulse = on_pulse
         self.serial = serial
         # Faults for tests of a capture's ending: after this many FIRE requests the box
@@ -33,9 +37,12 @@ class SyncBoxEmulator:
         self.silent_after = silent_after
         self.error_after = error_after
         self._fires = 0
-        # A fault of the box's S output: its edge comes this much later (earlier, if
-        # negative) than DLY says, as a slow opto-isolator or a miswired output would.
+        # A fault of the box's S output: after the first ``skew_after`` pairs its edge comes
+        # this much later (earlier, if negative) than DLY says, as a slow opto-isolator, a
+        # miswired output or a loose connector would.
         self.s_skew_us = s_skew_us
+        self.skew_after = skew_after
+        self._edges = np.random.default_rng(seed)  # each edge's interrupt latency
         self.power = {"B": False, "S": False}
         self.exposure = {"B": int(DEFAULT_B_EXPOSURE_US), "S": int(DEFAULT_S_EXPOSURE_US)}
         self.delay_us = 19_000
@@ -119,15 +126,16 @@ class SyncBoxEmulator:
             seq = self.sequence
             self.sequence += 1
             t_ns = time.time_ns()
-            # Each line's edge carries the time it is driven at: the cameras stamp their
-            # frames with it, so a late S edge shows in the pair's measured delay.
-            edges = sorted([("B", 0), ("S", self.delay_us + self.s_skew_us)], key=lambda edge: edge[1])
+            # Each line's edge carries the time it is driven at, a few microseconds after
+            # its timer fired (sim.clock); a camera stamps its frame on its own clock from it.
+            skew = self.s_skew_us if seq >= self.skew_after else 0
+            edges = sorted([("B", 0), ("S", self.delay_us + skew)], key=lambda edge: edge[1])
             elapsed = edges[0][1]
             for role, at_us in edges:
                 if at_us > elapsed:
                     time.sleep((at_us - elapsed) / 1e6)
                     elapsed = at_us
-                self._pulse(role, seq, t_ns + at_us * 1000)
+                self._pulse(role, seq, box_edge_ns(t_ns + at_us * 1000, self._edges))
             k += 1
             if count is not None and k == count:
                 self._busy = False

@@ -35,6 +35,7 @@ from reloblur.capture.cameras import (
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, SPhase
 from reloblur.sim import register_serial_handlers
 from reloblur.sim.bench import bench
+from reloblur.sim.clock import camera_clocks
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
 
 EXPOSURE_STEP_US = 10.0
@@ -47,8 +48,10 @@ class SimRig:
     """The scene both simulated cameras look at: renders each pair once, on demand."""
 
     def __init__(self, *, size: tuple[int, int], seed: int, bayer: bool, s_phase: SPhase,
-                 distinct_pairs: int | None = None, burst_frames: int | None = None):
+                 distinct_pairs: int | None = None, burst_frames: int | None = None, shared_clock: bool = False):
         self.size, self.seed, self.bayer, self.s_phase = size, seed, bayer, s_phase
+        # Each camera's own timestamp counter (sim.clock); shared: PTP-synchronised cameras.
+        self.clocks = camera_clocks(seed, shared=shared_clock, now_ns=time.time_ns())
         self.distinct_pairs = distinct_pairs
         # Burst mode (the single-camera method): free-running frame n is frame n % K of the
         # burst of pair n // K, as sim.simulator.render_burst renders it.
@@ -100,7 +103,9 @@ class SimCamera(Camera):
         self.info = info
         self.role = role
         self._rig = rig
-        self._pending: queue.Queue[tuple[int, int]] = queue.Queue()  # (trigger sequence, time ns)
+        self._clock = rig.clocks[role]
+        self._jitter = np.random.default_rng([rig.seed, ord(role)])
+        self._pending: queue.Queue[tuple[int, int]] = queue.Queue()  # (trigger sequence, device stamp ns)
         self._values: dict[str, Any] = {
             "ExposureTime": rig.exposures[role], "Gain": 0.0,
             "PixelFormat": "BayerRG16" if rig.bayer else "RGB16",
@@ -163,15 +168,16 @@ class SimCamera(Camera):
         self._running = False
 
     def pulse(self, sequence: int, timestamp_ns: int) -> None:
-        """A rising edge on this camera's trigger line: expose the image of pair ``sequence``."""
+        """A rising edge on this camera's trigger line, driven at host time ``timestamp_ns``:
+        expose the image of pair ``sequence``, stamped on this camera's own clock."""
         if self._running and self._values["TriggerMode"] == "On" and self._values["TriggerSource"].startswith("Line"):
-            self._pending.put((sequence, timestamp_ns))
+            self._pending.put((sequence, self._clock.stamp(timestamp_ns, self._jitter)))
 
     def software_trigger(self) -> None:
         """Expose a frame now (``TriggerMode`` On, ``TriggerSource`` Software)."""
         self._check()
         if self._values["TriggerMode"] == "On" and self._values["TriggerSource"] == "Software":
-            self._pending.put((self._own_sequence, time.time_ns()))
+            self._pending.put((self._own_sequence, self._clock.stamp(time.time_ns(), self._jitter)))
             self._own_sequence += 1
 
     def fetch(self, timeout_s: float = 2.0) -> Frame:
@@ -193,7 +199,7 @@ class SimCamera(Camera):
             if wait > 0:
                 time.sleep(wait)
             self._next_free_run += 1.0 / float(self._values["AcquisitionFrameRate"])
-            stamp = time.time_ns()
+            stamp = self._clock.stamp(time.time_ns(), self._jitter)
             index = self._own_sequence
             self._own_sequence += 1
         self._frame_id += 1
@@ -222,9 +228,9 @@ class SimBackend(CameraBackend):
 
     def __init__(self, *, size: tuple[int, int] = (720, 480), seed: int = 0, bayer: bool = False,
                  s_phase: SPhase = "middle", distinct_pairs: int | None = None, bench_name: str = "default",
-                 burst_frames: int | None = None):
+                 burst_frames: int | None = None, shared_clock: bool = False):
         self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs,
-                          burst_frames=burst_frames)
+                          burst_frames=burst_frames, shared_clock=shared_clock)
         self.bench = bench(bench_name)
         self._unplug: list = []
         register_serial_handlers()  # so that a sync port "sim://" finds the emulator
