@@ -132,6 +132,44 @@ def test_split_keeps_scenes_whole_and_is_stable(tmp_path):
     assert other.test_scenes != result.test_scenes
 
 
+@pytest.mark.parametrize("stop_after", [1, 4, 7])
+def test_an_interrupted_split_is_finished_by_running_it_again(tmp_path, monkeypatch, stop_after):
+    """The split dies after ``stop_after`` directory moves (Ctrl-C, a crash): a scene may
+    then have one sequence in test and one in train, its mask tree half moved. Running the
+    same split again finishes it: every file ends where an uninterrupted split puts it."""
+    for tree in ("a", "b"):
+        for i in range(6):
+            for seq in ("00", "01"):
+                make_pair(tmp_path / tree / "dataset" / "train" / f"s{i:02d}" / seq, "00",
+                          mask=tmp_path / tree / "masks" / "train" / f"s{i:02d}" / seq / "00.png")
+    split_dataset(SplitOptions(tmp_path / "b" / "dataset", test_fraction=0.5, seed=3))
+
+    moved = []
+    rename = os.rename
+
+    def dying_rename(source, target):
+        if len(moved) == stop_after:
+            raise KeyboardInterrupt
+        rename(source, target)
+        moved.append(target)
+
+    monkeypatch.setattr(os, "rename", dying_rename)
+    with pytest.raises(KeyboardInterrupt):
+        split_dataset(SplitOptions(tmp_path / "a" / "dataset", test_fraction=0.5, seed=3))
+    monkeypatch.setattr(os, "rename", rename)
+    straddling = {p.parent.name for p in (tmp_path / "a" / "dataset" / "test").glob("*/*")} & \
+        {p.parent.name for p in (tmp_path / "a" / "dataset" / "train").glob("*/*")}
+    assert len(moved) == stop_after and (straddling or stop_after != 1)  # caught half-way through a scene
+    again = split_dataset(SplitOptions(tmp_path / "a" / "dataset", test_fraction=0.5, seed=3))
+    assert again.moves
+
+    def files(tree: str) -> list[str]:
+        return sorted(str(p.relative_to(tmp_path / tree)) for p in (tmp_path / tree).rglob("*") if p.is_file())
+
+    assert files("a") == files("b") and len(files("a")) == 6 * 2 * 3  # blur, sharp, mask
+    assert split_dataset(SplitOptions(tmp_path / "a" / "dataset", test_fraction=0.5, seed=3)).moves == []
+
+
 def test_split_assignment_ignores_where_scenes_are_now():
     names = [f"scene{i}" for i in range(20)]
     a = assign_scenes(names, test_fraction=0.25, seed=1)

@@ -83,18 +83,20 @@ def split_dataset(options: SplitOptions) -> SplitResult:
             rel = seq_dir.relative_to(root)
             assert len(rel.parts) == RELOBLUR_DEPTH
             target_rel = Path(assignment[scene], *rel.parts[1:])
-            if target_rel == rel:
-                continue
+            # Each tree on its own: an interrupted split may have moved a sequence's images
+            # and not yet its masks.
             for tree in (root, masks_root):
-                source, target = tree / rel, tree / target_rel
-                if not source.exists():
-                    continue
-                if target.exists():
-                    raise DatasetError(
-                        f"{target}: already exists, cannot move {source} there "
-                        "(the same scene/sequence is in two splits)"
-                    )
-                planned.append((source, target))
+                target = tree / target_rel
+                for split in (TRAIN, TEST):
+                    source = tree / split / target_rel.relative_to(target_rel.parts[0])
+                    if source == target or not source.exists():
+                        continue
+                    if target.exists():
+                        raise DatasetError(
+                            f"{target}: already exists, cannot move {source} there "
+                            "(the same scene/sequence is in two splits)"
+                        )
+                    planned.append((source, target))
 
     result = SplitResult(
         seed=options.seed,
