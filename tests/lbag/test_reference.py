@@ -31,7 +31,8 @@ def test_the_word_reference_names_the_packaged_model_and_a_local_file_wins(tmp_p
     loaded = model_from_checkpoint(REFERENCE)
     assert loaded.kind == "lbag" and len(loaded.model.Encoder[0].layers) == 2  # num_res 2
     saved = read_checkpoint(REFERENCE)
-    assert saved["optimizer_states"] == [] and saved["reference"]["recipe"] == "configs/lbag-reference-sim.yaml"
+    assert saved["optimizer_states"] == [] and saved["reference"]["recipe"] == [
+        "configs/lbag-reference-sim.yaml", "configs/lbag-reference-varied.yaml"]
     # Its own validation (held-out simulated scenes): above the blurry input, globally and where blurred.
     validation = saved["validation"]
     assert validation["psnr"] > validation["input_psnr"]
@@ -82,9 +83,10 @@ def test_the_reference_model_deblurs_scenes_it_never_saw(tmp_path):
 
 
 def test_the_recipe_script_runs_end_to_end_and_resumes(tmp_path):
-    """``scripts/train_reference_model.sh`` shrunk to seconds (16 pairs, 2 steps) through the
-    same three commands as the 80-minute run: simulate, train with the shipped config, export.
-    Run again, it finds the data and the finished run and exports the same weights."""
+    """``scripts/train_reference_model.sh`` shrunk to seconds (16 pairs, 2 steps a stage)
+    through the same commands as the full run: simulate, train with the shipped config,
+    export, then the varied scenes and the second config from that export, export. Run
+    again, it finds every stage's data and finished run and exports the same weights."""
     import os
     import subprocess
     import sys
@@ -106,8 +108,11 @@ def test_the_recipe_script_runs_end_to_end_and_resumes(tmp_path):
             first = {k: v.clone() for k, v in weights.items()}
     assert saved["global_step"] == 2 and saved["optimizer_states"] == []
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
-    assert saved["reference"]["data"].endswith("--size 128x96 --pairs 16 --seed 1000 --test-fraction 0.1")
+    assert saved["reference"]["data"][1].endswith("--size 128x96 --pairs 16 --test-fraction 0.1 --seed 2000 "
+                                                  "--varied-scenes")
     assert all(torch.equal(first[k], weights[k]) for k in first)
-    assert "16 already there" in done.stdout and "checkpoint: None" in done.stdout  # nothing redone
+    assert done.stdout.count("16 already there") == 2 and done.stdout.count("checkpoint: None") == 2  # nothing redone
+    run = json.loads((tmp_path / "work" / "varied" / "run" / "run.json").read_text())
+    assert "photographic/reference.ckpt" in json.dumps(run)  # stage 2 started from stage 1's export
     loaded = model_from_checkpoint(out)
     assert len(loaded.model.Encoder[0].layers) == 2  # the config's num_res

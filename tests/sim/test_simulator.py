@@ -150,3 +150,30 @@ def test_reloblur_layout_is_a_valid_dataset(sim_dataset):
     assert sidecar["status"] == "done" and sidecar["truth"]["aligned"] is True
     blur = read_image(pairs[0].blur)
     assert blur.shape == (120, 160, 3) and blur.dtype == np.uint8
+
+
+def test_varied_scenes_add_plain_walls_dark_and_clipped_scenes_and_leave_the_default_alone():
+    """``varied_scenes``: some backgrounds are plain (a wall, a sky: almost no detail), some
+    scenes dark, some with clipped highlights; without it, nothing changes (the config's
+    record included, so older sessions resume)."""
+    import cv2
+
+    config = SimulatorConfig(width=160, height=120, seed=3, pairs_per_scene=1, varied_scenes=True)
+    sim = RigSimulator(config)
+    detail, dark, clipped = [], [], []
+    for scene in range(24):
+        background = sim.background(scene)
+        grey = background.mean(axis=2)
+        detail.append(float(np.abs(cv2.Laplacian(grey, cv2.CV_32F)).mean() / max(float(grey.mean()), 1e-6)))
+        blur = sim.render(scene).blur
+        dark.append(float(blur.mean()) / 65535 < 0.05)  # photographic scenes: 0.07 and up
+        clipped.append(float((blur == 65535).mean()) > 0.01)
+    plain = [d < 0.05 for d in detail]
+    assert 2 <= sum(plain) <= 16 and sum(dark) >= 2 and sum(clipped) >= 2
+    assert "varied_scenes" in config.to_dict()
+    default = SimulatorConfig(width=160, height=120, seed=3, pairs_per_scene=1)
+    assert "varied_scenes" not in default.to_dict()
+    photographic = RigSimulator(default)
+    assert min(float(np.abs(cv2.Laplacian(photographic.background(s).mean(axis=2), cv2.CV_32F)).mean()
+                     / photographic.background(s).mean()) for s in range(24)) > 0.05
+    assert not any((photographic.render(s).blur == 65535).mean() > 0.01 for s in range(24))

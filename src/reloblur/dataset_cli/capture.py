@@ -41,6 +41,9 @@ def simulate_command(
     bayer: Annotated[bool, typer.Option("--bayer", metavar="", help="Write raw RGGB Bayer frames (session layout).")] = False,
     pairs_per_scene: Annotated[int, typer.Option("--pairs-per-scene", help="Pairs sharing a background.")] = 4,
     static_fraction: Annotated[float, typer.Option("--static-fraction", help="Share of pairs with no motion.")] = 0.15,
+    varied_scenes: Annotated[bool, typer.Option(
+        "--varied-scenes", metavar="", help="Also plain walls and sky, dark and over-exposed scenes, objects of one "
+                                            "colour (docs/simulator.md).")] = False,
     s_phase: Annotated[str, typer.Option("--s-phase", help="Instant of B's exposure S shows: start, middle, end.")] = "middle",
     test_fraction: Annotated[float, typer.Option("--test-fraction", help="Share of scenes in test (reloblur layout).")] = 0.2,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
@@ -70,7 +73,7 @@ def simulate_command(
             out=out, pairs=pairs, seed=seed, width=width, height=height, layout=layout, bayer=bayer,
             pairs_per_scene=pairs_per_scene, static_fraction=static_fraction, s_phase=check_s_phase(s_phase),
             test_fraction=test_fraction, workers=workers, progress=not json_output, frames=frames,
-            exposed_fraction=exposed_fraction, shake_px=shake,
+            exposed_fraction=exposed_fraction, shake_px=shake, varied_scenes=varied_scenes,
         )
     )
     finish_batch(result, result.failures, json_output=json_output, summary=lambda: [

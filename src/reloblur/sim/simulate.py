@@ -74,6 +74,7 @@ class SimulateOptions:
     frames: int = 8
     exposed_fraction: float = 0.98
     shake_px: float = 0.0
+    varied_scenes: bool = False  # SimulatorConfig.varied_scenes
 
     def simulator_config(self) -> SimulatorConfig:
         """The simulator configuration these options describe."""
@@ -85,6 +86,7 @@ class SimulateOptions:
             static_fraction=self.static_fraction,
             s_phase=self.s_phase,
             bayer=self.bayer,
+            varied_scenes=self.varied_scenes,
         )
 
 

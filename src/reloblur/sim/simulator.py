@@ -65,6 +65,10 @@ class SimulatorConfig:
     misalignment: float = 1.0  # scales the homography's and the lenses' differences (0: none)
     vignetting: float = 1.0  # scales each lens's corner falloff (0: none)
     drift_px: float = 0.25
+    # Scenes as cameras meet them beyond photographs: plain walls and sky, dark and
+    # over-exposed scenes (ReLoBlur has both on purpose), objects of one colour. Off by
+    # default, so sessions and figures made without it stay as they were.
+    varied_scenes: bool = False
 
     def __post_init__(self) -> None:
         if self.width < 64 or self.height < 64:
@@ -89,8 +93,12 @@ class SimulatorConfig:
         return self.s_window[0] * self.b_exposure_us
 
     def to_dict(self) -> dict[str, Any]:
-        """The configuration as plain JSON types."""
-        return asdict(self)
+        """The configuration as plain JSON types (``varied_scenes`` only when on, so that
+        sessions simulated before it existed still resume)."""
+        values = asdict(self)
+        if not self.varied_scenes:
+            del values["varied_scenes"]
+        return values
 
 
 @dataclass
@@ -159,6 +167,36 @@ def _fine_texture() -> np.ndarray:
 
     tex = data.gravel().astype(np.float32)
     return (tex - tex.mean()) / (tex.std() + 1e-6)
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """A linear RGB colour from grey to strongly saturated, peak 1."""
+    hue = rng.uniform(0, 1)
+    rgb = np.clip(np.abs(((hue * 6 + np.array([0, 4, 2])) % 6) - 3) - 1, 0, 1)  # HSV at full saturation
+    saturation = rng.uniform(0, 0.85)
+    return ((1 - saturation) + saturation * rgb).astype(np.float32)
+
+
+def _plain_wall(rng: np.random.Generator, size: tuple[int, int], texture: np.ndarray) -> np.ndarray:
+    """A painted wall or a sky: one colour, shading that varies over the frame, plaster grain."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    direction = rng.uniform(0, 2 * np.pi)
+    ramp = (np.cos(direction) * xx / w + np.sin(direction) * yy / h) * rng.uniform(0, 0.4)
+    shade = cv2.GaussianBlur(rng.normal(0, 1, (h // 16 + 1, w // 16 + 1)).astype(np.float32), (0, 0), 3)
+    shade = cv2.resize((shade / max(float(np.abs(shade).max()), 1e-6)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
+    level = (1 + ramp - ramp.mean() + rng.uniform(0, 0.1) * shade) * (1 + rng.uniform(0.005, 0.03) * texture)
+    return level[:, :, None] * _random_colour(rng)
+
+
+def _plain_object(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
+    """An object of one colour, lit from one side (linear RGB, ``size`` = (w, h))."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = rng.uniform(0, 2 * np.pi)
+    shading = 0.75 + 0.25 * (np.cos(light) * (xx / w - 0.5) + np.sin(light) * (yy / h - 0.5)) * 2
+    return np.clip(shading[:, :, None] * _random_colour(rng) * rng.uniform(0.3, 1.0), 0, 1).astype(np.float32)
 
 
 def _rotation_about(cx: float, cy: float, angle_deg: float, scale: float) -> np.ndarray:
@@ -250,13 +288,22 @@ class RigSimulator:
         tiled = np.tile(tex, reps)[oy : oy + ch, ox : ox + cw]
         image = image * (1.0 + 0.05 * tiled[:, :, None])
         brightness = rng.uniform(0.45, 0.8)
+        if self.config.varied_scenes:
+            # Its own generator: the photographic scenes' draws stay what they were.
+            variety = np.random.default_rng([self.config.seed, _SALT_SCENE, scene, 3])
+            if variety.random() < 0.3:
+                image = _plain_wall(variety, (cw, ch), tiled)
+            # Dark rooms to scenes with a few percent clipped (log-uniform level).
+            brightness = float(np.exp(variety.uniform(np.log(0.08), np.log(1.6))))
+            image *= brightness / max(float(np.percentile(image, 99.5)), 1e-3)
+            return np.clip(image, 0.0, 2.0).astype(np.float32)  # the sensor clips, not the scene
         image *= brightness / max(float(np.percentile(image, 99.5)), 1e-3)
         return np.clip(image, 0.0, 1.0).astype(np.float32)
 
     # -- objects --------------------------------------------------------------------------
     def _objects(self, pair_index: int, rng: np.random.Generator, static: bool) -> list[MovingObject]:
         c = self.config
-        objects = []
+        objects: list[MovingObject] = []
         for _ in range(int(rng.integers(1, 3))):
             name = OBJECT_PHOTOS[int(rng.integers(len(OBJECT_PHOTOS)))]
             photo = _photo(name)
@@ -269,6 +316,10 @@ class RigSimulator:
             x0, y0 = rng.integers(0, pw - cw_src + 1), rng.integers(0, ph - ch_src + 1)
             patch = cv2.resize(photo[y0 : y0 + ch_src, x0 : x0 + cw_src], size, interpolation=cv2.INTER_CUBIC)
             patch = np.clip(patch * rng.uniform(0.8, 1.5), 0, 1)
+            if c.varied_scenes:
+                variety = np.random.default_rng([c.seed, _SALT_PAIR, pair_index, 3, len(objects)])
+                if variety.random() < 0.3:  # a ball, a coat: one colour, shaded
+                    patch = _plain_object(variety, size)
             alpha = self._blob(size, rng)
             speed = 0.0 if static else rng.uniform(c.min_motion, c.max_motion) * c.width
             direction = rng.uniform(0, 2 * math.pi)
