@@ -61,11 +61,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=8, help="moving pairs per condition")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default=None, help="run the conditions whose name contains this")
     parser.add_argument("--checkpoint", type=Path, default=REFERENCE_FILE, help="default: the shipped reference")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = []
     for condition in CONDITIONS:
+        if args.only and args.only not in condition.name:
+            continue
         with tempfile.TemporaryDirectory() as folder:
             root = Path(folder)
             refused = write_dataset(root, condition, args.pairs, args.seed)

@@ -164,8 +164,30 @@ def test_large_blurred_region_does_not_bias_the_fit():
 
 def test_featureless_pair_is_a_clear_error():
     flat = np.full((H, W, 3), 0.3, np.float32) + np.random.default_rng(0).normal(0, 0.001, (H, W, 3)).astype(np.float32)
-    with pytest.raises(AlignmentError, match="featureless"):
+    with pytest.raises(AlignmentError, match="featureless.*--calibration"):
         align_pair(flat, flat.copy())
+
+
+def test_a_featureless_pair_is_aligned_by_the_rigs_calibration_and_its_colour_fitted():
+    """A plain wall gives registration nothing to hold on to; with the rig's calibrated
+    homography the pair is still aligned: the calibration is kept as it is (and says so),
+    and the colour difference (S 10 % brighter in red, 5 % darker in blue) is corrected."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    wall = (0.25 + 0.05 * xx / W + 0.03 * yy / H)[:, :, None] * np.array([1.0, 0.9, 0.8], np.float32)
+    calibration = np.array([[1.0, 0.001, 1.5], [-0.001, 1.0, -0.8], [0, 0, 1.0]])
+    sharp = cv2.warpPerspective(wall * np.array([1.1, 1.0, 0.95], np.float32), calibration, (W, H),
+                                flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    blur, sharp = (np.clip(x + rng.normal(0, 0.002, x.shape), 0, 1).astype(np.float32) for x in (wall, sharp))
+    result = align_pair(blur, sharp, prior_homography=calibration)
+    assert result.registration.method == "calibration (featureless scene: not refined)"
+    np.testing.assert_array_equal(result.homography, calibration)
+    # One colour cannot pin a 3x3 matrix down; what it must do is map S's wall onto B's.
+    rows, cols = result.crop.slices()
+    corrected, target = result.sharp_aligned[rows, cols], blur[rows, cols]
+    np.testing.assert_allclose(corrected.mean(axis=(0, 1)) / target.mean(axis=(0, 1)), 1.0, atol=0.01)
+    assert np.abs(corrected - target).mean() < 0.004
+    assert np.abs(sharp[rows, cols].mean(axis=(0, 1)) / target.mean(axis=(0, 1)) - 1).max() > 0.04  # it was off
 
 
 def test_robust_colour_fit_ignores_outliers():

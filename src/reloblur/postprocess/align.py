@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -293,7 +293,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     h, w = blur.shape[:2]
     hs, ws = sharp.shape[:2]
     size = (w, h)
-    work = _working_scale(blur, sharp, settings, blur_mask)
+    work = _working_scale(blur, sharp, settings, blur_mask, calibrated=prior_homography is not None)
     # 1. Starting geometry (working scale).
     initial, h_work = _initial_geometry(work, settings, prior_homography)
     # 2. Colour and provisional static mask on the initial warp (Huber weights ignore the
@@ -302,10 +302,12 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     color, static_w = _colour_and_static(work, h_work, None, settings, prior_color, radial=radial)
     # 3. Photometric refinement at full resolution on colour-corrected grey, static pixels
     #    only; then colour and static mask again on the refined warp, and a last
-    #    refinement on the two finest levels with them.
+    #    refinement on the two finest levels with them. A featureless scene (a plain wall)
+    #    gives the refinement nothing to hold on to: it keeps the calibration as it is.
     gray_b = gray(blur)
     homography = initial.homography
-    for round_ in range(2):
+    registration = replace(initial, method="calibration (featureless scene: not refined)", radial=radial)
+    for round_ in range(0 if work.featureless else 2):
         static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         # The first round also tests for a lens-distortion difference; the second keeps
         # fitting one only where the first found it.
@@ -366,10 +368,11 @@ class _Work:
     d_sharp: np.ndarray
     known_static: np.ndarray | None  # where the caller says B is static (from its blur mask)
     dilation: int  # px of growth for the motion mask
+    featureless: bool = False  # too little texture to refine on (allowed only from a calibration)
 
 
 def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
-                   blur_mask: np.ndarray | None) -> _Work:
+                   blur_mask: np.ndarray | None, *, calibrated: bool = False) -> _Work:
     """Both images at the working scale; :class:`AlignmentError` if B has no texture."""
     h, w = blur.shape[:2]
     hs, ws = sharp.shape[:2]
@@ -378,11 +381,13 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
     s_size = (max(1, round(ws * factor)), max(1, round(hs * factor)))
     blur_w, sharp_w = _resize(blur, b_size), _resize(sharp, s_size)
     texture = texture_fraction(gray(blur_w))
-    if texture < settings.min_texture:
-        raise AlignmentError(f"B is featureless ({100 * texture:.3f} % textured pixels): nothing to register")
+    featureless = texture < settings.min_texture
+    if featureless and not calibrated:
+        raise AlignmentError(f"B is featureless ({100 * texture:.3f} % textured pixels): nothing to register "
+                             "(a calibration of the rig, align --calibration, would align it)")
     known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
     return _Work(blur_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
-                 max(1, int(settings.mask_dilation * min(b_size))))
+                 max(1, int(settings.mask_dilation * min(b_size))), featureless)
 
 
 def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
