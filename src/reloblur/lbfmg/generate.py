@@ -473,23 +473,25 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
     (:func:`_smooth_pair`)."""
     inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
     layout = edge_tiles(fit_on)
-    models, edges, sharpness, inverse = [], [], [], np.empty_like(bs)
+    difference = bs - ss
+    models, variance = [], np.empty_like(bs)
     for c in range(bs.shape[0]):
-        difference = bs[c] - ss[c]
-        model = noise[c] if noise is not None else fit_noise_level(difference, bs[c], fit_on, transfer=transfer)
+        model = noise[c] if noise is not None else fit_noise_level(difference[c], bs[c], fit_on, transfer=transfer)
         models.append(model)
         table = guarded_table(model, guard=BINNED_GUARD) ** 2
         # On a moving pixel B and S sit at different levels, each with its own noise.
-        variance = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
-        if spread is not None:
-            variance *= spread[c]
-        gradient = _gradient_magnitude(bs[c])
-        curvature = np.abs(cv2.Laplacian(bs[c], cv2.CV_32F, ksize=3))
-        residual = fit_edge_residual_field(difference, variance, gradient, fit_on, curvature=curvature, layout=layout)
-        edges.append(residual.typical)
-        sharpness.append(residual.beta)
-        inverse[c] = 1.0 / np.sqrt(variance + (residual.kappa * gradient) ** 2 + (residual.beta * curvature) ** 2)
-    return _Judge(inverse, clip_b, clip_s, inside, tolerance), models, edges, sharpness
+        variance[c] = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
+    if spread is not None:
+        variance *= spread
+    gradient = np.stack([_gradient_magnitude(channel) for channel in bs])
+    curvature = np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs])
+    residuals = _edge_residual_fields(difference, variance, gradient, fit_on, curvature, layout, EDGE_MIN_TILES)
+    inverse = np.empty_like(bs)
+    for c, residual in enumerate(residuals):
+        inverse[c] = 1.0 / np.sqrt(variance[c] + (residual.kappa * gradient[c]) ** 2
+                                   + (residual.beta * curvature[c]) ** 2)
+    return (_Judge(inverse, clip_b, clip_s, inside, tolerance), models, [r.typical for r in residuals],
+            [r.beta for r in residuals])
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -630,26 +632,40 @@ def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradie
     caller fits several channels on the same pixels; by default it is laid out here.
     """
     layout = layout if layout is not None else edge_tiles(usable, tiles=tiles, samples=samples)
+    return _edge_residual_fields(difference[None], variance[None], gradient[None], usable,
+                                 None if curvature is None else curvature[None], layout, min_tiles)[0]
+
+
+def _edge_residual_fields(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray,
+                          curvature: np.ndarray | None, layout: EdgeTiles, min_tiles: int) -> list[EdgeResidual]:
+    """:func:`fit_edge_residual_field` of each channel of ``(C, H, W)`` inputs, all at once
+    (one vectorised fit instead of a Python loop per channel)."""
     if len(layout.picked) < min_tiles:
-        kappa, beta = fit_edge_residual(difference, variance, gradient, usable, curvature=curvature)
-        return EdgeResidual(kappa, kappa, beta, 0)
-    fits = _edge_fits(difference, variance, gradient, curvature, layout.picked)
-    target, r2 = fits[:, 0], layout.radius2
+        residuals = []
+        for c in range(difference.shape[0]):
+            kappa, beta = fit_edge_residual(difference[c], variance[c], gradient[c], usable,
+                                            curvature=None if curvature is None else curvature[c])
+            residuals.append(EdgeResidual(kappa, kappa, beta, 0))
+        return residuals
+    channels, tiles = difference.shape[0], len(layout.picked)
+    fits = _edge_fits(difference, variance, gradient, curvature, layout.picked).reshape(channels, tiles, 2)
+    target, r2 = fits[..., 0], layout.radius2
     design = np.stack([np.ones_like(r2), r2**3], axis=1)  # r^6 = (r^2)^3
     # Iteratively reweighted from the median tile (a start the outliers cannot move), so a
     # few tiles of motion are down-weighted from the first step, not argued down from a mean.
-    coefficients = np.array([float(np.median(target)), 0.0])
+    coefficients = np.stack([np.median(target, axis=1), np.zeros(channels)], axis=1)
     for _ in range(10):
-        residual = target - design @ coefficients
-        root = np.sqrt(huber_weights(residual, scale=max(mad_sigma(residual, center=0.0), 1e-4)))
-        coefficients = _nonnegative_least_squares((design * root[:, None])[None], (target * root)[None])[0]
-    k0, k1 = (float(v) for v in coefficients)
-    typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
-    beta = math.sqrt(float(np.median(fits[:, 1])))
-    if k1 == 0:
-        return EdgeResidual(math.sqrt(k0), typical, beta, len(layout.picked))
-    return EdgeResidual(np.sqrt(k0 + k1 * layout.radius2_map ** 3).astype(np.float32), typical, beta,
-                        len(layout.picked))
+        residual = target - coefficients @ design.T
+        scale = np.maximum(MAD_TO_SIGMA * np.median(np.abs(residual), axis=1, keepdims=True), 1e-4)
+        root = np.sqrt(huber_weights(residual / scale, scale=1.0))
+        coefficients = _nonnegative_least_squares(design[None] * root[..., None], target * root)
+    beta = np.sqrt(np.median(fits[..., 1], axis=1))
+    residuals = []
+    for (k0, k1), b in zip(coefficients.tolist(), beta.tolist()):
+        typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
+        kappa = math.sqrt(k0) if k1 == 0 else np.sqrt(k0 + k1 * layout.radius2_map ** 3).astype(np.float32)
+        residuals.append(EdgeResidual(kappa, typical, b, tiles))
+    return residuals
 
 
 def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray, *,
@@ -677,19 +693,26 @@ def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np
         return 0.0, 0.0
     if index.size > max_samples:
         index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
-    kappa2, beta2 = _edge_fits(difference, variance, gradient, curvature, index[None])[0]
+    kappa2, beta2 = _edge_fits(difference[None], variance[None], gradient[None],
+                               None if curvature is None else curvature[None], index[None])[0]
     return math.sqrt(kappa2), math.sqrt(beta2)
 
 
 def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, curvature: np.ndarray | None,
                index: np.ndarray, *, cells: int = EDGE_FIT_CELLS) -> np.ndarray:
-    """``(kappa^2, beta^2)`` of :func:`fit_edge_residual` for each row of ``index``
-    (``(T, n)`` flat pixel indices, one region a row), all regions at once: ``(T, 2)``."""
-    regions, n = index.shape
-    noise = np.sqrt(variance.ravel()[index])
-    u = difference.ravel()[index] / noise
-    g2 = (gradient.ravel()[index] / noise) ** 2
-    c2 = np.zeros_like(g2) if curvature is None else (curvature.ravel()[index] / noise) ** 2
+    """``(kappa^2, beta^2)`` of :func:`fit_edge_residual` for each channel of the
+    ``(C, H, W)`` inputs and each row of ``index`` (``(T, n)`` flat pixel indices, one
+    region a row), all at once: ``(C * T, 2)``, channel-major."""
+    channels = difference.shape[0]
+    regions, n = channels * index.shape[0], index.shape[1]
+
+    def gathered(values: np.ndarray) -> np.ndarray:
+        return values.reshape(channels, -1)[:, index].reshape(regions, n)
+
+    noise = np.sqrt(gathered(variance))
+    u = gathered(difference) / noise
+    g2 = (gathered(gradient) / noise) ** 2
+    c2 = np.zeros_like(g2) if curvature is None else (gathered(curvature) / noise) ** 2
     per_cell = n // (cells * cells)
     used = cells * cells * per_cell
     # Bins are quantile groups: a partition, not a sort, puts each value in its group.
@@ -699,7 +722,7 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     # Within each gradient group, by curvature (without it, by gradient): cells x cells
     # bins, all at once.
     key = np.take_along_axis(g2 if curvature is None else c2, by_gradient.reshape(regions, used), axis=1)
-    within = np.argsort(key.reshape(by_gradient.shape), axis=2)
+    within = np.argpartition(key.reshape(by_gradient.shape), np.arange(per_cell, group, per_cell), axis=2)
     order = np.take_along_axis(by_gradient, within, axis=2).reshape(regions, used)
 
     def binned(values: np.ndarray) -> np.ndarray:
@@ -1140,8 +1163,13 @@ def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarr
               code: float) -> tuple[_Clipping, _Clipping]:
     """Clipping found on the stored values, joined with the clip map ``align`` handed on."""
     h, w = valid.shape
-    clip_b = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(b, valid, code=code)))
-    clip_s = _Clipping(*(f.transpose(2, 0, 1) for f in clipped_levels(s, valid, code=code)))
+    # Planar and contiguous: numpy reduces a transposed (H, W, C) view over its channels
+    # about ten times slower, and the flags are reduced and indexed many times.
+    def planar(image: np.ndarray) -> _Clipping:
+        high, low = clipped_levels(image, valid, code=code)
+        return _Clipping(np.ascontiguousarray(high.transpose(2, 0, 1)), np.ascontiguousarray(low.transpose(2, 0, 1)))
+
+    clip_b, clip_s = planar(b), planar(s)
     if clipped is None:
         return clip_b, clip_s
     if clipped.shape[:2] != (h, w):
@@ -1149,8 +1177,7 @@ def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarr
     if clipped.ndim == 3 and clipped.shape[2] not in (1, b.shape[2]):
         raise ImageFormatError(f"clip map has {clipped.shape[2]} channels, the images {b.shape[2]}")
     # A per-pixel map (grey, as earlier versions of align wrote) holds for every channel.
-    planar = clipped[None] if clipped.ndim == 2 else clipped.transpose(2, 0, 1)
-    given = decode_clip_flags(planar)
+    given = decode_clip_flags(clipped[None] if clipped.ndim == 2 else np.ascontiguousarray(clipped.transpose(2, 0, 1)))
     return (_Clipping(clip_b.high | given["b_high"], clip_b.low | given["b_low"]),
             _Clipping(clip_s.high | given["s_high"], clip_s.low | given["s_low"]))
 
