@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
-from reloblur.imaging.imageio import from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
+from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
 from reloblur.imaging.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
 from reloblur.postprocess.align import AlignmentError, align_pair
 from reloblur.postprocess.color import fit_color
@@ -540,6 +540,31 @@ def test_whole_command_reports_its_stages_and_passes_unchanged_b_through(tmp_pat
     assert sizes["none"] > sizes["fast"] and sizes["none"] > sizes["small"]
     bad = runner.invoke(app, ["align", str(pair), str(tmp_path / "x"), "--png-compression", "max"])
     assert bad.exit_code == 1 and "max" in bad.output
+
+
+def test_a_cropped_8_bit_b_is_its_input_codes_cut_to_the_crop(tmp_path):
+    """B is never resampled: cropped, an 8-bit sRGB B is written as its own codes cut to
+    the crop box, without the sRGB round trip (which is exact for every 8-bit code, so the
+    pixels are those the round trip gave)."""
+    codes = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(encode_srgb(srgb_to_linear(codes)), codes)
+    session = simulated_session(tmp_path, 1, pairs_per_scene=1, static_fraction=0.0, seed=8)
+    tree = tmp_path / "tree"
+    assert runner.invoke(app, ["align", str(session), str(tree), "--workers", "1"]).exit_code == 0
+    aligned = next(tree.rglob("00_blur.png")).parent
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    blur = read_image(aligned / "00_blur.png")
+    h, w = blur.shape[:2]
+    shift = np.array([[1.0, 0.0, 9.0], [0.0, 1.0, -7.0], [0.0, 0.0, 1.0]])  # S's view moved: a crop follows
+    sharp = cv2.warpPerspective(read_image(aligned / "00_sharp.png"), shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+    write_image(pair / "00_blur.png", blur)
+    write_image(pair / "00_sharp.png", sharp)
+    out = tmp_path / "out"
+    assert runner.invoke(app, ["align", str(pair), str(out), "--workers", "1"]).exit_code == 0
+    x, y, width, height = json.loads((out / "00.align.json").read_text())["crop"]
+    assert (width, height) != (w, h)  # the crop cut B
+    np.testing.assert_array_equal(read_image(out / "00_blur.png"), blur[y:y + height, x:x + width])
 
 
 def test_calibration_says_pass_warn_or_fail_against_the_documented_limits(tmp_path):

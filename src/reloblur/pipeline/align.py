@@ -264,11 +264,13 @@ def _discover(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]
 
 @dataclass(frozen=True)
 class _Input:
-    """One input in linear light, and its file's bytes when they are already what align
-    would write for it unchanged (an 8-bit sRGB RGB PNG): then they are passed through."""
+    """One input in linear light, and its file's bytes and codes when they are already what
+    align would write for it unchanged (an 8-bit sRGB RGB PNG): then they are passed
+    through, or cropped as codes (the sRGB round trip of 8-bit codes is exact)."""
 
     linear: np.ndarray
     png: bytes | None = None
+    codes: np.ndarray | None = None
 
 
 def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer,
@@ -284,7 +286,8 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
         if pixel_format is None:
             same = (path.suffix.lower() == ".png" and image.dtype == np.uint8 and image.ndim == 3
                     and image.shape[2] == 3 and transfer in ("auto", "srgb"))
-            return _Input(image_to_linear(image, path, transfer=transfer), data if same else None)
+            return _Input(image_to_linear(image, path, transfer=transfer), data if same else None,
+                          image if same else None)
         try:
             return _Input(frame_to_linear(image, pixel_format, black_level=black))
         except ImageFormatError as exc:
@@ -404,6 +407,8 @@ def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, res
     if unchanged:
         assert blur_input.png is not None
         encoded.append((blur_out, blur_input.png))  # the sRGB round trip of 8-bit codes is exact
+    elif blur_input.codes is not None and options.bit_depth == 8 and options.resize is None:
+        encode(blur_out, np.ascontiguousarray(blur_input.codes[rows, cols]))  # cropped, not re-encoded
     else:
         with timer.stage("encode"):
             blur_encoded = encode_srgb(blur_final, out_dtype)

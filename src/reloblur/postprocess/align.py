@@ -153,7 +153,7 @@ def _confine_clipped(corrected: np.ndarray, source: np.ndarray, clip_flags: np.n
     """
     s_white = np.asarray((clip_flags & S_HIGH) > 0)
     if s_white.ndim == 3:
-        s_white = np.any(s_white, axis=2)
+        s_white = any_channel(s_white)
     if not s_white.any():
         return
     near = cv2.dilate(s_white.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # 2 + 2 px: Lanczos-4's reach
@@ -215,7 +215,9 @@ def _static_quality(blur: np.ndarray, sharp: np.ndarray, static: np.ndarray) -> 
         return float("nan"), float("nan")
     mse = float(((a - b) ** 2)[static].mean())
     psnr = 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
-    ga, gb = a.mean(axis=2), b.mean(axis=2)
+    # The channels' mean, summed plane by plane: the same values as mean(axis=2), which
+    # numpy reduces over a length-3 innermost axis about fifteen times slower.
+    ga, gb = ((x[..., 0] + x[..., 1] + x[..., 2]) / np.float32(3) for x in (a, b))
 
     def blur_(x: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(x, (11, 11), 1.5)
