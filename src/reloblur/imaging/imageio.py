@@ -110,8 +110,8 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-# OpenCV swaps channels several times faster than numpy copies a reversed view (about 3
-# against 11 ms for a 2152x1436 RGB image), for the depths it converts.
+# OpenCV swaps channels far faster than numpy copies a reversed view (about 0.3 against
+# 10 ms for a 2152x1436 8-bit RGB image), for the depths it converts.
 _SWAPPABLE = (np.uint8, np.uint16, np.float32)
 
 
