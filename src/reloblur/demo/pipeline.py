@@ -199,7 +199,7 @@ def run_demo(options: DemoOptions) -> DemoResult:
             summaries.append(capture(CaptureOptions(
                 session=session_dir, rig=rig, pairs=options.pairs_per_scene, scene=f"s{scene + 1:02d}",
                 backend=SimOptions(size=options.size, seed=options.seed + scene, s_phase=rig.s_phase,
-                                   shared_clock=True),
+                                   shared_clock=rig.clocks == "shared"),
                 progress=options.progress)))
             if summaries[-1].error:
                 raise ReloblurError(f"capture failed: {summaries[-1].error}")

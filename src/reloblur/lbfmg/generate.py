@@ -595,8 +595,7 @@ def edge_tiles(usable: np.ndarray, *, tiles: int = EDGE_TILES, samples: int = ED
 
 def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray,
                             usable: np.ndarray, *, curvature: np.ndarray | None = None, tiles: int = EDGE_TILES,
-                            min_tiles: int = EDGE_MIN_TILES, samples: int = EDGE_TILE_SAMPLES,
-                            layout: EdgeTiles | None = None) -> EdgeResidual:
+                            min_tiles: int = EDGE_MIN_TILES, samples: int = EDGE_TILE_SAMPLES) -> EdgeResidual:
     """The edge residual over the frame: per-tile estimates through a robust radial model.
 
     Two cameras' renderings of the static scene differ everywhere, a moving object only
@@ -627,11 +626,8 @@ def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradie
     EdgeResidual
         With fewer than ``min_tiles`` tiles of ``EDGE_FIT_MIN_PIXELS`` usable pixels, one
         fit over the frame (``tiles == 0``).
-
-    ``layout`` is :func:`edge_tiles` of ``usable`` (``tiles``, ``samples``), when the
-    caller fits several channels on the same pixels; by default it is laid out here.
     """
-    layout = layout if layout is not None else edge_tiles(usable, tiles=tiles, samples=samples)
+    layout = edge_tiles(usable, tiles=tiles, samples=samples)
     return _edge_residual_fields(difference[None], variance[None], gradient[None], usable,
                                  None if curvature is None else curvature[None], layout, min_tiles)[0]
 

@@ -28,7 +28,7 @@ class SyncBoxEmulator:
 
     def __init__(self, *, on_pulse: Callable[[str, int, int], None] | None = None, serial: str = "EMU-0001",
                  s_skew_us: int = 0, skew_after: int = 0, silent_after: int | None = None,
-                 error_after: int | None = None, seed: int | None = None):
+                 error_after: int | None = None):
         self.on_pulse = on_pulse
         self.serial = serial
         # Faults for tests of a capture's ending: after this many FIRE requests the box
@@ -42,7 +42,7 @@ class SyncBoxEmulator:
         # miswired output or a loose connector would.
         self.s_skew_us = s_skew_us
         self.skew_after = skew_after
-        self._edges = np.random.default_rng(seed)  # each edge's interrupt latency
+        self._edges = np.random.default_rng()  # each edge's interrupt latency
         self.power = {"B": False, "S": False}
         self.exposure = {"B": int(DEFAULT_B_EXPOSURE_US), "S": int(DEFAULT_S_EXPOSURE_US)}
         self.delay_us = 19_000
