@@ -52,6 +52,9 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("over-exposed, gains differ", overexpose=0.10, gain_s_over_b=1.25),
     Condition("8-bit sRGB cameras", camera_8bit_srgb=True),
     Condition("Bayer, demosaiced", bayer=True),
+    # What an industrial colour rig most often is: both cameras Bayer, demosaiced in the
+    # camera, 8-bit sRGB out, and S's short exposure at more gain.
+    Condition("colour industrial: Bayer, 8-bit, S noise 2x", s_noise=2.0, bayer=True, camera_8bit_srgb=True),
     Condition("vignetting + distortion differ", vignetting=(0.25, 0.4), distortion=0.02),
     Condition("low-texture background", low_texture=True, calibrated=True),
     Condition("burst camera, K=8 (no alignment)", burst_frames=8),
@@ -170,9 +173,10 @@ def _camera(radiance: np.ndarray, rng: np.random.Generator, *, colour: np.ndarra
         raw = (rng.poisson(np.clip(raw, 0, None) * full_well) + rng.normal(0, read, raw.shape)) / full_well
         raw16 = np.clip(np.rint(raw * 65535), 0, 65535).astype(np.uint16)
         rgb = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB)  # OpenCV names RGGB "BayerBG"
-        return rgb.astype(np.float32) / 65535.0
-    electrons = rng.poisson(np.clip(signal, 0, None) * full_well) + rng.normal(0, read, signal.shape)
-    linear = np.clip(electrons / full_well, 0, 1)
+        linear = rgb.astype(np.float32) / 65535.0
+    else:
+        electrons = rng.poisson(np.clip(signal, 0, None) * full_well) + rng.normal(0, read, signal.shape)
+        linear = np.clip(electrons / full_well, 0, 1)
     if condition.camera_8bit_srgb:
         encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
         coded = np.rint(encoded * 255) / 255

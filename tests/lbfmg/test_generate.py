@@ -9,7 +9,7 @@ import pytest
 
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
-from reloblur.lbfmg.generate import MaskParams, MaskParamsError, generate_mask
+from reloblur.lbfmg.generate import MaskParams, MaskParamsError, _fill_outlined, generate_mask
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.robust import fit_gain_field
 
@@ -223,6 +223,62 @@ def test_a_moving_textured_object_is_found_with_its_swept_region():
     near = cv2.dilate(swept.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
     assert area_fraction(result.mask & ~near) < 0.0005
     np.testing.assert_array_equal(result.confidence_u8() >= 128, result.mask > 0)
+
+
+def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole():
+    """Inside a uniform object B and S agree: its only evidence is the bands along the
+    edges that face the motion, 50 px apart here. S's own edges close the outline."""
+    rng = np.random.default_rng(7)
+    scene = textured_scene(7)
+    colour = np.array([0.15, 0.45, 0.6])
+    steps, shift = 24, 8
+    total, swept = np.zeros_like(scene), np.zeros((H, W), bool)
+
+    def at(t: float) -> np.ndarray:
+        frame = scene.copy()
+        y0 = 90 + int(round(shift * (t - 0.5)))
+        frame[y0 : y0 + 60, 130:190] = colour
+        return frame
+
+    for k in range(steps):
+        t = (k + 0.5) / steps
+        total += at(t)
+        y0 = 90 + int(round(shift * (t - 0.5)))
+        swept[y0 : y0 + 60, 130:190] = True
+    result = generate_mask(encode_srgb(expose(total / steps, rng)), encode_srgb(expose(at(0.5), rng, 2.0)))
+    assert result.z[120, 160] < MaskParams().low_sigmas  # no evidence at the centre...
+    assert result.mask[120, 160] == 255  # ...which is still the object
+    assert iou(result.mask, swept) > 0.85
+
+
+def _outline_inputs(sharp: np.ndarray) -> dict:
+    planes = np.ascontiguousarray(sharp.transpose(2, 0, 1), np.float32)
+    return {"sharp": planes, "noise_variance": np.full(planes.shape, 1e-4, np.float32),
+            "valid": np.ones(sharp.shape[:2], bool), "edge_sigmas": 3.0, "max_area": 100 * 100,
+            "barrier": np.zeros(sharp.shape[:2], bool)}
+
+
+def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_border():
+    sharp = np.full((120, 160, 3), 0.3, np.float32)
+    sharp[40:80, 60:100] = 0.7  # the object in S: its outline is an edge
+    sharp = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+    mask = np.zeros((120, 160), bool)
+    mask[36:42, 60:100] = mask[78:84, 60:100] = True  # bands of vertical motion
+    filled = _fill_outlined(mask, **_outline_inputs(sharp))
+    assert filled[45:75, 65:95].all()  # the interior
+    assert not filled[:30].any() and not filled[90:].any() and not filled[:, :50].any()
+
+
+def test_outline_fill_leaves_static_regions_beside_one_band():
+    """Static texture beside a band: each enclosed piece touches the band along one side,
+    a quarter of its rim."""
+    yy, xx = np.mgrid[0:120, 0:160]
+    cells = (((yy // 14) + (xx // 14)) % 2).astype(np.float32)
+    sharp = np.repeat((0.3 + 0.4 * cells)[..., None], 3, axis=2)
+    sharp = cv2.GaussianBlur(sharp, (0, 0), 1.0)
+    mask = np.zeros((120, 160), bool)
+    mask[54:60, 20:140] = True
+    assert np.array_equal(_fill_outlined(mask, **_outline_inputs(sharp)), mask)
 
 
 def test_vignetting_that_differs_between_cameras_is_a_gain_field_not_motion():

@@ -28,7 +28,9 @@ different is the moving foreground and its blur trail. Every step has a physical
    specks below ``min_area`` are removed *before* a small closing, so no closing can merge
    scattered false positives into a blob; a hole is filled only when the evidence around
    it, not the closing, encloses it, and a pixel only when one cluster of evidence
-   brackets it on opposite sides.
+   brackets it on opposite sides. A uniform object wider than that is completed from S,
+   which shows it sharp: a region that S's own edges and the mask enclose, with the mask
+   a third of its rim or more, is the object's interior (:func:`_fill_outlined`).
 
 A soft confidence map comes with the mask (``>= 128`` exactly where the mask is set), and
 diagnostics say what the pair looked like: noise per camera and the fitted noise-level
@@ -77,6 +79,11 @@ FILL_REACH = 0.25
 # Share of a blown-out region's rim that motion evidence must cover for the region to be
 # the moving object (_blown_out_movers): the edges facing the motion are about half of it.
 BLOWN_OUT_RIM = 0.25
+# Share of a region's rim the mask must be for _fill_outlined to take the region as a
+# moving object's interior: a static region beside one band touches it along one of its
+# sides (about a quarter of its rim), an interior between a leading and a trailing band
+# along two (about half).
+OUTLINE_RIM = 1 / 3
 # fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
 # and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
 EDGE_TILES = 4
@@ -408,6 +415,7 @@ class _Judge:
     clip_s: _Clipping
     inside: np.ndarray  # (H, W) bool, valid and away from undefined S
     tolerance: int
+    noise_variance: np.ndarray  # (C, H, W) predicted noise variance alone (no edge residual)
 
     def z(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
         """``z`` over ``window``: the smallest over shifts of S (up to ``tolerance`` px) of the
@@ -490,8 +498,8 @@ def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
     for c, residual in enumerate(residuals):
         inverse[c] = 1.0 / np.sqrt(variance[c] + (residual.kappa * gradient[c]) ** 2
                                    + (residual.beta * curvature[c]) ** 2)
-    return (_Judge(inverse, clip_b, clip_s, inside, tolerance), models, [r.typical for r in residuals],
-            [r.beta for r in residuals])
+    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance)
+    return judge, models, [r.typical for r in residuals], [r.beta for r in residuals]
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -912,6 +920,71 @@ def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: 
     return explained
 
 
+def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarray, valid: np.ndarray, *,
+                   edge_sigmas: float, max_area: float, barrier: np.ndarray) -> np.ndarray:
+    """Fill the regions of S that S's own edges and the mask enclose, where the mask is
+    a share of the outline.
+
+    A uniform object that moved a few pixels is identical in B and S inside: its evidence
+    is the bands along the edges that face the motion, which :func:`_fill_enclosed`
+    cannot join when the object is wider than its gap. But S shows the object sharp,
+    so the rest of its outline is an edge of S. A region of S bounded by S's edges and
+    the mask, away from the frame's border and from where S is undefined, no larger than
+    ``max_area`` pixels, and whose immediate rim is at least :data:`OUTLINE_RIM` mask
+    is the object's interior: the bands along its leading and trailing edges are about
+    half of its outline. A static region beside a band touches it along one side only,
+    and a textured one is cut into pieces by its own edges.
+
+    Parameters
+    ----------
+    mask
+        ``(H, W)`` bool.
+    sharp
+        ``(C, H, W)`` S, smoothed.
+    noise_variance
+        ``(C, H, W)`` the predicted noise variance of the smoothed difference: an edge of
+        S is a gradient above ``edge_sigmas`` of its sigma per pixel (S's own noise is less than
+        the difference's, so noise makes fewer edges than that, never more).
+    valid
+        ``(H, W)`` bool; a region that reaches outside it is not enclosed.
+    barrier
+        ``(H, W)`` bool pixels no region may include (blown out in both images: those are
+        :func:`_blown_out_movers`' to judge).
+    """
+    strength = None
+    for channel, variance in zip(sharp, noise_variance):
+        gradient = _gradient_magnitude(channel) * (1.0 / np.sqrt(variance))
+        strength = gradient if strength is None else np.maximum(strength, gradient)
+    assert strength is not None
+    closed = mask | (strength > edge_sigmas) | barrier | ~valid
+    count, labels, stats, _ = cv2.connectedComponentsWithStats((~closed).astype(np.uint8), connectivity=4)
+    if count <= 1:
+        return mask
+    h, w = mask.shape
+    ring = np.ones((3, 3), np.uint8)
+    unenclosed = np.zeros(count, bool)
+    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
+        unenclosed[edge] = True
+    if not valid.all():
+        unenclosed[labels[cv2.dilate((~valid).astype(np.uint8), ring) > 0]] = True
+    # Each region's own rim, not _rim_counts's one pass over all labels: there a rim pixel
+    # between two regions counts only for the higher label, and an outline edge a region
+    # shares with its surroundings would be taken from it.
+    touching = np.unique(labels[cv2.dilate(mask.astype(np.uint8), ring) > 0])
+    filled = mask.copy()
+    for label in touching[touching > 0]:
+        if unenclosed[label] or stats[label, cv2.CC_STAT_AREA] > max_area:
+            continue
+        x, y, cw, ch = (int(v) for v in stats[label, :4])
+        rows, cols = slice(max(0, y - 1), min(h, y + ch + 1)), slice(max(0, x - 1), min(w, x + cw + 1))
+        region = labels[rows, cols] == label
+        rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~region
+        rim_pixels = int(np.count_nonzero(rim))
+        if np.count_nonzero(mask[rows, cols][rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
+            filled[rows, cols] |= region
+    return filled
+
+
 def _drop_thin(mask: np.ndarray, half_width: float) -> np.ndarray:
     """Remove regions nowhere wider than ``2 * half_width`` pixels: a one- or two-pixel line
     along an edge is a rendering difference (demosaicing, resampling), not blur, which
@@ -1210,6 +1283,8 @@ def _regions(z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judg
     if params.fill_holes and mask.any():
         mask = _fill_enclosed_holes(mask, z, params.low_sigmas)
         mask = _fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
+        mask = _fill_outlined(mask, ss, judge.noise_variance, valid | blind, edge_sigmas=params.low_sigmas,
+                              max_area=(FILL_REACH * short) ** 2, barrier=blind)
     mask = _drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
