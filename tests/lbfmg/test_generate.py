@@ -9,7 +9,7 @@ import pytest
 
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
-from reloblur.lbfmg.generate import MaskParams, MaskParamsError, _fill_outlined, generate_mask
+from reloblur.lbfmg.generate import MaskParams, MaskParamsError, _fill_outlined, _rim_counts, generate_mask
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.robust import fit_gain_field
 
@@ -279,6 +279,18 @@ def test_outline_fill_leaves_static_regions_beside_one_band():
     mask = np.zeros((120, 160), bool)
     mask[54:60, 20:140] = True
     assert np.array_equal(_fill_outlined(mask, **_outline_inputs(sharp)), mask)
+
+
+def test_a_rim_pixel_between_two_regions_counts_for_both():
+    """Two 4x4 regions one column apart: the column between them is on both rims. Counted
+    once, for the higher label, the lower region's rim would lack a side."""
+    labels = np.zeros((10, 13), np.int32)
+    labels[3:7, 2:6], labels[3:7, 7:11] = 1, 2
+    meeting = np.zeros(labels.shape, bool)
+    meeting[:, 6] = True  # the shared column
+    total, met = _rim_counts(labels, 3, np.ones((3, 3), np.uint8), within=labels == 0, meeting=meeting)
+    assert total[1:].tolist() == [20, 20]  # a 6x6 square less the 4x4 region
+    assert met[1:].tolist() == [6, 6]
 
 
 def test_vignetting_that_differs_between_cameras_is_a_gain_field_not_motion():

@@ -794,11 +794,21 @@ def _holes(mask: np.ndarray) -> np.ndarray:
 def _rim_counts(labels: np.ndarray, count: int, kernel: np.ndarray, *, within: np.ndarray,
                 meeting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per labelled region (``count`` labels, 0 the background): the pixels of its rim (the
-    region grown by ``kernel``, kept where ``within``) and how many of them are ``meeting``."""
-    rim = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)
-    rim[~within] = 0
-    total = np.bincount(rim.ravel(), minlength=count)
-    met = np.bincount(rim.ravel(), weights=meeting.ravel().astype(np.float64), minlength=count)
+    region grown by ``kernel``, kept where ``within``) and how many of them are ``meeting``.
+
+    A rim pixel that borders two regions counts for both (the highest and the lowest label
+    around it); one that borders three or more, for the highest and lowest of them."""
+    as_float = labels.astype(np.float32)
+    highest = cv2.dilate(as_float, kernel).astype(np.int32)
+    lowest = cv2.erode(np.where(labels > 0, as_float, np.float32(count)), kernel).astype(np.int32)
+    # A rim pixel between two regions belongs to both rims.
+    second = np.where((lowest < count) & (lowest != highest), lowest, 0)
+    highest[~within] = 0
+    second[~within] = 0
+    weights = meeting.ravel().astype(np.float64)
+    total = np.bincount(highest.ravel(), minlength=count) + np.bincount(second.ravel(), minlength=count)
+    met = (np.bincount(highest.ravel(), weights=weights, minlength=count)
+           + np.bincount(second.ravel(), weights=weights, minlength=count))
     return total, met
 
 
@@ -967,9 +977,9 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
         unenclosed[edge] = True
     if not valid.all():
         unenclosed[labels[cv2.dilate((~valid).astype(np.uint8), ring) > 0]] = True
-    # Each region's own rim, not _rim_counts's one pass over all labels: there a rim pixel
-    # between two regions counts only for the higher label, and an outline edge a region
-    # shares with its surroundings would be taken from it.
+    # Each region's own rim, not _rim_counts: S's edges are one pixel wide and meet in
+    # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
+    # two; and only the few regions the mask touches are measured.
     touching = np.unique(labels[cv2.dilate(mask.astype(np.uint8), ring) > 0])
     filled = mask.copy()
     for label in touching[touching > 0]:
