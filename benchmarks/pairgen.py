@@ -41,6 +41,7 @@ class Condition:
     low_texture: bool = False
     calibrated: bool = False  # align starts from the rig's calibrated homography (featureless scenes)
     burst_frames: int = 0  # the single-camera method: B the mean of K frames of one camera, S the middle one
+    object_size: tuple[float, float] = (0.2, 0.45)  # of the short side
     sources: tuple[str, ...] = ("grace_hopper", "coffee", "astronaut", "retina", "rocket", "immunohistochemistry")
 
 
@@ -58,6 +59,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("vignetting + distortion differ", vignetting=(0.25, 0.4), distortion=0.02),
     Condition("low-texture background", low_texture=True, calibrated=True),
     Condition("burst camera, K=8 (no alignment)", burst_frames=8),
+    Condition("large objects (half the frame and more)", object_size=(0.45, 0.8)),
 )
 
 
@@ -116,7 +118,7 @@ def _background(rng: np.random.Generator, size: tuple[int, int], condition: Cond
 
 def _object(rng: np.random.Generator, short: int, condition: Condition) -> tuple[np.ndarray, np.ndarray]:
     """An object patch (linear RGB) and its alpha: a random polygon, textured or uniform."""
-    size = int(rng.uniform(0.2, 0.45) * short)
+    size = int(rng.uniform(*condition.object_size) * short)
     sides = int(rng.integers(5, 10))
     angles = np.sort(rng.uniform(0, 2 * math.pi, sides))
     radii = rng.uniform(0.6, 1.0, sides) * (size / 2 - 3)

@@ -225,9 +225,12 @@ def test_a_moving_textured_object_is_found_with_its_swept_region():
     np.testing.assert_array_equal(result.confidence_u8() >= 128, result.mask > 0)
 
 
-def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole():
+@pytest.mark.parametrize("top, height, left, width", [(90, 60, 130, 60), (40, 160, 60, 200)],
+                         ids=["a quarter of the short side", "two thirds of the frame's height"])
+def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole(top, height, left, width):
     """Inside a uniform object B and S agree: its only evidence is the bands along the
-    edges that face the motion, 50 px apart here. S's own edges close the outline."""
+    edges that face the motion, 50 px or more apart here. S's own edges close the outline,
+    however large the object (as a person filling the frame)."""
     rng = np.random.default_rng(7)
     scene = textured_scene(7)
     colour = np.array([0.15, 0.45, 0.6])
@@ -236,18 +239,19 @@ def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole():
 
     def at(t: float) -> np.ndarray:
         frame = scene.copy()
-        y0 = 90 + int(round(shift * (t - 0.5)))
-        frame[y0 : y0 + 60, 130:190] = colour
+        y0 = top + int(round(shift * (t - 0.5)))
+        frame[y0 : y0 + height, left : left + width] = colour
         return frame
 
     for k in range(steps):
         t = (k + 0.5) / steps
         total += at(t)
-        y0 = 90 + int(round(shift * (t - 0.5)))
-        swept[y0 : y0 + 60, 130:190] = True
+        y0 = top + int(round(shift * (t - 0.5)))
+        swept[y0 : y0 + height, left : left + width] = True
     result = generate_mask(encode_srgb(expose(total / steps, rng)), encode_srgb(expose(at(0.5), rng, 2.0)))
-    assert result.z[120, 160] < MaskParams().low_sigmas  # no evidence at the centre...
-    assert result.mask[120, 160] == 255  # ...which is still the object
+    centre = (top + height // 2, left + width // 2)
+    assert result.z[centre] < MaskParams().low_sigmas  # no evidence at the centre...
+    assert result.mask[centre] == 255  # ...which is still the object
     assert iou(result.mask, swept) > 0.85
 
 

@@ -940,7 +940,8 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
     cannot join when the object is wider than its gap. But S shows the object sharp,
     so the rest of its outline is an edge of S. A region of S bounded by S's edges and
     the mask, away from the frame's border and from where S is undefined, no larger than
-    ``max_area`` pixels, and whose immediate rim is at least :data:`OUTLINE_RIM` mask
+    ``max_area`` pixels (the static majority), and whose immediate rim is at least
+    :data:`OUTLINE_RIM` mask
     is the object's interior: the bands along its leading and trailing edges are about
     half of its outline. A static region beside a band touches it along one side only,
     and a textured one is cut into pieces by its own edges.
@@ -1293,8 +1294,11 @@ def _regions(z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judg
     if params.fill_holes and mask.any():
         mask = _fill_enclosed_holes(mask, z, params.low_sigmas)
         mask = _fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
+        # No bound on an interior's size below the static majority every fit here assumes:
+        # a region's enclosure and rim decide (a bound of a quarter of the short side
+        # squared left the interiors of objects wider than half the frame empty).
         mask = _fill_outlined(mask, ss, judge.noise_variance, valid | blind, edge_sigmas=params.low_sigmas,
-                              max_area=(FILL_REACH * short) ** 2, barrier=blind)
+                              max_area=0.5 * np.count_nonzero(valid), barrier=blind)
     mask = _drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
