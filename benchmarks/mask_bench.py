@@ -87,13 +87,14 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray) -
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
-def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False) -> dict[str, dict]:
+def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
+                  size: tuple[int, int] = (538, 359)) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in methods}
     failed = 0
     changes: list[tuple[float, float]] = []
     for index in range(moving + static):
-        pair = make_pair(condition, index, static=index >= moving, seed=seed)
+        pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size)
         try:
             blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated,
                                                   burst=condition.burst_frames > 0)
@@ -156,6 +157,8 @@ def main() -> None:
     parser.add_argument("--sensitivity", action="store_true",
                         help="also align each moving pair with half the registration's points, and report how "
                              "much lbfmg's IoU changes (about doubles the time)")
+    parser.add_argument("--size", default="538x359",
+                        help="pair size WxH (ReLoBlur's own is 2152x1436; objects and sizes scale, motion stays 5-40 px)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -163,12 +166,16 @@ def main() -> None:
     if args.markdown is not None:
         print(markdown(json.loads(args.markdown.read_text())))
         return
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size {args.size!r}: give WxH, e.g. 2152x1436")
     conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
-                                 sensitivity=args.sensitivity)
+                                 sensitivity=args.sensitivity, size=(width, height))
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():
@@ -176,7 +183,7 @@ def main() -> None:
                           f"bF {_f(r['mean_boundary_f'])} static area max {_f(r['static_area_percent_max'], 2)} % "
                           f"{_f(r['seconds_per_pair'])} s/pair", flush=True)
     if args.json:
-        print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats,
+        print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": args.size,
                           "seed": args.seed, "results": results}, indent=2))
 
 
