@@ -942,9 +942,8 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
     so the rest of its outline is an edge of S. A region of S bounded by S's edges and
     the mask, away from the frame's border and from where S is undefined, no larger than
     ``max_area`` pixels (the static majority), and whose immediate rim is at least
-    :data:`OUTLINE_RIM` mask
-    is the object's interior: the bands along its leading and trailing edges are about
-    half of its outline. A static region beside a band touches it along one side only,
+    :data:`OUTLINE_RIM` mask is the object's interior: the bands along its leading and
+    trailing edges are about half of its outline. A static region beside a band touches it along one side only,
     and a textured one is cut into pieces by its own edges.
 
     Parameters
