@@ -158,7 +158,8 @@ def main() -> None:
                         help="also align each moving pair with half the registration's points, and report how "
                              "much lbfmg's IoU changes (about doubles the time)")
     parser.add_argument("--size", default="538x359",
-                        help="pair size WxH (ReLoBlur's own is 2152x1436; objects and backgrounds scale with it, motion stays 5-40 px)")
+                        help="pair size WxH (ReLoBlur's own is 2152x1436; objects and backgrounds scale with "
+                             "it, motion stays 5-40 px)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")

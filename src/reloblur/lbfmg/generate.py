@@ -943,8 +943,8 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
     the mask, away from the frame's border and from where S is undefined, no larger than
     ``max_area`` pixels (the static majority), and whose immediate rim is at least
     :data:`OUTLINE_RIM` mask is the object's interior: the bands along its leading and
-    trailing edges are about half of its outline. A static region beside a band touches it along one side only,
-    and a textured one is cut into pieces by its own edges.
+    trailing edges are about half of its outline. A static region beside a band touches
+    it along one side only, and a textured one is cut into pieces by its own edges.
 
     Parameters
     ----------
@@ -954,8 +954,8 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
         ``(C, H, W)`` S, smoothed.
     noise_variance
         ``(C, H, W)`` the predicted noise variance of the smoothed difference: an edge of
-        S is a gradient above ``edge_sigmas`` of its sigma per pixel (S's own noise is less than
-        the difference's, so noise makes fewer edges than that, never more).
+        S is a gradient above ``edge_sigmas`` of its sigma per pixel (S's own noise is less
+        than the difference's, so noise makes fewer edges than that, never more).
     valid
         ``(H, W)`` bool; a region that reaches outside it is not enclosed.
     barrier
