@@ -30,6 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from reloblur.allocator import keep_freed_memory
 from reloblur.errors import ReloblurError
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,7 @@ def run_batch(
             failures[item_key] = ItemFailure(item_key, _describe(exc))
 
         if workers == 1:
+            keep_freed_memory()
             for item_key, item in zip(keys, items):
                 try:
                     result = func(item)
@@ -302,7 +304,7 @@ def run_batch(
         else:
             # spawn, not fork: the progress bar's refresh thread makes fork unsafe.
             context = multiprocessing.get_context("spawn")
-            executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+            executor = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=keep_freed_memory)
             try:
                 pending: dict[Future[R], str] = {
                     executor.submit(_call, func, item): item_key

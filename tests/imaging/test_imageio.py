@@ -6,6 +6,7 @@ import pytest
 from reloblur.atomic import TEMP_PREFIX, atomic_open, remove_stale_temporaries
 from reloblur.errors import ImageReadError
 from reloblur.imaging.imageio import (
+    encode_srgb,
     from_float,
     linear_to_srgb,
     probe_image,
@@ -93,6 +94,36 @@ def test_srgb_transfer_round_trip_and_known_values():
     np.testing.assert_allclose(linear_to_srgb(srgb_to_linear(x)), x, atol=1e-5)
     # Mid-grey sRGB 0.5 is 21.4 % linear light (IEC 61966-2-1).
     assert abs(float(srgb_to_linear(np.float32(0.5))) - 0.21404) < 1e-4
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("shape", [(), (7,), (0, 3), (5, 6), (4, 5, 3), (3, 2, 2, 4), (700, 1600, 3)])
+def test_integer_codes_decode_to_the_formula_exactly_in_every_shape(dtype, shape):
+    # (700, 1600, 3) spans several of the lookup's blocks of rows; a strided view has no
+    # contiguous rows to hand to the table.
+    codes = np.random.default_rng(0).integers(0, np.iinfo(dtype).max + 1, size=shape).astype(dtype)
+    expected = srgb_to_linear(to_float(codes))  # the IEC formula on code / full scale
+    decoded = srgb_to_linear(codes)
+    assert decoded.dtype == np.float32 and decoded.shape == codes.shape
+    np.testing.assert_array_equal(decoded, expected)
+    if codes.ndim == 3:
+        np.testing.assert_array_equal(srgb_to_linear(codes[:, ::2]), expected[:, ::2])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_encoding_is_within_one_code_of_the_formula_across_blocks(dtype):
+    rng = np.random.default_rng(1)
+    linear = rng.random((700, 1600, 3), dtype=np.float32) ** 3  # dense in the dark codes
+    linear[0, :4, 0] = [-0.5, 0.0, 1.0, 2.0]  # out of range: clipped
+    full = float(np.iinfo(dtype).max)
+    formula = np.rint(linear_to_srgb(linear).astype(np.float64) * full)
+    encoded = encode_srgb(linear, dtype)
+    assert encoded.dtype == dtype and encoded.shape == linear.shape
+    assert np.abs(encoded.astype(np.float64) - formula).max() <= 1
+    assert encoded[0, :4, 0].tolist() == [0, 0, full, full]
+    assert encode_srgb(np.float32(0.5), dtype).shape == ()
+    # Rows are encoded independently: any block of them encodes as it does in the whole.
+    np.testing.assert_array_equal(encode_srgb(linear[333:401], dtype), encoded[333:401])
 
 
 def test_float_conversions():

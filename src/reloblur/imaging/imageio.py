@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import io
+import math
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -297,9 +299,32 @@ def srgb_to_linear(image: np.ndarray) -> np.ndarray:
     float32 values the formula gives on ``code / full scale``, at a fraction of the cost).
     """
     if image.dtype in (np.uint8, np.uint16):
-        return _srgb_decode_table(image.dtype).take(image)
+        return _look_up(_srgb_decode_table(image.dtype), image)
     x = np.asarray(image, np.float32)
     return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def _look_up(table: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """``table[codes]`` for integer ``codes``: by OpenCV's LUT for 8-bit codes, otherwise in
+    blocks of rows with pointer-sized indices (numpy's take converts every smaller one).
+    Three and one and a half times faster than ``take`` at 2152x1436 RGB; the same values."""
+    if codes.ndim == 0:
+        return table[codes]
+    rows = np.ascontiguousarray(codes).reshape(codes.shape[0], math.prod(codes.shape[1:]))
+    if codes.dtype == np.uint8 and rows.size:
+        return cv2.LUT(rows, table).reshape(codes.shape)
+    found = np.empty(rows.shape, table.dtype)
+    for block in _row_blocks(rows.shape):
+        np.take(table, rows[block].astype(np.intp), out=found[block])
+    return found.reshape(codes.shape)
+
+
+def _row_blocks(shape: tuple[int, int]) -> Iterator[slice]:
+    """Slices of about a million values, whole rows each, covering ``shape``'s rows: what a
+    table lookup's temporaries should span to stay in cache."""
+    step = max(1, (1 << 20) // max(1, shape[1]))
+    for start in range(0, shape[0], step):
+        yield slice(start, start + step)
 
 
 @functools.cache
@@ -372,9 +397,17 @@ def encode_srgb(linear: np.ndarray, dtype: type[np.integer] | np.dtype = np.uint
     A table lookup (see ``_ENCODE_LEVELS``): within one code of the formula, several times
     faster than the power function on a 2152x1436 image."""
     values = to_float(linear)
-    scaled = np.clip(values, 0.0, 1.0, dtype=np.float32) * np.float32(_ENCODE_LEVELS - 1)
-    index = np.rint(scaled, out=scaled).astype(np.uint32)
-    return _srgb_encode_table(np.dtype(dtype)).take(index)
+    rows = values.reshape(values.shape[0], math.prod(values.shape[1:])) if values.ndim else values.reshape(1, 1)
+    table = _srgb_encode_table(np.dtype(dtype))
+    encoded = np.empty(rows.shape, table.dtype)
+    scale = np.float32(_ENCODE_LEVELS - 1)
+    # In blocks of rows: the temporaries stay in cache, and pointer-sized indices spare
+    # numpy's conversion of each one inside take (51 -> 20 ms at 2152x1436, same codes).
+    for block in _row_blocks(rows.shape):
+        scaled = np.clip(rows[block], 0.0, 1.0, dtype=np.float32)
+        scaled *= scale
+        np.take(table, np.rint(scaled, out=scaled).astype(np.intp), out=encoded[block])
+    return encoded.reshape(values.shape)
 
 
 def icc_profile(data: bytes) -> bytes | None:

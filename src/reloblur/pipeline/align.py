@@ -394,7 +394,7 @@ def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, res
 
     rows, cols = result.crop.slices()
     blur_final = blur[rows, cols]
-    sharp_final = np.clip(result.sharp_aligned[rows, cols], 0, 1)
+    sharp_final = result.sharp_aligned[rows, cols]
     clip_flags = result.clip_flags[rows, cols]
     if options.resize is not None:
         interpolation = RESIZE_FILTERS[options.resize_filter]

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.imaging.clipping import S_HIGH, any_channel, clipped_levels, encode_clip_flags
+from reloblur.imaging.clipping import S_HIGH, any_channel, channel_max, clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, ColorMode, fit_color
 from reloblur.postprocess.geometry import (
@@ -86,7 +86,7 @@ class AlignResult:
     color: ColorFit
     registration: Registration
     initial: Registration
-    sharp_aligned: np.ndarray  # (H, W, 3) linear, on B's full grid, corrected
+    sharp_aligned: np.ndarray  # (H, W, 3) linear in [0, 1], on B's full grid, corrected
     valid: np.ndarray | None  # (H, W) bool: where sharp_aligned is defined (uncropped runs)
     clip_flags: np.ndarray  # (H, W, C) uint8, reloblur.imaging.clipping bits per channel: B's and (warped) S's
     motion_mask: np.ndarray  # (H, W) bool: where B and corrected S differ, or S is undefined
@@ -347,8 +347,9 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     if crop.width < 16 or crop.height < 16:
         raise AlignmentError(f"B and S overlap in only {crop.width}x{crop.height} px")
     transform = summarize(homography, w, h)
-    corrected_w = _resize(np.clip(corrected, 0, 1), work.b_size)
-    quality_mask = static_w & (work.blur.max(axis=2) < 0.98)
+    np.clip(corrected, 0, 1, out=corrected)  # Lanczos overshoots; what follows reads [0, 1]
+    corrected_w = _resize(corrected, work.b_size)
+    quality_mask = static_w & (channel_max(work.blur) < 0.98)
     psnr, ssim = _static_quality(work.blur, corrected_w, quality_mask)
     return AlignResult(
         homography=homography, color=color, registration=registration, initial=initial,

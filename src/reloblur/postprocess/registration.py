@@ -170,10 +170,13 @@ def _select_points(gradients: tuple[np.ndarray, np.ndarray], allowed: np.ndarray
     # the median comes from a deterministic subsample (a full sort costs more than the fit).
     probe = candidates[:: max(1, candidates.size // 20_000)]
     threshold = np.median(flat[probe])
-    strong = candidates[flat[candidates] >= threshold]
+    # The threshold is a median of positive values, so every pixel at or above it is a
+    # candidate: one pass over the image instead of a gather over the candidates.
+    strong = np.flatnonzero(flat >= threshold)
     if strong.size > count:
         strong = np.sort(np.random.default_rng(seed).choice(strong, count, replace=False))
-    return np.unravel_index(strong, allowed.shape)
+    rows, cols = np.unravel_index(strong, allowed.shape)
+    return rows, cols
 
 
 def _warp_points(h_norm: np.ndarray, xd: np.ndarray, yd: np.ndarray, ns_inv: np.ndarray, factor: int
