@@ -9,8 +9,9 @@ import pytest
 
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
-from reloblur.lbfmg.generate import MaskParams, MaskParamsError, _fill_outlined, _rim_counts, generate_mask
+from reloblur.lbfmg.generate import MaskParams, _fill_outlined, _rim_counts, generate_mask
 from reloblur.lbfmg.metrics import area_fraction, iou
+from reloblur.lbfmg.params import MaskParamsError
 from reloblur.robust import fit_gain_field
 
 H, W = 240, 320

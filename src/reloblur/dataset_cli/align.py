@@ -17,7 +17,6 @@ from reloblur.dataset_cli.common import (
     stdout,
 )
 from reloblur.errors import ReloblurError
-from reloblur.postprocess.align import AlignLimits
 
 align_app = typer.Typer(
     cls=DefaultToRun,
@@ -77,6 +76,7 @@ def align_command(
     from reloblur.batch import Shard
     from reloblur.imaging.raw import check_transfer
     from reloblur.pipeline.align import AlignOptions, align_all
+    from reloblur.postprocess.align import AlignLimits
     from reloblur.postprocess.color import check_color_mode
 
     if append and overwrite:

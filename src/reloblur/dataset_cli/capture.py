@@ -20,7 +20,6 @@ from reloblur.dataset_cli.common import (
 )
 from reloblur.errors import ReloblurError
 from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US, check_s_phase
-from reloblur.sim.simulate import LAYOUTS, SimulateOptions, simulate
 
 
 def simulate_command(
@@ -59,6 +58,8 @@ def simulate_command(
 
       reloblur simulate sim-bursts --mode burst --frames 8 --size 538x359   # then: reloblur burst build
     """
+    from reloblur.sim.simulate import LAYOUTS, SimulateOptions, simulate
+
     width, height = parse_size(size)
     if mode not in ("rig", "burst"):
         raise ReloblurError(f"--mode {mode!r}: choose rig or burst")

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from reloblur.dataset_cli.common import FlagHelpGroup, ShardOpt, finish_batch, print_json, print_table, stderr, stdout
-from reloblur.lbfmg.generate import MaskParams, MaskParamsError
+from reloblur.lbfmg.params import MaskParams, MaskParamsError
 
 mask_app = typer.Typer(cls=FlagHelpGroup, help="LBFMG blur masks: generate automatically, review and edit in the browser, statistics.",
                        no_args_is_help=True)

@@ -17,14 +17,13 @@ the fit much.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy.optimize import nnls
 
+from reloblur.lbfmg.params import Transfer
 from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma
 
-Transfer = Literal["srgb", "linear"]
 _BASIS_NAMES = ("quantisation", "shot", "read")
 
 
