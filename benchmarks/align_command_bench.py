@@ -92,12 +92,15 @@ def io_floor(source: Path) -> float:
 
 
 def png_settings(source: Path, repeats: int) -> dict[str, dict[str, float]]:
-    """Seconds and megabytes per image of each ``--png-compression`` choice, on the pairs'
-    8-bit images (B as read, S as align would write it: same content statistics)."""
+    """Seconds and megabytes per image of each ``--png-compression`` choice, and the seconds
+    to decode what it wrote, on the pairs' 8-bit images (B as read, S as align would write
+    it: same content statistics); one thread, as in align's workers."""
+    cv2.setNumThreads(1)
     images = [read_image(path) for path in sorted(source.glob("*.png"))]
-    # The baseline: zlib level 3 with its default strategy, what align used before.
+    # The baselines: what align's fast setting was before (OpenCV's own default), and
+    # before that zlib level 3 with its default strategy.
     settings = {**{name: params for name, params in PNG_COMPRESSION.items()},
-                "zlib 3 (before)": [cv2.IMWRITE_PNG_COMPRESSION, 3]}
+                "OpenCV default": [], "zlib 3": [cv2.IMWRITE_PNG_COMPRESSION, 3]}
     result = {}
     for name, params in settings.items():
         times, size = [], 0
@@ -105,7 +108,15 @@ def png_settings(source: Path, repeats: int) -> dict[str, dict[str, float]]:
             started = time.perf_counter()
             size = sum(len(cv2.imencode(".png", image[:, :, ::-1], params)[1]) for image in images)
             times.append((time.perf_counter() - started) / len(images))
-        result[name] = {"seconds_per_image": statistics.median(times), "mb_per_image": size / len(images) / 1e6}
+        buffers = [cv2.imencode(".png", image[:, :, ::-1], params)[1] for image in images]
+        decode_times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for buffer in buffers:
+                cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+            decode_times.append((time.perf_counter() - started) / len(images))
+        result[name] = {"seconds_per_image": statistics.median(times), "mb_per_image": size / len(images) / 1e6,
+                        "decode_seconds_per_image": statistics.median(decode_times)}
     return result
 
 
@@ -141,8 +152,10 @@ def main() -> None:
             settings = png_settings(source, args.repeats)
             if args.json:
                 print(json.dumps(settings, indent=2))
+                return
             for name, row in settings.items():
-                print(f"{name:16s} {row['seconds_per_image']:.3f} s/image {row['mb_per_image']:.2f} MB/image")
+                print(f"{name:16s} {row['seconds_per_image']:.3f} s/image {row['mb_per_image']:.2f} MB/image, "
+                      f"decoded in {row['decode_seconds_per_image']:.3f} s")
             return
         python = [sys.executable]
         runs: dict[str, list[float]] = {"align -j 1": [], "align": [], "ECC script": [], "I/O floor": []}

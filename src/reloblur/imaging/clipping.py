@@ -54,14 +54,15 @@ def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
         plane = np.ascontiguousarray(image[..., c])
         v = plane if inside is None else plane[inside]
         top, bottom = float(v.max()), float(v.min())
-        at_top = int(np.count_nonzero(v >= top - near))
-        below_top = int(np.count_nonzero(v >= top - band)) - at_top
-        if at_top >= least and at_top >= 2 * max(below_top, 1) and top > 0.5:
-            high[..., c] = plane >= top - near
-        at_bottom = int(np.count_nonzero(v <= bottom + near))
-        above_bottom = int(np.count_nonzero(v <= bottom + band)) - at_bottom
-        if at_bottom >= least and at_bottom >= 2 * max(above_bottom, 1) and bottom < 0.5:
-            low[..., c] = plane <= bottom + near
+        # Each count only where the tests before it passed: most channels reach no bound.
+        if top > 0.5 and (at_top := int(np.count_nonzero(v >= top - near))) >= least:
+            below_top = int(np.count_nonzero(v >= top - band)) - at_top
+            if at_top >= 2 * max(below_top, 1):
+                high[..., c] = plane >= top - near
+        if bottom < 0.5 and (at_bottom := int(np.count_nonzero(v <= bottom + near))) >= least:
+            above_bottom = int(np.count_nonzero(v <= bottom + band)) - at_bottom
+            if at_bottom >= 2 * max(above_bottom, 1):
+                low[..., c] = plane <= bottom + near
     return high, low
 
 

@@ -197,23 +197,38 @@ def decode_image(data: bytes, path: str | os.PathLike[str]) -> np.ndarray:
 
 PngCompression = Literal["fast", "small", "none"]
 # OpenCV settings for each choice, measured on 2152x1436 8-bit photographs (docs/
-# benchmarks.md, `align_command_bench.py --png`): fast (OpenCV's own default) 0.10 s and
-# 4.6 MB an image; small (zlib's run-length strategy, the same at every level) 0.17 s and
-# 4.3 MB; none 0.10 s and 9.3 MB. zlib level 3 with its default strategy, this project's
-# earlier setting, took 0.33 s for 4.9 MB.
+# benchmarks.md, `align_command_bench.py --png`). Photographs' noise leaves zlib's string
+# matching little to find: Huffman coding alone after the "up" filter writes files a little
+# smaller than OpenCV's own default (sub filter, zlib level 1), faster, and they decode
+# faster. "none" stores the rows unfiltered (a filter without compression only costs time).
+# OpenCV before 4.11 cannot choose the filter: its own one is kept there.
+_PNG_FILTER = getattr(cv2, "IMWRITE_PNG_FILTER", None)
+
+
+def _with_filter(name: str) -> list[int]:
+    return [] if _PNG_FILTER is None else [_PNG_FILTER, getattr(cv2, f"IMWRITE_PNG_FILTER_{name}")]
+
+
 PNG_COMPRESSION: dict[str, list[int]] = {
-    "fast": [],
+    "fast": [*_with_filter("UP"), cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY],
     "small": [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE],
-    "none": [cv2.IMWRITE_PNG_COMPRESSION, 0],
+    "none": [cv2.IMWRITE_PNG_COMPRESSION, 0, *_with_filter("NONE")],
 }
+# Flag maps (a few values in long runs, such as <id>.clip.png): run lengths of unfiltered
+# rows. On 11 of align's clip maps at 2152x1436: 19 ms and 257 KB a map, where Huffman
+# coding alone ("fast") spends 54 ms and 1.2 MB on a sparse one and OpenCV's default 22 ms
+# and 350 KB.
+PNG_FLAGS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+             *_with_filter("NONE")]
 
 
 def encode_image(image: np.ndarray, suffix: str, *, description: str | None = None,
-                 png: PngCompression = "small") -> bytes:
+                 png: PngCompression | Literal["flags"] = "small") -> bytes:
     """Encode an array as PNG or TIFF bytes (lossless, 8 or 16 bit).
 
     ``description`` is stored in the TIFF ImageDescription tag (ignored for PNG); ``png``
-    trades file size for time (:data:`PNG_COMPRESSION`).
+    trades file size for time (:data:`PNG_COMPRESSION`), or is ``"flags"`` for a flag map
+    (:data:`PNG_FLAGS`).
     """
     suffix = suffix.lower()
     # 32-bit integers only as TIFF: a burst's exact frame sum (formats/burst_folder.py).
@@ -226,9 +241,10 @@ def encode_image(image: np.ndarray, suffix: str, *, description: str | None = No
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if suffix in PNG_SUFFIXES:
-        if png not in PNG_COMPRESSION:
+        if png not in PNG_COMPRESSION and png != "flags":
             raise ImageFormatError(f"PNG compression {png!r}: choose from {', '.join(PNG_COMPRESSION)}")
-        ok, buffer = cv2.imencode(".png", _to_opencv_order(image), PNG_COMPRESSION[png])
+        params = PNG_FLAGS if png == "flags" else PNG_COMPRESSION[png]
+        ok, buffer = cv2.imencode(".png", _to_opencv_order(image), params)
         if not ok:
             raise ImageFormatError(f"OpenCV failed to encode a {image.shape} {image.dtype} PNG")
         return buffer.tobytes()

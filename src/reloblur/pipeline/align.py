@@ -388,9 +388,10 @@ def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, res
     blur = blur_input.linear
     encoded: list[tuple[Path, bytes]] = []
 
-    def encode(path: Path, image: np.ndarray) -> None:
+    def encode(path: Path, image: np.ndarray, png: PngCompression | Literal["flags"] = options.png_compression
+               ) -> None:
         with timer.stage("encode"):
-            encoded.append((path, encode_image(image, path.suffix, png=options.png_compression)))
+            encoded.append((path, encode_image(image, path.suffix, png=png)))
 
     rows, cols = result.crop.slices()
     blur_final = blur[rows, cols]
@@ -418,12 +419,12 @@ def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, res
     encode(sharp_out, sharp_encoded)
     clip_out = job.out_dir / f"{job.index}.clip.png"
     if clip_flags.any():
-        encode(clip_out, clip_flags)
+        encode(clip_out, clip_flags, png="flags")
     if not options.crop and result.valid is not None:
         valid_u8: np.ndarray = result.valid.astype(np.uint8) * 255
         if options.resize is not None:
             valid_u8 = cv2.resize(valid_u8, options.resize, interpolation=cv2.INTER_NEAREST)
-        encode(job.out_dir / f"{job.index}.valid.png", valid_u8)
+        encode(job.out_dir / f"{job.index}.valid.png", valid_u8, png="flags")
     with timer.stage("write"):
         for path, data in encoded:
             atomic_write_bytes(path, data)

@@ -170,9 +170,9 @@ def _confine_clipped(corrected: np.ndarray, source: np.ndarray, clip_flags: np.n
     corrected[y0:y1, x0:x1][window] = box[window]
 
 
-def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,
+def _motion_mask(gray_b: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,
                  dilation: int) -> np.ndarray:
-    """Where B and corrected S differ beyond noise: ``(H, W)`` bool.
+    """Where B (``gray_b``, its :func:`gray`) and corrected S differ beyond noise: ``(H, W)`` bool.
 
     S's brightness is first matched to B's by a smooth gain field: the cameras' vignetting
     differs, and a global colour fit leaves the corners brighter or darker in one of them,
@@ -180,14 +180,14 @@ def _motion_mask(blur: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *,
     pairs of the mask benchmark's vignetting row, the static outer frame flagged as moving
     fell from 20 % to 15 % on average).
     """
-    gray_b, gray_s = gray(blur), gray(np.maximum(corrected, 0))
+    gray_s = gray(np.maximum(corrected, 0, out=corrected))
     measured = usable & (gray_b > 0.05) & (gray_s > 0.05)  # grey is sqrt(luminance): a dark floor
     gain = fit_gain_field((gray_b * gray_b)[None], (gray_s * gray_s)[None], measured)[0]
     difference = np.abs(gray_b - gray_s * np.sqrt(gain))
     difference = cv2.GaussianBlur(difference, (0, 0), 1.5)
     values = difference[usable][::7]  # a deterministic subsample is plenty for two medians
     if values.size == 0:
-        return np.zeros(blur.shape[:2], bool)
+        return np.zeros(gray_b.shape, bool)
     centre = float(np.median(values))
     level = centre + sigmas * mad_sigma(values, center=centre)
     moving = ((difference > level) & usable).astype(np.uint8)
@@ -206,6 +206,13 @@ def _warp(sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], flag
         return cv2.remap(sharp, *maps, flags, borderMode=cv2.BORDER_REPLICATE)
     return cv2.warpPerspective(sharp, homography, size, flags=flags | cv2.WARP_INVERSE_MAP,
                                borderMode=cv2.BORDER_REPLICATE)
+
+
+def _corrected_gray(color: ColorFit, sharp: np.ndarray) -> np.ndarray:
+    """:func:`gray` of S after the colour fit, negative values (noise below a black level)
+    read as 0; in place of the corrected copy, which at full resolution is 37 MB."""
+    corrected = color.apply(sharp)
+    return gray(np.maximum(corrected, 0, out=corrected))
 
 
 def _static_quality(blur: np.ndarray, sharp: np.ndarray, static: np.ndarray) -> tuple[float, float]:
@@ -315,7 +322,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         # fitting one only where the first found it.
         lens: Lens = "homography" if prior_radial is not None else (
             "auto" if round_ == 0 else ("radial" if radial else "homography"))
-        registration = refine_homography(gray_b, gray(np.maximum(color.apply(sharp), 0)), homography,
+        registration = refine_homography(gray_b, _corrected_gray(color, sharp), homography,
                                          static_mask=static_full, points=settings.lk_points,
                                          levels=None if round_ == 0 else 2, lens=lens, radial=radial)
         radial = registration.radial
@@ -364,6 +371,7 @@ class _Work:
     """The pair at the working scale where the estimates run (at most ``work_max_side``)."""
 
     blur: np.ndarray
+    gray_blur: np.ndarray  # gray(blur)
     sharp: np.ndarray
     b_size: tuple[int, int]
     s_size: tuple[int, int]
@@ -383,13 +391,14 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
     b_size = (max(1, round(w * factor)), max(1, round(h * factor)))
     s_size = (max(1, round(ws * factor)), max(1, round(hs * factor)))
     blur_w, sharp_w = _resize(blur, b_size), _resize(sharp, s_size)
-    texture = texture_fraction(gray(blur_w))
+    gray_w = gray(blur_w)
+    texture = texture_fraction(gray_w)
     featureless = texture < settings.min_texture
     if featureless and not calibrated:
         raise AlignmentError(f"B is featureless ({100 * texture:.3f} % textured pixels): nothing to register "
                              "(a calibration of the rig, align --calibration, would align it)")
     known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
-    return _Work(blur_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
+    return _Work(blur_w, gray_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
                  max(1, int(settings.mask_dilation * min(b_size))), featureless)
 
 
@@ -429,7 +438,7 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
         colour = fit_color(warped, work.blur, mask=allowed, mode=settings.color_mode)
     if work.known_static is not None:
         return colour, valid_w & work.known_static
-    moving = _motion_mask(work.blur, colour.apply(warped), valid_w, sigmas=settings.motion_sigmas,
+    moving = _motion_mask(work.gray_blur, colour.apply(warped), valid_w, sigmas=settings.motion_sigmas,
                           dilation=work.dilation)
     return colour, valid_w & ~moving
 
