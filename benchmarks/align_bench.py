@@ -12,6 +12,8 @@ image corners mapped by the estimated versus the true map, homography after the 
 px; median, mean, max; ECC has no lens term), colour error on static pixels after correction
 (RMS of B minus corrected S relative to the RMS with the true correction: 1.00 means as
 good as the truth; the ECC baseline does no colour correction), and seconds per pair.
+Both run in this process with every core OpenCV finds, and with the allocator settings
+``reloblur align``'s workers use (:func:`reloblur.allocator.keep_freed_memory`).
 
     python benchmarks/align_bench.py                 # 720x480 x 8 pairs, 2152x1436 x 3 pairs
     python benchmarks/align_bench.py --pairs 20 --large-pairs 5 --json
@@ -26,6 +28,7 @@ import time
 import cv2
 import numpy as np
 
+from reloblur.allocator import keep_freed_memory
 from reloblur.postprocess.align import align_pair
 from reloblur.postprocess.geometry import sharp_coordinates
 from reloblur.postprocess.registration import corner_error
@@ -110,6 +113,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     cv2.setNumThreads(cv2.getNumberOfCPUs())
+    keep_freed_memory()
     results = {
         "720x480": run_size(720, 480, args.pairs, args.seed),
         "2152x1436": run_size(2152, 1436, args.large_pairs, args.seed),

@@ -3,8 +3,8 @@
 A pair at ReLoBlur's size allocates and frees arrays of 3-37 MB dozens of times. With
 glibc's defaults each of them comes from the kernel (``mmap`` above 128 KiB, and the heap
 top trimmed on free), so every new array faults its pages in again and the kernel zeroes
-them. On ``reloblur align`` at 2152x1436 that kernel time was a fifth of the wall time
-(``docs/benchmarks.md``): 1.7 of 7.2 s on 4 pairs, 0.3 s with the settings below.
+them. On ``reloblur align --workers 1`` with 4 pairs at 2152x1436 that kernel time was
+1.7 s of 7.2 s; with the settings below 0.3-0.8 s of 5.8-6.3 s (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import sys
+import platform
 
 # mallopt parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -38,12 +38,11 @@ def keep_freed_memory() -> bool:
     bool
         True when both settings were applied.
     """
-    if not sys.platform.startswith("linux") or any(name.startswith("MALLOC_") for name in os.environ):
+    # musl has a mallopt too, which does nothing: only glibc's is asked.
+    if platform.libc_ver()[0] != "glibc" or any(name.startswith("MALLOC_") for name in os.environ):
         return False
     try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # noqa: B018  (musl has a mallopt that does nothing)
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
