@@ -201,7 +201,7 @@ PngCompression = Literal["fast", "small", "none"]
 # matching little to find: Huffman coding alone after the "up" filter writes files a little
 # smaller than OpenCV's own default (sub filter, zlib level 1), faster, and they decode
 # faster. "none" stores the rows unfiltered (a filter without compression only costs time).
-# OpenCV before 4.11 cannot choose the filter: its own one is kept there.
+# An OpenCV without IMWRITE_PNG_FILTER (older releases) keeps its own filter.
 _PNG_FILTER = getattr(cv2, "IMWRITE_PNG_FILTER", None)
 
 
