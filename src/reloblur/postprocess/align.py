@@ -170,9 +170,10 @@ def _confine_clipped(corrected: np.ndarray, source: np.ndarray, clip_flags: np.n
     corrected[y0:y1, x0:x1][window] = box[window]
 
 
-def _motion_mask(gray_b: np.ndarray, corrected: np.ndarray, usable: np.ndarray, *, sigmas: float,
+def _motion_mask(gray_b: np.ndarray, gray_s: np.ndarray, usable: np.ndarray, *, sigmas: float,
                  dilation: int) -> np.ndarray:
-    """Where B (``gray_b``, its :func:`gray`) and corrected S differ beyond noise: ``(H, W)`` bool.
+    """Where B and corrected S differ beyond noise, given their :func:`gray` (S's by
+    :func:`_corrected_gray`): ``(H, W)`` bool.
 
     S's brightness is first matched to B's by a smooth gain field: the cameras' vignetting
     differs, and a global colour fit leaves the corners brighter or darker in one of them,
@@ -180,7 +181,6 @@ def _motion_mask(gray_b: np.ndarray, corrected: np.ndarray, usable: np.ndarray, 
     pairs of the mask benchmark's vignetting row, the static outer frame flagged as moving
     fell from 20 % to 15 % on average).
     """
-    gray_s = gray(np.maximum(corrected, 0, out=corrected))
     measured = usable & (gray_b > 0.05) & (gray_s > 0.05)  # grey is sqrt(luminance): a dark floor
     gain = fit_gain_field((gray_b * gray_b)[None], (gray_s * gray_s)[None], measured)[0]
     difference = np.abs(gray_b - gray_s * np.sqrt(gain))
@@ -210,7 +210,7 @@ def _warp(sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], flag
 
 def _corrected_gray(color: ColorFit, sharp: np.ndarray) -> np.ndarray:
     """:func:`gray` of S after the colour fit, negative values (noise below a black level)
-    read as 0; in place of the corrected copy, which at full resolution is 37 MB."""
+    read as 0; in place of the corrected copy (37 MB at full resolution)."""
     corrected = color.apply(sharp)
     return gray(np.maximum(corrected, 0, out=corrected))
 
@@ -438,7 +438,7 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
         colour = fit_color(warped, work.blur, mask=allowed, mode=settings.color_mode)
     if work.known_static is not None:
         return colour, valid_w & work.known_static
-    moving = _motion_mask(work.gray_blur, colour.apply(warped), valid_w, sigmas=settings.motion_sigmas,
+    moving = _motion_mask(work.gray_blur, _corrected_gray(colour, warped), valid_w, sigmas=settings.motion_sigmas,
                           dilation=work.dilation)
     return colour, valid_w & ~moving
 
