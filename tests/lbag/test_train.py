@@ -111,6 +111,7 @@ def test_ddp_with_two_gloo_processes(sim_dataset, tmp_path):
         "num_workers: 0\nval_every: 3\nlog_every: 1\nval_max_images: 1\ndevice: cpu\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RANK", "WORLD_SIZE", "LOCAL_RANK"))}
+    env["PYTHONFAULTHANDLER"] = "1"  # a rank that aborts shows its Python stacks in the failure
     completed = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "reloblur.dataset_cli.torchrun", "--config", str(config), "--run-dir", str(tmp_path / "ddp")],
