@@ -17,6 +17,8 @@ each method makes a mask:
 Moving pairs are scored by IoU and boundary F (2 px) against the swept region; static
 pairs (nothing moved) by the mask's area, never by IoU. Goals (issue 13): mean IoU >= 0.85
 on moving pairs in every row, <= 0.5 % area on every static pair, <= 0.1 s per 538x359 pair.
+Every method runs with the allocator settings ``mask generate``'s workers use
+(:func:`reloblur.allocator.keep_freed_memory`).
 
     python benchmarks/mask_bench.py                        # 10 moving + 3 static per row
     python benchmarks/mask_bench.py --moving 4 --static 2 --repeats 3 --json
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
+from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask, noise_sigma  # noqa: E402
@@ -171,6 +174,7 @@ def main() -> None:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size {args.size!r}: give WxH, e.g. 2152x1436")
+    keep_freed_memory()
     conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
     results: dict[str, list[dict]] = {}
     for condition in conditions:
