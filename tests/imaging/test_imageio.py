@@ -34,6 +34,28 @@ def test_round_trip_is_lossless(tmp_path, suffix, dtype, shape):
     assert info.bit_depth == np.dtype(dtype).itemsize * 8
 
 
+@pytest.mark.parametrize("compression", ["lzw", "zlib", "packbits", "opencv"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_compressed_tiff_as_cameras_write_it_is_read_exactly(tmp_path, compression, dtype):
+    """Camera software and OpenCV (LZW by default) write compressed TIFF: the pixels come
+    back exactly, RGB in RGB order, and the header probe agrees."""
+    import cv2
+    import tifffile
+
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, np.iinfo(dtype).max, (19, 29, 3), dtype=dtype, endpoint=True)
+    path = tmp_path / f"{compression}.tif"
+    if compression == "opencv":
+        assert cv2.imwrite(str(path), image[..., ::-1])  # OpenCV stores BGR arrays as RGB
+    else:
+        tifffile.imwrite(path, image, photometric="rgb", compression=compression)
+    back = read_image(path)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(back, image)
+    info = probe_image(path)
+    assert (info.width, info.height, info.channels) == (29, 19, 3)
+
+
 def test_rgb_channel_order_survives_png(tmp_path):
     image = np.zeros((4, 4, 3), np.uint8)
     image[..., 0] = 200  # pure red
