@@ -154,3 +154,44 @@ def test_the_counts_add_up_to_the_pairs_when_some_fail(generated):
     assert report["pairs"] == report["generated"] + report["resumed"] + report["kept_edited"] + len(report["failures"])
     human = runner.invoke(app, ["mask", "generate", str(dataset), "--workers", "1"]).output.replace("\n", " ")
     assert f"{report['pairs']} pair(s):" in human and "2 failed" in human
+
+
+def test_a_masks_tree_two_datasets_share_keeps_each_ones_masks(generated, tmp_path):
+    """Two aligned datasets in one folder share the default sibling 'masks': the second's
+    pairs of the same names are refused (exit 2, nothing written) until --overwrite; a
+    dataset copied with its masks tree still owns its masks (a changed pair is
+    regenerated), and one moved elsewhere with its pairs unchanged still resumes."""
+
+    def change_one_pair(dataset: Path) -> None:
+        sharp = sorted(dataset.rglob("*_sharp.png"))[0]
+        sharp.write_bytes(sharp.with_name(sharp.name.replace("_sharp", "_blur")).read_bytes())
+
+    def generate(dataset: Path, masks: Path, *extra: str) -> tuple[int, dict]:
+        result = runner.invoke(app, ["mask", "generate", str(dataset), "--out", str(masks), "--workers", "1",
+                                     "--json", *extra])
+        return result.exit_code, json.loads(result.stdout)
+
+    copy = tmp_path / "copy"
+    shutil.copytree(generated, copy)
+    change_one_pair(copy / "dataset")
+    assert generate(copy / "dataset", copy / "masks")[1]["generated"] == 1
+
+    masks = generated / "masks"
+    before = {p: p.read_bytes() for p in masks.rglob("*") if p.is_file()}
+    other = generated / "other"
+    shutil.copytree(generated / "dataset", other)
+    change_one_pair(other)
+    code, report = generate(other, masks)
+    assert code == 2
+    assert len(report["failures"]) == 1 and "--overwrite" in report["failures"][0]["reason"]
+    assert str(generated / "dataset") in report["failures"][0]["reason"]  # names the dataset it belongs to
+    assert report["resumed"] == report["pairs"] - 1  # the unchanged pairs are the same inputs: resumed
+    assert {p: p.read_bytes() for p in masks.rglob("*") if p.is_file()} == before
+
+    code, report = generate(other, masks, "--overwrite")
+    assert code == 0 and report["generated"] == 1
+
+    moved = tmp_path / "moved"
+    shutil.move(str(other), moved)
+    code, report = generate(moved, masks)
+    assert code == 0 and report["resumed"] == report["pairs"]

@@ -52,6 +52,9 @@ def generate_command(
     dilate: Annotated[float, typer.Option(
         "--dilate", help="Safety dilation (fraction of the short side).")] = _DEFAULT.dilate_radius,
     force: Annotated[bool, typer.Option("--force", metavar="", help="Also regenerate masks a curator edited or reviewed.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", metavar="", help="Replace masks of the same names that another dataset's pairs made "
+                                        "(a masks tree two datasets share).")] = False,
     calibration: Annotated[Optional[Path], typer.Option(
         "--calibration", help="Judge noise by the model 'align calibrate' fitted on a static capture.")] = None,
     method: Annotated[str, typer.Option(
@@ -77,7 +80,8 @@ def generate_command(
     report = generate_masks(GenerateOptions(data, out or _default_masks(data), _params(high, low, close, min_area, dilate),
                                             force, workers, progress=not json_output, calibration=calibration,
                                             shard=Shard.parse(shard),
-                                            method=method))  # type: ignore[arg-type]  # checked, naming the choices
+                                            method=method,  # type: ignore[arg-type]  # checked, naming the choices
+                                            overwrite=overwrite))
     ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
     finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "

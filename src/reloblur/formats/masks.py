@@ -98,6 +98,9 @@ class MaskRecord:
     status: str | None = None
     inputs: dict[str, Any] = field(default_factory=dict)
     params_digest: str | None = None
+    # B's file a generated mask was made from, relative to the mask's folder: a masks tree
+    # two datasets share must not let one's pairs replace the other's masks of the same name
+    made_from: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields of newer versions, kept as read
 
     @property
@@ -108,7 +111,7 @@ class MaskRecord:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to disk (unknown fields read earlier are written back)."""
         data = {k: v for k, v in asdict(self).items() if k != "extra"}
-        for key in ("status", "params_digest"):
+        for key in ("status", "params_digest", "made_from"):
             if data[key] is None:
                 del data[key]
         if not data["inputs"]:

@@ -10,6 +10,7 @@ every batch command, and never overwrites a mask a curator has edited or reviewe
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -55,6 +56,7 @@ class GenerateOptions:
     calibration: Path | None = None  # noise model of a static capture (align calibrate)
     shard: Shard = field(default_factory=Shard)  # this machine's part of the campaign
     method: MaskMethod = "difference"  # difference (B vs S), flow (a burst's frames), both
+    overwrite: bool = False  # replace masks another dataset's pairs of the same names made
 
 
 @dataclass
@@ -80,6 +82,7 @@ class _Job:
     calibration: Path | None = None  # fingerprinted as an input: a new calibration redoes the masks
     noise: list[NoiseLevel] | None = None  # its noise model, read once by the command
     method: MaskMethod = "difference"
+    overwrite: bool = False
 
 
 def calibrated_noise(path: Path) -> list[NoiseLevel]:
@@ -129,6 +132,15 @@ def _flow(manifest: BurstManifest, frames: dict[str, Path]) -> FlowMaskResult:
     return flow_mask(np.stack(decoded))
 
 
+def _made_from(blur: Path, mask: Path) -> str:
+    """B's file as the mask's sidecar records it: relative to the mask's folder, so that a
+    dataset copied or moved together with its masks tree still owns its masks."""
+    try:
+        return Path(os.path.relpath(blur.resolve(), mask.parent.resolve())).as_posix()
+    except ValueError:  # another drive (Windows): no relative path
+        return blur.resolve().as_posix()
+
+
 def _generate_one(job: _Job) -> str:
     inputs = {"blur": job.pair.blur, "sharp": job.pair.sharp}
     burst: tuple[BurstManifest, Path, dict[str, Path]] | None = None
@@ -149,6 +161,14 @@ def _generate_one(job: _Job) -> str:
         return "kept"
     if resume.is_done(sidecar_path(job.mask), inputs, params, outputs=(job.mask,)):
         return "resumed"
+    made_from = _made_from(job.pair.blur, job.mask)
+    if existing is not None and existing.made_from not in (None, made_from) and not job.overwrite:
+        # Same name, other inputs, another B file: another dataset's mask in a shared masks
+        # tree. (A dataset moved with its masks keeps the relative path; one moved alone
+        # with its pairs unchanged resumed above.)
+        theirs = os.path.normpath(job.mask.parent / existing.made_from)
+        raise ReloblurError(f"{job.mask} holds the mask of {theirs}, not of {job.pair.blur}: nothing was written. "
+                            "Give this dataset its own masks tree (--out), or pass --overwrite to replace it")
     valid = read_image(valid_file) if "valid" in inputs else None
     if valid is not None and valid.ndim == 3:
         valid = valid[:, :, 0]
@@ -166,7 +186,7 @@ def _generate_one(job: _Job) -> str:
         version=existing.version + 1 if existing else 1,
         params=params, diagnostics=result.diagnostics(), history=history,
         software=f"reloblur {__version__}",
-        status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"],
+        status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"], made_from=made_from,
     )
     write_mask(job.mask, result.mask, record, confidence=result.confidence_u8())
     return "flagged" if result.flags else "generated"
@@ -191,7 +211,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     noise = calibrated_noise(options.calibration) if options.calibration is not None else None
     if options.method not in MASK_METHODS:
         raise ReloblurError(f"--method {options.method!r}: choose {', '.join(MASK_METHODS)}")
-    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise, options.method)
+    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise, options.method, options.overwrite)
             for p, mask in zip(pairs, masks)]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
