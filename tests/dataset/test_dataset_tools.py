@@ -37,6 +37,17 @@ def test_discovery_follows_the_reloblur_convention(tiny_dataset):
         discover_pairs(tiny_dataset, split="val")
 
 
+def test_pairs_outside_the_layout_are_named_with_where_they_belong(tmp_path):
+    """Flat 'align' output holds pairs, but not where train/eval read them: the error says
+    so, instead of that there are none."""
+    make_pair(tmp_path / "aligned", "00")
+    with pytest.raises(DatasetError, match=r"1 pair\(s\) found .*00_blur.png.*<split>/<scene>/<seq>"):
+        discover_pairs(tmp_path / "aligned")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no <id>_blur"):
+        discover_pairs(tmp_path / "empty")  # nothing anywhere: the plain message
+
+
 def test_clean_dataset_validates(tiny_dataset):
     assert problems_by_code(tiny_dataset) == {}
 

@@ -100,12 +100,12 @@ def finish_batch(report: Any, failures: list[ItemFailure], *, json_output: bool,
             stderr.print(line)
         print_failures(failures)
     if failures:
-        fail_partially(len(failures), what)
+        fail_partially(len(failures), what, where='"failures" in the JSON report' if json_output else "above")
 
 
-def fail_partially(count: int, what: str) -> NoReturn:
-    """Exit 2 after a batch that finished with ``count`` failed items."""
-    raise PartialFailure(f"{count} {what} failed (see above)")
+def fail_partially(count: int, what: str, *, where: str = "above") -> NoReturn:
+    """Exit 2 after a batch that finished with ``count`` failed items (listed ``where``)."""
+    raise PartialFailure(f"{count} {what} failed (see {where})")
 
 
 def _as_flag(option: Any) -> Any:

@@ -232,6 +232,13 @@ def discover_pairs(
     pairs = [p for p in scan.pairs if split is None or p.split == split]
     if not pairs:
         where = f"{root}/{split}" if split else str(root)
+        elsewhere = scan_dataset(root, masks_root=masks_root, depth=None).pairs if depth is not None else []
+        if elsewhere and not scan.pairs:
+            # Flat 'align' output of a folder tree, say: found, but not where this layout reads.
+            raise DatasetError(
+                f"{root}: {len(elsewhere)} pair(s) found (e.g. {elsewhere[0].blur}), but not at "
+                "<split>/<scene>/<seq>/<id>_blur.png, where the ReLoBlur layout keeps them and this command reads "
+                f"them (docs/dataset-format.md): move them to, e.g., {Path(root) / 'test' / 'scene' / '00'}")
         raise DatasetError(f"{where}: no <id>_blur/<id>_sharp pairs found")
     if require_masks:
         missing = [p.id for p in pairs if p.mask is None]
