@@ -71,6 +71,34 @@ def test_recovers_known_homography_colour_matrix_and_gain():
     assert 0 < result.crop.width <= W and 0 < result.crop.height <= H
 
 
+def test_an_s_camera_of_another_size_and_aspect_ratio_is_registered_and_cropped_to_what_both_see(tmp_path):
+    """B 480x320 (3:2); S a 16:9 sensor of 400x225 px that sees B's rows 25-295 (a
+    different camera model behind the splitter): the command recovers the homography and
+    crops B's grid to the band S covers."""
+    rng = np.random.default_rng(3)
+    scale, top = 400 / 480, 25.0
+    truth = np.array([[scale, 0, 0], [0, scale, -top * scale], [0, 0, 1]]) @ known_homography()
+    image = scene(2)
+    sharp = cv2.warpPerspective(image, truth, (400, 225), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    sharp = np.clip(sharp + rng.normal(0, 0.002, sharp.shape), 0, 1)
+    blur = np.clip(image + rng.normal(0, 0.002, image.shape), 0, 1)
+    session = tmp_path / "in"
+    write_image(session / "00_blur.png", from_float(blur, np.uint16))  # 16-bit: linear light
+    write_image(session / "00_sharp.png", from_float(sharp, np.uint16))
+    result = runner.invoke(app, ["align", str(session), str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "00.align.json").read_text())
+    estimated = np.array(record["homography_blur_to_sharp"])
+    # Corners of the band S covers (B's rows 25-295 after the rotation: 35-285 inside it).
+    band = np.array([[0, 35, 1], [W - 1, 35, 1], [W - 1, 285, 1], [0, 285, 1.0]]).T
+    moved = estimated @ band, truth @ band
+    error = np.hypot(*(moved[0][:2] / moved[0][2] - moved[1][:2] / moved[1][2]))
+    assert error.max() < 0.1  # px on S's grid
+    x, y, width, height = record["crop"]
+    assert y >= 25 and y + height <= 296 and width > 0.9 * W  # the band, nearly all of B's width
+    assert read_image(tmp_path / "out" / "00_sharp.png").shape[:2] == (height, width)
+
+
 def distorted_pair(k: float, rng, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """B and an S whose camera sees B's points moved radially by ``k`` (see
     ``reloblur.imaging.lens.radial_coordinates``) before the known homography, with corners 15 % darker."""

@@ -364,13 +364,9 @@ def _read_pair(job: AlignJob, options: AlignOptions, timer: StageTimer
     known-static mask if the pair has one."""
     blur_input = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer, timer)
     blur = blur_input.linear
+    # Any size and aspect ratio: cameras of two models see one scene through the splitter,
+    # and the registration and the crop to the region both see are what make them comparable.
     sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer, timer).linear
-    aspect_b, aspect_s = blur.shape[1] / blur.shape[0], sharp.shape[1] / sharp.shape[0]
-    if abs(aspect_b / aspect_s - 1) > 0.1:
-        raise AlignmentError(
-            f"{job.sharp}: size {sharp.shape[1]}x{sharp.shape[0]} does not match "
-            f"{job.blur} {blur.shape[1]}x{blur.shape[0]} (different aspect ratio)"
-        )
     if job.mask is None:
         return blur_input, sharp, None
     raw = read_image(job.mask)
