@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -90,8 +91,16 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray) -
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
+def lossy(image: np.ndarray, quality: int) -> np.ndarray:
+    """An 8-bit RGB image through JPEG at ``quality`` (what a camera's or a video's lossy
+    output leaves of it)."""
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
+
+
 def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
-                  size: tuple[int, int] = (538, 359)) -> dict[str, dict]:
+                  size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in methods}
     failed = 0
@@ -104,6 +113,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         except AlignmentError:
             failed += 1
             continue
+        if jpeg is not None:
+            blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped: generate_mask(b, s, valid=v, clipped=c).mask,
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
@@ -163,6 +174,9 @@ def main() -> None:
     parser.add_argument("--size", default="538x359",
                         help="pair size WxH (ReLoBlur's own is 2152x1436; objects and backgrounds scale with "
                              "it, motion stays 5-40 px)")
+    parser.add_argument("--jpeg", default=None, metavar="QB/QS",
+                        help="JPEG-compress the aligned B and S at these qualities (e.g. 85/75) before the masks "
+                             "are made: lossy camera output or video")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -174,13 +188,23 @@ def main() -> None:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--size {args.size!r}: give WxH, e.g. 2152x1436")
+    jpeg = None
+    if args.jpeg is not None:
+        try:
+            jpeg = tuple(int(v) for v in args.jpeg.split("/"))
+            assert len(jpeg) == 2 and all(1 <= q <= 100 for q in jpeg)
+        except (ValueError, AssertionError):
+            parser.error(f"--jpeg {args.jpeg!r}: give two qualities 1-100 as QB/QS, e.g. 85/75")
+        if args.sensitivity:
+            parser.error("--jpeg and --sensitivity: the second alignment would be scored uncompressed")
     keep_freed_memory()
     conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
-                                 sensitivity=args.sensitivity, size=(width, height))
+                                 sensitivity=args.sensitivity, size=(width, height),
+                                 jpeg=jpeg)  # type: ignore[arg-type]  # two ints, checked above
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():
@@ -189,7 +213,7 @@ def main() -> None:
                           f"{_f(r['seconds_per_pair'])} s/pair", flush=True)
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": args.size,
-                          "seed": args.seed, "results": results}, indent=2))
+                          "seed": args.seed, "jpeg": args.jpeg, "results": results}, indent=2))
 
 
 def markdown(result: dict) -> str:
