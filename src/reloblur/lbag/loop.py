@@ -108,7 +108,7 @@ def _leave_process_group(ddp: _Dist) -> None:
     its peer has read them, so the first rank to destroy the group may close a connection
     its peer is still reading (gloo issue 155, "barrier followed by context destruction").
     On one CI machine the peer aborted ("terminate called without an active exception")
-    in about 1 of 15 two-rank runs; none of 130 runs here did. The ranks therefore meet
+    in about 1 of 15 two-rank runs; none of over 120 runs here did. The ranks therefore meet
     once more through the rendezvous store, which the launcher holds and no rank's
     teardown touches, before any of them closes its gloo connections.
     """
