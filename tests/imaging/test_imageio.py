@@ -9,6 +9,7 @@ from reloblur.imaging.imageio import (
     encode_srgb,
     from_float,
     linear_to_srgb,
+    png_declared_transfer,
     probe_image,
     read_image,
     srgb_to_linear,
@@ -192,3 +193,43 @@ def test_a_jpeg_is_read_upright_as_its_exif_orientation_says(tmp_path):
     upright = read_image(tmp_path / "photo.jpg")
     assert upright.shape[:2] == (60, 40)  # rotated
     assert upright[:10, :, 0].mean() > 200 and upright[-10:, :, 0].mean() < 50  # the band is now on top
+
+
+def with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
+    """``png`` with one more chunk right after IHDR (where colour-space chunks go)."""
+    import struct
+    import zlib
+
+    after_ihdr = 8 + 8 + 13 + 4
+    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    return png[:after_ihdr] + chunk + png[after_ihdr:]
+
+
+def test_a_png_says_how_its_values_relate_to_light_and_auto_follows_it(tmp_path):
+    """Image editors write 16-bit sRGB PNGs and say so (sRGB, gAMA, iCCP chunks); OpenCV and
+    camera software write none, and a 16-bit file is then linear."""
+    import struct
+
+    from reloblur.imaging.raw import load_linear
+
+    codes = np.random.default_rng(4).integers(0, 65536, (6, 7, 3), dtype=np.uint16)
+    write_image(tmp_path / "plain.png", codes)
+    plain = (tmp_path / "plain.png").read_bytes()
+    assert png_declared_transfer(plain) is None
+    cases = {
+        "srgb": with_chunk(plain, b"sRGB", b"\x00"),
+        "gamma-srgb": with_chunk(plain, b"gAMA", struct.pack(">I", 45455)),
+        "gamma-linear": with_chunk(plain, b"gAMA", struct.pack(">I", 100000)),
+        "profile": with_chunk(plain, b"iCCP", b"sRGB IEC61966-2.1\x00\x00" + b"x"),
+        # sRGB and iCCP override gAMA, wherever they stand
+        "both": with_chunk(with_chunk(plain, b"sRGB", b"\x00"), b"gAMA", struct.pack(">I", 100000)),
+    }
+    expected = {"srgb": "srgb", "gamma-srgb": "srgb", "gamma-linear": "linear", "profile": "srgb", "both": "srgb"}
+    for name, data in cases.items():
+        assert png_declared_transfer(data) == expected[name], name
+        (tmp_path / f"{name}.png").write_bytes(data)
+        np.testing.assert_array_equal(read_image(tmp_path / f"{name}.png"), codes)  # pixels untouched
+    np.testing.assert_allclose(load_linear(tmp_path / "plain.png"), codes / 65535, atol=1e-6)
+    np.testing.assert_allclose(load_linear(tmp_path / "srgb.png"), srgb_to_linear(codes), atol=1e-6)
+    np.testing.assert_allclose(load_linear(tmp_path / "gamma-linear.png"), codes / 65535, atol=1e-6)
+    np.testing.assert_allclose(load_linear(tmp_path / "srgb.png", transfer="linear"), codes / 65535, atol=1e-6)

@@ -99,6 +99,32 @@ def test_an_s_camera_of_another_size_and_aspect_ratio_is_registered_and_cropped_
     assert read_image(tmp_path / "out" / "00_sharp.png").shape[:2] == (height, width)
 
 
+def test_16_bit_pngs_that_say_they_are_srgb_are_aligned_as_srgb(tmp_path):
+    """An editor's 16-bit export carries an sRGB chunk: auto reads it as sRGB, so the pair
+    gives what its 8-bit version gives (without the chunk it would be read as linear light
+    and come out gamma-encoded twice)."""
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(5)
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1)
+    sharp = make_sharp(scene(), known_homography(), np.eye(3) * 0.9, rng)
+    srgb = struct.pack(">I", 1) + b"sRGB\x00" + struct.pack(">I", zlib.crc32(b"sRGB\x00"))
+    for name, image in (("blur", blur), ("sharp", sharp)):
+        codes = encode_srgb(image)
+        write_image(tmp_path / "8" / f"00_{name}.png", codes)
+        write_image(tmp_path / "16" / f"00_{name}.png", codes.astype(np.uint16) * 257)
+        data = (tmp_path / "16" / f"00_{name}.png").read_bytes()
+        (tmp_path / "16" / f"00_{name}.png").write_bytes(data[:33] + srgb + data[33:])  # after IHDR
+    for bits in ("8", "16"):
+        result = runner.invoke(app, ["align", str(tmp_path / bits), str(tmp_path / f"out{bits}"), "--workers", "1"])
+        assert result.exit_code == 0, result.output
+    for name in ("blur", "sharp"):
+        a = read_image(tmp_path / "out8" / f"00_{name}.png").astype(int)
+        b = read_image(tmp_path / "out16" / f"00_{name}.png").astype(int)
+        assert np.abs(a - b).max() <= 1, name
+
+
 def distorted_pair(k: float, rng, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """B and an S whose camera sees B's points moved radially by ``k`` (see
     ``reloblur.imaging.lens.radial_coordinates``) before the known homography, with corners 15 % darker."""

@@ -98,6 +98,39 @@ def check_png_structure(data: bytes, path: str | os.PathLike[str] = "<bytes>") -
             return
 
 
+def png_declared_transfer(data: bytes) -> Literal["srgb", "linear"] | None:
+    """How a PNG says its values relate to light, if it says: ``"srgb"`` for an ``sRGB``
+    chunk, an ICC profile named as sRGB or a ``gAMA`` of 1/2.2; ``"linear"`` for a ``gAMA``
+    of 1 or a profile named as linear; ``None`` for none of these (OpenCV and camera
+    software write none; image editors write them, 16-bit files included).
+
+    ``sRGB`` and ``iCCP`` take precedence over ``gAMA``, as the PNG specification says.
+    """
+    if not data.startswith(PNG_SIGNATURE):
+        return None
+    pos, gamma, profile = len(PNG_SIGNATURE), None, None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind in (b"IDAT", b"IEND"):  # the colour-space chunks come before the image data
+            break
+        if kind == b"sRGB":
+            return "srgb"
+        if kind == b"iCCP":
+            name = body.split(b"\0", 1)[0].decode("latin-1").lower()
+            profile = "srgb" if "srgb" in name else "linear" if "linear" in name else profile
+        if kind == b"gAMA" and length == 4:
+            gamma = struct.unpack(">I", body)[0] / 100000
+        pos += 12 + length
+    if profile is not None:
+        return profile  # type: ignore[return-value]  # one of the two literals above
+    if gamma is not None and abs(gamma - 1 / 2.2) < 0.01:
+        return "srgb"
+    if gamma is not None and abs(gamma - 1.0) < 0.01:
+        return "linear"
+    return None
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
         data = path.read_bytes()

@@ -16,7 +16,14 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ImageFormatError, ImageReadError
-from reloblur.imaging.imageio import ensure_rgb, read_image, srgb_to_linear, to_float
+from reloblur.imaging.imageio import (
+    decode_image,
+    ensure_rgb,
+    png_declared_transfer,
+    read_bytes,
+    srgb_to_linear,
+    to_float,
+)
 from reloblur.imaging.pixel_formats import PixelFormat
 
 RAW_SUFFIXES = (".dng", ".nef", ".cr2", ".cr3", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw")
@@ -137,24 +144,28 @@ def load_linear(path: str | os.PathLike[str], *, transfer: InputTransfer = "auto
     """Any supported image file to linear RGB float32 ``(H, W, 3)``.
 
     ``transfer`` says how stored values relate to light: ``linear``, ``srgb`` or ``auto``
-    (camera raw and 16-bit files are linear, 8-bit files are sRGB-encoded).
+    (what a PNG declares, :func:`png_declared_transfer`; otherwise camera raw and 16-bit
+    files are linear, 8-bit files sRGB-encoded).
     """
     path = Path(path)
     if path.suffix.lower() in RAW_SUFFIXES:
         return decode_raw(path)
-    return image_to_linear(read_image(path), path, transfer=transfer)
+    data = read_bytes(path)
+    return image_to_linear(decode_image(data, path), path, transfer=transfer, declared=png_declared_transfer(data))
 
 
 def image_to_linear(image: np.ndarray, path: str | os.PathLike[str], *,
-                    transfer: InputTransfer = "auto") -> np.ndarray:
+                    transfer: InputTransfer = "auto", declared: Literal["srgb", "linear"] | None = None
+                    ) -> np.ndarray:
     """A decoded image file (:func:`read_image`) to linear RGB float32, as :func:`load_linear`
-    does; ``path`` names it in errors."""
+    does; ``path`` names it in errors, ``declared`` is what the file says of its transfer
+    (:func:`png_declared_transfer`), which ``auto`` follows."""
     if image.dtype.kind == "f" and not np.isfinite(image).all():
         bad = int((~np.isfinite(image)).sum())
         raise ImageReadError(f"{path}: {bad} non-finite (NaN or infinite) pixel value(s)")
     rgb = ensure_rgb(image)
     if transfer == "auto":
-        transfer = "srgb" if image.dtype == np.uint8 else "linear"
+        transfer = declared or ("srgb" if image.dtype == np.uint8 else "linear")
     if transfer == "srgb":
         return srgb_to_linear(rgb)  # integer codes: an exact table
     if transfer != "linear":

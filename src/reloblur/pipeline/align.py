@@ -38,6 +38,7 @@ from reloblur.imaging.imageio import (
     decode_image,
     encode_image,
     encode_srgb,
+    png_declared_transfer,
     read_bytes,
     read_image,
 )
@@ -286,7 +287,9 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
         if pixel_format is None:
             same = (path.suffix.lower() == ".png" and image.dtype == np.uint8 and image.ndim == 3
                     and image.shape[2] == 3 and transfer in ("auto", "srgb"))
-            return _Input(image_to_linear(image, path, transfer=transfer), data if same else None,
+            declared = png_declared_transfer(data)
+            same = same and (transfer == "srgb" or declared != "linear")  # B's bytes are sRGB as they stand
+            return _Input(image_to_linear(image, path, transfer=transfer, declared=declared), data if same else None,
                           image if same else None)
         try:
             return _Input(frame_to_linear(image, pixel_format, black_level=black))
