@@ -125,6 +125,16 @@ def test_16_bit_pngs_that_say_they_are_srgb_are_aligned_as_srgb(tmp_path):
         assert np.abs(a - b).max() <= 1, name
 
 
+def test_out_the_same_as_in_is_refused_and_nothing_is_written(tmp_path):
+    rng = np.random.default_rng(6)
+    write_image(tmp_path / "in" / "00_blur.png", encode_srgb(scene()))
+    write_image(tmp_path / "in" / "00_sharp.png", encode_srgb(make_sharp(scene(), known_homography(), np.eye(3), rng)))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()}
+    result = runner.invoke(app, ["align", str(tmp_path / "in"), str(tmp_path / "in" / ".." / "in")])
+    assert result.exit_code == 1 and "is IN" in result.output, result.output
+    assert {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()} == before
+
+
 def distorted_pair(k: float, rng, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """B and an S whose camera sees B's points moved radially by ``k`` (see
     ``reloblur.imaging.lens.radial_coordinates``) before the known homography, with corners 15 % darker."""

@@ -254,6 +254,9 @@ def discover_jobs(options: AlignOptions) -> list[AlignJob]:
 def _discover(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]:
     if not options.input.is_dir():
         raise ReloblurError(f"{options.input}: input is not a directory")
+    if options.out.resolve() == options.input.resolve():
+        raise ReloblurError(f"OUT {options.out} is IN: the aligned pairs would be written over the pairs they are "
+                            "made from. Choose another OUT (a folder inside IN is fine).")
     if (options.input / MANIFEST).exists():
         jobs, rejected = _session_jobs(options)
     else:
