@@ -18,6 +18,10 @@ from reloblur.dataset_cli.common import (
 )
 from reloblur.errors import ReloblurError
 
+TransferOpt = Annotated[str, typer.Option(
+    "--transfer", help="Input encoding: auto (what a PNG declares; else 8-bit sRGB, 16-bit and raw linear), "
+                       "linear or srgb.")]
+
 align_app = typer.Typer(
     cls=DefaultToRun,
     help=(
@@ -41,7 +45,7 @@ def align_command(
     color_mode: Annotated[str, typer.Option("--color-mode", help="matrix, affine, gain, scalar or calibrated.")] = "matrix",
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Rig calibration from 'align calibrate'.")] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Known blur masks (<dir>/<id>.png) to exclude.")] = None,
-    transfer: Annotated[str, typer.Option("--transfer", help="Input encoding: auto (what a PNG declares; else 8-bit sRGB, 16-bit and raw linear), linear or srgb.")] = "auto",
+    transfer: TransferOpt = "auto",
     bit_depth: Annotated[int, typer.Option("--bit-depth", help="Output PNG bit depth: 8 or 16.")] = 8,
     max_shift: Annotated[float, typer.Option("--max-shift", help="Flag pairs shifted more (px).")] = 200.0,
     max_rotation: Annotated[float, typer.Option("--max-rotation", help="Flag pairs rotated more (deg).")] = 5.0,
@@ -102,7 +106,7 @@ def align_command(
 def calibrate_command(
     input: Annotated[Path, typer.Argument(help="Session (or pair tree) of a static scene.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration JSON to write.")] = Path("calibration.json"),
-    transfer: Annotated[str, typer.Option("--transfer", help="Input encoding: auto (what a PNG declares; else 8-bit sRGB, 16-bit and raw linear), linear or srgb.")] = "auto",
+    transfer: TransferOpt = "auto",
     workers: WorkersOpt = None,
     json_output: JsonOpt = False,
 ) -> None:

@@ -154,6 +154,15 @@ def load_linear(path: str | os.PathLike[str], *, transfer: InputTransfer = "auto
     return image_to_linear(decode_image(data, path), path, transfer=transfer, declared=png_declared_transfer(data))
 
 
+def resolved_transfer(transfer: InputTransfer, dtype: np.dtype, declared: Literal["srgb", "linear"] | None = None
+                      ) -> InputTransfer:
+    """The transfer ``auto`` stands for: what the file declares
+    (:func:`png_declared_transfer`), else sRGB for 8-bit codes and linear for the rest."""
+    if transfer != "auto":
+        return transfer
+    return declared or ("srgb" if dtype == np.uint8 else "linear")
+
+
 def image_to_linear(image: np.ndarray, path: str | os.PathLike[str], *,
                     transfer: InputTransfer = "auto", declared: Literal["srgb", "linear"] | None = None
                     ) -> np.ndarray:
@@ -164,8 +173,7 @@ def image_to_linear(image: np.ndarray, path: str | os.PathLike[str], *,
         bad = int((~np.isfinite(image)).sum())
         raise ImageReadError(f"{path}: {bad} non-finite (NaN or infinite) pixel value(s)")
     rgb = ensure_rgb(image)
-    if transfer == "auto":
-        transfer = declared or ("srgb" if image.dtype == np.uint8 else "linear")
+    transfer = resolved_transfer(transfer, image.dtype, declared)
     if transfer == "srgb":
         return srgb_to_linear(rgb)  # integer codes: an exact table
     if transfer != "linear":

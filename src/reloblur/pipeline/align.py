@@ -42,7 +42,14 @@ from reloblur.imaging.imageio import (
     read_bytes,
     read_image,
 )
-from reloblur.imaging.raw import RAW_SUFFIXES, InputTransfer, frame_to_linear, image_to_linear, load_linear
+from reloblur.imaging.raw import (
+    RAW_SUFFIXES,
+    InputTransfer,
+    frame_to_linear,
+    image_to_linear,
+    load_linear,
+    resolved_transfer,
+)
 from reloblur.paths import output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
@@ -288,10 +295,9 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
     with timer.stage("decode"):
         image = decode_image(data, path)
         if pixel_format is None:
-            same = (path.suffix.lower() == ".png" and image.dtype == np.uint8 and image.ndim == 3
-                    and image.shape[2] == 3 and transfer in ("auto", "srgb"))
             declared = png_declared_transfer(data)
-            same = same and (transfer == "srgb" or declared != "linear")  # B's bytes are sRGB as they stand
+            same = (path.suffix.lower() == ".png" and image.dtype == np.uint8 and image.ndim == 3
+                    and image.shape[2] == 3 and resolved_transfer(transfer, image.dtype, declared) == "srgb")
             return _Input(image_to_linear(image, path, transfer=transfer, declared=declared), data if same else None,
                           image if same else None)
         try:
