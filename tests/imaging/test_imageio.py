@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import png_with_chunk
 from reloblur.atomic import TEMP_PREFIX, atomic_open, remove_stale_temporaries
 from reloblur.errors import ImageReadError
 from reloblur.imaging.imageio import (
@@ -195,16 +196,6 @@ def test_a_jpeg_is_read_upright_as_its_exif_orientation_says(tmp_path):
     assert upright[:10, :, 0].mean() > 200 and upright[-10:, :, 0].mean() < 50  # the band is now on top
 
 
-def with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
-    """``png`` with one more chunk right after IHDR (where colour-space chunks go)."""
-    import struct
-    import zlib
-
-    after_ihdr = 8 + 8 + 13 + 4
-    chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    return png[:after_ihdr] + chunk + png[after_ihdr:]
-
-
 def test_a_png_says_how_its_values_relate_to_light_and_auto_follows_it(tmp_path):
     """Image editors write 16-bit sRGB PNGs and say so (sRGB, gAMA, iCCP chunks); OpenCV and
     camera software write none, and a 16-bit file is then linear."""
@@ -217,12 +208,12 @@ def test_a_png_says_how_its_values_relate_to_light_and_auto_follows_it(tmp_path)
     plain = (tmp_path / "plain.png").read_bytes()
     assert png_declared_transfer(plain) is None
     cases = {
-        "srgb": with_chunk(plain, b"sRGB", b"\x00"),
-        "gamma-srgb": with_chunk(plain, b"gAMA", struct.pack(">I", 45455)),
-        "gamma-linear": with_chunk(plain, b"gAMA", struct.pack(">I", 100000)),
-        "profile": with_chunk(plain, b"iCCP", b"sRGB IEC61966-2.1\x00\x00" + b"x"),
+        "srgb": png_with_chunk(plain, b"sRGB", b"\x00"),
+        "gamma-srgb": png_with_chunk(plain, b"gAMA", struct.pack(">I", 45455)),
+        "gamma-linear": png_with_chunk(plain, b"gAMA", struct.pack(">I", 100000)),
+        "profile": png_with_chunk(plain, b"iCCP", b"sRGB IEC61966-2.1\x00\x00" + b"x"),
         # sRGB and iCCP override gAMA, wherever they stand
-        "both": with_chunk(with_chunk(plain, b"sRGB", b"\x00"), b"gAMA", struct.pack(">I", 100000)),
+        "both": png_with_chunk(png_with_chunk(plain, b"sRGB", b"\x00"), b"gAMA", struct.pack(">I", 100000)),
     }
     expected = {"srgb": "srgb", "gamma-srgb": "srgb", "gamma-linear": "linear", "profile": "srgb", "both": "srgb"}
     for name, data in cases.items():

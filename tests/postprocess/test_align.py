@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import png_with_chunk
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
 from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
@@ -103,19 +104,15 @@ def test_16_bit_pngs_that_say_they_are_srgb_are_aligned_as_srgb(tmp_path):
     """An editor's 16-bit export carries an sRGB chunk: auto reads it as sRGB, so the pair
     gives what its 8-bit version gives (without the chunk it would be read as linear light
     and come out gamma-encoded twice)."""
-    import struct
-    import zlib
-
     rng = np.random.default_rng(5)
     blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1)
     sharp = make_sharp(scene(), known_homography(), np.eye(3) * 0.9, rng)
-    srgb = struct.pack(">I", 1) + b"sRGB\x00" + struct.pack(">I", zlib.crc32(b"sRGB\x00"))
     for name, image in (("blur", blur), ("sharp", sharp)):
         codes = encode_srgb(image)
         write_image(tmp_path / "8" / f"00_{name}.png", codes)
         write_image(tmp_path / "16" / f"00_{name}.png", codes.astype(np.uint16) * 257)
         data = (tmp_path / "16" / f"00_{name}.png").read_bytes()
-        (tmp_path / "16" / f"00_{name}.png").write_bytes(data[:33] + srgb + data[33:])  # after IHDR
+        (tmp_path / "16" / f"00_{name}.png").write_bytes(png_with_chunk(data, b"sRGB", b"\x00"))
     for bits in ("8", "16"):
         result = runner.invoke(app, ["align", str(tmp_path / bits), str(tmp_path / f"out{bits}"), "--workers", "1"])
         assert result.exit_code == 0, result.output
