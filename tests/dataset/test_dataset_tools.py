@@ -48,6 +48,38 @@ def test_pairs_outside_the_layout_are_named_with_where_they_belong(tmp_path):
         discover_pairs(tmp_path / "empty")  # nothing anywhere: the plain message
 
 
+def test_an_image_without_its_partner_is_an_error_not_a_smaller_split(tiny_dataset):
+    """train, eval, stats and export all discover pairs this way: a split that silently
+    lost a pair would be scored or trained on as if it were whole."""
+    (tiny_dataset / "train/s02/00/01_sharp.png").unlink()
+    with pytest.raises(DatasetError, match=r"1 image\(s\) without a partner, e\.g\. .*train/s02/00/01_blur.png "
+                                           r"has no 01_sharp.png"):
+        discover_pairs(tiny_dataset, split="train")
+    with pytest.raises(DatasetError, match="without a partner"):
+        dataset_stats(StatsOptions(tiny_dataset, progress=False))
+    # The other split is whole, and can be used as it is.
+    assert len(discover_pairs(tiny_dataset, split="test")) == 2
+
+
+def test_masks_asked_for_are_all_there(tiny_dataset):
+    masks = tiny_dataset.parent / "masks"
+    (masks / "train/s03/00/00.png").unlink()
+    assert sum(p.mask is None for p in discover_pairs(tiny_dataset)) == 1  # optional by default
+    for wanted in ({"require_masks": True}, {"consistent_masks": True}):
+        with pytest.raises(DatasetError, match=r"1 of 6 pair\(s\) have no mask under .*masks: train/s03/00/00 "
+                                               r"\(.*train/s03/00/00.png does not exist\)"):
+            discover_pairs(tiny_dataset, split="train", **wanted)
+    with pytest.raises(DatasetError, match="have no mask"):
+        export_dataset(ExportOptions(tiny_dataset, tiny_dataset.parent / "export"))
+    assert not (tiny_dataset.parent / "export").exists()
+    # No masks at all: consistent (scoring without weighted metrics), but not trainable.
+    shutil.rmtree(masks)
+    assert all(p.mask is None for p in discover_pairs(tiny_dataset, consistent_masks=True))
+    with pytest.raises(DatasetError, match=r"no masks tree \(.*masks does not exist\): make the masks with "
+                                           "`reloblur mask generate`"):
+        discover_pairs(tiny_dataset, require_masks=True)
+
+
 def test_clean_dataset_validates(tiny_dataset):
     assert problems_by_code(tiny_dataset) == {}
 

@@ -501,3 +501,54 @@ def test_deblur_at_the_released_538x359_size_follows_the_original_padding(tmp_pa
     ours = read_image(tmp_path / "out" / "photo.png").astype(int)
     assert ours.shape == (359, 538, 3)
     assert np.abs(ours - np.round(np.clip(expected, 0, 1) * 255)).max() <= 1
+
+
+def _copy_dataset(sim_dataset, tmp_path):
+    shutil.copytree(sim_dataset / "dataset", tmp_path / "dataset")
+    shutil.copytree(sim_dataset / "masks", tmp_path / "masks")
+    return tmp_path / "dataset", tmp_path / "masks"
+
+
+def test_a_damaged_dataset_stops_training_before_the_run_starts(sim_dataset, tmp_path):
+    """A file whose header cannot be read, or sizes that differ, fail before step 0 and
+    before the run directory is written, naming the file; not hours later in a loader
+    worker, as the torch traceback of that worker."""
+    dataset, masks = _copy_dataset(sim_dataset, tmp_path)
+    mask = next(iter(sorted((masks / "train").rglob("*.png"))))
+    original = mask.read_bytes()
+    mask.write_bytes(b"")  # as in one ReLoBlur training scene before upstream fixed it
+    args = ["train", str(dataset), "--steps", "1", "--num-res", "1", "--patch-size", "48", "--batch-size", "2"]
+    result = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert f"1 damaged pair(s): {mask}: empty file (0 bytes)" in result.output
+    assert not (tmp_path / "run").exists()
+    mask.unlink()
+    result = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "have no mask" in result.output and not (tmp_path / "run").exists()
+    write_image(mask, np.zeros((10, 12), np.uint8))
+    result = runner.invoke(app, [*args, "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and f"{mask} is 12x10, its image 160x120" in result.output
+    mask.write_bytes(original)
+    result = runner.invoke(app, [*args[:-4], "--patch-size", "256", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1 and "smaller than the 256px training patch" in result.output
+
+
+def test_a_file_damaged_after_its_header_is_named_by_the_loader_worker(sim_dataset, tmp_path):
+    dataset, _ = _copy_dataset(sim_dataset, tmp_path)
+    for sharp in (dataset / "train").rglob("*_sharp.png"):  # every pair: the first batch meets one
+        data = sharp.read_bytes()
+        sharp.write_bytes(data[: len(data) // 2])
+    result = runner.invoke(app, ["train", str(dataset), "--steps", "1", "--num-res", "1", "--patch-size", "48",
+                                 "--batch-size", "2", "--set", "num_workers=1", "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    message = result.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: .*_sharp\.png: truncated PNG \(.*\)", message), result.output
+    assert "Traceback" not in result.output
+
+
+def test_eval_without_any_masks_says_so(sim_dataset, tmp_path):
+    shutil.copytree(sim_dataset / "dataset", tmp_path / "dataset")  # no masks beside it
+    result = runner.invoke(app, ["eval", str(tmp_path / "dataset"), "-c", str(PARITY / "model_ckpt_steps_1234.ckpt"),
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "no masks (none beside the dataset" in result.output and "empty mask" not in result.output

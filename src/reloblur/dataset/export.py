@@ -79,7 +79,7 @@ def export_dataset(options: ExportOptions) -> ExportResult:
     """
     if options.format not in FORMATS:
         raise DatasetError(f"unknown export format {options.format!r}; choose from {', '.join(FORMATS)}")
-    pairs = discover_pairs(options.root, masks_root=options.masks)
+    pairs = discover_pairs(options.root, masks_root=options.masks, consistent_masks=True)
     out = Path(options.out)
     by_split: dict[str, dict[str, Pair]] = {}
     for pair in pairs:

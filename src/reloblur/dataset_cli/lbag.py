@@ -170,12 +170,14 @@ def eval_command(
     ))
     if json_output:
         print_json({"summary": result.summary, "baseline": result.baseline, "images": result.images,
-                    "weighted_skipped": result.weighted_skipped, "source": result.source,
+                    "weighted_skipped": result.weighted_skipped, "masks": result.masks, "source": result.source,
                     "convention": result.convention})
         return
     _print_metrics(f"{len(result.images)} images of {data} ({result.convention} convention)",
                    [("blurry input", result.baseline), (result.source, result.summary)])
-    if result.weighted_skipped:
+    if not result.masks:
+        stdout.print("no masks (none beside the dataset; --masks names a tree): weighted metrics need them")
+    elif result.weighted_skipped:
         stdout.print(f"{result.weighted_skipped} image(s) with an empty mask have no weighted metrics")
     if result.csv:
         stdout.print(f"per-image metrics: {result.csv}; summary: {result.summary_json}")

@@ -220,16 +220,34 @@ def discover_pairs(
     split: str | None = None,
     depth: int | None = RELOBLUR_DEPTH,
     require_masks: bool = False,
+    consistent_masks: bool = False,
 ) -> list[Pair]:
     """The complete pairs under ``root`` (optionally one split), sorted by id.
+
+    An image whose partner is missing is an error, not a pair to leave out: a split that
+    silently lost a pair is scored or trained on as if it were whole.
+
+    Parameters
+    ----------
+    require_masks
+        Every pair must have a mask (training: a pair without one would be taught that
+        nothing in it is blurred).
+    consistent_masks
+        Either every pair has a mask or none has (scoring and exporting: a mask tree with
+        holes is a damaged one, and its weighted metrics would be averaged over the rest).
 
     Raises
     ------
     DatasetError
-        No pairs found, or ``require_masks`` and a pair has no mask.
+        No pairs found, an image without its partner, or pairs without the masks asked for.
     """
     scan = scan_dataset(root, masks_root=masks_root, depth=depth)
     pairs = [p for p in scan.pairs if split is None or p.split == split]
+    orphans = [o for o in scan.orphans if split is None or (o.rel_dir.parts[:1] == (split,))]
+    if orphans:
+        raise DatasetError(
+            f"{root}: {len(orphans)} image(s) without a partner, e.g. {orphans[0].path} has no "
+            f"{orphans[0].missing.name}: complete or remove them (`reloblur dataset validate` lists every defect)")
     if not pairs:
         where = f"{root}/{split}" if split else str(root)
         elsewhere = scan_dataset(root, masks_root=masks_root, depth=None).pairs if depth is not None else []
@@ -240,13 +258,17 @@ def discover_pairs(
                 "<split>/<scene>/<seq>/<id>_blur.png, where the ReLoBlur layout keeps them and this command reads "
                 f"them (docs/dataset-format.md): move them to, e.g., {Path(root) / 'test' / 'scene' / '00'}")
         raise DatasetError(f"{where}: no <id>_blur/<id>_sharp pairs found")
-    if require_masks:
-        missing = [p.id for p in pairs if p.mask is None]
-        if missing:
-            raise DatasetError(
-                f"{len(missing)} pair(s) have no mask under {scan.masks_root}: "
-                + ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            )
+    missing = [p for p in pairs if p.mask is None]
+    if missing and scan.masks_root is None and require_masks:
+        raise DatasetError(
+            f"{root}: no masks tree ({default_masks_root(root)} does not exist): make the masks with "
+            "`reloblur mask generate`, or give the tree with --masks")
+    if missing and (require_masks or (consistent_masks and len(missing) < len(pairs))):
+        raise DatasetError(
+            f"{len(missing)} of {len(pairs)} pair(s) have no mask under {scan.masks_root}: "
+            + ", ".join(p.id for p in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            + (f" ({mask_path_for(missing[0].rel_dir, missing[0].index, scan.masks_root)} does not exist)"
+               if scan.masks_root is not None else ""))
     return pairs
 
 

@@ -417,6 +417,8 @@ def probe_image(path: str | os.PathLike[str]) -> ImageInfo:
                 head = handle.read(33)
         except OSError as exc:
             raise ImageReadError(f"{path}: cannot read ({exc.strerror})") from None
+        if not head:
+            raise ImageReadError(f"{path}: empty file (0 bytes)")
         if len(head) < 33 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
             raise ImageReadError(f"{path}: not a PNG file or header truncated")
         width, height, depth, colour = struct.unpack(">IIBB", head[16:26])

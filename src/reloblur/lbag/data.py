@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from reloblur.errors import DatasetError
+from reloblur.errors import DatasetError, ImageReadError
 from reloblur.formats.dataset import Pair
-from reloblur.imaging.imageio import ensure_rgb, read_image, to_float
+from reloblur.imaging.imageio import ensure_rgb, probe_image, read_image, to_float
 
 ORIGINAL_BAPC_MIN_RATIO = 0.05 / 255.0
 
@@ -44,6 +44,46 @@ def load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             raise DatasetError(f"{pair.mask}: mask size {raw.shape} differs from {pair.blur} {blur.shape[:2]}")
         mask = (raw > 0).astype(np.float32)
     return blur, sharp, mask
+
+
+def check_pairs(pairs: Sequence[Pair], *, min_side: int = 0) -> None:
+    """Read every pair's image headers before a long run: a file that cannot be read, or
+    sizes that differ, fail here, naming the files, rather than hours later in a data
+    loader worker when the pair is first drawn.
+
+    Only headers are read (three small reads a pair): a file damaged after its header
+    still fails when it is loaded, with its name.
+
+    Raises
+    ------
+    DatasetError
+        Each defect found (the first few named), or an image under ``min_side`` pixels.
+    """
+    damaged, small = [], []
+    for pair in pairs:
+        try:
+            blur, sharp = probe_image(pair.blur), probe_image(pair.sharp)
+            if (sharp.width, sharp.height) != (blur.width, blur.height):
+                damaged.append(f"{pair.sharp} is {sharp.width}x{sharp.height}, its partner {pair.blur.name} "
+                               f"{blur.width}x{blur.height}")
+            elif min(blur.width, blur.height) < min_side:
+                small.append(f"{pair.blur} ({blur.width}x{blur.height})")
+            if pair.mask is not None:
+                mask = probe_image(pair.mask)
+                if (mask.width, mask.height) != (blur.width, blur.height):
+                    damaged.append(f"{pair.mask} is {mask.width}x{mask.height}, its image {blur.width}x{blur.height}")
+        except ImageReadError as exc:
+            damaged.append(str(exc))
+    if damaged:
+        raise DatasetError(f"{len(damaged)} damaged pair(s): " + _first(damaged)
+                           + " (`reloblur dataset validate` lists every defect)")
+    if small:
+        raise DatasetError(f"{len(small)} pair(s) smaller than the {min_side}px training patch: {_first(small)}; "
+                           "choose a smaller --patch-size")
+
+
+def _first(items: list[str], count: int = 3) -> str:
+    return "; ".join(items[:count]) + ("; ..." if len(items) > count else "")
 
 
 def _chw(array: np.ndarray) -> torch.Tensor:

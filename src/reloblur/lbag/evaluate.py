@@ -23,7 +23,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, discover_pairs
 from reloblur.imaging.imageio import read_image
 from reloblur.lbag.checkpoint import model_from_checkpoint
-from reloblur.lbag.data import load_pair
+from reloblur.lbag.data import check_pairs, load_pair
 from reloblur.lbag.deblur_files import deblurred_name
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import TileOptions, autocast, deblur, default_tile_batch, to_tensor
@@ -64,6 +64,7 @@ class EvalResult:
     baseline: dict[str, float | None]
     images: list[dict[str, Any]] = field(default_factory=list)
     weighted_skipped: int = 0
+    masks: bool = True  # False: the dataset has no masks at all (weighted metrics need them)
     source: str = ""
     convention: str = "original"
     csv: str | None = None
@@ -112,7 +113,8 @@ def evaluate(options: EvalOptions) -> EvalResult:
         raise ReloblurError("give exactly one of --checkpoint (run a model) and --pred (score existing outputs)")
     if options.convention not in CONVENTIONS:
         raise ReloblurError(f"--convention {options.convention!r}: choose {' or '.join(CONVENTIONS)}")
-    pairs = discover_pairs(options.data, masks_root=options.masks, split=options.split)
+    pairs = discover_pairs(options.data, masks_root=options.masks, split=options.split, consistent_masks=True)
+    check_pairs(pairs)
     if options.pred is not None:
         missing = [str(prediction_path(options.pred, p)) for p in pairs if not prediction_path(options.pred, p).exists()]
         if missing:
@@ -171,6 +173,7 @@ def evaluate(options: EvalOptions) -> EvalResult:
                   "background_mae": None if _mean_of(damage) is None else 0.0},
         images=rows,
         weighted_skipped=sum(1 for m in ours if m.weighted_psnr is None),
+        masks=any(pair.mask is not None for pair in pairs),
         source=source,
         convention=options.convention,
     )

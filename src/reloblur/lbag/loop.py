@@ -17,6 +17,7 @@ import platform
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from reloblur import __version__
 from reloblur.atomic import atomic_write_json, atomic_write_text, remove_stale_temporaries
 from reloblur.batch import make_progress
 from reloblur.errors import ReloblurError, WriteError
-from reloblur.formats.dataset import discover_pairs
+from reloblur.formats.dataset import Pair, discover_pairs
 from reloblur.lbag.checkpoint import (
     BEST_NAME,
     list_checkpoints,
@@ -40,7 +41,7 @@ from reloblur.lbag.checkpoint import (
     save_checkpoint,
 )
 from reloblur.lbag.config import TrainConfig, apply_settings, dump_config, load_config
-from reloblur.lbag.data import SampleStream, TrainPatches, WholeImages
+from reloblur.lbag.data import SampleStream, TrainPatches, WholeImages, check_pairs
 from reloblur.lbag.device import resolve_device
 from reloblur.lbag.inference import run_whole
 from reloblur.lbag.losses import lbag_loss
@@ -335,7 +336,25 @@ def _batches(config: TrainConfig, pairs: list, ddp: _Dist, device: torch.device,
                         # Its own generator: creating the iterator must not draw from the
                         # global RNG that dropout uses, or a resumed run would diverge.
                         generator=torch.Generator().manual_seed(config.seed))
-    return iter(loader)
+    return _worker_errors_unwrapped(iter(loader))
+
+
+def _worker_errors_unwrapped(batches: Iterator[Any]) -> Iterator[Any]:
+    """``batches``, with an error a loader worker raised re-raised with its own message.
+
+    torch re-raises a worker's exception in the main process with the worker's whole
+    traceback as its message; the user needs its last line, which names the file."""
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except ReloblurError as exc:
+            text = str(exc).rstrip()
+            if "Original Traceback" not in text:
+                raise
+            raise type(exc)(text.splitlines()[-1].split(": ", 1)[-1]) from None
+        yield batch
 
 
 def _step(net: nn.Module, batch: dict[str, torch.Tensor], state: _TrainState, config: TrainConfig,
@@ -449,11 +468,19 @@ def _save(state: _TrainState, run_dir: Path, config: TrainConfig, ddp: _Dist) ->
                                   "config": config.to_dict(), "world_size": ddp.world_size})
 
 
-def _start_run(config: TrainConfig, run_dir: Path, *, resume: bool, changes: dict[str, Any] | None,
-               command_line: list[str] | None) -> tuple[TrainConfig, _Dist, torch.device]:
-    """The run's config (saved, or resumed), the process group and the device."""
-    config = prepare_run_dir(config, run_dir, resume=resume, changes=changes)
-    config.validate()
+def _training_pairs(config: TrainConfig) -> tuple[list[Pair], list[Pair]]:
+    """The training and validation pairs; every training pair must have its mask."""
+    train_pairs = discover_pairs(config.data, masks_root=config.masks, split=config.train_split, require_masks=True)
+    val_pairs = (discover_pairs(config.data, masks_root=config.masks, split=config.val_split, consistent_masks=True)
+                 if config.val_split else [])
+    check_pairs(train_pairs, min_side=config.patch_size)
+    check_pairs(val_pairs)
+    return train_pairs, val_pairs
+
+
+def _start_run(config: TrainConfig, run_dir: Path, *, resume: bool, command_line: list[str] | None
+               ) -> tuple[_Dist, torch.device]:
+    """The process group and the device; the run directory's config and metadata written."""
     ddp = _init_distributed(config.device)
     device = _device_for(config, ddp)
     if ddp.main:
@@ -462,7 +489,7 @@ def _start_run(config: TrainConfig, run_dir: Path, *, resume: bool, changes: dic
         atomic_write_text(run_dir / CONFIG_FILE, dump_config(config))
         atomic_write_json(run_dir / (RUN_FILE if not resume else f"run-resumed-{int(time.time())}.json"),
                           run_metadata(config, command_line))
-    return config, ddp, device
+    return ddp, device
 
 
 def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool = False,
@@ -477,10 +504,11 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
     """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    config, ddp, device = _start_run(config, run_dir, resume=resume, changes=changes, command_line=command_line)
-    train_pairs = discover_pairs(config.data, masks_root=config.masks, split=config.train_split)
-    val_pairs = (discover_pairs(config.data, masks_root=config.masks, split=config.val_split)
-                 if config.val_split else [])
+    config = prepare_run_dir(config, run_dir, resume=resume, changes=changes)
+    config.validate()
+    # Before anything is written: a damaged dataset leaves no half-started run behind.
+    train_pairs, val_pairs = _training_pairs(config)
+    ddp, device = _start_run(config, run_dir, resume=resume, command_line=command_line)
     state = _build_state(config, run_dir, resume=resume, ddp=ddp, device=device)
     net = _wrap(state.model, config, ddp, device)
     batches = _batches(config, train_pairs, ddp, device, state.global_step)
