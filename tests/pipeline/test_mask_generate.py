@@ -88,6 +88,25 @@ def test_soft_export_binarises_back_to_exactly_the_masks(generated, tmp_path):
     assert bad.exit_code == 1 and "fuzzy" in bad.output
 
 
+def test_export_names_a_damaged_mask_exports_the_rest_and_never_writes_into_its_source(generated, tmp_path):
+    import shutil
+
+    masks = tmp_path / "masks"
+    shutil.copytree(generated / "masks", masks)
+    damaged = sorted(p for p in masks.rglob("*.png") if not p.name.endswith(".conf.png"))[3]
+    damaged.write_bytes(b"")
+    result = runner.invoke(app, ["mask", "export", str(masks), str(tmp_path / "soft"), "--json"])
+    assert result.exit_code == 2  # a partial failure, not the whole batch's
+    report = json.loads(result.stdout)
+    assert report["written"] == 11
+    assert report["failures"] == [{"item": str(damaged), "reason": f"{damaged}: empty file (0 bytes)"}]
+    before = {p: p.read_bytes() for p in masks.rglob("*") if p.is_file()}
+    for inside in (masks, masks / "train" / "exported"):
+        refused = runner.invoke(app, ["mask", "export", str(masks), str(inside), "--convention", "binary"])
+        assert refused.exit_code == 1 and "is inside the masks tree" in refused.output
+    assert {p: p.read_bytes() for p in masks.rglob("*") if p.is_file()} == before
+
+
 def test_three_shards_make_what_one_unsharded_run_makes(tmp_path):
     """A cluster's array job: align and mask generate split 3 ways into one shared OUT
     give the same files, byte for byte, as one unsharded run (mask sidecars up to the

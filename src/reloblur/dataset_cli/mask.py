@@ -160,13 +160,12 @@ def export_command(
     """
     from reloblur.pipeline.masks import MaskExportOptions, export_masks
 
-    report = export_masks(MaskExportOptions(masks, out, convention))  # type: ignore[arg-type]  # checked inside
-    if json_output:
-        print_json(report)
-        return
-    stdout.print(f"{report.written} mask(s) exported ({report.convention}) -> {report.out}")
-    if report.without_confidence:
-        stderr.print(f"{len(report.without_confidence)} mask(s) had no confidence map and were exported binary")
+    report = export_masks(MaskExportOptions(masks, out, convention,  # type: ignore[arg-type]  # checked inside
+                                            progress=not json_output))
+    finish_batch(report, report.failures, json_output=json_output, what="mask(s)", summary=lambda: [
+        f"{report.written} mask(s) exported ({report.convention}) -> {escape(report.out)}",
+    ], notes=lambda: [f"{len(report.without_confidence)} mask(s) had no confidence map and were exported binary"]
+        if report.without_confidence else [])
 
 
 def register(app: typer.Typer) -> None:

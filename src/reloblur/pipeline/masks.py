@@ -20,7 +20,7 @@ import numpy as np
 
 from reloblur import __version__, resume
 from reloblur.atomic import remove_own_temporaries, remove_stale_temporaries
-from reloblur.batch import ItemFailure, Shard, run_batch
+from reloblur.batch import ItemFailure, Shard, make_progress, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import BurstManifest
@@ -293,6 +293,7 @@ class MaskExportOptions:
     masks: Path
     out: Path
     convention: Convention = "soft"
+    progress: bool = True
 
 
 @dataclass
@@ -303,6 +304,7 @@ class MaskExport:
     convention: str
     written: int
     without_confidence: list[str] = field(default_factory=list)  # masks exported as binary
+    failures: list[ItemFailure] = field(default_factory=list)
 
 
 def export_masks(options: MaskExportOptions) -> MaskExport:
@@ -319,6 +321,10 @@ def export_masks(options: MaskExportOptions) -> MaskExport:
         raise ReloblurError(f"{root}: masks directory does not exist")
     if options.convention not in ("binary", "soft"):
         raise ReloblurError(f"--convention {options.convention!r}: choose binary or soft")
+    if options.out.resolve().is_relative_to(root.resolve()):
+        # In place it would rewrite the masks themselves; below them, its files would be
+        # strays of the tree (and masks again to the next export).
+        raise ReloblurError(f"{options.out} is inside the masks tree {root}: export to a folder outside it")
     paths = sorted(p for p in root.rglob("*.png")
                    if not p.name.startswith(".") and not p.name.endswith(CONFIDENCE_SUFFIX)
                    and not p.name.endswith((".valid.png", ".clip.png")))
@@ -327,17 +333,31 @@ def export_masks(options: MaskExportOptions) -> MaskExport:
     if output_folder(options.out, what="export folder").is_dir():
         remove_stale_temporaries(options.out)  # masks a killed run left half-written
     report = MaskExport(str(options.out), options.convention, 0)
-    for path in paths:
-        mask = read_image(path)
-        mask = mask if mask.ndim == 2 else mask[:, :, 0]
-        exported = np.where(mask > 0, 255, 0).astype(np.uint8)
-        confidence_file = confidence_path(path)
-        if options.convention == "soft":
-            if confidence_file.exists():
-                confidence = read_image(confidence_file)
-                exported = np.where(mask > 0, np.maximum(confidence, 1), 0).astype(np.uint8)
-            else:
-                report.without_confidence.append(str(path))
-        write_image(options.out / path.relative_to(root), exported)
-        report.written += 1
+    with make_progress(enabled=options.progress) as bar:
+        task = bar.add_task("exporting masks", total=len(paths))
+        for path in paths:
+            try:
+                exported = _exported_mask(path, options.convention, report)
+                write_image(options.out / path.relative_to(root), exported)
+                report.written += 1
+            except ReloblurError as exc:  # a damaged mask is this item's failure, not the batch's
+                report.failures.append(ItemFailure(str(path), str(exc)))
+            bar.advance(task)
     return report
+
+
+def _exported_mask(path: Path, convention: Convention, report: MaskExport) -> np.ndarray:
+    """A mask in ``convention``: 0/255, or its confidence where set (``soft``)."""
+    mask = read_image(path)
+    mask = mask if mask.ndim == 2 else mask[:, :, 0]
+    exported = np.where(mask > 0, 255, 0).astype(np.uint8)
+    if convention != "soft":
+        return exported
+    confidence_file = confidence_path(path)
+    if not confidence_file.exists():
+        report.without_confidence.append(str(path))
+        return exported
+    confidence = read_image(confidence_file)
+    if confidence.shape != mask.shape:
+        raise ReloblurError(f"{confidence_file}: confidence map of shape {confidence.shape}, its mask {mask.shape}")
+    return np.where(mask > 0, np.maximum(confidence, 1), 0).astype(np.uint8)
