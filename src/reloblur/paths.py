@@ -62,3 +62,16 @@ def output_folder(path: str | os.PathLike[str], *, what: str = "output folder") 
     if folder.exists() and not folder.is_dir():
         raise ReloblurError(f"{folder}: the {what} is a file, not a folder")
     return folder
+
+
+def outside(out: str | os.PathLike[str], tree: str | os.PathLike[str], *, what: str) -> None:
+    """Refuse an output folder that is ``tree`` or lies below it: what a command writes
+    there would rewrite, or be read back as part of, the ``what`` it reads.
+
+    Raises
+    ------
+    ReloblurError
+        ``out`` is ``tree`` or inside it (after resolving symbolic links).
+    """
+    if Path(out).resolve().is_relative_to(Path(tree).resolve()):
+        raise ReloblurError(f"{out} is inside the {what} {tree}: write to a folder outside it")

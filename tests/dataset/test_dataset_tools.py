@@ -12,7 +12,7 @@ from reloblur.dataset.export import ExportOptions, export_dataset
 from reloblur.dataset.split import SplitOptions, assign_scenes, split_dataset
 from reloblur.dataset.stats import StatsOptions, dataset_stats
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
-from reloblur.errors import DatasetError
+from reloblur.errors import DatasetError, ReloblurError
 from reloblur.formats.dataset import discover_pairs, scan_dataset
 from reloblur.imaging.imageio import read_image, write_image
 
@@ -78,6 +78,17 @@ def test_masks_asked_for_are_all_there(tiny_dataset):
     with pytest.raises(DatasetError, match=r"no masks tree \(.*masks does not exist\): make the masks with "
                                            "`reloblur mask generate`"):
         discover_pairs(tiny_dataset, require_masks=True)
+
+
+def test_export_refuses_to_write_into_the_trees_it_reads(tiny_dataset):
+    masks = tiny_dataset.parent / "masks"
+    before = {p: p.read_bytes() for p in tiny_dataset.parent.rglob("*") if p.is_file()}
+    for out, tree in ((tiny_dataset, "dataset"), (tiny_dataset / "train" / "export", "dataset"),
+                      (masks / "export", "masks tree")):
+        with pytest.raises(ReloblurError, match=f"is inside the {tree} "):
+            export_dataset(ExportOptions(tiny_dataset, out))
+    assert {p: p.read_bytes() for p in tiny_dataset.parent.rglob("*") if p.is_file()} == before
+    assert problems_by_code(tiny_dataset) == {}
 
 
 def test_clean_dataset_validates(tiny_dataset):

@@ -39,7 +39,7 @@ from reloblur.imaging.imageio import encode_srgb, read_image, write_image
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
 from reloblur.lbfmg.generate import MaskParams, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
-from reloblur.paths import output_folder
+from reloblur.paths import output_folder, outside
 from reloblur.pipeline.burst import SIDECAR_SUFFIX as BURST_SIDECAR
 from reloblur.pipeline.burst import decode_frame
 
@@ -321,10 +321,7 @@ def export_masks(options: MaskExportOptions) -> MaskExport:
         raise ReloblurError(f"{root}: masks directory does not exist")
     if options.convention not in ("binary", "soft"):
         raise ReloblurError(f"--convention {options.convention!r}: choose binary or soft")
-    if options.out.resolve().is_relative_to(root.resolve()):
-        # In place it would rewrite the masks themselves; below them, its files would be
-        # strays of the tree (and masks again to the next export).
-        raise ReloblurError(f"{options.out} is inside the masks tree {root}: export to a folder outside it")
+    outside(options.out, root, what="masks tree")
     paths = sorted(p for p in root.rglob("*.png")
                    if not p.name.startswith(".") and not p.name.endswith(CONFIDENCE_SUFFIX)
                    and not p.name.endswith((".valid.png", ".clip.png")))
