@@ -91,6 +91,13 @@ def test_export_refuses_to_write_into_the_trees_it_reads(tiny_dataset):
     assert problems_by_code(tiny_dataset) == {}
 
 
+def test_a_scene_in_both_splits_is_a_warning(tiny_dataset):
+    make_pair(tiny_dataset / "test" / "s02" / "01", "00", mask=tiny_dataset.parent / "masks/test/s02/01/00.png")
+    report = validate_dataset(ValidateOptions(tiny_dataset, workers=1, progress=False))
+    assert [(p.code, p.severity) for p in report.problems] == [("scene-in-both-splits", "warning")]
+    assert "scene 's02' is in train and in test" in report.problems[0].message
+
+
 def test_clean_dataset_validates(tiny_dataset):
     assert problems_by_code(tiny_dataset) == {}
 

@@ -40,6 +40,37 @@ def test_simulate_resumes_and_refuses_other_settings(tmp_path):
         simulate(SimulateOptions(out=out, pairs=4, seed=1, width=96, height=64, workers=1, progress=False))
 
 
+def test_a_grown_reloblur_layout_keeps_every_scene_in_one_split(tmp_path):
+    """With more pairs a scene can change split (the test share is of more scenes): its
+    rendered pairs move there and resume, instead of staying behind in the other split,
+    where they were a test scene also trained on."""
+    out = tmp_path / "d"
+    opts = dict(width=96, height=64, layout="reloblur", pairs_per_scene=3, workers=1, progress=False)
+    simulate(SimulateOptions(out=out, pairs=3, **opts))
+    assert {p.split for p in discover_pairs(out / "dataset")} == {"train"}  # one scene: train
+    before = {p.id.split("/", 1)[1]: p.blur.read_bytes() for p in discover_pairs(out / "dataset")}
+    result = simulate(SimulateOptions(out=out, pairs=6, **opts))
+    assert (result.written, result.resumed) == (3, 3)
+    pairs = discover_pairs(out / "dataset", require_masks=True)
+    assert len(pairs) == 6 and {p.split for p in pairs} == {"train", "test"}
+    moved = {p.id.split("/", 1)[1]: p for p in pairs if p.scene == "s01"}
+    assert {k: p.blur.read_bytes() for k, p in moved.items()} == before and moved["s01/00/00"].split == "test"
+    report = validate_dataset(ValidateOptions(out / "dataset", workers=1, progress=False))
+    assert report.problems == []
+
+
+def test_simulate_refuses_a_folder_of_another_layout(tmp_path):
+    simulate(SimulateOptions(out=tmp_path / "s", pairs=1, width=96, height=64, workers=1, progress=False))
+    for layout in ("reloblur", "burst"):
+        with pytest.raises(ReloblurError, match=f"already holds a session layout; simulate the {layout} layout"):
+            simulate(SimulateOptions(out=tmp_path / "s", pairs=1, width=96, height=64, layout=layout, workers=1,
+                                     progress=False))
+    simulate(SimulateOptions(out=tmp_path / "d", pairs=1, width=96, height=64, layout="reloblur", workers=1,
+                             progress=False))
+    with pytest.raises(ReloblurError, match="already holds a reloblur layout; simulate the session layout"):
+        simulate(SimulateOptions(out=tmp_path / "d", pairs=1, width=96, height=64, workers=1, progress=False))
+
+
 def test_session_records_manifest_and_truth(tmp_path):
     simulate(SimulateOptions(out=tmp_path / "s", pairs=4, width=96, height=64, workers=1, progress=False))
     session = Session(tmp_path / "s")

@@ -9,7 +9,7 @@ import numpy as np
 
 from reloblur.batch import run_batch
 from reloblur.errors import ImageReadError
-from reloblur.formats.dataset import Pair, scan_dataset
+from reloblur.formats.dataset import TEST, TRAIN, Pair, scan_dataset
 from reloblur.imaging.imageio import read_image
 
 ERROR = "error"
@@ -167,7 +167,8 @@ def validate_dataset(options: ValidateOptions) -> ValidateReport:
 
     Checks: missing partner, size mismatch (pair and mask), unreadable, empty or truncated
     file, image not RGB, wrong bit depth, mask not single-channel or not binary, missing
-    mask (when a masks tree exists), 'sharp' in a directory name, stray files.
+    mask (when a masks tree exists), 'sharp' in a directory name, stray files; and, as a
+    warning, a scene with sequences in both train and test.
     """
     scan = scan_dataset(options.root, masks_root=options.masks)
     report = ValidateReport(
@@ -196,6 +197,16 @@ def validate_dataset(options: ValidateOptions) -> ValidateReport:
         )
     for stray in scan.stray_masks:
         problems.append(Problem(str(stray), "stray-mask", f"{stray}: mask without a pair"))
+    splits_of: dict[str, set[str]] = {}
+    for pair in scan.pairs:
+        if pair.scene is not None and pair.split is not None:
+            splits_of.setdefault(pair.scene, set()).add(pair.split)
+    for scene, splits in sorted(splits_of.items()):
+        if {TRAIN, TEST} <= splits:
+            problems.append(Problem(
+                str(scan.root / TEST / scene), "scene-in-both-splits",
+                f"{scan.root / TEST / scene}: scene {scene!r} is in train and in test: scores on a scene the model "
+                "was trained on flatter it (`reloblur dataset split` moves whole scenes)", WARNING))
 
     checks = [
         _PairCheck(pair, options.bit_depth, options.lenient_masks, scan.masks_root is not None)

@@ -295,6 +295,66 @@ def assign_scenes(scenes: list[str], *, test_fraction: float, seed: int) -> dict
     return {scene: TEST if i < n_test else TRAIN for i, scene in enumerate(ordered)}
 
 
+def sequence_dirs(root: Path) -> dict[str, list[Path]]:
+    """Scene name -> its ``<split>/<scene>/<seq>`` directories under a dataset root, across
+    all splits."""
+    scenes: dict[str, list[Path]] = {}
+    for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for scene_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+            seqs = sorted(p for p in scene_dir.iterdir() if p.is_dir())
+            scenes.setdefault(scene_dir.name, []).extend(seqs)
+    return scenes
+
+
+def plan_scene_moves(root: Path, masks_root: Path, assignment: dict[str, str]) -> list[tuple[Path, Path]]:
+    """The ``(source, target)`` sequence directories to rename, in the dataset and in the
+    masks tree, so that each scene of ``assignment`` lives wholly in its split.
+
+    Raises
+    ------
+    DatasetError
+        A target already exists (two splits hold the same scene/sequence).
+    """
+    planned: list[tuple[Path, Path]] = []
+    if not root.is_dir():
+        return planned
+    for scene, seq_dirs in sorted(sequence_dirs(root).items()):
+        if scene not in assignment:
+            continue
+        for seq_dir in seq_dirs:
+            rel = seq_dir.relative_to(root)
+            assert len(rel.parts) == RELOBLUR_DEPTH
+            target_rel = Path(assignment[scene], *rel.parts[1:])
+            # Each tree on its own: an interrupted move may have moved a sequence's images
+            # and not yet its masks.
+            for tree in (root, masks_root):
+                target = tree / target_rel
+                for split in (TRAIN, TEST):
+                    source = tree / split / target_rel.relative_to(target_rel.parts[0])
+                    if source == target or not source.exists():
+                        continue
+                    if target.exists():
+                        raise DatasetError(
+                            f"{target}: already exists, cannot move {source} there "
+                            "(the same scene/sequence is in two splits)"
+                        )
+                    planned.append((source, target))
+    return planned
+
+
+def move_scenes(planned: list[tuple[Path, Path]]) -> None:
+    """Make the moves of :func:`plan_scene_moves` (``os.rename``: a sequence is never
+    half-copied), removing the scene and split directories they leave empty."""
+    for source, target in planned:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, target)
+        for directory in (source.parent, source.parent.parent):
+            try:
+                directory.rmdir()
+            except OSError:
+                break
+
+
 def find_pairs(data: Path) -> tuple[list[Pair], list[ItemFailure]]:
     """Pairs at any depth below ``data`` (ReLoBlur layout or flat align output), and the
     problems found on the way (orphans)."""

@@ -30,7 +30,7 @@ from reloblur.batch import ItemFailure, run_batch
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import MANIFEST as BURST_MANIFEST
 from reloblur.formats.burst_folder import BurstFrame, BurstManifest
-from reloblur.formats.dataset import assign_scenes
+from reloblur.formats.dataset import assign_scenes, move_scenes, plan_scene_moves
 from reloblur.formats.session import (
     MANIFEST,
     STATUS_OK,
@@ -108,6 +108,26 @@ class SimulateResult:
 def _simulator(config: SimulatorConfig) -> RigSimulator:
     # One per worker process: the scene background is cached across that worker's pairs.
     return RigSimulator(config)
+
+
+def _recorded(out: Path, layout: str) -> dict[str, Any] | None:
+    """The settings of the simulation ``out`` already holds (None: none), after checking it
+    holds the same layout: two layouts in one folder would each read the other's files."""
+    marker = out / SIMULATION_FILE
+    if marker.exists():
+        try:
+            record = json.loads(marker.read_text())
+            held = record["layout"]
+        except (ValueError, KeyError, TypeError):
+            raise ReloblurError(f"{marker}: not a simulation record; simulate into another directory") from None
+    elif (out / MANIFEST).exists():
+        record, held = None, "session"
+    else:
+        return None
+    if held != layout:
+        raise ReloblurError(f"{out} already holds a {held} layout; simulate the {layout} layout into "
+                            "another directory")
+    return record
 
 
 def _check_same_config(recorded: dict[str, Any] | None, config: SimulatorConfig, where: Path) -> None:
@@ -224,6 +244,7 @@ def _render_session_pair(job: _SessionJob) -> PairRecord:
 
 def _simulate_session(options: SimulateOptions, config: SimulatorConfig) -> SimulateResult:
     out = Path(options.out)
+    _recorded(out, "session")
     if (out / MANIFEST).exists():
         existing = SessionWriter(out)
         recorded = (existing.manifest.simulation or {}).get("config")
@@ -313,14 +334,17 @@ def _simulate_dataset(options: SimulateOptions, config: SimulatorConfig) -> Simu
     if config.bayer:
         raise ReloblurError("--bayer applies to the session layout only (ReLoBlur pairs are RGB)")
     out = Path(options.out)
-    marker = out / SIMULATION_FILE
-    if marker.exists():
-        _check_same_config(json.loads(marker.read_text()).get("config"), config, out)
-    atomic_write_json(marker, {"config": config.to_dict(), "layout": "reloblur"})
+    recorded = _recorded(out, "reloblur")
+    if recorded is not None:
+        _check_same_config(recorded.get("config"), config, out)
+    atomic_write_json(out / SIMULATION_FILE, {"config": config.to_dict(), "layout": "reloblur"})
     dataset, masks = out / "dataset", out / "masks"
     n_scenes = math.ceil(options.pairs / config.pairs_per_scene)
     names = [scene_name(s) for s in range(n_scenes)]
     assignment = assign_scenes(names, test_fraction=options.test_fraction, seed=config.seed)
+    # More pairs, or another test fraction, than a previous run into ``out`` can move a scene
+    # it rendered to the other split: moved, its pairs resume there, and no scene is in both.
+    move_scenes(plan_scene_moves(dataset, masks, assignment))
     jobs = [
         _DatasetJob(config, dataset, masks, assignment[scene_name(i // config.pairs_per_scene)], i)
         for i in range(options.pairs)
@@ -394,10 +418,10 @@ def _render_burst_folder(job: _BurstJob) -> str:
 
 def _simulate_bursts(options: SimulateOptions, config: SimulatorConfig) -> SimulateResult:
     out = Path(options.out)
-    marker = out / SIMULATION_FILE
-    if marker.exists():
-        _check_same_config(json.loads(marker.read_text()).get("config"), config, out)
-    atomic_write_json(marker, {"config": config.to_dict(), "layout": "burst", "frames": options.frames,
+    recorded = _recorded(out, "burst")
+    if recorded is not None:
+        _check_same_config(recorded.get("config"), config, out)
+    atomic_write_json(out / SIMULATION_FILE, {"config": config.to_dict(), "layout": "burst", "frames": options.frames,
                                "exposed_fraction": options.exposed_fraction, "shake_px": options.shake_px})
     jobs = [_BurstJob(config, out / "bursts", out / "truth_masks", i, options.frames, options.exposed_fraction,
                       options.shake_px) for i in range(options.pairs)]
