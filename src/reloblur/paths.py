@@ -75,3 +75,15 @@ def outside(out: str | os.PathLike[str], tree: str | os.PathLike[str], *, what: 
     """
     if Path(out).resolve().is_relative_to(Path(tree).resolve()):
         raise ReloblurError(f"{out} is inside the {what} {tree}: write to a folder outside it")
+
+
+def is_folder_name(label: str) -> bool:
+    """Whether ``label`` (a scene label, say) can become one folder's name as it is: not
+    empty, ``.`` or ``..``, no separator or drive colon, no surrounding spaces. Labels
+    travel in session files and become folders in ``align``: ``../x`` or ``/x`` must not.
+
+    >>> is_folder_name("lab bench"), is_folder_name("../x"), is_folder_name(" s01")
+    (True, False, False)
+    """
+    return bool(label) and label not in (".", "..") and not any(c in label for c in "/\\:") \
+        and label == label.strip()

@@ -32,6 +32,7 @@ from reloblur.capture.syncbox import (
     s_trigger_delay_us,
 )
 from reloblur.dataset_cli.app import app
+from reloblur.errors import ReloblurError
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import read_image
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
@@ -642,6 +643,31 @@ def test_a_rig_file_names_a_user_set_or_none(tmp_path):
     assert loaded.cameras["B"].user_set == "UserSet1" and loaded.cameras["S"].user_set is None
     (tmp_path / "default.toml").write_text('[cameras.B]\nselect = "0"\n[cameras.S]\nselect = "1"\n')
     assert load_rig(tmp_path / "default.toml").cameras["B"].user_set == "Default"
+
+
+@pytest.mark.parametrize(("option", "value", "named"), [
+    ("--rate", "0", "rate_hz (--rate) = 0.0: must be a positive number"),  # was a ZeroDivisionError traceback
+    ("--rate", "nan", "rate_hz (--rate) = nan"),
+    ("--b-exposure", "-5", "cameras.B.exposure_us (--b-exposure) = -5.0"),  # was "S exposure ... longer than B's"
+    ("--gain", "inf", "cameras.B.gain_db (--gain) = inf: must be a finite number"),
+    ("--scene", "../elsewhere", "--scene '../elsewhere' is not a folder name"),  # was recorded; align refused it
+])
+def test_capture_refuses_a_setting_no_rig_runs_with_before_the_session_exists(tmp_path, option, value, named):
+    result = runner.invoke(app, ["capture", "--session", str(tmp_path / "s"), "--backend", "sim", "--sync", "sim",
+                                 "--pairs", "1", "--size", "96x64", option, value])
+    assert result.exit_code == 1 and named in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_rig_file_value_no_rig_runs_with_is_named_with_the_file(tmp_path):
+    rig = tmp_path / "rig.toml"
+    for line, named in (("rate_hz = 0", "rate_hz (--rate) = 0.0"), ('rate_hz = "fast"', "could not convert")):
+        rig.write_text(f'[rig]\n{line}\n[cameras.B]\nselect = "0"\n[cameras.S]\nselect = "1"\n')
+        with pytest.raises(ReloblurError, match=rf"rig.toml: .*{re.escape(named)}"):
+            load_rig(rig)
+    rig.write_text('[cameras.B]\nselect = "0"\nexposure_us = "long"\n[cameras.S]\nselect = "1"\n')
+    with pytest.raises(ReloblurError, match=r"rig.toml: cameras.B.exposure_us \(--b-exposure\) = long"):
+        load_rig(rig)
 
 
 def test_parallel_writers_log_in_trigger_order_and_a_failed_write_keeps_every_earlier_pair(tmp_path):

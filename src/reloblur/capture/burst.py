@@ -41,6 +41,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import MANIFEST, BurstFrame, BurstManifest
 from reloblur.formats.timing import SPhase
 from reloblur.imaging.imageio import encode_image
+from reloblur.paths import is_folder_name
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def capture_bursts(options: BurstCaptureOptions) -> BurstCaptureSummary:
     if options.frames < 2 or options.bursts < 1:
         raise ReloblurError(f"--frames-per-pair must be >= 2 (got {options.frames}) and --pairs >= 1 "
                             f"(got {options.bursts})")
-    if not options.scene or any(c in options.scene for c in "/\\:") or options.scene in (".", ".."):
+    if not is_folder_name(options.scene):
         raise ReloblurError(f"--scene {options.scene!r} is not a folder name")
     summary = BurstCaptureSummary(out=str(options.out))
     started = time.monotonic()

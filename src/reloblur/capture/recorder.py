@@ -45,6 +45,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.session import STATUS_OK, STATUS_REJECTED, PairRecord, SessionManifest, SessionWriter
 from reloblur.formats.timing import check_s_phase
 from reloblur.logs import log_file
+from reloblur.paths import is_folder_name
 
 log = logging.getLogger(__name__)
 CAPTURE_LOG = "capture.log"
@@ -432,6 +433,9 @@ def capture(options: CaptureOptions, *,
     """
     if options.pairs < 1:
         raise ReloblurError(f"--pairs must be at least 1 (got {options.pairs})")
+    if options.scene is not None and not is_folder_name(options.scene):
+        # align makes the label a folder: refused there, after the capture, it would cost the session
+        raise ReloblurError(f"--scene {options.scene!r} is not a folder name")
     return Recorder(options, on_pair, on_open).run()
 
 

@@ -29,6 +29,7 @@ Example (``docs/rig-example.toml``)::
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +90,22 @@ class RigConfig:
     # start on its own crystal, so only the change of S - B from pair to pair means anything.
     clocks: Clocks = "independent"
 
+    def __post_init__(self) -> None:
+        """Refuse values no rig can run with, naming the setting (a rig file's key, or the
+        option that sets it); ranges a camera has are checked when it is set."""
+        numbers: list[tuple[str, float | None, bool]] = [
+            ("rate_hz (--rate)", self.rate_hz, True), ("s_offset_us", self.s_offset_us, False),
+            ("light_tolerance", self.light_tolerance, True)]
+        for role, camera in self.cameras.items():
+            numbers += [(f"cameras.{role}.exposure_us (--{role.lower()}-exposure)", camera.exposure_us, True),
+                        (f"cameras.{role}.gain_db (--gain)", camera.gain_db, False)]
+        for name, value, positive in numbers:
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                    math.isfinite(value) and (value > 0 or not positive)):
+                raise ReloblurError(f"{name} = {value}: must be a {'positive' if positive else 'finite'} number")
+
 
 def load_rig(path: Path) -> RigConfig:
     """Read a rig file; errors name the file and the key."""
@@ -113,11 +130,18 @@ def load_rig(path: Path) -> RigConfig:
         parsed[role] = CameraSettings(**{**entry, "select": str(entry["select"]),
                                          "user_set": user_set_named(str(entry.get("user_set", "Default")))})
     rig, sync = data.get("rig", {}), data.get("sync", {})
+    try:
+        return _rig_config(path, parsed, rig, sync)
+    except (ReloblurError, TypeError, ValueError) as exc:
+        raise ReloblurError(f"{path}: {exc}") from None
+
+
+def _rig_config(path: Path, parsed: dict[str, CameraSettings], rig: dict[str, Any], sync: dict[str, Any]) -> RigConfig:
     return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=check_s_phase(str(rig.get("s_phase", "middle"))),
                      rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
                      s_offset_us=float(sync.get("s_offset_us", 0.0)),
                      light_tolerance=float(rig.get("light_tolerance", 0.15)),
-                     clocks=check_clocks(str(sync.get("clocks", "independent")), where=f"{path}: sync.clocks"))
+                     clocks=check_clocks(str(sync.get("clocks", "independent")), where="sync.clocks"))
 
 
 @dataclass

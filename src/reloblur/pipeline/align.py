@@ -50,7 +50,7 @@ from reloblur.imaging.raw import (
     load_linear,
     resolved_transfer,
 )
-from reloblur.paths import output_folder
+from reloblur.paths import is_folder_name, output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
 from reloblur.postprocess.color import ColorMode
 
@@ -118,14 +118,6 @@ class AlignReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _scene_folder(scene: str) -> str | None:
-    """``scene`` if it is a plain folder name, else ``None``: a label in a session is
-    untrusted, and ``../x`` or ``/x`` must not become a path."""
-    if not scene or scene in (".", "..") or any(c in scene for c in "/\\:") or scene != scene.strip():
-        return None
-    return scene
-
-
 def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailure]]:
     """The usable pairs of a session as jobs (a pair whose frames are missing, truncated or
     outside the session, or whose scene label is not a folder name, as a failing job), and
@@ -145,8 +137,8 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
             jobs.append(AlignJob(key=f"pair {skipped.pair}", blur=options.input, sharp=options.input,
                                  out_dir=options.out, index="", problem=f"pair {skipped.pair}: {skipped.reason}"))
     for record in session.pairs():
-        scene = _scene_folder(record.scene or "s01")
-        if scene is None:
+        scene = record.scene or "s01"
+        if not is_folder_name(scene):
             jobs.append(AlignJob(key=f"pair {record.pair}", blur=options.input, sharp=options.input,
                                  out_dir=options.out, index="",
                                  problem=f"pair {record.pair}: scene label {record.scene!r} is not a folder name"))
