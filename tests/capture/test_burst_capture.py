@@ -112,6 +112,20 @@ def test_the_cli_exits_2_when_bursts_were_rejected(tmp_path):
     assert result.exit_code == 2 and "rejected 1x: frame 9 missing" in result.output
 
 
+@pytest.mark.parametrize(("option", "value", "named"), [
+    ("--exposure", "0", "--exposure = 0.0: must be a positive number"),  # was recorded at 0 % exposed
+    ("--exposure", "nan", "--exposure = nan"),  # was a ValueError
+    ("--fps", "0", "--fps = 0.0: must be a positive number"),  # was a ZeroDivisionError
+    ("--gain", "nan", "--gain = nan: must be a finite number"),  # was recorded
+    ("--exposure", "1e9", "reports an exposure of 1e+09 us in a frame period of"),  # was 'exposed fraction 500000%'
+])
+def test_a_burst_setting_no_camera_runs_with_is_refused_before_anything_is_written(tmp_path, option, value, named):
+    result = runner.invoke(app, ["capture", "--mode", "burst", "--session", str(tmp_path / "b"), "--backend", "sim",
+                                 "--pairs", "1", "--size", "96x64", option, value])
+    assert result.exit_code == 1 and named in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "b").exists()
+
+
 def test_aravis_fake_camera_reads_back_a_dashed_exposure(tmp_path):
     from reloblur.capture.cameras import CameraError
     from reloblur.capture.registry import AravisOptions, open_backend

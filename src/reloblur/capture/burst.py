@@ -36,7 +36,7 @@ from reloblur.burst.build import DASHED_BELOW, BurstError, check_contiguous, sha
 from reloblur.capture.cameras import Camera, CameraError, FeatureInfo, Frame
 from reloblur.capture.recorder import WRITERS
 from reloblur.capture.registry import BackendOptions, open_backend
-from reloblur.capture.rig import load_user_set, pin_image_pipeline, set_gain_db, try_set
+from reloblur.capture.rig import check_setting, load_user_set, pin_image_pipeline, set_gain_db, try_set
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import MANIFEST, BurstFrame, BurstManifest
 from reloblur.formats.timing import SPhase
@@ -232,6 +232,9 @@ def capture_bursts(options: BurstCaptureOptions) -> BurstCaptureSummary:
                             f"(got {options.bursts})")
     if not is_folder_name(options.scene):
         raise ReloblurError(f"--scene {options.scene!r} is not a folder name")
+    check_setting("--exposure", options.exposure_us, positive=True)
+    check_setting("--fps", options.fps, positive=True)
+    check_setting("--gain", options.gain_db, positive=False)
     summary = BurstCaptureSummary(out=str(options.out))
     started = time.monotonic()
     scene_dir = options.out / options.scene
@@ -242,6 +245,11 @@ def capture_bursts(options: BurstCaptureOptions) -> BurstCaptureSummary:
         summary.exposure_us, summary.frame_period_us = applied["exposure_us"], applied["frame_period_us"]
         if summary.exposure_us and summary.frame_period_us:
             summary.exposed_fraction = summary.exposure_us / summary.frame_period_us
+            if summary.exposed_fraction > 1 + 1e-3:
+                # A frame cannot expose longer than it lasts: the readback is not what the sensor does.
+                raise CameraError(f"{camera.info.serial or camera.info.id} reports an exposure of "
+                                  f"{summary.exposure_us:g} us in a frame period of {summary.frame_period_us:g} us: "
+                                  "set an exposure shorter than the period (or --fps lower)")
         warning = exposed_fraction_warning(summary.exposure_us, summary.frame_period_us, options.fps is not None)
         if warning:
             warnings.append(warning)

@@ -100,11 +100,17 @@ class RigConfig:
             numbers += [(f"cameras.{role}.exposure_us (--{role.lower()}-exposure)", camera.exposure_us, True),
                         (f"cameras.{role}.gain_db (--gain)", camera.gain_db, False)]
         for name, value, positive in numbers:
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and (value > 0 or not positive)):
-                raise ReloblurError(f"{name} = {value}: must be a {'positive' if positive else 'finite'} number")
+            check_setting(name, value, positive=positive)
+
+
+def check_setting(name: str, value: object, *, positive: bool) -> None:
+    """Refuse a capture setting that is not a finite (and, where ``positive``, positive)
+    number, naming it; None (left to the camera) passes."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and (value > 0 or not positive)):
+        raise ReloblurError(f"{name} = {value}: must be a {'positive' if positive else 'finite'} number")
 
 
 def load_rig(path: Path) -> RigConfig:
