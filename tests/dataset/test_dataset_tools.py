@@ -91,6 +91,23 @@ def test_export_refuses_to_write_into_the_trees_it_reads(tiny_dataset):
     assert problems_by_code(tiny_dataset) == {}
 
 
+@pytest.mark.parametrize("where", ["dataset/train/s01/00/00_blur.png", "masks/train/s01/00/00.png", "masks/h.png"])
+def test_a_statistics_plot_never_lands_in_the_trees_it_describes(tiny_dataset, where):
+    """`--plot` pointed at an image or mask (a slip of the shell's completion) replaced it."""
+    from typer.testing import CliRunner
+
+    from reloblur.dataset_cli.app import app
+
+    before = {p: p.read_bytes() for p in tiny_dataset.parent.rglob("*") if p.is_file()}
+    plot = tiny_dataset.parent / where
+    with pytest.raises(ReloblurError, match="is inside the"):
+        dataset_stats(StatsOptions(tiny_dataset, plot=plot, workers=1, progress=False))
+    if where.startswith("masks"):
+        result = CliRunner().invoke(app, ["mask", "stats", str(tiny_dataset.parent / "masks"), "--plot", str(plot)])
+        assert result.exit_code == 1 and "is inside the masks tree" in result.output
+    assert {p: p.read_bytes() for p in tiny_dataset.parent.rglob("*") if p.is_file()} == before
+
+
 def test_a_scene_in_both_splits_is_a_warning(tiny_dataset):
     make_pair(tiny_dataset / "test" / "s02" / "01", "00", mask=tiny_dataset.parent / "masks/test/s02/01/00.png")
     report = validate_dataset(ValidateOptions(tiny_dataset, workers=1, progress=False))

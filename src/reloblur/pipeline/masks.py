@@ -261,6 +261,8 @@ def mask_stats(options: MaskStatsOptions) -> MaskStats:
     root = options.masks
     if not root.is_dir():
         raise ReloblurError(f"{root}: masks directory does not exist")
+    if options.plot is not None:
+        outside(options.plot, root, what="masks tree")  # the histogram would replace a mask, or be read as one
     groups: dict[str, list[float]] = {}
     review: Counter[str] = Counter()
     paths = sorted(p for p in root.rglob("*.png")
