@@ -254,6 +254,30 @@ def test_review_api_token_traversal_save_and_conflict(review_server):
 
 
 @needs_browser
+def test_every_view_of_an_odd_pair_gets_an_answer(review_server):
+    """A grey B, S of another size, a 16-bit mask: each view answers (an image, or an
+    error naming the file), where the diff and confidence views dropped the connection
+    with a traceback on the server's console."""
+    url, masks = review_server
+    token = url.split("token=")[1]
+    pairs = json.loads(call(url, "/api/pairs", token)[1])["pairs"]
+    data = masks.parent / "dataset"
+    grey, other_size, wide_mask = (p["id"] for p in pairs[:3])
+    blur = data / f"{grey}_blur.png"
+    write_image(blur, read_image(blur)[:, :, 0])
+    sharp = data / f"{other_size}_sharp.png"
+    write_image(sharp, read_image(sharp)[:60, :80])
+    mask = masks / f"{wide_mask}.png"
+    write_image(mask, read_image(mask).astype(np.uint16) * 257)
+    (masks / f"{wide_mask}.conf.png").unlink()
+    for pair_id in (grey, wide_mask):
+        for kind in ("blur", "sharp", "mask", "diff", "confidence"):
+            status, body = call(url, f"/api/image?id={pair_id}&kind={kind}", token)
+            assert status == 200 and body.startswith(b"\x89PNG"), (pair_id, kind, body[:200])
+    status, body = call(url, f"/api/image?id={other_size}&kind=diff", token)
+    assert status == 422 and b"80x60 but" in body and b"align the pair first" in body
+
+
 def test_a_real_browser_paints_a_stroke_and_saves_it(review_server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By

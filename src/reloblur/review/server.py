@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
 import secrets
 import struct
 import threading
@@ -42,8 +43,10 @@ from reloblur import __version__
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
 from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
-from reloblur.imaging.imageio import encode_image, probe_image, read_image, to_float
+from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
 from reloblur.lbfmg.generate import MaskParams, generate_mask
+
+_log = logging.getLogger(__name__)
 
 STATIC_FILES = {"app.js": "text/javascript", "app.css": "text/css"}
 MAX_BODY = 64 * 2**20
@@ -129,15 +132,21 @@ class ReviewStore:
         if kind == "mask":
             return encode_image(self.mask(pair), ".png")
         if kind == "diff":
-            blur, sharp = to_float(read_image(pair.blur)), to_float(read_image(pair.sharp))
+            blur, sharp = (to_float(ensure_rgb(read_image(path))) for path in (pair.blur, pair.sharp))
+            if blur.shape != sharp.shape:
+                raise ReloblurError(f"{pair.sharp} is {sharp.shape[1]}x{sharp.shape[0]} but {pair.blur.name} is "
+                                    f"{blur.shape[1]}x{blur.shape[0]}: align the pair first")
             difference = np.abs(blur - sharp).max(axis=2) * 255.0
             heat = cv2.applyColorMap(np.clip(difference * 4, 0, 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
             return encode_image(heat[:, :, ::-1].copy(), ".png")
         if kind == "confidence":
             # The generator's soft evidence (NN.conf.png), as a heat map; black if none was made.
             path = confidence_path(self.mask_path(pair))
-            level = read_image(path) if path.exists() else np.zeros_like(self.mask(pair))
-            heat = cv2.applyColorMap(level if level.ndim == 2 else level[:, :, 0], cv2.COLORMAP_VIRIDIS)
+            level = read_image(path) if path.exists() else np.zeros(self.shape(pair), np.uint8)
+            level = level if level.ndim == 2 else level[:, :, 0]
+            if level.dtype != np.uint8:  # a map written elsewhere; ours are 8-bit
+                level = np.round(to_float(level) * 255).astype(np.uint8)
+            heat = cv2.applyColorMap(level, cv2.COLORMAP_VIRIDIS)
             return encode_image(heat[:, :, ::-1].copy(), ".png")
         raise ApiError(HTTPStatus.BAD_REQUEST,
                        f"unknown image kind {kind!r}: blur, sharp, mask, diff or confidence")
@@ -338,6 +347,9 @@ class ReviewHandler(BaseHTTPRequestHandler):
             self._json(exc.status, exc.payload)
         except ReloblurError as exc:
             self._json(HTTPStatus.UNPROCESSABLE_ENTITY, {"error": str(exc)})
+        except Exception as exc:  # a bug: the browser gets an answer, the console the traceback
+            _log.exception("review request %s %s failed", method, url.path)
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"internal error: {type(exc).__name__}: {exc}"})
 
     # -- routes -------------------------------------------------------------------------
     def _get(self, path: str, query: dict[str, list[str]]) -> None:
