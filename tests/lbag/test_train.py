@@ -552,3 +552,20 @@ def test_eval_without_any_masks_says_so(sim_dataset, tmp_path):
                                  "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "no masks (none beside the dataset" in result.output and "empty mask" not in result.output
+
+
+def test_eval_reads_predictions_of_deblur_run_on_one_split_folder(sim_dataset, tmp_path):
+    """deblur mirrors the folder it is given: run on dataset/test, its outputs have no
+    test/ folder, and eval --pred found none of them ("N prediction(s) missing")."""
+    dataset = sim_dataset / "dataset"
+    result = runner.invoke(app, ["deblur", str(dataset / "test"), "-c", str(PARITY / "model_ckpt_steps_1234.ckpt"),
+                                 "-o", str(tmp_path / "pred"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "pred" / "test").exists()
+    scored = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / "pred"), "--json"])
+    assert scored.exit_code == 0, scored.output
+    test_pairs = discover_pairs(dataset, split="test")
+    assert len(json.loads(scored.stdout)["images"]) == len(test_pairs)
+    missing = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / "none")])
+    first = test_pairs[0]
+    assert missing.exit_code == 1 and f"{first.rel_dir}/{first.index}_deblurred.png" in missing.output

@@ -73,10 +73,22 @@ class EvalResult:
 
 def prediction_path(pred_dir: Path, pair: Pair) -> Path:
     """A pair's prediction: where ``reloblur deblur`` puts it (``NN_deblurred.png``), or,
-    from tools that keep the input's name, the blur file's name as PNG."""
-    folder = pred_dir.joinpath(*pair.rel_dir.parts)
-    ours = folder / deblurred_name(pair.blur)
-    return ours if ours.exists() else folder / pair.blur.with_suffix(".png").name
+    from tools that keep the input's name, the blur file's name as PNG; the path expected
+    when there is none.
+
+    ``deblur`` mirrors the folder it was given: run on the dataset root, the split is part
+    of the path; run on one split's folder (``dataset/test``), it is not, and a prediction
+    tree without a ``<split>`` folder is read that way.
+    """
+    parts = pair.rel_dir.parts
+    folders = [pred_dir.joinpath(*parts)]
+    if pair.split is not None and not (pred_dir / pair.split).is_dir():
+        folders.append(pred_dir.joinpath(*parts[1:]))
+    for folder in folders:
+        for name in (deblurred_name(pair.blur), pair.blur.with_suffix(".png").name):
+            if (folder / name).exists():
+                return folder / name
+    return folders[0] / deblurred_name(pair.blur)
 
 
 def background_mae(output: torch.Tensor, blur: np.ndarray, mask: np.ndarray) -> float | None:
