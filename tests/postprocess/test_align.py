@@ -649,6 +649,16 @@ def test_calibration_says_pass_warn_or_fail_against_the_documented_limits(tmp_pa
     human = runner.invoke(app, ["align", "calibrate", str(moving), "--out", str(tmp_path / "rig2.json"),
                                 "--workers", "1"])
     assert report["verdict"] in human.output and "static scene" in human.output.replace("\n", " ")
+    # A static capture is not called moving: align's own motion mask, grown to keep its fits
+    # safe, put 10 % of these pairs' pixels in motion.
+    still = tmp_path / "still"
+    simulate(SimulateOptions(out=still, pairs=3, width=640, height=480, static_fraction=1.0, seed=9, workers=1,
+                             progress=False))
+    result = runner.invoke(app, ["align", "calibrate", str(still), "--out", str(tmp_path / "rig3.json"),
+                                 "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["moving_fraction"] < 0.005 and not any("static scene" in r for r in report["reasons"])
 
 
 @pytest.mark.parametrize("pattern, layout", [("RG", "RGGB"), ("GR", "GRBG"), ("GB", "GBRG"), ("BG", "BGGR")])

@@ -22,7 +22,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.calibration import Calibration
 from reloblur.imaging.imageio import encode_srgb
 from reloblur.imaging.raw import InputTransfer
-from reloblur.lbfmg.generate import pair_noise_model
+from reloblur.lbfmg.generate import generate_mask, pair_noise_model
 from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.pipeline.align import AlignJob, AlignOptions, _load, discover_jobs
 from reloblur.postprocess.align import AlignSettings, align_pair
@@ -100,10 +100,14 @@ def _calibrate_pair(task: _CalTask
     blur = _load(job.blur, job.blur_format, job.black_levels[0], task.transfer, timer).linear
     sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], task.transfer, timer).linear
     result = align_pair(blur, sharp, settings=AlignSettings(crop=True))
-    moving = float(result.motion_mask.mean())
-    # The noise of the pair as align writes it (cropped, 8-bit sRGB), as mask generate sees it.
+    # The pair as align writes it (cropped, 8-bit sRGB), as mask generate sees it: its
+    # noise, and what moved in it. align's own motion mask is grown generously to keep the
+    # fits off anything that might have moved; as a measure of motion it flagged a tenth
+    # of static simulated pairs.
     rows, cols = result.crop.slices()
-    models = pair_noise_model(encode_srgb(blur[rows, cols]), encode_srgb(np.clip(result.sharp_aligned[rows, cols], 0, 1)))
+    blur_8, sharp_8 = encode_srgb(blur[rows, cols]), encode_srgb(np.clip(result.sharp_aligned[rows, cols], 0, 1))
+    models = pair_noise_model(blur_8, sharp_8)
+    moving = generate_mask(blur_8, sharp_8, clipped=result.clip_flags[rows, cols]).blur_ratio
     return (result.homography.tolist(), result.color.matrix.tolist(), [blur.shape[1], blur.shape[0]],
             [list(m.coefficients) for m in models], moving, result.radial)
 
