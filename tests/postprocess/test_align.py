@@ -446,6 +446,14 @@ def test_calibration_from_a_static_session(tmp_path):
     assert result.exit_code == 0, result.output
     sidecar = json.loads(sorted(out.rglob("*.align.json"))[0].read_text())
     assert sidecar["qa"]["registration"]["initial"] == "calibration" and sidecar["color_mode"] == "calibrated"
+    # Its homography is in pixels of 320x240 images: pairs of another size are refused by
+    # name (they were aligned from it, as if binning or a region of interest changed nothing).
+    smaller = tmp_path / "smaller"
+    simulate(SimulateOptions(out=smaller, pairs=1, width=256, height=192, workers=1, progress=False))
+    result = runner.invoke(app, ["align", str(smaller), str(tmp_path / "x"), "--calibration", str(calibration),
+                                 "--workers", "1"])
+    assert result.exit_code == 2
+    assert "is 256x192, but the calibration" in result.output and "made on 320x240 images" in result.output
 
 
 def test_sigkill_mid_batch_then_rerun_is_byte_identical(tmp_path):

@@ -311,6 +311,7 @@ class _Task:
     job: AlignJob
     options: AlignOptions
     calibration: dict[str, Any] | None
+    calibrated_size: tuple[int, int] | None = None  # (width, height) of B where the calibration was made
 
 
 def _outputs(job: AlignJob) -> tuple[Path, ...]:
@@ -347,6 +348,12 @@ def align_job(task: _Task) -> PairOutcome:
     blur_input, sharp, known = _read_pair(job, options, timer)
     blur = blur_input.linear
     calibration = task.calibration or {}
+    made_on = task.calibrated_size
+    if made_on is not None and made_on != (blur.shape[1], blur.shape[0]):
+        # Its homography is in pixels of those images: another size (binning, a region of
+        # interest) is another geometry, which no rescaling can tell apart.
+        raise ReloblurError(f"{job.blur} is {blur.shape[1]}x{blur.shape[0]}, but the calibration {options.calibration} "
+                            f"was made on {made_on[0]}x{made_on[1]} images: calibrate the rig at this size")
     with timer.stage("register"):
         result = align_pair(
             blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop,
@@ -464,11 +471,6 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
     )
 
 
-def load_calibration(path: Path | None) -> dict[str, Any] | None:
-    """The homography and colour matrix of ``align calibrate``'s file (``None`` without one)."""
-    return None if path is None else Calibration.read(path).priors()
-
-
 def align_all(options: AlignOptions) -> AlignReport:
     """Align every pair; failures are collected (the caller exits 2 when there are any)."""
     if options.resize_filter not in RESIZE_FILTERS:
@@ -498,7 +500,10 @@ def align_all(options: AlignOptions) -> AlignReport:
                 + ". Nothing was written. Pass --append to number this session's pairs on after them, "
                 "--overwrite to replace them, or choose another OUT."
             )
-    calibration = load_calibration(options.calibration)
+    rig = None if options.calibration is None else Calibration.read(options.calibration)
+    calibration = None if rig is None else rig.priors()
+    size = [] if rig is None else rig.blur_size
+    calibrated_size = (int(size[0]), int(size[1])) if len(size) == 2 else None  # older files: unknown
     # What a killed run left half-written: all of it, or only this shard's own files
     # (another machine may be writing the rest now).
     if options.out.is_dir() and options.shard.whole:
@@ -507,7 +512,7 @@ def align_all(options: AlignOptions) -> AlignReport:
         remove_own_temporaries(path for job in jobs if not job.problem for path in _outputs(job))
     result = run_batch(
         align_job,
-        [_Task(job, options, calibration) for job in jobs],
+        [_Task(job, options, calibration, calibrated_size) for job in jobs],
         key=lambda task: task.job.key,
         workers=options.workers,
         description="aligning pairs",
