@@ -137,12 +137,12 @@ def load_rig(path: Path) -> RigConfig:
                                          "user_set": user_set_named(str(entry.get("user_set", "Default")))})
     rig, sync = data.get("rig", {}), data.get("sync", {})
     try:
-        return _rig_config(path, parsed, rig, sync)
+        return _rig_config(parsed, rig, sync)
     except (ReloblurError, TypeError, ValueError) as exc:
         raise ReloblurError(f"{path}: {exc}") from None
 
 
-def _rig_config(path: Path, parsed: dict[str, CameraSettings], rig: dict[str, Any], sync: dict[str, Any]) -> RigConfig:
+def _rig_config(parsed: dict[str, CameraSettings], rig: dict[str, Any], sync: dict[str, Any]) -> RigConfig:
     return RigConfig(parsed, name=str(rig.get("name", "rig")), s_phase=check_s_phase(str(rig.get("s_phase", "middle"))),
                      rate_hz=float(rig.get("rate_hz", 5.0)), sync_port=sync.get("port"),
                      s_offset_us=float(sync.get("s_offset_us", 0.0)),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reloblur.atomic import atomic_open, atomic_symlink, atomic_write_text, remove_stale_temporaries
 from reloblur.errors import DatasetError
-from reloblur.formats.dataset import Pair, default_masks_root, discover_pairs
+from reloblur.formats.dataset import Pair, discover_pairs, masks_tree
 from reloblur.paths import output_folder, outside
 
 FORMATS = ("basicsr",)
@@ -82,7 +82,7 @@ def export_dataset(options: ExportOptions) -> ExportResult:
     pairs = discover_pairs(options.root, masks_root=options.masks, consistent_masks=True)
     out = Path(options.out)
     outside(out, options.root, what="dataset")
-    outside(out, options.masks if options.masks is not None else default_masks_root(options.root), what="masks tree")
+    outside(out, masks_tree(options.root, options.masks), what="masks tree")
     by_split: dict[str, dict[str, Pair]] = {}
     for pair in pairs:
         for image in (pair.blur, pair.sharp):

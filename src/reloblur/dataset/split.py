@@ -18,7 +18,7 @@ from reloblur.formats.dataset import (
     TEST,
     TRAIN,
     assign_scenes,
-    default_masks_root,
+    masks_tree,
     move_scenes,
     plan_scene_moves,
     scene_rank,
@@ -69,7 +69,7 @@ def split_dataset(options: SplitOptions) -> SplitResult:
     root = Path(options.root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root is not a directory")
-    masks_root = Path(options.masks) if options.masks else default_masks_root(root)
+    masks_root = masks_tree(root, options.masks)
     scenes = sequence_dirs(root)
     if not scenes:
         raise DatasetError(f"{root}: no <split>/<scene>/<seq> directories found")

@@ -10,7 +10,7 @@ import numpy as np
 
 from reloblur.batch import run_batch
 from reloblur.errors import DatasetError
-from reloblur.formats.dataset import Pair, default_masks_root, discover_pairs
+from reloblur.formats.dataset import Pair, discover_pairs, masks_tree
 from reloblur.formats.masks import blur_ratio
 from reloblur.imaging.imageio import probe_image, read_image
 from reloblur.paths import outside
@@ -95,8 +95,7 @@ def dataset_stats(options: StatsOptions) -> DatasetStats:
     pairs = discover_pairs(options.root, masks_root=options.masks)
     if options.plot is not None:  # a PNG in either tree would be read as (or replace) an image or a mask
         outside(options.plot, options.root, what="dataset")
-        outside(options.plot, options.masks if options.masks is not None else default_masks_root(options.root),
-                what="masks tree")
+        outside(options.plot, masks_tree(options.root, options.masks), what="masks tree")
     facts = run_batch(
         _pair_facts,
         pairs,

@@ -111,6 +111,12 @@ def default_masks_root(root: str | os.PathLike[str]) -> Path:
     return Path(root).resolve().parent / "masks"
 
 
+def masks_tree(root: str | os.PathLike[str], masks: str | os.PathLike[str] | None = None) -> Path:
+    """The masks tree a command on dataset ``root`` works with: ``masks`` when given, else
+    the ReLoBlur convention's sibling (which may not exist yet)."""
+    return Path(masks) if masks is not None else default_masks_root(root)
+
+
 def mask_path_for(rel_dir: PurePosixPath, index: str, masks_root: Path) -> Path:
     """``<masks_root>/<rel_dir>/<index>.png``."""
     return masks_root.joinpath(*rel_dir.parts, f"{index}.png")
