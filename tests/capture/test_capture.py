@@ -438,6 +438,12 @@ def test_preview_reports_focus_and_balance(tmp_path):
         assert read_image(tmp_path / f"preview_{role}.jpg").shape == (64, 96, 3)
 
 
+def test_preview_refuses_a_frame_count_below_one(tmp_path):
+    for frames in ("0", "-1"):  # printed nothing and exited 0
+        result = runner.invoke(app, ["capture", "preview", "--backend", "sim", "--frames", frames, "--size", "96x64"])
+        assert result.exit_code == 1 and f"--frames {frames}: at least 1" in result.output
+
+
 def test_preview_statistics_of_a_known_frame():
     """Numbers computed by hand: an RGB16 frame whose left half is full scale (clipped) and
     right half a quarter of it, with one bright pixel on the quarter side; 100 ms after the

@@ -10,6 +10,7 @@ import numpy as np
 
 from reloblur.atomic import atomic_write_bytes
 from reloblur.capture.cameras import Camera, Frame
+from reloblur.errors import ReloblurError
 from reloblur.imaging.pixel_formats import PixelFormat
 from reloblur.imaging.raw import demosaic
 
@@ -60,6 +61,8 @@ def preview_frame(frame: Frame) -> np.ndarray:
 
 def run_preview(cameras: dict[str, Camera], *, frames: int | None, save: Path | None, render) -> dict[str, FrameStats]:
     """Fetch from every camera until ``frames`` each (or Ctrl-C); ``render(stats, ratio)`` shows them."""
+    if frames is not None and frames < 1:
+        raise ReloblurError(f"--frames {frames}: at least 1 (leave it out to run until Ctrl-C)")
     last: dict[str, int | None] = {role: None for role in cameras}
     stats: dict[str, FrameStats] = {}
     for camera in cameras.values():
