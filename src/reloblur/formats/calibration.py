@@ -63,6 +63,11 @@ class Calibration:
             raise CalibrationError(f"{path}: homography and colour matrix must be 3x3")
         return record
 
+    @property
+    def made_on(self) -> tuple[int, int] | None:
+        """``(width, height)`` of the B images it was fitted on; None in older files."""
+        return (int(self.blur_size[0]), int(self.blur_size[1])) if len(self.blur_size) == 2 else None
+
     def priors(self) -> dict[str, Any]:
         """What ``align_pair`` starts from: the homography, the lens term and the colour matrix."""
         return {"homography_blur_to_sharp": self.homography_blur_to_sharp, "color_matrix": self.color_matrix,

@@ -310,8 +310,7 @@ def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[s
 class _Task:
     job: AlignJob
     options: AlignOptions
-    calibration: dict[str, Any] | None
-    calibrated_size: tuple[int, int] | None = None  # (width, height) of B where the calibration was made
+    rig: Calibration | None  # --calibration, read once by the command
 
 
 def _outputs(job: AlignJob) -> tuple[Path, ...]:
@@ -341,14 +340,15 @@ def align_job(task: _Task) -> PairOutcome:
     inputs = {"blur": job.blur, "sharp": job.sharp}
     if job.mask is not None:
         inputs["mask"] = job.mask
-    params = _params(options, task.calibration)
+    priors = None if task.rig is None else task.rig.priors()
+    params = _params(options, priors)
     if resume.is_done(sidecar, inputs, params, outputs=(blur_out, sharp_out)):
         return PairOutcome("resumed")
     timer = StageTimer()
     blur_input, sharp, known = _read_pair(job, options, timer)
     blur = blur_input.linear
-    calibration = task.calibration or {}
-    made_on = task.calibrated_size
+    calibration = priors or {}
+    made_on = None if task.rig is None else task.rig.made_on
     if made_on is not None and made_on != (blur.shape[1], blur.shape[0]):
         # Its homography is in pixels of those images: another size (binning, a region of
         # interest) is another geometry, which no rescaling can tell apart.
@@ -501,9 +501,6 @@ def align_all(options: AlignOptions) -> AlignReport:
                 "--overwrite to replace them, or choose another OUT."
             )
     rig = None if options.calibration is None else Calibration.read(options.calibration)
-    calibration = None if rig is None else rig.priors()
-    size = [] if rig is None else rig.blur_size
-    calibrated_size = (int(size[0]), int(size[1])) if len(size) == 2 else None  # older files: unknown
     # What a killed run left half-written: all of it, or only this shard's own files
     # (another machine may be writing the rest now).
     if options.out.is_dir() and options.shard.whole:
@@ -512,7 +509,7 @@ def align_all(options: AlignOptions) -> AlignReport:
         remove_own_temporaries(path for job in jobs if not job.problem for path in _outputs(job))
     result = run_batch(
         align_job,
-        [_Task(job, options, calibration, calibrated_size) for job in jobs],
+        [_Task(job, options, rig) for job in jobs],
         key=lambda task: task.job.key,
         workers=options.workers,
         description="aligning pairs",
