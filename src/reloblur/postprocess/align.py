@@ -44,7 +44,7 @@ from reloblur.postprocess.registration import (
     refine_homography,
     texture_fraction,
 )
-from reloblur.robust import fit_gain_field, mad_sigma
+from reloblur.robust import fit_gain_field, mad_sigma, pixel_noise_sigma
 
 __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
 
@@ -380,6 +380,7 @@ class _Work:
     known_static: np.ndarray | None  # where the caller says B is static (from its blur mask)
     dilation: int  # px of growth for the motion mask
     featureless: bool = False  # too little texture to refine on (allowed only from a calibration)
+    sharp_noise: np.ndarray | None = None  # (3,) S's pixel noise at working scale, before any warp
 
 
 def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
@@ -399,7 +400,7 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
                              "(a calibration of the rig, align --calibration, would align it)")
     known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
     return _Work(blur_w, gray_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
-                 max(1, int(settings.mask_dilation * min(b_size))), featureless)
+                 max(1, int(settings.mask_dilation * min(b_size))), featureless, pixel_noise_sigma(sharp_w, step=2))
 
 
 def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
@@ -435,7 +436,8 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
         colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
                           samples=gain.samples, inlier_fraction=gain.inlier_fraction)
     else:
-        colour = fit_color(warped, work.blur, mask=allowed, mode=settings.color_mode)
+        colour = fit_color(warped, work.blur, mask=allowed, mode=settings.color_mode,
+                           source_noise=work.sharp_noise)
     if work.known_static is not None:
         return colour, valid_w & work.known_static
     moving = _motion_mask(work.gray_blur, _corrected_gray(colour, warped), valid_w, sigmas=settings.motion_sigmas,

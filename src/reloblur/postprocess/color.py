@@ -73,7 +73,7 @@ def check_color_mode(mode: str) -> ColorMode:
 
 def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,
               mode: str = "matrix", max_samples: int = 30_000, iterations: int = 6,
-              seed: int = 0, denoise_sigma: float = 1.5) -> ColorFit:
+              seed: int = 0, denoise_sigma: float = 1.5, source_noise: np.ndarray | None = None) -> ColorFit:
     """Fit the colour model that maps ``source`` onto ``target``.
 
     Parameters
@@ -94,6 +94,13 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         four times noisier than B, dark colours came out 30 % off. A colour map is linear,
         so smoothing both sides leaves it unchanged while dividing the noise variance by
         about ``4 pi sigma^2``; pixels whose footprint holds a saturated one are left out.
+    source_noise
+        ``(3,)`` standard deviation of ``source``'s pixel noise per channel, before the
+        smoothing and before any resampling (e.g. :func:`reloblur.robust.pixel_noise_sigma`
+        of the camera's image). With it, ``matrix`` and ``affine`` fits shrink towards the
+        per-channel gains, not towards zero, along colour directions the scene does not
+        vary in beyond that noise. ``None``: the source is taken as noiseless (plain
+        robust least squares).
 
     Raises
     ------
@@ -104,6 +111,11 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         raise ColorFitError(f"unknown colour mode {mode!r}; choose from {', '.join(MODES)}")
     if not (np.isfinite(denoise_sigma) and denoise_sigma >= 0):
         raise ColorFitError(f"denoise_sigma = {denoise_sigma!r}: must be a finite number >= 0")
+    noise_variance = np.zeros(3) if source_noise is None else np.asarray(source_noise, float) ** 2
+    if source_noise is not None and not (noise_variance.shape == (3,) and np.isfinite(noise_variance).all()):
+        raise ColorFitError(f"source_noise = {source_noise!r}: must be three finite numbers")
+    if denoise_sigma > 0:
+        noise_variance = noise_variance * _smoothed_variance_factor(denoise_sigma)
     if denoise_sigma > 0:
         source, target, mask = _denoised(source, target, mask, denoise_sigma)
     candidates = np.flatnonzero(mask) if mask is not None else np.arange(source.shape[0] * source.shape[1])
@@ -121,7 +133,10 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         if mode in ("matrix", "affine"):
             design = np.hstack([s, np.ones((len(s), 1))]) if mode == "affine" else s
             wd = design * weights[:, None]
-            solution = np.linalg.lstsq(wd.T @ design, wd.T @ t, rcond=None)[0]
+            normal, right = wd.T @ design, wd.T @ t
+            if noise_variance.any():
+                normal, right = _towards_gains(normal, right, s, t, weights, noise_variance)
+            solution = np.linalg.lstsq(normal, right, rcond=None)[0]
             matrix = solution[:3].T
             offset = solution[3] if mode == "affine" else np.zeros(3)
         elif mode == "gain":
@@ -143,6 +158,38 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         samples=int(len(s)),
         inlier_fraction=float(inliers.mean()),
     )
+
+
+def _towards_gains(normal: np.ndarray, right: np.ndarray, s: np.ndarray, t: np.ndarray, weights: np.ndarray,
+                   noise_variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The normal equations of the matrix fit, corrected for S's noise and with a prior at
+    the per-channel gains (the cameras' white balance).
+
+    S's noise adds its energy ``N`` to the normal matrix, which pulls the map towards zero
+    along each colour direction by signal / (signal + noise) (regression dilution): on a
+    grey scene, whose only colour variation is noise, the fit desaturates every colour the
+    scene lacks. Here ``N`` is taken out of the normal matrix (what is left is kept
+    positive semi-definite, so an overestimated noise cannot turn into a negative
+    signal), and a ridge of the same weight ``N`` towards the gains is put in: a colour
+    direction with signal ``E`` follows the data by ``E / (E + N)`` and the gains by the
+    rest, so the map follows the data where the scene varies and the gains where it does
+    not.
+    """
+    noise_energy = weights.sum() * noise_variance
+    energy = (weights[:, None] * s * s).sum(0)
+    gains = (weights[:, None] * s * t).sum(0) / np.maximum(energy - noise_energy, 0.5 * energy)
+    values, vectors = np.linalg.eigh(normal[:3, :3] - np.diag(noise_energy))
+    normal, right = normal.copy(), right.copy()
+    normal[:3, :3] = (vectors * np.maximum(values, 0.0)) @ vectors.T + np.diag(noise_energy)
+    right[:3] += np.diag(noise_energy * gains)
+    return normal, right
+
+
+def _smoothed_variance_factor(sigma: float) -> float:
+    """Variance of white noise after a Gaussian of ``sigma`` px, relative to before: the sum
+    of the squared 2-D kernel weights."""
+    kernel = cv2.getGaussianKernel(2 * int(np.ceil(3 * sigma)) + 1, sigma, cv2.CV_64F).ravel()
+    return float((kernel * kernel).sum() ** 2)
 
 
 def _row_norms(rows: np.ndarray) -> np.ndarray:
