@@ -44,7 +44,7 @@ from reloblur.postprocess.registration import (
     refine_homography,
     texture_fraction,
 )
-from reloblur.robust import fit_gain_field, mad_sigma, pixel_noise_sigma
+from reloblur.robust import PixelNoise, fit_gain_field, fit_pixel_noise, mad_sigma
 
 __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
 
@@ -380,7 +380,7 @@ class _Work:
     known_static: np.ndarray | None  # where the caller says B is static (from its blur mask)
     dilation: int  # px of growth for the motion mask
     featureless: bool = False  # too little texture to refine on (allowed only from a calibration)
-    sharp_noise: np.ndarray | None = None  # (3,) S's pixel noise at working scale, before any warp
+    sharp_noise: PixelNoise | None = None  # S's pixel noise at working scale, before any warp
 
 
 def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
@@ -400,7 +400,7 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
                              "(a calibration of the rig, align --calibration, would align it)")
     known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
     return _Work(blur_w, gray_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
-                 max(1, int(settings.mask_dilation * min(b_size))), featureless, pixel_noise_sigma(sharp_w, step=2))
+                 max(1, int(settings.mask_dilation * min(b_size))), featureless, fit_pixel_noise(sharp_w))
 
 
 def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
