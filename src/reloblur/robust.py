@@ -73,8 +73,9 @@ def fit_pixel_noise(image: np.ndarray, *, bins: int = 16, max_samples: int = 50_
     Parameters
     ----------
     image
-        ``(H, W)`` or ``(H, W, C)`` float image in linear light, at least 3x3, not
-        resampled (interpolation correlates the noise and hides it from the operator).
+        ``(H, W)`` or ``(H, W, C)`` float image in linear light, not resampled
+        (interpolation correlates the noise and hides it from the operator). Below 4x3
+        pixels there is nothing to measure, and the model is zero.
     bins
         Level bins (equal pixel counts).
     max_samples
@@ -106,9 +107,12 @@ def fit_pixel_noise(image: np.ndarray, *, bins: int = 16, max_samples: int = 50_
     level = (centre + sides + corners) / 9  # the 3x3 mean: less noisy than the pixel
     channels = x.shape[2]
     shot, read = np.zeros(channels), np.zeros(channels)
+    if response[..., 0].size < 2:  # nothing to measure on: no noise known
+        return PixelNoise(shot, read)
     for c in range(channels):
         levels_c, response_c = level[..., c].ravel(), np.abs(response[..., c].ravel())
-        per_bin = levels_c.size // bins
+        per_bin = max(1, levels_c.size // bins)
+        bins = levels_c.size // per_bin
         order = np.argsort(levels_c)[: per_bin * bins].reshape(bins, per_bin)  # equal-count bins
         levels = np.median(levels_c[order], axis=1)
         sigmas = np.median(response_c[order], axis=1) / (HALF_NORMAL_MEDIAN * 6)

@@ -35,6 +35,14 @@ def test_pixel_noise_recovers_a_known_poisson_gaussian_model_under_texture(max_s
         np.testing.assert_allclose(model.sigma_at(level), np.sqrt(shot * level + read), rtol=0.1)
 
 
+def test_pixel_noise_of_images_too_small_to_measure_is_zero_not_an_error():
+    rng = np.random.default_rng(0)
+    for shape in [(2, 2, 3), (3, 3, 3), (3, 40, 3), (5, 5)]:
+        model = fit_pixel_noise(rng.random(shape))
+        assert np.isfinite(model.shot).all() and np.isfinite(model.read).all()
+        assert (model.shot >= 0).all() and (model.read >= 0).all()
+
+
 def test_a_grey_scene_pins_the_white_balance_not_the_crosstalk():
     """A grey wall with texture (every pixel R = G = B) seen by two cameras whose relation is
     per-channel gains. The scene spans one colour direction: in the other two, S's

@@ -104,10 +104,9 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
     source_noise
         ``source``'s pixel noise, fitted before any resampling (e.g.
         :func:`reloblur.robust.fit_pixel_noise` of the camera's image at the same scale).
-        With it, ``matrix`` and ``affine`` fits shrink towards the
-        per-channel gains, not towards zero, along colour directions the scene does not
-        vary in beyond that noise. ``None``: the source is taken as noiseless (plain
-        robust least squares).
+        With it, ``matrix`` and ``affine`` fits shrink towards the per-channel gains, not
+        towards zero, along colour directions the scene does not vary in beyond that
+        noise. ``None``: the source is taken as noiseless (plain robust least squares).
 
     Raises
     ------
