@@ -20,8 +20,8 @@ from pathlib import Path
 
 from reloblur.atomic import atomic_open, atomic_symlink, atomic_write_text, remove_stale_temporaries
 from reloblur.errors import DatasetError
-from reloblur.formats.dataset import Pair, discover_pairs, masks_tree
-from reloblur.paths import output_folder, outside
+from reloblur.formats.dataset import Pair, discover_pairs, outside_dataset
+from reloblur.paths import output_folder
 
 FORMATS = ("basicsr",)
 
@@ -81,8 +81,7 @@ def export_dataset(options: ExportOptions) -> ExportResult:
         raise DatasetError(f"unknown export format {options.format!r}; choose from {', '.join(FORMATS)}")
     pairs = discover_pairs(options.root, masks_root=options.masks, consistent_masks=True)
     out = Path(options.out)
-    outside(out, options.root, what="dataset")
-    outside(out, masks_tree(options.root, options.masks), what="masks tree")
+    outside_dataset(out, options.root, options.masks)
     by_split: dict[str, dict[str, Pair]] = {}
     for pair in pairs:
         for image in (pair.blur, pair.sharp):

@@ -10,10 +10,9 @@ import numpy as np
 
 from reloblur.batch import run_batch
 from reloblur.errors import DatasetError
-from reloblur.formats.dataset import Pair, discover_pairs, masks_tree
+from reloblur.formats.dataset import Pair, discover_pairs, outside_dataset
 from reloblur.formats.masks import blur_ratio
 from reloblur.imaging.imageio import probe_image, read_image
-from reloblur.paths import outside
 
 HISTOGRAM_BINS = 50  # 2 % wide, over 0-100 % blurred pixels
 
@@ -94,8 +93,7 @@ def dataset_stats(options: StatsOptions) -> DatasetStats:
 
     pairs = discover_pairs(options.root, masks_root=options.masks)
     if options.plot is not None:  # a PNG in either tree would be read as (or replace) an image or a mask
-        outside(options.plot, options.root, what="dataset")
-        outside(options.plot, masks_tree(options.root, options.masks), what="masks tree")
+        outside_dataset(options.plot, options.root, options.masks)
     facts = run_batch(
         _pair_facts,
         pairs,

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from reloblur.atomic import is_temporary
 from reloblur.batch import ItemFailure
 from reloblur.errors import DatasetError
+from reloblur.paths import outside
 
 PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$", re.I)
 DATASET_SUFFIXES = frozenset({".png", ".tif", ".tiff"})  # what a ReLoBlur dataset holds
@@ -115,6 +116,15 @@ def masks_tree(root: str | os.PathLike[str], masks: str | os.PathLike[str] | Non
     """The masks tree a command on dataset ``root`` works with: ``masks`` when given, else
     the ReLoBlur convention's sibling (which may not exist yet)."""
     return Path(masks) if masks is not None else default_masks_root(root)
+
+
+def outside_dataset(path: str | os.PathLike[str], root: str | os.PathLike[str],
+                    masks: str | os.PathLike[str] | None = None) -> None:
+    """Refuse a path a command would write that is dataset ``root``, its masks tree
+    (:func:`masks_tree`), or inside either: a PNG written there would replace, or be read
+    back as, an image or a mask (:func:`reloblur.paths.outside`)."""
+    outside(path, root, what="dataset")
+    outside(path, masks_tree(root, masks), what="masks tree")
 
 
 def mask_path_for(rel_dir: PurePosixPath, index: str, masks_root: Path) -> Path:

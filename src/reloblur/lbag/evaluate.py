@@ -127,8 +127,10 @@ def evaluate(options: EvalOptions) -> EvalResult:
         raise ReloblurError(f"--convention {options.convention!r}: choose {' or '.join(CONVENTIONS)}")
     pairs = discover_pairs(options.data, masks_root=options.masks, split=options.split, consistent_masks=True)
     check_pairs(pairs)
+    predictions: dict[str, Path] = {}
     if options.pred is not None:
-        missing = [str(prediction_path(options.pred, p)) for p in pairs if not prediction_path(options.pred, p).exists()]
+        predictions = {pair.id: prediction_path(options.pred, pair) for pair in pairs}
+        missing = [str(path) for path in predictions.values() if not path.exists()]
         if missing:
             raise ReloblurError(
                 f"{len(missing)} prediction(s) missing under {options.pred}, e.g. {missing[0]}"
@@ -155,11 +157,10 @@ def evaluate(options: EvalOptions) -> EvalResult:
             if model is not None:
                 output, _ = deblur(model, to_tensor(blur), tiles=tiles, device=device, amp=options.amp)
             else:
-                assert options.pred is not None
-                prediction = read_image(prediction_path(options.pred, pair))
+                prediction = read_image(predictions[pair.id])
                 if prediction.shape[:2] != sharp.shape[:2]:
                     raise ReloblurError(
-                        f"{prediction_path(options.pred, pair)}: {prediction.shape[1]}x{prediction.shape[0]}, "
+                        f"{predictions[pair.id]}: {prediction.shape[1]}x{prediction.shape[0]}, "
                         f"but the target is {sharp.shape[1]}x{sharp.shape[0]}"
                     )
                 output = to_tensor(prediction)

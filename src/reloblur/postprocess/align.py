@@ -400,7 +400,9 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
                              "(a calibration of the rig, align --calibration, would align it)")
     known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
     return _Work(blur_w, gray_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
-                 max(1, int(settings.mask_dilation * min(b_size))), featureless, fit_pixel_noise(sharp_w))
+                 max(1, int(settings.mask_dilation * min(b_size))), featureless,
+                 # only a matrix fit has colour directions to shrink
+                 fit_pixel_noise(sharp_w) if settings.color_mode in ("matrix", "affine") else None)
 
 
 def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
