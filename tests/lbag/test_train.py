@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -569,3 +570,9 @@ def test_eval_reads_predictions_of_deblur_run_on_one_split_folder(sim_dataset, t
     missing = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / "none")])
     first = test_pairs[0]
     assert missing.exit_code == 1 and f"{first.rel_dir}/{first.index}_deblurred.png" in missing.output
+    # One output gone from the split-less tree: named where that tree keeps it, not under test/.
+    expected = tmp_path / "pred" / Path(*first.rel_dir.parts[1:]) / f"{first.index}_deblurred.png"
+    expected.unlink()
+    one_missing = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / "pred")])
+    assert one_missing.exit_code == 1 and "1 prediction(s) missing" in one_missing.output
+    assert str(expected) in one_missing.output.replace("\n", "")

@@ -78,12 +78,13 @@ def prediction_path(pred_dir: Path, pair: Pair) -> Path:
 
     ``deblur`` mirrors the folder it was given: run on the dataset root, the split is part
     of the path; run on one split's folder (``dataset/test``), it is not, and a prediction
-    tree without a ``<split>`` folder is read that way.
+    tree without a ``<split>`` folder is read that way, and a prediction missing from it
+    is expected there too.
     """
     parts = pair.rel_dir.parts
     folders = [pred_dir.joinpath(*parts)]
-    if pair.split is not None and not (pred_dir / pair.split).is_dir():
-        folders.append(pred_dir.joinpath(*parts[1:]))
+    if pair.split is not None and pred_dir.is_dir() and not (pred_dir / pair.split).is_dir():
+        folders.insert(0, pred_dir.joinpath(*parts[1:]))
     for folder in folders:
         for name in (deblurred_name(pair.blur), pair.blur.with_suffix(".png").name):
             if (folder / name).exists():
