@@ -220,7 +220,10 @@ def _static_quality(blur: np.ndarray, sharp: np.ndarray, static: np.ndarray) -> 
     a, b = linear_to_srgb(blur), linear_to_srgb(sharp)
     if not static.any():
         return float("nan"), float("nan")
-    mse = float(((a - b) ** 2)[static].mean())
+    # OpenCV's masked mean accumulates in double; boolean indexing of the (H, W, 3) squares
+    # gathered a copy of every static pixel first (five times slower).
+    difference = a - b
+    mse = float(np.mean(cv2.mean(cv2.multiply(difference, difference), mask=static.astype(np.uint8))[:3]))
     psnr = 10 * math.log10(1.0 / mse) if mse > 0 else float("inf")
     # The channels' mean, summed plane by plane: the same values as mean(axis=2), which
     # numpy reduces over a length-3 innermost axis about fifteen times slower.
