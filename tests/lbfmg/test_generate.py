@@ -172,6 +172,28 @@ def test_a_channel_clipped_in_both_cameras_leaves_the_others_as_evidence():
     assert area_fraction(per_channel & ~swept) < 0.005
 
 
+def test_a_channel_clipped_in_s_before_its_colour_correction_leaves_a_static_scene_empty():
+    """S's red channel blows out on a static orange object, and S's colour correction (the
+    inverse of its crosstalk, as align fits it) mixes that channel's unknown excess into
+    green and blue. Beside the object the smoothing leaves the clipped pixels out of red,
+    whose flag is lifted there, but green and blue still average the mixed pixels: the
+    crosstalk slack must hold there too. Without it that border held evidence up to 17
+    sigmas (586 pixels above the seed level), which only the thinness of the band kept
+    out of the mask; beside a blown-out region the same evidence marked it as a mover."""
+    rng = np.random.default_rng(21)
+    scene = textured_scene(21, mean=0.3)
+    scene[60:140, 80:200] = [2.5, 0.45, 0.3]
+    crosstalk = np.array([[0.86, 0.1, 0.04], [0.08, 0.84, 0.08], [0.03, 0.12, 0.85]])
+    raw_b = expose(scene, rng)
+    raw_s = expose(np.einsum("ij,hwj->hwi", crosstalk, scene), rng, 1.5)
+    assert (raw_s[..., 0] >= 1).mean() > 0.1 and (raw_s[..., 1:] >= 1).mean() == 0
+    corrected = np.einsum("ij,hwj->hwi", np.linalg.inv(crosstalk), raw_s)
+    result = generate_mask(encode_srgb(raw_b), encode_srgb(np.clip(corrected, 0, 1)),
+                           clipped=_channel_clip_map(raw_b, raw_s))
+    assert area_fraction(result.mask) <= 0.001
+    assert int((result.z > MaskParams().high_sigmas).sum()) == 0
+
+
 def test_a_blown_out_object_that_moved_is_found_and_a_static_blown_out_lamp_is_not():
     """A white object clipped in both cameras, moving 16 px, beside a static lamp clipped in
     both: inside either there is nothing to compare, but the moving one's blur trail hugs

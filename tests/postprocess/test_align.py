@@ -485,6 +485,23 @@ def test_sigkill_mid_batch_then_rerun_is_byte_identical(tmp_path):
     assert all(a[k] == b[k] for k in a)
 
 
+def test_s_white_flags_reach_one_pixel_beyond_the_clipped_pixels():
+    """S's white flags on B's grid cover what the bilinear resampling beside them reads (the
+    clipped pixels and 1 px around), and no more: a wider band hid the blur trail beside a
+    blown-out moving object from the mask step. Known answer on an identity warp."""
+    from reloblur.imaging.clipping import decode_clip_flags
+    from reloblur.postprocess.align import _clip_flags
+
+    rng = np.random.default_rng(3)
+    blur = np.clip(0.5 + rng.normal(0, 0.01, (60, 90, 3)), 0, 1).astype(np.float32)
+    sharp = blur.copy()
+    sharp[20:30, 40:60] = 1.0  # blown out in every channel
+    flags = decode_clip_flags(_clip_flags(blur, sharp, np.eye(3), (90, 60)))["s_high"].all(axis=2)
+    expected = np.zeros((60, 90), bool)
+    expected[19:31, 39:61] = True
+    assert np.array_equal(flags, expected)
+
+
 def test_clipped_inputs_leave_a_clip_map_that_follows_s_onto_bs_grid(tmp_path):
     """S's clipping must survive its colour correction: align finds it on the input and
     writes NN.clip.png, warped onto B's grid, for mask generation."""

@@ -218,6 +218,10 @@ class _Clipping:
     # (C, H, W) share of the smoothed level that black clipping added (black_clip_factor
     # of the share of black-clipped pixels under the smoothing kernel), once widened
     black_bias: np.ndarray | None = None
+    # (C, H, W) white flags widened to the footprint, kept when a smoothing that left the
+    # clipped pixels out lifts ``high`` (:meth:`measured_where`): the other channels of
+    # those pixels were still averaged, and a colour correction mixed the excess into them
+    near_white: np.ndarray | None = None
     _any: np.ndarray | None = field(default=None, repr=False)
     _at_all: bool | None = field(default=None, repr=False)
 
@@ -231,13 +235,14 @@ class _Clipping:
     def window(self, rows: slice, cols: slice) -> _Clipping:
         """The flags cut to a window."""
         bias = None if self.black_bias is None else self.black_bias[:, rows, cols]
-        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias)
+        near = None if self.near_white is None else self.near_white[:, rows, cols]
+        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias, near)
 
     def measured_where(self, measured: np.ndarray) -> _Clipping:
         """Widened flags with no white bound where ``measured`` (``(C, H, W)`` bool) says
         the smoothing left the clipped pixels out (:func:`_smooth_pair`)."""
         high = self.high & ~measured if self.high.any() else self.high
-        return _Clipping(high, self.low, self.black_bias)
+        return _Clipping(high, self.low, self.black_bias, self.near_white)
 
     def widened(self, reach: int, sigma_px: float | None = None) -> _Clipping:
         """The flags as they bear on values smoothed over ``reach`` pixels (a Gaussian of
@@ -268,7 +273,8 @@ class _Clipping:
         if sigma_px is not None and self.low.any():
             bias = black_clip_factor(np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px)
                                                for f in self.low]))
-        return _Clipping(any_near(self.high), mostly(self.low), bias)
+        near = any_near(self.high)
+        return _Clipping(near, mostly(self.low), bias, near)
 
     def any(self) -> np.ndarray:
         """``(H, W)`` bool: clipped in any channel, either way."""
@@ -298,8 +304,12 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping) -> tuple[np.ndarray, np.ndarr
     slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
     level = smoothed - np.maximum(smoothed, 0.0) * clip.black_bias if partial else smoothed
     # A channel beside a white-clipped one is still a measurement, but the colour matrix
-    # added an unknown share of the clipped channel's excess to it.
-    mixed = clip.high.any(axis=0, keepdims=True) & ~clip.high
+    # added an unknown share of the clipped channel's excess to it: wherever another
+    # channel's clipped pixels lie in the footprint, also where that channel's own smoothing
+    # left them out (on the mask benchmark's over-exposed row, only the lifted flags made a
+    # ring of such evidence around a static blown-out helmet mark it as a mover).
+    near = clip.high if clip.near_white is None else clip.near_white
+    mixed = ((near.sum(axis=0, dtype=np.uint8) > near) if near.shape[0] > 1 else np.zeros_like(near)) & ~clip.high
     lower = np.where(clip.low, -_UNBOUNDED, np.where(clip.high | mixed, level - slack, level))
     upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low | mixed, smoothed + slack, smoothed))
     return lower, upper
