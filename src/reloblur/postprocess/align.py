@@ -116,8 +116,8 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
     1 px, the reach of the bilinear kernel that resamples S beside them
     (:func:`_confine_clipped`). Wider flags hide the blur trail beside a blown-out moving
     object: 2 px (what Lanczos's ringing needed before the bilinear confinement) left one
-    such pair of the mask benchmark's over-exposed row with IoU 0, 1 px 0.89; that row's
-    mean 0.71 against 0.78, with the mask step's crosstalk slack kept beside the flags.
+    such pair of the mask benchmark's over-exposed row at IoU 0.00, 1 px at 0.89, and the
+    row's mean IoU at 0.71 against 0.78 (both with the mask step as it is now).
     Black ones are not widened: a black-clipped pixel hides at most a noise excursion,
     and the mask step reads the share of them around a pixel as the size of that bias.
 
