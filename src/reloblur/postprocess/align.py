@@ -48,6 +48,12 @@ from reloblur.robust import PixelNoise, fit_gain_field, fit_pixel_noise, mad_sig
 
 __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair"]
 
+# Reaches in pixels: S's white clip flags on B's grid are widened by the bilinear kernel's
+# (_clip_flags), and _confine_clipped resamples S bilinearly wherever Lanczos-4 would read
+# a clipped pixel, i.e. within the rest of Lanczos-4's reach of those flags.
+S_WHITE_FLAG_WIDENING = 1
+LANCZOS4_REACH = 4
+
 
 class AlignmentError(ReloblurError):
     """A pair cannot be aligned (sizes, texture, failed fit)."""
@@ -137,9 +143,14 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
                                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
         else:
             warped = cv2.remap(flags.astype(np.uint8), *maps, cv2.INTER_NEAREST, borderValue=0)
-        return (cv2.dilate(warped, np.ones((3, 3), np.uint8)) if widen else warped).reshape(shape) > 0
+        return (cv2.dilate(warped, _square(S_WHITE_FLAG_WIDENING)) if widen else warped).reshape(shape) > 0
 
     return encode_clip_flags(b_high, b_low, onto_b(s_high, True), onto_b(s_low, False))
+
+
+def _square(radius: int) -> np.ndarray:
+    """A square structuring element reaching ``radius`` px from its centre."""
+    return np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
 
 
 def _confine_clipped(corrected: np.ndarray, source: np.ndarray, clip_flags: np.ndarray, homography: np.ndarray,
@@ -156,7 +167,7 @@ def _confine_clipped(corrected: np.ndarray, source: np.ndarray, clip_flags: np.n
         s_white = any_channel(s_white)
     if not s_white.any():
         return
-    near = cv2.dilate(s_white.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0  # 1 + 3 px: Lanczos-4's reach
+    near = cv2.dilate(s_white.astype(np.uint8), _square(LANCZOS4_REACH - S_WHITE_FLAG_WIDENING)) > 0
     # Only the rectangle around them is resampled again (clipping is usually local).
     rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
