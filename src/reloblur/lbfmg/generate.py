@@ -96,6 +96,8 @@ EDGE_MIN_TILES = 6
 # and reports no residual from fewer usable pixels than EDGE_FIT_MIN_PIXELS (~55 a bin).
 EDGE_FIT_CELLS = 6
 EDGE_FIT_MIN_PIXELS = 2000
+# Pixels a whole-frame fit (fit_edge_residual) samples, evenly over the usable ones.
+EDGE_FIT_MAX_SAMPLES = 10_000
 # Pixels per tile of fit_edge_residual_field: ~110 a bin; 2000 left single tiles' MADs so
 # noisy that the vignetting-and-distortion row's worst static area rose from 0.34 to 1.6 %.
 EDGE_TILE_SAMPLES = 4000
@@ -140,6 +142,7 @@ class MaskResult:
     sharpness_beta: list[float] = field(default_factory=list)  # px^2, per channel: see fit_edge_residual
     shift_tolerance: int = 0  # px of misregistration forgiven (see MaskParams.shift_tolerance)
     noise_source: str = "pair"  # "pair": fitted on this pair; "calibration": given
+    detail_gamma: list[float] = field(default_factory=list)  # px^2, per channel: see fine_detail
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -155,6 +158,7 @@ class MaskResult:
             "residual_ratio": self.residual_ratio,
             "edge_residual_px": self.edge_kappa,
             "sharpness_residual_px2": self.sharpness_beta,
+            "fine_detail_residual": self.detail_gamma,
             "shift_tolerance_px": self.shift_tolerance,
             "noise_source": self.noise_source,
             "flags": list(self.flags),
@@ -430,36 +434,103 @@ def _fit_region(wide_b: _Clipping, wide_s: _Clipping, usable: np.ndarray, valid:
     return inside, usable & inside & ~wide_b.any() & ~wide_s.any()
 
 
-def _judge(bs: np.ndarray, ss: np.ndarray, clip_b: _Clipping, clip_s: _Clipping, usable: np.ndarray,
-           valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
+def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
+           usable: np.ndarray, valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
            noise: list[NoiseLevel] | None = None, spread: np.ndarray | None = None
-           ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float]]:
-    """Fit the noise-level function and the edge residual of the smoothed ``bs - ss`` per
-    channel on the usable static majority, and build the :class:`_Judge` from them.
-    ``clip_b`` and ``clip_s`` are widened to the smoothing footprint; ``spread`` is the
-    noise variance of each smoothed value relative to a full footprint's
-    (:func:`_smooth_pair`)."""
+           ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+    """Fit the noise-level function, the edge residual and the fine-detail residual of the
+    smoothed ``bs - ss`` per channel on the usable static majority, and build the
+    :class:`_Judge` from them. ``bp`` is B before smoothing; ``clip_b`` and ``clip_s`` are
+    widened to the smoothing footprint; ``spread`` is the noise variance of each smoothed
+    value relative to a full footprint's (:func:`_smooth_pair`).
+
+    Returns the judge, the noise models, and per channel the edge residual (px), the
+    sharpness residual (px^2) and the fine-detail residual (:func:`fine_detail`)."""
     inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
     layout = edge_tiles(fit_on)
     difference = bs - ss
     models, variance = [], np.empty_like(bs)
+    detail = np.empty_like(bs)
     for c in range(bs.shape[0]):
         model = noise[c] if noise is not None else fit_noise_level(difference[c], bs[c], fit_on, transfer=transfer)
         models.append(model)
         table = guarded_table(model, guard=BINNED_GUARD) ** 2
         # On a moving pixel B and S sit at different levels, each with its own noise.
         variance[c] = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
+        detail[c] = fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px)
     if spread is not None:
         variance *= spread
     gradient = np.stack([_gradient_magnitude(channel) for channel in bs])
     curvature = np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs])
     residuals = _edge_residual_fields(difference, variance, gradient, fit_on, curvature, layout, EDGE_MIN_TILES)
-    inverse = np.empty_like(bs)
+    modelled = np.empty_like(bs)
     for c, residual in enumerate(residuals):
-        inverse[c] = 1.0 / np.sqrt(variance[c] + (residual.kappa * gradient[c]) ** 2
-                                   + (residual.beta * curvature[c]) ** 2)
+        modelled[c] = variance[c] + (residual.kappa * gradient[c]) ** 2 + (residual.beta * curvature[c]) ** 2
+    # Fitted on what the model above leaves, so it adds tolerance only where fine detail
+    # leaves a residual the edge terms do not explain (as a second predictor of the edge
+    # fit, it changed that fit's bins and moved kappa on pairs with no such residual).
+    gammas = _detail_residuals(difference, modelled, detail, fit_on)
+    inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
     judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance)
-    return judge, models, [r.typical for r in residuals], [r.beta for r in residuals]
+    return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
+
+
+def _detail_residuals(difference: np.ndarray, modelled: np.ndarray, detail: np.ndarray, usable: np.ndarray,
+                      *, max_samples: int = EDGE_FIT_MAX_SAMPLES) -> np.ndarray:
+    """``gamma`` per channel of ``(C, H, W)`` inputs: the residual ``gamma * detail`` beyond
+    the ``modelled`` variance, fitted as :func:`fit_edge_residual` fits ``kappa`` (all
+    channels at once); zeros from fewer than ``EDGE_FIT_MIN_PIXELS`` usable pixels."""
+    index = np.flatnonzero(usable)
+    if index.size < EDGE_FIT_MIN_PIXELS:
+        return np.zeros(difference.shape[0])
+    if index.size > max_samples:
+        index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
+    return np.sqrt(_edge_fits(difference, modelled, detail, None, index[None])[:, 0])
+
+
+def fine_detail(channel: np.ndarray, noise_variance: np.ndarray, usable: np.ndarray, *,
+                sigma_px: float) -> np.ndarray:
+    """The local energy of detail finer than the smoothing, above its noise floor.
+
+    Two cameras render detail near their pixel pitch differently: demosaicing samples red
+    and blue every other pixel and aliases what is finer (on a Bayer pair, the static
+    residual of a lattice tower was 0.2-0.35 of this measure in R and B, a moving edge's
+    1.4-3), and S is resampled onto B's grid. Aliasing folds that detail down to the
+    frequencies the smoothing keeps, so the smoothed difference carries a residual that
+    grows with it, and neither ``|grad B|`` nor the smoothed curvature measures it (both
+    are computed after the smoothing that removes the detail itself).
+
+    Parameters
+    ----------
+    channel
+        ``(H, W)`` float32, one channel of B before smoothing.
+    noise_variance
+        ``(H, W)`` predicted noise variance of the smoothed difference at each pixel's
+        level (the noise's share of the energy scales with it).
+    usable
+        ``(H, W)`` bool, the static pixels the noise floor is measured on.
+    sigma_px
+        The smoothing scale: the energy is averaged over the same footprint.
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W)`` float32, ``sqrt(max(E - f * v, 0))`` where ``E`` is the Gaussian-weighted
+        mean of the squared 4-neighbour Laplacian, ``v`` is ``noise_variance`` and ``f`` is
+        the median of ``E / v`` over ``usable``. On a frame of mostly plain background that
+        median is the noise's own energy; where detail fills most of the frame it is more,
+        which only withholds tolerance.
+    """
+    laplacian = cv2.Laplacian(channel, cv2.CV_32F, ksize=1)
+    energy = cv2.GaussianBlur(laplacian * laplacian, (0, 0), sigma_px)
+    # The floor from every 4th row and column: a median of tens of thousands of pixels is as
+    # good as one of all of them, at a sixteenth of the cost.
+    step = (slice(None, None, 4), slice(None, None, 4))
+    measured = usable[step] & (noise_variance[step] > 0)
+    if not measured.any():
+        return np.zeros_like(energy)
+    floor = float(np.median(energy[step][measured] / noise_variance[step][measured]))
+    return np.sqrt(np.maximum(energy - floor * noise_variance, 0.0)).astype(np.float32)
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -633,7 +704,8 @@ def _edge_residual_fields(difference: np.ndarray, variance: np.ndarray, gradient
 
 
 def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray, *,
-                      curvature: np.ndarray | None = None, max_samples: int = 10_000) -> tuple[float, float]:
+                      curvature: np.ndarray | None = None, max_samples: int = EDGE_FIT_MAX_SAMPLES
+                      ) -> tuple[float, float]:
     """The static residual that two cameras' renderings of the same scene leave beside noise.
 
     Sub-pixel misregistration and a lens distortion the homography cannot hold leave a
@@ -1055,9 +1127,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     pair = _prepare(blur, sharp, valid, clipped, params)
     bp, sp, bs, ss = pair.bp, pair.sp, pair.bs, pair.ss
     clip_b, clip_s, usable, valid_in = pair.clip_b, pair.clip_s, pair.usable, pair.valid
-    judge, models, edge_kappa, sharpness_beta = _judge(bs, ss, pair.wide_b, pair.wide_s, usable, valid_in,
-                                                       sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance,
-                                                       transfer=params.transfer, noise=noise, spread=pair.spread)
+    judge, models, edge_kappa, sharpness_beta, detail_gamma = _judge(
+        bs, ss, bp, pair.wide_b, pair.wide_s, usable, valid_in, sigma_px=params.smooth_sigma,
+        tolerance=params.shift_tolerance, transfer=params.transfer, noise=noise, spread=pair.spread)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured = _regions(z, sp, bs, ss, judge, usable, valid_in, params, blind)
@@ -1071,7 +1143,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     flags = _flags(edge_kappa, recoloured, clipped_fraction)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
-                      "pair" if noise is None else "calibration")
+                      "pair" if noise is None else "calibration", detail_gamma)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
