@@ -21,7 +21,9 @@ different is the moving foreground and its blur trail. Every step has a physical
    homography cannot hold, sharpness, demosaicing): a residual ``kappa(r) |grad B|`` is
    fitted beside the noise, measured per tile and combined by a robust radial model
    that grows towards the corners as a distortion does, so a moving object's edges in
-   one tile do not discount evidence anywhere.
+   one tile do not discount evidence anywhere. Detail finer than the smoothing, which
+   demosaicing and S's resampling alias differently, leaves a residual that grows with
+   its energy (:func:`fine_detail`): fitted on what the other terms leave.
 4. **Evidence.** ``z`` is the smoothed difference in units of its predicted sigma (noise
    and edge residual together), the largest over channels.
 5. **Regions.** Hysteresis (``low_sigmas`` grows regions seeded above ``high_sigmas``);
@@ -494,8 +496,8 @@ def fine_detail(channel: np.ndarray, noise_variance: np.ndarray, usable: np.ndar
 
     Two cameras render detail near their pixel pitch differently: demosaicing samples red
     and blue every other pixel and aliases what is finer (on a Bayer pair, the static
-    residual of a lattice tower was 0.2-0.35 of this measure in R and B, a moving edge's
-    1.4-3), and S is resampled onto B's grid. Aliasing folds that detail down to the
+    residual of a lattice tower was 0.24-0.35 of the Laplacian's RMS in R and B, a moving
+    edge's 1.4-3), and S is resampled onto B's grid. Aliasing folds that detail down to the
     frequencies the smoothing keeps, so the smoothed difference carries a residual that
     grows with it, and neither ``|grad B|`` nor the smoothed curvature measures it (both
     are computed after the smoothing that removes the detail itself).
