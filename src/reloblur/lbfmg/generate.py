@@ -471,23 +471,10 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     # Fitted on what the model above leaves, so it adds tolerance only where fine detail
     # leaves a residual the edge terms do not explain (as a second predictor of the edge
     # fit, it changed that fit's bins and moved kappa on pairs with no such residual).
-    gammas = _detail_residuals(difference, modelled, detail, fit_on)
+    gammas = np.sqrt(_whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
     inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
     judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
-
-
-def _detail_residuals(difference: np.ndarray, modelled: np.ndarray, detail: np.ndarray, usable: np.ndarray,
-                      *, max_samples: int = EDGE_FIT_MAX_SAMPLES) -> np.ndarray:
-    """``gamma`` per channel of ``(C, H, W)`` inputs: the residual ``gamma * detail`` beyond
-    the ``modelled`` variance, fitted as :func:`fit_edge_residual` fits ``kappa`` (all
-    channels at once); zeros from fewer than ``EDGE_FIT_MIN_PIXELS`` usable pixels."""
-    index = np.flatnonzero(usable)
-    if index.size < EDGE_FIT_MIN_PIXELS:
-        return np.zeros(difference.shape[0])
-    if index.size > max_samples:
-        index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
-    return np.sqrt(_edge_fits(difference, modelled, detail, None, index[None])[:, 0])
 
 
 def fine_detail(channel: np.ndarray, noise_variance: np.ndarray, usable: np.ndarray, *,
@@ -726,14 +713,24 @@ def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np
         ``(kappa, beta) >= 0``; zeros when the residual is noise alone (or fewer than
         ``EDGE_FIT_MIN_PIXELS`` usable pixels).
     """
+    kappa2, beta2 = _whole_frame_fits(difference[None], variance[None], gradient[None],
+                                      None if curvature is None else curvature[None], usable, max_samples)[0]
+    return math.sqrt(kappa2), math.sqrt(beta2)
+
+
+def _whole_frame_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray,
+                      curvature: np.ndarray | None, usable: np.ndarray,
+                      max_samples: int = EDGE_FIT_MAX_SAMPLES) -> np.ndarray:
+    """:func:`_edge_fits` of each channel of ``(C, H, W)`` inputs over the whole frame, on
+    at most ``max_samples`` usable pixels evenly spaced: ``(C, 2)`` squared coefficients,
+    zeros from fewer than ``EDGE_FIT_MIN_PIXELS`` usable pixels. Also fits the fine-detail
+    residual (:func:`fine_detail` as ``gradient``, no curvature)."""
     index = np.flatnonzero(usable)
     if index.size < EDGE_FIT_MIN_PIXELS:
-        return 0.0, 0.0
+        return np.zeros((difference.shape[0], 2))
     if index.size > max_samples:
         index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
-    kappa2, beta2 = _edge_fits(difference[None], variance[None], gradient[None],
-                               None if curvature is None else curvature[None], index[None])[0]
-    return math.sqrt(kappa2), math.sqrt(beta2)
+    return _edge_fits(difference, variance, gradient, curvature, index[None])
 
 
 def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, curvature: np.ndarray | None,
