@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import needs_browser
 from reloblur.dataset_cli.app import app
+from reloblur.formats.dataset import find_pairs
 from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
 from reloblur.lbfmg.generate import generate_mask
 from reloblur.lbfmg.metrics import boundary_f_score, iou
@@ -251,6 +252,30 @@ def test_review_api_token_traversal_save_and_conflict(review_server):
     assert call(url, "/api/save", token, wrong_size)[0] == 400
     status, body = call(url, "/api/regenerate", token, {"id": pair_id, "high_sigmas": 4, "low_sigmas": 2})
     assert status == 200 and json.loads(body)["png"].startswith("data:image/png;base64,")
+
+
+def test_the_rethreshold_preview_judges_a_pair_as_mask_generate_does(review_server):
+    """The preview reads the validity and clip maps align left beside the pair, as ``mask
+    generate`` does: S's undefined border, black outside ``NN.valid.png``, is not marked,
+    where judged without the map it is motion."""
+    url, masks = review_server
+    token = url.split("token=")[1]
+    pairs, _ = find_pairs(masks.parent / "dataset")
+    pair = pairs[0]
+    sharp = read_image(pair.sharp)
+    sharp[:, :40] = 0
+    write_image(pair.sharp, sharp)
+    valid = np.full(sharp.shape[:2], 255, np.uint8)
+    valid[:, :40] = 0
+    write_image(pair.validity_map, valid)
+    status, body = call(url, "/api/regenerate", token, {"id": pair.id, "high_sigmas": 6, "low_sigmas": 3})
+    assert status == 200
+    png = base64.b64decode(json.loads(body)["png"].split(",", 1)[1])
+    preview = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    blur = read_image(pair.blur)
+    np.testing.assert_array_equal(preview, generate_mask(blur, sharp, valid=valid).mask)
+    assert preview[:, :40].max() == 0
+    assert generate_mask(blur, sharp).mask[:, :40].mean() > 0.5
 
 
 @needs_browser

@@ -21,9 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+import numpy as np
+
 from reloblur.atomic import is_temporary
 from reloblur.batch import ItemFailure
 from reloblur.errors import DatasetError
+from reloblur.imaging.imageio import read_image
 from reloblur.paths import outside
 
 PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$", re.I)
@@ -75,6 +78,40 @@ class Pair:
     def sidecar(self) -> Path:
         """Where this pair's metadata lives: ``<dir>/<index>.json`` beside the images."""
         return self.blur.parent / f"{self.index}.json"
+
+    @property
+    def validity_map(self) -> Path:
+        """``<index>.valid.png``: where ``align --no-crop`` says S is defined."""
+        return self.blur.parent / f"{self.index}.valid.png"
+
+    @property
+    def clip_map(self) -> Path:
+        """``<index>.clip.png``: where ``align`` found either camera's output clipped."""
+        return self.blur.parent / f"{self.index}.clip.png"
+
+
+@dataclass(frozen=True)
+class AlignMaps:
+    """The maps ``align`` left beside a pair for the mask step, each None where absent."""
+
+    valid: np.ndarray | None  # (H, W)
+    clipped: np.ndarray | None  # (H, W, 3) or (H, W) clip flags
+
+
+def align_map_files(pair: Pair) -> dict[str, Path]:
+    """The maps ``align`` left beside ``pair`` that the mask step reads, by name (``valid``,
+    ``clip``): those that exist."""
+    return {name: path for name, path in (("valid", pair.validity_map), ("clip", pair.clip_map)) if path.exists()}
+
+
+def read_align_maps(pair: Pair) -> AlignMaps:
+    """The validity and clip maps ``align`` wrote beside ``pair``, as ``mask generate``
+    judges the pair with them; an unreadable one raises an error naming its file."""
+    files = align_map_files(pair)
+    valid = read_image(files["valid"]) if "valid" in files else None
+    if valid is not None and valid.ndim == 3:
+        valid = valid[:, :, 0]
+    return AlignMaps(valid, read_image(files["clip"]) if "clip" in files else None)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
 from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.calibration import Calibration
-from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
+from reloblur.formats.dataset import Pair, align_map_files, find_pairs, mask_path_for, read_align_maps
 from reloblur.formats.masks import (
     CONFIDENCE_SUFFIX,
     MaskRecord,
@@ -96,16 +96,6 @@ def calibrated_noise(path: Path) -> list[NoiseLevel]:
         raise ReloblurError(f"{path}: unreadable noise model ({exc})") from None
 
 
-def validity_path(pair: Pair) -> Path:
-    """``<id>.valid.png`` beside B: where ``align --no-crop`` says S is defined."""
-    return pair.blur.with_name(f"{pair.index}.valid.png")
-
-
-def clip_path(pair: Pair) -> Path:
-    """``<id>.clip.png`` beside B: where ``align`` found either camera's output clipped."""
-    return pair.blur.with_name(f"{pair.index}.clip.png")
-
-
 MaskMethod = Literal["difference", "flow", "both"]
 MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
 
@@ -147,12 +137,7 @@ def _generate_one(job: _Job) -> str:
     if job.method != "difference":
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
-    valid_file = validity_path(job.pair)
-    if valid_file.exists():
-        inputs["valid"] = valid_file
-    clip_file = clip_path(job.pair)
-    if clip_file.exists():
-        inputs["clip"] = clip_file
+    inputs.update(align_map_files(job.pair))
     params = {**job.params.to_dict(), "method": job.method}
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
@@ -169,13 +154,9 @@ def _generate_one(job: _Job) -> str:
         theirs = os.path.normpath(job.mask.parent / existing.made_from)
         raise ReloblurError(f"{job.mask} holds the mask of {theirs}, not of {job.pair.blur}: nothing was written. "
                             "Give this dataset its own masks tree (--out), or pass --overwrite to replace it")
-    valid = read_image(valid_file) if "valid" in inputs else None
-    if valid is not None and valid.ndim == 3:
-        valid = valid[:, :, 0]
-    clipped = read_image(clip_file) if "clip" in inputs else None
-    result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params, valid=valid,
-                           noise=job.noise,
-                           clipped=clipped)
+    maps = read_align_maps(job.pair)
+    result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
+                           valid=maps.valid, noise=job.noise, clipped=maps.clipped)
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
     history = list(existing.history) if existing else []

@@ -41,7 +41,7 @@ import numpy as np
 
 from reloblur import __version__
 from reloblur.errors import ReloblurError
-from reloblur.formats.dataset import Pair, find_pairs, mask_path_for
+from reloblur.formats.dataset import Pair, find_pairs, mask_path_for, read_align_maps
 from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
 from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
 from reloblur.lbfmg.generate import MaskParams, generate_mask
@@ -217,7 +217,9 @@ class ReviewStore:
         if not 0 < low_f <= high_f <= 100:
             raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
-        result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params)
+        maps = read_align_maps(pair)  # judged as mask generate judges it
+        result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
+                               clipped=maps.clipped)
         return encode_image(result.mask, ".png")
 
 
