@@ -12,7 +12,7 @@ from reloblur.formats.dataset import discover_pairs
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import read_image
 from reloblur.sim.simulate import SimulateOptions, simulate
-from reloblur.sim.simulator import RigSimulator, SimulatorConfig
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig, within_nearest_samples
 
 
 def session_bytes(root):
@@ -141,6 +141,35 @@ def test_ground_truth_maps_sharp_onto_blur_within_noise(seed):
     outer = static & (1 - v_b > 0.5 * truth["vignetting"]["blur"])  # beyond 0.7 of the half-diagonal
     assert residual_rms(h, radial=0.0, region=outer) > 1.5 * residual_rms(h, region=outer)
     assert residual_rms(h, falloff=1.0, region=outer) > 1.5 * residual_rms(h, region=outer)
+
+
+@pytest.mark.parametrize("shift", [0.1, 0.5, 0.75])
+def test_s_sees_no_ringing_beside_a_highlight(shift):
+    """Resampled at a sub-pixel shift, a step from a highlight 5x the clip level down to a
+    ground of 0.05 keeps every pixel within the two levels, the ground beyond the edge
+    pixel exactly at 0.05; plain Lanczos takes the ground's first pixel below zero and
+    lifts the next by more than 0.1. Smooth content is left as Lanczos made it."""
+    radiance = np.full((24, 48), 0.05, np.float32)
+    radiance[:, :24] = 5.0
+    y, x = np.mgrid[0:24, 0:48].astype(np.float64)
+    x += shift
+    lanczos = cv2.remap(radiance, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LANCZOS4)
+    seen = within_nearest_samples(lanczos, radiance, x, y)
+    assert lanczos[:, 24].min() < 0 and lanczos[:, 25].max() > 0.1  # what the clamp is for
+    assert seen.min() >= np.float32(0.05) and seen.max() <= 5.0
+    np.testing.assert_array_equal(seen[4:-4, 24:-4], np.float32(0.05))
+    np.testing.assert_array_equal(seen[4:-4, 4:23], 5.0)
+    ramp = np.tile(np.linspace(0.1, 0.9, 48, dtype=np.float32), (24, 1))
+    smooth = cv2.remap(ramp, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LANCZOS4)
+    np.testing.assert_allclose(within_nearest_samples(smooth, ramp, x, y)[4:-4, 4:-4], smooth[4:-4, 4:-4], atol=1e-6)
+    # The simulator's S camera, through the rig's homography with and without its lens term.
+    sim = RigSimulator(SimulatorConfig(width=96, height=64, seed=3, misalignment=3.0))
+    m = sim.margin
+    canvas = np.full((64 + 2 * m, 96 + 2 * m, 3), 0.05, np.float32)
+    canvas[:, : 48 + m] = 5.0
+    for radial in (0.0, sim.rig.radial_distortion):
+        view = sim._view_of_s(canvas, sim.pair_homography(0), radial)
+        assert view.min() >= np.float32(0.05) and view.max() <= 5.0
 
 
 def test_masks_cover_exactly_the_moving_objects():

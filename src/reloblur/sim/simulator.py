@@ -41,6 +41,36 @@ _SALT_SCENE = 0x5343_4E
 _SALT_PAIR = 0x5041_4952
 
 
+def within_nearest_samples(resampled: np.ndarray, image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``resampled`` (``image`` interpolated at ``(x, y)``) clamped, channel by channel, to
+    the range of the four samples of ``image`` around each point.
+
+    A camera's pixel integrates light through non-negative weights (its lens's PSF, its
+    area), so it records nothing outside the range of the scene it sees. A windowed sinc
+    does: beside a step it rings by a few percent of the step's height, which is harmless
+    on an 8-bit photograph but not on radiance, whose highlights run to several times the
+    clip level. From 5 down to 0.05, OpenCV's Lanczos-4 at sub-pixel shifts of 0.1-0.75 px
+    takes the first pixel of the dark side below zero and lifts the second to 0.14-0.28
+    (43-82 sRGB levels above the ground), where B, never resampled, shows the ground.
+
+    Parameters
+    ----------
+    resampled
+        ``(H, W)`` or ``(H, W, C)``, ``image`` sampled at the points.
+    image
+        ``(h, w)`` or ``(h, w, C)``, what was sampled.
+    x, y
+        ``(H, W)`` sample positions in ``image``'s pixels (OpenCV pixel-centre convention).
+    """
+    h, w = image.shape[:2]
+    x0 = np.clip(np.floor(x).astype(np.intp), 0, w - 2)
+    y0 = np.clip(np.floor(y).astype(np.intp), 0, h - 2)
+    corners = [image[y0 + dy, x0 + dx] for dy in (0, 1) for dx in (0, 1)]
+    low = np.minimum(np.minimum(corners[0], corners[1]), np.minimum(corners[2], corners[3]))
+    high = np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3]))
+    return np.clip(resampled, low, high)
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """Everything that determines a simulated session.
@@ -447,10 +477,13 @@ class RigSimulator:
         c, m = self.config, self.margin
         canvas_to_s = homography @ np.array([[1, 0, -m], [0, 1, -m], [0, 0, 1.0]])
         if not radial:
-            return cv2.warpPerspective(radiance, canvas_to_s, (c.width, c.height), flags=cv2.INTER_LANCZOS4)
+            seen = cv2.warpPerspective(radiance, canvas_to_s, (c.width, c.height), flags=cv2.INTER_LANCZOS4)
+            qx, qy = grid_coordinates(np.linalg.inv(canvas_to_s), (c.width, c.height))
+            return within_nearest_samples(seen, radiance, qx, qy)
         hx, hy = grid_coordinates(np.linalg.inv(homography), (c.width, c.height))
         qx, qy = undo_radial(hx, hy, radial, c.width, c.height)
-        return cv2.remap(radiance, (qx + m).astype(np.float32), (qy + m).astype(np.float32), cv2.INTER_LANCZOS4)
+        seen = cv2.remap(radiance, (qx + m).astype(np.float32), (qy + m).astype(np.float32), cv2.INTER_LANCZOS4)
+        return within_nearest_samples(seen, radiance, qx + m, qy + m)
 
     def render(self, pair_index: int, *, aligned: bool = False) -> SimulatedPair:
         """Render pair ``pair_index``.
