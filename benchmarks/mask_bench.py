@@ -87,7 +87,7 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray) -
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
     a, b = first.homography @ corners, second.homography @ corners
     moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
-    again = generate_mask(blur, sharp, valid=valid, clipped=clipped).mask
+    again = generate_mask(blur, sharp, valid=valid, clipped=clipped, colour_matrix=second.color.matrix).mask
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
@@ -115,8 +115,11 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             continue
         if jpeg is not None:
             blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
+        # What `mask generate` reads from align's sidecar (a burst's S was not corrected).
+        colour = None if alignment is None else alignment.color.matrix
         runs = {
-            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped: generate_mask(b, s, valid=v, clipped=c).mask,
+            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour: generate_mask(
+                b, s, valid=v, clipped=c, colour_matrix=m).mask,
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }

@@ -7,9 +7,17 @@ import cv2
 import numpy as np
 import pytest
 
+from reloblur.errors import ImageFormatError
 from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
-from reloblur.lbfmg.generate import MaskParams, _fill_outlined, _rim_counts, generate_mask
+from reloblur.lbfmg.generate import (
+    MaskParams,
+    _fill_outlined,
+    _rim_counts,
+    crosstalk_bound,
+    crosstalk_ratios,
+    generate_mask,
+)
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.lbfmg.params import MaskParamsError
 from reloblur.robust import fit_gain_field
@@ -192,6 +200,115 @@ def test_a_channel_clipped_in_s_before_its_colour_correction_leaves_a_static_sce
                            clipped=_channel_clip_map(raw_b, raw_s))
     assert area_fraction(result.mask) <= 0.001
     assert int((result.z > MaskParams().high_sigmas).sum()) == 0
+
+
+def _srgb(linear: np.ndarray) -> np.ndarray:
+    """Display encoding in float, without an 8-bit quantiser (for exact known answers)."""
+    x = np.clip(linear, 0, 1)
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
+
+
+CAMERA_CROSSTALK = np.array([[0.86, 0.1, 0.04], [0.08, 0.84, 0.08], [0.03, 0.12, 0.85]])
+STRONG_CROSSTALK = np.array([[0.62, 0.3, 0.08], [0.25, 0.6, 0.15], [0.05, 0.3, 0.65]])
+
+
+def test_crosstalk_bound_is_the_error_a_colour_correction_mixed_in():
+    """Known answer, noise-free: S's camera mixes its channels (crosstalk C) and clips red
+    on a region that B, at a lower gain, keeps; align's correction M = 0.7 C^-1 carries
+    M[c, R] of the lost red into green and blue. Given M, the bound equals that error,
+    smoothed and display-encoded as the mask step sees it: within 1 % where it exceeds
+    half a code, and never short of it by more than a hundredth of a code."""
+    scene = textured_scene(5, mean=0.3)
+    scene[60:160, 80:240, 0] = 1.3  # red beyond S's white
+    blur = 0.7 * scene
+    raw_s = np.clip(np.einsum("ij,hwj->hwi", CAMERA_CROSSTALK, scene), 0, 1)
+    matrix = 0.7 * np.linalg.inv(CAMERA_CROSSTALK)
+    sharp = np.einsum("ij,hwj->hwi", matrix, raw_s)
+    assert blur.max() < 1 and 0.1 < (raw_s[..., 0] >= 1).mean() and (raw_s[..., 1:] >= 1).sum() == 0
+    bp, sp = (_srgb(x).transpose(2, 0, 1).astype(np.float32) for x in (blur, sharp))
+    bs, ss = (np.stack([cv2.GaussianBlur(c, (0, 0), 1.5) for c in x]) for x in (bp, sp))
+    clip = (raw_s >= 1).transpose(2, 0, 1)
+    bound = crosstalk_bound(sp, bp, ss, clip, np.zeros_like(clip), sigma_px=1.5, ratios=crosstalk_ratios(matrix))
+    assert bound is not None
+    error = np.abs(ss - bs)[1:]  # green and blue; red is the clipped channel itself
+    visible = error > 0.5 / 255
+    assert visible.sum() > 10_000 and error.max() > 10 / 255
+    assert np.abs(bound[1:][visible] / error[visible] - 1).max() < 0.01
+    assert (error - bound[1:]).max() < 0.01 / 255
+    assert bound[0].max() == 0.0  # nothing else clipped to mix into red
+
+
+def test_crosstalk_ratios_refuse_a_matrix_they_cannot_use():
+    with pytest.raises(ImageFormatError, match="non-zero diagonal"):
+        crosstalk_ratios(np.array([[1.0, 0.1, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    with pytest.raises(ImageFormatError, match="square"):
+        crosstalk_ratios(np.ones((3, 2)))
+
+
+def _red_ground_pair(seed: int, crosstalk: np.ndarray, *, moving: bool
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A red ground that S, at 2.2x B's gain through its own crosstalk, blows out in red
+    over about half the frame and B does not; a beige patch moving 8 px, or nothing. S
+    corrected back onto B as align does. Returns B, S (8-bit), the clip map, align's
+    matrix and the swept region."""
+    rng = np.random.default_rng(seed)
+    scene = textured_scene(seed, mean=0.3)
+    red = 0.75 if crosstalk[0, 0] > 0.8 else 0.95  # S's red at its white level over half the ground
+    scene[..., 0] = red + 0.1 * scene[..., 0] / scene[..., 0].mean()
+    if moving:
+        blur, sharp, swept = _moving_patch(scene, np.array([0.55, 0.4, 0.25]), shift=8)
+    else:
+        blur, sharp, swept = scene, scene, np.zeros(scene.shape[:2], bool)
+    raw_b = expose(0.6 * blur, rng)
+    raw_s = expose(1.3 * np.einsum("ij,hwj->hwi", crosstalk, sharp), rng, 1.5)
+    assert 0.3 < (raw_s[..., 0] >= 1).mean() < 0.7 and (raw_b >= 1).mean() == 0
+    matrix = 0.6 * np.linalg.inv(crosstalk) / 1.3
+    corrected = np.clip(np.einsum("ij,hwj->hwi", matrix, raw_s), 0, 1)
+    return encode_srgb(raw_b), encode_srgb(corrected), _channel_clip_map(raw_b, raw_s), matrix, swept
+
+
+@pytest.mark.parametrize("crosstalk", [CAMERA_CROSSTALK, STRONG_CROSSTALK], ids=["camera", "strong"])
+def test_a_trail_across_a_ground_only_s_blew_out_is_found_given_the_colour_matrix(crosstalk):
+    """With align's colour matrix, B measures what S's clipped red lost, and the bound on
+    green and blue is the crosstalk itself: the patch's blur trail across the ground is
+    found, and the static pair stays empty, also where the correction mixes up to 0.45 of
+    red into the others (``strong``). Measured 2026-12-01 for seeds 3, 4, 5: IoU 0.89,
+    0.90, 0.89 (strong: 0.90, 0.91, 0.91); the prior bound (5 % of the level beside any
+    clipped channel, all earlier versions had) gave 0.00, 0.83, 0.87 (strong: 0.00, 0.85,
+    0.11, and 0.14-0.28 % static area)."""
+    for seed in (3, 5):
+        blur, sharp, flags, matrix, swept = _red_ground_pair(seed, crosstalk, moving=True)
+        result = generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix)
+        assert iou(result.mask, swept) > 0.85
+        assert result.crosstalk_ratio == pytest.approx(crosstalk_ratios(matrix).max())
+        blur, sharp, flags, matrix, _ = _red_ground_pair(seed, crosstalk, moving=False)
+        assert area_fraction(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix).mask) == 0.0
+
+
+def test_where_two_channels_clip_together_the_prior_holds():
+    """With red and green clipped in the same pixels, the gap in each mixes both excesses
+    through the matrix, so neither measures its own: the bound is the prior's, as without
+    a matrix (a grey pair, three equal channels, is always so)."""
+    s = np.full((3, 32, 32), 0.5, np.float32)
+    s[:2, :, :16] = 0.8
+    b = s.copy()
+    b[:2, :, :16] = 0.95
+    clipped = np.zeros(s.shape, bool)
+    clipped[:2, :, :16] = True
+    ratios = crosstalk_ratios(0.7 * np.linalg.inv(CAMERA_CROSSTALK))
+    measured = crosstalk_bound(s, b, s, clipped, np.zeros_like(clipped), sigma_px=1.5, ratios=ratios)
+    prior = crosstalk_bound(s, b, s, clipped, np.zeros_like(clipped), sigma_px=1.5, ratios=None)
+    assert measured is not None and prior is not None and prior.max() > 0
+    np.testing.assert_array_equal(measured, prior)
+    clipped[1] = False  # red alone: now measured, and not the prior
+    assert not np.array_equal(crosstalk_bound(s, b, s, clipped, np.zeros_like(clipped), sigma_px=1.5, ratios=ratios),
+                              crosstalk_bound(s, b, s, clipped, np.zeros_like(clipped), sigma_px=1.5, ratios=None))
+
+
+def test_without_the_colour_matrix_the_prior_keeps_a_ground_s_blew_out_static():
+    blur, sharp, flags, _, _ = _red_ground_pair(4, CAMERA_CROSSTALK, moving=False)
+    result = generate_mask(blur, sharp, clipped=flags)
+    assert area_fraction(result.mask) == 0.0 and result.crosstalk_ratio is None
 
 
 def test_a_blown_out_object_that_moved_is_found_and_a_static_blown_out_lamp_is_not():

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from reloblur.dataset_cli.app import app
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import read_image
+from reloblur.lbfmg.generate import crosstalk_ratios
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.sim.simulate import SimulateOptions, simulate
 
@@ -39,6 +41,11 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
         index = sidecar.name[: -len(".align.json")]
         assert (sidecar.parent / f"{index}.valid.png").exists()  # uncropped: S's extent is recorded
         mask = read_image(masks / sidecar.parent.relative_to(aligned) / f"{index}.png")
+        # mask generate read the colour matrix align corrected S with, beside the pair
+        mask_record = json.loads((masks / sidecar.parent.relative_to(aligned) / f"{index}.json").read_text())
+        assert "align" in mask_record["inputs"]
+        ratio = crosstalk_ratios(np.array(data["color_matrix"])).max()
+        assert mask_record["diagnostics"]["crosstalk_ratio"] == pytest.approx(ratio)
         record = records[data["source"]["session_pair"]]
         truth = session.truth_mask(record)
         if session.truth(record)["static"]:
@@ -46,8 +53,8 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
         else:
             moving.append(iou(mask, truth))
     assert moving and static
-    # Measured 2026-11-29 on these 8 pairs: mean IoU 0.87 (one small dark object at 0.57),
-    # static area 1.4 % and 1.4 % (two demosaics of textured static objects differ). The
-    # bounds leave room for noise; docs/benchmarks.md has the suite-wide figures.
+    # Measured 2026-12-01 on these 8 pairs: mean IoU 0.86 (the lowest 0.71), static area
+    # 0.15 % and 0.07 % (2026-11-29: 0.87, and 1.4 % each).
+    # The bounds leave room for noise; docs/benchmarks.md has the suite-wide figures.
     assert np.mean(moving) > 0.8, moving
     assert max(static) <= 0.025, static

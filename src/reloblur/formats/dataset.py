@@ -26,6 +26,8 @@ import numpy as np
 from reloblur.atomic import is_temporary
 from reloblur.batch import ItemFailure
 from reloblur.errors import DatasetError
+from reloblur.formats.align_record import SIDECAR_SUFFIX as ALIGN_SIDECAR
+from reloblur.formats.align_record import AlignRecord
 from reloblur.imaging.imageio import read_image
 from reloblur.paths import outside
 
@@ -89,29 +91,50 @@ class Pair:
         """``<index>.clip.png``: where ``align`` found either camera's output clipped."""
         return self.blur.parent / f"{self.index}.clip.png"
 
+    @property
+    def align_record(self) -> Path:
+        """``<index>.align.json``: ``align``'s record, with the colour matrix S was corrected with."""
+        return self.blur.parent / f"{self.index}{ALIGN_SIDECAR}"
+
 
 @dataclass(frozen=True)
 class AlignMaps:
-    """The maps ``align`` left beside a pair for the mask step, each None where absent."""
+    """What ``align`` left beside a pair for the mask step, each None where absent."""
 
     valid: np.ndarray | None  # (H, W)
     clipped: np.ndarray | None  # (H, W, 3) or (H, W) clip flags
+    colour_matrix: np.ndarray | None = None  # (3, 3): S's linear RGB -> B's, as align corrected S
 
 
 def align_map_files(pair: Pair) -> dict[str, Path]:
-    """The maps ``align`` left beside ``pair`` that the mask step reads, by name (``valid``,
-    ``clip``): those that exist."""
-    return {name: path for name, path in (("valid", pair.validity_map), ("clip", pair.clip_map)) if path.exists()}
+    """The files ``align`` left beside ``pair`` that the mask step reads, by name (``valid``,
+    ``clip``, ``align``: its record): those that exist."""
+    return {name: path for name, path in (("valid", pair.validity_map), ("clip", pair.clip_map),
+                                          ("align", pair.align_record)) if path.exists()}
 
 
 def read_align_maps(pair: Pair) -> AlignMaps:
-    """The validity and clip maps ``align`` wrote beside ``pair``, as ``mask generate``
-    judges the pair with them; an unreadable one raises an error naming its file."""
+    """The validity and clip maps and the colour matrix ``align`` wrote beside ``pair``, as
+    ``mask generate`` judges the pair with them; an unreadable one raises an error naming
+    its file."""
     files = align_map_files(pair)
     valid = read_image(files["valid"]) if "valid" in files else None
     if valid is not None and valid.ndim == 3:
         valid = valid[:, :, 0]
-    return AlignMaps(valid, read_image(files["clip"]) if "clip" in files else None)
+    matrix = _colour_matrix(files["align"]) if "align" in files else None
+    return AlignMaps(valid, read_image(files["clip"]) if "clip" in files else None, matrix)
+
+
+def _colour_matrix(record: Path) -> np.ndarray:
+    """The colour matrix of an align sidecar, checked: the mask step divides by its diagonal."""
+    try:
+        matrix = np.array(AlignRecord.read(record).color_matrix, float)
+    except ValueError as exc:  # ragged or not numbers
+        raise DatasetError(f"{record}: color_matrix is not a matrix of numbers ({exc})") from None
+    if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or (np.abs(np.diag(matrix)) < 1e-6).any():
+        raise DatasetError(f"{record}: color_matrix must be 3x3, finite, with a non-zero diagonal; "
+                           f"got {matrix.tolist()}")
+    return matrix
 
 
 @dataclass(frozen=True)

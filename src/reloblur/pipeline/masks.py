@@ -156,7 +156,7 @@ def _generate_one(job: _Job) -> str:
                             "Give this dataset its own masks tree (--out), or pass --overwrite to replace it")
     maps = read_align_maps(job.pair)
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
-                           valid=maps.valid, noise=job.noise, clipped=maps.clipped)
+                           valid=maps.valid, noise=job.noise, clipped=maps.clipped, colour_matrix=maps.colour_matrix)
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
     history = list(existing.history) if existing else []

@@ -219,7 +219,7 @@ class ReviewStore:
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
         maps = read_align_maps(pair)  # judged as mask generate judges it
         result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
-                               clipped=maps.clipped)
+                               clipped=maps.clipped, colour_matrix=maps.colour_matrix)
         return encode_image(result.mask, ".png")
 
 
