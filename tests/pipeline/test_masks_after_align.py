@@ -58,3 +58,18 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
     # The bounds leave room for noise; docs/benchmarks.md has the suite-wide figures.
     assert np.mean(moving) > 0.8, moving
     assert max(static) <= 0.025, static
+
+    # A sidecar whose matrix the mask step cannot use: that pair is redone (its align input
+    # changed) and fails naming the file; its mask stays as it was, the others resume.
+    sidecar = sorted(aligned.rglob("*.align.json"))[0]
+    index = sidecar.name[: -len(".align.json")]
+    mask_file = masks / sidecar.parent.relative_to(aligned) / f"{index}.png"
+    before = mask_file.read_bytes()
+    data = json.loads(sidecar.read_text())
+    data["color_matrix"][1][1] = 0.0
+    sidecar.write_text(json.dumps(data))
+    result = runner.invoke(app, ["mask", "generate", str(aligned), "--workers", "1", "--json"])
+    assert result.exit_code == 2, result.output
+    assert sidecar.name in result.output and "non-zero diagonal" in result.output
+    assert mask_file.read_bytes() == before
+    assert json.loads(result.stdout)["resumed"] >= 7
