@@ -76,7 +76,8 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
             result)
 
 
-def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray) -> tuple[float, float]:
+def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, measured: bool
+                 ) -> tuple[float, float]:
     """How much the mask depends on incidental alignment differences: the pair aligned
     again with half the registration's points (a few hundredths of a pixel apart), and
     ``(|IoU change|, largest corner displacement between the two alignments in px)``."""
@@ -87,7 +88,8 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray) -
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
     a, b = first.homography @ corners, second.homography @ corners
     moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
-    again = generate_mask(blur, sharp, valid=valid, clipped=clipped, colour_matrix=second.color.matrix).mask
+    again = generate_mask(blur, sharp, valid=valid, clipped=clipped,
+                          colour_matrix=second.color.matrix if measured else None).mask
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
@@ -100,7 +102,8 @@ def lossy(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
-                  size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None) -> dict[str, dict]:
+                  size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
+                  crosstalk: str = "prior") -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in methods}
     failed = 0
@@ -115,8 +118,9 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             continue
         if jpeg is not None:
             blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
-        # What `mask generate` reads from align's sidecar (a burst's S was not corrected).
-        colour = None if alignment is None else alignment.color.matrix
+        # What `mask generate --crosstalk measured` reads from align's sidecar (a burst's S
+        # was not corrected).
+        colour = None if alignment is None or crosstalk == "prior" else alignment.color.matrix
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour: generate_mask(
                 b, s, valid=v, clipped=c, colour_matrix=m).mask,
@@ -142,7 +146,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 scores[name]["iou"].append(iou(mask, pair.mask))
                 scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
                 if sensitivity and name == "lbfmg" and alignment is not None:
-                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask))
+                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, colour is not None))
     rows = {}
     for name, s in scores.items():
         rows[name] = {
@@ -180,6 +184,8 @@ def main() -> None:
     parser.add_argument("--jpeg", default=None, metavar="QB/QS",
                         help="JPEG-compress the aligned B and S at these qualities (e.g. 85/75) before the masks "
                              "are made: lossy camera output or video")
+    parser.add_argument("--crosstalk", choices=("prior", "measured"), default="prior",
+                        help="lbfmg as `mask generate --crosstalk` runs it (measured: with align's colour matrix)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -207,7 +213,8 @@ def main() -> None:
         for repeat in range(args.repeats):
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
                                  sensitivity=args.sensitivity, size=(width, height),
-                                 jpeg=jpeg)  # type: ignore[arg-type]  # two ints, checked above
+                                 jpeg=jpeg,  # type: ignore[arg-type]  # two ints, checked above
+                                 crosstalk=args.crosstalk)
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():
@@ -216,7 +223,7 @@ def main() -> None:
                           f"{_f(r['seconds_per_pair'])} s/pair", flush=True)
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": args.size,
-                          "seed": args.seed, "jpeg": args.jpeg, "results": results}, indent=2))
+                          "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "results": results}, indent=2))
 
 
 def markdown(result: dict) -> str:

@@ -60,6 +60,11 @@ def generate_command(
     method: Annotated[str, typer.Option(
         "--method", help="difference: B against S, judged by the noise model; flow: motion between a burst's "
                          "kept frames; both: the difference plus motion regions overlapping it.")] = "difference",
+    crosstalk: Annotated[str, typer.Option(
+        "--crosstalk", help="What S's colour correction mixed from a clipped channel into the others. prior: up to "
+                            "5 % of the level; measured: by align's colour matrix, where B measures the lost excess. "
+                            "Use measured only when neither camera transforms colour after its sensor clips (raw or "
+                            "linear output).")] = "prior",
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,
@@ -81,7 +86,8 @@ def generate_command(
                                             force, workers, progress=not json_output, calibration=calibration,
                                             shard=Shard.parse(shard),
                                             method=method,  # type: ignore[arg-type]  # checked, naming the choices
-                                            overwrite=overwrite))
+                                            overwrite=overwrite,
+                                            crosstalk=crosstalk))  # type: ignore[arg-type]  # checked, naming the choices
     ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
     finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "

@@ -106,18 +106,18 @@ class AlignMaps:
     colour_matrix: np.ndarray | None = None  # (3, 3): S's linear RGB -> B's, as align corrected S
 
 
-def align_map_files(pair: Pair) -> dict[str, Path]:
+def align_map_files(pair: Pair, *, record: bool = False) -> dict[str, Path]:
     """The files ``align`` left beside ``pair`` that the mask step reads, by name (``valid``,
-    ``clip``, ``align``: its record): those that exist."""
-    return {name: path for name, path in (("valid", pair.validity_map), ("clip", pair.clip_map),
-                                          ("align", pair.align_record)) if path.exists()}
+    ``clip``, and with ``record`` ``align``, its record): those that exist."""
+    named = [("valid", pair.validity_map), ("clip", pair.clip_map)] + ([("align", pair.align_record)] if record else [])
+    return {name: path for name, path in named if path.exists()}
 
 
-def read_align_maps(pair: Pair) -> AlignMaps:
-    """The validity and clip maps and the colour matrix ``align`` wrote beside ``pair``, as
-    ``mask generate`` judges the pair with them; an unreadable one raises an error naming
-    its file."""
-    files = align_map_files(pair)
+def read_align_maps(pair: Pair, *, record: bool = False) -> AlignMaps:
+    """The validity and clip maps ``align`` wrote beside ``pair``, and with ``record`` the
+    colour matrix S was corrected with, as ``mask generate`` judges the pair with them; an
+    unreadable one raises an error naming its file."""
+    files = align_map_files(pair, record=record)
     valid = read_image(files["valid"]) if "valid" in files else None
     if valid is not None and valid.ndim == 3:
         valid = valid[:, :, 0]

@@ -227,6 +227,10 @@ class _Clipping:
     # (C, H, W) share of the smoothed level that black clipping added (black_clip_factor
     # of the share of black-clipped pixels under the smoothing kernel), once widened
     black_bias: np.ndarray | None = None
+    # (C, H, W) white flags widened to the footprint, kept when a smoothing that left the
+    # clipped pixels out lifts ``high`` (:meth:`measured_where`): the other channels of
+    # those pixels were still averaged, and a colour correction mixed the excess into them
+    near_white: np.ndarray | None = None
     _any: np.ndarray | None = field(default=None, repr=False)
     _at_all: bool | None = field(default=None, repr=False)
 
@@ -240,13 +244,14 @@ class _Clipping:
     def window(self, rows: slice, cols: slice) -> _Clipping:
         """The flags cut to a window."""
         bias = None if self.black_bias is None else self.black_bias[:, rows, cols]
-        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias)
+        near = None if self.near_white is None else self.near_white[:, rows, cols]
+        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias, near)
 
     def measured_where(self, measured: np.ndarray) -> _Clipping:
         """Widened flags with no white bound where ``measured`` (``(C, H, W)`` bool) says
         the smoothing left the clipped pixels out (:func:`_smooth_pair`)."""
         high = self.high & ~measured if self.high.any() else self.high
-        return _Clipping(high, self.low, self.black_bias)
+        return _Clipping(high, self.low, self.black_bias, self.near_white)
 
     def widened(self, reach: int, sigma_px: float | None = None) -> _Clipping:
         """The flags as they bear on values smoothed over ``reach`` pixels (a Gaussian of
@@ -277,7 +282,8 @@ class _Clipping:
         if sigma_px is not None and self.low.any():
             bias = black_clip_factor(np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px)
                                                for f in self.low]))
-        return _Clipping(any_near(self.high), mostly(self.low), bias)
+        near = any_near(self.high)
+        return _Clipping(near, mostly(self.low), bias, near)
 
     def any(self) -> np.ndarray:
         """``(H, W)`` bool: clipped in any channel, either way."""
@@ -288,11 +294,9 @@ class _Clipping:
 
 # Stand-in for "unbounded" on the side a clipped value leaves open: far outside [0, 1].
 _UNBOUNDED = 8.0
-# Where nothing measures a clipped channel's excess (the other camera clipped it too, or
-# the colour matrix is unknown): the share of the pixel's level a colour correction may
-# then move the other channels by, anywhere in the footprint (crosstalk matrices differ by
-# 5-10 %; at 10 % the benchmark's clipped moving objects lost most of their evidence, at
-# 5 % static clipped scenes stay empty).
+# How far a clipped channel can move the others through a colour correction, as a fraction
+# of the pixel's level (crosstalk matrices differ by 5-10 %; at 10 % the benchmark's clipped
+# moving objects lost most of their evidence, at 5 % static clipped scenes stay empty).
 CLIP_CROSSTALK = 0.05
 
 
@@ -316,7 +320,11 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
     That prior, applied beside every clipped channel, hid the blur trails a moving object
     leaves across a scene whose red alone S blew out; measured, the bound is the error
     itself (within 0.3 % on a noise-free pair), and on the mask benchmark's over-exposed
-    row the mean IoU rose from 0.785 to 0.815 with every static pair still empty.
+    row the mean IoU rose from 0.785 to 0.815 with every static pair still empty. It
+    assumes the matrix is the only mixing after the clip: a camera that transforms colour
+    itself after its sensor clips mixes the excess by a matrix this one does not show, and
+    a static ground is then marked where the prior marks nothing (``mask generate
+    --crosstalk measured`` is opt-in for that reason).
 
     Parameters
     ----------
@@ -405,20 +413,42 @@ def crosstalk_ratios(matrix: np.ndarray) -> np.ndarray:
     return ratios
 
 
-def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None
+def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of the true level: a clipped-white pixel is only a lower bound,
     a clipped-black one only an upper bound.
 
-    Both are loosened by ``crosstalk`` (:func:`crosstalk_bound`, None for none): what a
-    colour correction after the clipping mixed into each channel, clipped or not; a
-    black-clipped bound by :data:`CLIP_CROSSTALK` of the pixel's brightest channel."""
-    if not clip.clipped_at_all() and crosstalk is None:
+    The bound itself is loosened by :data:`CLIP_CROSSTALK` of the pixel's brightest
+    channel: a colour correction mixes channels with coefficients of both signs, so a
+    clipped channel pulls its neighbours up or down by up to that much. With ``crosstalk``
+    (:func:`crosstalk_bound`), by that instead: what the correction after the clipping
+    mixed into each channel, clipped or not; a black-clipped bound still by the prior."""
+    if crosstalk is not None:
+        return _measured_bounds(smoothed, clip, crosstalk)
+    if not clip.clipped_at_all():
         return smoothed, smoothed
+    partial = clip.black_bias is not None
+    slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
+    level = smoothed - np.maximum(smoothed, 0.0) * clip.black_bias if partial else smoothed
+    # A channel beside a white-clipped one is still a measurement, but the colour matrix
+    # added an unknown share of the clipped channel's excess to it: wherever another
+    # channel's clipped pixels lie in the footprint, also where that channel's own smoothing
+    # left them out (on the mask benchmark's over-exposed row, only the lifted flags made a
+    # ring of such evidence around a static blown-out helmet mark it as a mover).
+    near = clip.high if clip.near_white is None else clip.near_white
+    mixed = ((near.sum(axis=0, dtype=np.uint8) > near) if near.shape[0] > 1 else np.zeros_like(near)) & ~clip.high
+    lower = np.where(clip.low, -_UNBOUNDED, np.where(clip.high | mixed, level - slack, level))
+    upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low | mixed, smoothed + slack, smoothed))
+    return lower, upper
+
+
+def _measured_bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_bounds` loosened by a measured ``crosstalk`` instead of the prior."""
     level = smoothed
     if clip.black_bias is not None:
         level = smoothed - np.maximum(smoothed, 0.0) * clip.black_bias
-    mixed = 0.0 if crosstalk is None else crosstalk
+    mixed = crosstalk
     slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True) if clip.low.any() else 0.0
     lower = np.where(clip.low, -_UNBOUNDED, level - mixed)
     upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low, smoothed + slack, smoothed + mixed))
@@ -486,7 +516,7 @@ class _Judge:
     inside: np.ndarray  # (H, W) bool, valid and away from undefined S
     tolerance: int
     noise_variance: np.ndarray  # (C, H, W) predicted noise variance alone (no edge residual)
-    # (C, H, W) crosstalk_bound of each image, None where it clipped nothing
+    # (C, H, W) crosstalk_bound of each image, None for the prior
     crosstalk_b: np.ndarray | None = None
     crosstalk_s: np.ndarray | None = None
 
@@ -553,7 +583,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     :class:`_Judge` from them. ``bp`` is B before smoothing; ``clip_b`` and ``clip_s`` are
     widened to the smoothing footprint; ``spread`` is the noise variance of each smoothed
     value relative to a full footprint's (:func:`_smooth_pair`); ``crosstalk`` is
-    :func:`crosstalk_bound` of B and of S.
+    :func:`crosstalk_bound` of B and of S (None: the prior).
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`fine_detail`)."""
@@ -1215,7 +1245,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         ``(3, 3)`` the matrix ``align`` corrected S's colours with (its sidecar's
         ``color_matrix``): how much of a channel S clipped the correction mixed into the
         others (:func:`crosstalk_bound`), measured where B did not clip that channel.
-        B's colours are its camera's own: nothing mixed them. Default (unknown): the
+        B's colours are its camera's own: nothing mixed them. Give it only for cameras
+        that do not transform colour after their sensor clips (raw capture). Default: the
         prior :data:`CLIP_CROSSTALK` beside every clipped channel.
 
     Returns
@@ -1241,17 +1272,18 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     pair = _prepare(blur, sharp, valid, clipped, params)
     bp, sp, bs, ss = pair.bp, pair.sp, pair.bs, pair.ss
     clip_b, clip_s, usable, valid_in = pair.clip_b, pair.clip_s, pair.usable, pair.valid
-    ratios_s = ratios_b = None
+    ratios_s = None
+    crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # the prior
     if colour_matrix is not None:
         ratios_s = crosstalk_ratios(colour_matrix)
         if ratios_s.shape[0] != bp.shape[0]:
             raise ImageFormatError(f"colour matrix is {ratios_s.shape[0]}x{ratios_s.shape[0]}, "
                                    f"the images have {bp.shape[0]} channels")
         ratios_b = np.zeros_like(ratios_s)  # align leaves B's colours as its camera made them
-    crosstalk = (crosstalk_bound(bp, sp, bs, clip_b.high, clip_s.high, sigma_px=params.smooth_sigma,
-                                 ratios=ratios_b, transfer=params.transfer),
-                 crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
-                                 ratios=ratios_s, transfer=params.transfer))
+        crosstalk = (crosstalk_bound(bp, sp, bs, clip_b.high, clip_s.high, sigma_px=params.smooth_sigma,
+                                     ratios=ratios_b, transfer=params.transfer),
+                     crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
+                                     ratios=ratios_s, transfer=params.transfer))
     judge, models, edge_kappa, sharpness_beta, detail_gamma = _judge(
         bs, ss, bp, pair.wide_b, pair.wide_s, usable, valid_in, sigma_px=params.smooth_sigma,
         tolerance=params.shift_tolerance, transfer=params.transfer, noise=noise, spread=pair.spread,

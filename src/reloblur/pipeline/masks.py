@@ -57,6 +57,10 @@ class GenerateOptions:
     shard: Shard = field(default_factory=Shard)  # this machine's part of the campaign
     method: MaskMethod = "difference"  # difference (B vs S), flow (a burst's frames), both
     overwrite: bool = False  # replace masks another dataset's pairs of the same names made
+    # prior: a clipped channel may have moved the others by 5 % of the level; measured: by
+    # what align's colour correction mixed in (cameras with no colour transformation after
+    # their sensor clips: raw or linear output)
+    crosstalk: Crosstalk = "prior"
 
 
 @dataclass
@@ -83,6 +87,7 @@ class _Job:
     noise: list[NoiseLevel] | None = None  # its noise model, read once by the command
     method: MaskMethod = "difference"
     overwrite: bool = False
+    crosstalk: Crosstalk = "prior"
 
 
 def calibrated_noise(path: Path) -> list[NoiseLevel]:
@@ -98,6 +103,8 @@ def calibrated_noise(path: Path) -> list[NoiseLevel]:
 
 MaskMethod = Literal["difference", "flow", "both"]
 MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
+Crosstalk = Literal["prior", "measured"]
+CROSSTALK_CHOICES: tuple[str, ...] = ("prior", "measured")
 
 
 def _burst_frames(pair: Pair) -> tuple[BurstManifest, Path, dict[str, Path]]:
@@ -137,8 +144,11 @@ def _generate_one(job: _Job) -> str:
     if job.method != "difference":
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
-    inputs.update(align_map_files(job.pair))
+    measured = job.crosstalk == "measured"
+    inputs.update(align_map_files(job.pair, record=measured))
     params = {**job.params.to_dict(), "method": job.method}
+    if measured:  # absent by default, so masks made before the choice existed still resume
+        params["crosstalk"] = "measured"
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
@@ -154,7 +164,7 @@ def _generate_one(job: _Job) -> str:
         theirs = os.path.normpath(job.mask.parent / existing.made_from)
         raise ReloblurError(f"{job.mask} holds the mask of {theirs}, not of {job.pair.blur}: nothing was written. "
                             "Give this dataset its own masks tree (--out), or pass --overwrite to replace it")
-    maps = read_align_maps(job.pair)
+    maps = read_align_maps(job.pair, record=measured)
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
                            valid=maps.valid, noise=job.noise, clipped=maps.clipped, colour_matrix=maps.colour_matrix)
     if burst is not None:
@@ -192,7 +202,10 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     noise = calibrated_noise(options.calibration) if options.calibration is not None else None
     if options.method not in MASK_METHODS:
         raise ReloblurError(f"--method {options.method!r}: choose {', '.join(MASK_METHODS)}")
-    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise, options.method, options.overwrite)
+    if options.crosstalk not in CROSSTALK_CHOICES:
+        raise ReloblurError(f"--crosstalk {options.crosstalk!r}: choose {', '.join(CROSSTALK_CHOICES)}")
+    jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise, options.method, options.overwrite,
+                 options.crosstalk)
             for p, mask in zip(pairs, masks)]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)

@@ -217,7 +217,8 @@ class ReviewStore:
         if not 0 < low_f <= high_f <= 100:
             raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
-        maps = read_align_maps(pair)  # judged as mask generate judges it
+        # judged as mask generate judged it, with the crosstalk model the mask was made with
+        maps = read_align_maps(pair, record=(self.record(pair).params or {}).get("crosstalk") == "measured")
         result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
                                clipped=maps.clipped, colour_matrix=maps.colour_matrix)
         return encode_image(result.mask, ".png")
