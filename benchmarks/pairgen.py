@@ -7,7 +7,8 @@ the independent checks do (the mean of K sub-frames in linear light, the object 
 between), S as the middle sub-frame, and gives each camera its own model: colour
 crosstalk, gain, vignetting, radial lens distortion, Poisson-Gaussian noise at its own
 level (S noisier), clipping, optional Bayer sampling demosaiced by OpenCV's bilinear
-method, the sRGB curve and 8- or 16-bit output. Backgrounds and objects come from several
+method, an optional colour transformation in the camera after the sensor clips (an ISP's
+colour matrix), the sRGB curve and 8- or 16-bit output. Backgrounds and objects come from several
 photograph sources (scikit-image's and matplotlib's bundled images) and from flat,
 low-texture walls; a share of the objects are uniform in colour.
 
@@ -35,6 +36,9 @@ class Condition:
     gain_s_over_b: float = 1.0  # camera gain ratio; with clipping, where each camera saturates
     overexpose: float = 0.0  # fraction of the frame pushed past full scale
     camera_8bit_srgb: bool = False  # the cameras themselves output 8-bit sRGB
+    # each camera applies ISP_COLOUR after its sensor clips (RGB output with the camera's
+    # colour transformation on): a clipped channel's lost excess leaks into the others
+    isp_colour: bool = False
     bayer: bool = False
     vignetting: tuple[float, float] = (0.0, 0.0)  # falloff at the corners, B and S
     distortion: float = 0.0  # radial k1 of S relative to B (normalised radius)
@@ -51,6 +55,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("S noise 4x B", s_noise=4.0),
     Condition("dark scene", brightness=0.12, sources=("hubble_deep_field", "camera", "grace_hopper", "chelsea")),
     Condition("over-exposed, gains differ", overexpose=0.10, gain_s_over_b=1.25),
+    Condition("over-exposed, colour transformed in camera", overexpose=0.10, gain_s_over_b=1.25, isp_colour=True),
     Condition("8-bit sRGB cameras", camera_8bit_srgb=True),
     Condition("Bayer, demosaiced", bayer=True),
     # What an industrial colour rig most often is: both cameras Bayer, demosaiced in the
@@ -179,11 +184,18 @@ def _camera(radiance: np.ndarray, rng: np.random.Generator, *, colour: np.ndarra
     else:
         electrons = rng.poisson(np.clip(signal, 0, None) * full_well) + rng.normal(0, read, signal.shape)
         linear = np.clip(electrons / full_well, 0, 1)
+    if condition.isp_colour:
+        linear = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, linear), 0, 1)
     if condition.camera_8bit_srgb:
         encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
         coded = np.rint(encoded * 255) / 255
         return np.where(coded <= 0.04045, coded / 12.92, ((coded + 0.055) / 1.055) ** 2.4).astype(np.float32)
     return (np.rint(linear * 65535) / 65535).astype(np.float32)
+
+
+# A camera's colour correction matrix as ISPs apply them (rows sum to 1, strong negative
+# off-diagonals: they undo the sensor's optical crosstalk and saturate colours).
+ISP_COLOUR = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
 
 
 def _crosstalk(rng: np.random.Generator) -> np.ndarray:
