@@ -278,6 +278,23 @@ def test_the_rethreshold_preview_judges_a_pair_as_mask_generate_does(review_serv
     assert generate_mask(blur, sharp).mask[:, :40].mean() > 0.5
 
 
+def test_the_preview_reads_align_s_record_only_for_a_mask_made_with_the_measured_crosstalk(review_server):
+    """A mask made with ``--crosstalk measured`` is previewed with align's colour matrix
+    (an unreadable record is an error naming it); one made with the prior never reads it."""
+    url, masks = review_server
+    token = url.split("token=")[1]
+    pair = find_pairs(masks.parent / "dataset")[0][0]
+    pair.align_record.write_text("{}")
+    body = {"id": pair.id, "high_sigmas": 6, "low_sigmas": 3}
+    assert call(url, "/api/regenerate", token, body)[0] == 200
+    sidecar = masks / pair.rel_dir / f"{pair.index}.json"
+    record = json.loads(sidecar.read_text())
+    record["params"]["crosstalk"] = "measured"
+    sidecar.write_text(json.dumps(record))
+    status, answer = call(url, "/api/regenerate", token, body)
+    assert status == 422 and pair.align_record.name in json.loads(answer)["error"]
+
+
 @needs_browser
 def test_every_view_of_an_odd_pair_gets_an_answer(review_server):
     """A grey B, S of another size, a 16-bit mask: each view answers (an image, or an
