@@ -31,6 +31,9 @@ from reloblur.formats.align_record import AlignRecord
 from reloblur.imaging.imageio import read_image
 from reloblur.paths import outside
 
+# The maps align leaves beside a pair for the mask step (written by pipeline.align).
+VALIDITY_SUFFIX = ".valid.png"
+CLIP_SUFFIX = ".clip.png"
 PAIR_FILE = re.compile(r"^(?P<index>.+)_(?P<role>blur|sharp)(?P<ext>\.[A-Za-z0-9]+)$", re.I)
 DATASET_SUFFIXES = frozenset({".png", ".tif", ".tiff"})  # what a ReLoBlur dataset holds
 # Sidecars beside a pair: NN.json, NN.<kind>.json (e.g. NN.align.json), NN.valid.png.
@@ -84,12 +87,12 @@ class Pair:
     @property
     def validity_map(self) -> Path:
         """``<index>.valid.png``: where ``align --no-crop`` says S is defined."""
-        return self.blur.parent / f"{self.index}.valid.png"
+        return self.blur.parent / f"{self.index}{VALIDITY_SUFFIX}"
 
     @property
     def clip_map(self) -> Path:
         """``<index>.clip.png``: where ``align`` found either camera's output clipped."""
-        return self.blur.parent / f"{self.index}.clip.png"
+        return self.blur.parent / f"{self.index}{CLIP_SUFFIX}"
 
     @property
     def align_record(self) -> Path:

@@ -443,9 +443,8 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
         return _measured_bounds(smoothed, clip, crosstalk)
     if not clip.clipped_at_all():
         return smoothed, smoothed
-    partial = clip.black_bias is not None
     slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
-    level = smoothed - np.maximum(smoothed, 0.0) * clip.black_bias if partial else smoothed
+    level = _unbiased(smoothed, clip)
     # A channel beside a white-clipped one is still a measurement, but the colour matrix
     # added an unknown share of the clipped channel's excess to it: wherever another
     # channel's clipped pixels lie in the footprint, also where that channel's own smoothing
@@ -461,14 +460,15 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
 def _measured_bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_bounds` loosened by a measured ``crosstalk`` instead of the prior."""
-    level = smoothed
-    if clip.black_bias is not None:
-        level = smoothed - np.maximum(smoothed, 0.0) * clip.black_bias
-    mixed = crosstalk
     slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True) if clip.low.any() else 0.0
-    lower = np.where(clip.low, -_UNBOUNDED, level - mixed)
-    upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low, smoothed + slack, smoothed + mixed))
+    lower = np.where(clip.low, -_UNBOUNDED, _unbiased(smoothed, clip) - crosstalk)
+    upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low, smoothed + slack, smoothed + crosstalk))
     return lower, upper
+
+
+def _unbiased(smoothed: np.ndarray, clip: _Clipping) -> np.ndarray:
+    """``smoothed`` less what black clipping of part of its footprint added (:func:`black_clip_factor`)."""
+    return smoothed if clip.black_bias is None else smoothed - np.maximum(smoothed, 0.0) * clip.black_bias
 
 
 def black_clip_factor(share: np.ndarray) -> np.ndarray:

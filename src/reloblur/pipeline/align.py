@@ -29,7 +29,7 @@ from reloblur.batch import ItemFailure, Shard, StageTimer, run_batch, total_seco
 from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
 from reloblur.formats.calibration import Calibration
-from reloblur.formats.dataset import scan_dataset
+from reloblur.formats.dataset import CLIP_SUFFIX, VALIDITY_SUFFIX, scan_dataset
 from reloblur.formats.session import LOG, MANIFEST, Session
 from reloblur.imaging.imageio import (
     IMAGE_SUFFIXES,
@@ -316,7 +316,7 @@ class _Task:
 def _outputs(job: AlignJob) -> tuple[Path, ...]:
     """Every file :func:`align_job` may write for ``job``."""
     return tuple(job.out_dir / f"{job.index}{ending}" for ending in
-                 ("_blur.png", "_sharp.png", SIDECAR_SUFFIX, ".clip.png", ".valid.png"))
+                 ("_blur.png", "_sharp.png", SIDECAR_SUFFIX, CLIP_SUFFIX, VALIDITY_SUFFIX))
 
 
 @dataclass(frozen=True)
@@ -424,14 +424,14 @@ def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, res
     with timer.stage("encode"):
         sharp_encoded = encode_srgb(sharp_final, out_dtype)
     encode(sharp_out, sharp_encoded)
-    clip_out = job.out_dir / f"{job.index}.clip.png"
+    clip_out = job.out_dir / f"{job.index}{CLIP_SUFFIX}"
     if clip_flags.any():
         encode(clip_out, clip_flags, png="flags")
     if not options.crop and result.valid is not None:
         valid_u8: np.ndarray = result.valid.astype(np.uint8) * 255
         if options.resize is not None:
             valid_u8 = cv2.resize(valid_u8, options.resize, interpolation=cv2.INTER_NEAREST)
-        encode(job.out_dir / f"{job.index}.valid.png", valid_u8, png="flags")
+        encode(job.out_dir / f"{job.index}{VALIDITY_SUFFIX}", valid_u8, png="flags")
     with timer.stage("write"):
         for path, data in encoded:
             atomic_write_bytes(path, data)
