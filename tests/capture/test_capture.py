@@ -642,6 +642,76 @@ def test_the_default_user_set_is_loaded_before_settings_and_recorded():
                              backend="sim")
 
 
+class PresetColourSimCamera(SimCamera):
+    """A colour camera whose matrix comes with light-source presets and has no switch
+    (no ColorTransformationEnable): it stays on for RGB output."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self._values["ColorTransformationEnable"]
+        self._factory = dict(self._values)
+
+
+class PresetColourSimBackend(SimBackend):
+    camera_class = PresetColourSimCamera
+
+
+def _one_frame(camera) -> np.ndarray:
+    camera.start()
+    try:
+        return camera.fetch(2.0).data
+    finally:
+        camera.stop()
+
+
+def test_the_cameras_colour_transformation_is_switched_off_so_frames_are_what_the_sensor_recorded():
+    """As shipped, a colour camera applies its matrix to RGB output after the sensor clips
+    (the sim does: clipped sensor values mixed by the factory matrix). Configuring the
+    camera switches it off, records that, and the frames are the sensor's own again."""
+    from reloblur.capture.backends.sim import FACTORY_COLOUR_MATRIX
+    from reloblur.capture.rig import CameraSettings, configure_camera
+
+    simulator = RigSimulator(SimulatorConfig(width=96, height=64, seed=0))
+    sensor = simulator.render(0).blur.astype(np.float64)
+    with open_backend(SimOptions(size=(96, 64))) as backend, backend.open("SIM-B") as camera:
+        shipped = _one_frame(camera)
+        expected = np.clip(np.rint(np.einsum("ij,hwj->hwi", np.array(FACTORY_COLOUR_MATRIX), sensor)), 0, 65535)
+        np.testing.assert_allclose(shipped, expected, atol=1)  # float32 products round either way at .5
+        assert np.abs(shipped.astype(np.int64) - sensor).max() > 1000  # the matrix moves colours a lot
+
+        applied = configure_camera(camera, "B", CameraSettings("SIM-B"), hardware_trigger=False, backend="sim")
+        assert applied.record.state["ColorTransformationEnable"] is False
+        assert "ColorTransformationMatrix" not in applied.record.state
+        assert not any("colour transformation" in w for w in applied.warnings)
+        camera.set("TriggerMode", "Off")
+        np.testing.assert_array_equal(_one_frame(camera), simulator.render(1).blur)
+
+
+def test_a_colour_matrix_that_stays_on_is_recorded_and_warned_for_rgb_output_only():
+    """A camera with no switch keeps its matrix: the session records it entry by entry
+    (ColorTransformationValueSelector Gain00..Gain22) and, for RGB output, the capture
+    warns; raw Bayer output bypasses the matrix, so it is recorded without a warning."""
+    from reloblur.capture.backends.sim import FACTORY_COLOUR_MATRIX
+    from reloblur.capture.rig import CameraSettings, configure_camera
+
+    with PresetColourSimBackend(size=(96, 64)) as backend, backend.open("SIM-S") as camera:
+        camera.set("ColorTransformationValueSelector", "Gain12")
+        camera.set("ColorTransformationValue", -0.25)  # a user's own preset, kept by the camera
+        rgb = configure_camera(camera, "S", CameraSettings("SIM-S", user_set=None), hardware_trigger=False,
+                               backend="sim")
+        matrix = [list(row) for row in FACTORY_COLOUR_MATRIX]
+        matrix[1][2] = -0.25
+        assert rgb.record.state["ColorTransformationMatrix"] == matrix
+        assert "ColorTransformationEnable" not in rgb.record.state
+        [warning] = [w for w in rgb.warnings if "colour transformation" in w]
+        assert warning.startswith("SIM-S:") and "RGB16" in warning and "Bayer" in warning
+
+        raw = configure_camera(camera, "S", CameraSettings("SIM-S", pixel_format="BayerRG16", user_set=None),
+                               hardware_trigger=False, backend="sim")
+        assert raw.record.state["ColorTransformationMatrix"] == matrix
+        assert not any("colour transformation" in w for w in raw.warnings)
+
+
 def test_a_rig_file_names_a_user_set_or_none(tmp_path):
     rig = tmp_path / "rig.toml"
     rig.write_text('[cameras.B]\nselect = "0"\nuser_set = "UserSet1"\n[cameras.S]\nselect = "1"\nuser_set = "none"\n')

@@ -104,9 +104,6 @@ def configure_fast_camera(camera: Camera, options: BurstCaptureOptions) -> tuple
     returns what the camera applied (exposure, frame period, pixel format) and warnings."""
     warnings: list[str] = []
     user_set = load_user_set(camera, options.user_set, warnings)
-    state = pin_image_pipeline(camera, warnings)
-    if user_set is not None:
-        state["UserSetLoad"] = user_set
     try_set(camera, "TriggerMode", "Off", warnings)  # bursts free-run: the camera's own clock spaces the frames
     for name in ("ExposureAuto", "GainAuto"):
         try_set(camera, name, "Off", warnings)
@@ -115,6 +112,9 @@ def configure_fast_camera(camera: Camera, options: BurstCaptureOptions) -> tuple
         if applied is not None and str(applied) != options.pixel_format:
             raise CameraError(f"{options.camera}: pixel format {options.pixel_format!r} did not take "
                               f"(reads {applied!r})")
+    state = pin_image_pipeline(camera, warnings)  # after the format: whether a colour matrix applies depends on it
+    if user_set is not None:
+        state["UserSetLoad"] = user_set
     if options.exposure_us is not None:
         try_set(camera, "ExposureTime", options.exposure_us, warnings)
     set_gain_db(camera, options.gain_db, warnings)

@@ -256,7 +256,67 @@ def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
         info = camera.feature(name)
         if info.present and info.value is not None:
             state[name] = info.value
+    state.update(pin_colour_transformation(camera, warnings))
     return state
+
+
+COLOUR_GAINS = tuple(f"Gain{row}{col}" for row in range(3) for col in range(3))
+
+
+def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, Any]:
+    """Switch the camera's own colour matrix off (SFNC ``ColorTransformationEnable``), or
+    record it (``ColorTransformationMatrix``, 3x3) where it stays on.
+
+    A colour camera delivering RGB applies its matrix after the sensor clips: the excess a
+    clipped channel lost is mixed into the others, and negative coefficients push them to
+    black. The two cameras clip at different radiances, so beside highlights that reads as
+    motion, and the mask step cannot undo it (``docs/masks.md``, known limits; on the mask
+    benchmark's over-exposed scenes static pairs were marked up to 46 % of the frame).
+    ``align`` corrects the cameras' colours itself, after clipping is known. A matrix that
+    stays on (a read-only switch, or a camera with presets and no switch) is a warning
+    when the camera delivers RGB; raw Bayer output bypasses it. Call this after the pixel
+    format is set."""
+    enable, value = camera.feature("ColorTransformationEnable"), camera.feature("ColorTransformationValue")
+    if not enable.present and not value.present:
+        return {}
+    state: dict[str, Any] = {}
+    if camera.feature("ColorTransformationSelector").present:
+        try_set(camera, "ColorTransformationSelector", "RGBtoRGB", warnings)
+    if enable.present:
+        state["ColorTransformationEnable"] = try_set(camera, "ColorTransformationEnable", False, warnings)
+        if not state["ColorTransformationEnable"]:
+            return state
+    matrix = _colour_matrix(camera, warnings) if value.present else None
+    if matrix is not None:
+        state["ColorTransformationMatrix"] = matrix
+    if matrix == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]:
+        return state
+    pixel_format = str(camera.feature("PixelFormat").value or "")
+    try:
+        raw = PixelFormat.parse(pixel_format).layout in ("bayer", "mono")
+    except ImageFormatError:
+        raw = False
+    if not raw:
+        shown = "" if matrix is None else f" {matrix}"
+        warnings.append(f"{camera.info.serial or camera.info.id}: its colour transformation{shown} stays on for "
+                        f"{pixel_format or 'its'} output: it mixes what a clipped channel lost into the others, and "
+                        "masks beside clipped highlights are then unreliable; capture a Bayer format (align "
+                        "demosaics it) or turn the transformation off in the camera's user set")
+    return state
+
+
+def _colour_matrix(camera: Camera, warnings: list[str]) -> list[list[float]] | None:
+    """The 3x3 RGB-to-RGB matrix, read entry by entry through ``ColorTransformationValueSelector``;
+    None where an entry cannot be selected or read."""
+    entries = []
+    for gain in COLOUR_GAINS:
+        if try_set(camera, "ColorTransformationValueSelector", gain, []) != gain:
+            return None
+        entry = camera.feature("ColorTransformationValue").value
+        if not isinstance(entry, (int, float)) or isinstance(entry, bool) or not math.isfinite(entry):
+            return None
+        entries.append(float(entry))
+    return [entries[0:3], entries[3:6], entries[6:9]]
 
 
 def configure_camera(camera: Camera, role: str, settings: CameraSettings, *, hardware_trigger: bool,

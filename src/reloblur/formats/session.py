@@ -73,7 +73,9 @@ class CameraRecord:
     temperature_c: float | None = None
     missing_features: list[str] = field(default_factory=list)
     # The image-pipeline features pinned for linear, unflipped frames (Gamma, LUTEnable,
-    # ReverseX/Y, ExposureMode, BlackLevel), as each read back; absent ones are left out.
+    # ReverseX/Y, ExposureMode, ColorTransformationEnable, BlackLevel), as each read back,
+    # and ColorTransformationMatrix where a camera's colour matrix stays on; absent ones are
+    # left out.
     state: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -9,7 +9,9 @@ line of a :mod:`reloblur.sim.bench`, which the emulator behind ``sim://`` drives
 shows pair *k* of the rig simulator, so B and S of one trigger are a true pair. Exposure
 is applied in steps of 10 us, as real sensors round it, so read-back matters. Pixel
 formats: ``RGB16``, ``BayerRG16`` and ``BayerRG12`` (a 12-bit sensor's data in 16-bit
-words, as GenICam's unpacked formats deliver it).
+words, as GenICam's unpacked formats deliver it). Like a colour camera's ISP, they apply
+a colour transformation (SFNC ``ColorTransformation*``, on as shipped) to ``RGB16`` output
+after the sensor clipped; raw Bayer output bypasses it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ EXPOSURE_STEP_US = 10.0
 PIXEL_FORMATS = ("RGB16", "BayerRG16", "BayerRG12")
 _READ_ONLY = ("DeviceTemperature", "Width", "Height", "UserSetLoad")
 ROLES = ("B", "S")
+# The RGB-to-RGB matrix the cameras ship with: rows sum to 1, strong negative off-diagonals,
+# as colour correction matrices undo a sensor's crosstalk and saturate colours.
+FACTORY_COLOUR_MATRIX = ((1.6, -0.4, -0.2), (-0.3, 1.5, -0.2), (-0.1, -0.5, 1.6))
+COLOUR_GAINS = tuple(f"Gain{row}{col}" for row in range(3) for col in range(3))
 
 
 class SimRig:
@@ -114,7 +120,10 @@ class SimCamera(Camera):
             "BalanceWhiteAuto": "Continuous", "ChunkModeActive": True, "DeviceTemperature": 41.5,
             "AcquisitionFrameRate": 5.0, "Width": rig.size[0], "Height": rig.size[1],
             "UserSetSelector": "Default", "UserSetLoad": None,
+            "ColorTransformationSelector": "RGBtoRGB", "ColorTransformationEnable": True,
+            "ColorTransformationValueSelector": COLOUR_GAINS[0], "ColorTransformationValue": FACTORY_COLOUR_MATRIX[0][0],
         }
+        self._colour = np.array(FACTORY_COLOUR_MATRIX)
         self._factory = dict(self._values)  # what UserSetLoad of "Default" restores
         self._running = False
         self._frame_id = 0
@@ -134,6 +143,7 @@ class SimCamera(Camera):
         if name != "UserSetLoad":
             raise CameraError(f"{self.info.serial}: camera has no {name} command")
         self._values = dict(self._factory)
+        self._colour = np.array(FACTORY_COLOUR_MATRIX)
         self._rig.exposures[self.role] = self._values["ExposureTime"]
         self._rig.bayer = self._values["PixelFormat"].startswith("Bayer")
 
@@ -151,6 +161,15 @@ class SimCamera(Camera):
             raise CameraError(f"{self.info.serial}: pixel format {value!r} not supported ({', '.join(PIXEL_FORMATS)})")
         elif name == "PixelFormat":
             self._rig.bayer = value.startswith("Bayer")
+        elif name == "ColorTransformationSelector" and value != "RGBtoRGB":
+            raise CameraError(f"{self.info.serial}: no colour transformation {value!r} (only RGBtoRGB)")
+        elif name == "ColorTransformationValueSelector":
+            if value not in COLOUR_GAINS:
+                raise CameraError(f"{self.info.serial}: no colour transformation value {value!r}")
+            self._values["ColorTransformationValue"] = float(self._colour[divmod(COLOUR_GAINS.index(value), 3)])
+        elif name == "ColorTransformationValue":
+            value = float(value)
+            self._colour[divmod(COLOUR_GAINS.index(self._values["ColorTransformationValueSelector"]), 3)] = value
         self._values[name] = value
         return value
 
@@ -206,14 +225,23 @@ class SimCamera(Camera):
         if self._rig.burst_frames and self._values["TriggerMode"] == "Off":
             exposed = min(1.0, float(self._values["ExposureTime"]) * float(self._values["AcquisitionFrameRate"]) / 1e6)
             image, pixel_format = self._rig.burst_frame(index, exposed)
-            return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
+            return Frame(self._processed(image, pixel_format), pixel_format, self._frame_id, stamp, time.time_ns())
         image, pixel_format = self._rig.frame(index, self.role)
         if self._values["PixelFormat"] == "BayerRG12":
             # A 12-bit sensor: the same light in 12 bits, LSB-aligned in 16-bit words as
             # GenICam's unpacked formats are.
             image = np.minimum((image.astype(np.uint32) + 8) >> 4, 4095).astype(np.uint16)
             return Frame(image, "BayerRG12", self._frame_id, stamp, time.time_ns())
-        return Frame(image.copy(), pixel_format, self._frame_id, stamp, time.time_ns())
+        return Frame(self._processed(image, pixel_format), pixel_format, self._frame_id, stamp, time.time_ns())
+
+    def _processed(self, image: np.ndarray, pixel_format: str) -> np.ndarray:
+        """``image`` (the sensor's clipped data) as the camera delivers it: through the colour
+        transformation where it is on and the output is RGB."""
+        # A camera without the switch (its matrix set by presets) keeps the matrix on.
+        if pixel_format != "RGB16" or not self._values.get("ColorTransformationEnable", True):
+            return image.copy()
+        mixed = np.einsum("ij,hwj->hwi", self._colour, image.astype(np.float32))
+        return np.clip(np.rint(mixed), 0, 65535).astype(np.uint16)
 
     def close(self) -> None:
         """Stop acquisition (idempotent)."""
