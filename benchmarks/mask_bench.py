@@ -41,6 +41,7 @@ from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
+from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
@@ -66,14 +67,17 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     took both, nothing to register (``reloblur burst build`` writes them as they are).
     ``lk_points``: the registration's point budget, if not the default.
     """
+    blur, sharp = pair.blur, pair.sharp
+    if pair.camera_matrix is not None:  # as align decodes a session that recorded the cameras' matrix
+        blur = undo_colour_transformation(blur, pair.camera_matrix)
+        sharp = undo_colour_transformation(sharp, pair.camera_matrix)
     if burst:
-        return encode_srgb(pair.blur), encode_srgb(pair.sharp), np.ones(pair.blur.shape[:2], bool), None, None
+        return encode_srgb(blur), encode_srgb(sharp), np.ones(blur.shape[:2], bool), None, None
     prior = pair.homography if calibrated else None
     settings = AlignSettings(crop=False) if lk_points is None else AlignSettings(crop=False, lk_points=lk_points)
-    result = align_pair(pair.blur, pair.sharp, settings=settings, prior_homography=prior)
-    valid = result.valid if result.valid is not None else np.ones(pair.blur.shape[:2], bool)
-    return (encode_srgb(pair.blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags,
-            result)
+    result = align_pair(blur, sharp, settings=settings, prior_homography=prior)
+    valid = result.valid if result.valid is not None else np.ones(blur.shape[:2], bool)
+    return (encode_srgb(blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags, result)
 
 
 def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, measured: bool

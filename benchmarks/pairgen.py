@@ -39,6 +39,9 @@ class Condition:
     # each camera applies ISP_COLOUR after its sensor clips (RGB output with the camera's
     # colour transformation on): a clipped channel's lost excess leaks into the others
     isp_colour: bool = False
+    # the capture recorded that matrix (a camera that cannot switch it off), and align undoes it
+    isp_recorded: bool = False
+    scenes: str = ""  # the condition whose scenes (random draws) this one shares; default its own
     bayer: bool = False
     vignetting: tuple[float, float] = (0.0, 0.0)  # falloff at the corners, B and S
     distortion: float = 0.0  # radial k1 of S relative to B (normalised radius)
@@ -56,6 +59,8 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("dark scene", brightness=0.12, sources=("hubble_deep_field", "camera", "grace_hopper", "chelsea")),
     Condition("over-exposed, gains differ", overexpose=0.10, gain_s_over_b=1.25),
     Condition("over-exposed, colour transformed in camera", overexpose=0.10, gain_s_over_b=1.25, isp_colour=True),
+    Condition("over-exposed, in-camera colour recorded and undone", overexpose=0.10, gain_s_over_b=1.25,
+              isp_colour=True, isp_recorded=True, scenes="over-exposed, colour transformed in camera"),
     Condition("8-bit sRGB cameras", camera_8bit_srgb=True),
     Condition("Bayer, demosaiced", bayer=True),
     # What an industrial colour rig most often is: both cameras Bayer, demosaiced in the
@@ -79,6 +84,7 @@ class BenchPair:
     condition: str
     homography: np.ndarray  # B -> S in pixels, what a calibration of the rig would give
     frames: list[np.ndarray] | None = None  # a burst's K frames (linear), where B is their mean
+    camera_matrix: np.ndarray | None = None  # both cameras' own colour matrix, as a session records it
 
 
 @functools.cache
@@ -207,7 +213,7 @@ def _crosstalk(rng: np.random.Generator) -> np.ndarray:
 def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538, 359), static: bool = False,
               seed: int = 0) -> BenchPair:
     """Pair ``index`` of ``condition``: deterministic in (condition name, index, seed)."""
-    key = [seed, index, sum(map(ord, condition.name))]
+    key = [seed, index, sum(map(ord, condition.scenes or condition.name))]
     rng = np.random.default_rng(key)
     w, h = size
     margin = int(0.06 * max(w, h))
@@ -268,7 +274,8 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
     sharp = _camera(np.clip(s_grid, 0, None), rng, colour=_crosstalk(rng),
                     gain=gain_b * condition.gain_s_over_b * flicker, vignetting=condition.vignetting[1],
                     noise=condition.s_noise, condition=condition)
-    return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b))
+    return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b),
+                     camera_matrix=ISP_COLOUR if condition.isp_recorded else None)
 
 
 def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.ndarray, objects: list, static: bool,

@@ -215,5 +215,10 @@ def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np
         log_gain = np.add.outer(in_v, in_u)
         if cross:
             log_gain += cross * np.outer(gv, gu)
+        # Where nothing was usable (a frame clipped but for one corner) the polynomial only
+        # extrapolates, and a quadratic soon runs to gains of 1e30 and beyond: hold it within
+        # the range it takes where it was measured.
+        fitted = design @ coefficients
+        np.clip(log_gain, fitted.min(), fitted.max(), out=log_gain)
         gains[c] = np.exp(log_gain)
     return gains

@@ -642,20 +642,6 @@ def test_the_default_user_set_is_loaded_before_settings_and_recorded():
                              backend="sim")
 
 
-class PresetColourSimCamera(SimCamera):
-    """A colour camera whose matrix comes with light-source presets and has no switch
-    (no ColorTransformationEnable): it stays on for RGB output."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        del self._values["ColorTransformationEnable"]
-        self._factory = dict(self._values)
-
-
-class PresetColourSimBackend(SimBackend):
-    camera_class = PresetColourSimCamera
-
-
 def _one_frame(camera) -> np.ndarray:
     camera.start()
     try:
@@ -694,7 +680,8 @@ def test_a_colour_matrix_that_stays_on_is_recorded_and_warned_for_rgb_output_onl
     from reloblur.capture.backends.sim import FACTORY_COLOUR_MATRIX
     from reloblur.capture.rig import CameraSettings, configure_camera
 
-    with PresetColourSimBackend(size=(96, 64)) as backend, backend.open("SIM-S") as camera:
+    # Cameras whose matrix comes with light-source presets, and no switch.
+    with open_backend(SimOptions(size=(96, 64), colour_switch=False)) as backend, backend.open("SIM-S") as camera:
         camera.set("ColorTransformationValueSelector", "Gain12")
         camera.set("ColorTransformationValue", -0.25)  # a user's own preset, kept by the camera
         rgb = configure_camera(camera, "S", CameraSettings("SIM-S", user_set=None), hardware_trigger=False,

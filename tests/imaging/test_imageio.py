@@ -224,3 +224,31 @@ def test_a_png_says_how_its_values_relate_to_light_and_auto_follows_it(tmp_path)
     np.testing.assert_allclose(load_linear(tmp_path / "srgb.png"), srgb_to_linear(codes), atol=1e-6)
     np.testing.assert_allclose(load_linear(tmp_path / "gamma-linear.png"), codes / 65535, atol=1e-6)
     np.testing.assert_allclose(load_linear(tmp_path / "srgb.png", transfer="linear"), codes / 65535, atol=1e-6)
+
+
+def test_a_cameras_colour_matrix_is_undone_where_its_output_did_not_clip():
+    """Known answer: sensor values through a typical colour correction matrix, clipped at
+    the output, in 16 bits, as an RGB16 frame. Undone, every pixel whose output did not
+    clip is the sensor's to 1e-4; Bayer frames bypass the matrix; a singular matrix is
+    refused."""
+    from reloblur.errors import ImageFormatError
+    from reloblur.imaging.raw import frame_to_linear, undo_colour_transformation
+
+    matrix = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
+    rng = np.random.default_rng(3)
+    sensor = rng.uniform(0.0, 1.0, (64, 64, 3))
+    output = np.clip(np.einsum("ij,hwj->hwi", matrix, sensor), 0, 1)
+    frame = np.rint(output * 65535).astype(np.uint16)
+    undone = frame_to_linear(frame, "RGB16", colour_matrix=matrix)
+    kept = ((frame > 0) & (frame < 65535)).all(axis=2)
+    assert 0.05 < kept.mean() < 0.95
+    np.testing.assert_allclose(undone[kept], sensor[kept], atol=1e-4)
+    assert np.abs(frame_to_linear(frame, "RGB16") - sensor)[kept].max() > 0.1  # not undone: far off
+
+    bayer = frame[..., 1].copy()
+    np.testing.assert_array_equal(frame_to_linear(bayer, "BayerRG16", colour_matrix=matrix),
+                                  frame_to_linear(bayer, "BayerRG16"))
+    with pytest.raises(ImageFormatError, match="singular"):
+        undo_colour_transformation(output.astype(np.float32), np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1.0]]))
+    with pytest.raises(ImageFormatError, match="finite 3x3"):
+        undo_colour_transformation(output.astype(np.float32), np.eye(2))

@@ -55,6 +55,9 @@ class SimOptions:
     bench: str = "default"  # trigger lines shared with the sync-box emulator at sim://BENCH
     burst_frames: int | None = None  # burst mode: free-running frames are the sub-frames of K-frame bursts
     shared_clock: bool = False  # the cameras' timestamps share one clock (PTP), or each has its own
+    # the cameras can switch their colour matrix off (SFNC ColorTransformationEnable); without
+    # the switch, as cameras whose matrix comes with presets, it stays on for RGB output
+    colour_switch: bool = True
 
 
 BackendOptions = Union[HarvestersOptions, AravisOptions, PylonOptions, SimOptions]
@@ -83,7 +86,8 @@ register_backend("aravis", AravisOptions, lambda o: AravisBackend(fake=o.fake), 
 register_backend("pylon", PylonOptions, lambda o: PylonBackend(emulate=o.emulate), "Basler pylon (GigE/USB3)")
 register_backend("sim", SimOptions, lambda o: SimBackend(size=o.size, seed=o.seed, bayer=o.bayer, s_phase=o.s_phase,
                                                           distinct_pairs=o.distinct_pairs, bench_name=o.bench,
-                                                          burst_frames=o.burst_frames, shared_clock=o.shared_clock),
+                                                          burst_frames=o.burst_frames, shared_clock=o.shared_clock,
+                                                          colour_switch=o.colour_switch),
                  "the simulated rig")
 
 

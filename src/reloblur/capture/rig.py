@@ -273,8 +273,9 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
     motion, and the mask step cannot undo it (``docs/masks.md``, known limits; on the mask
     benchmark's over-exposed scenes static pairs were marked up to 46 % of the frame).
     ``align`` corrects the cameras' colours itself, after clipping is known. A matrix that
-    stays on (a read-only switch, or a camera with presets and no switch) is a warning
-    when the camera delivers RGB; raw Bayer output bypasses it. Call this after the pixel
+    stays on (a read-only switch, or a camera with presets and no switch) is recorded, for
+    ``align`` to undo, and a warning when the camera delivers RGB (undoing cannot restore
+    what the output clipped); raw Bayer output bypasses it. Call this after the pixel
     format is set."""
     enable, value = camera.feature("ColorTransformationEnable"), camera.feature("ColorTransformationValue")
     if not enable.present and not value.present:
@@ -299,9 +300,9 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
     if not raw:
         shown = "" if matrix is None else f" {matrix}"
         warnings.append(f"{camera.info.serial or camera.info.id}: its colour transformation{shown} stays on for "
-                        f"{pixel_format or 'its'} output: it mixes what a clipped channel lost into the others, and "
-                        "masks beside clipped highlights are then unreliable; capture a Bayer format (align "
-                        "demosaics it) or turn the transformation off in the camera's user set")
+                        f"{pixel_format or 'its'} output: align undoes it, but not where the output itself clipped, "
+                        "so masks beside clipped highlights are less reliable; capture a Bayer format (align "
+                        "demosaics it), or choose a user set or light-source preset that leaves it at the identity")
     return state
 
 

@@ -63,7 +63,7 @@ def demosaic(raw: np.ndarray, pattern: str = "RG") -> np.ndarray:
 
 
 def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float = 0.0,
-                    bit_depth: int | None = None) -> np.ndarray:
+                    bit_depth: int | None = None, colour_matrix: np.ndarray | None = None) -> np.ndarray:
     """A recorded camera frame (session format) to linear RGB float32 in [0, 1].
 
     Parameters
@@ -79,6 +79,10 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
         Significant bits, when they differ from what the pixel format's name says;
         default: the name's (``BayerRG12`` is 12-bit data, LSB-aligned in uint16, so full
         white is 4095).
+    colour_matrix
+        ``(3, 3)`` the colour transformation the camera applied to its RGB output (the
+        session's ``ColorTransformationMatrix``), undone (:func:`undo_colour_transformation`);
+        ignored for mono and Bayer frames, which bypass it.
     """
     parsed = PixelFormat.parse(pixel_format)
     planes = 1 if frame.ndim == 2 else frame.shape[2]
@@ -97,8 +101,60 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
         image = frame[:, :, [2, 1, 0]]
     else:
         image = ensure_rgb(frame)
-    linear = (image.astype(np.float32) - black_level) / (full_scale - black_level)
-    return np.clip(linear, 0.0, 1.0)
+    linear = np.clip((image.astype(np.float32) - black_level) / (full_scale - black_level), 0.0, 1.0)
+    if colour_matrix is not None and parsed.layout in ("rgb", "bgr"):
+        return undo_colour_transformation(linear, colour_matrix)
+    return linear
+
+
+def undo_colour_transformation(linear: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """The sensor's linear RGB from a camera's RGB output through its own colour matrix.
+
+    A camera applies its matrix after the sensor clips, so the two cameras' colours are no
+    longer related by the simple crosstalk ``align``'s colour fit models, and what a clipped
+    channel lost is mixed into the others, where the mask step reads it as a difference
+    between the cameras. The inverse puts every pixel whose output did not clip back where
+    the sensor had it. Where the output clipped (with a typical matrix, about wherever the
+    sensor clipped a channel: a diagonal above 1 carries it past full scale unless the
+    other channels are near full scale too), the excess beyond it is lost, and those pixels
+    stay what the clipped output gives: lower bounds, not flagged (flagging them, in one
+    channel or all, hid more of the moving objects than it saved of the static ground on
+    the mask benchmark). See ``docs/benchmarks.md`` for what undoing gains there.
+
+    Parameters
+    ----------
+    linear
+        ``(H, W, 3)`` float32 in [0, 1], the camera's RGB output in linear light.
+    matrix
+        ``(3, 3)`` rows as the camera's ``Gain00``..``Gain22``: output = matrix @ sensor.
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W, 3)`` float32 in [0, 1].
+
+    Raises
+    ------
+    ImageFormatError
+        ``matrix`` is not a finite, invertible 3x3 matrix.
+
+    Examples
+    --------
+    >>> m = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
+    >>> sensor = np.array([[[0.2, 0.5, 0.3], [1.0, 0.5, 0.3]]], np.float32)  # red clipped in the second
+    >>> output = np.clip(np.einsum("ij,hwj->hwi", m, sensor), 0, 1).astype(np.float32)
+    >>> np.round(undo_colour_transformation(output, m).astype(float), 4).tolist()  # the second's output clipped too
+    [[[0.2, 0.5, 0.3], [0.7713, 0.4503, 0.2702]]]
+    """
+    m = np.asarray(matrix, np.float64)
+    if m.shape != (3, 3) or not np.isfinite(m).all():
+        raise ImageFormatError(f"colour matrix {np.asarray(matrix).tolist()!r}: need a finite 3x3 matrix")
+    if np.linalg.cond(m) > 1e6:
+        raise ImageFormatError(f"colour matrix {m.tolist()!r} is singular: the camera's colours cannot be undone")
+    if linear.ndim != 3 or linear.shape[2] != 3:
+        raise ImageFormatError(f"a colour matrix applies to RGB images, not an image of shape {linear.shape}")
+    sensor = cv2.transform(np.ascontiguousarray(linear, np.float32), np.linalg.inv(m).astype(np.float32))
+    return np.clip(sensor, 0.0, 1.0, out=sensor)
 
 
 def decode_raw(path: str | os.PathLike[str]) -> np.ndarray:

@@ -30,7 +30,7 @@ from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import CLIP_SUFFIX, VALIDITY_SUFFIX, scan_dataset
-from reloblur.formats.session import LOG, MANIFEST, Session
+from reloblur.formats.session import LOG, MANIFEST, CameraRecord, Session
 from reloblur.imaging.imageio import (
     IMAGE_SUFFIXES,
     PNG_COMPRESSION,
@@ -49,6 +49,7 @@ from reloblur.imaging.raw import (
     image_to_linear,
     load_linear,
     resolved_transfer,
+    undo_colour_transformation,
 )
 from reloblur.paths import is_folder_name, output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
@@ -85,6 +86,9 @@ class AlignOptions:
     png_compression: PngCompression = "fast"
 
 
+ColourMatrix = tuple[tuple[float, float, float], tuple[float, float, float], tuple[float, float, float]]
+
+
 @dataclass(frozen=True)
 class AlignJob:
     """One pair to align and where its outputs go."""
@@ -97,6 +101,8 @@ class AlignJob:
     blur_format: str | None = None  # session pixel format; None: an ordinary image file
     sharp_format: str | None = None
     black_levels: tuple[float, float] = (0.0, 0.0)
+    # B's and S's own colour matrices where the session records them on (undone at decoding)
+    colour_matrices: tuple[ColourMatrix | None, ColourMatrix | None] = (None, None)
     mask: Path | None = None
     session_pair: int | None = None
     problem: str | None = None  # known before any work: reported as this pair's failure
@@ -125,6 +131,7 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
     session = Session(options.input)
     cameras = session.manifest.cameras
     black = (cameras["B"].black_level or 0.0, cameras["S"].black_level or 0.0)
+    colour = (_camera_colour(cameras["B"], options.input / MANIFEST), _camera_colour(cameras["S"], options.input / MANIFEST))
     by_scene: dict[str, list[Any]] = {}
     jobs, rejected = [], []
     if session.truncated_log:
@@ -153,8 +160,26 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
                 key=f"{rel.as_posix()}/{index}", blur=blur, sharp=session.frame_path(record, "S"),
                 out_dir=options.out / rel, index=index, blur_format=record.frames["B"].pixel_format,
                 sharp_format=record.frames["S"].pixel_format, black_levels=black, session_pair=record.pair,
+                colour_matrices=colour,
             ))
     return jobs, rejected
+
+
+def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:
+    """The colour matrix ``camera`` applied to its RGB output, where the capture recorded it
+    on (``state.ColorTransformationMatrix``; ``capture`` switches it off where it can);
+    :class:`ReloblurError` naming the manifest when it is not a finite, invertible 3x3."""
+    matrix = camera.state.get("ColorTransformationMatrix")
+    if matrix is None or camera.state.get("ColorTransformationEnable") is False:
+        return None
+    try:
+        values = np.asarray(matrix, np.float64)
+        undo_colour_transformation(np.zeros((1, 1, 3), np.float32), values)
+    except (ImageFormatError, TypeError, ValueError) as exc:
+        raise ReloblurError(f"{manifest}: camera {camera.role}'s ColorTransformationMatrix {matrix!r} cannot be "
+                            f"undone ({exc})") from None
+    rows = tuple(tuple(float(v) for v in row) for row in values)
+    return rows  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -277,8 +302,9 @@ class _Input:
 
 
 def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer,
-          timer: StageTimer) -> _Input:
-    """One input; time split into reading the file and decoding it."""
+          timer: StageTimer, colour_matrix: ColourMatrix | None = None) -> _Input:
+    """One input; time split into reading the file and decoding it. ``colour_matrix``: the
+    camera's own, undone on a session's RGB frames."""
     if path.suffix.lower() in RAW_SUFFIXES:
         with timer.stage("decode"):  # the raw decoder reads the file itself
             return _Input(load_linear(path, transfer=transfer))
@@ -293,7 +319,8 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
             return _Input(image_to_linear(image, path, transfer=transfer, declared=declared), data if same else None,
                           image if same else None)
         try:
-            return _Input(frame_to_linear(image, pixel_format, black_level=black))
+            matrix = None if colour_matrix is None else np.array(colour_matrix)
+            return _Input(frame_to_linear(image, pixel_format, black_level=black, colour_matrix=matrix))
         except ImageFormatError as exc:
             raise ImageFormatError(f"{path}: {exc}") from None
 
@@ -342,6 +369,8 @@ def align_job(task: _Task) -> PairOutcome:
         inputs["mask"] = job.mask
     priors = None if task.rig is None else task.rig.priors()
     params = _params(options, priors)
+    if job.colour_matrices != (None, None):  # only then, so that every other pair still resumes
+        params["camera_colour_undone"] = dict(zip(("B", "S"), job.colour_matrices))
     if resume.is_done(sidecar, inputs, params, outputs=(blur_out, sharp_out)):
         return PairOutcome("resumed")
     timer = StageTimer()
@@ -373,11 +402,12 @@ def _read_pair(job: AlignJob, options: AlignOptions, timer: StageTimer
                ) -> tuple[_Input, np.ndarray, np.ndarray | None]:
     """B (with its bytes, when they can pass through) and S in linear light, and the
     known-static mask if the pair has one."""
-    blur_input = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer, timer)
+    blur_input = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer, timer, job.colour_matrices[0])
     blur = blur_input.linear
     # Any size and aspect ratio: cameras of two models see one scene through the splitter,
     # and the registration and the crop to the region both see are what make them comparable.
-    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer, timer).linear
+    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer, timer,
+                  job.colour_matrices[1]).linear
     if job.mask is None:
         return blur_input, sharp, None
     raw = read_image(job.mask)

@@ -54,8 +54,10 @@ class SimRig:
     """The scene both simulated cameras look at: renders each pair once, on demand."""
 
     def __init__(self, *, size: tuple[int, int], seed: int, bayer: bool, s_phase: SPhase,
-                 distinct_pairs: int | None = None, burst_frames: int | None = None, shared_clock: bool = False):
+                 distinct_pairs: int | None = None, burst_frames: int | None = None, shared_clock: bool = False,
+                 colour_switch: bool = True):
         self.size, self.seed, self.bayer, self.s_phase = size, seed, bayer, s_phase
+        self.colour_switch = colour_switch
         # Each camera's own timestamp counter (sim.clock); shared: PTP-synchronised cameras.
         self.clocks = camera_clocks(seed, shared=shared_clock, now_ns=time.time_ns())
         self.distinct_pairs = distinct_pairs
@@ -124,6 +126,8 @@ class SimCamera(Camera):
             "ColorTransformationValueSelector": COLOUR_GAINS[0], "ColorTransformationValue": FACTORY_COLOUR_MATRIX[0][0],
         }
         self._colour = np.array(FACTORY_COLOUR_MATRIX)
+        if not rig.colour_switch:  # a camera whose matrix comes with presets: no switch
+            del self._values["ColorTransformationEnable"]
         self._factory = dict(self._values)  # what UserSetLoad of "Default" restores
         self._running = False
         self._frame_id = 0
@@ -256,9 +260,9 @@ class SimBackend(CameraBackend):
 
     def __init__(self, *, size: tuple[int, int] = (720, 480), seed: int = 0, bayer: bool = False,
                  s_phase: SPhase = "middle", distinct_pairs: int | None = None, bench_name: str = "default",
-                 burst_frames: int | None = None, shared_clock: bool = False):
+                 burst_frames: int | None = None, shared_clock: bool = False, colour_switch: bool = True):
         self.rig = SimRig(size=size, seed=seed, bayer=bayer, s_phase=s_phase, distinct_pairs=distinct_pairs,
-                          burst_frames=burst_frames, shared_clock=shared_clock)
+                          burst_frames=burst_frames, shared_clock=shared_clock, colour_switch=colour_switch)
         self.bench = bench(bench_name)
         self._unplug: list = []
         register_serial_handlers()  # so that a sync port "sim://" finds the emulator

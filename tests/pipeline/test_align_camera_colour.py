@@ -1,0 +1,72 @@
+"""A camera whose colour matrix stays on: the capture records it, and ``reloblur align``
+undoes it on the session's RGB frames before anything compares the two cameras."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from reloblur.capture.backends.sim import FACTORY_COLOUR_MATRIX
+from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
+from reloblur.capture.registry import SimOptions
+from reloblur.dataset_cli.app import app
+from reloblur.formats.session import MANIFEST, Session
+from reloblur.imaging.imageio import read_image
+
+runner = CliRunner()
+
+
+def _session(path: Path, *, colour_switch: bool) -> Session:
+    rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0, pixel_format=None,
+                    sync="sim", s_phase="middle", rate_hz=40, simulated_nd=True, clocks="independent")
+    summary = capture(CaptureOptions(session=path, rig=rig, backend=SimOptions(size=(320, 240), colour_switch=colour_switch),
+                                     pairs=2, progress=False))
+    assert summary.error is None and summary.recorded == 2, summary
+    return Session(path)
+
+
+def _aligned_blur(session: Path, out: Path) -> list[np.ndarray]:
+    result = runner.invoke(app, ["align", str(session), str(out), "--no-crop", "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    return [read_image(path) for path in sorted(out.rglob("*_blur.png"))]
+
+
+def test_a_recorded_camera_matrix_is_undone_so_align_sees_what_the_sensor_recorded(tmp_path):
+    """Known answer: the same scene captured with the matrix switched off. Where the
+    matrix-on output did not clip, align's B is the same to one 8-bit level; without the
+    undo the two differ by far more."""
+    locked = _session(tmp_path / "locked", colour_switch=False)
+    plain = _session(tmp_path / "plain", colour_switch=True)
+    for role in ("B", "S"):
+        assert locked.manifest.cameras[role].state["ColorTransformationMatrix"] == [list(r) for r in FACTORY_COLOUR_MATRIX]
+        assert plain.manifest.cameras[role].state["ColorTransformationEnable"] is False
+    recorded = [locked.read_frame(record, "B") for record in locked.pairs()]
+    sensor = [plain.read_frame(record, "B") for record in plain.pairs()]
+    assert max(np.abs(a.astype(np.int64) - b).max() for a, b in zip(recorded, sensor)) > 5000
+
+    undone = _aligned_blur(tmp_path / "locked", tmp_path / "out-locked")
+    truth = _aligned_blur(tmp_path / "plain", tmp_path / "out-plain")
+    assert len(undone) == len(truth) == 2
+    again = runner.invoke(app, ["align", str(tmp_path / "locked"), str(tmp_path / "out-locked"), "--no-crop",
+                                "--workers", "1", "--json"])
+    assert again.exit_code == 0 and json.loads(again.stdout)["resumed"] == 2, again.output
+    for frame, a, b in zip(recorded, undone, truth):
+        unclipped = ((frame > 0) & (frame < 65535)).all(axis=2)
+        assert unclipped.mean() > 0.5
+        difference = np.abs(a.astype(np.int64) - b)[unclipped]
+        assert difference.max() <= 1, difference.max()
+
+
+def test_a_matrix_that_cannot_be_undone_is_a_user_error_naming_the_manifest(tmp_path):
+    session = tmp_path / "locked"
+    _session(session, colour_switch=False)
+    manifest = json.loads((session / MANIFEST).read_text())
+    manifest["cameras"]["S"]["state"]["ColorTransformationMatrix"] = [[1, 0, 0], [1, 0, 0], [0, 0, 1]]
+    (session / MANIFEST).write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["align", str(session), str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 1
+    assert str(session / MANIFEST) in result.output and "camera S" in result.output and "singular" in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
