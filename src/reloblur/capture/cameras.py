@@ -32,6 +32,8 @@ SFNC_FEATURES: dict[str, tuple[str, ...]] = {
     "DeviceTemperature": ("DeviceTemperature",),
 }
 TRIGGER_FEATURES = ("TriggerMode", "TriggerSource")
+# ColorTransformationValueSelector's entries of the 3x3 RGB-to-RGB matrix, row by row.
+COLOUR_GAINS = tuple(f"Gain{row}{col}" for row in range(3) for col in range(3))
 
 
 class CameraError(ReloblurError):

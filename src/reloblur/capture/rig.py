@@ -37,7 +37,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from reloblur.capture.cameras import TRIGGER_FEATURES, Camera, CameraError
+from reloblur.capture.cameras import COLOUR_GAINS, TRIGGER_FEATURES, Camera, CameraError
 from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.formats.session import CameraRecord
 from reloblur.formats.timing import SPhase, check_s_phase
@@ -260,9 +260,6 @@ def pin_image_pipeline(camera: Camera, warnings: list[str]) -> dict[str, Any]:
     return state
 
 
-COLOUR_GAINS = tuple(f"Gain{row}{col}" for row in range(3) for col in range(3))
-
-
 def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, Any]:
     """Switch the camera's own colour matrix off (SFNC ``ColorTransformationEnable``), or
     record it (``ColorTransformationMatrix``, 3x3) where it stays on.
@@ -271,7 +268,7 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
     clipped channel lost is mixed into the others, and negative coefficients push them to
     black. The two cameras clip at different radiances, so beside highlights that reads as
     motion, and the mask step cannot undo it (``docs/masks.md``, known limits; on the mask
-    benchmark's over-exposed scenes static pairs were marked up to 46 % of the frame).
+    benchmark's over-exposed scenes static pairs were marked up to a quarter of the frame).
     ``align`` corrects the cameras' colours itself, after clipping is known. A matrix that
     stays on (a read-only switch, or a camera with presets and no switch) is recorded, for
     ``align`` to undo, and a warning when the camera delivers RGB (undoing cannot restore
@@ -287,7 +284,7 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
         state["ColorTransformationEnable"] = try_set(camera, "ColorTransformationEnable", False, warnings)
         if not state["ColorTransformationEnable"]:
             return state
-    matrix = _colour_matrix(camera, warnings) if value.present else None
+    matrix = _colour_matrix(camera) if value.present else None
     if matrix is not None:
         state["ColorTransformationMatrix"] = matrix
     if matrix == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]:
@@ -306,7 +303,7 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
     return state
 
 
-def _colour_matrix(camera: Camera, warnings: list[str]) -> list[list[float]] | None:
+def _colour_matrix(camera: Camera) -> list[list[float]] | None:
     """The 3x3 RGB-to-RGB matrix, read entry by entry through ``ColorTransformationValueSelector``;
     None where an entry cannot be selected or read."""
     entries = []

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from reloblur.capture.cameras import (
+    COLOUR_GAINS,
     SFNC_FEATURES,
     Camera,
     CameraBackend,
@@ -47,7 +48,6 @@ ROLES = ("B", "S")
 # The RGB-to-RGB matrix the cameras ship with: rows sum to 1, strong negative off-diagonals,
 # as colour correction matrices undo a sensor's crosstalk and saturate colours.
 FACTORY_COLOUR_MATRIX = ((1.6, -0.4, -0.2), (-0.3, 1.5, -0.2), (-0.1, -0.5, 1.6))
-COLOUR_GAINS = tuple(f"Gain{row}{col}" for row in range(3) for col in range(3))
 
 
 class SimRig:
