@@ -212,7 +212,7 @@ def _crosstalk(rng: np.random.Generator) -> np.ndarray:
 
 def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538, 359), static: bool = False,
               seed: int = 0) -> BenchPair:
-    """Pair ``index`` of ``condition``: deterministic in (condition name, index, seed)."""
+    """Pair ``index`` of ``condition``: deterministic in (its scenes' condition name, index, seed)."""
     key = [seed, index, sum(map(ord, condition.scenes or condition.name))]
     rng = np.random.default_rng(key)
     w, h = size
