@@ -107,6 +107,20 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
     return linear
 
 
+def checked_colour_matrix(matrix: object) -> np.ndarray:
+    """``matrix`` as a ``(3, 3)`` float64 array that :func:`undo_colour_transformation` can
+    invert; :class:`ImageFormatError` naming it when it is not a finite, invertible 3x3."""
+    try:
+        m = np.asarray(matrix, np.float64)
+    except (TypeError, ValueError):
+        raise ImageFormatError(f"colour matrix {matrix!r}: need a finite 3x3 matrix") from None
+    if m.shape != (3, 3) or not np.isfinite(m).all():
+        raise ImageFormatError(f"colour matrix {np.asarray(matrix).tolist()!r}: need a finite 3x3 matrix")
+    if np.linalg.cond(m) > 1e6:
+        raise ImageFormatError(f"colour matrix {m.tolist()!r} is singular: the camera's colours cannot be undone")
+    return m
+
+
 def undo_colour_transformation(linear: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     """The sensor's linear RGB from a camera's RGB output through its own colour matrix.
 
@@ -146,11 +160,7 @@ def undo_colour_transformation(linear: np.ndarray, matrix: np.ndarray) -> np.nda
     >>> np.round(undo_colour_transformation(output, m).astype(float), 4).tolist()  # the second's output clipped too
     [[[0.2, 0.5, 0.3], [0.7713, 0.4503, 0.2702]]]
     """
-    m = np.asarray(matrix, np.float64)
-    if m.shape != (3, 3) or not np.isfinite(m).all():
-        raise ImageFormatError(f"colour matrix {np.asarray(matrix).tolist()!r}: need a finite 3x3 matrix")
-    if np.linalg.cond(m) > 1e6:
-        raise ImageFormatError(f"colour matrix {m.tolist()!r} is singular: the camera's colours cannot be undone")
+    m = checked_colour_matrix(matrix)
     if linear.ndim != 3 or linear.shape[2] != 3:
         raise ImageFormatError(f"a colour matrix applies to RGB images, not an image of shape {linear.shape}")
     sensor = cv2.transform(np.ascontiguousarray(linear, np.float32), np.linalg.inv(m).astype(np.float32))

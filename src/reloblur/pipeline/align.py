@@ -45,11 +45,11 @@ from reloblur.imaging.imageio import (
 from reloblur.imaging.raw import (
     RAW_SUFFIXES,
     InputTransfer,
+    checked_colour_matrix,
     frame_to_linear,
     image_to_linear,
     load_linear,
     resolved_transfer,
-    undo_colour_transformation,
 )
 from reloblur.paths import is_folder_name, output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
@@ -173,9 +173,8 @@ def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:
     if matrix is None or camera.state.get("ColorTransformationEnable") is False:
         return None
     try:
-        values = np.asarray(matrix, np.float64)
-        undo_colour_transformation(np.zeros((1, 1, 3), np.float32), values)
-    except (ImageFormatError, TypeError, ValueError) as exc:
+        values = checked_colour_matrix(matrix)
+    except ImageFormatError as exc:
         raise ReloblurError(f"{manifest}: camera {camera.role}'s ColorTransformationMatrix {matrix!r} cannot be "
                             f"undone ({exc})") from None
     rows = tuple(tuple(float(v) for v in row) for row in values)
