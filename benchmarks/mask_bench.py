@@ -123,8 +123,10 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         if jpeg is not None:
             blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
         # What `mask generate --crosstalk measured` reads from align's sidecar (a burst's S
-        # was not corrected).
-        colour = None if alignment is None or crosstalk == "prior" else alignment.color.matrix
+        # was not corrected). auto: measured unless the condition's cameras transform colour
+        # after their sensors clip, as a session of such cameras would record them.
+        measured = crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour)
+        colour = alignment.color.matrix if alignment is not None and measured else None
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour: generate_mask(
                 b, s, valid=v, clipped=c, colour_matrix=m).mask,
@@ -188,8 +190,10 @@ def main() -> None:
     parser.add_argument("--jpeg", default=None, metavar="QB/QS",
                         help="JPEG-compress the aligned B and S at these qualities (e.g. 85/75) before the masks "
                              "are made: lossy camera output or video")
-    parser.add_argument("--crosstalk", choices=("prior", "measured"), default="prior",
-                        help="lbfmg as `mask generate --crosstalk` runs it (measured: with align's colour matrix)")
+    parser.add_argument("--crosstalk", choices=("prior", "measured", "auto"), default="prior",
+                        help="lbfmg as `mask generate --crosstalk` runs it (measured: with align's colour matrix; "
+                             "auto: as on pairs aligned from a session of the row's cameras; prior: as on pairs "
+                             "with no session record)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")

@@ -19,8 +19,8 @@ from reloblur.imaging.imageio import read_image
 runner = CliRunner()
 
 
-def _session(path: Path, *, colour_switch: bool) -> Session:
-    rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0, pixel_format=None,
+def _session(path: Path, *, colour_switch: bool, pixel_format: str | None = None) -> Session:
+    rig = quick_rig("SIM-B", "SIM-S", b_exposure_us=40000, s_exposure_us=2000, gain_db=0.0, pixel_format=pixel_format,
                     sync="sim", s_phase="middle", rate_hz=40, simulated_nd=True, clocks="independent")
     summary = capture(CaptureOptions(session=path, rig=rig, backend=SimOptions(size=(320, 240), colour_switch=colour_switch),
                                      pairs=2, progress=False))
@@ -70,3 +70,42 @@ def test_a_matrix_that_cannot_be_undone_is_a_user_error_naming_the_manifest(tmp_
     assert result.exit_code == 1
     assert str(session / MANIFEST) in result.output and "camera S" in result.output and "singular" in result.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
+
+
+def _mask_params(aligned: Path, masks: Path, *extra: str) -> list[dict]:
+    result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(masks), "--workers", "1", "--json",
+                                 *extra])
+    assert result.exit_code in (0, 2), result.output  # 2: a pair flagged for review
+    sidecars = sorted(masks.rglob("*.json"))
+    assert len(sidecars) == 2
+    return [json.loads(path.read_text())["params"] for path in sidecars]
+
+
+def test_the_mask_step_measures_crosstalk_only_where_the_session_says_nothing_else_mixed_colour(tmp_path):
+    """align records each camera's colour processing after the clip; ``mask generate``'s
+    default (auto) measures the crosstalk of S's correction where both cameras delivered
+    raw frames or RGB with the transformation off, and keeps the prior where a camera's
+    matrix ran after its sensor clipped (undone by align, but its output clip stays) or
+    where nothing is known (pairs that are not a session's)."""
+    _session(tmp_path / "plain", colour_switch=True)
+    _session(tmp_path / "locked", colour_switch=False)
+    _session(tmp_path / "bayer", colour_switch=False, pixel_format="BayerRG16")
+    expected = {"plain": "off", "locked": "undone", "bayer": "raw"}
+    for name, state in expected.items():
+        _aligned_blur(tmp_path / name, tmp_path / f"out-{name}")
+        records = sorted((tmp_path / f"out-{name}").rglob("*.align.json"))
+        assert [json.loads(path.read_text())["camera_colour"] for path in records] == [{"B": state, "S": state}] * 2
+
+    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-plain", tmp_path / "m-plain")] == ["measured"] * 2
+    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-bayer", tmp_path / "m-bayer")] == ["measured"] * 2
+    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-locked", tmp_path / "m-locked")] == [None] * 2
+    # the choice given overrides what the record says
+    overridden = _mask_params(tmp_path / "out-plain", tmp_path / "m-prior", "--crosstalk", "prior")
+    assert [p.get("crosstalk") for p in overridden] == [None] * 2
+
+    # The same pairs without their session's record (a dataset from elsewhere): the prior.
+    for record in (tmp_path / "out-plain").rglob("*.align.json"):
+        data = json.loads(record.read_text())
+        data.pop("camera_colour")
+        record.write_text(json.dumps(data))
+    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-plain", tmp_path / "m-none")] == [None] * 2

@@ -41,9 +41,13 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
         index = sidecar.name[: -len(".align.json")]
         assert (sidecar.parent / f"{index}.valid.png").exists()  # uncropped: S's extent is recorded
         mask = read_image(masks / sidecar.parent.relative_to(aligned) / f"{index}.png")
-        # by default the crosstalk prior: align's record is neither read nor fingerprinted
+        # Bayer frames: nothing mixed colour after the clip, so by default (auto) the mask
+        # step measures the crosstalk with the colour matrix align corrected S with
+        assert data["camera_colour"] == {"B": "raw", "S": "raw"}
         mask_record = json.loads((masks / sidecar.parent.relative_to(aligned) / f"{index}.json").read_text())
-        assert "align" not in mask_record["inputs"] and mask_record["diagnostics"]["crosstalk_ratio"] is None
+        assert "align" in mask_record["inputs"] and mask_record["params"]["crosstalk"] == "measured"
+        ratio = crosstalk_ratios(np.array(data["color_matrix"])).max()
+        assert mask_record["diagnostics"]["crosstalk_ratio"] == pytest.approx(ratio)
         record = records[data["source"]["session_pair"]]
         truth = session.truth_mask(record)
         if session.truth(record)["static"]:
@@ -52,40 +56,39 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
             moving.append(iou(mask, truth))
     assert moving and static
     # Measured 2026-12-01 on these 8 pairs: mean IoU 0.86 (the lowest 0.71), static area
-    # 0.15 % and 0.07 % (2026-11-29: 0.87, and 1.4 % each).
+    # 0.15 % and 0.07 % (2026-11-29: 0.87, and 1.4 % each); the same with the prior.
     # The bounds leave room for noise; docs/benchmarks.md has the suite-wide figures.
     assert np.mean(moving) > 0.8, moving
     assert max(static) <= 0.025, static
 
-    # --crosstalk measured reads the colour matrix align corrected S with, beside the pair.
-    measured = tmp_path / "data" / "masks-measured"
-    result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(measured), "--crosstalk", "measured",
+    # --crosstalk prior neither reads nor fingerprints align's record.
+    prior = tmp_path / "data" / "masks-prior"
+    result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(prior), "--crosstalk", "prior",
                                  "--workers", "1", "--json"])
     assert result.exit_code in (0, 2), result.output
     for sidecar in sorted(aligned.rglob("*.align.json")):
         index = sidecar.name[: -len(".align.json")]
-        mask_record = json.loads((measured / sidecar.parent.relative_to(aligned) / f"{index}.json").read_text())
-        assert "align" in mask_record["inputs"] and mask_record["params"]["crosstalk"] == "measured"
-        ratio = crosstalk_ratios(np.array(json.loads(sidecar.read_text())["color_matrix"])).max()
-        assert mask_record["diagnostics"]["crosstalk_ratio"] == pytest.approx(ratio)
+        mask_record = json.loads((prior / sidecar.parent.relative_to(aligned) / f"{index}.json").read_text())
+        assert "align" not in mask_record["inputs"] and "crosstalk" not in mask_record["params"]
+        assert mask_record["diagnostics"]["crosstalk_ratio"] is None
 
     # A sidecar whose matrix that cannot use: the pair is redone (its align input changed)
     # and fails naming the file; its mask stays as it was, the others resume. The prior
     # does not read the matrix, and resumes every pair.
     sidecar = sorted(aligned.rglob("*.align.json"))[0]
     index = sidecar.name[: -len(".align.json")]
-    mask_file = measured / sidecar.parent.relative_to(aligned) / f"{index}.png"
+    mask_file = masks / sidecar.parent.relative_to(aligned) / f"{index}.png"
     before = mask_file.read_bytes()
     data = json.loads(sidecar.read_text())
     data["color_matrix"][1][1] = 0.0
     sidecar.write_text(json.dumps(data))
-    result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(measured), "--crosstalk", "measured",
-                                 "--workers", "1", "--json"])
+    result = runner.invoke(app, ["mask", "generate", str(aligned), "--workers", "1", "--json"])
     assert result.exit_code == 2, result.output
     assert sidecar.name in result.output and "non-zero diagonal" in result.output
     assert mask_file.read_bytes() == before
     assert json.loads(result.stdout)["resumed"] >= 7
-    result = runner.invoke(app, ["mask", "generate", str(aligned), "--workers", "1", "--json"])
+    result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(prior), "--crosstalk", "prior",
+                                 "--workers", "1", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["resumed"] == report["generated"], result.output
     result = runner.invoke(app, ["mask", "generate", str(aligned), "--crosstalk", "guess", "--workers", "1"])
     assert result.exit_code == 1 and "--crosstalk 'guess'" in result.output, result.output

@@ -62,9 +62,10 @@ def generate_command(
                          "kept frames; both: the difference plus motion regions overlapping it.")] = "difference",
     crosstalk: Annotated[str, typer.Option(
         "--crosstalk", help="What S's colour correction mixed from a clipped channel into the others. prior: up to "
-                            "5 % of the level; measured: by align's colour matrix, where B measures the lost excess. "
-                            "Use measured only when neither camera transforms colour after its sensor clips (raw or "
-                            "linear output).")] = "prior",
+                            "5 % of the level; measured: by align's colour matrix, where B measures the lost excess "
+                            "(only when neither camera transforms colour after its sensor clips: raw or linear "
+                            "output); auto: measured for pairs whose align record says so of the session's cameras "
+                            "(raw frames, or the colour transformation recorded off), prior for the rest.")] = "auto",
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,

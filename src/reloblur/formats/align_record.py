@@ -57,6 +57,16 @@ class AlignSource:
     session_pair: int | None = None
 
 
+# A camera's colour processing after its sensor clipped, per ``AlignRecord.camera_colour``:
+#   raw: Bayer or mono frames, which no colour transformation touches;
+#   off: RGB with the camera's colour transformation recorded switched off;
+#   undone: RGB through a recorded colour matrix, which align inverted (its output clip stays);
+#   unknown: RGB with nothing recorded about a colour transformation.
+CAMERA_COLOUR_STATES = ("raw", "off", "undone", "unknown")
+# The states in which nothing mixed a clipped channel's lost excess into the others.
+UNMIXED_AFTER_CLIP = frozenset({"raw", "off"})
+
+
 @dataclass
 class AlignRecord:
     """Everything ``reloblur align`` records about one pair.
@@ -81,6 +91,9 @@ class AlignRecord:
     qa: AlignQA
     software: str = ""
     radial_distortion: float = 0.0
+    # What each camera did to colour after its sensor clipped, as the session recorded it
+    # (:data:`CAMERA_COLOUR_STATES`); None for pairs that were not captured as a session.
+    camera_colour: dict[str, str] | None = None
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)

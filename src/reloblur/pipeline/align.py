@@ -42,6 +42,7 @@ from reloblur.imaging.imageio import (
     read_bytes,
     read_image,
 )
+from reloblur.imaging.pixel_formats import PixelFormat
 from reloblur.imaging.raw import (
     RAW_SUFFIXES,
     InputTransfer,
@@ -103,6 +104,8 @@ class AlignJob:
     black_levels: tuple[float, float] = (0.0, 0.0)
     # B's and S's own colour matrices where the session records them on (undone at decoding)
     colour_matrices: tuple[ColourMatrix | None, ColourMatrix | None] = (None, None)
+    # per camera, its colour processing after the sensor clipped (AlignRecord.camera_colour)
+    camera_colour: dict[str, str] | None = None
     mask: Path | None = None
     session_pair: int | None = None
     problem: str | None = None  # known before any work: reported as this pair's failure
@@ -161,6 +164,8 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
                 out_dir=options.out / rel, index=index, blur_format=record.frames["B"].pixel_format,
                 sharp_format=record.frames["S"].pixel_format, black_levels=black, session_pair=record.pair,
                 colour_matrices=colour,
+                camera_colour={role: _colour_processing(cameras[role], record.frames[role].pixel_format)
+                               for role in ("B", "S")},
             ))
     return jobs, rejected
 
@@ -179,6 +184,22 @@ def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:
                             f"undone ({exc})") from None
     rows = tuple(tuple(float(v) for v in row) for row in values)
     return rows  # type: ignore[return-value]
+
+
+def _colour_processing(camera: CameraRecord, pixel_format: str) -> str:
+    """What ``camera`` did to the colours of frames in ``pixel_format`` after its sensor
+    clipped (:data:`reloblur.formats.align_record.CAMERA_COLOUR_STATES`): the mask step
+    may measure the crosstalk of S's colour correction only where nothing else mixed a
+    clipped channel's lost excess into the others."""
+    try:
+        layout = PixelFormat.parse(pixel_format).layout
+    except ImageFormatError:
+        return "unknown"  # the pair fails when its frames are decoded, naming the format
+    if layout in ("mono", "bayer"):
+        return "raw"  # a colour transformation applies to processed RGB output only
+    if camera.state.get("ColorTransformationEnable") is False:
+        return "off"
+    return "undone" if camera.state.get("ColorTransformationMatrix") is not None else "unknown"
 
 
 @dataclass(frozen=True)
@@ -483,6 +504,7 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
         flags=result.flags,
         homography_blur_to_sharp=result.homography.tolist(),
         radial_distortion=result.radial,
+        camera_colour=job.camera_colour,
         color_matrix=result.color.matrix.tolist(),
         color_offset=result.color.offset.tolist(),
         gain=result.color.gain,

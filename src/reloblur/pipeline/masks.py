@@ -23,6 +23,7 @@ from reloblur.atomic import remove_own_temporaries, remove_stale_temporaries
 from reloblur.batch import ItemFailure, Shard, make_progress, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
+from reloblur.formats.align_record import UNMIXED_AFTER_CLIP, AlignRecord
 from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import Pair, align_map_files, find_pairs, mask_path_for, read_align_maps
@@ -59,8 +60,9 @@ class GenerateOptions:
     overwrite: bool = False  # replace masks another dataset's pairs of the same names made
     # prior: a clipped channel may have moved the others by 5 % of the level; measured: by
     # what align's colour correction mixed in (cameras with no colour transformation after
-    # their sensor clips: raw or linear output)
-    crosstalk: Crosstalk = "prior"
+    # their sensor clips: raw or linear output); auto: measured where align's record says
+    # the session's cameras were such, the prior elsewhere
+    crosstalk: CrosstalkChoice = "auto"
 
 
 @dataclass
@@ -87,7 +89,7 @@ class _Job:
     noise: list[NoiseLevel] | None = None  # its noise model, read once by the command
     method: MaskMethod = "difference"
     overwrite: bool = False
-    crosstalk: Crosstalk = "prior"
+    crosstalk: CrosstalkChoice = "auto"
 
 
 def calibrated_noise(path: Path) -> list[NoiseLevel]:
@@ -104,7 +106,21 @@ def calibrated_noise(path: Path) -> list[NoiseLevel]:
 MaskMethod = Literal["difference", "flow", "both"]
 MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
 Crosstalk = Literal["prior", "measured"]
-CROSSTALK_CHOICES: tuple[str, ...] = ("prior", "measured")
+CrosstalkChoice = Literal["auto", "prior", "measured"]
+CROSSTALK_CHOICES: tuple[str, ...] = ("auto", "prior", "measured")
+
+
+def pair_crosstalk(pair: Pair, choice: CrosstalkChoice) -> Crosstalk:
+    """The crosstalk model ``choice`` means for ``pair``: ``auto`` is ``measured`` where
+    ``align``'s record of the pair says both cameras left a clipped channel's excess unmixed
+    (raw frames, or RGB with the colour transformation recorded off), else ``prior``."""
+    if choice != "auto":
+        return choice
+    if not pair.align_record.exists():
+        return "prior"
+    states = AlignRecord.read(pair.align_record).camera_colour or {}  # an unreadable one: named
+    unmixed = all(states.get(role) in UNMIXED_AFTER_CLIP for role in ("B", "S"))
+    return "measured" if unmixed else "prior"
 
 
 def _burst_frames(pair: Pair) -> tuple[BurstManifest, Path, dict[str, Path]]:
@@ -144,7 +160,7 @@ def _generate_one(job: _Job) -> str:
     if job.method != "difference":
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
-    measured = job.crosstalk == "measured"
+    measured = pair_crosstalk(job.pair, job.crosstalk) == "measured"
     inputs.update(align_map_files(job.pair, record=measured))
     params = {**job.params.to_dict(), "method": job.method}
     if measured:  # absent by default, so masks made before the choice existed still resume
