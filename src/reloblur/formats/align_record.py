@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from reloblur.atomic import atomic_write_json
 from reloblur.errors import ReloblurError
@@ -62,7 +62,7 @@ class AlignSource:
 #   off: RGB with the camera's colour transformation recorded switched off;
 #   undone: RGB through a recorded colour matrix, which align inverted (its output clip stays);
 #   unknown: RGB with nothing recorded about a colour transformation.
-CAMERA_COLOUR_STATES = ("raw", "off", "undone", "unknown")
+CameraColour = Literal["raw", "off", "undone", "unknown"]
 # The states in which nothing mixed a clipped channel's lost excess into the others.
 UNMIXED_AFTER_CLIP = frozenset({"raw", "off"})
 
@@ -92,8 +92,8 @@ class AlignRecord:
     software: str = ""
     radial_distortion: float = 0.0
     # What each camera did to colour after its sensor clipped, as the session recorded it
-    # (:data:`CAMERA_COLOUR_STATES`); None for pairs that were not captured as a session.
-    camera_colour: dict[str, str] | None = None
+    # (:data:`CameraColour`); None for pairs that were not captured as a session.
+    camera_colour: dict[str, CameraColour] | None = None
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)

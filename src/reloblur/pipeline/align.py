@@ -27,7 +27,14 @@ from reloblur import __version__, resume
 from reloblur.atomic import atomic_write_bytes, remove_own_temporaries, remove_stale_temporaries
 from reloblur.batch import ItemFailure, Shard, StageTimer, run_batch, total_seconds
 from reloblur.errors import ImageFormatError, ReloblurError
-from reloblur.formats.align_record import SIDECAR_SUFFIX, AlignQA, AlignRecord, AlignSource, Registration
+from reloblur.formats.align_record import (
+    SIDECAR_SUFFIX,
+    AlignQA,
+    AlignRecord,
+    AlignSource,
+    CameraColour,
+    Registration,
+)
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import CLIP_SUFFIX, VALIDITY_SUFFIX, scan_dataset
 from reloblur.formats.session import LOG, MANIFEST, CameraRecord, Session
@@ -105,7 +112,7 @@ class AlignJob:
     # B's and S's own colour matrices where the session records them on (undone at decoding)
     colour_matrices: tuple[ColourMatrix | None, ColourMatrix | None] = (None, None)
     # per camera, its colour processing after the sensor clipped (AlignRecord.camera_colour)
-    camera_colour: dict[str, str] | None = None
+    camera_colour: dict[str, CameraColour] | None = None
     mask: Path | None = None
     session_pair: int | None = None
     problem: str | None = None  # known before any work: reported as this pair's failure
@@ -186,9 +193,9 @@ def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:
     return rows  # type: ignore[return-value]
 
 
-def _colour_processing(camera: CameraRecord, pixel_format: str) -> str:
+def _colour_processing(camera: CameraRecord, pixel_format: str) -> CameraColour:
     """What ``camera`` did to the colours of frames in ``pixel_format`` after its sensor
-    clipped (:data:`reloblur.formats.align_record.CAMERA_COLOUR_STATES`): the mask step
+    clipped (:data:`reloblur.formats.align_record.CameraColour`): the mask step
     may measure the crosstalk of S's colour correction only where nothing else mixed a
     clipped channel's lost excess into the others."""
     try:
