@@ -49,6 +49,12 @@ class Condition:
     calibrated: bool = False  # align starts from the rig's calibrated homography (featureless scenes)
     burst_frames: int = 0  # the single-camera method: B the mean of K frames of one camera, S the middle one
     object_size: tuple[float, float] = (0.2, 0.45)  # of the short side
+    # Motion over B's exposure: translation (px), rotation about the object's centre (up to
+    # +-spin degrees) and scale change (up to +-zoom): parts of one object move by
+    # different amounts, its centre hardly at all when it turns, as a walking person's limbs do.
+    travel: tuple[float, float] = (5.0, 40.0)
+    spin: float = 4.0
+    zoom: float = 0.0
     sources: tuple[str, ...] = ("grace_hopper", "coffee", "astronaut", "retina", "rocket", "immunohistochemistry")
 
 
@@ -70,6 +76,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("low-texture background", low_texture=True, calibrated=True),
     Condition("burst camera, K=8 (no alignment)", burst_frames=8),
     Condition("large objects (half the frame and more)", object_size=(0.45, 0.8)),
+    Condition("turning and approaching objects", travel=(5.0, 15.0), spin=20.0, zoom=0.08),
 )
 
 
@@ -154,10 +161,10 @@ def _object(rng: np.random.Generator, short: int, condition: Condition) -> tuple
 def _composite(background: np.ndarray, objects: list, t: float) -> tuple[np.ndarray, np.ndarray]:
     h, w = background.shape[:2]
     frame, coverage = background.copy(), np.zeros((h, w))
-    for patch, alpha, centre, velocity, spin in objects:
+    for patch, alpha, centre, velocity, spin, zoom in objects:
         size = alpha.shape[0]
         cx, cy = centre + velocity * (t - 0.5)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), spin * (t - 0.5), 1.0)
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), spin * (t - 0.5), 1.0 + zoom * (t - 0.5))
         m[:, 2] += (cx - size / 2, cy - size / 2)
         a = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)
         p = cv2.warpAffine(patch, m, (w, h), flags=cv2.INTER_LINEAR)
@@ -222,11 +229,13 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
     objects = []
     for _ in range(int(rng.integers(1, 3))):
         patch, alpha = _object(rng, min(w, h), condition)
-        extent = 0.0 if static else rng.uniform(5, 40)  # px over B's exposure (ReLoBlur's range)
+        extent = 0.0 if static else rng.uniform(*condition.travel)  # px over B's exposure (ReLoBlur's: 5-40)
         direction = rng.uniform(0, 2 * math.pi)
         centre = np.array([rng.uniform(0.25, 0.75) * w + margin, rng.uniform(0.25, 0.75) * h + margin])
         velocity = extent * np.array([math.cos(direction), math.sin(direction)])
-        objects.append((patch, alpha, centre, velocity, 0.0 if static else rng.uniform(-4, 4)))
+        spin = 0.0 if static else rng.uniform(-condition.spin, condition.spin)
+        zoom = 0.0 if static or not condition.zoom else rng.uniform(-condition.zoom, condition.zoom)
+        objects.append((patch, alpha, centre, velocity, spin, zoom))
     if condition.burst_frames:
         return _burst_pair(condition, rng, background, objects, static, (w, h), margin)
     steps = 48
