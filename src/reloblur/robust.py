@@ -6,6 +6,7 @@ Each constant says why it has its value, so that no module carries its own copy.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -132,6 +133,62 @@ def _nonnegative_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if ((y - slope_only * x) ** 2).sum() <= ((y - intercept_only) ** 2).sum():
         return slope_only, 0.0
     return 0.0, intercept_only
+
+
+def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``argmin ||A x - b||`` over ``x >= 0`` for a few unknowns (``design`` ``(M, K)``,
+    ``K <= 4``; ``target`` ``(M,)``): ``(K,)``.
+
+    Exact, as ``scipy.optimize.nnls`` is, by enumeration: the optimum is the unconstrained
+    least-squares solution on its own support, so it is the best of the supports whose
+    solution is non-negative, each solved from the normal equations. Unknowns off the
+    support are exactly 0. (Without scipy:
+    the mask step's processes start 0.6 s sooner.)
+
+    >>> a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> nonnegative_least_squares(a, np.array([1.0, -1.0, 0.0])).round(12).tolist()
+    [0.5, 0.0]
+    """
+    a, b = np.asarray(design, np.float64), np.asarray(target, np.float64)
+    unknowns = a.shape[1]
+    if unknowns > 4:
+        raise ValueError(f"{unknowns} unknowns: enumerating supports is for 4 or fewer")
+    # A few unknowns: plain floats beat numpy's per-call overhead tenfold.
+    gram, moment, total = (a.T @ a).tolist(), (a.T @ b).tolist(), float(b @ b)
+    best, best_residual = [0.0] * unknowns, total
+    for size in range(1, unknowns + 1):
+        for support in itertools.combinations(range(unknowns), size):
+            solution = _solve_small([[gram[i][j] for j in support] for i in support], [moment[i] for i in support])
+            if solution is None or min(solution) < 0:
+                continue
+            # ||A x - b||^2 = b.b - 2 x.m + x.G.x, and x.G.x = x.m where G x = m
+            residual = total - sum(x * moment[i] for x, i in zip(solution, support))
+            if residual < best_residual:
+                best, best_residual = [0.0] * unknowns, residual
+                for x, i in zip(solution, support):
+                    best[i] = x
+    return np.array(best)
+
+
+def _solve_small(matrix: list[list[float]], right: list[float]) -> list[float] | None:
+    """``matrix x = right`` by Gaussian elimination with partial pivoting (a few unknowns,
+    a symmetric positive semi-definite ``matrix``); None where it is singular."""
+    n = len(right)
+    rows = [row[:] + [value] for row, value in zip(matrix, right)]
+    scale = max(abs(rows[i][i]) for i in range(n))
+    for column in range(n):
+        pivot = max(range(column, n), key=lambda r: abs(rows[r][column]))
+        if abs(rows[pivot][column]) <= 1e-12 * scale:
+            return None
+        rows[column], rows[pivot] = rows[pivot], rows[column]
+        for r in range(column + 1, n):
+            factor = rows[r][column] / rows[column][column]
+            for c in range(column, n + 1):
+                rows[r][c] -= factor * rows[column][c]
+    solution = [0.0] * n
+    for r in range(n - 1, -1, -1):
+        solution[r] = (rows[r][n] - sum(rows[r][c] * solution[c] for c in range(r + 1, n))) / rows[r][r]
+    return solution
 
 
 def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float = HUBER_K,

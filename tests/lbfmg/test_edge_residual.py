@@ -3,7 +3,11 @@ recovered from its tiles, and a moving object's edges kept out of it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 
 from reloblur.lbfmg.generate import fit_edge_residual, fit_edge_residual_field
 
@@ -87,3 +91,41 @@ def test_the_batched_nonnegative_least_squares_is_scipys():
         for problem in range(300):
             reference, _ = nnls(design[problem], target[problem])
             np.testing.assert_allclose(solved[problem], reference, rtol=1e-9, atol=1e-12)
+
+
+def test_the_noise_fits_nonnegative_least_squares_is_scipys():
+    """The noise-level fit's three-unknown problems, solved by enumerating supports: the
+    same solutions as scipy's active-set ``nnls``, including those on a face of the orthant."""
+    from scipy.optimize import nnls
+
+    from reloblur.robust import nonnegative_least_squares
+
+    rng = np.random.default_rng(11)
+    on_a_face = 0
+    for unknowns in (1, 2, 3, 4):
+        for _ in range(200):
+            design = np.abs(rng.normal(0, 1, (24, unknowns))) * rng.uniform(0.1, 10, (1, unknowns))
+            target = design @ rng.normal(0.2, 1, unknowns) + rng.normal(0, 0.3, 24)
+            solved = nonnegative_least_squares(design, target)
+            reference, _ = nnls(design, target)
+            np.testing.assert_allclose(solved, reference, rtol=1e-9, atol=1e-12)
+            on_a_face += int((reference == 0).any() and (reference > 0).any())
+    assert on_a_face > 50  # the constrained cases were exercised, not only interior optima
+    with pytest.raises(ValueError, match="5 unknowns"):
+        nonnegative_least_squares(np.ones((8, 5)), np.ones(8))
+
+
+def test_a_mask_worker_starts_without_scipy():
+    """What a ``mask generate`` worker imports (scipy took 0.6 s of its start), and the
+    table the black-clipping correction reads is scipy's to the bit."""
+    probe = "import sys, reloblur.pipeline.masks, reloblur.batch; print('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    from scipy import special
+
+    from reloblur.lbfmg.generate import _BLACK_FACTORS, _BLACK_SHARES
+
+    a = special.ndtri(1.0 - _BLACK_SHARES)
+    density = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi)
+    with_scipy = np.clip(1.0 - a / np.maximum(a * (1.0 - _BLACK_SHARES) + density, 1e-6), 0.0, 1.0)
+    np.testing.assert_array_equal(_BLACK_FACTORS, with_scipy.astype(np.float32))

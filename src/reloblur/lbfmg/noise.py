@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
 
 from reloblur.lbfmg.params import Transfer
-from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma
+from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma, nonnegative_least_squares
 
 _BASIS_NAMES = ("quantisation", "shot", "read")
 
@@ -180,7 +179,7 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
         scale = np.maximum(basis @ coefficients, 1e-12) if coefficients.any() else np.maximum(variance, 1e-12)
         a = basis / scale[:, None] * weights[:, None]
         b = variance / scale * weights
-        coefficients, _ = nnls(a, b)
+        coefficients = nonnegative_least_squares(a, b)
         predicted = np.maximum(basis @ coefficients, 1e-12)
         weights = np.sqrt(table[:, 2]) * huber_weights((variance - predicted) / predicted)
     return NoiseLevel(tuple(float(c) for c in coefficients), transfer, table, floor)  # type: ignore[arg-type]
