@@ -142,8 +142,7 @@ def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndar
     Exact, as ``scipy.optimize.nnls`` is, by enumeration: the optimum is the unconstrained
     least-squares solution on its own support, so it is the best of the supports whose
     solution is non-negative, each solved from the normal equations. Unknowns off the
-    support are exactly 0. (Without scipy:
-    the mask step's processes start 0.6 s sooner.)
+    support are exactly 0. (Without scipy the mask step's processes start 0.6 s sooner.)
 
     >>> a = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     >>> nonnegative_least_squares(a, np.array([1.0, -1.0, 0.0])).round(12).tolist()
