@@ -171,8 +171,8 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
                 out_dir=options.out / rel, index=index, blur_format=record.frames["B"].pixel_format,
                 sharp_format=record.frames["S"].pixel_format, black_levels=black, session_pair=record.pair,
                 colour_matrices=colour,
-                camera_colour={role: _colour_processing(cameras[role], record.frames[role].pixel_format)
-                               for role in ("B", "S")},
+                camera_colour={role: _colour_processing(cameras[role], record.frames[role].pixel_format, matrix)
+                               for role, matrix in zip(("B", "S"), colour)},
             ))
     return jobs, rejected
 
@@ -193,20 +193,21 @@ def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:
     return rows  # type: ignore[return-value]
 
 
-def _colour_processing(camera: CameraRecord, pixel_format: str) -> CameraColour:
+def _colour_processing(camera: CameraRecord, pixel_format: str, undone: ColourMatrix | None) -> CameraColour:
     """What ``camera`` did to the colours of frames in ``pixel_format`` after its sensor
-    clipped (:data:`reloblur.formats.align_record.CameraColour`): the mask step
-    may measure the crosstalk of S's colour correction only where nothing else mixed a
-    clipped channel's lost excess into the others."""
+    clipped (:data:`reloblur.formats.align_record.CameraColour`), given the matrix
+    :func:`_camera_colour` found on (``undone``): the mask step may measure the crosstalk
+    of S's colour correction only where nothing else mixed a clipped channel's lost excess
+    into the others."""
     try:
         layout = PixelFormat.parse(pixel_format).layout
     except ImageFormatError:
         return "unknown"  # the pair fails when its frames are decoded, naming the format
     if layout in ("mono", "bayer"):
         return "raw"  # a colour transformation applies to processed RGB output only
-    if camera.state.get("ColorTransformationEnable") is False:
-        return "off"
-    return "undone" if camera.state.get("ColorTransformationMatrix") is not None else "unknown"
+    if undone is not None:
+        return "undone"
+    return "off" if camera.state.get("ColorTransformationEnable") is False else "unknown"
 
 
 @dataclass(frozen=True)
