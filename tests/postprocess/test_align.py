@@ -22,7 +22,13 @@ from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, re
 from reloblur.imaging.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
 from reloblur.postprocess.align import AlignmentError, align_pair
 from reloblur.postprocess.color import fit_color
-from reloblur.postprocess.registration import corner_error
+from reloblur.postprocess.registration import (
+    FeaturelessError,
+    corner_error,
+    direct_homography,
+    gray,
+    initial_homography,
+)
 from reloblur.sim.simulate import SimulateOptions, simulate
 
 runner = CliRunner()
@@ -249,6 +255,69 @@ def test_a_featureless_pair_is_aligned_by_the_rigs_calibration_and_its_colour_fi
     np.testing.assert_allclose(corrected.mean(axis=(0, 1)) / target.mean(axis=(0, 1)), 1.0, atol=0.01)
     assert np.abs(corrected - target).mean() < 0.004
     assert np.abs(sharp[rows, cols].mean(axis=(0, 1)) / target.mean(axis=(0, 1)) - 1).max() > 0.04  # it was off
+
+
+def test_direct_registration_recovers_a_known_homography_from_the_identity():
+    rng = np.random.default_rng(6)
+    truth = known_homography()  # corners move 2-5 px
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    sharp = make_sharp(scene(), truth, np.eye(3) * 0.9, rng)
+    found = direct_homography(gray(blur), gray(sharp))
+    # Stated tolerance: corners within 0.05 px (no static mask, no colour fit: the scene is static and grey-gained).
+    assert corner_error(found.homography, truth, W, H).max() < 0.05
+    assert found.method == "direct from the identity" and found.converged
+
+
+def jpeg_pair(scene_linear: np.ndarray, truth: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """B and S (behind ``truth``, 10 % darker, twice the noise) as 8-bit sRGB JPEGs decode."""
+    rng = np.random.default_rng(0)
+
+    def through_jpeg(linear: np.ndarray, sigma: float) -> np.ndarray:
+        noisy = np.clip(linear + rng.normal(0, sigma, linear.shape), 0, 1).astype(np.float32)
+        ok, data = cv2.imencode(".jpg", encode_srgb(noisy)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok
+        return srgb_to_linear(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255)
+
+    warped = cv2.warpPerspective(scene_linear, truth, (W, H), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    return through_jpeg(scene_linear, 0.002), through_jpeg(warped * 0.9, 0.004)
+
+
+def test_a_pair_whose_features_do_not_match_is_registered_from_the_identity():
+    """A fundus photograph's fine vessels through JPEG at quality 90 (as pairs made from
+    video are): texture enough to register on, but too few distinctive SIFT matches. Such
+    a pair used to fail; it is now registered from the identity, as accurately as
+    features would have."""
+    from skimage import data
+
+    truth = known_homography()
+    zoomed = cv2.resize(data.retina(), (int(W * 2.4), int(H * 2.4)), interpolation=cv2.INTER_CUBIC)
+    top, left = int(H * 0.7), int(W * 0.7)
+    retina = srgb_to_linear(zoomed[top:top + H, left:left + W].astype(np.float32) / 255)
+    blur, sharp = jpeg_pair(retina, truth, 90)
+    with pytest.raises(FeaturelessError, match="distinctive feature matches"):
+        initial_homography(gray(blur), gray(sharp))
+    result = align_pair(blur, sharp)
+    assert result.initial.method == "direct from the identity"
+    assert corner_error(result.homography, truth, W, H).max() < 0.1  # align's accuracy goal
+    assert result.status == "ok" and not result.flags
+
+
+def test_a_repetitive_pattern_whose_features_match_wrongly_is_registered_from_the_identity():
+    """Tiles repeat every 24 px: SIFT's matches agree on a homography hundreds of pixels
+    off (aliases of one another), from which the refinement diverges. Align starts again
+    from the identity and says so."""
+    rng = np.random.default_rng(4)
+    truth = known_homography()
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    tiles = (0.3 + 0.12 * np.sin(2 * np.pi * xx / 24) * np.sin(2 * np.pi * yy / 24)
+             + 0.06 * np.sin(2 * np.pi * (xx + 2 * yy) / 48))[:, :, None] * np.array([1.0, 0.9, 0.8], np.float32)
+    blur = np.clip(tiles + rng.normal(0, 0.002, tiles.shape), 0, 1).astype(np.float32)
+    sharp = make_sharp(tiles.astype(np.float32), truth, np.eye(3) * 0.9, rng)
+    matched = initial_homography(gray(blur), gray(sharp))
+    assert corner_error(matched.homography, truth, W, H).min() > 50  # the premise: features mislead
+    result = align_pair(blur, sharp)
+    assert result.initial.method.startswith("direct from the identity (refining")
+    assert corner_error(result.homography, truth, W, H).max() < 0.05
 
 
 def test_robust_colour_fit_ignores_outliers():

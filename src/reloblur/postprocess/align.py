@@ -39,6 +39,8 @@ from reloblur.postprocess.registration import (
     FeaturelessError,
     Lens,
     Registration,
+    RegistrationError,
+    direct_homography,
     gray,
     initial_homography,
     refine_homography,
@@ -319,30 +321,26 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     work = _working_scale(blur, sharp, settings, blur_mask, calibrated=prior_homography is not None)
     # 1. Starting geometry (working scale).
     initial, h_work = _initial_geometry(work, settings, prior_homography)
-    # 2. Colour and provisional static mask on the initial warp (Huber weights ignore the
-    #    moving object on this first pass).
-    radial = 0.0 if prior_radial is None else float(prior_radial)
-    color, static_w = _colour_and_static(work, h_work, None, settings, prior_color, radial=radial)
-    # 3. Photometric refinement at full resolution on colour-corrected grey, static pixels
-    #    only; then colour and static mask again on the refined warp, and a last
-    #    refinement on the two finest levels with them. A featureless scene (a plain wall)
-    #    gives the refinement nothing to hold on to: it keeps the calibration as it is.
     gray_b = gray(blur)
-    homography = initial.homography
-    registration = replace(initial, method="calibration (featureless scene: not refined)", radial=radial)
-    for round_ in range(0 if work.featureless else 2):
-        static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
-        # The first round also tests for a lens-distortion difference; the second keeps
-        # fitting one only where the first found it.
-        lens: Lens = "homography" if prior_radial is not None else (
-            "auto" if round_ == 0 else ("radial" if radial else "homography"))
-        registration = refine_homography(gray_b, _corrected_gray(color, sharp), homography,
-                                         static_mask=static_full, points=settings.lk_points,
-                                         levels=None if round_ == 0 else 2, lens=lens, radial=radial)
-        radial = registration.radial
-        homography = registration.homography
-        color, static_w = _colour_and_static(work, _to_work(homography, work.d_blur, work.d_sharp), static_w,
-                                             settings, prior_color, radial=radial)
+    try:
+        registration, color, static_w = _refined(work, gray_b, sharp, initial, h_work, settings, prior_color,
+                                                 prior_radial)
+    except RegistrationError as exc:
+        if initial.method != "features":
+            raise AlignmentError(f"registration failed: {exc}") from None
+        # Features can agree on a wrong homography: a repetitive pattern's aliases match
+        # one another consistently. The rig's views differ by a small homography.
+        features = f"{initial.inliers} matched features"
+        try:
+            found = direct_homography(work.gray_blur, gray(work.sharp), static_mask=work.known_static)
+            initial = Registration(_to_full(found.homography, work.d_blur, work.d_sharp),
+                                   f"{found.method} (refining {features} failed: {exc})")
+            registration, color, static_w = _refined(work, gray_b, sharp, initial, found.homography, settings,
+                                                     prior_color, prior_radial)
+        except RegistrationError as direct:
+            raise AlignmentError(f"registration failed from {features} ({exc}) and from the identity ({direct})"
+                                 ) from None
+    homography, radial = registration.homography, registration.radial
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
     started = time.perf_counter()
@@ -378,6 +376,45 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         transform=transform, static_psnr=psnr, static_ssim=ssim,
         flags=_qa_flags(transform, psnr, registration, settings.limits), warp_seconds=warp_seconds, radial=radial,
     )
+
+
+def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
+             settings: AlignSettings, prior_color: np.ndarray | None, prior_radial: float | None
+             ) -> tuple[Registration, ColorFit, np.ndarray]:
+    """Steps 2-3 of :func:`align_pair` from a starting geometry: the registration, the
+    colour fit and the static mask (working scale).
+
+    2. Colour and provisional static mask on the initial warp (Huber weights ignore the
+       moving object on this first pass).
+    3. Photometric refinement at full resolution on colour-corrected grey, static pixels
+       only; then colour and static mask again on the refined warp, and a last refinement
+       on the two finest levels with them. A featureless scene (a plain wall) gives the
+       refinement nothing to hold on to: it keeps the calibration as it is.
+
+    Raises
+    ------
+    RegistrationError
+        The refinement diverged or found too little texture.
+    """
+    size = (gray_b.shape[1], gray_b.shape[0])
+    radial = 0.0 if prior_radial is None else float(prior_radial)
+    color, static_w = _colour_and_static(work, h_work, None, settings, prior_color, radial=radial)
+    homography = initial.homography
+    registration = replace(initial, method="calibration (featureless scene: not refined)", radial=radial)
+    for round_ in range(0 if work.featureless else 2):
+        static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        # The first round also tests for a lens-distortion difference; the second keeps
+        # fitting one only where the first found it.
+        lens: Lens = "homography" if prior_radial is not None else (
+            "auto" if round_ == 0 else ("radial" if radial else "homography"))
+        registration = refine_homography(gray_b, _corrected_gray(color, sharp), homography,
+                                         static_mask=static_full, points=settings.lk_points,
+                                         levels=None if round_ == 0 else 2, lens=lens, radial=radial)
+        radial = registration.radial
+        homography = registration.homography
+        color, static_w = _colour_and_static(work, _to_work(homography, work.d_blur, work.d_sharp), static_w,
+                                             settings, prior_color, radial=radial)
+    return registration, color, static_w
 
 
 @dataclass
@@ -421,7 +458,8 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
 
 def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
                       ) -> tuple[Registration, np.ndarray]:
-    """The starting homography: the calibration's, or features matched at working scale."""
+    """The starting homography: the calibration's, or features matched at working scale, or
+    where no features match, a direct registration from the identity."""
     if prior_homography is not None:
         initial = Registration(np.asarray(prior_homography, float), "calibration")
         return initial, _to_work(initial.homography, work.d_blur, work.d_sharp)
@@ -429,7 +467,13 @@ def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np
         found = initial_homography(gray(work.blur), gray(work.sharp), max_side=settings.feature_max_side,
                                    mask=work.known_static)
     except FeaturelessError as exc:
-        raise AlignmentError(str(exc)) from None
+        # B has texture (_working_scale checked), only no features that match: a pair
+        # whose fine detail compression erased, or a repetitive pattern.
+        try:
+            found = direct_homography(work.gray_blur, gray(work.sharp), static_mask=work.known_static)
+        except RegistrationError as direct:
+            raise AlignmentError(f"{exc}; registering without features, from the identity, failed too: {direct}"
+                                 ) from None
     return (Registration(_to_full(found.homography, work.d_blur, work.d_sharp), found.method, found.matches,
                          found.inliers), found.homography)
 

@@ -14,7 +14,7 @@ resolution, OpenCV pixel-centre convention (pixel i covers [i - 0.5, i + 0.5]).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import cv2
@@ -129,6 +129,38 @@ def initial_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, *, max_sid
     if homography is None or inliers < min_inliers:
         raise FeaturelessError(f"no consistent homography: {inliers} inlier matches of {len(good)} (need {min_inliers})")
     return Registration(homography / homography[2, 2], "features", len(good), inliers)
+
+
+def direct_homography(blur_gray: np.ndarray, sharp_gray: np.ndarray, *, static_mask: np.ndarray | None = None,
+                      points: int = 30_000) -> Registration:
+    """Photometric registration B -> S started from the frame-to-frame identity, for a
+    scene whose features do not match (fine texture that compression or noise erased,
+    repetitive patterns whose descriptors all look alike) although it has texture.
+
+    The two cameras of a rig see the same view through a beam splitter, so their frames
+    differ by a small homography: the coarse-to-fine refinement (:func:`refine_homography`)
+    converges from the identity while the views differ by no more than a few pixels at its
+    coarsest pyramid level (about 2-4 % of the frame).
+
+    Parameters
+    ----------
+    blur_gray, sharp_gray
+        ``(H, W)`` and ``(Hs, Ws)`` float32 grey images (see :func:`gray`).
+    static_mask
+        ``(H, W)`` bool on B's grid: pixels allowed to drive the fit.
+
+    Raises
+    ------
+    RegistrationError
+        Too little texture, divergence, or no convergence at the finest level.
+    """
+    hb, wb = blur_gray.shape
+    hs, ws = sharp_gray.shape
+    frame_to_frame = np.linalg.inv(_normaliser(ws, hs)) @ _normaliser(wb, hb)
+    found = refine_homography(blur_gray, sharp_gray, frame_to_frame, static_mask=static_mask, points=points)
+    if not found.converged:
+        raise RegistrationError("registration from the identity did not converge")
+    return replace(found, method="direct from the identity")
 
 
 def _downsample(image: np.ndarray) -> np.ndarray:
