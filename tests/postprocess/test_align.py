@@ -302,6 +302,29 @@ def test_a_pair_whose_features_do_not_match_is_registered_from_the_identity():
     assert result.status == "ok" and not result.flags
 
 
+def test_registration_from_the_identity_converges_or_refuses_never_settles_on_a_wrong_homography(monkeypatch):
+    """Where no features match, how far apart the views may be: a photograph shifted 20 px
+    (4 % of the width) is registered; 64 px is refused, naming both attempts."""
+    import reloblur.postprocess.align as align_module
+
+    def no_matches(*_args, **_kwargs):
+        raise FeaturelessError("only 3 distinctive feature matches between B and S (need 15)")
+
+    monkeypatch.setattr(align_module, "initial_homography", no_matches)
+    rng = np.random.default_rng(7)
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    for shift, reachable in ((20.0, True), (64.0, False)):
+        truth = np.array([[1, 0, shift], [0, 1, -shift / 2], [0, 0, 1.0]])
+        sharp = make_sharp(scene(), truth, np.eye(3) * 0.9, rng)
+        if reachable:
+            result = align_pair(blur, sharp)
+            assert result.initial.method == "direct from the identity"
+            assert corner_error(result.homography, truth, W, H).max() < 0.05
+        else:
+            with pytest.raises(AlignmentError, match="only 3 distinctive.*from the identity.*did not converge"):
+                align_pair(blur, sharp)
+
+
 def test_a_repetitive_pattern_whose_features_match_wrongly_is_registered_from_the_identity():
     """Tiles repeat every 24 px: SIFT's matches agree on a homography hundreds of pixels
     off (aliases of one another), from which the refinement diverges. Align starts again
