@@ -22,6 +22,7 @@ Every method runs with the allocator settings ``mask generate``'s workers use
 
     python benchmarks/mask_bench.py                        # 10 moving + 3 static per row
     python benchmarks/mask_bench.py --moving 4 --static 2 --repeats 3 --json
+    python benchmarks/mask_bench.py --only "compressed video" --set s_noise=3   # a row, varied
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
-from pairgen import CONDITIONS, make_pair  # noqa: E402
+from pairgen import CONDITIONS, Condition, make_pair, with_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
@@ -194,6 +195,9 @@ def main() -> None:
                         help="lbfmg as `mask generate --crosstalk` runs it (measured: with align's colour matrix; "
                              "auto: as on pairs aligned from a session of the row's cameras; prior: as on pairs "
                              "with no session record)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="changes",
+                        help="change a field of every selected condition (pairgen.Condition), e.g. video_quality=75 "
+                             "or s_noise=3; the scenes stay the same (repeatable)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -216,6 +220,12 @@ def main() -> None:
             parser.error("--jpeg and --sensitivity: the second alignment would be scored uncompressed")
     keep_freed_memory()
     conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
+    if args.changes:
+        changes = _changes(args.changes)
+        if isinstance(changes, str):
+            parser.error(changes)
+        # The name stays, so that each condition draws the same scenes as without the change.
+        conditions = [with_size(c, **changes) for c in conditions]
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):
@@ -231,7 +241,31 @@ def main() -> None:
                           f"{_f(r['seconds_per_pair'])} s/pair", flush=True)
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": args.size,
-                          "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "results": results}, indent=2))
+                          "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
+                          "results": results}, indent=2))
+
+
+def _changes(items: list[str]) -> dict[str, object] | str:
+    """``--set FIELD=VALUE`` items as typed field values, or what is wrong with one."""
+    defaults = Condition("")
+    changes: dict[str, object] = {}
+    for item in items:
+        field, _, text = item.partition("=")
+        if field == "name" or not hasattr(defaults, field) or not text:
+            return f"--set {item!r}: give FIELD=VALUE with a field of pairgen.Condition other than name"
+        current = getattr(defaults, field)
+        try:
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                changes[field] = text.lower() == "true"
+            elif isinstance(current, tuple):
+                changes[field] = tuple(type(current[0])(v) for v in text.split(","))
+            else:
+                changes[field] = type(current)(text)
+        except ValueError:
+            return f"--set {item!r}: {text!r} is not a value of {field} (like {current!r})"
+    return changes
 
 
 def markdown(result: dict) -> str:

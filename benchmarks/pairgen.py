@@ -8,7 +8,8 @@ between), S as the middle sub-frame, and gives each camera its own model: colour
 crosstalk, gain, vignetting, radial lens distortion, Poisson-Gaussian noise at its own
 level (S noisier), clipping, optional Bayer sampling demosaiced by OpenCV's bilinear
 method, an optional colour transformation in the camera after the sensor clips (an ISP's
-colour matrix), the sRGB curve and 8- or 16-bit output. Backgrounds and objects come from several
+colour matrix), the sRGB curve and 8- or 16-bit output. One row makes its pairs from
+JPEG-compressed video frames, as the independent real-footage check does. Backgrounds and objects come from several
 photograph sources (scikit-image's and matplotlib's bundled images) and from flat,
 low-texture walls; a share of the objects are uniform in colour.
 
@@ -48,6 +49,12 @@ class Condition:
     low_texture: bool = False
     calibrated: bool = False  # align starts from the rig's calibrated homography (featureless scenes)
     burst_frames: int = 0  # the single-camera method: B the mean of K frames of one camera, S the middle one
+    # Pairs made from video, as the independent real-footage check makes them: K frames of
+    # one 8-bit camera, each exposed over half its period and JPEG-compressed at
+    # video_quality; B their mean in linear light, S the middle frame through a second
+    # camera (colour, gain, noise at s_noise) and a small homography.
+    video_frames: int = 0
+    video_quality: int = 90
     object_size: tuple[float, float] = (0.2, 0.45)  # of the short side
     # Motion over B's exposure: translation (px), rotation about the object's centre (up to
     # +-spin degrees) and scale change (up to +-zoom): parts of one object move by
@@ -77,6 +84,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("burst camera, K=8 (no alignment)", burst_frames=8),
     Condition("large objects (half the frame and more)", object_size=(0.45, 0.8)),
     Condition("turning and approaching objects", travel=(5.0, 15.0), spin=20.0, zoom=0.08),
+    Condition("pairs from compressed video, K=8", video_frames=8, travel=(5.0, 25.0), spin=15.0, zoom=0.05),
 )
 
 
@@ -108,8 +116,15 @@ def _photo(name: str) -> np.ndarray:
         image = getattr(data, name)()
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
-    image = image[:, :, :3].astype(np.float64) / 255.0
-    return np.where(image <= 0.04045, image / 12.92, ((image + 0.055) / 1.055) ** 2.4)
+    return _linear(image[:, :, :3].astype(np.float64) / 255.0)
+
+
+def _srgb(linear: np.ndarray) -> np.ndarray:
+    return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
+
+
+def _linear(encoded: np.ndarray) -> np.ndarray:
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
 
 
 def _background(rng: np.random.Generator, size: tuple[int, int], condition: Condition) -> np.ndarray:
@@ -200,9 +215,7 @@ def _camera(radiance: np.ndarray, rng: np.random.Generator, *, colour: np.ndarra
     if condition.isp_colour:
         linear = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, linear), 0, 1)
     if condition.camera_8bit_srgb:
-        encoded = np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
-        coded = np.rint(encoded * 255) / 255
-        return np.where(coded <= 0.04045, coded / 12.92, ((coded + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        return _linear(np.rint(_srgb(linear) * 255) / 255).astype(np.float32)
     return (np.rint(linear * 65535) / 65535).astype(np.float32)
 
 
@@ -238,6 +251,8 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         objects.append((patch, alpha, centre, velocity, spin, zoom))
     if condition.burst_frames:
         return _burst_pair(condition, rng, background, objects, static, (w, h), margin)
+    if condition.video_frames:
+        return _video_pair(condition, rng, background, objects, static, (w, h), margin)
     steps = 48
     blur_sum, swept = np.zeros((*background.shape[:2], 3)), np.zeros(background.shape[:2])
     for k in range(steps):
@@ -253,11 +268,7 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         blur_radiance, sharp_radiance = blur_radiance * push, sharp_radiance * push
 
     # S's view: a small homography plus a radial distortion difference, on B's canvas.
-    angle, scale = rng.uniform(-0.8, 0.8), 1 + rng.uniform(-0.01, 0.01)
-    hmat = np.eye(3)
-    hmat[:2] = cv2.getRotationMatrix2D(((canvas[0] - 1) / 2, (canvas[1] - 1) / 2), angle, scale)
-    hmat[:2, 2] += rng.uniform(-0.01, 0.01, 2) * np.array([w, h])
-    to_b = np.array([[1, 0, -margin], [0, 1, -margin], [0, 0, 1.0]])
+    hmat, to_b = _s_view(rng, canvas, (w, h), margin)
     if not condition.distortion:
         s_grid = cv2.warpPerspective(sharp_radiance, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
     else:
@@ -285,6 +296,58 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
                     noise=condition.s_noise, condition=condition)
     return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b),
                      camera_matrix=ISP_COLOUR if condition.isp_recorded else None)
+
+
+def _s_view(rng: np.random.Generator, canvas: tuple[int, int], size: tuple[int, int], margin: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """S's homography on B's canvas (a small rotation, scale and shift), and the canvas's
+    shift onto B's view."""
+    w, h = size
+    angle, scale = rng.uniform(-0.8, 0.8), 1 + rng.uniform(-0.01, 0.01)
+    hmat = np.eye(3)
+    hmat[:2] = cv2.getRotationMatrix2D(((canvas[0] - 1) / 2, (canvas[1] - 1) / 2), angle, scale)
+    hmat[:2, 2] += rng.uniform(-0.01, 0.01, 2) * np.array([w, h])
+    return hmat, np.array([[1, 0, -margin], [0, 1, -margin], [0, 0, 1.0]])
+
+
+def _video_pair(condition: Condition, rng: np.random.Generator, background: np.ndarray, objects: list, static: bool,
+                size: tuple[int, int], margin: int) -> BenchPair:
+    """A pair made from video the way the independent real-footage check makes one: K
+    frames of one 8-bit sRGB camera (B's noise), each exposed over half its period (the
+    moving objects blur a little in every frame) and JPEG-compressed; B their mean in linear
+    light; S the middle frame decoded, then a second camera's colour crosstalk, gain and
+    Poisson-Gaussian noise (``s_noise``), and a small homography."""
+    w, h = size
+    k_frames, sub = condition.video_frames, 4
+    video = replace(condition, camera_8bit_srgb=True)
+    colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
+    radiance, swept = [], np.zeros(background.shape[:2])
+    for k in range(k_frames):
+        total = np.zeros((*background.shape[:2], 3))
+        for j in range(sub):
+            frame, coverage = _composite(background, objects, (k + 0.5 * (j + 0.5) / sub) / k_frames)
+            total += frame
+            swept = np.maximum(swept, coverage)
+        radiance.append(total / sub)
+    level = condition.brightness / max(float(np.percentile(np.mean(radiance, axis=0), 99.5)), 1e-6)
+    frames = []
+    for r in radiance:
+        linear = _camera(r * level, rng, colour=colour, gain=gain, vignetting=0.0, noise=1.0, condition=video)
+        coded = np.rint(_srgb(linear) * 255).astype(np.uint8)
+        ok, data = cv2.imencode(".jpg", coded[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, condition.video_quality])
+        assert ok
+        frames.append(_linear(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float64) / 255))
+    hmat, to_b = _s_view(rng, (w + 2 * margin, h + 2 * margin), size, margin)
+    second = _camera(frames[k_frames // 2], rng, colour=_crosstalk(rng), gain=rng.uniform(0.9, 1.1), vignetting=0.0,
+                     noise=condition.s_noise, condition=replace(condition, camera_8bit_srgb=False))
+    sharp = cv2.warpPerspective(second, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
+    view = (slice(margin, margin + h), slice(margin, margin + w))
+    truth = np.where(swept[view] > 0.1, 255, 0).astype(np.uint8)
+    if static:
+        truth[:] = 0
+    blur = np.mean([f[view] for f in frames], axis=0).astype(np.float32)
+    return BenchPair(blur, np.clip(sharp, 0, 1).astype(np.float32), truth, static, condition.name,
+                     to_b @ hmat @ np.linalg.inv(to_b))
 
 
 def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.ndarray, objects: list, static: bool,
