@@ -235,6 +235,15 @@ def test_featureless_pair_is_a_clear_error():
         align_pair(flat, flat.copy())
 
 
+def test_a_pair_with_nothing_to_fit_colour_on_is_an_alignment_error_naming_the_colour_fit():
+    """Red blown out over the whole of both frames: the geometry registers, but no pixel is
+    left for the colour fit. align_pair says so as an AlignmentError, as it documents."""
+    blown = scene().copy()
+    blown[..., 0] = 1.0
+    with pytest.raises(AlignmentError, match="colour fit failed: only 0 usable static pixels"):
+        align_pair(blown, blown.copy())
+
+
 def test_a_featureless_pair_is_aligned_by_the_rigs_calibration_and_its_colour_fitted():
     """A plain wall gives registration nothing to hold on to; with the rig's calibrated
     homography the pair is still aligned: the calibration is kept as it is (and says so),

@@ -24,7 +24,7 @@ import numpy as np
 from reloblur.errors import ReloblurError
 from reloblur.imaging.clipping import S_HIGH, any_channel, channel_max, clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import linear_to_srgb
-from reloblur.postprocess.color import ColorFit, ColorMode, fit_color
+from reloblur.postprocess.color import ColorFit, ColorFitError, ColorMode, fit_color
 from reloblur.postprocess.geometry import (
     Rect,
     TransformSummary,
@@ -323,23 +323,10 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     initial, h_work = _initial_geometry(work, settings, prior_homography)
     gray_b = gray(blur)
     try:
-        registration, color, static_w = _refined(work, gray_b, sharp, initial, h_work, settings, prior_color,
-                                                 prior_radial)
-    except RegistrationError as exc:
-        if initial.method != "features":
-            raise AlignmentError(f"registration failed: {exc}") from None
-        # Features can agree on a wrong homography: a repetitive pattern's aliases match
-        # one another consistently. The rig's views differ by a small homography.
-        features = f"{initial.inliers} matched features"
-        try:
-            found = direct_homography(work.gray_blur, gray(work.sharp), static_mask=work.known_static)
-            initial = Registration(_to_full(found.homography, work.d_blur, work.d_sharp),
-                                   f"{found.method} (refining {features} failed: {exc})")
-            registration, color, static_w = _refined(work, gray_b, sharp, initial, found.homography, settings,
-                                                     prior_color, prior_radial)
-        except RegistrationError as direct:
-            raise AlignmentError(f"registration failed from {features} ({exc}) and from the identity ({direct})"
-                                 ) from None
+        initial, registration, color, static_w = _registered(work, gray_b, sharp, initial, h_work, settings,
+                                                             prior_color, prior_radial)
+    except ColorFitError as exc:
+        raise AlignmentError(f"colour fit failed: {exc}") from None
     homography, radial = registration.homography, registration.radial
 
     # 4. The corrected S resampled onto B's full grid (Lanczos), crop, QA.
@@ -376,6 +363,31 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         transform=transform, static_psnr=psnr, static_ssim=ssim,
         flags=_qa_flags(transform, psnr, registration, settings.limits), warp_seconds=warp_seconds, radial=radial,
     )
+
+
+def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
+                settings: AlignSettings, prior_color: np.ndarray | None, prior_radial: float | None
+                ) -> tuple[Registration, Registration, ColorFit, np.ndarray]:
+    """:func:`_refined` from ``initial``, or where the refinement from matched features
+    fails, from the identity: the start actually used, the registration, the colour fit
+    and the static mask."""
+    try:
+        return (initial, *_refined(work, gray_b, sharp, initial, h_work, settings, prior_color, prior_radial))
+    except RegistrationError as exc:
+        if initial.method != "features":
+            raise AlignmentError(f"registration failed: {exc}") from None
+        # Features can agree on a wrong homography: a repetitive pattern's aliases match
+        # one another consistently. The rig's views differ by a small homography.
+        features = f"{initial.inliers} matched features"
+        try:
+            found = direct_homography(work.gray_blur, gray(work.sharp), static_mask=work.known_static)
+            direct = Registration(_to_full(found.homography, work.d_blur, work.d_sharp),
+                                  f"{found.method} (refining {features} failed: {exc})")
+            return (direct, *_refined(work, gray_b, sharp, direct, found.homography, settings, prior_color,
+                                      prior_radial))
+        except RegistrationError as again:
+            raise AlignmentError(f"registration failed from {features} ({exc}) and from the identity ({again})"
+                                 ) from None
 
 
 def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
