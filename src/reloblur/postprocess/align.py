@@ -486,6 +486,7 @@ def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np
         except RegistrationError as direct:
             raise AlignmentError(f"{exc}; registering without features, from the identity, failed too: {direct}"
                                  ) from None
+        found = replace(found, method=f"{found.method} ({exc})")
     return (Registration(_to_full(found.homography, work.d_blur, work.d_sharp), found.method, found.matches,
                          found.inliers), found.homography)
 
