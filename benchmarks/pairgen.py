@@ -298,6 +298,21 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
                      camera_matrix=ISP_COLOUR if condition.isp_recorded else None)
 
 
+def _exposed_frames(background: np.ndarray, objects: list, k_frames: int, sub: int, *, duty: float
+                    ) -> tuple[list[np.ndarray], np.ndarray]:
+    """K frames of one camera over B's exposure, each exposed over ``duty`` of its period
+    (the mean of ``sub`` instants), and the region the objects swept over all of them."""
+    frames, swept = [], np.zeros(background.shape[:2])
+    for k in range(k_frames):
+        total = np.zeros((*background.shape[:2], 3))
+        for j in range(sub):
+            frame, coverage = _composite(background, objects, (k + duty * (j + 0.5) / sub) / k_frames)
+            total += frame
+            swept = np.maximum(swept, coverage)
+        frames.append(total / sub)
+    return frames, swept
+
+
 def _s_view(rng: np.random.Generator, canvas: tuple[int, int], size: tuple[int, int], margin: int
             ) -> tuple[np.ndarray, np.ndarray]:
     """S's homography on B's canvas (a small rotation, scale and shift), and the canvas's
@@ -318,17 +333,10 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     light; S the middle frame decoded, then a second camera's colour crosstalk, gain and
     Poisson-Gaussian noise (``s_noise``), and a small homography."""
     w, h = size
-    k_frames, sub = condition.video_frames, 4
+    k_frames = condition.video_frames
     video = replace(condition, camera_8bit_srgb=True)
     colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
-    radiance, swept = [], np.zeros(background.shape[:2])
-    for k in range(k_frames):
-        total = np.zeros((*background.shape[:2], 3))
-        for j in range(sub):
-            frame, coverage = _composite(background, objects, (k + 0.5 * (j + 0.5) / sub) / k_frames)
-            total += frame
-            swept = np.maximum(swept, coverage)
-        radiance.append(total / sub)
+    radiance, swept = _exposed_frames(background, objects, k_frames, 4, duty=0.5)
     level = condition.brightness / max(float(np.percentile(np.mean(radiance, axis=0), 99.5)), 1e-6)
     frames = []
     for r in radiance:
@@ -356,15 +364,8 @@ def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.n
     (at S's level: short exposures), B their mean, S the middle one. One sensor, one
     colour response: nothing to align."""
     w, h = size
-    k_frames, sub = condition.burst_frames, 6
-    frames, swept = [], np.zeros(background.shape[:2])
-    for k in range(k_frames):
-        total = np.zeros((*background.shape[:2], 3))
-        for j in range(sub):
-            frame, coverage = _composite(background, objects, (k + 0.98 * (j + 0.5) / sub) / k_frames)
-            total += frame
-            swept = np.maximum(swept, coverage)
-        frames.append(total / sub)
+    k_frames = condition.burst_frames
+    frames, swept = _exposed_frames(background, objects, k_frames, 6, duty=0.98)
     level = condition.brightness / max(float(np.percentile(np.mean(frames, axis=0), 99.5)), 1e-6)
     colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
     exposed = [_camera(f[margin : margin + h, margin : margin + w] * level, rng, colour=colour, gain=gain,
