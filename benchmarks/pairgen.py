@@ -338,6 +338,9 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
     radiance, swept = _exposed_frames(background, objects, k_frames, 4, duty=0.5)
     level = condition.brightness / max(float(np.percentile(np.mean(radiance, axis=0), 99.5)), 1e-6)
+    if condition.overexpose:  # the video camera's highlights clip; S's camera then scales them
+        mean = np.mean(radiance, axis=0) * level
+        level /= max(float(np.percentile(mean.max(axis=2), 100 * (1 - condition.overexpose))), 1e-6)
     frames = []
     for r in radiance:
         linear = _camera(r * level, rng, colour=colour, gain=gain, vignetting=0.0, noise=1.0, condition=video)
