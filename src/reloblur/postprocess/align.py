@@ -380,11 +380,8 @@ def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Reg
         # one another consistently. The rig's views differ by a small homography.
         features = f"{initial.inliers} matched features"
         try:
-            found = direct_homography(work.gray_blur, gray(work.sharp), static_mask=work.known_static)
-            direct = Registration(_to_full(found.homography, work.d_blur, work.d_sharp),
-                                  f"{found.method} (refining {features} failed: {exc})")
-            return (direct, *_refined(work, gray_b, sharp, direct, found.homography, settings, prior_color,
-                                      prior_radial))
+            direct, h_direct = _from_identity(work, gray(work.sharp), f"refining {features} failed: {exc}")
+            return (direct, *_refined(work, gray_b, sharp, direct, h_direct, settings, prior_color, prior_radial))
         except RegistrationError as again:
             raise AlignmentError(f"registration failed from {features} ({exc}) and from the identity ({again})"
                                  ) from None
@@ -475,20 +472,29 @@ def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np
     if prior_homography is not None:
         initial = Registration(np.asarray(prior_homography, float), "calibration")
         return initial, _to_work(initial.homography, work.d_blur, work.d_sharp)
+    sharp_gray = gray(work.sharp)
     try:
-        found = initial_homography(gray(work.blur), gray(work.sharp), max_side=settings.feature_max_side,
+        found = initial_homography(work.gray_blur, sharp_gray, max_side=settings.feature_max_side,
                                    mask=work.known_static)
     except FeaturelessError as exc:
         # B has texture (_working_scale checked), only no features that match: a pair
         # whose fine detail compression erased, or a repetitive pattern.
         try:
-            found = direct_homography(work.gray_blur, gray(work.sharp), static_mask=work.known_static)
+            return _from_identity(work, sharp_gray, str(exc))
         except RegistrationError as direct:
             raise AlignmentError(f"{exc}; registering without features, from the identity, failed too: {direct}"
                                  ) from None
-        found = replace(found, method=f"{found.method} ({exc})")
     return (Registration(_to_full(found.homography, work.d_blur, work.d_sharp), found.method, found.matches,
                          found.inliers), found.homography)
+
+
+def _from_identity(work: _Work, sharp_gray: np.ndarray, why: str) -> tuple[Registration, np.ndarray]:
+    """The start registered directly from the identity (:func:`direct_homography`), its
+    method saying ``why``; as :func:`_initial_geometry` returns it (full-resolution
+    registration, working-scale homography). Raises :class:`RegistrationError`."""
+    found = direct_homography(work.gray_blur, sharp_gray, static_mask=work.known_static)
+    return (Registration(_to_full(found.homography, work.d_blur, work.d_sharp), f"{found.method} ({why})"),
+            found.homography)
 
 
 def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None, settings: AlignSettings,
