@@ -264,7 +264,7 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
     level = condition.brightness / max(float(np.percentile(blur_radiance, 99.5)), 1e-6)
     blur_radiance, sharp_radiance = blur_radiance * level, sharp_radiance * level
     if condition.overexpose:
-        push = 1.0 / max(float(np.percentile(blur_radiance.max(axis=2), 100 * (1 - condition.overexpose))), 1e-6)
+        push = _overexposure(blur_radiance, condition.overexpose)
         blur_radiance, sharp_radiance = blur_radiance * push, sharp_radiance * push
 
     # S's view: a small homography plus a radial distortion difference, on B's canvas.
@@ -296,6 +296,12 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
                     noise=condition.s_noise, condition=condition)
     return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b),
                      camera_matrix=ISP_COLOUR if condition.isp_recorded else None)
+
+
+def _overexposure(radiance: np.ndarray, fraction: float) -> float:
+    """The factor that pushes ``fraction`` of ``radiance``'s pixels (their brightest
+    channel) past full scale."""
+    return 1.0 / max(float(np.percentile(radiance.max(axis=2), 100 * (1 - fraction))), 1e-6)
 
 
 def _exposed_frames(background: np.ndarray, objects: list, k_frames: int, sub: int, *, duty: float
@@ -339,8 +345,7 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     radiance, swept = _exposed_frames(background, objects, k_frames, 4, duty=0.5)
     level = condition.brightness / max(float(np.percentile(np.mean(radiance, axis=0), 99.5)), 1e-6)
     if condition.overexpose:  # the video camera's highlights clip; S's camera then scales them
-        mean = np.mean(radiance, axis=0) * level
-        level /= max(float(np.percentile(mean.max(axis=2), 100 * (1 - condition.overexpose))), 1e-6)
+        level *= _overexposure(np.mean(radiance, axis=0) * level, condition.overexpose)
     frames = []
     for r in radiance:
         linear = _camera(r * level, rng, colour=colour, gain=gain, vignetting=0.0, noise=1.0, condition=video)
