@@ -270,7 +270,9 @@ def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np
                 cross = k
         log_gain = np.add.outer(in_v, in_u)
         if cross:
-            log_gain += cross * np.outer(gv, gu)
+            cross_term = np.outer(gv, gu)
+            cross_term *= cross
+            log_gain += cross_term
         # Where nothing was usable (a frame clipped but for one corner) the polynomial only
         # extrapolates, and a quadratic soon runs to gains of 1e30 and beyond: hold it within
         # the range it takes where it was measured.

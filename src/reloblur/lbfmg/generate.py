@@ -208,6 +208,8 @@ def _disk(radius: int) -> np.ndarray:
 _ENCODE_TABLE = np.where((x := np.linspace(0.0, 1.0, 65536)) <= 0.0031308, x * 12.92,
                          1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 _DECODE_TABLE = srgb_decode(np.linspace(0.0, 1.0, 65536)).astype(np.float32)
+# An 8-bit code k is the 16-bit code 257 k (to_float's k / 255 indexes it exactly).
+_DECODE_CODES = np.ascontiguousarray(_DECODE_TABLE[257 * np.arange(256)].reshape(1, 256))
 
 
 def _table_index(values: np.ndarray) -> np.ndarray:
@@ -284,20 +286,24 @@ class _Clipping:
         size = 2 * reach + 1
         kernel = np.ones((size, size), np.uint8)
 
+        def per_channel(flags: np.ndarray, spread: Any, dtype: type) -> np.ndarray:
+            # A channel with no flags spreads to nothing: left out, often two of three.
+            return np.stack([spread(f) if f.any() else np.zeros(f.shape, dtype) for f in flags])
+
         def any_near(flags: np.ndarray) -> np.ndarray:
             if not flags.any():
                 return flags
-            return np.stack([cv2.dilate(f.astype(np.uint8), kernel) > 0 for f in flags])
+            return per_channel(flags, lambda f: cv2.dilate(f.astype(np.uint8), kernel) > 0, bool)
 
         def mostly(flags: np.ndarray) -> np.ndarray:
             if not flags.any():
                 return flags
-            return np.stack([cv2.blur(f.astype(np.float32), (size, size)) >= 0.5 for f in flags])
+            return per_channel(flags, lambda f: cv2.blur(f.astype(np.float32), (size, size)) >= 0.5, bool)
 
         bias = None
         if sigma_px is not None and self.low.any():
-            bias = black_clip_factor(np.stack([cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px)
-                                               for f in self.low]))
+            bias = black_clip_factor(per_channel(
+                self.low, lambda f: cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px), np.float32))
         near = any_near(self.high)
         return _Clipping(near, mostly(self.low), bias, near)
 
@@ -443,7 +449,6 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
         return _measured_bounds(smoothed, clip, crosstalk)
     if not clip.clipped_at_all():
         return smoothed, smoothed
-    slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
     level = _unbiased(smoothed, clip)
     # A channel beside a white-clipped one is still a measurement, but the colour matrix
     # added an unknown share of the clipped channel's excess to it: wherever another
@@ -451,9 +456,20 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
     # left them out (on the mask benchmark's over-exposed row, only the lifted flags made a
     # ring of such evidence around a static blown-out helmet mark it as a mover).
     near = clip.high if clip.near_white is None else clip.near_white
-    mixed = ((near.sum(axis=0, dtype=np.uint8) > near) if near.shape[0] > 1 else np.zeros_like(near)) & ~clip.high
-    lower = np.where(clip.low, -_UNBOUNDED, np.where(clip.high | mixed, level - slack, level))
-    upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low | mixed, smoothed + slack, smoothed))
+    if near.shape[0] > 1 and near.any():
+        mixed = (near.sum(axis=0, dtype=np.uint8) > near) & ~clip.high
+        loosened_low, loosened_high = clip.high | mixed, clip.low | mixed
+    else:
+        loosened_low, loosened_high = clip.high, clip.low
+    # Most pixels are neither clipped nor beside a clip: the bounds are the level there,
+    # and only the flagged few are computed.
+    slack = np.broadcast_to(CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True), smoothed.shape)
+    lower = level.copy() if level is smoothed else level
+    lower[loosened_low] -= slack[loosened_low]
+    lower[clip.low] = -_UNBOUNDED
+    upper = smoothed.copy()
+    upper[loosened_high] += slack[loosened_high]
+    upper[clip.high] = _UNBOUNDED
     return lower, upper
 
 
@@ -924,9 +940,12 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
 
     values = binned(u)
     spread = MAD_TO_SIGMA * _median_last(np.abs(values - _median_last(values)[..., None]))
-    design = np.stack([_median_last(binned(g2)), _median_last(binned(c2))], axis=2)
+    # Each bin is a run of its group in key order, so its key needs no sort for a median.
+    sorted_key = np.take_along_axis(key.reshape(by_gradient.shape), within, axis=2).reshape(regions, cells * cells, per_cell)
     if curvature is None:
-        design = design[:, :, :1]
+        design = _median_sorted(sorted_key)[..., None]
+    else:
+        design = np.stack([_median_last(binned(g2)), _median_sorted(sorted_key)], axis=2)
     target = spread**2 - 1.0
     weights = np.ones((regions, cells * cells))
     fits = np.zeros((regions, 2))
@@ -966,7 +985,11 @@ def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.nda
 
 def _median_last(values: np.ndarray) -> np.ndarray:
     """``np.median(values, axis=-1)``, by a sort: several times faster on many short rows."""
-    ordered = np.sort(values, axis=-1)
+    return _median_sorted(np.sort(values, axis=-1))
+
+
+def _median_sorted(ordered: np.ndarray) -> np.ndarray:
+    """``np.median(ordered, axis=-1)`` of rows already in ascending order."""
     middle = ordered.shape[-1] // 2
     if ordered.shape[-1] % 2:
         return ordered[..., middle]
@@ -1365,7 +1388,10 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     reach = _reach(params.smooth_sigma)
     wide_b, wide_s = clip_b.widened(reach, params.smooth_sigma), clip_s.widened(reach, params.smooth_sigma)
     usable = valid_in & ~_unreliable(clip_b, wide_b) & ~_unreliable(clip_s, wide_s)
-    sp, gains = _match_brightness(bp, sp, usable, params)
+    codes = None
+    if blur.dtype == np.uint8 and sharp.dtype == np.uint8:
+        codes = (np.ascontiguousarray(ensure_rgb(blur)), np.ascontiguousarray(ensure_rgb(sharp)))
+    sp, gains = _match_brightness(bp, sp, usable, params, codes)
     # A second, coarser scale was tried: there the static residual is colour and gain
     # misfit, spatially correlated, and it raised false area tenfold.
     bs, ss, measured, spread = _smooth_pair(bp, sp, clip_b.high | clip_s.high, params.smooth_sigma)
@@ -1472,12 +1498,17 @@ def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarr
             _Clipping(clip_s.high | given["s_high"], clip_s.low | given["s_low"]))
 
 
-def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params: MaskParams
-                      ) -> tuple[np.ndarray, dict[str, list[float]]]:
-    """S mapped onto B by the smooth gain field (in linear light), and the field's range."""
+def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params: MaskParams,
+                      codes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, list[float]]]:
+    """S mapped onto B by the smooth gain field (in linear light), and the field's range.
+    ``codes``: B and S as the 8-bit ``(H, W, 3)`` images ``bp`` and ``sp`` were read from,
+    decoded by a table of their 256 codes (the same values, several times faster)."""
     if params.gain_field == "none":
         return sp, {}
-    xb, xs = _decode(bp, params.transfer), _decode(sp, params.transfer)
+    if codes is not None and params.transfer == "srgb":
+        xb, xs = (np.ascontiguousarray(cv2.LUT(image, _DECODE_CODES).transpose(2, 0, 1)) for image in codes)
+    else:
+        xb, xs = _decode(bp, params.transfer), _decode(sp, params.transfer)
     fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
     gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
     return (_encode(xs * gain, params.transfer),

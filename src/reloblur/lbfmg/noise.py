@@ -112,8 +112,10 @@ class NoiseLevel:
 
 def lookup(table: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Values of a table over [0, 1] at ``level`` (nearest entry; 1024 entries are 1/1023 apart)."""
-    index = np.clip(np.rint(level * (len(table) - 1)), 0, len(table) - 1).astype(np.intp)
-    return table[index]
+    scaled = np.multiply(level, len(table) - 1)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, len(table) - 1, out=scaled)
+    return table.take(scaled.astype(np.intp))
 
 
 def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarray, *,
@@ -164,11 +166,14 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     # Equally populated level bins, as rows of one array so each statistic is one call.
     count = min(bins, d.size // min_count)
     per_bin = d.size // count
-    order = np.argsort(v, kind="stable")[: count * per_bin].reshape(count, per_bin)
+    order = _stable_argsort(v)[: count * per_bin].reshape(count, per_bin)
     values, levels = d[order], v[order]
     centre = np.median(values, axis=1, keepdims=True)
     sigma = MAD_TO_SIGMA * np.median(np.abs(values - centre), axis=1)
-    table = np.stack([np.median(levels, axis=1), sigma, np.full(count, float(per_bin))], axis=1)
+    # Each bin's levels are a run of the sorted levels: its median needs no partition.
+    middle = per_bin // 2
+    median_level = levels[:, middle] if per_bin % 2 else (levels[:, middle - 1] + levels[:, middle]) / 2
+    table = np.stack([median_level, sigma, np.full(count, float(per_bin))], axis=1)
     basis = noise_basis(table[:, 0], transfer)
     variance = table[:, 1] ** 2
     # A bin's variance estimate has relative error ~ sqrt(2 / n) (more for the MAD); fit the
@@ -183,6 +188,19 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
         predicted = np.maximum(basis @ coefficients, 1e-12)
         weights = np.sqrt(table[:, 2]) * huber_weights((variance - predicted) / predicted)
     return NoiseLevel(tuple(float(c) for c in coefficients), transfer, table, floor)  # type: ignore[arg-type]
+
+
+def _stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of a 1-D float array, by one sort of 64-bit
+    keys (a float32's bits made monotonic, then its index) where every value is a
+    float32: several times faster than numpy's stable sort on float64."""
+    narrow = values.astype(np.float32) + np.float32(0.0)  # + 0.0: -0.0 ties with 0.0, as in a float sort
+    if not np.array_equal(narrow, values) or values.size >= 2**32:
+        return np.argsort(values, kind="stable")
+    bits = narrow.view(np.uint32)
+    monotonic = np.where(bits >> 31 != 0, ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    keys = (monotonic << np.uint64(32)) | np.arange(values.size, dtype=np.uint64)
+    return (np.sort(keys) & np.uint64(0xFFFFFFFF)).astype(np.intp)
 
 
 def guarded_table(noise: NoiseLevel, *, guard: float, size: int = 1024) -> np.ndarray:
