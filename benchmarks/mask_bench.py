@@ -260,7 +260,7 @@ def _changes(items: list[str]) -> dict[str, object] | str:
                     raise ValueError(text)
                 changes[field] = text.lower() == "true"
             elif isinstance(current, tuple):
-                changes[field] = tuple(type(current[0])(v) for v in text.split(","))
+                changes[field] = tuple(type(current[0])(v) for v in text.strip("()[] ").split(","))
             else:
                 changes[field] = type(current)(text)
         except ValueError:

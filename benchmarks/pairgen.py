@@ -52,9 +52,11 @@ class Condition:
     # Pairs made from video, as the independent real-footage check makes them: K frames of
     # one 8-bit camera, each exposed over half its period and JPEG-compressed at
     # video_quality; B their mean in linear light, S the middle frame through a second
-    # camera (colour, gain, noise at s_noise) and a small homography.
+    # camera (colour, gain, noise at s_noise) and a small homography. With video_shake,
+    # each frame's whole view also moves (a hand-held camera, or a pole in the wind).
     video_frames: int = 0
     video_quality: int = 90
+    video_shake: float = 0.0  # px RMS per axis, each frame's own shift
     object_size: tuple[float, float] = (0.2, 0.45)  # of the short side
     # Motion over B's exposure: translation (px), rotation about the object's centre (up to
     # +-spin degrees) and scale change (up to +-zoom): parts of one object move by
@@ -304,18 +306,27 @@ def _overexposure(radiance: np.ndarray, fraction: float) -> float:
     return 1.0 / max(float(np.percentile(radiance.max(axis=2), 100 * (1 - fraction))), 1e-6)
 
 
-def _exposed_frames(background: np.ndarray, objects: list, k_frames: int, sub: int, *, duty: float
-                    ) -> tuple[list[np.ndarray], np.ndarray]:
+def _exposed_frames(background: np.ndarray, objects: list, k_frames: int, sub: int, *, duty: float,
+                    shifts: np.ndarray | None = None) -> tuple[list[np.ndarray], np.ndarray]:
     """K frames of one camera over B's exposure, each exposed over ``duty`` of its period
-    (the mean of ``sub`` instants), and the region the objects swept over all of them."""
-    frames, swept = [], np.zeros(background.shape[:2])
+    (the mean of ``sub`` instants), and the region the objects swept over all of them.
+    ``shifts``: ``(K, 2)`` px, each frame's whole view moved by its own (camera shake)."""
+    h, w = background.shape[:2]
+    frames, swept = [], np.zeros((h, w))
     for k in range(k_frames):
-        total = np.zeros((*background.shape[:2], 3))
+        total, covered = np.zeros((h, w, 3)), np.zeros((h, w))
         for j in range(sub):
             frame, coverage = _composite(background, objects, (k + duty * (j + 0.5) / sub) / k_frames)
             total += frame
-            swept = np.maximum(swept, coverage)
-        frames.append(total / sub)
+            covered = np.maximum(covered, coverage)
+        total /= sub
+        if shifts is not None:
+            move = np.array([[1.0, 0.0, shifts[k, 0]], [0.0, 1.0, shifts[k, 1]]])
+            total = cv2.warpAffine(total.astype(np.float32), move, (w, h), flags=cv2.INTER_CUBIC,
+                                   borderMode=cv2.BORDER_REFLECT).astype(np.float64)
+            covered = cv2.warpAffine(covered.astype(np.float32), move, (w, h), flags=cv2.INTER_LINEAR)
+        frames.append(total)
+        swept = np.maximum(swept, covered)
     return frames, swept
 
 
@@ -337,12 +348,15 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     frames of one 8-bit sRGB camera (B's noise), each exposed over half its period (the
     moving objects blur a little in every frame) and JPEG-compressed; B their mean in linear
     light; S the middle frame decoded, then a second camera's colour crosstalk, gain and
-    Poisson-Gaussian noise (``s_noise``), and a small homography."""
+    Poisson-Gaussian noise (``s_noise``), and a small homography. With ``video_shake``,
+    each frame's whole view first moves by its own random shift (camera shake)."""
     w, h = size
     k_frames = condition.video_frames
     video = replace(condition, camera_8bit_srgb=True)
     colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
-    radiance, swept = _exposed_frames(background, objects, k_frames, 4, duty=0.5)
+    # A camera on a hand or a pole in the wind: the whole view moves between frames.
+    shifts = rng.normal(0, condition.video_shake, (k_frames, 2)) if condition.video_shake else None
+    radiance, swept = _exposed_frames(background, objects, k_frames, 4, duty=0.5, shifts=shifts)
     level = condition.brightness / max(float(np.percentile(np.mean(radiance, axis=0), 99.5)), 1e-6)
     if condition.overexpose:  # the video camera's highlights clip; S's camera then scales them
         level *= _overexposure(np.mean(radiance, axis=0) * level, condition.overexpose)
