@@ -740,7 +740,13 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
 def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
-    return cv2.magnitude(gx, gy)
+    # Not cv2.magnitude: its result's last bit depends on where the arrays lie in memory
+    # (a few pixels a frame), which made z, and now and then a confidence level, differ
+    # between two runs on the same pair. numpy's square root is correctly rounded.
+    gx *= gx
+    gy *= gy
+    gx += gy
+    return np.sqrt(gx, out=gx)
 
 
 @dataclass(frozen=True)
