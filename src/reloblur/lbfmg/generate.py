@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -286,7 +287,7 @@ class _Clipping:
         size = 2 * reach + 1
         kernel = np.ones((size, size), np.uint8)
 
-        def per_channel(flags: np.ndarray, spread: Any, dtype: type) -> np.ndarray:
+        def per_channel(flags: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], dtype: type) -> np.ndarray:
             # A channel with no flags spreads to nothing: left out, often two of three.
             return np.stack([spread(f) if f.any() else np.zeros(f.shape, dtype) for f in flags])
 
@@ -743,10 +744,8 @@ def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
     # Not cv2.magnitude: its result's last bit depends on where the arrays lie in memory
     # (a few pixels a frame), which made z, and now and then a confidence level, differ
     # between two runs on the same pair. numpy's square root is correctly rounded.
-    gx *= gx
-    gy *= gy
-    gx += gy
-    return np.sqrt(gx, out=gx)
+    squared: np.ndarray = np.square(gx) + np.square(gy)
+    return np.sqrt(squared, out=squared)
 
 
 @dataclass(frozen=True)
