@@ -357,9 +357,10 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     # A camera on a hand or a pole in the wind: the whole view moves between frames.
     shifts = rng.normal(0, condition.video_shake, (k_frames, 2)) if condition.video_shake else None
     radiance, swept = _exposed_frames(background, objects, k_frames, 4, duty=0.5, shifts=shifts)
-    level = condition.brightness / max(float(np.percentile(np.mean(radiance, axis=0), 99.5)), 1e-6)
+    mean_radiance = np.mean(radiance, axis=0)
+    level = condition.brightness / max(float(np.percentile(mean_radiance, 99.5)), 1e-6)
     if condition.overexpose:  # the video camera's highlights clip; S's camera then scales them
-        level *= _overexposure(np.mean(radiance, axis=0) * level, condition.overexpose)
+        level *= _overexposure(mean_radiance * level, condition.overexpose)
     frames = []
     for r in radiance:
         linear = _camera(r * level, rng, colour=colour, gain=gain, vignetting=0.0, noise=1.0, condition=video)

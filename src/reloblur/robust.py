@@ -190,6 +190,19 @@ def _solve_small(matrix: list[list[float]], right: list[float]) -> list[float] |
     return solution
 
 
+def median_of_sorted(ordered: np.ndarray) -> np.ndarray:
+    """``np.median(ordered, axis=-1)`` of rows already in ascending order, without the
+    partition (the same values: the middle one, or the mean of the middle two).
+
+    >>> median_of_sorted(np.array([[1.0, 2.0, 4.0, 8.0], [0.0, 3.0, 5.0, 6.0]])).tolist()
+    [3.0, 4.0]
+    """
+    middle = ordered.shape[-1] // 2
+    if ordered.shape[-1] % 2:
+        return ordered[..., middle]
+    return (ordered[..., middle - 1] + ordered[..., middle]) / 2
+
+
 def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float = HUBER_K,
                   axis: int | None = None) -> np.ndarray:
     """IRLS weights of Huber's loss: 1 within ``k`` robust sigmas, ``k / |r|`` beyond.

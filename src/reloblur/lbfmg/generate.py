@@ -61,7 +61,7 @@ from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, lookup, srgb_decode
 from reloblur.lbfmg.params import MaskParams, Transfer
-from reloblur.robust import MAD_TO_SIGMA, fit_gain_field, huber_weights, mad_sigma
+from reloblur.robust import MAD_TO_SIGMA, fit_gain_field, huber_weights, mad_sigma, median_of_sorted
 
 # Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
 # a pair is flagged: align's median corner error is ~0.05 px, so half a pixel means the
@@ -948,9 +948,9 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     # Each bin is a run of its group in key order, so its key needs no sort for a median.
     sorted_key = np.take_along_axis(key.reshape(by_gradient.shape), within, axis=2).reshape(regions, cells * cells, per_cell)
     if curvature is None:
-        design = _median_sorted(sorted_key)[..., None]
+        design = median_of_sorted(sorted_key)[..., None]
     else:
-        design = np.stack([_median_last(binned(g2)), _median_sorted(sorted_key)], axis=2)
+        design = np.stack([_median_last(binned(g2)), median_of_sorted(sorted_key)], axis=2)
     target = spread**2 - 1.0
     weights = np.ones((regions, cells * cells))
     fits = np.zeros((regions, 2))
@@ -990,15 +990,7 @@ def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.nda
 
 def _median_last(values: np.ndarray) -> np.ndarray:
     """``np.median(values, axis=-1)``, by a sort: several times faster on many short rows."""
-    return _median_sorted(np.sort(values, axis=-1))
-
-
-def _median_sorted(ordered: np.ndarray) -> np.ndarray:
-    """``np.median(ordered, axis=-1)`` of rows already in ascending order."""
-    middle = ordered.shape[-1] // 2
-    if ordered.shape[-1] % 2:
-        return ordered[..., middle]
-    return (ordered[..., middle - 1] + ordered[..., middle]) / 2
+    return median_of_sorted(np.sort(values, axis=-1))
 
 
 def _holes(mask: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reloblur.lbfmg.params import Transfer
-from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma, nonnegative_least_squares
+from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma, median_of_sorted, nonnegative_least_squares
 
 _BASIS_NAMES = ("quantisation", "shot", "read")
 
@@ -171,9 +171,7 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     centre = np.median(values, axis=1, keepdims=True)
     sigma = MAD_TO_SIGMA * np.median(np.abs(values - centre), axis=1)
     # Each bin's levels are a run of the sorted levels: its median needs no partition.
-    middle = per_bin // 2
-    median_level = levels[:, middle] if per_bin % 2 else (levels[:, middle - 1] + levels[:, middle]) / 2
-    table = np.stack([median_level, sigma, np.full(count, float(per_bin))], axis=1)
+    table = np.stack([median_of_sorted(levels), sigma, np.full(count, float(per_bin))], axis=1)
     basis = noise_basis(table[:, 0], transfer)
     variance = table[:, 1] ** 2
     # A bin's variance estimate has relative error ~ sqrt(2 / n) (more for the MAD); fit the
