@@ -64,7 +64,14 @@ class Condition:
     travel: tuple[float, float] = (5.0, 40.0)
     spin: float = 4.0
     zoom: float = 0.0
+    # S's instant within B's exposure: 0 its start (ReLoBlur's rig), 0.5 its middle (no
+    # ambiguity about the direction of motion), 1 its end.
+    s_phase: float = 0.5
     sources: tuple[str, ...] = ("grace_hopper", "coffee", "astronaut", "retina", "rocket", "immunohistochemistry")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.s_phase <= 1.0:
+            raise ValueError(f"s_phase is S's instant within B's exposure, in [0, 1]; got {self.s_phase}")
 
 
 CONDITIONS: tuple[Condition, ...] = (
@@ -262,7 +269,7 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         blur_sum += frame
         swept = np.maximum(swept, coverage)
     blur_radiance = blur_sum / steps
-    sharp_radiance, _ = _composite(background, objects, 0.5)
+    sharp_radiance, _ = _composite(background, objects, condition.s_phase)
     level = condition.brightness / max(float(np.percentile(blur_radiance, 99.5)), 1e-6)
     blur_radiance, sharp_radiance = blur_radiance * level, sharp_radiance * level
     if condition.overexpose:
@@ -369,8 +376,9 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
         assert ok
         frames.append(_linear(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float64) / 255))
     hmat, to_b = _s_view(rng, (w + 2 * margin, h + 2 * margin), size, margin)
-    second = _camera(frames[k_frames // 2], rng, colour=_crosstalk(rng), gain=rng.uniform(0.9, 1.1), vignetting=0.0,
-                     noise=condition.s_noise, condition=replace(condition, camera_8bit_srgb=False))
+    second = _camera(frames[_phase_frame(condition, k_frames)], rng, colour=_crosstalk(rng),
+                     gain=rng.uniform(0.9, 1.1), vignetting=0.0, noise=condition.s_noise,
+                     condition=replace(condition, camera_8bit_srgb=False))
     sharp = cv2.warpPerspective(second, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
     view = (slice(margin, margin + h), slice(margin, margin + w))
     truth = np.where(swept[view] > 0.1, 255, 0).astype(np.uint8)
@@ -379,6 +387,12 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     blur = np.mean([f[view] for f in frames], axis=0).astype(np.float32)
     return BenchPair(blur, np.clip(sharp, 0, 1).astype(np.float32), truth, static, condition.name,
                      to_b @ hmat @ np.linalg.inv(to_b))
+
+
+def _phase_frame(condition: Condition, k_frames: int) -> int:
+    """The frame S is, of K: the one exposed at ``condition.s_phase`` (the middle one, K // 2,
+    at the default)."""
+    return min(k_frames - 1, int(condition.s_phase * k_frames))
 
 
 def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.ndarray, objects: list, static: bool,
@@ -398,7 +412,7 @@ def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.n
     if static:
         truth[:] = 0
     blur = np.mean(exposed, axis=0).astype(np.float32)
-    return BenchPair(blur, exposed[k_frames // 2], truth, static, condition.name, np.eye(3),
+    return BenchPair(blur, exposed[_phase_frame(condition, k_frames)], truth, static, condition.name, np.eye(3),
                      [f.astype(np.float32) for f in exposed])
 
 
