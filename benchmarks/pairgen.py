@@ -4,7 +4,8 @@ The mask and align benchmarks must not grade the toolkit on its own simulator's 
 (an algorithm tuned there scored 0.9 on them and 0.2 on a real camera). This generator
 shares no rendering code with :mod:`reloblur.sim`: it builds B the way the burst method and
 the independent checks do (the mean of K sub-frames in linear light, the object moving in
-between), S as the middle sub-frame, and gives each camera its own model: colour
+between), S as the scene at one instant of that exposure (``Condition.s_phase``: the
+middle by default, the start as ReLoBlur's rig), and gives each camera its own model: colour
 crosstalk, gain, vignetting, radial lens distortion, Poisson-Gaussian noise at its own
 level (S noisier), clipping, optional Bayer sampling demosaiced by OpenCV's bilinear
 method, an optional colour transformation in the camera after the sensor clips (an ISP's
@@ -48,10 +49,10 @@ class Condition:
     distortion: float = 0.0  # radial k1 of S relative to B (normalised radius)
     low_texture: bool = False
     calibrated: bool = False  # align starts from the rig's calibrated homography (featureless scenes)
-    burst_frames: int = 0  # the single-camera method: B the mean of K frames of one camera, S the middle one
+    burst_frames: int = 0  # the single-camera method: B the mean of K frames of one camera, S one of them
     # Pairs made from video, as the independent real-footage check makes them: K frames of
     # one 8-bit camera, each exposed over half its period and JPEG-compressed at
-    # video_quality; B their mean in linear light, S the middle frame through a second
+    # video_quality; B their mean in linear light, S one frame (at s_phase) through a second
     # camera (colour, gain, noise at s_noise) and a small homography. With video_shake,
     # each frame's whole view also moves (a hand-held camera, or a pole in the wind).
     video_frames: int = 0
@@ -354,7 +355,7 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     """A pair made from video the way the independent real-footage check makes one: K
     frames of one 8-bit sRGB camera (B's noise), each exposed over half its period (the
     moving objects blur a little in every frame) and JPEG-compressed; B their mean in linear
-    light; S the middle frame decoded, then a second camera's colour crosstalk, gain and
+    light; S one frame (at ``s_phase``) decoded, then a second camera's colour crosstalk, gain and
     Poisson-Gaussian noise (``s_noise``), and a small homography. With ``video_shake``,
     each frame's whole view first moves by its own random shift (camera shake)."""
     w, h = size
@@ -398,7 +399,7 @@ def _phase_frame(condition: Condition, k_frames: int) -> int:
 def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.ndarray, objects: list, static: bool,
                 size: tuple[int, int], margin: int) -> BenchPair:
     """One fast camera: K frames, each exposed over 98 % of its period with its own noise
-    (at S's level: short exposures), B their mean, S the middle one. One sensor, one
+    (at S's level: short exposures), B their mean, S the one at ``s_phase``. One sensor, one
     colour response: nothing to align."""
     w, h = size
     k_frames = condition.burst_frames
