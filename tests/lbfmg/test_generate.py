@@ -16,7 +16,9 @@ from reloblur.lbfmg.generate import (
     _rim_counts,
     crosstalk_bound,
     crosstalk_ratios,
+    fine_evidence,
     generate_mask,
+    trim_spill,
 )
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.lbfmg.params import MaskParamsError
@@ -524,3 +526,94 @@ def test_non_finite_pixels_are_refused():
 
     with pytest.raises(ImageFormatError, match="non-finite"):
         generate_mask(image, np.full((64, 64, 3), 0.5, np.float32))
+
+
+def _patch_from_the_start(scene: np.ndarray, colour: np.ndarray, *, shift: int, steps: int = 48
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B: a uniform 60x60 patch moving ``shift`` px right; S: the scene at the start of
+    B's exposure (ReLoBlur's rig), so S's trailing edge is a step of the full contrast."""
+    total, swept = np.zeros_like(scene), np.zeros(scene.shape[:2], bool)
+    sharp = scene.copy()
+    sharp[90:150, 120:180] = colour
+    for k in range(steps):
+        x0 = 120 + int(round(shift * (k + 0.5) / steps))
+        frame = scene.copy()
+        frame[90:150, x0 : x0 + 60] = colour
+        total += frame
+        swept[90:150, x0 : x0 + 60] = True
+    swept[90:150, 120:180] = True
+    return total / steps, sharp, swept
+
+
+def test_a_step_where_s_shows_the_trail_end_is_not_smoothed_past_it():
+    """S at the start of B's exposure: the trail's trailing end is S's edge, a step of the
+    object's full contrast in B - S (about 35 sigmas after smoothing). Smoothed at 1.5 px
+    it stays above the growing threshold 2-3 px past the swept region (x < 120), and the
+    bracketed fill squares that off to 3 px; the fine-scale trim takes it back to 1-2 px
+    (before it: median first column 117, IoU 0.871)."""
+    rng = np.random.default_rng(12)
+    scene = textured_scene(12, mean=0.25)
+    blur, sharp, swept = _patch_from_the_start(scene, np.array([0.38, 0.34, 0.3]), shift=16)
+    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 1.5)))
+    marked = result.mask > 0
+    rows = range(95, 145)  # away from the corners, where the footprint sees two edges
+    first = [int(np.flatnonzero(marked[y])[0]) for y in rows]
+    assert np.median(first) >= 120 - 2, "marked more than 2 px behind S's trailing edge"
+    assert marked[95:145, 120:136].all(), "the trail's start is missed"
+    assert iou(result.mask, swept) > 0.88
+
+
+def test_trim_spill_peels_a_smoothed_step_and_keeps_a_fading_trail():
+    """Known answers on profiles along x. A step of 5 noise sigmas a pixel at x = 30 (white
+    noise): smoothed at 1.5 px it is 27 sigmas and stays above 3 for 2 px past the step,
+    where the mask ends; at the fine scale it has fallen below 3 on the second of those
+    pixels, which goes. A trail whose evidence fades by 1 sigma a pixel, and a region
+    weak throughout, keep every pixel."""
+    sigma, fine_sigma = 1.5, 1.5 / np.sqrt(2)
+    step = np.zeros((21, 60), np.float32)
+    step[:, :30] = 5.0
+
+    def in_sigmas(image: np.ndarray, s: float) -> np.ndarray:
+        # White noise of unit variance smoothed by a Gaussian of s: sd 1 / (2 sqrt(pi) s).
+        return cv2.GaussianBlur(image, (0, 0), s, borderType=cv2.BORDER_REPLICATE) * (2 * np.sqrt(np.pi) * s)
+
+    mask = in_sigmas(step, sigma) > 3.0
+    assert mask[10, :32].all() and not mask[10, 32:].any()  # 2 px of spill
+    usable = np.ones_like(mask)
+    trimmed = trim_spill(mask, in_sigmas(step, fine_sigma), usable, low=3.0, sigma_px=sigma)
+    assert trimmed[10, :31].all() and not trimmed[10, 31:].any()  # within a pixel of the step
+    dipped = in_sigmas(step, fine_sigma)
+    dipped[10, 29] = 0.0  # a noise dip inside the strong evidence: not spill, no hole
+    assert np.array_equal(trim_spill(mask, dipped, usable, low=3.0, sigma_px=sigma), trimmed)
+
+    x = np.arange(60, dtype=np.float32)
+    fading = np.tile(np.clip(33 - x, 0, None), (21, 1))  # 1 sigma less each pixel, mask to x = 31
+    assert np.array_equal(trim_spill(mask, fading, usable, low=3.0, sigma_px=sigma), mask)
+    weak = np.where(mask, 2.0, 0.0).astype(np.float32)
+    assert np.array_equal(trim_spill(mask, weak, usable, low=3.0, sigma_px=sigma), mask)
+    # Clipped pixels are bounds, not measurements: never peeled.
+    assert np.array_equal(trim_spill(mask, in_sigmas(step, fine_sigma), np.zeros_like(mask), low=3.0,
+                                     sigma_px=sigma), mask)
+
+
+def test_fine_evidence_is_in_sigmas_of_its_own_noise():
+    """White noise and noise correlated by a demosaicing-like blur: the fine-scale evidence
+    of a static pair has unit robust spread (within 10 %) either way."""
+    from reloblur.robust import mad_sigma
+
+    rng = np.random.default_rng(3)
+    for correlation in (0.0, 0.7):
+        bp = 0.5 + rng.normal(0, 0.01, (3, H, W)).astype(np.float32)
+        sp = 0.5 + rng.normal(0, 0.02, (3, H, W)).astype(np.float32)
+        if correlation:
+            bp = np.stack([cv2.GaussianBlur(c, (0, 0), correlation) for c in bp])
+            sp = np.stack([cv2.GaussianBlur(c, (0, 0), correlation) for c in sp])
+        bs = np.stack([cv2.GaussianBlur(c, (0, 0), 1.5) for c in bp])
+        ss = np.stack([cv2.GaussianBlur(c, (0, 0), 1.5) for c in sp])
+        inverse = 1.0 / np.std(bs - ss, axis=(1, 2), keepdims=True) * np.ones_like(bs)
+        static = np.ones((H, W), bool)
+        fine = fine_evidence(bp, sp, bs, ss, inverse, static, sigma_px=1.5)
+        # The largest of three unit normals' magnitudes: its median is 1.26 sigmas
+        single = fine_evidence(bp[:1], sp[:1], bs[:1], ss[:1], inverse[:1], static, sigma_px=1.5)
+        assert mad_sigma(single[20:-20, 20:-20], center=0.0) == pytest.approx(1.0, rel=0.1)
+        assert np.median(fine) == pytest.approx(1.26, rel=0.1)

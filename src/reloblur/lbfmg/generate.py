@@ -1329,7 +1329,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         crosstalk=crosstalk)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    mask, recoloured = _regions(z, sp, bs, ss, judge, usable, valid_in, params, blind)
+    mask, recoloured = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
     confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
     confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
     out = np.where(mask, 255, 0).astype(np.uint8)
@@ -1512,11 +1512,12 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
             {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]})
 
 
-def _regions(z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge, usable: np.ndarray,
-             valid: np.ndarray, params: MaskParams, blind: np.ndarray) -> tuple[np.ndarray, int]:
+def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
+             usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray) -> tuple[np.ndarray, int]:
     """The mask from the evidence (hysteresis, local colour, specks, blown-out objects,
-    closing, filling); also the number of regions re-judged after a local colour
-    correction. ``blind``: ``(H, W)`` bool, white-clipped in every channel of both images."""
+    closing, filling, the smoothing's spill trimmed); also the number of regions re-judged
+    after a local colour correction. ``bp``, ``sp``: B and brightness-matched S before
+    smoothing. ``blind``: ``(H, W)`` bool, white-clipped in every channel of both images."""
     h, w = z.shape
     short, min_pixels = min(h, w), params.min_area * h * w
     mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
@@ -1537,11 +1538,122 @@ def _regions(z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judg
         # squared left the interiors of objects wider than half the frame empty).
         mask = _fill_outlined(mask, ss, judge.noise_variance, valid | blind, edge_sigmas=params.low_sigmas,
                               max_area=0.5 * np.count_nonzero(valid), barrier=blind)
+    if mask.any():
+        fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
+                             sigma_px=params.smooth_sigma)
+        mask = trim_spill(mask, fine, usable, low=params.low_sigmas, sigma_px=params.smooth_sigma)
     mask = _drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
         mask &= valid
     return mask, recoloured
+
+
+def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray,
+                  static: np.ndarray, *, sigma_px: float, samples: int = 20_000) -> np.ndarray:
+    """``|B - S|`` at a finer scale than the mask's evidence, in sigmas of its own noise.
+
+    Both images are smoothed by a Gaussian of ``sigma_px / sqrt(2)`` (half the variance of
+    the evidence's smoothing: fine enough to place a step within a pixel, while still
+    averaging noise), their difference is scaled by ``inverse`` (the evidence's per-pixel
+    inverse sigma) and then by the ratio of the two scales' noise, measured per channel as
+    the ratio of robust spreads on ``static`` pixels. The ratio is measured rather than
+    taken as ``sqrt(2)``, which holds only for white noise: demosaicing and resampling
+    correlate neighbouring pixels' noise.
+
+    Parameters
+    ----------
+    bp, sp
+        ``(C, H, W)`` B and brightness-matched S, before smoothing.
+    bs, ss
+        ``(C, H, W)`` the same smoothed by ``sigma_px``.
+    inverse
+        ``(C, H, W)`` 1 / the predicted sigma of the difference smoothed by ``sigma_px``.
+    static
+        ``(H, W)`` bool, pixels judged static (evidence below the growing threshold).
+    sigma_px
+        The evidence's smoothing, pixels.
+    samples
+        At most this many static pixels, evenly spaced, measure each ratio.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` float32, the largest over channels; zeros if under 200 static pixels.
+    """
+    index = np.flatnonzero(static)
+    if index.size < 200:
+        return np.zeros(bp.shape[1:], np.float32)
+    if index.size > samples:
+        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    fine_sigma = sigma_px / math.sqrt(2)
+    evidence = np.zeros(bp.shape[1:], np.float32)
+    for c in range(bp.shape[0]):
+        coarse = (bs[c].ravel()[index] - ss[c].ravel()[index]) * inverse[c].ravel()[index]
+        fine = cv2.GaussianBlur(bp[c], (0, 0), fine_sigma) - cv2.GaussianBlur(sp[c], (0, 0), fine_sigma)
+        fine *= inverse[c]
+        ratio = mad_sigma(fine.ravel()[index]) / max(mad_sigma(coarse), 1e-12)
+        np.maximum(evidence, np.abs(fine) / max(ratio, 1e-12), out=evidence)
+    return evidence
+
+
+def trim_spill(mask: np.ndarray, fine: np.ndarray, usable: np.ndarray, *, low: float, sigma_px: float
+               ) -> np.ndarray:
+    """Take back the pixels the smoothing carried the evidence onto from a step beside them.
+
+    Smoothing spreads a step in ``|B - S|`` (S exposed at the start of B's exposure shows
+    the object's full contrast at one end of its trail, where B has none of it yet) up to
+    the smoothing's reach past the step, and a strong step stays above the growing
+    threshold there: masks 1-2 px too large along that outline. A rim pixel of the mask is
+    spill when its own evidence at the fine scale is below ``low`` sigmas while that of a
+    neighbouring mask pixel exceeds it by more than ``low * sqrt(2)`` (the two are each
+    unit-variance noise: their difference has sigma ``sqrt(2)``), so that a step, not
+    noise, separates them. Peeled one pixel at a time, up
+    to the smoothing's reach. Where evidence is weak everywhere (a noisy S, a low-contrast
+    object) no neighbour clears the margin and the rim stays; at the end of a blur trail,
+    whose evidence fades over the displacement, neighbours rarely differ by the margin.
+    A step stronger than about 20 sigmas still leaves the first pixel past it, whose own
+    fine-scale evidence is significant.
+
+    Parameters
+    ----------
+    mask
+        ``(H, W)`` bool.
+    fine
+        ``(H, W)`` :func:`fine_evidence`.
+    usable
+        ``(H, W)`` bool, measured pixels (unclipped); only these are peeled or count as
+        neighbours.
+    low
+        The growing threshold, sigmas.
+    sigma_px
+        The evidence's smoothing, pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` bool, ``mask`` less the spill.
+    """
+    kernel = np.ones((3, 3), np.uint8)
+    depth = _reach(sigma_px) - 1
+    current = mask.astype(np.uint8)
+    inward = cv2.distanceTransform(current, cv2.DIST_L2, 3)  # distance to the nearest unmarked pixel
+    zone = mask & usable & (fine < low) & (inward <= depth + 0.5)
+    if not zone.any():
+        return mask
+    neighbour = cv2.dilate(np.where(mask & usable, fine, 0.0).astype(np.float32), kernel)
+    spill = zone & (neighbour - fine > low * math.sqrt(2))
+    for _ in range(depth):
+        # Outward from a step, on to weak pixels nearer the outside than a spill neighbour.
+        outer = cv2.dilate(np.where(spill, inward, 0.0).astype(np.float32), kernel)
+        grown = zone & ~spill & (inward < outer)
+        if not grown.any():
+            break
+        spill |= grown
+    # Only spill that reaches the outside: a weak pixel inside strong evidence is noise.
+    count, labels = cv2.connectedComponents(spill.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[spill & (inward <= 1.0)])
+    return mask & ~np.isin(labels, touching[touching > 0])
 
 
 def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: float
