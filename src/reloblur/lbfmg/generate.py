@@ -1590,7 +1590,7 @@ def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray
     evidence = np.zeros(bp.shape[1:], np.float32)
     for c in range(bp.shape[0]):
         coarse = (bs[c].ravel()[index] - ss[c].ravel()[index]) * inverse[c].ravel()[index]
-        fine = cv2.GaussianBlur(bp[c], (0, 0), fine_sigma) - cv2.GaussianBlur(sp[c], (0, 0), fine_sigma)
+        fine = cv2.GaussianBlur(bp[c] - sp[c], (0, 0), fine_sigma)  # smoothing is linear: one blur
         fine *= inverse[c]
         ratio = mad_sigma(fine.ravel()[index]) / max(mad_sigma(coarse), 1e-12)
         np.maximum(evidence, np.abs(fine) / max(ratio, 1e-12), out=evidence)
