@@ -1612,8 +1612,9 @@ def trim_spill(mask: np.ndarray, fine: np.ndarray, usable: np.ndarray, *, low: f
     to the smoothing's reach. Where evidence is weak everywhere (a noisy S, a low-contrast
     object) no neighbour clears the margin and the rim stays; at the end of a blur trail,
     whose evidence fades over the displacement, neighbours rarely differ by the margin.
-    A step stronger than about 20 sigmas still leaves the first pixel past it, whose own
-    fine-scale evidence is significant.
+    A step stronger than about 13 sigmas still leaves the first pixel past it: half a
+    pixel past the step the fine scale keeps a third of it, in noise about ``sqrt(2)``
+    times the smoothed one's, which is still significant.
 
     Parameters
     ----------
