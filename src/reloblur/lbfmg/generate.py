@@ -1553,10 +1553,10 @@ def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray
                   static: np.ndarray, *, sigma_px: float, samples: int = 20_000) -> np.ndarray:
     """``|B - S|`` at a finer scale than the mask's evidence, in sigmas of its own noise.
 
-    Both images are smoothed by a Gaussian of ``sigma_px / sqrt(2)`` (half the variance of
-    the evidence's smoothing: fine enough to place a step within a pixel, while still
-    averaging noise), their difference is scaled by ``inverse`` (the evidence's per-pixel
-    inverse sigma) and then by the ratio of the two scales' noise, measured per channel as
+    ``B - S`` is smoothed by a Gaussian of ``sigma_px / sqrt(2)`` (half the variance of the
+    evidence's smoothing: fine enough to place a step within a pixel, while still
+    averaging noise), scaled by ``inverse`` (the evidence's per-pixel inverse sigma) and
+    then by the ratio of the two scales' noise, measured per channel as
     the ratio of robust spreads on ``static`` pixels. The ratio is measured rather than
     taken as ``sqrt(2)``, which holds only for white noise: demosaicing and resampling
     correlate neighbouring pixels' noise.
@@ -1604,14 +1604,16 @@ def trim_spill(mask: np.ndarray, fine: np.ndarray, usable: np.ndarray, *, low: f
     Smoothing spreads a step in ``|B - S|`` (S exposed at the start of B's exposure shows
     the object's full contrast at one end of its trail, where B has none of it yet) up to
     the smoothing's reach past the step, and a strong step stays above the growing
-    threshold there: masks 1-2 px too large along that outline. A rim pixel of the mask is
-    spill when its own evidence at the fine scale is below ``low`` sigmas while that of a
-    neighbouring mask pixel exceeds it by more than ``low * sqrt(2)`` (the two are each
-    unit-variance noise: their difference has sigma ``sqrt(2)``), so that a step, not
-    noise, separates them. Peeled one pixel at a time, up
-    to the smoothing's reach. Where evidence is weak everywhere (a noisy S, a low-contrast
-    object) no neighbour clears the margin and the rim stays; at the end of a blur trail,
-    whose evidence fades over the displacement, neighbours rarely differ by the margin.
+    threshold there: masks 2-3 px too large along that outline. Within the smoothing's
+    reach of the mask's outside, a pixel is spill when its own evidence at the fine scale
+    is below ``low`` sigmas while that of a neighbouring mask pixel exceeds it by more
+    than ``low * sqrt(2)`` (the two are each unit-variance noise: their difference has
+    sigma ``sqrt(2)``), so that a step, not noise, separates them; so is every weak pixel
+    outward of such a pixel (nearer the outside, linked through weak pixels). Spill that
+    does not reach a pixel beside the outside (a dip inside strong evidence) stays. Where
+    evidence is weak everywhere (a noisy S, a low-contrast object) no neighbour clears the
+    margin and the rim stays; at the end of a blur trail, whose evidence fades over the
+    displacement, neighbours rarely differ by the margin.
     A step stronger than about 13 sigmas still leaves the first pixel past it: half a
     pixel past the step the fine scale keeps a third of it, in noise about ``sqrt(2)``
     times the smoothed one's, which is still significant.
@@ -1652,8 +1654,8 @@ def trim_spill(mask: np.ndarray, fine: np.ndarray, usable: np.ndarray, *, low: f
             break
         spill |= grown
     # Only spill that reaches the outside: a weak pixel inside strong evidence is noise.
-    count, labels = cv2.connectedComponents(spill.astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[spill & (inward <= 1.0)])
+    _, labels = cv2.connectedComponents(spill.astype(np.uint8), connectivity=8)
+    touching = np.unique(labels[spill & (inward <= 1.0)])  # 4-adjacent to the outside
     return mask & ~np.isin(labels, touching[touching > 0])
 
 
