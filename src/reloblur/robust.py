@@ -224,6 +224,18 @@ def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float 
     return np.where(z <= k, 1.0, k / np.maximum(z, 1e-12))
 
 
+def evenly_spaced(index: np.ndarray, at_most: int) -> np.ndarray:
+    """At most ``at_most`` entries of ``index``, evenly spaced and deterministic (the first
+    and last kept): a fit's sample that covers the frame the way its pixels do.
+
+    >>> evenly_spaced(np.arange(10), 4).tolist()
+    [0, 3, 6, 9]
+    """
+    if index.size <= at_most:
+        return index
+    return index[np.linspace(0, index.size - 1, at_most).astype(np.intp)]
+
+
 def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray, *,
                    order: int = 2, samples: int = 8_000, iterations: int = 4) -> np.ndarray:
     """The per-channel gain field ``G`` with ``B ~= G * S``, robustly, in linear light.
@@ -249,8 +261,7 @@ def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np
     index = np.flatnonzero(usable)
     if index.size < 200:
         return np.ones((channels, h, w), np.float32)
-    if index.size > samples:
-        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    index = evenly_spaced(index, samples)
     ys, xs = np.divmod(index, w)
     u, v = xs / max(w - 1, 1) * 2 - 1, ys / max(h - 1, 1) * 2 - 1
     powers = [(0, 0)] + ([(1, 0), (0, 1)] if order >= 1 else []) + ([(2, 0), (1, 1), (0, 2)] if order >= 2 else [])

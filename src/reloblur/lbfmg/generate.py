@@ -61,7 +61,14 @@ from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, lookup, srgb_decode
 from reloblur.lbfmg.params import MaskParams, Transfer
-from reloblur.robust import MAD_TO_SIGMA, fit_gain_field, huber_weights, mad_sigma, median_of_sorted
+from reloblur.robust import (
+    MAD_TO_SIGMA,
+    evenly_spaced,
+    fit_gain_field,
+    huber_weights,
+    mad_sigma,
+    median_of_sorted,
+)
 
 # Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
 # a pair is flagged: align's median corner error is ~0.05 px, so half a pixel means the
@@ -722,8 +729,7 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
     index = np.flatnonzero(region)
     if index.size < 50:
         return None
-    if index.size > samples:
-        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    index = evenly_spaced(index, samples)
     s = sharp_linear.reshape(3, -1)[:, index].T
     b = blur_linear.reshape(3, -1)[:, index].T
     # The residual's scale at the identity sets how much the data may pull the map.
@@ -907,8 +913,7 @@ def _whole_frame_fits(difference: np.ndarray, variance: np.ndarray, gradient: np
     index = np.flatnonzero(usable)
     if index.size < EDGE_FIT_MIN_PIXELS:
         return np.zeros((difference.shape[0], 2))
-    if index.size > max_samples:
-        index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
+    index = evenly_spaced(index, max_samples)
     return _edge_fits(difference, variance, gradient, curvature, index[None])
 
 
@@ -1584,8 +1589,7 @@ def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray
     index = np.flatnonzero(static)
     if index.size < 200:
         return np.zeros(bp.shape[1:], np.float32)
-    if index.size > samples:
-        index = index[np.linspace(0, index.size - 1, samples).astype(np.intp)]
+    index = evenly_spaced(index, samples)
     fine_sigma = sigma_px / math.sqrt(2)
     evidence = np.zeros(bp.shape[1:], np.float32)
     for c in range(bp.shape[0]):

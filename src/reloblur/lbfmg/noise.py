@@ -21,7 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from reloblur.lbfmg.params import Transfer
-from reloblur.robust import MAD_TO_SIGMA, huber_weights, mad_sigma, median_of_sorted, nonnegative_least_squares
+from reloblur.robust import (
+    MAD_TO_SIGMA,
+    evenly_spaced,
+    huber_weights,
+    mad_sigma,
+    median_of_sorted,
+    nonnegative_least_squares,
+)
 
 _BASIS_NAMES = ("quantisation", "shot", "read")
 
@@ -155,8 +162,7 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     True
     """
     index = np.flatnonzero(usable)
-    if index.size > max_samples:
-        index = index[np.linspace(0, index.size - 1, max_samples).astype(np.intp)]
+    index = evenly_spaced(index, max_samples)
     d = np.asarray(difference, np.float64).ravel()[index]
     v = np.asarray(level, np.float64).ravel()[index]
     overall = mad_sigma(d) if d.size else 0.0
