@@ -22,7 +22,7 @@ from reloblur.lbfmg.generate import (
 )
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.lbfmg.params import MaskParamsError
-from reloblur.robust import fit_gain_field
+from reloblur.robust import fit_gain_field, mad_sigma
 
 H, W = 240, 320
 
@@ -141,18 +141,20 @@ def _channel_clip_map(raw_b: np.ndarray, raw_s: np.ndarray) -> np.ndarray:
     return encode_clip_flags(b_high, b_low, s_high, s_low)
 
 
-def _moving_patch(scene: np.ndarray, colour: np.ndarray, *, shift: int, steps: int = 24
+def _moving_patch(scene: np.ndarray, colour: np.ndarray, *, shift: int, steps: int = 24, phase: float = 0.5
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B: a uniform 60x60 patch of ``colour`` moving ``shift`` px right; S: mid-exposure."""
+    """B: a uniform 60x60 patch of ``colour`` moving ``shift`` px right; S: the scene at
+    ``phase`` of B's exposure (0.5 mid-exposure; 0 its start, as ReLoBlur's rig, where S's
+    trailing edge is a step of the full contrast). S shows the patch at x = 120."""
     total, swept = np.zeros_like(scene), np.zeros(scene.shape[:2], bool)
     for k in range(steps + 1):
-        x0 = 120 + int(round(shift * (k / steps - 0.5)))
+        x0 = 120 + int(round(shift * (k / steps - phase)))
         frame = scene.copy()
         frame[90:150, x0 : x0 + 60] = colour
         if k < steps:
             total += frame
         swept[90:150, x0 : x0 + 60] = True
-        if k == steps // 2:
+        if k == int(phase * steps):
             sharp = frame
     return total / steps, sharp, swept
 
@@ -528,32 +530,15 @@ def test_non_finite_pixels_are_refused():
         generate_mask(image, np.full((64, 64, 3), 0.5, np.float32))
 
 
-def _patch_from_the_start(scene: np.ndarray, colour: np.ndarray, *, shift: int, steps: int = 48
-                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B: a uniform 60x60 patch moving ``shift`` px right; S: the scene at the start of
-    B's exposure (ReLoBlur's rig), so S's trailing edge is a step of the full contrast."""
-    total, swept = np.zeros_like(scene), np.zeros(scene.shape[:2], bool)
-    sharp = scene.copy()
-    sharp[90:150, 120:180] = colour
-    for k in range(steps):
-        x0 = 120 + int(round(shift * (k + 0.5) / steps))
-        frame = scene.copy()
-        frame[90:150, x0 : x0 + 60] = colour
-        total += frame
-        swept[90:150, x0 : x0 + 60] = True
-    swept[90:150, 120:180] = True
-    return total / steps, sharp, swept
-
-
 def test_a_step_where_s_shows_the_trail_end_is_not_smoothed_past_it():
     """S at the start of B's exposure: the trail's trailing end is S's edge, a step of the
     object's full contrast in B - S (about 35 sigmas after smoothing). Smoothed at 1.5 px
     it stays above the growing threshold 2-3 px past the swept region (x < 120), and the
     bracketed fill squares that off to 3 px; the fine-scale trim takes it back to 1-2 px
-    (before it: median first column 117, IoU 0.871)."""
+    (before it: median first column 117, IoU 0.872)."""
     rng = np.random.default_rng(12)
     scene = textured_scene(12, mean=0.25)
-    blur, sharp, swept = _patch_from_the_start(scene, np.array([0.38, 0.34, 0.3]), shift=16)
+    blur, sharp, swept = _moving_patch(scene, np.array([0.38, 0.34, 0.3]), shift=16, steps=48, phase=0.0)
     result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 1.5)))
     marked = result.mask > 0
     rows = range(95, 145)  # away from the corners, where the footprint sees two edges
@@ -599,8 +584,6 @@ def test_trim_spill_peels_a_smoothed_step_and_keeps_a_fading_trail():
 def test_fine_evidence_is_in_sigmas_of_its_own_noise():
     """White noise and noise correlated by a demosaicing-like blur: the fine-scale evidence
     of a static pair has unit robust spread (within 10 %) either way."""
-    from reloblur.robust import mad_sigma
-
     rng = np.random.default_rng(3)
     for correlation in (0.0, 0.7):
         bp = 0.5 + rng.normal(0, 0.01, (3, H, W)).astype(np.float32)
