@@ -63,6 +63,10 @@ class Condition:
     # +-spin degrees) and scale change (up to +-zoom): parts of one object move by
     # different amounts, its centre hardly at all when it turns, as a walking person's limbs do.
     travel: tuple[float, float] = (5.0, 40.0)
+    # Where objects' centres fall, as a share of the frame's width and height: the middle half
+    # by default; (0, 1) puts them anywhere, the frame's border cutting some, as people
+    # walking into and out of a fixed camera's view are.
+    centres: tuple[float, float] = (0.25, 0.75)
     spin: float = 4.0
     zoom: float = 0.0
     # S's instant within B's exposure: 0 its start (ReLoBlur's rig), 0.5 its middle (no
@@ -94,6 +98,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("burst camera, K=8 (no alignment)", burst_frames=8),
     Condition("large objects (half the frame and more)", object_size=(0.45, 0.8)),
     Condition("turning and approaching objects", travel=(5.0, 15.0), spin=20.0, zoom=0.08),
+    Condition("objects anywhere, some cut by the frame's border", centres=(0.0, 1.0)),
     Condition("pairs from compressed video, K=8", video_frames=8, travel=(5.0, 25.0), spin=15.0, zoom=0.05),
 )
 
@@ -254,7 +259,7 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         patch, alpha = _object(rng, min(w, h), condition)
         extent = 0.0 if static else rng.uniform(*condition.travel)  # px over B's exposure (ReLoBlur's: 5-40)
         direction = rng.uniform(0, 2 * math.pi)
-        centre = np.array([rng.uniform(0.25, 0.75) * w + margin, rng.uniform(0.25, 0.75) * h + margin])
+        centre = np.array([rng.uniform(*condition.centres) * w + margin, rng.uniform(*condition.centres) * h + margin])
         velocity = extent * np.array([math.cos(direction), math.sin(direction)])
         spin = 0.0 if static else rng.uniform(-condition.spin, condition.spin)
         zoom = 0.0 if static or not condition.zoom else rng.uniform(-condition.zoom, condition.zoom)
