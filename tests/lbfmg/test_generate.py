@@ -479,6 +479,7 @@ def test_outline_fill_takes_an_object_where_s_is_undefined_beside_it():
     inputs["valid"][:, 150:] = False
     filled = _fill_outlined(mask, **inputs)
     assert filled[45:75, 115:150].all()
+    assert not filled[:, 150:].any()  # nothing where S is undefined
     assert not filled[:30].any() and not filled[90:].any() and not filled[:, :100].any()
 
 

@@ -1182,7 +1182,8 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
         S is a gradient above ``edge_sigmas`` of its sigma per pixel (S's own noise is less
         than the difference's, so noise makes fewer edges than that, never more).
     valid
-        ``(H, W)`` bool; a region that reaches outside it is not enclosed.
+        ``(H, W)`` bool, where S is defined; a region that reaches outside it is open, as
+        one the frame's border cuts is: its rim there is not mask.
     barrier
         ``(H, W)`` bool pixels no region may include (blown out in both images: those are
         :func:`_blown_out_movers`' to judge).
