@@ -392,14 +392,12 @@ def test_a_moving_textured_object_is_found_with_its_swept_region():
     np.testing.assert_array_equal(result.confidence_u8() >= 128, result.mask > 0)
 
 
-@pytest.mark.parametrize("top, height, left, width", [(90, 60, 130, 60), (40, 160, 60, 200), (90, 60, W - 35, 60)],
-                         ids=["a quarter of the short side", "two thirds of the frame's height",
-                              "cut by the frame's border"])
+@pytest.mark.parametrize("top, height, left, width", [(90, 60, 130, 60), (40, 160, 60, 200)],
+                         ids=["a quarter of the short side", "two thirds of the frame's height"])
 def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole(top, height, left, width):
     """Inside a uniform object B and S agree: its only evidence is the bands along the
     edges that face the motion, 50 px or more apart here. S's own edges close the outline,
-    however large the object (as a person filling the frame), and the frame's border where
-    it cuts the object (as a person walking out of the view)."""
+    however large the object (as a person filling the frame)."""
     rng = np.random.default_rng(7)
     scene = textured_scene(7)
     colour = np.array([0.15, 0.45, 0.6])
@@ -452,50 +450,6 @@ def test_outline_fill_leaves_static_regions_beside_one_band():
     mask = np.zeros((120, 160), bool)
     mask[54:60, 20:140] = True
     assert np.array_equal(_fill_outlined(mask, **_outline_inputs(sharp)), mask)
-
-
-def test_outline_fill_takes_an_object_the_frame_cuts():
-    """An object moving down, half out of the frame on the right: its interior is closed by
-    the two bands, its left edge in S, and the frame's border."""
-    sharp = np.full((120, 160, 3), 0.3, np.float32)
-    sharp[40:80, 110:] = 0.7
-    sharp = cv2.GaussianBlur(sharp, (0, 0), 1.5)
-    mask = np.zeros((120, 160), bool)
-    mask[36:42, 110:] = mask[78:84, 110:] = True
-    filled = _fill_outlined(mask, **_outline_inputs(sharp))
-    assert filled[45:75, 115:].all()
-    assert not filled[:30].any() and not filled[90:].any() and not filled[:, :100].any()
-
-
-def test_outline_fill_takes_an_object_where_s_is_undefined_beside_it():
-    """The same object beside the strip where S is undefined after alignment, which closes
-    it as the frame's border does."""
-    sharp = np.full((120, 160, 3), 0.3, np.float32)
-    sharp[40:80, 110:] = 0.7
-    sharp = cv2.GaussianBlur(sharp, (0, 0), 1.5)
-    mask = np.zeros((120, 160), bool)
-    mask[36:42, 110:150] = mask[78:84, 110:150] = True
-    inputs = _outline_inputs(sharp)
-    inputs["valid"][:, 150:] = False
-    filled = _fill_outlined(mask, **inputs)
-    assert filled[45:75, 115:150].all()
-    assert not filled[:, 150:].any()  # nothing where S is undefined
-    assert not filled[:30].any() and not filled[90:].any() and not filled[:, :100].any()
-
-
-def test_outline_fill_leaves_a_static_strip_between_one_band_and_the_border():
-    """A uniform static strip below a moving object, closed by the object's lower band, two
-    edges of S and the frame's border: the band is over a third of its rim, but all on one
-    side of it, as no moving object's interior has it."""
-    sharp = np.full((120, 160, 3), 0.3, np.float32)
-    sharp[30:88, 40:120] = 0.7  # the object
-    sharp[88:, 40:120] = 0.5  # the static strip below it
-    sharp = cv2.GaussianBlur(sharp, (0, 0), 1.0)
-    mask = np.zeros((120, 160), bool)
-    mask[26:32, 40:120] = mask[84:94, 40:120] = True
-    filled = _fill_outlined(mask, **_outline_inputs(sharp))
-    assert filled[36:84, 45:115].all()  # the object's interior, enclosed
-    assert not filled[96:].any()
 
 
 def test_a_rim_pixel_between_two_regions_counts_for_both():

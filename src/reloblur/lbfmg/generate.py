@@ -98,11 +98,6 @@ BLOWN_OUT_RIM = 0.25
 # sides (about a quarter of its rim), an interior between a leading and a trailing band
 # along two (about half).
 OUTLINE_RIM = 1 / 3
-# _fill_outlined, a region the frame's border or undefined S cuts open: the mask on its rim
-# must lie on opposite sides of it. Along the line from the region's centroid to the rim
-# mask's, the latter must lie within this share of the region's half-extent (two facing
-# bands: about 0; one band along a side: the whole of it).
-OPEN_BALANCE = 0.5
 # fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
 # and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
 EDGE_TILES = 4
@@ -1159,17 +1154,11 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
     is the bands along the edges that face the motion, which :func:`_fill_enclosed`
     cannot join when the object is wider than its gap. But S shows the object sharp,
     so the rest of its outline is an edge of S. A region of S bounded by S's edges and
-    the mask, no larger than ``max_area`` pixels (the static majority), and whose
-    immediate rim is at least :data:`OUTLINE_RIM` mask is the object's interior: the bands
-    along its leading and trailing edges are about half of its outline. A static region
-    beside a band touches it along one side only, and a textured one is cut into pieces
-    by its own edges.
-
-    An object the frame's border cuts (or the edge of where S is defined) has that border
-    for the rest of its outline; the border counts as rim that is not mask. Such an open
-    region must also hold the mask on opposite sides, as a leading and a trailing band
-    do (:data:`OPEN_BALANCE`): a uniform static region between one band and the border
-    (a dark suit beside a moving object) has all of it on one side.
+    the mask, away from the frame's border and from where S is undefined, no larger than
+    ``max_area`` pixels (the static majority), and whose immediate rim is at least
+    :data:`OUTLINE_RIM` mask is the object's interior: the bands along its leading and
+    trailing edges are about half of its outline. A static region beside a band touches
+    it along one side only, and a textured one is cut into pieces by its own edges.
 
     Parameters
     ----------
@@ -1182,8 +1171,7 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
         S is a gradient above ``edge_sigmas`` of its sigma per pixel (S's own noise is less
         than the difference's, so noise makes fewer edges than that, never more).
     valid
-        ``(H, W)`` bool, where S is defined; a region that reaches outside it is open, as
-        one the frame's border cuts is: its rim there is not mask.
+        ``(H, W)`` bool; a region that reaches outside it is not enclosed.
     barrier
         ``(H, W)`` bool pixels no region may include (blown out in both images: those are
         :func:`_blown_out_movers`' to judge).
@@ -1199,68 +1187,27 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
         return mask
     h, w = mask.shape
     ring = np.ones((3, 3), np.uint8)
-    opened = np.zeros(count, bool)
+    unenclosed = np.zeros(count, bool)
     for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        opened[edge] = True
+        unenclosed[edge] = True
     if not valid.all():
-        opened[labels[cv2.dilate((~valid).astype(np.uint8), ring) > 0]] = True
+        unenclosed[labels[cv2.dilate((~valid).astype(np.uint8), ring) > 0]] = True
     # Each region's own rim, not _rim_counts: S's edges are one pixel wide and meet in
     # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
     # two; and only the few regions the mask touches are measured.
     touching = np.unique(labels[cv2.dilate(mask.astype(np.uint8), ring) > 0])
     filled = mask.copy()
     for label in touching[touching > 0]:
-        area = int(stats[label, cv2.CC_STAT_AREA])
-        if area > max_area:
+        if unenclosed[label] or stats[label, cv2.CC_STAT_AREA] > max_area:
             continue
         x, y, cw, ch = (int(v) for v in stats[label, :4])
         rows, cols = slice(max(0, y - 1), min(h, y + ch + 1)), slice(max(0, x - 1), min(w, x + cw + 1))
         region = labels[rows, cols] == label
         rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~region
-        # Undefined S is in `closed`, so it is rim already; the frame's border is not.
-        rim_pixels = int(np.count_nonzero(rim)) + _border_contact(region, (y, x, ch, cw), (h, w))
-        met = rim & mask[rows, cols]
-        if np.count_nonzero(met) < OUTLINE_RIM * max(rim_pixels, 1):
-            continue
-        if opened[label] and not _on_opposite_sides(met, region):
-            continue
-        filled[rows, cols] |= region
+        rim_pixels = int(np.count_nonzero(rim))
+        if np.count_nonzero(mask[rows, cols][rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
+            filled[rows, cols] |= region
     return filled
-
-
-def _border_contact(region: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]) -> int:
-    """Pixels of ``region`` (cut to its bounding box with a one-pixel margin inside the
-    frame) on the frame's border: ``box`` is its ``(y, x, height, width)`` in a frame of
-    ``shape``."""
-    (y, x, ch, cw), (h, w) = box, shape
-    contact = 0
-    if y == 0:
-        contact += int(np.count_nonzero(region[0]))
-    if y + ch == h:
-        contact += int(np.count_nonzero(region[-1]))
-    if x == 0:
-        contact += int(np.count_nonzero(region[:, 0]))
-    if x + cw == w:
-        contact += int(np.count_nonzero(region[:, -1]))
-    return contact
-
-
-def _on_opposite_sides(met: np.ndarray, region: np.ndarray) -> bool:
-    """Whether the mask pixels ``met`` on a region's rim surround it from opposite sides.
-
-    Along the line from the region's centroid to theirs, their centroid must lie within
-    :data:`OPEN_BALANCE` of the region's half-extent, taken as ``sqrt(3)`` times its
-    spread along that line (the half-width of a uniform strip): measured along the
-    offset, a long thin strip beside one band is as one-sided as a square."""
-    ry, rx = np.nonzero(region)
-    my, mx = np.nonzero(met)
-    centre = np.array([ry.mean(), rx.mean()])
-    offset = np.array([my.mean(), mx.mean()]) - centre
-    distance = float(np.hypot(*offset))
-    if distance == 0.0:
-        return True
-    along = ((ry - centre[0]) * offset[0] + (rx - centre[1]) * offset[1]) / distance
-    return distance <= OPEN_BALANCE * math.sqrt(3.0) * float(along.std())
 
 
 def _drop_thin(mask: np.ndarray, half_width: float) -> np.ndarray:
