@@ -225,7 +225,10 @@ def main() -> None:
         if isinstance(changes, str):
             parser.error(changes)
         # The name stays, so that each condition draws the same scenes as without the change.
-        conditions = [with_size(c, **changes) for c in conditions]
+        try:
+            conditions = [with_size(c, **changes) for c in conditions]
+        except ValueError as error:
+            parser.error(f"--set: {error}")
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):

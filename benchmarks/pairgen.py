@@ -77,6 +77,9 @@ class Condition:
     def __post_init__(self) -> None:
         if not 0.0 <= self.s_phase <= 1.0:
             raise ValueError(f"s_phase is S's instant within B's exposure, in [0, 1]; got {self.s_phase}")
+        if len(self.centres) != 2 or not 0.0 <= self.centres[0] <= self.centres[1] <= 1.0:
+            raise ValueError(f"centres is a range (low, high) of shares of the frame, 0 <= low <= high <= 1; "
+                             f"got {self.centres}")
 
 
 CONDITIONS: tuple[Condition, ...] = (
