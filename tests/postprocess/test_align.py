@@ -20,10 +20,11 @@ from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
 from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
 from reloblur.imaging.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
-from reloblur.postprocess.align import AlignmentError, align_pair
+from reloblur.postprocess.align import AlignmentError, _require_overlap, align_pair
 from reloblur.postprocess.color import fit_color
 from reloblur.postprocess.registration import (
     FeaturelessError,
+    RegistrationError,
     corner_error,
     direct_homography,
     gray,
@@ -350,6 +351,17 @@ def test_a_repetitive_pattern_whose_features_match_wrongly_is_registered_from_th
     result = align_pair(blur, sharp)
     assert result.initial.method.startswith("direct from the identity (refining")
     assert corner_error(result.homography, truth, W, H).max() < 0.05
+
+
+@pytest.mark.parametrize("homography, reason", [
+    (np.array([[-0.59, -0.588, 297.3], [-0.339, -0.338, 170.9], [-0.002, -0.002, 1.0]]), "behind|folds|overlapping"),
+    (np.array([[-1.0, 0.0, W - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), "folds"),  # a mirror image
+    (np.array([[1.0, 0.0, 2000.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]), "overlapping in only 0x"),
+], ids=["singular (what a repetitive pattern refined to on one CPU)", "mirrored", "off S"])
+def test_a_refined_homography_that_cannot_be_the_rigs_is_refused(homography, reason):
+    _require_overlap(np.array([[1.0, 0.02, 3.0], [-0.01, 1.0, -2.0], [1e-6, 0.0, 1.0]]), (W, H), (W, H))
+    with pytest.raises(RegistrationError, match=reason):
+        _require_overlap(homography, (W, H), (W, H))
 
 
 def test_robust_colour_fit_ignores_outliers():

@@ -372,7 +372,11 @@ def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Reg
     fails, from the identity: the start actually used, the registration, the colour fit
     and the static mask."""
     try:
-        return (initial, *_refined(work, gray_b, sharp, initial, h_work, settings, prior_color, prior_radial))
+        refined = _refined(work, gray_b, sharp, initial, h_work, settings, prior_color, prior_radial)
+        if initial.method == "features":
+            _require_overlap(refined[0].homography, (gray_b.shape[1], gray_b.shape[0]),
+                             (sharp.shape[1], sharp.shape[0]))
+        return (initial, *refined)
     except RegistrationError as exc:
         if initial.method != "features":
             raise AlignmentError(f"registration failed: {exc}") from None
@@ -385,6 +389,27 @@ def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Reg
         except RegistrationError as again:
             raise AlignmentError(f"registration failed from {features} ({exc}) and from the identity ({again})"
                                  ) from None
+
+
+def _require_overlap(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int]) -> None:
+    """Raise :class:`RegistrationError` where a refined homography cannot be the rig's:
+    one that folds B's frame (a corner behind the projection, the frame's orientation
+    reversed) or leaves less than 16 x 16 px of it inside S. The refinement can settle on
+    such a map from a wrong start without diverging (on some CPUs a repetitive pattern's
+    aliased feature match refines to a singular map), and the start from the identity
+    then deserves its chance as if it had diverged."""
+    w, h = blur_size
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64) @ homography.T
+    if not np.isfinite(corners).all() or (corners[:, 2] <= 1e-9).any():
+        raise RegistrationError("the refined homography maps a corner of B behind the projection")
+    x, y = corners[:, 0] / corners[:, 2], corners[:, 1] / corners[:, 2]
+    signed_area = 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    if signed_area <= 0.0:
+        raise RegistrationError("the refined homography folds B's frame")
+    overlap = inner_rect(homography, blur_size, sharp_size)
+    if overlap.width < 16 or overlap.height < 16:
+        raise RegistrationError(f"the refined homography leaves B and S overlapping in only "
+                                f"{overlap.width}x{overlap.height} px")
 
 
 def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
