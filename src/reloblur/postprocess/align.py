@@ -55,6 +55,8 @@ __all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "ali
 # a clipped pixel, i.e. within the rest of Lanczos-4's reach of those flags.
 S_WHITE_FLAG_WIDENING = 1
 LANCZOS4_REACH = 4
+# The least overlap of B and S, each side in pixels, that a registration may leave.
+MIN_OVERLAP_PX = 16
 
 
 class AlignmentError(ReloblurError):
@@ -350,7 +352,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         # Cropped output is valid by construction; the full-grid mask is only needed uncropped.
         valid = None if settings.crop else valid_mask(homography, size, (ws, hs))
         crop = inner_rect(homography, size, (ws, hs)) if settings.crop else Rect(0, 0, w, h)
-    if crop.width < 16 or crop.height < 16:
+    if crop.width < MIN_OVERLAP_PX or crop.height < MIN_OVERLAP_PX:
         raise AlignmentError(f"B and S overlap in only {crop.width}x{crop.height} px")
     transform = summarize(homography, w, h)
     np.clip(corrected, 0, 1, out=corrected)  # Lanczos overshoots; what follows reads [0, 1]
@@ -394,7 +396,7 @@ def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Reg
 def _require_overlap(homography: np.ndarray, blur_size: tuple[int, int], sharp_size: tuple[int, int]) -> None:
     """Raise :class:`RegistrationError` where a refined homography cannot be the rig's:
     one that folds B's frame (a corner behind the projection, the frame's orientation
-    reversed) or leaves less than 16 x 16 px of it inside S. The refinement can settle on
+    reversed) or leaves less than :data:`MIN_OVERLAP_PX` square of it inside S. The refinement can settle on
     such a map from a wrong start without diverging (on some CPUs a repetitive pattern's
     aliased feature match refines to a singular map), and the start from the identity
     then deserves its chance as if it had diverged."""
@@ -407,7 +409,7 @@ def _require_overlap(homography: np.ndarray, blur_size: tuple[int, int], sharp_s
     if signed_area <= 0.0:
         raise RegistrationError("the refined homography folds B's frame")
     overlap = inner_rect(homography, blur_size, sharp_size)
-    if overlap.width < 16 or overlap.height < 16:
+    if overlap.width < MIN_OVERLAP_PX or overlap.height < MIN_OVERLAP_PX:
         raise RegistrationError(f"the refined homography leaves B and S overlapping in only "
                                 f"{overlap.width}x{overlap.height} px")
 
