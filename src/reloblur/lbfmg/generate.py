@@ -32,7 +32,9 @@ different is the moving foreground and its blur trail. Every step has a physical
    it, not the closing, encloses it, and a pixel only when one cluster of evidence
    brackets it on opposite sides. A uniform object wider than that is completed from S,
    which shows it sharp: a region that S's own edges and the mask enclose, with the mask
-   a third of its rim or more, is the object's interior (:func:`_fill_outlined`).
+   a third of its rim or more, is the object's interior (:func:`_fill_outlined`). Where
+   nothing could be judged (undefined S and a smoothing footprint beside it), the nearest
+   judged pixel decides (:func:`carry_into_unjudged`).
 
 A soft confidence map comes with the mask (``>= 128`` exactly where the mask is set), and
 diagnostics say what the pair looked like: noise per camera and the fitted noise-level
@@ -98,6 +100,10 @@ BLOWN_OUT_RIM = 0.25
 # sides (about a quarter of its rim), an interior between a leading and a trailing band
 # along two (about half).
 OUTLINE_RIM = 1 / 3
+# carry_into_unjudged: the farthest (of the short side) a decision is carried from where it
+# was judged. A rig's near-identity homography leaves undefined strips of a few percent of
+# the short side; a wider undefined region is not a strip, and carrying into it a guess.
+CARRY_REACH = 0.1
 # fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
 # and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
 EDGE_TILES = 4
@@ -1551,7 +1557,45 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
         mask &= valid
+    if mask.any() and not judge.inside.all():
+        mask |= carry_into_unjudged(mask, judge.inside, reach=CARRY_REACH * short)
     return mask, recoloured
+
+
+def carry_into_unjudged(mask: np.ndarray, judged: np.ndarray, *, reach: float) -> np.ndarray:
+    """Where nothing could be judged, the decision of the nearest pixel that was.
+
+    Where S is undefined (``align --no-crop`` leaves a strip along the frame's border) and
+    within a smoothing footprint of it, there is no evidence either way, but B is defined
+    and so is the truth: an object that reaches the strip continues to the frame's
+    border as far as anything says. The nearest judged pixel is the least assumption
+    about what lies there (the strip is a few pixels wide, so the mask's outline is
+    carried across it almost straight); a static pair, whose mask is empty, stays empty.
+
+    Parameters
+    ----------
+    mask
+        ``(H, W)`` bool, the mask where it was judged.
+    judged
+        ``(H, W)`` bool, where the evidence was defined.
+    reach
+        Pixels: nothing farther than this from a judged pixel is decided (a wide undefined
+        region is no strip, and a carried decision there would be a guess).
+
+    Returns
+    -------
+    np.ndarray
+        ``(H, W)`` bool: the unjudged pixels whose nearest judged pixel is in ``mask``.
+    """
+    if not judged.any():
+        return np.zeros_like(mask, dtype=bool)
+    distance, nearest = cv2.distanceTransformWithLabels((~judged).astype(np.uint8), cv2.DIST_L2, 5,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+    # Each judged pixel is its own label (DIST_LABEL_PIXEL); an unjudged one gets its
+    # nearest judged pixel's.
+    decided = np.zeros(int(nearest.max()) + 1, bool)
+    decided[nearest[judged]] = mask[judged]
+    return ~judged & (distance <= reach) & decided[nearest]
 
 
 def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray,
