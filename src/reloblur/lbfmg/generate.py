@@ -1281,7 +1281,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         See :class:`MaskParams`.
     valid
         ``(H, W)`` bool or uint8, where S is defined (``align --no-crop`` writes it as
-        ``<id>.valid.png``); outside it nothing is evidence. Default: everywhere.
+        ``<id>.valid.png``); outside it nothing is evidence, and the mask there is the
+        nearest judged pixel's (:func:`carry_into_unjudged`). Default: everywhere.
     clipped
         ``(H, W, 3)`` (per channel) or ``(H, W)`` (per pixel) uint8 flags of
         :func:`reloblur.imaging.clipping.encode_clip_flags`, where the cameras' own outputs
