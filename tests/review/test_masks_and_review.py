@@ -256,8 +256,9 @@ def test_review_api_token_traversal_save_and_conflict(review_server):
 
 def test_the_rethreshold_preview_judges_a_pair_as_mask_generate_does(review_server):
     """The preview reads the validity and clip maps align left beside the pair, as ``mask
-    generate`` does: S's undefined border, black outside ``NN.valid.png``, is not marked,
-    where judged without the map it is motion."""
+    generate`` does: S's undefined border, black outside ``NN.valid.png``, is not judged
+    (only the mask beside it is carried across it, row by row), where judged without the
+    map it is motion."""
     url, masks = review_server
     token = url.split("token=")[1]
     pairs, _ = find_pairs(masks.parent / "dataset")
@@ -274,7 +275,11 @@ def test_the_rethreshold_preview_judges_a_pair_as_mask_generate_does(review_serv
     preview = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
     blur = read_image(pair.blur)
     np.testing.assert_array_equal(preview, generate_mask(blur, sharp, valid=valid).mask)
-    assert preview[:, :40].max() == 0
+    # The first judged column is the smoothing's reach (4 px) inside the valid ones; a pixel
+    # of the strip is marked only in a row where that column is (carry_into_unjudged).
+    first_judged = preview[:, 44:45] > 0
+    assert not ((preview[:, :40] > 0) & ~first_judged).any()
+    assert (preview[:, :40] > 0).mean() <= first_judged.mean()
     assert generate_mask(blur, sharp).mask[:, :40].mean() > 0.5
 
 
