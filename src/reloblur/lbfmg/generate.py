@@ -161,6 +161,9 @@ class MaskResult:
     detail_gamma: list[float] = field(default_factory=list)  # px^2, per channel: see fine_detail
     # the largest of crosstalk_ratios(colour_matrix); None: no matrix, the prior bound
     crosstalk_ratio: float | None = None
+    # share of the mask's pixels where nothing could be judged (undefined S and the
+    # smoothing's footprint beside it): carried there (carry_into_unjudged), not measured
+    unjudged_fraction: float = 0.0
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -185,6 +188,7 @@ class MaskResult:
             "shift_tolerance_px": self.shift_tolerance,
             "noise_source": self.noise_source,
             "crosstalk_ratio": self.crosstalk_ratio,
+            "unjudged_fraction": self.unjudged_fraction,
             "flags": list(self.flags),
         })
 
@@ -1353,7 +1357,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
-                      None if ratios_s is None else float(ratios_s.max()))
+                      None if ratios_s is None else float(ratios_s.max()),
+                      float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask))))
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
