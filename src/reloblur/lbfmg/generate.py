@@ -102,7 +102,8 @@ BLOWN_OUT_RIM = 0.25
 OUTLINE_RIM = 1 / 3
 # carry_into_unjudged: the farthest (of the short side) a decision is carried from where it
 # was judged. A rig's near-identity homography leaves undefined strips of a few percent of
-# the short side; a wider undefined region is not a strip, and carrying into it a guess.
+# the short side; a wider undefined region is not a strip, and carrying into it would be a
+# guess.
 CARRY_REACH = 0.1
 # fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
 # and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
