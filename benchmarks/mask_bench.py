@@ -41,10 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
 from pairgen import CONDITIONS, Condition, make_pair, with_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
+from reloblur.imaging.clipping import clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
-from reloblur.lbfmg.generate import generate_mask, noise_sigma  # noqa: E402
+from reloblur.lbfmg.generate import clipped_output_mixing, generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignResult, AlignSettings, align_pair  # noqa: E402
 
@@ -69,14 +70,16 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     ``lk_points``: the registration's point budget, if not the default.
     """
     blur, sharp = pair.blur, pair.sharp
+    output_clipped = (None, None)
     if pair.camera_matrix is not None:  # as align decodes a session that recorded the cameras' matrix
+        output_clipped = (clipped_levels(blur, code=1 / 65535), clipped_levels(sharp, code=1 / 65535))
         blur = undo_colour_transformation(blur, pair.camera_matrix)
         sharp = undo_colour_transformation(sharp, pair.camera_matrix)
     if burst:
         return encode_srgb(blur), encode_srgb(sharp), np.ones(blur.shape[:2], bool), None, None
     prior = pair.homography if calibrated else None
     settings = AlignSettings(crop=False) if lk_points is None else AlignSettings(crop=False, lk_points=lk_points)
-    result = align_pair(blur, sharp, settings=settings, prior_homography=prior)
+    result = align_pair(blur, sharp, settings=settings, prior_homography=prior, output_clipped=output_clipped)
     valid = result.valid if result.valid is not None else np.ones(blur.shape[:2], bool)
     return (encode_srgb(blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags, result)
 
@@ -93,8 +96,10 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, m
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
     a, b = first.homography @ corners, second.homography @ corners
     moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
+    mixing = (None, None) if pair.camera_matrix is None else \
+        clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), second.color.matrix)
     again = generate_mask(blur, sharp, valid=valid, clipped=clipped,
-                          colour_matrix=second.color.matrix if measured else None).mask
+                          colour_matrix=second.color.matrix if measured else None, output_mixing=mixing).mask
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
@@ -128,9 +133,12 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         # after their sensors clip, as a session of such cameras would record them.
         measured = crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour)
         colour = alignment.color.matrix if alignment is not None and measured else None
+        # What `mask generate` reads from the record of a session whose cameras' matrix align undid.
+        mixing = (None, None) if pair.camera_matrix is None or alignment is None else \
+            clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
         runs = {
-            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour: generate_mask(
-                b, s, valid=v, clipped=c, colour_matrix=m).mask,
+            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, o=mixing: generate_mask(
+                b, s, valid=v, clipped=c, colour_matrix=m, output_mixing=o).mask,
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }

@@ -109,3 +109,49 @@ def test_the_mask_step_measures_crosstalk_only_where_the_session_says_nothing_el
         data.pop("camera_colour")
         record.write_text(json.dumps(data))
     assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-plain", tmp_path / "m-none")] == [None] * 2
+
+
+def test_where_a_cameras_output_clipped_and_the_matrix_align_undid_reach_the_mask_step(tmp_path):
+    """Undone, a camera's clipped output piles up nowhere, so align marks it in the clip map
+    from the frames as recorded (the output bits), records the matrices it undid, and
+    ``mask generate`` reads that record for such pairs (it is among the mask's inputs)."""
+    from reloblur.imaging.clipping import decode_clip_flags
+
+    session = _session(tmp_path / "locked", colour_switch=False)
+    _aligned_blur(tmp_path / "locked", tmp_path / "out")
+    frames = [session.read_frame(record, "B") for record in session.pairs()]
+    maps = sorted((tmp_path / "out").rglob("*.clip.png"))
+    assert len(maps) == len(frames) == 2
+    seen = 0
+    for frame, path in zip(frames, maps):
+        flags = decode_clip_flags(read_image(path))
+        assert "b_out_high" in flags
+        # the recorded frame's pile-ups, channel by channel: within 1.5 codes of full scale or of zero
+        high, low = flags["b_out_high"], flags["b_out_low"]
+        assert (frame[high] >= 65534).all() and (frame[low] <= 1).all()
+        for c in range(3):  # a pile-up is flagged whole (a few pixels at zero are no pile-up)
+            if (frame[..., c] == 0).sum() > 100:
+                assert low[..., c][frame[..., c] == 0].all()
+        seen += int(flags["b_out_high"].sum() + flags["b_out_low"].sum())
+    assert seen > 100
+    for record in sorted((tmp_path / "out").rglob("*.align.json")):
+        matrices = json.loads(record.read_text())["camera_matrices"]
+        assert matrices == {role: [list(map(float, row)) for row in FACTORY_COLOUR_MATRIX] for role in ("B", "S")}
+    _mask_params(tmp_path / "out", tmp_path / "masks")
+    for sidecar in sorted((tmp_path / "masks").rglob("*.json")):
+        assert "align" in json.loads(sidecar.read_text())["inputs"]
+    # a record whose camera matrix cannot be inverted fails that pair, naming the file
+    record = sorted((tmp_path / "out").rglob("*.align.json"))[0]
+    data = json.loads(record.read_text())
+    data["camera_matrices"]["S"] = [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [2.0, 1.0, 0.0]]
+    record.write_text(json.dumps(data))
+    result = runner.invoke(app, ["mask", "generate", str(tmp_path / "out"), "--out", str(tmp_path / "masks"),
+                                 "--workers", "1"])
+    assert result.exit_code == 2 and record.name in result.output, result.output
+    assert "camera_matrices.S" in result.output
+    # a pair whose matrices were not undone resumes as before: no record among its inputs
+    _session(tmp_path / "plain", colour_switch=True)
+    _aligned_blur(tmp_path / "plain", tmp_path / "out-plain")
+    _mask_params(tmp_path / "out-plain", tmp_path / "masks-plain", "--crosstalk", "prior")
+    for sidecar in sorted((tmp_path / "masks-plain").rglob("*.json")):
+        assert "align" not in json.loads(sidecar.read_text())["inputs"]

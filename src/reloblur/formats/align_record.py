@@ -94,6 +94,9 @@ class AlignRecord:
     # What each camera did to colour after its sensor clipped, as the session recorded it
     # (:data:`CameraColour`); None for pairs that were not captured as a session.
     camera_colour: dict[str, CameraColour] | None = None
+    # Per camera, the colour matrix align undid on its RGB output (rows as the camera's
+    # Gain00..Gain22; None for a camera whose was not undone), or None where none was.
+    camera_matrices: dict[str, list[list[float]] | None] | None = None
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)

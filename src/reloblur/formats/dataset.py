@@ -107,6 +107,8 @@ class AlignMaps:
     valid: np.ndarray | None  # (H, W)
     clipped: np.ndarray | None  # (H, W, 3) or (H, W) clip flags
     colour_matrix: np.ndarray | None = None  # (3, 3): S's linear RGB -> B's, as align corrected S
+    # (3, 3) per camera (B, S): its own colour matrix, which align undid; None where it did not
+    camera_matrices: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
 
 def align_map_files(pair: Pair, *, record: bool = False) -> dict[str, Path]:
@@ -118,25 +120,46 @@ def align_map_files(pair: Pair, *, record: bool = False) -> dict[str, Path]:
 
 def read_align_maps(pair: Pair, *, record: bool = False) -> AlignMaps:
     """The validity and clip maps ``align`` wrote beside ``pair``, and with ``record`` the
-    colour matrix S was corrected with, as ``mask generate`` judges the pair with them; an
-    unreadable one raises an error naming its file."""
+    colour matrix S was corrected with and the camera matrices ``align`` undid, as ``mask
+    generate`` judges the pair with them; an unreadable one raises an error naming its file."""
     files = align_map_files(pair, record=record)
     valid = read_image(files["valid"]) if "valid" in files else None
     if valid is not None and valid.ndim == 3:
         valid = valid[:, :, 0]
-    matrix = _colour_matrix(files["align"]) if "align" in files else None
-    return AlignMaps(valid, read_image(files["clip"]) if "clip" in files else None, matrix)
+    clipped = read_image(files["clip"]) if "clip" in files else None
+    if "align" not in files:
+        return AlignMaps(valid, clipped)
+    align = AlignRecord.read(files["align"])
+    cameras = align.camera_matrices or {}
+    return AlignMaps(valid, clipped, _checked_matrix(align.color_matrix, files["align"], "color_matrix"),
+                     (_camera_matrix(cameras.get("B"), files["align"], "B"),
+                      _camera_matrix(cameras.get("S"), files["align"], "S")))
 
 
-def _colour_matrix(record: Path) -> np.ndarray:
-    """The colour matrix of an align sidecar, checked: the mask step divides by its diagonal."""
+def camera_colour_undone(pair: Pair) -> bool:
+    """Whether ``align`` undid a camera's own colour matrix on ``pair`` (its record says so)."""
+    if not pair.align_record.exists():
+        return False
+    return "undone" in (AlignRecord.read(pair.align_record).camera_colour or {}).values()
+
+
+def _camera_matrix(matrix: object, record: Path, role: str) -> np.ndarray | None:
+    if matrix is None:
+        return None
+    checked = _checked_matrix(matrix, record, f"camera_matrices.{role}")
+    if abs(np.linalg.det(checked)) < 1e-9:
+        raise DatasetError(f"{record}: camera_matrices.{role} is singular: {checked.tolist()}")
+    return checked
+
+
+def _checked_matrix(values: object, record: Path, name: str) -> np.ndarray:
+    """A colour matrix of an align sidecar, checked: the mask step divides by its diagonal."""
     try:
-        matrix = np.array(AlignRecord.read(record).color_matrix, float)
-    except ValueError as exc:  # ragged or not numbers
-        raise DatasetError(f"{record}: color_matrix is not a matrix of numbers ({exc})") from None
+        matrix = np.array(values, float)
+    except (ValueError, TypeError) as exc:  # ragged or not numbers
+        raise DatasetError(f"{record}: {name} is not a matrix of numbers ({exc})") from None
     if matrix.shape != (3, 3) or not np.isfinite(matrix).all() or (np.abs(np.diag(matrix)) < 1e-6).any():
-        raise DatasetError(f"{record}: color_matrix must be 3x3, finite, with a non-zero diagonal; "
-                           f"got {matrix.tolist()}")
+        raise DatasetError(f"{record}: {name} must be 3x3, finite, with a non-zero diagonal; got {matrix.tolist()}")
     return matrix
 
 

@@ -15,6 +15,13 @@ import numpy as np
 
 # Bits of <id>.clip.png: which image is clipped at a pixel, and which way.
 B_HIGH, B_LOW, S_HIGH, S_LOW = 1, 2, 4, 8
+# Where a camera's RGB output itself clipped after the camera's own colour matrix, which
+# ``align`` then undid: the undone value is off along that matrix's inverse, in every
+# channel, and no pile-up shows it (:func:`reloblur.imaging.raw.undo_colour_transformation`).
+B_OUT_HIGH, B_OUT_LOW, S_OUT_HIGH, S_OUT_LOW = 16, 32, 64, 128
+_OUTPUT_BITS = B_OUT_HIGH | B_OUT_LOW | S_OUT_HIGH | S_OUT_LOW
+# (high, low) bool maps of one image's clipped output.
+ClippedOutput = tuple[np.ndarray, np.ndarray]
 
 
 def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
@@ -86,21 +93,37 @@ def channel_min(image: np.ndarray) -> np.ndarray:
     return functools.reduce(np.minimum, (image[..., c] for c in range(image.shape[-1])))
 
 
-def encode_clip_flags(b_high: np.ndarray, b_low: np.ndarray, s_high: np.ndarray, s_low: np.ndarray) -> np.ndarray:
+def encode_clip_flags(b_high: np.ndarray, b_low: np.ndarray, s_high: np.ndarray, s_low: np.ndarray, *,
+                      b_output: ClippedOutput | None = None, s_output: ClippedOutput | None = None) -> np.ndarray:
     """Flags ``(H, W)`` or ``(H, W, C)`` uint8 from four bool maps of that shape: per pixel,
     or per pixel and channel (``<id>.clip.png`` is then an RGB image, one channel's flags
-    in each)."""
+    in each). ``b_output``, ``s_output``: ``(high, low)`` maps of that shape, where the
+    camera's own output clipped before ``align`` undid its colour matrix (None: not undone).
+
+    >>> high = np.array([[True, False]]); low = ~high; none = np.zeros_like(high)
+    >>> encode_clip_flags(high, none, none, low, s_output=(none, high)).tolist()
+    [[129, 8]]
+    """
     # A bool array is one byte of 0 or 1: viewed as uint8 it shifts into its bit in place,
     # where multiplying by the bit's value widened every map to int64 (0.2 s at 2152x1436).
     flags = np.ascontiguousarray(b_high, bool).view(np.uint8) * np.uint8(B_HIGH)
-    for bits, bit in ((b_low, B_LOW), (s_high, S_HIGH), (s_low, S_LOW)):
+    named = [(b_low, B_LOW), (s_high, S_HIGH), (s_low, S_LOW)]
+    for output, (high_bit, low_bit) in ((b_output, (B_OUT_HIGH, B_OUT_LOW)), (s_output, (S_OUT_HIGH, S_OUT_LOW))):
+        if output is not None:
+            named += [(output[0], high_bit), (output[1], low_bit)]
+    for bits, bit in named:
         flags |= np.ascontiguousarray(bits, bool).view(np.uint8) * np.uint8(bit)
     return flags
 
 
 def decode_clip_flags(flags: np.ndarray) -> dict[str, np.ndarray]:
     """``{"b_high", "b_low", "s_high", "s_low"}`` bool maps of :func:`encode_clip_flags` output,
-    of its shape."""
+    of its shape, and where any camera output clipped, ``"b_out_high"``, ``"b_out_low"``,
+    ``"s_out_high"``, ``"s_out_low"``."""
     f = np.asarray(flags)
-    return {"b_high": (f & B_HIGH) > 0, "b_low": (f & B_LOW) > 0, "s_high": (f & S_HIGH) > 0,
-            "s_low": (f & S_LOW) > 0}
+    decoded = {"b_high": (f & B_HIGH) > 0, "b_low": (f & B_LOW) > 0, "s_high": (f & S_HIGH) > 0,
+               "s_low": (f & S_LOW) > 0}
+    if f.dtype == np.uint8 and (f & _OUTPUT_BITS).any():
+        decoded.update({"b_out_high": (f & B_OUT_HIGH) > 0, "b_out_low": (f & B_OUT_LOW) > 0,
+                        "s_out_high": (f & S_OUT_HIGH) > 0, "s_out_low": (f & S_OUT_LOW) > 0})
+    return decoded

@@ -130,10 +130,13 @@ def undo_colour_transformation(linear: np.ndarray, matrix: np.ndarray) -> np.nda
     between the cameras. The inverse puts every pixel whose output did not clip back where
     the sensor had it. Where the output clipped (with a typical matrix, about wherever the
     sensor clipped a channel: a diagonal above 1 carries it past full scale unless the
-    other channels are near full scale too), the excess beyond it is lost, and those pixels
-    stay what the clipped output gives: lower bounds, not flagged (flagging them, in one
-    channel or all, hid more of the moving objects than it saved of the static ground on
-    the mask benchmark). See ``docs/benchmarks.md`` for what undoing gains there.
+    other channels are near full scale too), or clipped black (a negative term takes a
+    saturated colour below zero), what it lost is lost, and the undone pixel is off along
+    a column of the inverse, in every channel. ``align`` marks such pixels from the output
+    (the clip map's output bits) and the mask step follows that loss along the column
+    (flagging them as clipped instead, in one channel or all, hid more of the moving
+    objects than it saved of the static ground). See ``docs/benchmarks.md`` for what
+    undoing gains there.
 
     Parameters
     ----------

@@ -227,6 +227,9 @@ def _disk(radius: int) -> np.ndarray:
 _ENCODE_TABLE = np.where((x := np.linspace(0.0, 1.0, 65536)) <= 0.0031308, x * 12.92,
                          1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
 _DECODE_TABLE = srgb_decode(np.linspace(0.0, 1.0, 65536)).astype(np.float32)
+# The sRGB curve's slope, d(encoded)/d(linear), on the same grid.
+_SLOPE_TABLE = np.where(x <= 0.0031308, 12.92,
+                        (1.055 / 2.4) * np.power(np.maximum(x, 0.0031308), 1 / 2.4 - 1)).astype(np.float32)
 # An 8-bit code k is the 16-bit code 257 k (to_float's k / 255 indexes it exactly).
 _DECODE_CODES = np.ascontiguousarray(_DECODE_TABLE[257 * np.arange(256)].reshape(1, 256))
 
@@ -454,6 +457,116 @@ def crosstalk_ratios(matrix: np.ndarray) -> np.ndarray:
     return ratios
 
 
+def clipped_output_mixing(camera_matrices: tuple[np.ndarray | None, np.ndarray | None],
+                  colour_matrix: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """How the excess a camera's RGB output lost to clipping shows in B and in S as the mask
+    step compares them, when ``align`` undid that camera's own colour matrix.
+
+    A camera that applies its matrix ``M`` to the sensor's values and then clips its output
+    records channel ``j`` short by ``e >= 0`` where it clipped white (long by ``e`` where it
+    clipped black). Undone, the pixel is then off by ``e M^-1[:, j]`` in every channel, and
+    in S, which ``align`` also corrected by ``C`` onto B's colours, by ``e C M_S^-1[:, j]``.
+
+    Parameters
+    ----------
+    camera_matrices
+        B's and S's camera matrix (``output = M @ sensor``), each None where none was undone.
+    colour_matrix
+        ``(3, 3)`` S's colour correction onto B (linear, as ``align`` recorded it), or None.
+
+    Returns
+    -------
+    tuple
+        ``(3, 3)`` per image, column ``j`` the direction of output channel ``j``'s excess
+        in linear light; None for an image whose camera matrix was not undone.
+
+    Examples
+    --------
+    >>> m = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
+    >>> b, s = clipped_output_mixing((m, None), None)
+    >>> b[:, 0].round(3).tolist(), s  # red's excess comes back in all three channels
+    ([0.673, 0.146, 0.088], None)
+    """
+    blur_m, sharp_m = camera_matrices
+    blur = None if blur_m is None else np.linalg.inv(np.asarray(blur_m, np.float64))
+    sharp = None if sharp_m is None else np.linalg.inv(np.asarray(sharp_m, np.float64))
+    if sharp is not None and colour_matrix is not None:
+        sharp = np.asarray(colour_matrix, np.float64) @ sharp
+    return blur, sharp
+
+
+@dataclass(frozen=True)
+class _OutputRays:
+    """Where each image's camera clipped its output before ``align`` undid its matrix: per
+    image, ``(direction, where)`` pairs, ``direction`` ``(C,)`` in linear light (the true
+    value is the recorded one plus a non-negative multiple of it), ``where`` ``(H, W)`` bool."""
+
+    blur: list[tuple[np.ndarray, np.ndarray]]
+    sharp: list[tuple[np.ndarray, np.ndarray]]
+
+    def window(self, rows: slice, cols: slice) -> _OutputRays:
+        return _OutputRays([(d, w[rows, cols]) for d, w in self.blur], [(d, w[rows, cols]) for d, w in self.sharp])
+
+
+def _output_rays(flags: dict[str, np.ndarray], mixing: tuple[np.ndarray | None, np.ndarray | None]
+                 ) -> _OutputRays | None:
+    """The rays of :func:`clipped_output_mixing`'s matrices where ``flags`` (planar ``(C, H, W)``
+    ``b_out_high``... of :func:`decode_clip_flags`) say an output clipped."""
+    rays: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"b": [], "s": []}
+    for image, matrix in zip(("b", "s"), mixing):
+        if matrix is None:
+            continue
+        for way, sign in (("high", 1.0), ("low", -1.0)):
+            planes = flags[f"{image}_out_{way}"]
+            if planes.shape[0] != matrix.shape[1]:
+                continue  # a grey clip map: no channel to follow
+            rays[image] += [(sign * matrix[:, j], where) for j, where in enumerate(planes) if where.any()]
+    return _OutputRays(rays["b"], rays["s"]) if rays["b"] or rays["s"] else None
+
+
+def _encoding_slope(linear: np.ndarray, transfer: Transfer) -> np.ndarray:
+    """d(encoded)/d(linear) at ``linear``: how far a small linear error moves a code."""
+    if transfer == "linear":
+        return np.ones_like(linear)
+    return _SLOPE_TABLE.take(_table_index(linear))
+
+
+def _along_rays(bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray, rays: _OutputRays, transfer: Transfer
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``bs`` and ``ss`` moved along their rays by the non-negative amounts that best explain
+    their difference (least squares in sigmas, each ray in turn, twice over): what the
+    values could have been had the outputs not clipped."""
+    union = np.zeros(bs.shape[1:], bool)
+    for _, where in rays.blur + rays.sharp:
+        union |= where
+    at = np.flatnonzero(union)
+    if not at.size:
+        return bs, ss
+    channels = bs.shape[0]
+    # Only the flagged pixels, gathered once: the rays cover a share of the frame.
+    images = [bs.reshape(channels, -1)[:, at], ss.reshape(channels, -1)[:, at]]
+    weight = inverse.reshape(channels, -1)[:, at] ** 2
+    local = [(k, sign, direction[:, None].astype(np.float32), np.flatnonzero(where.ravel()[at]))
+             for k, sign, image_rays in ((0, 1.0, rays.blur), (1, -1.0, rays.sharp)) for direction, where in image_rays]
+    for _ in range(2):
+        for k, sign, direction, index in local:
+            if not index.size:
+                continue
+            pair_values = images[0][:, index], images[1][:, index]
+            values, w = pair_values[k], weight[:, index]
+            step = direction * _encoding_slope(_decode(values, transfer), transfer)
+            difference = pair_values[0] - pair_values[1]
+            # The image + e step, e >= 0, changes the difference by sign * e * step.
+            e = -sign * (w * difference * step).sum(axis=0) / np.maximum((w * step * step).sum(axis=0), 1e-12)
+            images[k][:, index] = values + np.maximum(e, 0.0) * step
+    moved = []
+    for image, gathered in zip((bs, ss), images):
+        out = image.copy()
+        out.reshape(channels, -1)[:, at] = gathered
+        moved.append(out)
+    return moved[0], moved[1]
+
+
 def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of the true level: a clipped-white pixel is only a lower bound,
@@ -573,12 +686,25 @@ class _Judge:
     # (C, H, W) crosstalk_bound of each image, None for the prior
     crosstalk_b: np.ndarray | None = None
     crosstalk_s: np.ndarray | None = None
+    rays: _OutputRays | None = None  # where a camera's output clipped before align undid its matrix
+    transfer: Transfer = "srgb"
 
     def z(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
         """``z`` over ``window``: the smallest over shifts of S (up to ``tolerance`` px) of the
-        largest over channels of the clipping-aware gap between B and S, in sigmas.
+        largest over channels of the clipping-aware gap between B and S, in sigmas; where a
+        camera's output clipped, the smaller of that and the gap left once the clipped
+        excess explains what it can (:func:`_along_rays`; the values as recorded are one
+        possibility, so the gap never grows).
 
         ``bs`` and ``ss`` are the smoothed images cut to ``window``."""
+        z = self._gap(bs, ss, window)
+        if self.rays is not None:
+            rows, cols = window
+            moved = _along_rays(bs, ss, self.inverse[:, rows, cols], self.rays.window(rows, cols), self.transfer)
+            z = np.minimum(z, self._gap(*moved, window))
+        return z
+
+    def _gap(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
         rows, cols = window
         inverse = self.inverse[:, rows, cols]
         clip_b, clip_s = self.clip_b.window(rows, cols), self.clip_s.window(rows, cols)
@@ -630,14 +756,15 @@ def _fit_region(wide_b: _Clipping, wide_s: _Clipping, usable: np.ndarray, valid:
 def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
            usable: np.ndarray, valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
            noise: list[NoiseLevel] | None = None, spread: np.ndarray | None = None,
-           crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+           crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None), rays: _OutputRays | None = None
            ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
     """Fit the noise-level function, the edge residual and the fine-detail residual of the
     smoothed ``bs - ss`` per channel on the usable static majority, and build the
     :class:`_Judge` from them. ``bp`` is B before smoothing; ``clip_b`` and ``clip_s`` are
     widened to the smoothing footprint; ``spread`` is the noise variance of each smoothed
     value relative to a full footprint's (:func:`_smooth_pair`); ``crosstalk`` is
-    :func:`crosstalk_bound` of B and of S (None: the prior).
+    :func:`crosstalk_bound` of B and of S (None: the prior); ``rays``: where a camera's
+    output clipped before ``align`` undid its matrix (:func:`_output_rays`).
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`fine_detail`)."""
@@ -666,7 +793,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     # fit, it changed that fit's bins and moved kappa on pairs with no such residual).
     gammas = np.sqrt(_whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
     inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
-    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk)
+    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
 
 
@@ -1274,7 +1401,8 @@ def _hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
 
 def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
                   valid: np.ndarray | None = None, clipped: np.ndarray | None = None,
-                  noise: list[NoiseLevel] | None = None, colour_matrix: np.ndarray | None = None) -> MaskResult:
+                  noise: list[NoiseLevel] | None = None, colour_matrix: np.ndarray | None = None,
+                  output_mixing: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> MaskResult:
     """The blur mask of an aligned pair.
 
     Parameters
@@ -1304,6 +1432,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         B's colours are its camera's own: nothing mixed them. Give it only for cameras
         that do not transform colour after their sensor clips (raw capture). Default: the
         prior :data:`CLIP_CROSSTALK` beside every clipped channel.
+    output_mixing
+        For B and S, where ``align`` undid a camera's own colour matrix: the directions of
+        :func:`clipped_output_mixing`. Where ``clipped`` says that camera's output clipped, the
+        excess it lost may explain the part of the difference along them, and only the
+        rest is evidence. None for an image whose matrix was not undone.
 
     Returns
     -------
@@ -1340,10 +1473,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                                      ratios=ratios_b, transfer=params.transfer),
                      crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
                                      ratios=ratios_s, transfer=params.transfer))
+    rays = None if pair.output is None else _output_rays(pair.output, output_mixing)
     judge, models, edge_kappa, sharpness_beta, detail_gamma = _judge(
         bs, ss, bp, pair.wide_b, pair.wide_s, usable, valid_in, sigma_px=params.smooth_sigma,
         tolerance=params.shift_tolerance, transfer=params.transfer, noise=noise, spread=pair.spread,
-        crosstalk=crosstalk)
+        crosstalk=crosstalk, rays=rays)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
@@ -1391,6 +1525,7 @@ class _Prepared:
     code: float
     gains: dict[str, list[float]]
     spread: np.ndarray | None  # (C, H, W) noise variance of bs - ss relative to a full footprint's
+    output: dict[str, np.ndarray] | None = None  # where a camera's output clipped (_clipping)
 
 
 def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clipped: np.ndarray | None,
@@ -1399,7 +1534,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     b, s, valid_in, code = _inputs(blur, sharp, valid)
     bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
     sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
-    clip_b, clip_s = _clipping(b, s, valid_in, clipped, code)
+    clip_b, clip_s, output = _clipping(b, s, valid_in, clipped, code)
     reach = _reach(params.smooth_sigma)
     wide_b, wide_s = clip_b.widened(reach, params.smooth_sigma), clip_s.widened(reach, params.smooth_sigma)
     usable = valid_in & ~_unreliable(clip_b, wide_b) & ~_unreliable(clip_s, wide_s)
@@ -1414,7 +1549,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
         wide_b, wide_s = wide_b.measured_where(measured), wide_s.measured_where(measured)
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
-    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, spread)
+    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, spread, output)
 
 
 def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float
@@ -1491,8 +1626,10 @@ def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
 
 
 def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarray | None,
-              code: float) -> tuple[_Clipping, _Clipping]:
-    """Clipping found on the stored values, joined with the clip map ``align`` handed on."""
+              code: float) -> tuple[_Clipping, _Clipping, dict[str, np.ndarray] | None]:
+    """Clipping found on the stored values, joined with the clip map ``align`` handed on;
+    and where the map says a camera's own output clipped before its matrix was undone
+    (planar ``b_out_high``... of :func:`decode_clip_flags`), or None."""
     h, w = valid.shape
     # Planar and contiguous: numpy reduces a transposed (H, W, C) view over its channels
     # about ten times slower, and the flags are reduced and indexed many times.
@@ -1502,15 +1639,16 @@ def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarr
 
     clip_b, clip_s = planar(b), planar(s)
     if clipped is None:
-        return clip_b, clip_s
+        return clip_b, clip_s, None
     if clipped.shape[:2] != (h, w):
         raise ImageFormatError(f"clip map is {clipped.shape[1]}x{clipped.shape[0]}, the images {w}x{h}")
     if clipped.ndim == 3 and clipped.shape[2] not in (1, b.shape[2]):
         raise ImageFormatError(f"clip map has {clipped.shape[2]} channels, the images {b.shape[2]}")
     # A per-pixel map (grey, as earlier versions of align wrote) holds for every channel.
     given = decode_clip_flags(clipped[None] if clipped.ndim == 2 else np.ascontiguousarray(clipped.transpose(2, 0, 1)))
+    output = {key: flags for key, flags in given.items() if "_out_" in key} or None
     return (_Clipping(clip_b.high | given["b_high"], clip_b.low | given["b_low"]),
-            _Clipping(clip_s.high | given["s_high"], clip_s.low | given["s_low"]))
+            _Clipping(clip_s.high | given["s_high"], clip_s.low | given["s_low"]), output)
 
 
 def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params: MaskParams,

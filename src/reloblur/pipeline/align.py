@@ -38,6 +38,7 @@ from reloblur.formats.align_record import (
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import CLIP_SUFFIX, VALIDITY_SUFFIX, scan_dataset
 from reloblur.formats.session import LOG, MANIFEST, CameraRecord, Session
+from reloblur.imaging.clipping import ClippedOutput, clipped_levels
 from reloblur.imaging.imageio import (
     IMAGE_SUFFIXES,
     PNG_COMPRESSION,
@@ -58,6 +59,7 @@ from reloblur.imaging.raw import (
     image_to_linear,
     load_linear,
     resolved_transfer,
+    undo_colour_transformation,
 )
 from reloblur.paths import is_folder_name, output_folder
 from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
@@ -327,6 +329,8 @@ class _Input:
     linear: np.ndarray
     png: bytes | None = None
     codes: np.ndarray | None = None
+    # where the camera's own output clipped, when its colour matrix was undone
+    output_clipped: ClippedOutput | None = None
 
 
 def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTransfer,
@@ -347,8 +351,14 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
             return _Input(image_to_linear(image, path, transfer=transfer, declared=declared), data if same else None,
                           image if same else None)
         try:
-            matrix = None if colour_matrix is None else np.array(colour_matrix)
-            return _Input(frame_to_linear(image, pixel_format, black_level=black, colour_matrix=matrix))
+            output = frame_to_linear(image, pixel_format, black_level=black)
+            if colour_matrix is None or PixelFormat.parse(pixel_format).layout not in ("rgb", "bgr"):
+                return _Input(output)
+            # Found on the camera's output: once its matrix is undone, a clipped channel's
+            # loss is spread over all three and piles up nowhere.
+            code = 1 / 255 if image.dtype == np.uint8 else 1 / 65535
+            return _Input(undo_colour_transformation(output, np.array(colour_matrix)),
+                          output_clipped=clipped_levels(output, code=code))
         except ImageFormatError as exc:
             raise ImageFormatError(f"{path}: {exc}") from None
 
@@ -399,11 +409,12 @@ def align_job(task: _Task) -> PairOutcome:
     params = _params(options, priors)
     if job.colour_matrices != (None, None):  # only then, so that every other pair still resumes
         params["camera_colour_undone"] = dict(zip(("B", "S"), job.colour_matrices))
+        params["output_clip_flags"] = True  # pairs aligned before the clip map held them are aligned again
     if resume.is_done(sidecar, inputs, params, outputs=(blur_out, sharp_out)):
         return PairOutcome("resumed")
     timer = StageTimer()
-    blur_input, sharp, known = _read_pair(job, options, timer)
-    blur = blur_input.linear
+    blur_input, sharp_input, known = _read_pair(job, options, timer)
+    blur, sharp = blur_input.linear, sharp_input.linear
     calibration = priors or {}
     made_on = None if task.rig is None else task.rig.made_on
     if made_on is not None and made_on != (blur.shape[1], blur.shape[0]):
@@ -417,6 +428,7 @@ def align_job(task: _Task) -> PairOutcome:
                                                 limits=options.limits),
             blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
             prior_color=calibration.get("color_matrix"), prior_radial=calibration.get("radial_distortion"),
+            output_clipped=(blur_input.output_clipped, sharp_input.output_clipped),
         )
     timer.add("register", -result.warp_seconds)
     timer.add("warp", result.warp_seconds)
@@ -427,22 +439,22 @@ def align_job(task: _Task) -> PairOutcome:
 
 
 def _read_pair(job: AlignJob, options: AlignOptions, timer: StageTimer
-               ) -> tuple[_Input, np.ndarray, np.ndarray | None]:
-    """B (with its bytes, when they can pass through) and S in linear light, and the
-    known-static mask if the pair has one."""
+               ) -> tuple[_Input, _Input, np.ndarray | None]:
+    """B (with its bytes, when they can pass through) and S, and the known-static mask if
+    the pair has one."""
     blur_input = _load(job.blur, job.blur_format, job.black_levels[0], options.transfer, timer, job.colour_matrices[0])
     blur = blur_input.linear
     # Any size and aspect ratio: cameras of two models see one scene through the splitter,
     # and the registration and the crop to the region both see are what make them comparable.
-    sharp = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer, timer,
-                  job.colour_matrices[1]).linear
+    sharp_input = _load(job.sharp, job.sharp_format, job.black_levels[1], options.transfer, timer,
+                        job.colour_matrices[1])
     if job.mask is None:
-        return blur_input, sharp, None
+        return blur_input, sharp_input, None
     raw = read_image(job.mask)
     known = (raw if raw.ndim == 2 else raw[:, :, 0]) > 0
     if known.shape != blur.shape[:2]:
         raise AlignmentError(f"{job.mask}: mask size differs from {job.blur}")
-    return blur_input, sharp, known
+    return blur_input, sharp_input, known
 
 
 def _write_outputs(job: AlignJob, options: AlignOptions, blur_input: _Input, result: AlignResult,
@@ -513,6 +525,9 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
         homography_blur_to_sharp=result.homography.tolist(),
         radial_distortion=result.radial,
         camera_colour=job.camera_colour,
+        camera_matrices=None if job.colour_matrices == (None, None) else
+        {role: None if m is None else [list(map(float, row)) for row in m]
+         for role, m in zip(("B", "S"), job.colour_matrices)},
         color_matrix=result.color.matrix.tolist(),
         color_offset=result.color.offset.tolist(),
         gain=result.color.gain,

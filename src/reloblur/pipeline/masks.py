@@ -26,7 +26,14 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.align_record import UNMIXED_AFTER_CLIP, AlignRecord
 from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.calibration import Calibration
-from reloblur.formats.dataset import Pair, align_map_files, find_pairs, mask_path_for, read_align_maps
+from reloblur.formats.dataset import (
+    Pair,
+    align_map_files,
+    camera_colour_undone,
+    find_pairs,
+    mask_path_for,
+    read_align_maps,
+)
 from reloblur.formats.masks import (
     CONFIDENCE_SUFFIX,
     MaskRecord,
@@ -38,7 +45,7 @@ from reloblur.formats.masks import (
 )
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
-from reloblur.lbfmg.generate import MaskParams, generate_mask
+from reloblur.lbfmg.generate import MaskParams, clipped_output_mixing, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.paths import output_folder, outside
 from reloblur.pipeline.burst import SIDECAR_SUFFIX as BURST_SIDECAR
@@ -161,7 +168,10 @@ def _generate_one(job: _Job) -> str:
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
     measured = pair_crosstalk(job.pair, job.crosstalk) == "measured"
-    inputs.update(align_map_files(job.pair, record=measured))
+    # align's record also says which camera matrices it undid, whose clipped outputs the
+    # mask step then follows (read only for such pairs, so that every other one resumes)
+    with_record = measured or camera_colour_undone(job.pair)
+    inputs.update(align_map_files(job.pair, record=with_record))
     params = {**job.params.to_dict(), "method": job.method}
     if measured:  # absent by default, so masks made before the choice existed still resume
         params["crosstalk"] = "measured"
@@ -180,9 +190,11 @@ def _generate_one(job: _Job) -> str:
         theirs = os.path.normpath(job.mask.parent / existing.made_from)
         raise ReloblurError(f"{job.mask} holds the mask of {theirs}, not of {job.pair.blur}: nothing was written. "
                             "Give this dataset its own masks tree (--out), or pass --overwrite to replace it")
-    maps = read_align_maps(job.pair, record=measured)
+    maps = read_align_maps(job.pair, record=with_record)
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
-                           valid=maps.valid, noise=job.noise, clipped=maps.clipped, colour_matrix=maps.colour_matrix)
+                           valid=maps.valid, noise=job.noise, clipped=maps.clipped,
+                           colour_matrix=maps.colour_matrix if measured else None,
+                           output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
     history = list(existing.history) if existing else []

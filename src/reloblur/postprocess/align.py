@@ -22,7 +22,14 @@ import cv2
 import numpy as np
 
 from reloblur.errors import ReloblurError
-from reloblur.imaging.clipping import S_HIGH, any_channel, channel_max, clipped_levels, encode_clip_flags
+from reloblur.imaging.clipping import (
+    S_HIGH,
+    ClippedOutput,
+    any_channel,
+    channel_max,
+    clipped_levels,
+    encode_clip_flags,
+)
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import ColorFit, ColorFitError, ColorMode, fit_color
 from reloblur.postprocess.geometry import (
@@ -115,7 +122,8 @@ class AlignResult:
 
 
 def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, size: tuple[int, int], *,
-                maps: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                maps: tuple[np.ndarray, np.ndarray] | None = None,
+                output_clipped: tuple[ClippedOutput | None, ClippedOutput | None] = (None, None)) -> np.ndarray:
     """Where B, and S warped onto B's grid, recorded a clipped bound, per channel (bits of
     encode_clip_flags).
 
@@ -130,6 +138,8 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
     row's mean IoU at 0.71 against 0.78 (both with the mask step as it is now).
     Black ones are not widened: a black-clipped pixel hides at most a noise excursion,
     and the mask step reads the share of them around a pixel as the size of that bias.
+    ``output_clipped``: per image, where the camera's own output clipped before its colour
+    matrix was undone (:func:`align_pair`); S's is warped as its other flags, not widened.
 
     Returns ``(H, W, C)`` uint8 for C-channel images, ``(H, W)`` where either is grey.
     """
@@ -149,7 +159,14 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
             warped = cv2.remap(flags.astype(np.uint8), *maps, cv2.INTER_NEAREST, borderValue=0)
         return (cv2.dilate(warped, _square(S_WHITE_FLAG_WIDENING)) if widen else warped).reshape(shape) > 0
 
-    return encode_clip_flags(b_high, b_low, onto_b(s_high, True), onto_b(s_low, False))
+    b_output, s_output = output_clipped
+    if b_output is not None and b_high.shape != b_output[0].shape:
+        raise AlignmentError(f"B's output clip flags are {b_output[0].shape}, its clip flags {b_high.shape}")
+    if s_output is not None and s_high.shape != s_output[0].shape:
+        raise AlignmentError(f"S's output clip flags are {s_output[0].shape}, its clip flags {s_high.shape}")
+    return encode_clip_flags(b_high, b_low, onto_b(s_high, True), onto_b(s_low, False), b_output=b_output,
+                             s_output=None if s_output is None else (onto_b(s_output[0], False),
+                                                                     onto_b(s_output[1], False)))
 
 
 def _square(radius: int) -> np.ndarray:
@@ -280,7 +297,8 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings = AlignSettings(),
                blur_mask: np.ndarray | None = None, prior_homography: np.ndarray | None = None,
-               prior_color: np.ndarray | None = None, prior_radial: float | None = None) -> AlignResult:
+               prior_color: np.ndarray | None = None, prior_radial: float | None = None,
+               output_clipped: tuple[ClippedOutput | None, ClippedOutput | None] = (None, None)) -> AlignResult:
     """Align S onto B.
 
     Parameters
@@ -303,6 +321,11 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         The calibration's lens-distortion difference (see
         :func:`reloblur.imaging.lens.radial_coordinates`): kept as it is (a
         lens does not drift as a mount does). None: tested for, and fitted where found.
+    output_clipped
+        For B and for S, where the camera's own RGB output clipped, ``(high, low)``
+        ``(H, W, 3)`` bool on that image's grid, when the image is that output with the
+        camera's colour matrix undone (:func:`reloblur.imaging.raw.undo_colour_transformation`):
+        handed on in ``clip_flags`` for the mask step; None where nothing was undone.
 
     Returns
     -------
@@ -339,7 +362,7 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     source = color.apply(sharp)
     corrected = _warp(source, homography, size, cv2.INTER_LANCZOS4, maps=maps)
     warp_seconds = time.perf_counter() - started
-    clip_flags = _clip_flags(blur, sharp, homography, size, maps=maps)
+    clip_flags = _clip_flags(blur, sharp, homography, size, maps=maps, output_clipped=output_clipped)
     started = time.perf_counter()
     _confine_clipped(corrected, source, clip_flags, homography, maps)
     warp_seconds += time.perf_counter() - started

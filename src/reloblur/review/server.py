@@ -44,7 +44,7 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for, read_align_maps
 from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
 from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
-from reloblur.lbfmg.generate import MaskParams, generate_mask
+from reloblur.lbfmg.generate import MaskParams, clipped_output_mixing, generate_mask
 
 _log = logging.getLogger(__name__)
 
@@ -217,10 +217,14 @@ class ReviewStore:
         if not 0 < low_f <= high_f <= 100:
             raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
-        # judged as mask generate judged it, with the crosstalk model the mask was made with
-        maps = read_align_maps(pair, record=(self.record(pair).params or {}).get("crosstalk") == "measured")
+        # judged as mask generate judged it: with the crosstalk model the mask was made with,
+        # and with align's record where the mask read it (cameras whose matrix align undid)
+        made = self.record(pair)
+        measured = (made.params or {}).get("crosstalk") == "measured"
+        maps = read_align_maps(pair, record=measured or "align" in (made.inputs or {}))
         result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
-                               clipped=maps.clipped, colour_matrix=maps.colour_matrix)
+                               clipped=maps.clipped, colour_matrix=maps.colour_matrix if measured else None,
+                               output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
         return encode_image(result.mask, ".png")
 
 
