@@ -1487,7 +1487,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     reach = int(math.ceil(2 * params.smooth_sigma)) + 1
     static = usable & ~(cv2.dilate(out, _disk(max(2, reach))) > 0)
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
-    clipped_fraction = {"B": float(clip_b.any()[valid_in].mean()), "S": float(clip_s.any()[valid_in].mean())}
+    clipped_fraction = {role: float(_any_clipped(clip, pair.output, role.lower())[valid_in].mean())
+                        for role, clip in (("B", clip_b), ("S", clip_s))}
     flags = _flags(edge_kappa, recoloured, clipped_fraction)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
@@ -1866,6 +1867,14 @@ def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: floa
             robust = mad_sigma(spread)
             ratios.append(robust / max(expected, code / math.sqrt(12)))
     return camera_noise, float(max(ratios)) if ratios else 0.0
+
+
+def _any_clipped(clip: _Clipping, output: dict[str, np.ndarray] | None, image: str) -> np.ndarray:
+    """``(H, W)`` bool: clipped in any channel, as stored or (before ``align`` undid its
+    camera's matrix) in that camera's output (``image``: ``b`` or ``s``)."""
+    if output is None:
+        return clip.any()
+    return clip.any() | output[f"{image}_out_high"].any(axis=0) | output[f"{image}_out_low"].any(axis=0)
 
 
 def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float]) -> list[str]:
