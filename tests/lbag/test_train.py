@@ -127,6 +127,19 @@ def test_ddp_with_two_gloo_processes(sim_dataset, tmp_path):
     assert any("validation" in r for r in records)
 
 
+def test_the_torchrun_module_exits_with_the_commands_code(tmp_path):
+    """It leaves without the interpreter's teardown (os._exit), so the code must be passed
+    on by hand: a user error is 1, with its message, and nothing is trained."""
+    missing = tmp_path / "missing.yaml"
+    completed = subprocess.run(
+        [sys.executable, "-m", "reloblur.dataset_cli.torchrun", "--config", str(missing), "--run-dir",
+         str(tmp_path / "run")], capture_output=True, text=True, timeout=120,
+    )
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    assert "missing.yaml" in completed.stdout + completed.stderr
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").rglob("*.ckpt"))
+
+
 def _torchrun(config_text: str, tmp_path, name: str, processes: int, *, resume_to: int | None = None) -> dict:
     """Train under torchrun from a config, or (``resume_to``) resume that run to a step."""
     config = tmp_path / f"{name}.yaml"
