@@ -291,7 +291,7 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
         return state
     pixel_format = str(camera.feature("PixelFormat").value or "")
     try:
-        raw = PixelFormat.parse(pixel_format).layout in ("bayer", "mono")
+        raw = PixelFormat.parse(pixel_format).raw
     except ImageFormatError:
         raw = False
     if not raw:

@@ -82,9 +82,15 @@ class PixelFormat:
         return 2**self.bits - 1
 
     @property
+    def raw(self) -> bool:
+        """Mono or Bayer: the sensor's own samples, which a camera's colour transformation
+        (applied to processed RGB output only) never touches."""
+        return self.layout in ("mono", "bayer")
+
+    @property
     def channels(self) -> int:
         """Samples per pixel as delivered (alpha included)."""
-        return 1 if self.layout in ("mono", "bayer") else (4 if self.alpha else 3)
+        return 1 if self.raw else (4 if self.alpha else 3)
 
     @property
     def stored_name(self) -> str:

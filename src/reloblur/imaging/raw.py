@@ -86,7 +86,7 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
     """
     parsed = PixelFormat.parse(pixel_format)
     planes = 1 if frame.ndim == 2 else frame.shape[2]
-    if (parsed.layout in ("mono", "bayer")) != (planes == 1):
+    if parsed.raw != (planes == 1):
         raise ImageFormatError(f"pixel format {pixel_format} does not match a frame of {planes} channel(s)")
     full_scale = float(2 ** (bit_depth or parsed.bits) - 1)
     if frame.dtype.kind in "ui" and frame.size and int(frame.max()) > full_scale:
@@ -102,7 +102,7 @@ def frame_to_linear(frame: np.ndarray, pixel_format: str, *, black_level: float 
     else:
         image = ensure_rgb(frame)
     linear = np.clip((image.astype(np.float32) - black_level) / (full_scale - black_level), 0.0, 1.0)
-    if colour_matrix is not None and parsed.layout in ("rgb", "bgr"):
+    if colour_matrix is not None and not parsed.raw:
         return undo_colour_transformation(linear, colour_matrix)
     return linear
 

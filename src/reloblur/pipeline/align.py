@@ -202,11 +202,11 @@ def _colour_processing(camera: CameraRecord, pixel_format: str, undone: ColourMa
     of S's colour correction only where nothing else mixed a clipped channel's lost excess
     into the others."""
     try:
-        layout = PixelFormat.parse(pixel_format).layout
+        raw = PixelFormat.parse(pixel_format).raw
     except ImageFormatError:
         return "unknown"  # the pair fails when its frames are decoded, naming the format
-    if layout in ("mono", "bayer"):
-        return "raw"  # a colour transformation applies to processed RGB output only
+    if raw:
+        return "raw"
     if undone is not None:
         return "undone"
     return "off" if camera.state.get("ColorTransformationEnable") is False else "unknown"
@@ -352,7 +352,7 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
                           image if same else None)
         try:
             output = frame_to_linear(image, pixel_format, black_level=black)
-            if colour_matrix is None or PixelFormat.parse(pixel_format).layout not in ("rgb", "bgr"):
+            if colour_matrix is None or PixelFormat.parse(pixel_format).raw:
                 return _Input(output)
             # Found on the camera's output: once its matrix is undone, a clipped channel's
             # loss is spread over all three and piles up nowhere.
