@@ -25,10 +25,11 @@ import numpy as np
 
 from reloblur.atomic import is_temporary
 from reloblur.batch import ItemFailure
-from reloblur.errors import DatasetError
+from reloblur.errors import DatasetError, ImageFormatError
 from reloblur.formats.align_record import SIDECAR_SUFFIX as ALIGN_SIDECAR
 from reloblur.formats.align_record import AlignRecord
 from reloblur.imaging.imageio import read_image
+from reloblur.imaging.raw import checked_colour_matrix
 from reloblur.paths import outside
 
 # The maps align leaves beside a pair for the mask step (written by pipeline.align).
@@ -136,20 +137,15 @@ def read_align_maps(pair: Pair, *, record: bool = False) -> AlignMaps:
                       _camera_matrix(cameras.get("S"), files["align"], "S")))
 
 
-def camera_colour_undone(pair: Pair) -> bool:
-    """Whether ``align`` undid a camera's own colour matrix on ``pair`` (its record says so)."""
-    if not pair.align_record.exists():
-        return False
-    return "undone" in (AlignRecord.read(pair.align_record).camera_colour or {}).values()
-
-
 def _camera_matrix(matrix: object, record: Path, role: str) -> np.ndarray | None:
+    """A camera matrix of an align sidecar, checked as ``align`` checks the one it undid."""
     if matrix is None:
         return None
     checked = _checked_matrix(matrix, record, f"camera_matrices.{role}")
-    if abs(np.linalg.det(checked)) < 1e-9:
-        raise DatasetError(f"{record}: camera_matrices.{role} is singular: {checked.tolist()}")
-    return checked
+    try:
+        return checked_colour_matrix(checked)
+    except ImageFormatError as exc:
+        raise DatasetError(f"{record}: camera_matrices.{role}: {exc}") from None
 
 
 def _checked_matrix(values: object, record: Path, name: str) -> np.ndarray:
