@@ -23,17 +23,10 @@ from reloblur.atomic import remove_own_temporaries, remove_stale_temporaries
 from reloblur.batch import ItemFailure, Shard, make_progress, run_batch
 from reloblur.dataset.stats import RatioSummary
 from reloblur.errors import ReloblurError
-from reloblur.formats.align_record import UNMIXED_AFTER_CLIP, AlignRecord
+from reloblur.formats.align_record import UNMIXED_AFTER_CLIP, AlignRecord, CameraColour
 from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.calibration import Calibration
-from reloblur.formats.dataset import (
-    Pair,
-    align_map_files,
-    camera_colour_undone,
-    find_pairs,
-    mask_path_for,
-    read_align_maps,
-)
+from reloblur.formats.dataset import Pair, align_map_files, find_pairs, mask_path_for, read_align_maps
 from reloblur.formats.masks import (
     CONFIDENCE_SUFFIX,
     MaskRecord,
@@ -117,15 +110,22 @@ CrosstalkChoice = Literal["auto", "prior", "measured"]
 CROSSTALK_CHOICES: tuple[str, ...] = ("auto", "prior", "measured")
 
 
-def pair_crosstalk(pair: Pair, choice: CrosstalkChoice) -> Crosstalk:
-    """The crosstalk model ``choice`` means for ``pair``: ``auto`` is ``measured`` where
-    ``align``'s record of the pair says both cameras left a clipped channel's excess unmixed
-    (raw frames, or RGB with the colour transformation recorded off), else ``prior``."""
+def recorded_camera_colour(pair: Pair) -> dict[str, CameraColour]:
+    """What ``align``'s record of ``pair`` says each camera did to colour after its sensor
+    clipped (``{}`` where there is no record, or it does not say); an unreadable record
+    raises an error naming it."""
+    if not pair.align_record.exists():
+        return {}
+    return AlignRecord.read(pair.align_record).camera_colour or {}
+
+
+def pair_crosstalk(states: dict[str, CameraColour], choice: CrosstalkChoice) -> Crosstalk:
+    """The crosstalk model ``choice`` means for a pair whose record says ``states``
+    (:func:`recorded_camera_colour`): ``auto`` is ``measured`` where both cameras left a
+    clipped channel's excess unmixed (raw frames, or RGB with the colour transformation
+    recorded off), else ``prior``."""
     if choice != "auto":
         return choice
-    if not pair.align_record.exists():
-        return "prior"
-    states = AlignRecord.read(pair.align_record).camera_colour or {}  # an unreadable one: named
     unmixed = all(states.get(role) in UNMIXED_AFTER_CLIP for role in ("B", "S"))
     return "measured" if unmixed else "prior"
 
@@ -167,10 +167,11 @@ def _generate_one(job: _Job) -> str:
     if job.method != "difference":
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
-    measured = pair_crosstalk(job.pair, job.crosstalk) == "measured"
-    # align's record also says which camera matrices it undid, whose clipped outputs the
-    # mask step then follows (read only for such pairs, so that every other one resumes)
-    with_record = measured or camera_colour_undone(job.pair)
+    states = recorded_camera_colour(job.pair)
+    measured = pair_crosstalk(states, job.crosstalk) == "measured"
+    # align's record also holds the camera matrices it undid, whose clipped outputs the
+    # mask step then follows (a mask input only for such pairs, so that every other resumes)
+    with_record = measured or "undone" in states.values()
     inputs.update(align_map_files(job.pair, record=with_record))
     params = {**job.params.to_dict(), "method": job.method}
     if measured:  # absent by default, so masks made before the choice existed still resume
