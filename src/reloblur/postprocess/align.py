@@ -160,10 +160,9 @@ def _clip_flags(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, siz
         return (cv2.dilate(warped, _square(S_WHITE_FLAG_WIDENING)) if widen else warped).reshape(shape) > 0
 
     b_output, s_output = output_clipped
-    if b_output is not None and b_high.shape != b_output[0].shape:
-        raise AlignmentError(f"B's output clip flags are {b_output[0].shape}, its clip flags {b_high.shape}")
-    if s_output is not None and s_high.shape != s_output[0].shape:
-        raise AlignmentError(f"S's output clip flags are {s_output[0].shape}, its clip flags {s_high.shape}")
+    for role, output, flags in (("B", b_output, b_high), ("S", s_output, s_high)):
+        if output is not None and flags.shape != output[0].shape:
+            raise AlignmentError(f"{role}'s output clip flags are {output[0].shape}, its clip flags {flags.shape}")
     return encode_clip_flags(b_high, b_low, onto_b(s_high, True), onto_b(s_low, False), b_output=b_output,
                              s_output=None if s_output is None else (onto_b(s_output[0], False),
                                                                      onto_b(s_output[1], False)))
