@@ -469,7 +469,7 @@ def test_smoothing_that_leaves_clipped_pixels_out_predicts_its_own_noise():
     white[:, :, 32:] = True
     measured_var, predicted = [], None
     for k in range(400):
-        bs, _, measured, spread = _smooth_pair(noise[0, k][None], noise[1, k][None], white, 1.5)
+        bs, _, measured, spread, _ = _smooth_pair(noise[0, k][None], noise[1, k][None], white, 1.5)
         measured_var.append(bs[0, 10:54, 27:32])
         predicted = spread[0, 10:54, 27:32]
         assert measured is not None and measured[0, :, :32].all()

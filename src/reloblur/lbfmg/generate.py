@@ -592,42 +592,62 @@ def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None 
     # faint part of blur trails across a ground S blew out in one colour (the mask
     # benchmark's over-exposed row, cached pairs: mean IoU 0.792 -> 0.820, and 0.703 ->
     # 0.747 and 0.794 -> 0.815 on two seed sets it was not developed on).
-    mixed = 0.0 if clip.mixed_share is None else clip.mixed_share * slack
-    lower = level - mixed
-    lower[clip.low] = -_UNBOUNDED
-    upper = np.where(clip.low, smoothed + slack, smoothed + mixed)
-    upper[clip.high] = _UNBOUNDED
+    if clip.mixed_share is None:
+        lower, upper = level.copy() if level is smoothed else level, smoothed.copy()
+    else:
+        mixed = clip.mixed_share * slack
+        lower, upper = level - mixed, smoothed + mixed
+    if clip.low.any():
+        np.add(smoothed, slack, out=upper, where=clip.low)
+        np.copyto(lower, -_UNBOUNDED, where=clip.low)
+    np.copyto(upper, _UNBOUNDED, where=clip.high)
     return lower, upper
 
 
-def _mixed_share(high: np.ndarray, white: np.ndarray, sigma_px: float) -> np.ndarray | None:
+def _mixed_share(high: np.ndarray, white: np.ndarray, sigma_px: float, *, kept: np.ndarray | None = None
+                 ) -> np.ndarray | None:
     """``(C, H, W)`` share of each smoothed channel's weight on pixels where another
     channel of the same image clipped white, or None where no pixel has that.
 
     ``high`` ``(C, H, W)`` bool is the image's own white flags; ``white`` those of either
     image, which :func:`_smooth_pair` leaves out of each channel's average wherever the
     rest holds half the footprint's weight (there the share is of the rest; elsewhere of
-    the plain footprint, as the average was). A channel whose own clipped pixels were left
-    out still averaged the others' there: without their share, a ring of evidence round a
-    static blown-out helmet once marked it as a mover."""
+    the plain footprint, as the average was; ``kept``, that weight where the caller has
+    it). A channel whose own clipped pixels were left out still averaged the others'
+    there: without their share, a ring of evidence round a static blown-out helmet once
+    marked it as a mover."""
     if high.shape[0] == 1 or not high.any():
         return None
     count = high.sum(axis=0, dtype=np.uint8)
     share = np.zeros(high.shape, np.float32)
+    # OpenCV's kernel for a float Gaussian of this sigma. The indicators blurred below
+    # vanish outside the box around ``other``; on that box widened by twice the kernel's
+    # radius, a blur is exact (a reflection at an inner cut brings back only zeros, and
+    # where the share is not zero the cut is out of reach), at the cost of the box alone.
+    size = int(round(8 * sigma_px + 1)) | 1
+    pad = size - 1
+    h, w = high.shape[1:]
+
+    def blur(flags: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(flags.astype(np.float32), (size, size), sigma_px)
+
     for c in range(high.shape[0]):
         other = count > high[c]
-        if not other.any():
+        rows, cols = np.flatnonzero(other.any(axis=1)), np.flatnonzero(other.any(axis=0))
+        if not rows.size:
             continue
-        kept = ~white[c]
-        weight = cv2.GaussianBlur(kept.astype(np.float32), (0, 0), sigma_px)
-        among_kept = cv2.GaussianBlur((other & kept).astype(np.float32), (0, 0), sigma_px) / np.maximum(weight, 1e-6)
-        plain = cv2.GaussianBlur(other.astype(np.float32), (0, 0), sigma_px)
-        share[c] = np.where(weight >= 0.5, among_kept, plain)
+        box = (slice(max(0, rows[0] - pad), min(h, rows[-1] + pad + 1)),
+               slice(max(0, cols[0] - pad), min(w, cols[-1] + pad + 1)))
+        other, unclipped = other[box], ~white[c][box]
+        weight = blur(unclipped) if kept is None else kept[c][box]
+        among_kept = blur(other & unclipped) / np.maximum(weight, 1e-6)
+        full = weight >= 0.5
+        share[c][box] = among_kept if full.all() else np.where(full, among_kept, blur(other))
     return share if share.any() else None
 
 
-def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray, measured: np.ndarray,
-                           sigma_px: float) -> _Clipping:
+def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray, kept: np.ndarray,
+                           measured: np.ndarray, sigma_px: float) -> _Clipping:
     """``wide`` (an image's flags widened to the footprint) with no white bound where
     ``measured`` (:meth:`_Clipping.measured_where`), and the share of each smoothed
     channel the crosstalk prior applies to (:attr:`_Clipping.mixed_share`).
@@ -638,8 +658,9 @@ def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray,
     other side is not measured, and no model here holds that. The whole prior stands for
     it, as it did for every pixel near a clip before the share (without it, a static
     window S clipped was filled in as a mover: ``tests/postprocess/test_align.py``).
-    ``white``: either image's flags, as :func:`_smooth_pair` left them out."""
-    share = _mixed_share(high, white, sigma_px)
+    ``white``: either image's flags, as :func:`_smooth_pair` left them out; ``kept``: the
+    footprint's weight on the rest, as it measured it."""
+    share = _mixed_share(high, white, sigma_px, kept=kept)
     rim = wide.high & measured
     if rim.any():
         share = np.maximum(np.zeros(rim.shape, np.float32) if share is None else share, rim)
@@ -1597,10 +1618,10 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     sp, gains = _match_brightness(bp, sp, usable, params, codes)
     # A second, coarser scale was tried: there the static residual is colour and gain
     # misfit, spatially correlated, and it raised false area tenfold.
-    bs, ss, measured, spread = _smooth_pair(bp, sp, clip_b.high | clip_s.high, params.smooth_sigma)
-    if measured is not None:
-        white = clip_b.high | clip_s.high
-        wide_b, wide_s = (_measured_beside_white(wide, own.high, white, measured, params.smooth_sigma)
+    white = clip_b.high | clip_s.high
+    bs, ss, measured, spread, kept = _smooth_pair(bp, sp, white, params.smooth_sigma)
+    if measured is not None and kept is not None:
+        wide_b, wide_s = (_measured_beside_white(wide, own.high, white, kept, measured, params.smooth_sigma)
                           for wide, own in ((wide_b, clip_b), (wide_s, clip_s)))
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
@@ -1608,7 +1629,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
 
 
 def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Both images smoothed by a Gaussian of ``sigma_px``, leaving out white-clipped pixels.
 
     A white-clipped pixel hides an unbounded excess, so a plain average over a footprint
@@ -1632,21 +1653,24 @@ def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: fl
         ``bs, ss`` ``(C, H, W)``; ``measured`` ``(C, H, W)`` bool, where clipped pixels
         were left out rather than bounding the value (None where nothing is clipped); and
         ``spread`` ``(C, H, W)``, the noise variance of each smoothed value relative to a
-        full footprint's (a weighted mean over fewer pixels is noisier), or None.
+        full footprint's (a weighted mean over fewer pixels is noisier), or None; and
+        ``kept`` ``(C, H, W)``, the footprint's weight on the pixels clipped in neither
+        image (1 for a channel clipped nowhere), or None.
     """
     bs = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma_px) for ch in bp])
     ss = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma_px) for ch in sp])
     if not white.any():
-        return bs, ss, None, None
+        return bs, ss, None, None, None
     white = np.broadcast_to(white, bp.shape)
     measured = np.zeros(bp.shape, bool)
     spread = np.ones(bp.shape, np.float32)
+    weights = np.ones(bp.shape, np.float32)
     for c in range(bp.shape[0]):
         if not white[c].any():
             measured[c] = True
             continue
         kept = (~white[c]).astype(np.float32)
-        weight = cv2.GaussianBlur(kept, (0, 0), sigma_px)
+        weight = weights[c] = cv2.GaussianBlur(kept, (0, 0), sigma_px)
         measured[c] = (weight >= 0.5) & (weight < 1.0 - 1e-6)
         where = measured[c]
         share = np.maximum(weight, 1e-6)
@@ -1657,7 +1681,7 @@ def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: fl
         squared = cv2.GaussianBlur(kept, (0, 0), sigma_px / math.sqrt(2))
         spread[c][where] = (squared / (share * share))[where]
         measured[c] |= weight >= 1.0 - 1e-6
-    return bs, ss, measured, spread
+    return bs, ss, measured, spread, weights
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
