@@ -50,7 +50,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -288,11 +288,12 @@ class _Clipping:
         mixed = None if self.mixed_share is None else self.mixed_share[:, rows, cols]
         return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias, mixed)
 
-    def measured_where(self, measured: np.ndarray) -> _Clipping:
+    def measured_where(self, measured: np.ndarray, mixed_share: np.ndarray | None) -> _Clipping:
         """Widened flags with no white bound where ``measured`` (``(C, H, W)`` bool) says
-        the smoothing left the clipped pixels out (:func:`_smooth_pair`)."""
+        the smoothing left the clipped pixels out (:func:`_smooth_pair`), and the crosstalk
+        prior's share (:func:`_measured_beside_white`)."""
         high = self.high & ~measured if self.high.any() else self.high
-        return _Clipping(high, self.low, self.black_bias, self.mixed_share)
+        return _Clipping(high, self.low, self.black_bias, mixed_share)
 
     def widened(self, reach: int, sigma_px: float | None = None) -> _Clipping:
         """The flags as they bear on values smoothed over ``reach`` pixels (a Gaussian of
@@ -647,10 +648,10 @@ def _mixed_share(high: np.ndarray, white: np.ndarray, sigma_px: float, *, kept: 
 
 
 def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray, kept: np.ndarray,
-                           measured: np.ndarray, sigma_px: float) -> _Clipping:
-    """``wide`` (an image's flags widened to the footprint) with no white bound where
-    ``measured`` (:meth:`_Clipping.measured_where`), and the share of each smoothed
-    channel the crosstalk prior applies to (:attr:`_Clipping.mixed_share`).
+                           sigma_px: float) -> _Clipping:
+    """``wide`` (an image's flags widened to the footprint) with no white bound where the
+    smoothing measured the value (:meth:`_Clipping.measured_where`), and the share of each
+    smoothed channel the crosstalk prior applies to (:attr:`_Clipping.mixed_share`).
 
     That share is :func:`_mixed_share` of the image's own white flags ``high``, and all of
     it where the smoothing left the channel's own clipped pixels out: the level kept
@@ -659,12 +660,13 @@ def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray,
     it, as it did for every pixel near a clip before the share (without it, a static
     window S clipped was filled in as a mover: ``tests/postprocess/test_align.py``).
     ``white``: either image's flags, as :func:`_smooth_pair` left them out; ``kept``: the
-    footprint's weight on the rest, as it measured it."""
+    footprint's weight on the rest, as it measured it (half of it or more: measured)."""
+    measured = kept >= 0.5
     share = _mixed_share(high, white, sigma_px, kept=kept)
     rim = wide.high & measured
     if rim.any():
         share = np.maximum(np.zeros(rim.shape, np.float32) if share is None else share, rim)
-    return replace(wide.measured_where(measured), mixed_share=share)
+    return wide.measured_where(measured, share)
 
 
 def _measured_bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray
@@ -1619,9 +1621,9 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     # A second, coarser scale was tried: there the static residual is colour and gain
     # misfit, spatially correlated, and it raised false area tenfold.
     white = clip_b.high | clip_s.high
-    bs, ss, measured, spread, kept = _smooth_pair(bp, sp, white, params.smooth_sigma)
-    if measured is not None and kept is not None:
-        wide_b, wide_s = (_measured_beside_white(wide, own.high, white, kept, measured, params.smooth_sigma)
+    bs, ss, kept, spread = _smooth_pair(bp, sp, white, params.smooth_sigma)
+    if kept is not None:
+        wide_b, wide_s = (_measured_beside_white(wide, own.high, white, kept, params.smooth_sigma)
                           for wide, own in ((wide_b, clip_b), (wide_s, clip_s)))
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
@@ -1629,7 +1631,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
 
 
 def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Both images smoothed by a Gaussian of ``sigma_px``, leaving out white-clipped pixels.
 
     A white-clipped pixel hides an unbounded excess, so a plain average over a footprint
@@ -1650,29 +1652,26 @@ def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: fl
     Returns
     -------
     tuple
-        ``bs, ss`` ``(C, H, W)``; ``measured`` ``(C, H, W)`` bool, where clipped pixels
-        were left out rather than bounding the value (None where nothing is clipped); and
-        ``spread`` ``(C, H, W)``, the noise variance of each smoothed value relative to a
-        full footprint's (a weighted mean over fewer pixels is noisier), or None; and
-        ``kept`` ``(C, H, W)``, the footprint's weight on the pixels clipped in neither
-        image (1 for a channel clipped nowhere), or None.
+        ``bs, ss`` ``(C, H, W)``; ``kept`` ``(C, H, W)``, the footprint's weight on the
+        pixels clipped in neither image (1 for a channel clipped nowhere; where it is half
+        or more, clipped pixels were left out rather than bounding the value), None where
+        nothing is clipped; and ``spread`` ``(C, H, W)``, the noise variance of each
+        smoothed value relative to a full footprint's (a weighted mean over fewer pixels is
+        noisier), or None.
     """
     bs = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma_px) for ch in bp])
     ss = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma_px) for ch in sp])
     if not white.any():
-        return bs, ss, None, None, None
+        return bs, ss, None, None
     white = np.broadcast_to(white, bp.shape)
-    measured = np.zeros(bp.shape, bool)
     spread = np.ones(bp.shape, np.float32)
     weights = np.ones(bp.shape, np.float32)
     for c in range(bp.shape[0]):
         if not white[c].any():
-            measured[c] = True
             continue
         kept = (~white[c]).astype(np.float32)
         weight = weights[c] = cv2.GaussianBlur(kept, (0, 0), sigma_px)
-        measured[c] = (weight >= 0.5) & (weight < 1.0 - 1e-6)
-        where = measured[c]
+        where = (weight >= 0.5) & (weight < 1.0 - 1e-6)
         share = np.maximum(weight, 1e-6)
         bs[c][where] = (cv2.GaussianBlur(bp[c] * kept, (0, 0), sigma_px) / share)[where]
         ss[c][where] = (cv2.GaussianBlur(sp[c] * kept, (0, 0), sigma_px) / share)[where]
@@ -1680,8 +1679,7 @@ def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: fl
         # w^2 is a Gaussian of sigma / sqrt(2) scaled by sum(w^2).
         squared = cv2.GaussianBlur(kept, (0, 0), sigma_px / math.sqrt(2))
         spread[c][where] = (squared / (share * share))[where]
-        measured[c] |= weight >= 1.0 - 1e-6
-    return bs, ss, measured, spread, weights
+    return bs, ss, weights, spread
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
