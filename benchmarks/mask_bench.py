@@ -15,7 +15,9 @@ each method makes a mask:
   (goal for ``both``, issue 20: the same IoU and area, at <= 0.2 s a pair).
 
 Moving pairs are scored by IoU and boundary F (2 px) against the swept region; static
-pairs (nothing moved) by the mask's area, never by IoU. Goals (issue 13): mean IoU >= 0.85
+pairs (nothing moved) by the mask's area, never by IoU. A pair whose mask ``lbfmg`` withheld
+(more than half the frame, flagged instead) scores the empty mask it wrote, and is counted
+(``withheld_static``, ``withheld_moving``). Goals (issue 13): mean IoU >= 0.85
 on moving pairs in every row, <= 0.5 % area on every static pair, <= 0.1 s per 538x359 pair.
 Every method runs with the allocator settings ``mask generate``'s workers use
 (:func:`reloblur.allocator.keep_freed_memory`).
@@ -45,7 +47,7 @@ from reloblur.imaging.clipping import clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
-from reloblur.lbfmg.generate import clipped_output_mixing, generate_mask, noise_sigma  # noqa: E402
+from reloblur.lbfmg.generate import MaskResult, clipped_output_mixing, generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignResult, AlignSettings, align_pair  # noqa: E402
 
@@ -115,7 +117,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                   size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
                   crosstalk: str = "prior") -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
-    scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": []} for m in methods}
+    scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": []}
+                                                for m in methods}
     failed = 0
     changes: list[tuple[float, float]] = []
     for index in range(moving + static):
@@ -138,7 +141,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, o=mixing: generate_mask(
-                b, s, valid=v, clipped=c, colour_matrix=m, output_mixing=o).mask,
+                b, s, valid=v, clipped=c, colour_matrix=m, output_mixing=o),
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }
@@ -155,6 +158,11 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             start = time.perf_counter()
             mask = method()
             scores[name]["s"].append(time.perf_counter() - start)
+            if isinstance(mask, MaskResult):
+                # Withheld: no mask given, the pair flagged instead (more than half the frame).
+                if mask.withheld_fraction is not None:
+                    scores[name]["withheld"].append(float(pair.static))
+                mask = mask.mask
             if pair.static:
                 scores[name]["area"].append(area_fraction(mask))
             else:
@@ -172,6 +180,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             "static_area_percent_mean": 100 * float(np.mean(s["area"])) if s["area"] else None,
             "seconds_per_pair": float(np.mean(s["s"])) if s["s"] else None,
             "align_failures": failed,
+            "withheld_static": int(sum(s["withheld"])),
+            "withheld_moving": int(len(s["withheld"]) - sum(s["withheld"])),
         }
     if changes:
         iou_change, moved = np.array(changes).T
@@ -297,9 +307,12 @@ def markdown(result: dict) -> str:
         for method in repeats[0]:
             rows = [r[method] for r in repeats]
             name = f"**{method}**" if method == "lbfmg" else method
+            static = spread(rows, 'static_area_percent_max', digits=2)
+            withheld = [sum(r.get(f"withheld_{kind}", 0) for r in rows) for kind in ("static", "moving")]
+            if any(withheld):
+                static += f"; withheld: {withheld[0]} static, {withheld[1]} moving"
             lines.append(f"| {condition} | {name} | {spread(rows, 'mean_iou')} | {spread(rows, 'min_iou')} | "
-                         f"{spread(rows, 'mean_boundary_f')} | {spread(rows, 'static_area_percent_max', digits=2)} | "
-                         f"{spread(rows, 'seconds_per_pair')} |")
+                         f"{spread(rows, 'mean_boundary_f')} | {static} | {spread(rows, 'seconds_per_pair')} |")
     sensitive = {c: [r["lbfmg"] for r in repeats] for c, repeats in result["results"].items()
                  if "sensitivity_pairs" in repeats[0]["lbfmg"]}
     if sensitive:

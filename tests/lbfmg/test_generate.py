@@ -346,6 +346,39 @@ def test_a_colour_transformation_after_the_clip_is_why_the_prior_is_the_default(
     assert area_fraction(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix).mask) > 0.05
 
 
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_mask_over_most_of_the_frame_is_withheld_and_the_pair_flagged(seed):
+    """Both cameras transform colour after their sensors clip, and S blows out red over 90 %
+    of the frame: the clipping model does not hold there, and the mask would cover about
+    90 % of a static frame (0.89-0.91 for seeds 3-5, measured 2026-12-02). More than half
+    the frame contradicts the static majority its own fits were made on, so no mask is
+    given; the pair is flagged and the sidecar says how much it would have covered."""
+    rng = np.random.default_rng(seed)
+    scene = textured_scene(seed, mean=0.3)
+    blown = int(0.9 * W)
+    scene[:, :blown, 0] = 0.85 + 0.1 * scene[:, :blown, 0] / scene[..., 0].mean()
+    raw_b, raw_s = expose(0.6 * scene, rng), expose(1.3 * scene, rng, 1.5)
+    assert (raw_s[..., 0] >= 1).mean() > 0.85
+    out_b = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_b), 0, 1)
+    out_s = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_s), 0, 1)
+    blur, sharp = encode_srgb(out_b), encode_srgb(np.clip(out_s * (0.6 / 1.3), 0, 1))
+    result = generate_mask(blur, sharp, clipped=_channel_clip_map(out_b, out_s))
+    assert area_fraction(result.mask) == 0.0
+    assert result.confidence.max() < 0.5
+    assert result.withheld_fraction is not None and result.withheld_fraction > 0.8
+    assert any("withheld" in flag for flag in result.flags)
+    assert result.diagnostics()["withheld_fraction"] == pytest.approx(result.withheld_fraction)
+
+
+def test_a_mask_under_half_the_frame_is_given():
+    scene = textured_scene(2)
+    blur, sharp, swept = moving_square(scene, shift=10)
+    rng = np.random.default_rng(2)
+    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 2.0)))
+    assert result.withheld_fraction is None
+    assert iou(result.mask, swept) > 0.8
+
+
 def _undone_isp_pair(seed: int, *, moving: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple, np.ndarray]:
     """Both cameras apply ISP_COLOUR to their sensor's values and clip their output; the
     session recorded the matrix and align undid it (S at 2.2x B's gain, corrected back by

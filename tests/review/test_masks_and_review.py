@@ -387,6 +387,62 @@ const d = window.reviewApp.mask.getContext('2d').getImageData(x, y, w, h).data;
 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 127) n++; return n;"""
 
 
+def _flag_first_pair(masks) -> tuple[str, str]:
+    """Write into the first mask's sidecar the flag ``mask generate`` gives a pair whose mask
+    it withheld, as a generation would have; returns the pair's id and the flag."""
+    from reloblur.formats.masks import MaskRecord, write_mask
+
+    first = sorted(p for p in masks.rglob("*.png") if not p.name.endswith(".conf.png"))[0]
+    record = MaskRecord.read(first)
+    assert record is not None and not record.diagnostics["flags"]
+    flag = "the difference between B and S covers 91 % of the frame (...): its mask is withheld; check the pair"
+    record.diagnostics = {**record.diagnostics, "flags": [flag], "withheld_fraction": 0.91}
+    write_mask(first, np.zeros_like(read_image(first)), record)
+    return first.relative_to(masks).with_suffix("").as_posix(), flag
+
+
+def test_the_pair_list_says_which_pairs_the_generator_flagged(review_server):
+    url, masks = review_server
+    token = url.split("token=")[1]
+    flagged_id, flag = _flag_first_pair(masks)
+    status, body = call(url, "/api/pairs", token)
+    assert status == 200
+    flagged = {p["id"]: p["flagged"] for p in json.loads(body)["pairs"]}
+    assert flagged[flagged_id] is True
+    assert sum(flagged.values()) == 1
+    status, body = call(url, f"/api/meta?id={flagged_id}", token)
+    assert json.loads(body)["diagnostics"]["flags"] == [flag]
+
+
+@needs_browser
+def test_a_real_browser_shows_what_the_generator_asks_to_check(review_server, browser):
+    """In Chromium: the flagged pair is marked in the list, and its flag is shown above the
+    image while it is open, and not on a pair without one."""
+    from selenium.webdriver.common.by import By
+
+    url, masks = review_server
+    flagged_id, flag = _flag_first_pair(masks)
+    _ready_app(browser, url)
+    index = browser.execute_script("return window.reviewApp.pairs.findIndex((p) => p.id === arguments[0])",
+                                   flagged_id)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#list div")
+    assert "flagged" in rows[index].get_attribute("class")
+    assert sum("flagged" in r.get_attribute("class") for r in rows) == 1
+    rows[index].click()
+    checks = browser.find_element(By.ID, "checks")
+    deadline = time.time() + 30
+    while time.time() < deadline and not checks.is_displayed():
+        time.sleep(0.1)
+    assert checks.text == f"check: {flag}"
+    browser.find_element(By.CSS_SELECTOR, f"#list div:nth-child({(index + 1) % len(rows) + 1})").click()
+    deadline = time.time() + 30
+    while time.time() < deadline and checks.is_displayed():
+        time.sleep(0.1)
+    assert not checks.is_displayed()
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
 @needs_browser
 def test_a_real_browser_fills_a_polygon_undoes_redoes_and_rethresholds(review_server, browser):
     """In Chromium: four clicks with the polygon tool and Enter fill that quadrilateral;

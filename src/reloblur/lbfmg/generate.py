@@ -126,6 +126,12 @@ GAIN_FLOOR = 2e-3
 # How far below the binned measurement the parametric noise fit may fall before the
 # measurement wins (a camera curve that is not sRGB bends the fit's shape).
 BINNED_GUARD = 0.8
+# Every fit here (noise, gain field, edge residual, colour) takes the static majority of the
+# frame as its data, and a median stops describing it once half is something else: a mask
+# over more than this share of the frame where S is defined contradicts the fits it was
+# made with, so it is withheld and the pair flagged (issue 13: say so instead of masking
+# half the frame).
+STATIC_MAJORITY = 0.5
 
 
 @dataclass
@@ -166,6 +172,9 @@ class MaskResult:
     # smoothing's footprint beside it or beside the frame's border): carried there
     # (carry_into_unjudged), not measured
     unjudged_fraction: float = 0.0
+    # share of the frame where S is defined that the mask would have covered when it was
+    # withheld (over STATIC_MAJORITY: ``mask`` is then empty and a flag says why); None: given
+    withheld_fraction: float | None = None
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -191,6 +200,7 @@ class MaskResult:
             "noise_source": self.noise_source,
             "crosstalk_ratio": self.crosstalk_ratio,
             "unjudged_fraction": self.unjudged_fraction,
+            "withheld_fraction": self.withheld_fraction,
             "flags": list(self.flags),
         })
 
@@ -1556,6 +1566,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
+    unjudged = float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask)))
+    withheld = None
+    if np.count_nonzero(mask & valid_in) > STATIC_MAJORITY * np.count_nonzero(valid_in):
+        withheld = float(np.count_nonzero(mask & valid_in)) / np.count_nonzero(valid_in)
+        mask = np.zeros_like(mask)
     confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
     confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
     out = np.where(mask, 255, 0).astype(np.uint8)
@@ -1564,12 +1579,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {role: float(_any_clipped(clip, pair.output, role.lower())[valid_in].mean())
                         for role, clip in (("B", clip_b), ("S", clip_s))}
-    flags = _flags(edge_kappa, recoloured, clipped_fraction)
+    flags = _flags(edge_kappa, recoloured, clipped_fraction, withheld)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
-                      None if ratios_s is None else float(ratios_s.max()),
-                      float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask))))
+                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
@@ -1954,9 +1968,15 @@ def _any_clipped(clip: _Clipping, output: dict[str, np.ndarray] | None, image: s
     return clip.any() | output[f"{image}_out_high"].any(axis=0) | output[f"{image}_out_low"].any(axis=0)
 
 
-def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float]) -> list[str]:
+def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float],
+           withheld: float | None = None) -> list[str]:
     """What a curator should check about this pair, in words."""
     flags = []
+    if withheld is not None:
+        flags.append(f"the difference between B and S covers {100 * withheld:.0f} % of the frame, more than the "
+                     "static majority every fit here assumes (a misaligned or colour-mismatched pair, a camera that "
+                     "moved, or one that transformed colour after clipping): its mask is withheld; check the pair, "
+                     "or mask it by hand")
     if max(edge_kappa, default=0.0) > EDGE_FLAG_PX:
         flags.append(f"static edges disagree by about {max(edge_kappa):.1f} px (misalignment, a lens distortion "
                      "the homography cannot hold, or different sharpness): check the pair's alignment; evidence "

@@ -94,12 +94,13 @@ class ReviewStore:
             raise ApiError(HTTPStatus.CONFLICT, str(exc)) from None
 
     def summary(self) -> dict[str, Any]:
-        """Every pair's review state, version and blur ratio."""
+        """Every pair's review state, version, blur ratio, and whether the generator flagged it."""
         items = []
         for pid in self.order:
             record = self.record(self.pairs[pid])
             items.append({"id": pid, "review": record.review, "version": record.version,
-                          "blur_ratio": record.blur_ratio, "source": record.source})
+                          "blur_ratio": record.blur_ratio, "source": record.source,
+                          "flagged": bool(record.diagnostics.get("flags"))})
         done = sum(1 for i in items if i["review"] != "auto")
         return {"pairs": items, "reviewed": done, "total": len(items), "software": f"reloblur {__version__}"}
 

@@ -222,12 +222,17 @@
     $("status-badge").textContent = `${app.meta.review} · ${app.meta.source} · v${app.meta.version}`;
     const reviewed = app.pairs.filter((p) => p.review !== "auto").length;
     $("progress").textContent = `${reviewed} / ${app.pairs.length} reviewed`;
+    // What the generator asks a curator to check (a withheld mask, misalignment, clipping).
+    const flags = (app.meta.diagnostics && app.meta.diagnostics.flags) || [];
+    $("checks").textContent = flags.map((f) => `check: ${f}`).join("\n");
+    $("checks").hidden = flags.length === 0;
     const list = $("list");
     list.innerHTML = "";
     app.pairs.forEach((p, i) => {
       const row = document.createElement("div");
       row.textContent = p.id;
-      row.className = `${p.review}${i === app.index ? " current" : ""}`;
+      row.className = `${p.review}${p.flagged ? " flagged" : ""}${i === app.index ? " current" : ""}`;
+      if (p.flagged) row.title = "the generator flagged this pair: open it to see why";
       row.onclick = () => open(i);
       list.appendChild(row);
     });
