@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -83,6 +83,11 @@ EDGE_FLAG_PX = 0.5
 # object's blend of object and background leaves most of it (over 0.32 for 99 % of the
 # benchmark's moving objects, 0.87 typically).
 EXPLAINED_FRACTION = 0.3
+# The largest displacement (px) of S that _discount_local_shift takes as a residual
+# misregistration: align's corners are within 0.25 px, and a lens distortion that differs
+# between the cameras leaves up to about a pixel locally that a homography cannot hold; a
+# moving object's blur is no displacement at all, whatever its size.
+LOCAL_SHIFT_MAX_PX = 1.0
 # Prior standard deviation of a local colour correction's entries once align has fitted
 # the global one: cameras' crosstalk differs by tens of percent on saturated colours.
 LOCAL_COLOUR_PRIOR = 0.3
@@ -967,6 +972,51 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
     return solution.T
 
 
+def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inverse: np.ndarray, *,
+                    iterations: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
+    """The displacement ``d`` (px) for which S sampled at ``x + d`` best matches B on ``region``.
+
+    Gauss-Newton on the first-order model ``B - S(x + d) ~= grad S . dd``, every channel
+    weighted by its inverse noise sigma (a residual misregistration is one displacement for
+    all channels), S resampled at each step, bicubic: at a strong edge bilinear
+    interpolation errs by several sigmas. Where the region's gradients fix only one
+    direction (a straight edge), the displacement along the other stays zero.
+
+    Parameters
+    ----------
+    blur, sharp
+        ``(C, H, W)`` smoothed crops (the smoothing makes the first-order model hold
+        over a pixel).
+    region
+        ``(H, W)`` bool, the pixels to fit on.
+    inverse
+        ``(C, H, W)`` 1 / the predicted sigma of ``blur - sharp``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray, or None
+        ``d`` as ``(dx, dy)`` and ``(C, H, W)`` S resampled at ``x + d``; ``None`` with fewer
+        than 50 pixels.
+    """
+    if np.count_nonzero(region) < 50:
+        return None
+    grid_x, grid_y = np.meshgrid(np.arange(sharp.shape[2], dtype=np.float32),
+                                 np.arange(sharp.shape[1], dtype=np.float32))
+    weight = inverse[:, region].astype(np.float64)
+    shift = np.zeros(2)
+    moved = sharp
+    for _ in range(iterations):
+        gx = np.stack([cv2.Sobel(c, cv2.CV_32F, 1, 0, ksize=3, scale=0.125) for c in moved])[:, region] * weight
+        gy = np.stack([cv2.Sobel(c, cv2.CV_32F, 0, 1, ksize=3, scale=0.125) for c in moved])[:, region] * weight
+        gap = (blur[:, region] - moved[:, region]) * weight
+        normal = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
+        step, *_ = np.linalg.lstsq(normal, [np.sum(gx * gap), np.sum(gy * gap)], rcond=1e-3)
+        shift += step
+        moved = np.stack([cv2.remap(c, grid_x + np.float32(shift[0]), grid_y + np.float32(shift[1]),
+                                    cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT) for c in sharp])
+    return shift, moved
+
+
 def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
     gx = cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
     gy = cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
@@ -1320,6 +1370,23 @@ def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     return mask | across | along
 
 
+def _candidate_windows(mask: np.ndarray, judge: _Judge, params: MaskParams
+                       ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
+    """For each region of ``mask``: the window around it (rows, columns), the region in that
+    window, and the region grown by half the window's margin, where a local model of the
+    pair is fitted and where the region's judgement reaches (the smoothing's footprint)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    h, w = mask.shape
+    margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
+    ring = _disk(max(3, margin // 2))
+    for label in range(1, count):
+        x, y, cw, ch = (int(v) for v in stats[label, :4])
+        rows = slice(max(0, y - margin), min(h, y + ch + margin))
+        cols = slice(max(0, x - margin), min(w, x + cw + margin))
+        component = labels[rows, cols] == label
+        yield rows, cols, component, cv2.dilate(component.astype(np.uint8), ring) > 0
+
+
 def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray,
                            judge: _Judge, usable: np.ndarray, params: MaskParams) -> int:
     """Re-judge each candidate region after a local colour correction, in place on ``z``.
@@ -1333,24 +1400,14 @@ def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: 
 
     Returns the number of regions re-judged (reported as a flag).
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 1:
-        return 0
-    h, w = mask.shape
-    margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
-    ring = _disk(max(3, margin // 2))
     # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
     # noisy regressor shrinks the slope towards zero) and a map that flattens S would seem
     # to explain a moving object away.
     explained = 0
-    for label in range(1, count):
-        x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows = slice(max(0, y - margin), min(h, y + ch + margin))
-        cols = slice(max(0, x - margin), min(w, x + cw + margin))
-        component = labels[rows, cols] == label
+    for rows, cols, component, inner in _candidate_windows(mask, judge, params):
         if np.mean(~usable[rows, cols][component]) > 0.3:
             continue  # clipping bends the colour relation: no colour map can be judged there
-        region = (cv2.dilate(component.astype(np.uint8), ring) > 0) & usable[rows, cols]
+        region = inner & usable[rows, cols]
         colour = fit_local_colour(_decode(bs[:, rows, cols], params.transfer),
                                   _decode(ss[:, rows, cols], params.transfer), region)
         if colour is None:
@@ -1361,7 +1418,38 @@ def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: 
         z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols))
         if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
             continue  # most of it is more than colour: motion, judged as it was
-        inner = cv2.dilate(component.astype(np.uint8), ring) > 0
+        window = z[rows, cols]
+        window[inner] = np.minimum(window[inner], z_local[inner])
+        explained += 1
+    return explained
+
+
+def _discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
+                          usable: np.ndarray, params: MaskParams) -> int:
+    """Re-judge each candidate region after a local sub-pixel shift of S, in place on ``z``.
+
+    A lens distortion that differs between the cameras leaves a misregistration that varies
+    over the frame, which align's homography cannot hold and the edge-residual model
+    (a typical value per tile) underestimates along the strongest edges: a bright rocket's
+    edge against a dark sky was marked as a strip. Such a region is S displaced by a
+    fraction of a pixel; a moving object's blur is not a displacement of S at all. A region
+    that the displacement fitted around it (:func:`fit_local_shift`, at most
+    :data:`LOCAL_SHIFT_MAX_PX`) mostly explains is re-judged with S displaced; other
+    regions are left as they are.
+
+    Returns the number of regions re-judged (reported as a flag).
+    """
+    explained = 0
+    for rows, cols, component, inner in _candidate_windows(mask, judge, params):
+        if np.mean(~usable[rows, cols][component]) > 0.3:
+            continue  # a clipped pixel's gradient is the clip's, not the scene's
+        fit = fit_local_shift(bs[:, rows, cols], ss[:, rows, cols], inner & usable[rows, cols],
+                              judge.inverse[:, rows, cols])
+        if fit is None or math.hypot(*fit[0]) > LOCAL_SHIFT_MAX_PX:
+            continue
+        z_local = judge.z(bs[:, rows, cols], fit[1], (rows, cols))
+        if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
+            continue  # more than a displacement: motion, judged as it was
         window = z[rows, cols]
         window[inner] = np.minimum(window[inner], z_local[inner])
         explained += 1
@@ -1565,7 +1653,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         crosstalk=crosstalk, rays=rays)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    mask, recoloured = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
+    mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
     unjudged = float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask)))
     withheld = None
     if np.count_nonzero(mask & valid_in) > STATIC_MAJORITY * np.count_nonzero(valid_in):
@@ -1579,7 +1667,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {role: float(_any_clipped(clip, pair.output, role.lower())[valid_in].mean())
                         for role, clip in (("B", clip_b), ("S", clip_s))}
-    flags = _flags(edge_kappa, recoloured, clipped_fraction, withheld)
+    flags = _flags(edge_kappa, recoloured, clipped_fraction, withheld, shifted)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
@@ -1760,16 +1848,19 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
 
 
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
-             usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray) -> tuple[np.ndarray, int]:
-    """The mask from the evidence (hysteresis, local colour, specks, blown-out objects,
-    closing, filling, the smoothing's spill trimmed); also the number of regions re-judged
-    after a local colour correction. ``bp``, ``sp``: B and brightness-matched S before
-    smoothing. ``blind``: ``(H, W)`` bool, white-clipped in every channel of both images."""
+             usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """The mask from the evidence (hysteresis, local colour and shift, specks, blown-out
+    objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
+    re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
+    brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in every channel of both images."""
     h, w = z.shape
     short, min_pixels = min(h, w), params.min_area * h * w
     mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
     if recoloured:  # z changed where a colour map explained a region: judge again
+        mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+    shifted = _discount_local_shift(mask, z, bs, ss, judge, usable, params)
+    if shifted:
         mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     if mask.any():
         mask |= _blown_out_movers(z > params.low_sigmas, blind, min_pixels)
@@ -1795,7 +1886,7 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         mask &= valid
     if mask.any() and not judge.inside.all():
         mask |= carry_into_unjudged(mask, judge.inside, reach=CARRY_REACH * short)
-    return mask, recoloured
+    return mask, recoloured, shifted
 
 
 def carry_into_unjudged(mask: np.ndarray, judged: np.ndarray, *, reach: float) -> np.ndarray:
@@ -1969,7 +2060,7 @@ def _any_clipped(clip: _Clipping, output: dict[str, np.ndarray] | None, image: s
 
 
 def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float],
-           withheld: float | None = None) -> list[str]:
+           withheld: float | None = None, shifted: int = 0) -> list[str]:
     """What a curator should check about this pair, in words."""
     flags = []
     if withheld is not None:
@@ -1984,6 +2075,9 @@ def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str,
     if recoloured:
         flags.append(f"{recoloured} region(s) differ between B and S mostly in colour (the pair's colour fit does "
                      "not hold there); judged after a local colour correction")
+    if shifted:
+        flags.append(f"{shifted} region(s) differ between B and S by a sub-pixel displacement (a lens distortion "
+                     "the homography cannot hold, or a local misregistration); judged with S displaced there")
     if max(clipped_fraction.values()) > 0.5:
         flags.append(f"over half the frame is clipped (B {100 * clipped_fraction['B']:.0f} %, "
                      f"S {100 * clipped_fraction['S']:.0f} %): little evidence is left")
