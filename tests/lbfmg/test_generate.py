@@ -369,6 +369,7 @@ def test_a_mask_over_most_of_the_frame_is_withheld_and_the_pair_flagged(seed):
     assert result.withheld_fraction is not None and result.withheld_fraction > 0.8
     assert any("withheld" in flag for flag in result.flags)
     assert result.diagnostics()["withheld_fraction"] == pytest.approx(result.withheld_fraction)
+    assert result.unjudged_fraction == 0.0  # of the mask given, which is empty
 
 
 def test_a_mask_under_half_the_frame_is_given():

@@ -1654,11 +1654,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
-    unjudged = float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask)))
     withheld = None
     if np.count_nonzero(mask & valid_in) > STATIC_MAJORITY * np.count_nonzero(valid_in):
         withheld = float(np.count_nonzero(mask & valid_in)) / np.count_nonzero(valid_in)
         mask = np.zeros_like(mask)
+    unjudged = float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask)))
     confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
     confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
     out = np.where(mask, 255, 0).astype(np.uint8)
