@@ -1443,6 +1443,9 @@ def _discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: n
     for rows, cols, component, inner in _candidate_windows(mask, judge, params):
         if np.mean(~usable[rows, cols][component]) > 0.3:
             continue  # a clipped pixel's gradient is the clip's, not the scene's
+        if _beyond_any_shift(bs[:, rows, cols], ss[:, rows, cols], judge.inverse[:, rows, cols], component,
+                             params.low_sigmas):
+            continue  # most moving objects: no fit needed to see it
         fit = fit_local_shift(bs[:, rows, cols], ss[:, rows, cols], inner & usable[rows, cols],
                               judge.inverse[:, rows, cols])
         if fit is None or math.hypot(*fit[0]) > LOCAL_SHIFT_MAX_PX:
@@ -1454,6 +1457,17 @@ def _discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: n
         window[inner] = np.minimum(window[inner], z_local[inner])
         explained += 1
     return explained
+
+
+def _beyond_any_shift(blur: np.ndarray, sharp: np.ndarray, inverse: np.ndarray, region: np.ndarray, low: float
+                      ) -> bool:
+    """Whether a displacement of S by up to :data:`LOCAL_SHIFT_MAX_PX` cannot explain
+    ``region``: S moved that far changes by at most that times its steepest gradient within
+    a pixel, and more than :data:`EXPLAINED_FRACTION` of the region differs by more than
+    that plus ``low`` sigmas (the uniform inside of a moving object: no gradient at all)."""
+    steepest = np.stack([cv2.dilate(_gradient_magnitude(channel), np.ones((3, 3), np.uint8)) for channel in sharp])
+    left = (np.abs(blur - sharp) - LOCAL_SHIFT_MAX_PX * steepest) * inverse
+    return bool(np.mean(left.max(axis=0)[region] > low) >= EXPLAINED_FRACTION)
 
 
 def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarray, valid: np.ndarray, *,
