@@ -2079,9 +2079,9 @@ def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str,
     flags = []
     if withheld is not None:
         flags.append(f"the difference between B and S covers {100 * withheld:.0f} % of the frame, more than the "
-                     "static majority every fit here assumes (a misaligned or colour-mismatched pair, a camera that "
-                     "moved, or one that transformed colour after clipping): its mask is withheld; check the pair, "
-                     "or mask it by hand")
+                     "static majority every fit here assumes: the pair is not what the model describes (a camera "
+                     "that transformed colour after its sensor clipped, a misregistration over most of the frame); "
+                     "its mask is withheld: check the pair, or mask it by hand")
     if max(edge_kappa, default=0.0) > EDGE_FLAG_PX:
         flags.append(f"static edges disagree by about {max(edge_kappa):.1f} px (misalignment, a lens distortion "
                      "the homography cannot hold, or different sharpness): check the pair's alignment; evidence "
