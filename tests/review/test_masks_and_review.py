@@ -395,7 +395,7 @@ def _flag_first_pair(masks) -> tuple[str, str]:
     first = sorted(p for p in masks.rglob("*.png") if not p.name.endswith(".conf.png"))[0]
     record = MaskRecord.read(first)
     assert record is not None and not record.diagnostics["flags"]
-    flag = "the difference between B and S covers 91 % of the frame (...): its mask is withheld; check the pair"
+    flag = "the difference between B and S covers 91 % of the frame (...): its mask is withheld: check the pair"
     record.diagnostics = {**record.diagnostics, "flags": [flag], "withheld_fraction": 0.91}
     write_mask(first, np.zeros_like(read_image(first)), record)
     return first.relative_to(masks).with_suffix("").as_posix(), flag
