@@ -319,3 +319,22 @@ def test_splitting_a_one_scene_dataset_warns_that_test_is_empty(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["test_scenes"] == [] and "test split is empty" in report["warnings"][0]
+
+
+def test_a_mask_generate_withheld_is_a_warning_until_someone_reviews_it(tiny_dataset):
+    """A pair whose mask ``mask generate`` withheld (more than half the frame differed) has an
+    empty mask on disk, which a trainer would take for a pair without blur: validate warns,
+    naming the mask, until a curator edits or reviews it."""
+    from reloblur.formats.masks import MaskRecord, write_mask
+
+    mask_path = tiny_dataset.parent / "masks/train/s01/00/00.png"
+    empty = np.zeros_like(read_image(mask_path))
+    record = MaskRecord(pair="train/s01/00/00", source="auto", review="auto", version=1,
+                        diagnostics={"withheld_fraction": 0.91, "flags": ["... its mask is withheld: check the pair"]})
+    write_mask(mask_path, empty, record)
+    report = validate_dataset(ValidateOptions(tiny_dataset, workers=1, progress=False))
+    assert [(p.code, p.severity, p.path) for p in report.problems] == [("mask-withheld", "warning", str(mask_path))]
+    assert "91 %" in report.problems[0].message and not report.errors
+    record.review = "reviewed"
+    write_mask(mask_path, empty, record)
+    assert problems_by_code(tiny_dataset) == {}

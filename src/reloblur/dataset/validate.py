@@ -10,6 +10,7 @@ import numpy as np
 from reloblur.batch import run_batch
 from reloblur.errors import ImageReadError
 from reloblur.formats.dataset import TEST, TRAIN, Pair, scan_dataset
+from reloblur.formats.masks import MaskRecord, MaskRecordError
 from reloblur.imaging.imageio import read_image
 
 ERROR = "error"
@@ -159,7 +160,33 @@ def check_pair(check: _PairCheck) -> list[Problem]:
                 f"{pair.mask}: mask is {_size(mask)} but its blurred image is {_size(blur)}",
             )
         )
+    withheld = _withheld(pair.mask)
+    if withheld is not None:
+        problems.append(
+            Problem(
+                str(pair.mask),
+                "mask-withheld",
+                f"{pair.mask}: empty because mask generate withheld it (the difference covered "
+                f"{100 * withheld:.0f} % of the frame, which its model does not describe): mask the pair by hand "
+                "(reloblur mask review) or leave it out, or a model trains on it as unblurred",
+                WARNING,
+            )
+        )
     return problems
+
+
+def _withheld(mask: Path) -> float | None:
+    """The share a generated mask would have covered when ``mask generate`` withheld it;
+    None for a mask it gave, one a person edited or reviewed since, or one without a
+    readable sidecar (the released ReLoBlur masks have none)."""
+    try:
+        record = MaskRecord.read(mask)
+    except MaskRecordError:
+        return None
+    if record is None or record.curated:
+        return None
+    share = record.diagnostics.get("withheld_fraction")
+    return float(share) if isinstance(share, (int, float)) else None
 
 
 def validate_dataset(options: ValidateOptions) -> ValidateReport:
@@ -167,8 +194,9 @@ def validate_dataset(options: ValidateOptions) -> ValidateReport:
 
     Checks: missing partner, size mismatch (pair and mask), unreadable, empty or truncated
     file, image not RGB, wrong bit depth, mask not single-channel or not binary, missing
-    mask (when a masks tree exists), 'sharp' in a directory name, stray files; and, as a
-    warning, a scene with sequences in both train and test.
+    mask (when a masks tree exists), 'sharp' in a directory name, stray files; and, as
+    warnings, a scene with sequences in both train and test, and a mask ``mask generate``
+    withheld (empty, its pair flagged) that nobody has edited or reviewed since.
     """
     scan = scan_dataset(options.root, masks_root=options.masks)
     report = ValidateReport(
