@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
@@ -1006,8 +1006,7 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
     shift = np.zeros(2)
     moved = sharp
     for _ in range(iterations):
-        gx = np.stack([cv2.Sobel(c, cv2.CV_32F, 1, 0, ksize=3, scale=0.125) for c in moved])[:, region] * weight
-        gy = np.stack([cv2.Sobel(c, cv2.CV_32F, 0, 1, ksize=3, scale=0.125) for c in moved])[:, region] * weight
+        gx, gy = (np.stack(d)[:, region] * weight for d in zip(*(_gradients(c) for c in moved)))
         gap = (blur[:, region] - moved[:, region]) * weight
         normal = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
         step, *_ = np.linalg.lstsq(normal, [np.sum(gx * gap), np.sum(gy * gap)], rcond=1e-3)
@@ -1017,9 +1016,14 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
     return shift, moved
 
 
+def _gradients(channel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, W)`` x and y derivatives (Sobel, scaled to per pixel)."""
+    return (cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125),
+            cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125))
+
+
 def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
-    gx = cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    gx, gy = _gradients(channel)
     # Not cv2.magnitude: its result's last bit depends on where the arrays lie in memory
     # (a few pixels a frame), which made z, and now and then a confidence level, differ
     # between two runs on the same pair. numpy's square root is correctly rounded.
@@ -1370,21 +1374,43 @@ def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     return mask | across | along
 
 
-def _candidate_windows(mask: np.ndarray, judge: _Judge, params: MaskParams
-                       ) -> Iterator[tuple[slice, slice, np.ndarray, np.ndarray]]:
-    """For each region of ``mask``: the window around it (rows, columns), the region in that
-    window, and the region grown by half the window's margin, where a local model of the
-    pair is fitted and where the region's judgement reaches (the smoothing's footprint)."""
+def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _Judge, usable: np.ndarray,
+                       params: MaskParams,
+                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None]) -> int:
+    """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
+    explains; returns how many were (reported as a flag).
+
+    For each region, ``local(rows, cols, region, grown)`` gives smoothed S over the window
+    around it (rows, columns) as the model fitted there makes it, or None where no model
+    fits (``region`` is the region in that window, ``grown`` the region grown by half the
+    window's margin, where the model is fitted and the region's judgement reaches: the
+    smoothing's footprint). A region under :data:`EXPLAINED_FRACTION` of which stays above
+    ``--low`` with that S is explained, and ``z`` over the grown region takes the smaller
+    of the two judgements. A region mostly clipped is left as it is: clipping bends the
+    colour relation and makes the gradients the clip's."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     h, w = mask.shape
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = _disk(max(3, margin // 2))
+    explained = 0
     for label in range(1, count):
         x, y, cw, ch = (int(v) for v in stats[label, :4])
         rows = slice(max(0, y - margin), min(h, y + ch + margin))
         cols = slice(max(0, x - margin), min(w, x + cw + margin))
         component = labels[rows, cols] == label
-        yield rows, cols, component, cv2.dilate(component.astype(np.uint8), ring) > 0
+        if np.mean(~usable[rows, cols][component]) > 0.3:
+            continue
+        grown = cv2.dilate(component.astype(np.uint8), ring) > 0
+        ss_local = local(rows, cols, component, grown)
+        if ss_local is None:
+            continue
+        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols))
+        if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
+            continue  # most of it is more than the model: motion, judged as it was
+        window = z[rows, cols]
+        window[grown] = np.minimum(window[grown], z_local[grown])
+        explained += 1
+    return explained
 
 
 def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray,
@@ -1403,25 +1429,16 @@ def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: 
     # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
     # noisy regressor shrinks the slope towards zero) and a map that flattens S would seem
     # to explain a moving object away.
-    explained = 0
-    for rows, cols, component, inner in _candidate_windows(mask, judge, params):
-        if np.mean(~usable[rows, cols][component]) > 0.3:
-            continue  # clipping bends the colour relation: no colour map can be judged there
-        region = inner & usable[rows, cols]
+    def recoloured(rows: slice, cols: slice, _: np.ndarray, grown: np.ndarray) -> np.ndarray | None:
         colour = fit_local_colour(_decode(bs[:, rows, cols], params.transfer),
-                                  _decode(ss[:, rows, cols], params.transfer), region)
+                                  _decode(ss[:, rows, cols], params.transfer), grown & usable[rows, cols])
         if colour is None:
-            continue
+            return None
         raw_s = _decode(sp[:, rows, cols], params.transfer)
-        recoloured = _encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
-        ss_local = np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in recoloured])
-        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols))
-        if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
-            continue  # most of it is more than colour: motion, judged as it was
-        window = z[rows, cols]
-        window[inner] = np.minimum(window[inner], z_local[inner])
-        explained += 1
-    return explained
+        mapped = _encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
+        return np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])
+
+    return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured)
 
 
 def _discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
@@ -1439,24 +1456,14 @@ def _discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: n
 
     Returns the number of regions re-judged (reported as a flag).
     """
-    explained = 0
-    for rows, cols, component, inner in _candidate_windows(mask, judge, params):
-        if np.mean(~usable[rows, cols][component]) > 0.3:
-            continue  # a clipped pixel's gradient is the clip's, not the scene's
-        if _beyond_any_shift(bs[:, rows, cols], ss[:, rows, cols], judge.inverse[:, rows, cols], component,
-                             params.low_sigmas):
-            continue  # most moving objects: no fit needed to see it
-        fit = fit_local_shift(bs[:, rows, cols], ss[:, rows, cols], inner & usable[rows, cols],
-                              judge.inverse[:, rows, cols])
-        if fit is None or math.hypot(*fit[0]) > LOCAL_SHIFT_MAX_PX:
-            continue
-        z_local = judge.z(bs[:, rows, cols], fit[1], (rows, cols))
-        if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
-            continue  # more than a displacement: motion, judged as it was
-        window = z[rows, cols]
-        window[inner] = np.minimum(window[inner], z_local[inner])
-        explained += 1
-    return explained
+    def displaced(rows: slice, cols: slice, component: np.ndarray, grown: np.ndarray) -> np.ndarray | None:
+        b, s, inverse = bs[:, rows, cols], ss[:, rows, cols], judge.inverse[:, rows, cols]
+        if _beyond_any_shift(b, s, inverse, component, params.low_sigmas):
+            return None  # most moving objects: no fit needed to see it
+        fit = fit_local_shift(b, s, grown & usable[rows, cols], inverse)
+        return None if fit is None or math.hypot(*fit[0]) > LOCAL_SHIFT_MAX_PX else fit[1]
+
+    return _rejudge_explained(mask, z, bs, judge, usable, params, displaced)
 
 
 def _beyond_any_shift(blur: np.ndarray, sharp: np.ndarray, inverse: np.ndarray, region: np.ndarray, low: float
@@ -1668,9 +1675,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
-    withheld = None
-    if np.count_nonzero(mask & valid_in) > STATIC_MAJORITY * np.count_nonzero(valid_in):
-        withheld = float(np.count_nonzero(mask & valid_in)) / np.count_nonzero(valid_in)
+    share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
+    withheld = share if share > STATIC_MAJORITY else None
+    if withheld is not None:
         mask = np.zeros_like(mask)
     unjudged = float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask)))
     confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
@@ -1866,7 +1873,8 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     """The mask from the evidence (hysteresis, local colour and shift, specks, blown-out
     objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
     re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
-    brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in every channel of both images."""
+    brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in
+    every channel of both images."""
     h, w = z.shape
     short, min_pixels = min(h, w), params.min_area * h * w
     mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
