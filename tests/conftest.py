@@ -6,6 +6,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -54,6 +55,32 @@ def tiny_dataset(tmp_path) -> Path:
                 make_pair(root / split / scene / "00", index, seed=seed,
                           mask=masks / split / scene / "00" / f"{index}.png")
     return root
+
+
+def textured_scene(seed: int, photons: float, *, centre: tuple[int, int] = (60, 70), h: int = 120, w: int = 160
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """An 8-bit sRGB S: a textured red hexagon on a textured green ground, with
+    Poisson-Gaussian noise (``photons`` per unit of linear light), and the hexagon's pixels."""
+    rng = np.random.default_rng(seed)
+    ground = cv2.resize(rng.uniform(0.15, 0.5, (h // 10, w // 10, 3)).astype(np.float32), (w, h),
+                        interpolation=cv2.INTER_CUBIC) * np.float32([0.5, 0.9, 0.6])
+    texture = cv2.resize(rng.uniform(0.5, 0.95, (6, 6, 3)).astype(np.float32), (w, h),
+                         interpolation=cv2.INTER_CUBIC) * np.float32([1.0, 0.45, 0.5])
+    angles = np.sort(rng.uniform(0, 2 * np.pi, 6))
+    radii = rng.uniform(20, 32, 6)
+    corners = np.stack([centre[1] + radii * np.cos(angles), centre[0] + radii * np.sin(angles)], 1)
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(inside, [np.rint(corners).astype(np.int32)], 1)
+    obj = inside > 0
+    linear = np.clip(np.where(obj[..., None], texture, ground), 0, 1) ** 2.2
+    linear = rng.poisson(linear * photons) / photons + rng.normal(0, 2 / photons, linear.shape)
+    return np.clip(np.rint(np.clip(linear, 0, 1) ** (1 / 2.2) * 255), 0, 255).astype(np.uint8), obj
+
+
+def box_around(obj: np.ndarray, margin: int) -> tuple[int, int, int, int]:
+    """``(top, left, bottom, right)`` of ``obj``'s pixels, ``margin`` px wider on each side."""
+    ys, xs = np.nonzero(obj)
+    return ys.min() - margin, xs.min() - margin, ys.max() + 1 + margin, xs.max() + 1 + margin
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import needs_browser
+from conftest import box_around, needs_browser, textured_scene
 from reloblur.dataset_cli.app import app
 from reloblur.formats.dataset import find_pairs
 from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
@@ -502,6 +502,110 @@ def test_a_real_browser_fills_a_polygon_undoes_redoes_and_rethresholds(review_se
         time.sleep(0.1)
     saved = read_image(mask_file)
     assert (saved[y : y + h, x : x + w] > 0).sum() == filled
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+def _object_in_first_pair(masks):
+    """Replace the first pair's S by a textured object on a textured ground of its size;
+    returns the pair and the object's pixels."""
+    pair = find_pairs(masks.parent / "dataset")[0][0]
+    h, w = read_image(pair.sharp).shape[:2]
+    sharp, obj = textured_scene(5, 1000.0, centre=(h // 2, w // 2), h=h, w=w)
+    write_image(pair.sharp, sharp)
+    return pair, obj
+
+
+def _decoded(data_url: str) -> np.ndarray:
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
+def test_the_object_tool_answers_with_the_object_in_the_box_and_saves_nothing(review_server):
+    url, masks = review_server
+    token = url.split("token=")[1]
+    pair, obj = _object_in_first_pair(masks)
+    mask_file = masks / pair.rel_dir / f"{pair.index}.png"
+    before = mask_file.read_bytes()
+    status, body = call(url, "/api/object", token, {"id": pair.id, "box": [int(v) for v in box_around(obj, 6)]})
+    assert status == 200, body
+    answer = json.loads(body)
+    region = _decoded(answer["png"]) > 0
+    assert iou(region, obj) >= 0.97
+    assert answer["pixels"] == region.sum()
+    assert mask_file.read_bytes() == before
+    for box in (None, [1, 2, 3], ["a", 0, 10, 10], [0, 0, True, 10], "0,0,10,10"):
+        status, body = call(url, "/api/object", token, {"id": pair.id, "box": box})
+        assert status == 400 and "box must be" in json.loads(body)["error"], box
+    status, body = call(url, "/api/object", token, {"id": pair.id, "box": [10, 10, 12, 60]})
+    assert status == 422 and "at least 4 px" in json.loads(body)["error"]
+
+
+# The editing canvas as rows of 0/1 (white and opaque: on).
+_MASK_JS = """const m = window.reviewApp.mask;
+const d = m.getContext('2d').getImageData(0, 0, m.width, m.height).data;
+const rows = []; for (let y = 0; y < m.height; y++) { let r = '';
+  for (let x = 0; x < m.width; x++) r += d[4 * (y * m.width + x) + 3] > 127 ? '1' : '0'; rows.push(r); }
+return rows;"""
+
+
+def _canvas_mask(driver) -> np.ndarray:
+    return np.array([[c == "1" for c in row] for row in driver.execute_script(_MASK_JS)])
+
+
+@needs_browser
+def test_a_real_browser_takes_the_object_inside_a_box_from_s(review_server, browser):
+    """In Chromium: a box dragged with the object tool around the object S shows adds that
+    object to the mask and changes nothing outside the box; Ctrl+Z takes it away again;
+    saved, the file on disk holds the object."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, masks = review_server
+    pair, obj = _object_in_first_pair(masks)
+    driver = browser
+    _ready_app(driver, url)
+    index = driver.execute_script("return window.reviewApp.pairs.findIndex((p) => p.id === arguments[0])", pair.id)
+    if driver.execute_script("return window.reviewApp.index") != index:
+        driver.find_elements(By.CSS_SELECTOR, "#list div")[index].click()
+        deadline = time.time() + 30
+        while time.time() < deadline and driver.execute_script("return window.reviewApp.index") != index:
+            time.sleep(0.1)
+    before = _canvas_mask(driver)
+    top, left, bottom, right = box_around(obj, 6)
+    canvas = driver.find_element(By.ID, "view")
+    rect = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width, r.height];", canvas)
+    centre = (rect[0] + rect[2] / 2, rect[1] + rect[3] / 2)
+    driver.find_element(By.CSS_SELECTOR, "[data-tool=object]").click()
+    start = driver.execute_script(f"return window.reviewApp.imageToClient({left}, {top})")
+    end = driver.execute_script(f"return window.reviewApp.imageToClient({right}, {bottom})")
+    actions = ActionChains(driver)
+    actions.move_to_element_with_offset(canvas, int(start[0] - centre[0]), int(start[1] - centre[1])).click_and_hold()
+    for step in range(1, 6):
+        actions.move_to_element_with_offset(canvas, int(start[0] + (end[0] - start[0]) * step / 5 - centre[0]),
+                                            int(start[1] + (end[1] - start[1]) * step / 5 - centre[1]))
+    actions.release().perform()
+    message = driver.find_element(By.ID, "message")
+    deadline = time.time() + 30
+    while time.time() < deadline and "added the object" not in message.text:
+        time.sleep(0.1)
+    assert "added the object" in message.text, message.text
+    after = _canvas_mask(driver)
+    assert iou(after & ~before, obj & ~before) >= 0.95
+    inside = np.zeros_like(obj)
+    inside[max(0, top - 2):bottom + 2, max(0, left - 2):right + 2] = True  # the clicks' rounding
+    assert not ((after != before) & ~inside).any()
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()
+    assert np.array_equal(_canvas_mask(driver), before)
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys("y").key_up(Keys.CONTROL).perform()
+    version = driver.execute_script("return window.reviewApp.savedVersion")
+    driver.find_element(By.ID, "save").click()
+    deadline = time.time() + 30
+    while time.time() < deadline and driver.execute_script("return window.reviewApp.savedVersion") == version:
+        time.sleep(0.1)
+    saved = read_image(masks / pair.rel_dir / f"{pair.index}.png") > 0
+    assert np.array_equal(saved, after)
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors, errors
 

@@ -24,6 +24,7 @@ import base64
 import hmac
 import json
 import logging
+import math
 import secrets
 import struct
 import threading
@@ -45,6 +46,7 @@ from reloblur.formats.dataset import Pair, find_pairs, mask_path_for, read_align
 from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
 from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
 from reloblur.lbfmg.generate import MaskParams, clipped_output_mixing, generate_mask
+from reloblur.lbfmg.region import segment_object
 
 _log = logging.getLogger(__name__)
 
@@ -228,6 +230,18 @@ class ReviewStore:
                                output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
         return encode_image(result.mask, ".png")
 
+    def segment(self, pair: Pair, box: Any) -> dict[str, Any]:
+        """The object inside ``box`` (``[top, left, bottom, right]`` px on S) as a PNG mask,
+        and its share of the box (nothing is saved: the page adds it to the mask it edits)."""
+        if not (isinstance(box, list) and len(box) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "box must be [top, left, bottom, right] in pixels")
+        top, left, bottom, right = (round(v) for v in box)
+        found = segment_object(read_image(pair.sharp), (top, left, bottom, right))
+        png = encode_image(np.where(found.region, 255, 0).astype(np.uint8), ".png")
+        return {"png": "data:image/png;base64," + base64.b64encode(png).decode(), "box_share": found.box_share,
+                "pixels": int(np.count_nonzero(found.region))}
+
 
 def _index_html() -> bytes:
     return resources.files("reloblur.review").joinpath("static/index.html").read_bytes()
@@ -388,6 +402,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
         elif path == "/api/regenerate":
             png = self.store.regenerate(pair, body.get("high_sigmas"), body.get("low_sigmas"))
             result = {"png": "data:image/png;base64," + base64.b64encode(png).decode()}
+        elif path == "/api/object":
+            result = self.store.segment(pair, body.get("box"))
         else:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path!r}")
         self._json(HTTPStatus.OK, result)

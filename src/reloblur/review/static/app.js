@@ -1,4 +1,5 @@
-// reloblur mask review: paint, erase, polygon-fill and re-threshold one pair's blur mask.
+// reloblur mask review: paint, erase, polygon-fill, take objects from S and re-threshold one
+// pair's blur mask.
 "use strict";
 (() => {
   // The server traded the URL's token for an HttpOnly cookie, which every same-origin
@@ -10,7 +11,7 @@
   const app = {
     ready: false, pairs: [], index: 0, meta: null, images: {}, base: "blur", showMask: true,
     tool: "brush", size: 24, scale: 1, ox: 0, oy: 0, undo: [], redo: [], dirty: false,
-    polygon: [], savedVersion: 0, mask: document.createElement("canvas"),
+    polygon: [], box: null, savedVersion: 0, mask: document.createElement("canvas"),
   };
   window.reviewApp = app;
   const mctx = app.mask.getContext("2d", { willReadFrequently: true });
@@ -52,6 +53,23 @@
       const on = data.data[i] > 127;
       data.data[i] = data.data[i + 1] = data.data[i + 2] = 255;
       data.data[i + 3] = on ? 255 : 0;
+    }
+    mctx.putImageData(data, 0, 0);
+  }
+
+  function addMaskFromImage(image) {
+    // White where the server found the object: added to what the mask already holds.
+    const add = document.createElement("canvas");
+    add.width = app.mask.width;
+    add.height = app.mask.height;
+    const a = add.getContext("2d", { willReadFrequently: true });
+    a.drawImage(image, 0, 0);
+    const found = a.getImageData(0, 0, add.width, add.height).data;
+    const data = mctx.getImageData(0, 0, app.mask.width, app.mask.height);
+    for (let i = 0; i < found.length; i += 4) {
+      if (found[i] > 127) {
+        data.data[i] = data.data[i + 1] = data.data[i + 2] = data.data[i + 3] = 255;
+      }
     }
     mctx.putImageData(data, 0, 0);
   }
@@ -99,6 +117,14 @@
       app.polygon.forEach(([x, y], i) => (i ? ctx.lineTo(x, y) : ctx.moveTo(x, y)));
       ctx.stroke();
     }
+    if (app.box) {
+      const [x0, y0] = app.box.from, [x1, y1] = app.box.to;
+      ctx.strokeStyle = "#0ff";
+      ctx.lineWidth = 1 / app.scale;
+      ctx.setLineDash([4 / app.scale, 4 / app.scale]);
+      ctx.strokeRect(Math.min(x0, x1), Math.min(y0, y1), Math.abs(x1 - x0), Math.abs(y1 - y0));
+      ctx.setLineDash([]);
+    }
   }
 
   function toImage(event) {
@@ -138,6 +164,31 @@
     render();
   }
 
+  async function takeObject(from, to) {
+    // The object S shows inside the box (server side: GrabCut on S), added to the mask.
+    const item = app.pairs[app.index];
+    const box = [Math.min(from[1], to[1]), Math.min(from[0], to[0]), Math.max(from[1], to[1]), Math.max(from[0], to[0])];
+    say("finding the object in the box…");
+    try {
+      const result = await api("api/object", { id: item.id, box: box.map(Math.round) });
+      const image = new Image();
+      image.onload = () => {
+        // Another pair opened while the server worked: this object is not its.
+        if (app.pairs[app.index].id !== item.id) return;
+        snapshot();
+        addMaskFromImage(image);
+        app.box = null;
+        render();
+        say(`added the object in the box: ${result.pixels} px (not saved)`);
+      };
+      image.src = result.png;
+    } catch (error) {
+      app.box = null;
+      render();
+      say(`object: ${error.message}`);
+    }
+  }
+
   let drag = null;
   canvas.addEventListener("contextmenu", (e) => e.preventDefault());
   canvas.addEventListener("pointerdown", (event) => {
@@ -149,6 +200,10 @@
     } else if (app.tool === "polygon") {
       app.polygon.push(toImage(event));
       render();
+    } else if (app.tool === "object") {
+      const p = toImage(event);
+      app.box = { from: p, to: p };
+      drag = { box: true };
     } else {
       snapshot();
       const p = toImage(event);
@@ -164,6 +219,8 @@
       app.oy += event.clientY - drag.y;
       drag.x = event.clientX;
       drag.y = event.clientY;
+    } else if (drag.box) {
+      app.box.to = toImage(event);
     } else {
       const p = toImage(event);
       stroke(drag.last, p);
@@ -171,7 +228,10 @@
     }
     render();
   });
-  canvas.addEventListener("pointerup", () => { drag = null; });
+  canvas.addEventListener("pointerup", () => {
+    if (drag && drag.box) takeObject(app.box.from, app.box.to);
+    drag = null;
+  });
   canvas.addEventListener("dblclick", () => { if (app.tool === "polygon") closePolygon(); });
   canvas.addEventListener("wheel", (event) => {
     event.preventDefault();
@@ -187,6 +247,7 @@
   function setTool(tool) {
     app.tool = tool;
     app.polygon = [];
+    app.box = null;
     document.querySelectorAll("[data-tool]").forEach((b) => b.classList.toggle("active", b.dataset.tool === tool));
     render();
   }
@@ -335,6 +396,7 @@
       r: async () => { if (await setReview("rejected")) open(app.index + 1); },
       s: () => save(),
       b: () => setTool("brush"), e: () => setTool("eraser"), g: () => setTool("polygon"), h: () => setTool("pan"),
+      o: () => setTool("object"),
       "[": () => setSize(app.size - 4), "]": () => setSize(app.size + 4),
       1: () => { app.base = "blur"; $("base").value = "blur"; render(); },
       2: () => { app.base = "sharp"; $("base").value = "sharp"; render(); },
@@ -343,7 +405,7 @@
       m: () => { app.showMask = !app.showMask; $("show-mask").checked = app.showMask; render(); },
       0: fit,
       enter: closePolygon,
-      escape: () => { app.polygon = []; render(); },
+      escape: () => { app.polygon = []; app.box = null; render(); },
     };
     if (actions[key]) {
       event.preventDefault();
