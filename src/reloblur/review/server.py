@@ -231,8 +231,9 @@ class ReviewStore:
         return encode_image(result.mask, ".png")
 
     def segment(self, pair: Pair, box: Any) -> dict[str, Any]:
-        """The object inside ``box`` (``[top, left, bottom, right]`` px on S) as a PNG mask,
-        and its share of the box (nothing is saved: the page adds it to the mask it edits)."""
+        """The object inside ``box`` (``[top, left, bottom, right]`` px on S,
+        :func:`~reloblur.lbfmg.region.segment_object`) as a PNG mask, with its share of the box
+        and its pixel count. Nothing is saved: the page adds it to the mask it edits."""
         if not (isinstance(box, list) and len(box) == 4
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)):
             raise ApiError(HTTPStatus.BAD_REQUEST, "box must be [top, left, bottom, right] in pixels")
