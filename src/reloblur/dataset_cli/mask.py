@@ -104,7 +104,7 @@ def review_command(
     host: Annotated[str, typer.Option("--host", help="Address to bind (default: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 8765,
 ) -> None:
-    """Review and edit masks in the browser (brush, eraser, polygon, threshold, undo).
+    """Review and edit masks in the browser (brush, eraser, polygon, a box that takes an object from S, threshold, undo).
 
     Prints a URL with an access token. On a remote server, tunnel the port:
     ssh -L 8765:127.0.0.1:8765 server, then open the printed URL locally.
