@@ -29,10 +29,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mask_bench import aligned  # noqa: E402
+from mask_bench import aligned, output_mixing  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
-from reloblur.lbfmg.generate import clipped_output_mixing, generate_mask  # noqa: E402
+from reloblur.lbfmg.generate import generate_mask  # noqa: E402
 from reloblur.lbfmg.metrics import iou  # noqa: E402
 from reloblur.lbfmg.region import RegionError, segment_object  # noqa: E402
 from reloblur.postprocess.align import AlignmentError  # noqa: E402
@@ -72,9 +72,8 @@ def run_condition(condition, moving: int, seed: int, *, covered: float, margin: 
                                                               burst=condition.burst_frames > 0)
         except AlignmentError:
             continue
-        mixing = (None, None) if pair.camera_matrix is None or alignment is None else \
-            clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
-        mask = generate_mask(blur, sharp, valid=valid, clipped=clipped, output_mixing=mixing).mask > 0
+        mask = generate_mask(blur, sharp, valid=valid, clipped=clipped,
+                             output_mixing=output_mixing(pair, alignment)).mask > 0
         truth = pair.mask > 0
         curated, drawn, failed, false, took = curate(mask, truth, sharp, covered=covered, margin=margin)
         before.append(iou(mask, truth))

@@ -86,6 +86,14 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     return (encode_srgb(blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags, result)
 
 
+def output_mixing(pair, alignment: AlignResult | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """What `mask generate` reads from the record of a session whose cameras' matrix align
+    undid (:func:`clipped_output_mixing`); nothing for other pairs, or a burst."""
+    if pair.camera_matrix is None or alignment is None:
+        return None, None
+    return clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
+
+
 def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, measured: bool
                  ) -> tuple[float, float]:
     """How much the mask depends on incidental alignment differences: the pair aligned
@@ -98,8 +106,7 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, m
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float).T
     a, b = first.homography @ corners, second.homography @ corners
     moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
-    mixing = (None, None) if pair.camera_matrix is None else \
-        clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), second.color.matrix)
+    mixing = output_mixing(pair, second)
     again = generate_mask(blur, sharp, valid=valid, clipped=clipped,
                           colour_matrix=second.color.matrix if measured else None, output_mixing=mixing).mask
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
@@ -136,9 +143,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         # after their sensors clip, as a session of such cameras would record them.
         measured = crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour)
         colour = alignment.color.matrix if alignment is not None and measured else None
-        # What `mask generate` reads from the record of a session whose cameras' matrix align undid.
-        mixing = (None, None) if pair.camera_matrix is None or alignment is None else \
-            clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
+        mixing = output_mixing(pair, alignment)
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, o=mixing: generate_mask(
                 b, s, valid=v, clipped=c, colour_matrix=m, output_mixing=o),

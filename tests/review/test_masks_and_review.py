@@ -192,6 +192,12 @@ def raw_get(url: str, path: str, headers: dict[str, str] | None = None) -> tuple
         connection.close()
 
 
+def _decoded(data_url: str) -> np.ndarray:
+    """A data URL's PNG (as the server answers a preview or an object), decoded grey."""
+    png = base64.b64decode(data_url.split(",", 1)[1])
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+
 def test_review_api_token_traversal_save_and_conflict(review_server):
     url, masks = review_server
     token = url.split("token=")[1]
@@ -271,8 +277,7 @@ def test_the_rethreshold_preview_judges_a_pair_as_mask_generate_does(review_serv
     write_image(pair.validity_map, valid)
     status, body = call(url, "/api/regenerate", token, {"id": pair.id, "high_sigmas": 6, "low_sigmas": 3})
     assert status == 200
-    png = base64.b64decode(json.loads(body)["png"].split(",", 1)[1])
-    preview = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    preview = _decoded(json.loads(body)["png"])
     blur = read_image(pair.blur)
     np.testing.assert_array_equal(preview, generate_mask(blur, sharp, valid=valid).mask)
     # The first judged column is the smoothing's reach (4 px) inside the valid ones; a pixel
@@ -514,11 +519,6 @@ def _object_in_first_pair(masks):
     sharp, obj = textured_scene(5, 1000.0, centre=(h // 2, w // 2), h=h, w=w)
     write_image(pair.sharp, sharp)
     return pair, obj
-
-
-def _decoded(data_url: str) -> np.ndarray:
-    png = base64.b64decode(data_url.split(",", 1)[1])
-    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
 
 
 def test_the_object_tool_answers_with_the_object_in_the_box_and_saves_nothing(review_server):

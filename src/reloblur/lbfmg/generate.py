@@ -2082,7 +2082,7 @@ def _any_clipped(clip: _Clipping, output: dict[str, np.ndarray] | None, image: s
 
 
 def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float],
-           withheld: float | None = None, shifted: int = 0) -> list[str]:
+           withheld: float | None, shifted: int) -> list[str]:
     """What a curator should check about this pair, in words."""
     flags = []
     if withheld is not None:

@@ -240,8 +240,7 @@ class ReviewStore:
         top, left, bottom, right = (round(v) for v in box)
         found = segment_object(read_image(pair.sharp), (top, left, bottom, right))
         png = encode_image(np.where(found.region, 255, 0).astype(np.uint8), ".png")
-        return {"png": "data:image/png;base64," + base64.b64encode(png).decode(), "box_share": found.box_share,
-                "pixels": int(np.count_nonzero(found.region))}
+        return {"png": _data_url(png), "box_share": found.box_share, "pixels": int(np.count_nonzero(found.region))}
 
 
 def _index_html() -> bytes:
@@ -402,7 +401,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
             result = self.store.set_review(pair, body.get("version"), body.get("review"))
         elif path == "/api/regenerate":
             png = self.store.regenerate(pair, body.get("high_sigmas"), body.get("low_sigmas"))
-            result = {"png": "data:image/png;base64," + base64.b64encode(png).decode()}
+            result = {"png": _data_url(png)}
         elif path == "/api/object":
             result = self.store.segment(pair, body.get("box"))
         else:
@@ -416,6 +415,11 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         """Serve a POST request."""
         self._dispatch("POST")
+
+
+def _data_url(png: bytes) -> str:
+    """PNG bytes as the data URL the page loads into an image."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def _png_of(body: dict[str, Any]) -> bytes:

@@ -44,32 +44,22 @@
 
   function say(text) { $("message").textContent = text; }
 
-  function setMaskFromImage(image) {
-    // Stored masks are white-on-black; the editing canvas keeps white-on-transparent.
-    mctx.clearRect(0, 0, app.mask.width, app.mask.height);
-    mctx.drawImage(image, 0, 0);
-    const data = mctx.getImageData(0, 0, app.mask.width, app.mask.height);
-    for (let i = 0; i < data.data.length; i += 4) {
-      const on = data.data[i] > 127;
+  function setMaskFromImage(image, add = false) {
+    // Stored masks are white-on-black; the editing canvas keeps white-on-transparent. With
+    // add, the image's white is added to what the mask holds (the object tool's answer).
+    const w = app.mask.width, h = app.mask.height;
+    const source = document.createElement("canvas");
+    source.width = w;
+    source.height = h;
+    const sctx = source.getContext("2d", { willReadFrequently: true });
+    sctx.drawImage(image, 0, 0);
+    const found = sctx.getImageData(0, 0, w, h).data;
+    const data = add ? mctx.getImageData(0, 0, w, h) : mctx.createImageData(w, h);
+    for (let i = 0; i < found.length; i += 4) {
+      const on = found[i] > 127;
+      if (!on && add) continue;
       data.data[i] = data.data[i + 1] = data.data[i + 2] = 255;
       data.data[i + 3] = on ? 255 : 0;
-    }
-    mctx.putImageData(data, 0, 0);
-  }
-
-  function addMaskFromImage(image) {
-    // White where the server found the object: added to what the mask already holds.
-    const add = document.createElement("canvas");
-    add.width = app.mask.width;
-    add.height = app.mask.height;
-    const a = add.getContext("2d", { willReadFrequently: true });
-    a.drawImage(image, 0, 0);
-    const found = a.getImageData(0, 0, add.width, add.height).data;
-    const data = mctx.getImageData(0, 0, app.mask.width, app.mask.height);
-    for (let i = 0; i < found.length; i += 4) {
-      if (found[i] > 127) {
-        data.data[i] = data.data[i + 1] = data.data[i + 2] = data.data[i + 3] = 255;
-      }
     }
     mctx.putImageData(data, 0, 0);
   }
@@ -176,7 +166,7 @@
         // Another pair opened while the server worked: this object is not its.
         if (app.pairs[app.index].id !== item.id) return;
         snapshot();
-        addMaskFromImage(image);
+        setMaskFromImage(image, true);
         app.box = null;
         render();
         say(`added the object in the box: ${result.pixels} px (not saved)`);
