@@ -57,7 +57,7 @@ def tiny_dataset(tmp_path) -> Path:
     return root
 
 
-def textured_scene(seed: int, photons: float, *, centre: tuple[int, int] = (60, 70), h: int = 120, w: int = 160
+def object_on_ground(seed: int, photons: float, *, centre: tuple[int, int] = (60, 70), h: int = 120, w: int = 160
                    ) -> tuple[np.ndarray, np.ndarray]:
     """An 8-bit sRGB S: a textured red hexagon on a textured green ground, with
     Poisson-Gaussian noise (``photons`` per unit of linear light), and the hexagon's pixels."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import box_around, textured_scene
+from conftest import box_around, object_on_ground
 from reloblur.errors import ImageFormatError
 from reloblur.lbfmg.metrics import iou
 from reloblur.lbfmg.region import RegionError, segment_object
@@ -15,7 +15,7 @@ from reloblur.lbfmg.region import RegionError, segment_object
 @pytest.mark.parametrize("photons", [4000.0, 250.0])  # a long exposure's light, and a short one's at 4x the noise
 @pytest.mark.parametrize("margin", [3, 12])  # a careful box, and a loose one
 def test_a_box_around_a_textured_object_takes_that_object(seed, photons, margin):
-    s, obj = textured_scene(seed, photons)
+    s, obj = object_on_ground(seed, photons)
     box = box_around(obj, margin)
     found = segment_object(s, box)
     assert iou(found.region, obj) >= 0.97
@@ -29,7 +29,7 @@ def test_a_box_around_a_textured_object_takes_that_object(seed, photons, margin)
 def test_an_object_the_frame_cuts_is_taken_up_to_the_border():
     """A box drawn to the image's edge has no ring there: the object's pixels on the border
     are the object's, not the background's."""
-    s, obj = textured_scene(3, 1000.0, centre=(60, 12))
+    s, obj = object_on_ground(3, 1000.0, centre=(60, 12))
     assert obj[:, 0].sum() > 20
     top, _, bottom, right = box_around(obj, 4)
     found = segment_object(s, (top, -10, bottom, right))
@@ -40,7 +40,7 @@ def test_an_object_the_frame_cuts_is_taken_up_to_the_border():
 
 def test_the_same_box_gives_the_same_object_in_every_format():
     """Seeded: the same call twice is the same; uint8, uint16 and float S of one image agree."""
-    s, obj = textured_scene(4, 1000.0)
+    s, obj = object_on_ground(4, 1000.0)
     box = box_around(obj, 6)
     first = segment_object(s, box).region
     assert np.array_equal(segment_object(s, box).region, first)
@@ -56,7 +56,7 @@ def test_the_same_box_gives_the_same_object_in_every_format():
     ((-5, -5, 500, 500), "whole frame"),
 ])
 def test_a_box_that_cannot_hold_an_object_is_refused_with_the_reason(box, words):
-    s, _ = textured_scene(0, 1000.0)
+    s, _ = object_on_ground(0, 1000.0)
     with pytest.raises(RegionError, match=words):
         segment_object(s, box)
 
@@ -68,7 +68,7 @@ def test_a_box_over_nothing_but_ground_says_nothing_stands_out():
 
 
 def test_bad_input_is_refused():
-    s, obj = textured_scene(0, 1000.0)
+    s, obj = object_on_ground(0, 1000.0)
     bad = s / 255.0
     bad[5, 5, 1] = np.nan
     with pytest.raises(ImageFormatError, match="non-finite"):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import box_around, needs_browser, textured_scene
+from conftest import box_around, needs_browser, object_on_ground
 from reloblur.dataset_cli.app import app
 from reloblur.formats.dataset import find_pairs
 from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
@@ -516,7 +516,7 @@ def _object_in_first_pair(masks):
     returns the pair and the object's pixels."""
     pair = find_pairs(masks.parent / "dataset")[0][0]
     h, w = read_image(pair.sharp).shape[:2]
-    sharp, obj = textured_scene(5, 1000.0, centre=(h // 2, w // 2), h=h, w=w)
+    sharp, obj = object_on_ground(5, 1000.0, centre=(h // 2, w // 2), h=h, w=w)
     write_image(pair.sharp, sharp)
     return pair, obj
 
