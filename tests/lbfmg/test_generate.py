@@ -12,6 +12,7 @@ from reloblur.imaging.clipping import clipped_levels, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
 from reloblur.lbfmg.generate import (
     MaskParams,
+    _edges,
     _fill_outlined,
     _rim_counts,
     carry_into_unjudged,
@@ -24,6 +25,7 @@ from reloblur.lbfmg.generate import (
     trim_spill,
 )
 from reloblur.lbfmg.metrics import area_fraction, iou
+from reloblur.lbfmg.motion import segments
 from reloblur.lbfmg.params import MaskParamsError
 from reloblur.robust import fit_gain_field, mad_sigma
 
@@ -557,11 +559,13 @@ def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole(top, height, le
     assert iou(result.mask, swept) > 0.85
 
 
-def _outline_inputs(sharp: np.ndarray) -> dict:
+def _outlined(mask: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+    """:func:`_fill_outlined` of ``mask`` in the regions that ``sharp``'s edges (noise sigma
+    0.01 a channel) bound."""
     planes = np.ascontiguousarray(sharp.transpose(2, 0, 1), np.float32)
-    return {"sharp": planes, "noise_variance": np.full(planes.shape, 1e-4, np.float32),
-            "valid": np.ones(sharp.shape[:2], bool), "edge_sigmas": 3.0, "max_area": 100 * 100,
-            "barrier": np.zeros(sharp.shape[:2], bool)}
+    edges = _edges(planes, np.full(planes.shape, 1e-4, np.float32), 3.0)
+    everywhere, nowhere = np.ones(mask.shape, bool), np.zeros(mask.shape, bool)
+    return _fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100)
 
 
 def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_border():
@@ -570,7 +574,7 @@ def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_bor
     sharp = cv2.GaussianBlur(sharp, (0, 0), 1.5)
     mask = np.zeros((120, 160), bool)
     mask[36:42, 60:100] = mask[78:84, 60:100] = True  # bands of vertical motion
-    filled = _fill_outlined(mask, **_outline_inputs(sharp))
+    filled = _outlined(mask, sharp)
     assert filled[45:75, 65:95].all()  # the interior
     assert not filled[:30].any() and not filled[90:].any() and not filled[:, :50].any()
 
@@ -584,7 +588,7 @@ def test_outline_fill_leaves_static_regions_beside_one_band():
     sharp = cv2.GaussianBlur(sharp, (0, 0), 1.0)
     mask = np.zeros((120, 160), bool)
     mask[54:60, 20:140] = True
-    assert np.array_equal(_fill_outlined(mask, **_outline_inputs(sharp)), mask)
+    assert np.array_equal(_outlined(mask, sharp), mask)
 
 
 def test_a_rim_pixel_between_two_regions_counts_for_both():

@@ -61,6 +61,7 @@ from reloblur.errors import ImageFormatError
 from reloblur.formats.masks import Component, blur_ratio, mask_components
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
+from reloblur.lbfmg.motion import Segments, fill_moved_segments, segments
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, lookup, srgb_decode
 from reloblur.lbfmg.params import MaskParams, Transfer
 from reloblur.robust import (
@@ -1477,8 +1478,20 @@ def _beyond_any_shift(blur: np.ndarray, sharp: np.ndarray, inverse: np.ndarray, 
     return bool(np.mean(left.max(axis=0)[region] > low) >= EXPLAINED_FRACTION)
 
 
-def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarray, valid: np.ndarray, *,
-                   edge_sigmas: float, max_area: float, barrier: np.ndarray) -> np.ndarray:
+def _edges(sharp: np.ndarray, noise_variance: np.ndarray, edge_sigmas: float) -> np.ndarray:
+    """``(H, W)`` bool, S's edges: a gradient of the smoothed S (``(C, H, W)``) above
+    ``edge_sigmas`` of the smoothed difference's predicted noise sigma per pixel
+    (``noise_variance``, ``(C, H, W)``; S's own noise is less than the difference's, so noise
+    makes fewer edges than that, never more)."""
+    strength = None
+    for channel, variance in zip(sharp, noise_variance):
+        gradient = _gradient_magnitude(channel) * (1.0 / np.sqrt(variance))
+        strength = gradient if strength is None else np.maximum(strength, gradient)
+    assert strength is not None
+    return np.asarray(strength > edge_sigmas)
+
+
+def _fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np.ndarray:
     """Fill the regions of S that S's own edges and the mask enclose, where the mask is
     a share of the outline.
 
@@ -1496,34 +1509,15 @@ def _fill_outlined(mask: np.ndarray, sharp: np.ndarray, noise_variance: np.ndarr
     ----------
     mask
         ``(H, W)`` bool.
-    sharp
-        ``(C, H, W)`` S, smoothed.
-    noise_variance
-        ``(C, H, W)`` the predicted noise variance of the smoothed difference: an edge of
-        S is a gradient above ``edge_sigmas`` of its sigma per pixel (S's own noise is less
-        than the difference's, so noise makes fewer edges than that, never more).
-    valid
-        ``(H, W)`` bool; a region that reaches outside it is not enclosed.
-    barrier
-        ``(H, W)`` bool pixels no region may include (blown out in both images: those are
-        :func:`_blown_out_movers`' to judge).
+    regions
+        :func:`~reloblur.lbfmg.motion.segments` of S cut by ``mask``: a region that reaches
+        the frame's border or undefined S is not enclosed.
     """
-    strength = None
-    for channel, variance in zip(sharp, noise_variance):
-        gradient = _gradient_magnitude(channel) * (1.0 / np.sqrt(variance))
-        strength = gradient if strength is None else np.maximum(strength, gradient)
-    assert strength is not None
-    closed = mask | (strength > edge_sigmas) | barrier | ~valid
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((~closed).astype(np.uint8), connectivity=4)
-    if count <= 1:
+    labels, stats, unenclosed = regions.labels, regions.stats, regions.unbounded
+    if len(stats) <= 1:
         return mask
     h, w = mask.shape
     ring = np.ones((3, 3), np.uint8)
-    unenclosed = np.zeros(count, bool)
-    for edge in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        unenclosed[edge] = True
-    if not valid.all():
-        unenclosed[labels[cv2.dilate((~valid).astype(np.uint8), ring) > 0]] = True
     # Each region's own rim, not _rim_counts: S's edges are one pixel wide and meet in
     # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
     # two; and only the few regions the mask touches are measured.
@@ -1896,8 +1890,13 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         # No bound on an interior's size below the static majority every fit here assumes:
         # a region's enclosure and rim decide (a bound of a quarter of the short side
         # squared left the interiors of objects wider than half the frame empty).
-        mask = _fill_outlined(mask, ss, judge.noise_variance, valid | blind, edge_sigmas=params.low_sigmas,
-                              max_area=0.5 * np.count_nonzero(valid), barrier=blind)
+        edges = _edges(ss, judge.noise_variance, params.low_sigmas)
+        max_area = 0.5 * np.count_nonzero(valid)
+        # Pixels blown out in both images are _blown_out_movers' to judge: no region holds them.
+        regions = segments(mask, edges, valid | blind, blind)
+        mask = _fill_outlined(mask, regions, max_area=max_area)
+        mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, valid | blind,
+                                      min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
                              sigma_px=params.smooth_sigma)
