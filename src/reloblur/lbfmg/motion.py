@@ -32,6 +32,7 @@ DIRECTION_STEP = 0.3  # rad, the refinement either side of the direction the edg
 LOOK_PX = 6  # a region this close to the mask is a candidate (S's edge band lies between)
 OUTLINE_PX = 2.5  # the region's outline, where its edges' normals are read
 EDGE_RING_PX = 2  # S's edge pixels this close to a region are its own boundary
+INNER_BAND_PX = 12.0  # how far a band's inner half may reach from the region
 HUBER = 3.0  # sigmas; an observed change beyond it (another object's blur) counts linearly
 SIGNIFICANT = 1.0  # sigmas: a predicted change smaller than this is not scored
 # The least predicted energy (sigma^2) on each side for the side to count as tested, and
@@ -91,6 +92,21 @@ def line_kernel(direction: float, length: float) -> np.ndarray:
     return kernel / kernel.sum()
 
 
+def _object_in_s(region: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The object ``region`` would be, if it moved: the region, the part of the mask's
+    bands inside S's edges next to it, and those edges.
+
+    A band straddles S's edge: its inner half is the object in S (B there mixes in the
+    ground), and reaches the region without crossing an edge of S."""
+    inner = (mask & ~edges).astype(np.uint8)
+    _, parts = cv2.connectedComponents(inner, connectivity=4)
+    touching = np.unique(parts[(cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (inner > 0)])
+    distance = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, 3)
+    grown = region | (np.isin(parts, touching[touching > 0]) & (distance <= INNER_BAND_PX))
+    ring = cv2.dilate(grown.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=EDGE_RING_PX) > 0
+    return np.asarray(grown | (ring & edges))
+
+
 def _huber(values: np.ndarray) -> np.ndarray:
     magnitude = np.abs(values)
     return np.where(magnitude <= HUBER, magnitude * magnitude, 2 * HUBER * magnitude - HUBER * HUBER)
@@ -99,10 +115,9 @@ def _huber(values: np.ndarray) -> np.ndarray:
 class _Candidate:
     """One region's window, and the scoring of motion hypotheses on it."""
 
-    def __init__(self, region: np.ndarray, edges: np.ndarray, valid: np.ndarray, blur: np.ndarray,
-                 sharp: np.ndarray, inverse: np.ndarray) -> None:
-        self.region = region | ((cv2.dilate(region.astype(np.uint8), np.ones((3, 3), np.uint8),
-                                            iterations=EDGE_RING_PX) > 0) & edges)
+    def __init__(self, region: np.ndarray, mask: np.ndarray, edges: np.ndarray, valid: np.ndarray,
+                 blur: np.ndarray, sharp: np.ndarray, inverse: np.ndarray) -> None:
+        self.region = _object_in_s(region, mask, edges)
         self.centre = tuple(float(v.mean()) for v in np.nonzero(region))
         self.distance = cv2.distanceTransform((~self.region).astype(np.uint8), cv2.DIST_L2, 3)  # 0 inside
         self.distance[self.region] = np.inf
@@ -122,7 +137,10 @@ class _Candidate:
         """The direction across the region's edges where the evidence is strongest (the
         principal axis of their normals, weighted by the observed chi-square)."""
         index = self._around(OUTLINE_PX)
-        luminance = self.sharp.mean(axis=0)
+        # B's gradient: beside a band, S is flat (its edge lies a few pixels further) and its
+        # gradient's direction is noise's, while B ramps from the object to the ground along
+        # the motion.
+        luminance = self.blur.mean(axis=0)
         gx = cv2.Sobel(luminance, cv2.CV_32F, 1, 0, ksize=3).ravel()[index]
         gy = cv2.Sobel(luminance, cv2.CV_32F, 0, 1, ksize=3).ravel()[index]
         weight = np.minimum((self._observed(index)[0] ** 2).sum(axis=0), 100.0)
@@ -136,6 +154,8 @@ class _Candidate:
     def prepare(self, margin: int) -> bool:
         """Gather what scoring needs, up to ``margin`` px around the region; False when
         nothing there can be scored."""
+        # Not on S's edges: a pixel there is part object and part ground in S, which the
+        # prediction (S as the ground outside the object) cannot hold.
         self.index = self._around(margin)
         if not self.index.size:
             return False
@@ -278,10 +298,11 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
     filled, motions = mask.copy(), []
     for label in candidates:
         x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows = slice(max(0, y - margin - EDGE_RING_PX), min(h, y + ch + margin + EDGE_RING_PX))
-        cols = slice(max(0, x - margin - EDGE_RING_PX), min(w, x + cw + margin + EDGE_RING_PX))
+        reach = margin + int(INNER_BAND_PX) + EDGE_RING_PX + 1  # the object in S, and the scored ring around it
+        rows = slice(max(0, y - reach), min(h, y + ch + reach))
+        cols = slice(max(0, x - reach), min(w, x + cw + reach))
         region = labels[rows, cols] == label
-        candidate = _Candidate(region, edges[rows, cols], valid[rows, cols], blur[:, rows, cols],
+        candidate = _Candidate(region, mask[rows, cols], edges[rows, cols], valid[rows, cols], blur[:, rows, cols],
                                sharp[:, rows, cols], inverse[:, rows, cols])
         direction = candidate.direction()
         if not candidate.flanked(mask[rows, cols], direction) or not candidate.prepare(margin):
