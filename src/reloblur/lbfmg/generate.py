@@ -32,7 +32,9 @@ different is the moving foreground and its blur trail. Every step has a physical
    it, not the closing, encloses it, and a pixel only when one cluster of evidence
    brackets it on opposite sides. A uniform object wider than that is completed from S,
    which shows it sharp: a region that S's own edges and the mask enclose, with the mask
-   a third of its rim or more, is the object's interior (:func:`_fill_outlined`). Where
+   a third of its rim or more, is the object's interior (:func:`_fill_outlined`); one the
+   mask flanks on two sides is taken when a motion of it explains the bands on both
+   (:func:`reloblur.lbfmg.motion.fill_moved_segments`). Where
    nothing could be judged (undefined S, and a smoothing footprint beside it or beside the
    frame's border), the nearest judged pixel decides (:func:`carry_into_unjudged`).
 
@@ -42,7 +44,8 @@ function, clipped fractions, the gain field, and a flag when the static residual
 above the cameras' noise (a misaligned or colour-mismatched pair).
 
 Known limits (docs/lbfmg.md): an object of the background's own colour and texture is
-missed; a moving object's shadow counts as foreground; no motion-direction check.
+missed; a moving object's shadow counts as foreground; a uniform object moving obliquely
+to all its edges keeps only its bands.
 """
 
 from __future__ import annotations

@@ -39,9 +39,9 @@ SIGNIFICANT = 1.0  # sigmas: a predicted change smaller than this is not scored
 # the least total improvement in chi-square for a region to be taken at all.
 MIN_SIDE_ENERGY = 30.0
 MIN_GAIN = 100.0
-# The share of each side's predicted change that must be observed (1: all of it, -1: none;
-# static regions beside a band scored -0.4 to -0.7 on its far side, interiors 0.2-0.5 at
-# S noise 4x, where noise hides part of a band's ramp).
+# The share of each side's predicted change that must be observed (1: all of it, -1: none
+# of it). On the benchmark's seed-0 pairs the regions taken scored 0.10-0.69 (noise hides
+# part of each band's ramp), those left 0.04 and below, most under -0.5.
 MIN_CONFIRMED = 0.1
 # A region is scored only when each of its sides across the motion holds this share of the
 # mask beside it. Observed differences in place of the mask (a 5-sigma outline pixel) let in
@@ -134,8 +134,9 @@ class _Candidate:
         return (self.blur.reshape(channels, -1)[:, index] - self.sharp.reshape(channels, -1)[:, index]) * inverse, inverse
 
     def direction(self) -> float:
-        """The direction across the region's edges where the evidence is strongest (the
-        principal axis of their normals, weighted by the observed chi-square)."""
+        """The direction the evidence beside the region runs across: the principal axis of
+        B's gradient directions on the region's outline, weighted by the observed
+        chi-square (radians)."""
         index = self._around(OUTLINE_PX)
         # B's gradient: beside a band, S is flat (its edge lies a few pixels further) and its
         # gradient's direction is noise's, while B ramps from the object to the ground along
@@ -154,8 +155,6 @@ class _Candidate:
     def prepare(self, margin: int) -> bool:
         """Gather what scoring needs, up to ``margin`` px around the region; False when
         nothing there can be scored."""
-        # Not on S's edges: a pixel there is part object and part ground in S, which the
-        # prediction (S as the ground outside the object) cannot hold.
         self.index = self._around(margin)
         if not self.index.size:
             return False
