@@ -61,11 +61,13 @@ class SegmentMotion:
     direction
         Radians, image axes (x right, y down), modulo pi.
     length
-        Travel over B's exposure, px.
+        Travel over B's exposure, px; 0 for a region not scored (the mask beside it on one
+        side only).
     gain
         Improvement of the robust chi-square around the region over "it did not move".
     confirmed
-        The smaller over the two sides of the share of the predicted change observed.
+        The smaller over the two sides of the share of the predicted change observed; -1
+        for a side with too little predicted change to tell, and for a region not scored.
     taken
         Whether the region was added to the mask.
     """
@@ -294,10 +296,10 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
                   if label > 0 and not regions.unbounded[label] and min_pixels <= area[label] <= max_pixels]
     h, w = mask.shape
     margin = int(math.ceil(MAX_LENGTH / 2)) + 2
+    reach = margin + int(INNER_BAND_PX) + EDGE_RING_PX + 1  # the object in S, and the scored ring around it
     filled, motions = mask.copy(), []
     for label in candidates:
         x, y, cw, ch = (int(v) for v in stats[label, :4])
-        reach = margin + int(INNER_BAND_PX) + EDGE_RING_PX + 1  # the object in S, and the scored ring around it
         rows = slice(max(0, y - reach), min(h, y + ch + reach))
         cols = slice(max(0, x - reach), min(w, x + cw + reach))
         region = labels[rows, cols] == label
