@@ -378,6 +378,13 @@ def test_a_real_browser_paints_a_stroke_and_saves_it(review_server, browser):
     assert not errors, errors
 
 
+def _click_row(driver, index: int) -> None:
+    """Click the pair list's row ``index`` as a curator would. In one script: the page
+    rebuilds the list whenever a pair's status changes, so a row found by one WebDriver
+    call may be gone (stale) by the next."""
+    driver.execute_script("document.querySelectorAll('#list div')[arguments[0]].click()", index)
+
+
 def _ready_app(driver, url: str) -> None:
     driver.get(url)
     deadline = time.time() + 30
@@ -433,13 +440,13 @@ def test_a_real_browser_shows_what_the_generator_asks_to_check(review_server, br
     rows = browser.find_elements(By.CSS_SELECTOR, "#list div")
     assert "flagged" in rows[index].get_attribute("class")
     assert sum("flagged" in r.get_attribute("class") for r in rows) == 1
-    rows[index].click()
+    _click_row(browser, index)
     checks = browser.find_element(By.ID, "checks")
     deadline = time.time() + 30
     while time.time() < deadline and not checks.is_displayed():
         time.sleep(0.1)
     assert checks.text == f"check: {flag}"
-    browser.find_element(By.CSS_SELECTOR, f"#list div:nth-child({(index + 1) % len(rows) + 1})").click()
+    _click_row(browser, (index + 1) % len(rows))
     deadline = time.time() + 30
     while time.time() < deadline and checks.is_displayed():
         time.sleep(0.1)
@@ -568,7 +575,7 @@ def test_a_real_browser_takes_the_object_inside_a_box_from_s(review_server, brow
     _ready_app(driver, url)
     index = driver.execute_script("return window.reviewApp.pairs.findIndex((p) => p.id === arguments[0])", pair.id)
     if driver.execute_script("return window.reviewApp.index") != index:
-        driver.find_elements(By.CSS_SELECTOR, "#list div")[index].click()
+        _click_row(driver, index)
         deadline = time.time() + 30
         while time.time() < deadline and driver.execute_script("return window.reviewApp.index") != index:
             time.sleep(0.1)
