@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from reloblur.lbfmg.generate import fit_edge_residual, fit_edge_residual_field
+from reloblur.lbfmg.residual import fit_edge_residual, fit_edge_residual_field
 
 H, W = 360, 540
 SIGMA = 0.01  # noise of the smoothed difference
@@ -80,7 +80,7 @@ def test_the_batched_nonnegative_least_squares_is_scipys():
     non-negative least-squares solution (scipy's active-set ``nnls`` as the reference)."""
     from scipy.optimize import nnls
 
-    from reloblur.lbfmg.generate import _nonnegative_least_squares
+    from reloblur.lbfmg.residual import _nonnegative_least_squares
 
     rng = np.random.default_rng(5)
     for unknowns in (1, 2):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reloblur.lbfmg import generate
-from reloblur.lbfmg.generate import fine_detail, generate_mask
+from reloblur.lbfmg.generate import generate_mask
+from reloblur.lbfmg.residual import fine_detail
 
 H, W = 240, 320
 

@@ -13,19 +13,15 @@ from reloblur.imaging.imageio import encode_srgb
 from reloblur.lbfmg.generate import (
     MaskParams,
     _edges,
-    _fill_outlined,
-    _rim_counts,
-    carry_into_unjudged,
     clipped_output_mixing,
     crosstalk_bound,
     crosstalk_ratios,
     fine_evidence,
     fit_local_shift,
     generate_mask,
-    trim_spill,
 )
 from reloblur.lbfmg.metrics import area_fraction, iou
-from reloblur.lbfmg.motion import segments
+from reloblur.lbfmg.morphology import _rim_counts, carry_into_unjudged, fill_outlined, segments, trim_spill
 from reloblur.lbfmg.params import MaskParamsError
 from reloblur.robust import fit_gain_field, mad_sigma
 
@@ -560,12 +556,12 @@ def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole(top, height, le
 
 
 def _outlined(mask: np.ndarray, sharp: np.ndarray) -> np.ndarray:
-    """:func:`_fill_outlined` of ``mask`` in the regions that ``sharp``'s edges (noise sigma
+    """:func:`fill_outlined` of ``mask`` in the regions that ``sharp``'s edges (noise sigma
     0.01 a channel) bound."""
     planes = np.ascontiguousarray(sharp.transpose(2, 0, 1), np.float32)
     edges = _edges(planes, np.full(planes.shape, 1e-4, np.float32), 3.0)
     everywhere, nowhere = np.ones(mask.shape, bool), np.zeros(mask.shape, bool)
-    return _fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100)
+    return fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100)
 
 
 def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_border():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from reloblur.lbfmg.generate import _edges
-from reloblur.lbfmg.motion import fill_moved_segments, line_kernel, segments
+from reloblur.lbfmg.morphology import segments
+from reloblur.lbfmg.motion import fill_moved_segments, line_kernel
 
 H, W = 160, 200
 TOP, LEFT, BOTTOM, RIGHT = 50, 60, 110, 150  # the object in S

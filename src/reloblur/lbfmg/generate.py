@@ -17,40 +17,42 @@ different is the moving foreground and its blur trail. Every step has a physical
    encoding dark regions are far noisier than bright ones, and S (short exposure, more
    gain) is noisier than B. The standard deviation of the smoothed B - S is fitted as a
    function of level on this pair's own pixels (:mod:`reloblur.lbfmg.noise`), per channel.
-   Two cameras never render an edge identically (misregistration, a distortion the
-   homography cannot hold, sharpness, demosaicing): a residual ``kappa(r) |grad B|`` is
-   fitted beside the noise, measured per tile and combined by a robust radial model
-   that grows towards the corners as a distortion does, so a moving object's edges in
-   one tile do not discount evidence anywhere. Detail finer than the smoothing, which
-   demosaicing and S's resampling alias differently, leaves a residual that grows with
-   its energy (:func:`fine_detail`): fitted on what the other terms leave.
+   What two cameras render differently on a static scene is fitted beside it
+   (:mod:`reloblur.lbfmg.residual`). Two cameras never render an edge identically
+   (misregistration, a distortion the homography cannot hold, sharpness, demosaicing): a
+   residual ``kappa(r) |grad B|`` is fitted beside the noise, measured per tile and
+   combined by a robust radial model that grows towards the corners as a distortion does,
+   so a moving object's edges in one tile do not discount evidence anywhere. Detail finer
+   than the smoothing, which demosaicing and S's resampling alias differently, leaves a
+   residual that grows with its energy (:func:`~reloblur.lbfmg.residual.fine_detail`):
+   fitted on what the other terms leave.
 4. **Evidence.** ``z`` is the smoothed difference in units of its predicted sigma (noise
    and edge residual together), the largest over channels.
-5. **Regions.** Hysteresis (``low_sigmas`` grows regions seeded above ``high_sigmas``);
-   specks below ``min_area`` are removed *before* a small closing, so no closing can merge
-   scattered false positives into a blob; a hole is filled only when the evidence around
-   it, not the closing, encloses it, and a pixel only when one cluster of evidence
-   brackets it on opposite sides. A uniform object wider than that is completed from S,
-   which shows it sharp: a region that S's own edges and the mask enclose, with the mask
-   a third of its rim or more, is the object's interior (:func:`_fill_outlined`); one the
-   mask flanks on two sides is taken when a motion of it explains the bands on both
-   (:func:`reloblur.lbfmg.motion.fill_moved_segments`). Where
-   nothing could be judged (undefined S, and a smoothing footprint beside it or beside the
-   frame's border), the nearest judged pixel decides (:func:`carry_into_unjudged`).
+5. **Regions** (:mod:`reloblur.lbfmg.morphology`). Hysteresis (``low_sigmas`` grows
+   regions seeded above ``high_sigmas``); specks below ``min_area`` are removed *before*
+   a small closing, so no closing can merge scattered false positives into a blob; a hole
+   is filled only when the evidence around it, not the closing, encloses it, and a pixel
+   only when one cluster of evidence brackets it on opposite sides. A uniform object
+   wider than that is completed from S, which shows it sharp: a region that S's own edges
+   and the mask enclose, with the mask a third of its rim or more, is the object's
+   interior (:func:`~reloblur.lbfmg.morphology.fill_outlined`); one the mask flanks on two
+   sides is taken when a motion of it explains the bands on both
+   (:func:`reloblur.lbfmg.motion.fill_moved_segments`). Where nothing could be judged
+   (undefined S, and a smoothing footprint beside it or beside the frame's border), the
+   nearest judged pixel decides (:func:`~reloblur.lbfmg.morphology.carry_into_unjudged`).
 
 A soft confidence map comes with the mask (``>= 128`` exactly where the mask is set), and
 diagnostics say what the pair looked like: noise per camera and the fitted noise-level
 function, clipped fractions, the gain field, and a flag when the static residual is far
 above the cameras' noise (a misaligned or colour-mismatched pair).
 
-Known limits (docs/lbfmg.md): an object of the background's own colour and texture is
+Known limits (docs/masks.md): an object of the background's own colour and texture is
 missed; a moving object's shadow counts as foreground; a uniform object moving obliquely
 to all its edges keeps only its bands.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,17 +66,28 @@ from reloblur.errors import ImageFormatError
 from reloblur.formats.masks import Component, blur_ratio, mask_components
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
-from reloblur.lbfmg.motion import Segments, fill_moved_segments, segments
+from reloblur.lbfmg.kernels import disk, footprint_reach, gradient_magnitude, gradients
+from reloblur.lbfmg.morphology import (
+    CARRY_REACH,
+    FILL_GAP,
+    FILL_REACH,
+    MIN_HALF_WIDTH,
+    blown_out_movers,
+    carry_into_unjudged,
+    drop_small,
+    drop_thin,
+    fill_enclosed,
+    fill_enclosed_holes,
+    fill_outlined,
+    hysteresis,
+    segments,
+    trim_spill,
+)
+from reloblur.lbfmg.motion import fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, lookup, srgb_decode
 from reloblur.lbfmg.params import MaskParams, Transfer
-from reloblur.robust import (
-    MAD_TO_SIGMA,
-    evenly_spaced,
-    fit_gain_field,
-    huber_weights,
-    mad_sigma,
-    median_of_sorted,
-)
+from reloblur.lbfmg.residual import EDGE_MIN_TILES, edge_residual_fields, edge_tiles, fine_detail, whole_frame_fits
+from reloblur.robust import evenly_spaced, fit_gain_field, huber_weights, mad_sigma
 
 # Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
 # a pair is flagged: align's median corner error is ~0.05 px, so half a pixel means the
@@ -95,38 +108,6 @@ LOCAL_SHIFT_MAX_PX = 1.0
 # Prior standard deviation of a local colour correction's entries once align has fitted
 # the global one: cameras' crosstalk differs by tens of percent on saturated colours.
 LOCAL_COLOUR_PRIOR = 0.3
-# Regions nowhere wider than twice this (px) are rendering differences along edges.
-MIN_HALF_WIDTH = 2.5
-# Enclosure fill (_fill_enclosed): outline pieces closer than this (of the short side) are
-# one object's, and an outline farther than this from a pixel does not enclose it.
-FILL_GAP = 0.03
-FILL_REACH = 0.25
-# Share of a blown-out region's rim that motion evidence must cover for the region to be
-# the moving object (_blown_out_movers): the edges facing the motion are about half of it.
-BLOWN_OUT_RIM = 0.25
-# Share of a region's rim the mask must be for _fill_outlined to take the region as a
-# moving object's interior: a static region beside one band touches it along one of its
-# sides (about a quarter of its rim), an interior between a leading and a trailing band
-# along two (about half).
-OUTLINE_RIM = 1 / 3
-# carry_into_unjudged: the farthest (of the short side) a decision is carried from where it
-# was judged. A rig's near-identity homography leaves undefined strips of a few percent of
-# the short side; a wider undefined region is not a strip, and carrying into it would be a
-# guess.
-CARRY_REACH = 0.1
-# fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
-# and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
-EDGE_TILES = 4
-EDGE_MIN_TILES = 6
-# fit_edge_residual bins pixels EDGE_FIT_CELLS x EDGE_FIT_CELLS by gradient and curvature,
-# and reports no residual from fewer usable pixels than EDGE_FIT_MIN_PIXELS (~55 a bin).
-EDGE_FIT_CELLS = 6
-EDGE_FIT_MIN_PIXELS = 2000
-# Pixels a whole-frame fit (fit_edge_residual) samples, evenly over the usable ones.
-EDGE_FIT_MAX_SAMPLES = 10_000
-# Pixels per tile of fit_edge_residual_field: ~110 a bin; 2000 left single tiles' MADs so
-# noisy that the vignetting-and-distortion row's worst static area rose from 0.34 to 1.6 %.
-EDGE_TILE_SAMPLES = 4000
 # Noise fits use smoothed values whose noise is at most this factor (in variance) above a
 # full footprint's: near clipped pixels fewer pixels are averaged.
 SPREAD_FIT_LIMIT = 1.2
@@ -236,10 +217,6 @@ def noise_sigma(channel: np.ndarray) -> float:
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     response = cv2.filter2D(channel.astype(np.float32), cv2.CV_32F, kernel)[1:-1, 1:-1]
     return float(math.sqrt(math.pi / 2) * np.abs(response).mean() / 6)
-
-
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 # Lookup tables for the sRGB curve: exact for 8-bit input, and 16-bit-fine for the rest
@@ -810,11 +787,6 @@ class _Judge:
         return z.astype(np.float32)
 
 
-def _reach(sigma_px: float) -> int:
-    """Pixels a Gaussian of ``sigma_px`` carries a value (the smoothing footprint's radius)."""
-    return int(math.ceil(2 * sigma_px)) + 1
-
-
 def _unreliable(raw: _Clipping, wide: _Clipping) -> np.ndarray:
     """``(H, W)`` bool: pixels whose value is a bound rather than a measurement, for fits.
 
@@ -836,11 +808,11 @@ def _fit_region(wide_b: _Clipping, wide_s: _Clipping, usable: np.ndarray, valid:
     border, so a structure there meets its own mirror image, and the edge residual, which
     scales with the gradient that reflection cancels, cannot forgive it (a dark beam along
     the border misregistered by a pixel reached 50 sigmas). Neither is judged;
-    :func:`carry_into_unjudged` decides them. The fits keep the border's pixels, a few
+    :func:`~reloblur.lbfmg.morphology.carry_into_unjudged` decides them. The fits keep the border's pixels, a few
     percent of their sample, which robust fits barely feel: left out, they moved the edge
     residual's tiles, and static false area with them, both ways (0.83 -> 0.18 % on one
     benchmark pair, 0.97 -> 1.13 % on another)."""
-    reach = _reach(sigma_px)
+    reach = footprint_reach(sigma_px)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     defined = cv2.erode(valid.astype(np.uint8), kernel) > 0 if not valid.all() else valid
     inside = cv2.erode(valid.astype(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -861,7 +833,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     output clipped before ``align`` undid its matrix (:func:`_output_rays`).
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
-    sharpness residual (px^2) and the fine-detail residual (:func:`fine_detail`)."""
+    sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
     inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
     layout = edge_tiles(fit_on)
     difference = bs - ss
@@ -876,64 +848,19 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
         detail[c] = fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px)
     if spread is not None:
         variance *= spread
-    gradient = np.stack([_gradient_magnitude(channel) for channel in bs])
+    gradient = np.stack([gradient_magnitude(channel) for channel in bs])
     curvature = np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs])
-    residuals = _edge_residual_fields(difference, variance, gradient, fit_on, curvature, layout, EDGE_MIN_TILES)
+    residuals = edge_residual_fields(difference, variance, gradient, fit_on, curvature, layout, EDGE_MIN_TILES)
     modelled = np.empty_like(bs)
     for c, residual in enumerate(residuals):
         modelled[c] = variance[c] + (residual.kappa * gradient[c]) ** 2 + (residual.beta * curvature[c]) ** 2
     # Fitted on what the model above leaves, so it adds tolerance only where fine detail
     # leaves a residual the edge terms do not explain (as a second predictor of the edge
     # fit, it changed that fit's bins and moved kappa on pairs with no such residual).
-    gammas = np.sqrt(_whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
+    gammas = np.sqrt(whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
     inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
     judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
-
-
-def fine_detail(channel: np.ndarray, noise_variance: np.ndarray, usable: np.ndarray, *,
-                sigma_px: float) -> np.ndarray:
-    """The local energy of detail finer than the smoothing, above its noise floor.
-
-    Two cameras render detail near their pixel pitch differently: demosaicing samples red
-    and blue every other pixel and aliases what is finer (on a Bayer pair, the static
-    residual of a lattice tower was 0.24-0.35 of the Laplacian's RMS in R and B, a moving
-    edge's 1.4-3), and S is resampled onto B's grid. Aliasing folds that detail down to the
-    frequencies the smoothing keeps, so the smoothed difference carries a residual that
-    grows with it, and neither ``|grad B|`` nor the smoothed curvature measures it (both
-    are computed after the smoothing that removes the detail itself).
-
-    Parameters
-    ----------
-    channel
-        ``(H, W)`` float32, one channel of B before smoothing.
-    noise_variance
-        ``(H, W)`` predicted noise variance of the smoothed difference at each pixel's
-        level (the noise's share of the energy scales with it).
-    usable
-        ``(H, W)`` bool, the static pixels the noise floor is measured on.
-    sigma_px
-        The smoothing scale: the energy is averaged over the same footprint.
-
-    Returns
-    -------
-    np.ndarray
-        ``(H, W)`` float32, ``sqrt(max(E - f * v, 0))`` where ``E`` is the Gaussian-weighted
-        mean of the squared 4-neighbour Laplacian, ``v`` is ``noise_variance`` and ``f`` is
-        the median of ``E / v`` over ``usable``. On a frame of mostly plain background that
-        median is the noise's own energy; where detail fills most of the frame it is more,
-        which only withholds tolerance.
-    """
-    laplacian = cv2.Laplacian(channel, cv2.CV_32F, ksize=1)
-    energy = cv2.GaussianBlur(laplacian * laplacian, (0, 0), sigma_px)
-    # The floor from every 4th row and column: a median of tens of thousands of pixels is as
-    # good as one of all of them, at a sixteenth of the cost.
-    step = (slice(None, None, 4), slice(None, None, 4))
-    measured = usable[step] & (noise_variance[step] > 0)
-    if not measured.any():
-        return np.zeros_like(energy)
-    floor = float(np.median(energy[step][measured] / noise_variance[step][measured]))
-    return np.sqrt(np.maximum(energy - floor * noise_variance, 0.0)).astype(np.float32)
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -1010,7 +937,7 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
     shift = np.zeros(2)
     moved = sharp
     for _ in range(iterations):
-        gx, gy = (np.stack(d)[:, region] * weight for d in zip(*(_gradients(c) for c in moved)))
+        gx, gy = (np.stack(d)[:, region] * weight for d in zip(*(gradients(c) for c in moved)))
         gap = (blur[:, region] - moved[:, region]) * weight
         normal = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
         step, *_ = np.linalg.lstsq(normal, [np.sum(gx * gap), np.sum(gy * gap)], rcond=1e-3)
@@ -1018,364 +945,6 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
         moved = np.stack([cv2.remap(c, grid_x + np.float32(shift[0]), grid_y + np.float32(shift[1]),
                                     cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT) for c in sharp])
     return shift, moved
-
-
-def _gradients(channel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(H, W)`` x and y derivatives (Sobel, scaled to per pixel)."""
-    return (cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125),
-            cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125))
-
-
-def _gradient_magnitude(channel: np.ndarray) -> np.ndarray:
-    gx, gy = _gradients(channel)
-    # Not cv2.magnitude: its result's last bit depends on where the arrays lie in memory
-    # (a few pixels a frame), which made z, and now and then a confidence level, differ
-    # between two runs on the same pair. numpy's square root is correctly rounded.
-    squared: np.ndarray = np.square(gx) + np.square(gy)
-    return np.sqrt(squared, out=squared)
-
-
-@dataclass(frozen=True)
-class EdgeResidual:
-    """The static rendering residual of one channel (:func:`fit_edge_residual_field`)."""
-
-    kappa: np.ndarray | float  # px: (H, W), or one value where it does not vary over the frame
-    typical: float  # px: kappa at the tiles' median radius, the sidecar's diagnostic
-    beta: float  # px^2
-    tiles: int  # tiles measured; 0 when the frame was fitted as a whole
-
-
-@dataclass(frozen=True)
-class EdgeTiles:
-    """Where :func:`fit_edge_residual_field` measures: the same for every channel of a pair
-    (it depends on the usable pixels alone), so :func:`edge_tiles` lays it out once."""
-
-    shape: tuple[int, int]
-    picked: np.ndarray  # (T, samples) flat pixel indices, one tile a row (T may be 0)
-    radius2: np.ndarray  # (T,) each tile's median squared radius, 1 at the corners
-
-    @functools.cached_property
-    def radius2_map(self) -> np.ndarray:
-        """``(H, W)`` squared radius of every pixel (computed once, for all channels)."""
-        yy, xx = np.ogrid[0:self.shape[0], 0:self.shape[1]]
-        return _radius2(yy, xx, self.shape)
-
-
-def _radius2(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    # Over the half-diagonal, as imaging.lens measures distortion: a radial model is round,
-    # not stretched to the frame's aspect ratio.
-    h, w = shape
-    half_diagonal2 = max(((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2, 1.0)
-    return ((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / half_diagonal2
-
-
-def edge_tiles(usable: np.ndarray, *, tiles: int = EDGE_TILES, samples: int = EDGE_TILE_SAMPLES) -> EdgeTiles:
-    """The tiles of a ``tiles`` x ``tiles`` grid with at least ``EDGE_FIT_MIN_PIXELS``
-    usable pixels, ``samples`` of them each (an even subsample; a tile short of ``samples``
-    repeats some of its pixels, which leaves the bins' medians where they were)."""
-    h, w = usable.shape
-    rows, cols = np.linspace(0, h, tiles + 1).astype(int), np.linspace(0, w, tiles + 1).astype(int)
-    picked, centres = [], []
-    for i in range(tiles):
-        for j in range(tiles):
-            local = np.flatnonzero(usable[rows[i]:rows[i + 1], cols[j]:cols[j + 1]])
-            if local.size < EDGE_FIT_MIN_PIXELS:
-                continue
-            y, x = np.divmod(local[np.linspace(0, local.size - 1, samples).astype(np.intp)], cols[j + 1] - cols[j])
-            picked.append((y + rows[i]) * w + x + cols[j])
-            centres.append(float(np.median(_radius2(y + rows[i], x + cols[j], (h, w)))))
-    return EdgeTiles((h, w), np.array(picked, dtype=np.intp).reshape(len(picked), samples), np.array(centres))
-
-
-def fit_edge_residual_field(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray,
-                            usable: np.ndarray, *, curvature: np.ndarray | None = None, tiles: int = EDGE_TILES,
-                            min_tiles: int = EDGE_MIN_TILES, samples: int = EDGE_TILE_SAMPLES) -> EdgeResidual:
-    """The edge residual over the frame: per-tile estimates through a robust radial model.
-
-    Two cameras' renderings of the static scene differ everywhere, a moving object only
-    somewhere. So the residual is measured per tile of a ``tiles`` x ``tiles`` grid (as
-    :func:`fit_edge_residual` does, on ``samples`` pixels of each), and
-    ``kappa^2(r) = k0 + k1 r^6`` (``r`` 1 at the corners: a radial distortion difference
-    ``k r^3`` that the homography cannot hold grows so) is fitted through the tiles'
-    ``kappa^2`` by non-negative, Huber-weighted least squares. A tile that a moving
-    object's edges dominate is an outlier of a two-parameter model of the whole frame, and
-    does not lift the residual elsewhere; one fit over the whole frame follows those edges
-    wherever they fill one of its gradient bins on a smooth background, and discounts the
-    object's own evidence (on the mask benchmark it flipped single pairs by up to 0.5 IoU).
-    ``beta`` (sharpness) has no radial model: the median over tiles. The tiles are not
-    a local map: where a moving object fills a tile, its own evidence raises that tile's
-    value, and a map would hide the object there.
-
-    Parameters
-    ----------
-    difference, variance, gradient
-        ``(H, W)``: the smoothed ``B - S``, its predicted noise variance, ``|grad B|``.
-    usable
-        ``(H, W)`` bool: the static-majority pixels to fit on.
-    curvature
-        ``(H, W)`` ``|lap B|``, or None for no sharpness term.
-
-    Returns
-    -------
-    EdgeResidual
-        With fewer than ``min_tiles`` tiles of ``EDGE_FIT_MIN_PIXELS`` usable pixels, one
-        fit over the frame (``tiles == 0``).
-    """
-    layout = edge_tiles(usable, tiles=tiles, samples=samples)
-    return _edge_residual_fields(difference[None], variance[None], gradient[None], usable,
-                                 None if curvature is None else curvature[None], layout, min_tiles)[0]
-
-
-def _edge_residual_fields(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray,
-                          curvature: np.ndarray | None, layout: EdgeTiles, min_tiles: int) -> list[EdgeResidual]:
-    """:func:`fit_edge_residual_field` of each channel of ``(C, H, W)`` inputs, all at once
-    (one vectorised fit instead of a Python loop per channel)."""
-    if len(layout.picked) < min_tiles:
-        residuals = []
-        for c in range(difference.shape[0]):
-            kappa, beta = fit_edge_residual(difference[c], variance[c], gradient[c], usable,
-                                            curvature=None if curvature is None else curvature[c])
-            residuals.append(EdgeResidual(kappa, kappa, beta, 0))
-        return residuals
-    channels, tiles = difference.shape[0], len(layout.picked)
-    fits = _edge_fits(difference, variance, gradient, curvature, layout.picked).reshape(channels, tiles, 2)
-    target, r2 = fits[..., 0], layout.radius2
-    design = np.stack([np.ones_like(r2), r2**3], axis=1)  # r^6 = (r^2)^3
-    # Iteratively reweighted from the median tile (a start the outliers cannot move), so a
-    # few tiles of motion are down-weighted from the first step, not argued down from a mean.
-    coefficients = np.stack([np.median(target, axis=1), np.zeros(channels)], axis=1)
-    for _ in range(10):
-        residual = target - coefficients @ design.T
-        scale = np.maximum(MAD_TO_SIGMA * np.median(np.abs(residual), axis=1, keepdims=True), 1e-4)
-        root = np.sqrt(huber_weights(residual / scale, scale=1.0))
-        coefficients = _nonnegative_least_squares(design[None] * root[..., None], target * root)
-    beta = np.sqrt(np.median(fits[..., 1], axis=1))
-    residuals = []
-    for (k0, k1), b in zip(coefficients.tolist(), beta.tolist()):
-        typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
-        kappa = math.sqrt(k0) if k1 == 0 else np.sqrt(k0 + k1 * layout.radius2_map ** 3).astype(np.float32)
-        residuals.append(EdgeResidual(kappa, typical, b, tiles))
-    return residuals
-
-
-def fit_edge_residual(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, usable: np.ndarray, *,
-                      curvature: np.ndarray | None = None, max_samples: int = EDGE_FIT_MAX_SAMPLES
-                      ) -> tuple[float, float]:
-    """The static residual that two cameras' renderings of the same scene leave beside noise.
-
-    Sub-pixel misregistration and a lens distortion the homography cannot hold leave a
-    residual proportional to the gradient, ``kappa |grad B|`` (``kappa`` in pixels); a
-    difference in sharpness (focus, MTF, demosaicing, S's resampling) one proportional to
-    the curvature, ``beta |lap B|`` (``beta`` in pixels squared: half the difference of the
-    blur variances). On static pixels ``(B - S) / sigma_noise`` then has variance
-    ``1 + (kappa^2 |grad B|^2 + beta^2 |lap B|^2) / sigma_noise^2``. Pixels are binned by
-    both ratios (``EDGE_FIT_CELLS`` squared bins), each bin's spread measured with the MAD
-    (so the moving minority of a bin does not count), and ``kappa^2, beta^2`` fitted by
-    non-negative, Huber-weighted least squares through the origin.
-
-    Returns
-    -------
-    tuple of float
-        ``(kappa, beta) >= 0``; zeros when the residual is noise alone (or fewer than
-        ``EDGE_FIT_MIN_PIXELS`` usable pixels).
-    """
-    kappa2, beta2 = _whole_frame_fits(difference[None], variance[None], gradient[None],
-                                      None if curvature is None else curvature[None], usable, max_samples)[0]
-    return math.sqrt(kappa2), math.sqrt(beta2)
-
-
-def _whole_frame_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray,
-                      curvature: np.ndarray | None, usable: np.ndarray,
-                      max_samples: int = EDGE_FIT_MAX_SAMPLES) -> np.ndarray:
-    """:func:`_edge_fits` of each channel of ``(C, H, W)`` inputs over the whole frame, on
-    at most ``max_samples`` usable pixels evenly spaced: ``(C, 2)`` squared coefficients,
-    zeros from fewer than ``EDGE_FIT_MIN_PIXELS`` usable pixels. Also fits the fine-detail
-    residual (:func:`fine_detail` as ``gradient``, no curvature)."""
-    index = np.flatnonzero(usable)
-    if index.size < EDGE_FIT_MIN_PIXELS:
-        return np.zeros((difference.shape[0], 2))
-    index = evenly_spaced(index, max_samples)
-    return _edge_fits(difference, variance, gradient, curvature, index[None])
-
-
-def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarray, curvature: np.ndarray | None,
-               index: np.ndarray, *, cells: int = EDGE_FIT_CELLS) -> np.ndarray:
-    """``(kappa^2, beta^2)`` of :func:`fit_edge_residual` for each channel of the
-    ``(C, H, W)`` inputs and each row of ``index`` (``(T, n)`` flat pixel indices, one
-    region a row), all at once: ``(C * T, 2)``, channel-major."""
-    channels = difference.shape[0]
-    regions, n = channels * index.shape[0], index.shape[1]
-
-    def gathered(values: np.ndarray) -> np.ndarray:
-        return values.reshape(channels, -1)[:, index].reshape(regions, n)
-
-    noise = np.sqrt(gathered(variance))
-    u = gathered(difference) / noise
-    g2 = (gathered(gradient) / noise) ** 2
-    c2 = np.zeros_like(g2) if curvature is None else (gathered(curvature) / noise) ** 2
-    per_cell = n // (cells * cells)
-    used = cells * cells * per_cell
-    # Bins are quantile groups. numpy's vectorised sort puts each value in its group twice
-    # as fast as a partition at the groups' bounds (on 48 rows of 4000: 1.7 against 4.0 ms).
-    group = cells * per_cell
-    by_gradient = np.argsort(g2, axis=1)[:, :used]
-    by_gradient = by_gradient.reshape(regions, cells, group)
-    # Within each gradient group, by curvature (without it, by gradient): cells x cells
-    # bins, all at once.
-    key = np.take_along_axis(g2 if curvature is None else c2, by_gradient.reshape(regions, used), axis=1)
-    within = np.argsort(key.reshape(by_gradient.shape), axis=2)
-    order = np.take_along_axis(by_gradient, within, axis=2).reshape(regions, used)
-
-    def binned(values: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(values, order, axis=1).reshape(regions, cells * cells, per_cell)
-
-    values = binned(u)
-    spread = MAD_TO_SIGMA * _median_last(np.abs(values - _median_last(values)[..., None]))
-    # Each bin is a run of its group in key order, so its key needs no sort for a median.
-    sorted_key = np.take_along_axis(key.reshape(by_gradient.shape), within, axis=2).reshape(regions, cells * cells, per_cell)
-    if curvature is None:
-        design = median_of_sorted(sorted_key)[..., None]
-    else:
-        design = np.stack([_median_last(binned(g2)), median_of_sorted(sorted_key)], axis=2)
-    target = spread**2 - 1.0
-    weights = np.ones((regions, cells * cells))
-    fits = np.zeros((regions, 2))
-    for _ in range(5):
-        fits[:, : design.shape[2]] = _nonnegative_least_squares(design * weights[..., None], target * weights)
-        weights = huber_weights(target - np.einsum("rbk,rk->rb", design, fits[:, : design.shape[2]]), axis=1)
-    return fits
-
-
-def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``argmin ||A x - b||`` over ``x >= 0`` for many problems of one or two unknowns at
-    once (``design`` ``(R, M, K)``, ``target`` ``(R, M)``, ``K <= 2``): ``(R, K)``.
-
-    Exact, as ``scipy.optimize.nnls`` is: the unconstrained solution where it is
-    non-negative; otherwise the optimum lies on a face of the orthant, and the better of
-    the one-unknown solutions (each clamped at zero) is it.
-    """
-    gram = np.einsum("rmi,rmj->rij", design, design)
-    moment = np.einsum("rmi,rm->ri", design, target)
-    diagonal = np.maximum(np.diagonal(gram, axis1=1, axis2=2), 1e-300)
-    single = np.maximum(moment / diagonal, 0.0)  # each unknown alone
-    if design.shape[2] == 1:
-        return single
-    determinant = gram[:, 0, 0] * gram[:, 1, 1] - gram[:, 0, 1] ** 2
-    safe = np.where(determinant > 1e-12 * diagonal.prod(axis=1), determinant, np.inf)
-    joint = np.stack([gram[:, 1, 1] * moment[:, 0] - gram[:, 0, 1] * moment[:, 1],
-                      gram[:, 0, 0] * moment[:, 1] - gram[:, 0, 1] * moment[:, 0]], axis=1) / safe[:, None]
-    # Residual sums of squares up to the common ||b||^2: -2 x.m + x.G.x.
-    first = -2 * single[:, 0] * moment[:, 0] + single[:, 0] ** 2 * gram[:, 0, 0]
-    second = -2 * single[:, 1] * moment[:, 1] + single[:, 1] ** 2 * gram[:, 1, 1]
-    zero = np.zeros_like(single[:, 0])
-    face = np.where((first <= second)[:, None], np.stack([single[:, 0], zero], axis=1),
-                    np.stack([zero, single[:, 1]], axis=1))
-    inside = np.isfinite(safe) & (joint >= 0).all(axis=1)
-    return np.where(inside[:, None], joint, face)
-
-
-def _median_last(values: np.ndarray) -> np.ndarray:
-    """``np.median(values, axis=-1)``, by a sort: several times faster on many short rows."""
-    return median_of_sorted(np.sort(values, axis=-1))
-
-
-def _holes(mask: np.ndarray) -> np.ndarray:
-    """``(H, W)`` bool: the pixels outside ``mask`` that cannot reach the image border
-    through other such pixels (4-connected), i.e. its holes."""
-    outside = np.pad((~mask).astype(np.uint8), 1, constant_values=1)
-    cv2.floodFill(outside, None, (0, 0), 0, flags=4)  # everything the border reaches
-    return outside[1:-1, 1:-1] > 0
-
-
-def _rim_counts(labels: np.ndarray, count: int, kernel: np.ndarray, *, within: np.ndarray,
-                meeting: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per labelled region (``count`` labels, 0 the background): the pixels of its rim (the
-    region grown by ``kernel``, kept where ``within``) and how many of them are ``meeting``.
-
-    A rim pixel that borders two regions counts for both (the highest and the lowest label
-    around it); one that borders three or more, for the highest and lowest of them."""
-    as_float = labels.astype(np.float32)
-    highest = cv2.dilate(as_float, kernel).astype(np.int32)
-    lowest = cv2.erode(np.where(labels > 0, as_float, np.float32(count)), kernel).astype(np.int32)
-    # A rim pixel between two regions belongs to both rims.
-    second = np.where((lowest < count) & (lowest != highest), lowest, 0)
-    highest[~within] = 0
-    second[~within] = 0
-    weights = meeting.ravel().astype(np.float64)
-    total = np.bincount(highest.ravel(), minlength=count) + np.bincount(second.ravel(), minlength=count)
-    met = (np.bincount(highest.ravel(), weights=weights, minlength=count)
-           + np.bincount(second.ravel(), weights=weights, minlength=count))
-    return total, met
-
-
-def _fill_enclosed_holes(mask: np.ndarray, z: np.ndarray, low: float) -> np.ndarray:
-    """Fill the holes whose rim is evidence (at least half of it z >= low), not the pixels
-    a closing added."""
-    holes = _holes(mask)
-    count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=4)
-    if count <= 1:
-        return mask
-    total, strong = _rim_counts(labels, count, np.ones((3, 3), np.uint8), within=mask, meeting=z >= low)
-    keep = np.flatnonzero((total > 0) & (strong >= 0.5 * np.maximum(total, 1)))
-    keep = keep[keep > 0]
-    return mask | np.isin(labels, keep)
-
-
-def _nearest_label(labels: np.ndarray, axis: int, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """For every pixel, the label of the nearest labelled pixel in one axis direction, and
-    how far it is (``inf`` where there is none)."""
-    a = np.flip(labels, axis) if reverse else labels
-    n = a.shape[axis]
-    position = np.arange(n).reshape((-1, 1) if axis == 0 else (1, -1))
-    seen = np.where(a > 0, position, -1)
-    last = np.maximum.accumulate(seen, axis=axis)
-    found = last >= 0
-    label = np.take_along_axis(a, np.maximum(last, 0), axis=axis) * found
-    distance = np.where(found, position - last, np.inf)
-    if reverse:
-        label, distance = np.flip(label, axis), np.flip(distance, axis)
-    return label, distance
-
-
-def _fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
-    """Fill pixels that one cluster of evidence brackets on opposite sides.
-
-    The interior of a uniform moving object looks the same in B and S: only the edges that
-    face the motion are evidence (its leading and trailing edges), the ones along it are
-    not. A pixel is filled when the nearest mask pixels to its left and right, or above and
-    below, belong to the same cluster (mask components closer than ``gap`` pixels) and lie
-    within ``reach`` pixels. Requiring all four sides, as an earlier version did, left
-    the interiors of objects moving along an axis empty (on the mask benchmark, 12 moving
-    pairs per row: mean IoU 0.70 against 0.80 with S noise 2x B, 0.84 against 0.89 on
-    dark scenes, 0.88 against 0.93 on low-texture ones; no row worse by more than 0.01;
-    static area up to 0.2 points larger in two rows). Unlike a large
-    closing, this cannot merge scattered specks into a blob: a cluster must bracket the pixel.
-    """
-    if not mask.any():
-        return mask
-    # A bracketed pixel lies between mask pixels, so inside the mask's bounding box (and
-    # the clusters are found on a margin around it): the work scales with the objects.
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    margin = max(1, gap // 2) + 1
-    rows = slice(max(0, ys[0] - margin), ys[-1] + margin + 1)
-    cols = slice(max(0, xs[0] - margin), xs[-1] + margin + 1)
-    filled = mask.copy()
-    filled[rows, cols] = _fill_bracketed(mask[rows, cols], gap=gap, reach=reach)
-    return filled
-
-
-def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
-    """:func:`_fill_enclosed` on a crop that holds every mask pixel with a margin."""
-    grown = cv2.dilate(mask.astype(np.uint8), _disk(max(1, gap // 2)))
-    _, clusters = cv2.connectedComponents(grown, connectivity=8)
-    labels = np.where(mask, clusters, 0).astype(np.int32)
-    sides = []
-    for axis, reverse in ((1, False), (1, True), (0, False), (0, True)):
-        label, distance = _nearest_label(labels, axis, reverse)
-        sides.append(np.where(distance <= reach, label, 0))
-    across = (sides[0] > 0) & (sides[0] == sides[1])
-    along = (sides[2] > 0) & (sides[2] == sides[3])
-    return mask | across | along
 
 
 def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _Judge, usable: np.ndarray,
@@ -1395,7 +964,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     h, w = mask.shape
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
-    ring = _disk(max(3, margin // 2))
+    ring = disk(max(3, margin // 2))
     explained = 0
     for label in range(1, count):
         x, y, cw, ch = (int(v) for v in stats[label, :4])
@@ -1476,7 +1045,7 @@ def _beyond_any_shift(blur: np.ndarray, sharp: np.ndarray, inverse: np.ndarray, 
     ``region``: S moved that far changes by at most that times its steepest gradient within
     a pixel, and more than :data:`EXPLAINED_FRACTION` of the region differs by more than
     that plus ``low`` sigmas (the uniform inside of a moving object: no gradient at all)."""
-    steepest = np.stack([cv2.dilate(_gradient_magnitude(channel), np.ones((3, 3), np.uint8)) for channel in sharp])
+    steepest = np.stack([cv2.dilate(gradient_magnitude(channel), np.ones((3, 3), np.uint8)) for channel in sharp])
     left = (np.abs(blur - sharp) - LOCAL_SHIFT_MAX_PX * steepest) * inverse
     return bool(np.mean(left.max(axis=0)[region] > low) >= EXPLAINED_FRACTION)
 
@@ -1488,106 +1057,10 @@ def _edges(sharp: np.ndarray, noise_variance: np.ndarray, edge_sigmas: float) ->
     makes fewer edges than that, never more)."""
     strength = None
     for channel, variance in zip(sharp, noise_variance):
-        gradient = _gradient_magnitude(channel) * (1.0 / np.sqrt(variance))
+        gradient = gradient_magnitude(channel) * (1.0 / np.sqrt(variance))
         strength = gradient if strength is None else np.maximum(strength, gradient)
     assert strength is not None
     return np.asarray(strength > edge_sigmas)
-
-
-def _fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np.ndarray:
-    """Fill the regions of S that S's own edges and the mask enclose, where the mask is
-    a share of the outline.
-
-    A uniform object that moved a few pixels is identical in B and S inside: its evidence
-    is the bands along the edges that face the motion, which :func:`_fill_enclosed`
-    cannot join when the object is wider than its gap. But S shows the object sharp,
-    so the rest of its outline is an edge of S. A region of S bounded by S's edges and
-    the mask, away from the frame's border and from where S is undefined, no larger than
-    ``max_area`` pixels (the static majority), and whose immediate rim is at least
-    :data:`OUTLINE_RIM` mask is the object's interior: the bands along its leading and
-    trailing edges are about half of its outline. A static region beside a band touches
-    it along one side only, and a textured one is cut into pieces by its own edges.
-
-    Parameters
-    ----------
-    mask
-        ``(H, W)`` bool.
-    regions
-        :func:`~reloblur.lbfmg.motion.segments` of S cut by ``mask``: a region that reaches
-        the frame's border or undefined S is not enclosed.
-    """
-    labels, stats, unenclosed = regions.labels, regions.stats, regions.unbounded
-    if len(stats) <= 1:
-        return mask
-    h, w = mask.shape
-    ring = np.ones((3, 3), np.uint8)
-    # Each region's own rim, not _rim_counts: S's edges are one pixel wide and meet in
-    # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
-    # two; and only the few regions the mask touches are measured.
-    touching = np.unique(labels[cv2.dilate(mask.astype(np.uint8), ring) > 0])
-    filled = mask.copy()
-    for label in touching[touching > 0]:
-        if unenclosed[label] or stats[label, cv2.CC_STAT_AREA] > max_area:
-            continue
-        x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows, cols = slice(max(0, y - 1), min(h, y + ch + 1)), slice(max(0, x - 1), min(w, x + cw + 1))
-        region = labels[rows, cols] == label
-        rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~region
-        rim_pixels = int(np.count_nonzero(rim))
-        if np.count_nonzero(mask[rows, cols][rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
-            filled[rows, cols] |= region
-    return filled
-
-
-def _drop_thin(mask: np.ndarray, half_width: float) -> np.ndarray:
-    """Remove regions nowhere wider than ``2 * half_width`` pixels: a one- or two-pixel line
-    along an edge is a rendering difference (demosaicing, resampling), not blur, which
-    spans the object's displacement; blur narrower than a few pixels is not blur a model
-    can learn from either."""
-    if not mask.any():
-        return mask
-    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
-    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
-    wide = np.unique(labels[inside >= half_width])
-    return np.isin(labels, wide[wide > 0])
-
-
-def _blown_out_movers(evidence: np.ndarray, blind: np.ndarray, min_pixels: float) -> np.ndarray:
-    """The blown-out regions that motion evidence (``(H, W)`` bool) hugs: ``(H, W)`` bool.
-
-    Where both cameras clipped white in every channel there is nothing to compare, but a
-    blown-out object that moved leaves its blur trail just outside, where it blends with
-    the background: thin bands along the edges that face the motion, as wide as the
-    displacement minus what clipping hides. A blind region whose rim is mostly such
-    evidence (:data:`BLOWN_OUT_RIM` of it) is the moving object itself; a static lamp or a
-    blown-out sky has no evidence around it, or only along a small part of a long rim.
-    """
-    if not blind.any() or not evidence.any():
-        return np.zeros_like(evidence)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(blind.astype(np.uint8), connectivity=8)
-    total, hugged = _rim_counts(labels, count, _disk(2), within=~blind, meeting=evidence)
-    keep = np.flatnonzero((total > 0) & (hugged >= BLOWN_OUT_RIM * np.maximum(total, 1))
-                          & (stats[:, cv2.CC_STAT_AREA] >= min_pixels))
-    keep = keep[keep > 0]
-    return np.isin(labels, keep) if keep.size else np.zeros_like(evidence)
-
-
-def _drop_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
-    if small.size:
-        mask = mask & ~np.isin(labels, small)
-    return mask
-
-
-def _hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
-    """Regions above ``low`` that hold a seed: a 3x3 block above ``high``. A lone strong
-    pixel, or a one-pixel line along an edge (demosaicing, resampling), seeds nothing."""
-    weak = (z > low).astype(np.uint8)
-    count, labels = cv2.connectedComponents(weak, connectivity=8)
-    strong = cv2.erode((z > high).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    seeds = np.unique(labels[strong])
-    return np.isin(labels, seeds[seeds > 0])
 
 
 def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
@@ -1606,7 +1079,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     valid
         ``(H, W)`` bool or uint8, where S is defined (``align --no-crop`` writes it as
         ``<id>.valid.png``); outside it nothing is evidence, and the mask there is the
-        nearest judged pixel's (:func:`carry_into_unjudged`). Default: everywhere.
+        nearest judged pixel's (:func:`~reloblur.lbfmg.morphology.carry_into_unjudged`). Default: everywhere.
     clipped
         ``(H, W, 3)`` (per channel) or ``(H, W)`` (per pixel) uint8 flags of
         :func:`reloblur.imaging.clipping.encode_clip_flags`, where the cameras' own outputs
@@ -1681,7 +1154,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
     out = np.where(mask, 255, 0).astype(np.uint8)
     reach = int(math.ceil(2 * params.smooth_sigma)) + 1
-    static = usable & ~(cv2.dilate(out, _disk(max(2, reach))) > 0)
+    static = usable & ~(cv2.dilate(out, disk(max(2, reach))) > 0)
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {role: float(_any_clipped(clip, pair.output, role.lower())[valid_in].mean())
                         for role, clip in (("B", clip_b), ("S", clip_s))}
@@ -1731,7 +1204,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
     sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
     clip_b, clip_s, output = _clipping(b, s, valid_in, clipped, code)
-    reach = _reach(params.smooth_sigma)
+    reach = footprint_reach(params.smooth_sigma)
     wide_b, wide_s = clip_b.widened(reach, params.smooth_sigma), clip_s.widened(reach, params.smooth_sigma)
     usable = valid_in & ~_unreliable(clip_b, wide_b) & ~_unreliable(clip_s, wide_s)
     codes = None
@@ -1874,80 +1347,43 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     every channel of both images."""
     h, w = z.shape
     short, min_pixels = min(h, w), params.min_area * h * w
-    mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+    mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
     if recoloured:  # z changed where a colour map explained a region: judge again
-        mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+        mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     shifted = _discount_local_shift(mask, z, bs, ss, judge, usable, params)
     if shifted:
-        mask = _drop_small(_hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+        mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     if mask.any():
-        mask |= _blown_out_movers(z > params.low_sigmas, blind, min_pixels)
-    mask = _drop_thin(mask, MIN_HALF_WIDTH)
+        mask |= blown_out_movers(z > params.low_sigmas, blind, min_pixels)
+    mask = drop_thin(mask, MIN_HALF_WIDTH)
     radius = round(params.close_radius * short)
     if radius >= 1 and mask.any():
-        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, _disk(radius)) > 0
+        mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disk(radius)) > 0
     if params.fill_holes and mask.any():
-        mask = _fill_enclosed_holes(mask, z, params.low_sigmas)
-        mask = _fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
+        mask = fill_enclosed_holes(mask, z, params.low_sigmas)
+        mask = fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
         # No bound on an interior's size below the static majority every fit here assumes:
         # a region's enclosure and rim decide (a bound of a quarter of the short side
         # squared left the interiors of objects wider than half the frame empty).
         edges = _edges(ss, judge.noise_variance, params.low_sigmas)
         max_area = 0.5 * np.count_nonzero(valid)
-        # Pixels blown out in both images are _blown_out_movers' to judge: no region holds them.
+        # Pixels blown out in both images are blown_out_movers' to judge: no region holds them.
         regions = segments(mask, edges, valid | blind, blind)
-        mask = _fill_outlined(mask, regions, max_area=max_area)
+        mask = fill_outlined(mask, regions, max_area=max_area)
         mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, valid | blind,
                                       min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
                              sigma_px=params.smooth_sigma)
         mask = trim_spill(mask, fine, usable, low=params.low_sigmas, sigma_px=params.smooth_sigma)
-    mask = _drop_small(mask, min_pixels) & valid
+    mask = drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
-        mask = cv2.dilate(mask.astype(np.uint8), _disk(max(1, round(params.dilate_radius * short)))) > 0
+        mask = cv2.dilate(mask.astype(np.uint8), disk(max(1, round(params.dilate_radius * short)))) > 0
         mask &= valid
     if mask.any() and not judge.inside.all():
         mask |= carry_into_unjudged(mask, judge.inside, reach=CARRY_REACH * short)
     return mask, recoloured, shifted
-
-
-def carry_into_unjudged(mask: np.ndarray, judged: np.ndarray, *, reach: float) -> np.ndarray:
-    """Where nothing could be judged, the decision of the nearest pixel that was.
-
-    Where S is undefined (``align --no-crop`` leaves a strip along the frame's border), and
-    within a smoothing footprint of it or of the frame's border, there is no evidence
-    either way, but B is defined and so is the truth: an object that reaches the strip
-    continues to the frame's border as far as anything says. The nearest judged pixel is
-    the least assumption about what lies there (the strip is a few pixels wide, so the
-    mask's outline is carried across it almost straight); a static pair, whose mask is
-    empty, stays empty.
-
-    Parameters
-    ----------
-    mask
-        ``(H, W)`` bool, the mask where it was judged.
-    judged
-        ``(H, W)`` bool, where the evidence was defined.
-    reach
-        Pixels: nothing farther than this from a judged pixel is decided (a wide undefined
-        region is no strip, and a carried decision there would be a guess).
-
-    Returns
-    -------
-    np.ndarray
-        ``(H, W)`` bool: the unjudged pixels whose nearest judged pixel is in ``mask``.
-    """
-    if not judged.any():
-        return np.zeros_like(mask, dtype=bool)
-    distance, nearest = cv2.distanceTransformWithLabels((~judged).astype(np.uint8), cv2.DIST_L2, 5,
-                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    # Each judged pixel is its own label (DIST_LABEL_PIXEL); an unjudged one gets its
-    # nearest judged pixel's.
-    decided = np.zeros(int(nearest.max()) + 1, bool)
-    decided[nearest[judged]] = mask[judged]
-    return ~judged & (distance <= reach) & decided[nearest]
 
 
 def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray,
@@ -1995,68 +1431,6 @@ def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray
         ratio = mad_sigma(fine.ravel()[index]) / max(mad_sigma(coarse), 1e-12)
         np.maximum(evidence, np.abs(fine) / max(ratio, 1e-12), out=evidence)
     return evidence
-
-
-def trim_spill(mask: np.ndarray, fine: np.ndarray, usable: np.ndarray, *, low: float, sigma_px: float
-               ) -> np.ndarray:
-    """Take back the pixels the smoothing carried the evidence onto from a step beside them.
-
-    Smoothing spreads a step in ``|B - S|`` (S exposed at the start of B's exposure shows
-    the object's full contrast at one end of its trail, where B has none of it yet) up to
-    the smoothing's reach past the step, and a strong step stays above the growing
-    threshold there: masks 2-3 px too large along that outline. Within the smoothing's
-    reach of the mask's outside, a pixel is spill when its own evidence at the fine scale
-    is below ``low`` sigmas while that of a neighbouring mask pixel exceeds it by more
-    than ``low * sqrt(2)`` (the two are each unit-variance noise: their difference has
-    sigma ``sqrt(2)``), so that a step, not noise, separates them; so is every weak pixel
-    outward of such a pixel (nearer the outside, linked through weak pixels). Spill that
-    does not reach a pixel beside the outside (a dip inside strong evidence) stays. Where
-    evidence is weak everywhere (a noisy S, a low-contrast object) no neighbour clears the
-    margin and the rim stays; at the end of a blur trail, whose evidence fades over the
-    displacement, neighbours rarely differ by the margin.
-    A step stronger than about 13 sigmas still leaves the first pixel past it: half a
-    pixel past the step the fine scale keeps a third of it, in noise about ``sqrt(2)``
-    times the smoothed one's, which is still significant.
-
-    Parameters
-    ----------
-    mask
-        ``(H, W)`` bool.
-    fine
-        ``(H, W)`` :func:`fine_evidence`.
-    usable
-        ``(H, W)`` bool, measured pixels (unclipped); only these are peeled or count as
-        neighbours.
-    low
-        The growing threshold, sigmas.
-    sigma_px
-        The evidence's smoothing, pixels.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(H, W)`` bool, ``mask`` less the spill.
-    """
-    kernel = np.ones((3, 3), np.uint8)
-    depth = _reach(sigma_px) - 1
-    current = mask.astype(np.uint8)
-    inward = cv2.distanceTransform(current, cv2.DIST_L2, 3)  # distance to the nearest unmarked pixel
-    zone = mask & usable & (fine < low) & (inward <= depth + 0.5)
-    if not zone.any():
-        return mask
-    neighbour = cv2.dilate(np.where(mask & usable, fine, 0.0).astype(np.float32), kernel)
-    spill = zone & (neighbour - fine > low * math.sqrt(2))
-    for _ in range(depth):
-        # Outward from a step, on to weak pixels nearer the outside than a spill neighbour.
-        outer = cv2.dilate(np.where(spill, inward, 0.0).astype(np.float32), kernel)
-        grown = zone & ~spill & (inward < outer)
-        if not grown.any():
-            break
-        spill |= grown
-    # Only spill that reaches the outside: a weak pixel inside strong evidence is noise.
-    _, labels = cv2.connectedComponents(spill.astype(np.uint8), connectivity=8)
-    touching = np.unique(labels[spill & (inward <= 1.0)])  # 4-adjacent to the outside
-    return mask & ~np.isin(labels, touching[touching > 0])
 
 
 def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: float

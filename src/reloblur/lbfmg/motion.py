@@ -24,6 +24,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from reloblur.lbfmg.kernels import disk, gradients
+from reloblur.lbfmg.morphology import Segments
+
 # Travel (px) tried during B's exposure: coarse lengths first, then a refinement around
 # the best one (a factor sqrt(2) either side) and in direction.
 COARSE_LENGTHS = (4.0, 8.0, 16.0, 32.0)
@@ -144,8 +147,7 @@ class _Candidate:
         # gradient's direction is noise's, while B ramps from the object to the ground along
         # the motion.
         luminance = self.blur.mean(axis=0)
-        gx = cv2.Sobel(luminance, cv2.CV_32F, 1, 0, ksize=3).ravel()[index]
-        gy = cv2.Sobel(luminance, cv2.CV_32F, 0, 1, ksize=3).ravel()[index]
+        gx, gy = (g.ravel()[index] for g in gradients(luminance))
         weight = np.minimum((self._observed(index)[0] ** 2).sum(axis=0), 100.0)
         norm = np.sqrt(gx * gx + gy * gy) + 1e-9
         ux, uy = gx / norm, gy / norm
@@ -221,38 +223,6 @@ def _longest_gaining(candidate: _Candidate, direction: float) -> tuple[tuple[flo
     return best
 
 
-@dataclass(frozen=True)
-class Segments:
-    """The regions of S that S's edges, the mask and the undefined pixels bound.
-
-    Attributes
-    ----------
-    labels
-        ``(H, W)`` int32, 0 on the bounding pixels, a region's number elsewhere.
-    stats
-        OpenCV's ``(count, 5)`` component statistics (left, top, width, height, area).
-    unbounded
-        ``(count,)`` bool, regions that reach the frame's border or undefined S.
-    """
-
-    labels: np.ndarray
-    stats: np.ndarray
-    unbounded: np.ndarray
-
-
-def segments(mask: np.ndarray, edges: np.ndarray, valid: np.ndarray, barrier: np.ndarray) -> Segments:
-    """The regions of S that ``edges``, ``mask``, ``barrier`` and undefined S (``~valid``)
-    bound (4-connected; all ``(H, W)`` bool)."""
-    closed = mask | edges | barrier | ~valid
-    count, labels, stats, _ = cv2.connectedComponentsWithStats((~closed).astype(np.uint8), connectivity=4)
-    unbounded = np.zeros(count, bool)
-    for border in (labels[0], labels[-1], labels[:, 0], labels[:, -1]):
-        unbounded[border] = True
-    if not valid.all():
-        unbounded[labels[cv2.dilate((~valid).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0]] = True
-    return Segments(labels, stats, unbounded)
-
-
 def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, sharp: np.ndarray,
                         inverse: np.ndarray, edges: np.ndarray, valid: np.ndarray, *, min_pixels: float,
                         max_pixels: float) -> tuple[np.ndarray, list[SegmentMotion]]:
@@ -265,7 +235,7 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
         ``(H, W)`` bool, the evidence's regions (a superset of the mask ``regions`` was cut
         by: a region it now holds is not a candidate).
     regions
-        :func:`segments` of S.
+        :func:`~reloblur.lbfmg.morphology.segments` of S.
     blur, sharp
         ``(C, H, W)`` float32 B and S, smoothed alike, S brightness-matched to B.
     inverse
@@ -289,7 +259,7 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
     masked_rows, masked_cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     around = (slice(max(0, masked_rows[0] - LOOK_PX), masked_rows[-1] + LOOK_PX + 1),
               slice(max(0, masked_cols[0] - LOOK_PX), masked_cols[-1] + LOOK_PX + 1))
-    near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LOOK_PX + 1,) * 2)
+    near = disk(LOOK_PX)
     beside = (cv2.dilate(mask[around].astype(np.uint8), near) > 0) & ~mask[around]
     area = stats[:, cv2.CC_STAT_AREA]
     candidates = [int(label) for label in np.unique(labels[around][beside])

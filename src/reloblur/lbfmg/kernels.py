@@ -1,0 +1,34 @@
+"""Kernels the mask steps share: a disk, per-pixel derivatives, a Gaussian's reach."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+
+def disk(radius: int) -> np.ndarray:
+    """``(2 radius + 1, 2 radius + 1)`` uint8, a filled ellipse: a morphology kernel."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def gradients(channel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, W)`` x and y derivatives (Sobel, scaled to per pixel)."""
+    return (cv2.Sobel(channel, cv2.CV_32F, 1, 0, ksize=3, scale=0.125),
+            cv2.Sobel(channel, cv2.CV_32F, 0, 1, ksize=3, scale=0.125))
+
+
+def gradient_magnitude(channel: np.ndarray) -> np.ndarray:
+    """``(H, W)`` the length of :func:`gradients`."""
+    gx, gy = gradients(channel)
+    # Not cv2.magnitude: its result's last bit depends on where the arrays lie in memory
+    # (a few pixels a frame), which made z, and now and then a confidence level, differ
+    # between two runs on the same pair. numpy's square root is correctly rounded.
+    squared: np.ndarray = np.square(gx) + np.square(gy)
+    return np.sqrt(squared, out=squared)
+
+
+def footprint_reach(sigma_px: float) -> int:
+    """Pixels a Gaussian of ``sigma_px`` carries a value (the smoothing footprint's radius)."""
+    return int(math.ceil(2 * sigma_px)) + 1
