@@ -59,6 +59,7 @@ class Condition:
     video_quality: int = 90
     video_shake: float = 0.0  # px RMS per axis, each frame's own shift
     object_size: tuple[float, float] = (0.2, 0.45)  # of the short side
+    uniform_share: float = 0.3  # the share of objects of one colour, the rest cut from photographs
     # Motion over B's exposure: translation (px), rotation about the object's centre (up to
     # +-spin degrees) and scale change (up to +-zoom): parts of one object move by
     # different amounts, its centre hardly at all when it turns, as a walking person's limbs do.
@@ -98,6 +99,10 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("colour industrial: Bayer, 8-bit, S noise 2x", s_noise=2.0, bayer=True, camera_8bit_srgb=True),
     Condition("vignetting + distortion differ", vignetting=(0.25, 0.4), distortion=0.02),
     Condition("low-texture background", low_texture=True, calibrated=True),
+    # A lab's plain setting: objects of one colour each on a plain wall, large enough that
+    # the blends of object and wall their motion makes fill levels no static pixel has.
+    Condition("uniform objects on a plain wall", low_texture=True, calibrated=True, uniform_share=1.0,
+              object_size=(0.3, 0.6)),
     Condition("burst camera, K=8 (no alignment)", burst_frames=8),
     Condition("large objects (half the frame and more)", object_size=(0.45, 0.8)),
     Condition("turning and approaching objects", travel=(5.0, 15.0), spin=20.0, zoom=0.08),
@@ -177,7 +182,7 @@ def _object(rng: np.random.Generator, short: int, condition: Condition) -> tuple
     alpha = np.zeros((size, size), np.uint8)
     cv2.fillPoly(alpha, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, 4)
     alpha_f = alpha.astype(np.float64) / 255.0
-    if rng.random() < 0.3:
+    if rng.random() < condition.uniform_share:
         colour = rng.uniform(0.05, 0.9, 3)
         patch = np.broadcast_to(colour, (size, size, 3)).copy()
     else:
