@@ -1369,9 +1369,10 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         edges = _edges(ss, judge.noise_variance, params.low_sigmas)
         max_area = 0.5 * np.count_nonzero(valid)
         # Pixels blown out in both images are blown_out_movers' to judge: no region holds them.
-        regions = segments(mask, edges, valid | blind, blind)
+        defined = valid | blind
+        regions = segments(mask, edges, defined, blind)
         mask = fill_outlined(mask, regions, max_area=max_area)
-        mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, valid | blind,
+        mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),

@@ -123,6 +123,7 @@ class _Candidate:
     def __init__(self, region: np.ndarray, mask: np.ndarray, edges: np.ndarray, valid: np.ndarray,
                  blur: np.ndarray, sharp: np.ndarray, inverse: np.ndarray) -> None:
         self.region = _object_in_s(region, mask, edges)
+        self.mask = mask
         self.centre = tuple(float(v.mean()) for v in np.nonzero(region))
         self.distance = cv2.distanceTransform((~self.region).astype(np.uint8), cv2.DIST_L2, 3)  # 0 inside
         self.distance[self.region] = np.inf
@@ -163,7 +164,6 @@ class _Candidate:
         if not self.index.size:
             return False
         self.ys, self.xs = np.divmod(self.index, self.region.shape[1])
-        self.offsets = (self.xs - self.centre[1], self.ys - self.centre[0])
         rows, cols = np.nonzero(self.region.any(axis=1))[0], np.nonzero(self.region.any(axis=0))[0]
         self.box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
         self.observed, self.inverse_at = self._observed(self.index)
@@ -173,12 +173,16 @@ class _Candidate:
         self.layers = np.ascontiguousarray(np.concatenate([inside[None], self.sharp * inside]).transpose(1, 2, 0))
         return True
 
-    def flanked(self, mask: np.ndarray, direction: float) -> bool:
+    def _ahead(self, xs: np.ndarray, ys: np.ndarray, direction: float) -> np.ndarray:
+        """Which of the pixels ``(xs, ys)`` lie ahead of the region's centre along ``direction``."""
+        return (xs - self.centre[1]) * math.cos(direction) + (ys - self.centre[0]) * math.sin(direction) > 0
+
+    def flanked(self, direction: float) -> bool:
         """Whether the mask lies beside the region on both of its sides across
         ``direction``: a motion makes a band on each, so a region the mask touches on one
         side only needs no scoring."""
-        ys, xs = np.nonzero((self.distance <= LOOK_PX) & mask)
-        ahead = (xs - self.centre[1]) * math.cos(direction) + (ys - self.centre[0]) * math.sin(direction) > 0
+        ys, xs = np.nonzero((self.distance <= LOOK_PX) & self.mask)
+        ahead = self._ahead(xs, ys, direction)
         least = FLANK_SHARE * xs.size
         return bool(np.count_nonzero(ahead) > least and np.count_nonzero(~ahead) > least)
 
@@ -201,7 +205,7 @@ class _Candidate:
         change[insignificant] = 0.0
         predicted[insignificant] = 0.0
         gain, energy = change.sum(axis=0), (predicted * predicted).sum(axis=0)
-        ahead = (self.offsets[0][reached] * math.cos(direction) + self.offsets[1][reached] * math.sin(direction)) > 0
+        ahead = self._ahead(self.xs[reached], self.ys[reached], direction)
         confirmed = math.inf
         for side in (ahead, ~ahead):
             side_energy = float(energy[side].sum())
@@ -276,7 +280,7 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
         candidate = _Candidate(region, mask[rows, cols], edges[rows, cols], valid[rows, cols], blur[:, rows, cols],
                                sharp[:, rows, cols], inverse[:, rows, cols])
         direction = candidate.direction()
-        if not candidate.flanked(mask[rows, cols], direction) or not candidate.prepare(margin):
+        if not candidate.flanked(direction) or not candidate.prepare(margin):
             motions.append(SegmentMotion(int(area[label]), direction % math.pi, 0.0, 0.0, -1.0, False))
             continue
         (gain, confirmed), length = _longest_gaining(candidate, direction)
