@@ -122,6 +122,12 @@ BINNED_GUARD = 0.8
 # made with, so it is withheld and the pair flagged (issue 13: say so instead of masking
 # half the frame).
 STATIC_MAJORITY = 0.5
+# The fits are done again without the first mask when that changes the noise model by more
+# than this factor in variance (its sigma twice) on more than this share of the judged
+# pixels: the first fit then followed moving pixels (a uniform object's blends with a
+# uniform ground fill level bins of their own, where the per-bin guard measures them).
+REFIT_VARIANCE_RATIO = 4.0
+REFIT_SHARE = 0.01
 
 
 @dataclass
@@ -165,6 +171,8 @@ class MaskResult:
     # share of the frame where S is defined that the mask would have covered when it was
     # withheld (over STATIC_MAJORITY: ``mask`` is then empty and a flag says why); None: given
     withheld_fraction: float | None = None
+    # whether the fits were done again without the first mask (REFIT_VARIANCE_RATIO)
+    refitted: bool = False
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -191,6 +199,7 @@ class MaskResult:
             "crosstalk_ratio": self.crosstalk_ratio,
             "unjudged_fraction": self.unjudged_fraction,
             "withheld_fraction": self.withheld_fraction,
+            "refitted": self.refitted,
             "flags": list(self.flags),
         })
 
@@ -822,30 +831,27 @@ def _fit_region(wide_b: _Clipping, wide_s: _Clipping, usable: np.ndarray, valid:
 def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
            usable: np.ndarray, valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
            noise: list[NoiseLevel] | None = None, spread: np.ndarray | None = None,
-           crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None), rays: _OutputRays | None = None
-           ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+           crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None), rays: _OutputRays | None = None,
+           exclude: np.ndarray | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
     """Fit the noise-level function, the edge residual and the fine-detail residual of the
     smoothed ``bs - ss`` per channel on the usable static majority, and build the
     :class:`_Judge` from them. ``bp`` is B before smoothing; ``clip_b`` and ``clip_s`` are
     widened to the smoothing footprint; ``spread`` is the noise variance of each smoothed
     value relative to a full footprint's (:func:`_smooth_pair`); ``crosstalk`` is
     :func:`crosstalk_bound` of B and of S (None: the prior); ``rays``: where a camera's
-    output clipped before ``align`` undid its matrix (:func:`_output_rays`).
+    output clipped before ``align`` undid its matrix (:func:`_output_rays`); ``exclude``:
+    ``(H, W)`` bool, pixels left out of every fit.
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
     inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
+    if exclude is not None:
+        fit_on = fit_on & ~exclude
     layout = edge_tiles(fit_on)
     difference = bs - ss
-    models, variance = [], np.empty_like(bs)
-    detail = np.empty_like(bs)
-    for c in range(bs.shape[0]):
-        model = noise[c] if noise is not None else fit_noise_level(difference[c], bs[c], fit_on, transfer=transfer)
-        models.append(model)
-        table = guarded_table(model, guard=BINNED_GUARD) ** 2
-        # On a moving pixel B and S sit at different levels, each with its own noise.
-        variance[c] = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
-        detail[c] = fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px)
+    models = noise if noise is not None else _fit_noise(bs, ss, fit_on, transfer)
+    variance = _noise_variance(models, bs, ss)
+    detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
     if spread is not None:
         variance *= spread
     gradient = np.stack([gradient_magnitude(channel) for channel in bs])
@@ -861,6 +867,29 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
     judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
+
+
+def _fit_noise(bs: np.ndarray, ss: np.ndarray, fit_on: np.ndarray, transfer: Transfer) -> list[NoiseLevel]:
+    """The noise-level function of the smoothed ``bs - ss`` per channel, on ``fit_on``."""
+    return [fit_noise_level(bs[c] - ss[c], bs[c], fit_on, transfer=transfer) for c in range(bs.shape[0])]
+
+
+def _noise_variance(models: list[NoiseLevel], bs: np.ndarray, ss: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` the predicted noise variance of ``bs - ss`` (a full footprint's)."""
+    variance = np.empty_like(bs)
+    for c, model in enumerate(models):
+        table = guarded_table(model, guard=BINNED_GUARD) ** 2
+        # On a moving pixel B and S sit at different levels, each with its own noise.
+        variance[c] = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
+    return variance
+
+
+def _followed_motion(first: np.ndarray, again: np.ndarray, inside: np.ndarray) -> bool:
+    """Whether the noise variance fitted without the first mask (``again``, ``(C, H, W)``)
+    lies more than :data:`REFIT_VARIANCE_RATIO` below the first fit's (``first``) in any
+    channel, on more than :data:`REFIT_SHARE` of the ``inside`` pixels."""
+    ratio = (first / np.maximum(again, 1e-30)).max(axis=0)
+    return bool(np.count_nonzero(ratio[inside] > REFIT_VARIANCE_RATIO) > REFIT_SHARE * np.count_nonzero(inside))
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -1138,13 +1167,34 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                      crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
                                      ratios=ratios_s, transfer=params.transfer))
     rays = None if pair.output is None else _output_rays(pair.output, output_mixing)
-    judge, models, edge_kappa, sharpness_beta, detail_gamma = _judge(
-        bs, ss, bp, pair.wide_b, pair.wide_s, usable, valid_in, sigma_px=params.smooth_sigma,
-        tolerance=params.shift_tolerance, transfer=params.transfer, noise=noise, spread=pair.spread,
-        crosstalk=crosstalk, rays=rays)
+    def judged(fitted: list[NoiseLevel] | None, exclude: np.ndarray | None = None
+               ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+        return _judge(bs, ss, bp, pair.wide_b, pair.wide_s, usable, valid_in, sigma_px=params.smooth_sigma,
+                      tolerance=params.shift_tolerance, transfer=params.transfer, noise=fitted, spread=pair.spread,
+                      crosstalk=crosstalk, rays=rays, exclude=exclude)
+
+    judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
+    refitted = False
+    if noise is None and mask.any():
+        # The fits took the frame for the static majority. Where the moving pixels fill a
+        # level bin of their own, the noise model follows them there, and everything at
+        # those levels is judged too leniently. Fit again without the first mask (grown by
+        # the smoothing's reach, where smoothed values mix its pixels in) and, where that
+        # changes the noise model grossly, judge again.
+        moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
+        _, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
+        again = _fit_noise(bs, ss, fit_on & ~moving, params.transfer)
+        variance = _noise_variance(again, bs, ss)
+        if pair.spread is not None:
+            variance *= pair.spread
+        if _followed_motion(judge.noise_variance, variance, judge.inside):
+            judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, moving)
+            z = judge.z(bs, ss)
+            mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
+            refitted = True
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
     withheld = share if share > STATIC_MAJORITY else None
     if withheld is not None:
@@ -1162,7 +1212,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
-                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld)
+                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
@@ -1172,8 +1222,7 @@ def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams 
     and ``mask generate --calibration`` uses instead of each pair's own fit."""
     pair = _prepare(blur, sharp, valid, None, params)
     _, fit_on = _fit_region(pair.wide_b, pair.wide_s, pair.usable, pair.valid, params.smooth_sigma)
-    return [fit_noise_level(pair.bs[c] - pair.ss[c], pair.bs[c], fit_on, transfer=params.transfer)
-            for c in range(pair.bs.shape[0])]
+    return _fit_noise(pair.bs, pair.ss, fit_on, params.transfer)
 
 
 @dataclass
