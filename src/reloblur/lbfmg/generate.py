@@ -40,6 +40,10 @@ different is the moving foreground and its blur trail. Every step has a physical
    (:func:`reloblur.lbfmg.motion.fill_moved_segments`). Where nothing could be judged
    (undefined S, and a smoothing footprint beside it or beside the frame's border), the
    nearest judged pixel decides (:func:`~reloblur.lbfmg.morphology.carry_into_unjudged`).
+6. **Fitted again.** Where the noise model fitted without the first mask (and the
+   smoothing's reach around it) differs grossly from the first fit, that fit followed
+   moving pixels (a uniform object's blends filling level bins of their own): every fit
+   is done again without them, and the pair judged again from step 4.
 
 A soft confidence map comes with the mask (``>= 128`` exactly where the mask is set), and
 diagnostics say what the pair looked like: noise per camera and the fitted noise-level
