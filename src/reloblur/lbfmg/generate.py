@@ -888,12 +888,24 @@ def _noise_variance(models: list[NoiseLevel], bs: np.ndarray, ss: np.ndarray) ->
     return variance
 
 
-def _followed_motion(first: np.ndarray, again: np.ndarray, inside: np.ndarray) -> bool:
-    """Whether the noise variance fitted without the first mask (``again``, ``(C, H, W)``)
-    lies more than :data:`REFIT_VARIANCE_RATIO` below the first fit's (``first``) in any
-    channel, on more than :data:`REFIT_SHARE` of the ``inside`` pixels."""
-    ratio = (first / np.maximum(again, 1e-30)).max(axis=0)
-    return bool(np.count_nonzero(ratio[inside] > REFIT_VARIANCE_RATIO) > REFIT_SHARE * np.count_nonzero(inside))
+def _followed_motion(first: list[NoiseLevel], again: list[NoiseLevel], judge: _Judge, bs: np.ndarray,
+                     ss: np.ndarray, spread: np.ndarray | None) -> bool:
+    """Whether the noise model fitted without the first mask (``again``) predicts a variance
+    more than :data:`REFIT_VARIANCE_RATIO` below the first fit's (``first``, which ``judge``
+    holds) in any channel, on more than :data:`REFIT_SHARE` of the judged pixels."""
+    # A pixel's variance is the mean of a channel's table at B's and at S's level, so it
+    # falls by no more than the tables do at any level: 1024 entries settle most pairs (the
+    # margin covers float32 rounding).
+    fall = max(float(np.max(guarded_table(a, guard=BINNED_GUARD) ** 2
+                            / np.maximum(guarded_table(b, guard=BINNED_GUARD) ** 2, 1e-30)))
+               for a, b in zip(first, again))
+    if fall <= REFIT_VARIANCE_RATIO * (1 - 1e-4):
+        return False
+    variance = _noise_variance(again, bs, ss)
+    if spread is not None:
+        variance *= spread
+    ratio = (judge.noise_variance / np.maximum(variance, 1e-30)).max(axis=0)[judge.inside]
+    return bool(np.count_nonzero(ratio > REFIT_VARIANCE_RATIO) > REFIT_SHARE * ratio.size)
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -1191,10 +1203,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
         _, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
         again = _fit_noise(bs, ss, fit_on & ~moving, params.transfer)
-        variance = _noise_variance(again, bs, ss)
-        if pair.spread is not None:
-            variance *= pair.spread
-        if _followed_motion(judge.noise_variance, variance, judge.inside):
+        if _followed_motion(models, again, judge, bs, ss, pair.spread):
             judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, moving)
             z = judge.z(bs, ss)
             mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
