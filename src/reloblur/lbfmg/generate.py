@@ -756,6 +756,7 @@ class _Judge:
     inside: np.ndarray  # (H, W) bool, valid and away from undefined S and from the frame's border
     tolerance: int
     noise_variance: np.ndarray  # (C, H, W) predicted noise variance alone (no edge residual)
+    fit_on: np.ndarray  # (H, W) bool, the pixels the models were fitted on
     # (C, H, W) crosstalk_bound of each image, None for the prior
     crosstalk_b: np.ndarray | None = None
     crosstalk_s: np.ndarray | None = None
@@ -869,7 +870,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     # fit, it changed that fit's bins and moved kappa on pairs with no such residual).
     gammas = np.sqrt(whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
     inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
-    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer)
+    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, fit_on, *crosstalk, rays, transfer)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
 
 
@@ -1201,8 +1202,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # the smoothing's reach, where smoothed values mix its pixels in) and, where that
         # changes the noise model grossly, judge again.
         moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
-        _, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
-        again = _fit_noise(bs, ss, fit_on & ~moving, params.transfer)
+        again = _fit_noise(bs, ss, judge.fit_on & ~moving, params.transfer)
         if _followed_motion(models, again, judge, bs, ss, pair.spread):
             judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, moving)
             z = judge.z(bs, ss)
