@@ -30,11 +30,29 @@ def mad_sigma(values: np.ndarray, *, center: float | None = None) -> float:
     1.4826
     """
     v = np.asarray(values, np.float64).ravel()
-    v = v[np.isfinite(v)]
+    finite = np.isfinite(v)
+    v = v.copy() if finite.all() else v[finite]
     if v.size == 0:
         return float("nan")
-    c = float(np.median(v)) if center is None else center
-    return float(MAD_TO_SIGMA * np.median(np.abs(v - c)))
+    c = median_in_place(v) if center is None else center
+    np.subtract(v, c, out=v)
+    return float(MAD_TO_SIGMA * median_in_place(np.abs(v, out=v)))
+
+
+def median_in_place(values: np.ndarray) -> float:
+    """``np.median`` of a 1-D array the caller no longer needs in order: the same value (the
+    middle one, or the mean of the middle two), by one partition of ``values`` itself
+    rather than of a copy, which costs as much again on the fits' samples.
+
+    >>> median_in_place(np.array([4.0, 1.0, 3.0, 2.0]))
+    2.5
+    """
+    middle = values.size // 2
+    if values.size % 2:
+        values.partition(middle)
+        return float(values[middle])
+    values.partition((middle - 1, middle))
+    return float((values[middle - 1] + values[middle]) / 2)
 
 
 @dataclass(frozen=True)
@@ -157,7 +175,12 @@ def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndar
     best, best_residual = [0.0] * unknowns, total
     for size in range(1, unknowns + 1):
         for support in itertools.combinations(range(unknowns), size):
-            solution = _solve_small([[gram[i][j] for j in support] for i in support], [moment[i] for i in support])
+            if size == 1:  # what _solve_small computes for one unknown, without its setup
+                diagonal = gram[support[0]][support[0]]
+                solution = None if diagonal == 0 else [moment[support[0]] / diagonal]
+            else:
+                solution = _solve_small([[gram[i][j] for j in support] for i in support],
+                                        [moment[i] for i in support])
             if solution is None or min(solution) < 0:
                 continue
             # ||A x - b||^2 = b.b - 2 x.m + x.G.x, and x.G.x = x.m where G x = m
@@ -203,6 +226,12 @@ def median_of_sorted(ordered: np.ndarray) -> np.ndarray:
     return (ordered[..., middle - 1] + ordered[..., middle]) / 2
 
 
+def median_along_last(values: np.ndarray) -> np.ndarray:
+    """``np.median(values, axis=-1)`` of finite values, by a sort: several times faster on
+    many short rows (numpy partitions each row on its own)."""
+    return median_of_sorted(np.sort(values, axis=-1))
+
+
 def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float = HUBER_K,
                   axis: int | None = None) -> np.ndarray:
     """IRLS weights of Huber's loss: 1 within ``k`` robust sigmas, ``k / |r|`` beyond.
@@ -217,9 +246,9 @@ def huber_weights(residual: np.ndarray, *, scale: float | None = None, k: float 
     if scale is not None:
         s: float | np.ndarray = scale
     elif axis is None:
-        s = MAD_TO_SIGMA * float(np.median(r))
+        s = MAD_TO_SIGMA * median_in_place(r.ravel().copy())
     else:
-        s = MAD_TO_SIGMA * np.median(r, axis=axis, keepdims=True)
+        s = MAD_TO_SIGMA * np.expand_dims(median_along_last(np.moveaxis(r, axis, -1)), axis)
     z = r / (s + 1e-12)
     return np.where(z <= k, 1.0, k / np.maximum(z, 1e-12))
 

@@ -88,7 +88,7 @@ from reloblur.lbfmg.morphology import (
     trim_spill,
 )
 from reloblur.lbfmg.motion import fill_moved_segments
-from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, lookup, srgb_decode
+from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, srgb_decode, table_index
 from reloblur.lbfmg.params import MaskParams, Transfer
 from reloblur.lbfmg.residual import EDGE_MIN_TILES, edge_residual_fields, edge_tiles, fine_detail, whole_frame_fits
 from reloblur.robust import evenly_spaced, fit_gain_field, huber_weights, mad_sigma
@@ -756,7 +756,6 @@ class _Judge:
     inside: np.ndarray  # (H, W) bool, valid and away from undefined S and from the frame's border
     tolerance: int
     noise_variance: np.ndarray  # (C, H, W) predicted noise variance alone (no edge residual)
-    fit_on: np.ndarray  # (H, W) bool, the pixels the models were fitted on
     # (C, H, W) crosstalk_bound of each image, None for the prior
     crosstalk_b: np.ndarray | None = None
     crosstalk_s: np.ndarray | None = None
@@ -833,34 +832,39 @@ def _fit_region(wide_b: _Clipping, wide_s: _Clipping, usable: np.ndarray, valid:
     return inside, usable & defined & ~wide_b.any() & ~wide_s.any()
 
 
-def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, clip_s: _Clipping,
-           usable: np.ndarray, valid: np.ndarray, *, sigma_px: float, tolerance: int, transfer: Transfer,
-           noise: list[NoiseLevel] | None = None, spread: np.ndarray | None = None,
-           crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None), rays: _OutputRays | None = None,
-           exclude: np.ndarray | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+def _derivatives(bs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(C, H, W)`` ``|grad|`` and ``|lap|`` of the smoothed B: what the edge residual scales with."""
+    return (np.stack([gradient_magnitude(channel) for channel in bs]),
+            np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs]))
+
+
+def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
+           derivatives: tuple[np.ndarray, np.ndarray],
+           clip_b: _Clipping, clip_s: _Clipping, inside: np.ndarray, fit_on: np.ndarray, *, sigma_px: float,
+           tolerance: int, transfer: Transfer, noise: list[NoiseLevel] | None = None,
+           spread: np.ndarray | None = None, crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+           rays: _OutputRays | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
     """Fit the noise-level function, the edge residual and the fine-detail residual of the
-    smoothed ``bs - ss`` per channel on the usable static majority, and build the
-    :class:`_Judge` from them. ``bp`` is B before smoothing; ``clip_b`` and ``clip_s`` are
-    widened to the smoothing footprint; ``spread`` is the noise variance of each smoothed
+    smoothed ``bs - ss`` per channel on the pixels ``fit_on``, and build the
+    :class:`_Judge` from them. ``bp`` is B before smoothing; ``levels``: the noise tables'
+    entries at ``bs`` and at ``ss`` (:func:`~reloblur.lbfmg.noise.table_index`);
+    ``derivatives``: :func:`_derivatives` of ``bs``; ``clip_b`` and ``clip_s`` are widened to the smoothing
+    footprint; ``inside`` and ``fit_on`` are :func:`_fit_region`'s (``fit_on`` perhaps
+    less pixels left out of every fit); ``spread`` is the noise variance of each smoothed
     value relative to a full footprint's (:func:`_smooth_pair`); ``crosstalk`` is
     :func:`crosstalk_bound` of B and of S (None: the prior); ``rays``: where a camera's
-    output clipped before ``align`` undid its matrix (:func:`_output_rays`); ``exclude``:
-    ``(H, W)`` bool, pixels left out of every fit.
+    output clipped before ``align`` undid its matrix (:func:`_output_rays`).
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
-    inside, fit_on = _fit_region(clip_b, clip_s, usable, valid, sigma_px)
-    if exclude is not None:
-        fit_on = fit_on & ~exclude
     layout = edge_tiles(fit_on)
     difference = bs - ss
     models = noise if noise is not None else _fit_noise(bs, ss, fit_on, transfer)
-    variance = _noise_variance(models, bs, ss)
+    variance = _noise_variance(models, levels)
     detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
     if spread is not None:
         variance *= spread
-    gradient = np.stack([gradient_magnitude(channel) for channel in bs])
-    curvature = np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs])
+    gradient, curvature = derivatives
     residuals = edge_residual_fields(difference, variance, gradient, fit_on, curvature, layout, EDGE_MIN_TILES)
     modelled = np.empty_like(bs)
     for c, residual in enumerate(residuals):
@@ -869,8 +873,11 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, clip_b: _Clipping, cl
     # leaves a residual the edge terms do not explain (as a second predictor of the edge
     # fit, it changed that fit's bins and moved kappa on pairs with no such residual).
     gammas = np.sqrt(whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
-    inverse = 1.0 / np.sqrt(modelled + (gammas[:, None, None] * detail) ** 2)
-    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, fit_on, *crosstalk, rays, transfer)
+    # float32, as every step that judges with it is: a float64 inverse (gammas are float64)
+    # doubled the cost of each of them.
+    modelled += (detail * gammas[:, None, None]) ** 2
+    inverse = np.reciprocal(np.sqrt(modelled))
+    judge = _Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
 
 
@@ -879,18 +886,20 @@ def _fit_noise(bs: np.ndarray, ss: np.ndarray, fit_on: np.ndarray, transfer: Tra
     return [fit_noise_level(bs[c] - ss[c], bs[c], fit_on, transfer=transfer) for c in range(bs.shape[0])]
 
 
-def _noise_variance(models: list[NoiseLevel], bs: np.ndarray, ss: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` the predicted noise variance of ``bs - ss`` (a full footprint's)."""
-    variance = np.empty_like(bs)
+def _noise_variance(models: list[NoiseLevel], levels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``(C, H, W)`` the predicted noise variance of ``bs - ss`` (a full footprint's), from
+    the :func:`~reloblur.lbfmg.noise.table_index` of ``bs`` and of ``ss`` (``levels``)."""
+    at_b, at_s = levels
+    variance = np.empty(at_b.shape, np.float32)
     for c, model in enumerate(models):
         table = guarded_table(model, guard=BINNED_GUARD) ** 2
         # On a moving pixel B and S sit at different levels, each with its own noise.
-        variance[c] = (lookup(table, bs[c]) + lookup(table, ss[c])) / 2
+        variance[c] = (table.take(at_b[c]) + table.take(at_s[c])) / 2
     return variance
 
 
-def _followed_motion(first: list[NoiseLevel], again: list[NoiseLevel], judge: _Judge, bs: np.ndarray,
-                     ss: np.ndarray, spread: np.ndarray | None) -> bool:
+def _followed_motion(first: list[NoiseLevel], again: list[NoiseLevel], judge: _Judge,
+                     levels: tuple[np.ndarray, np.ndarray], spread: np.ndarray | None) -> bool:
     """Whether the noise model fitted without the first mask (``again``) predicts a variance
     more than :data:`REFIT_VARIANCE_RATIO` below the first fit's (``first``, which ``judge``
     holds) in any channel, on more than :data:`REFIT_SHARE` of the judged pixels."""
@@ -902,7 +911,7 @@ def _followed_motion(first: list[NoiseLevel], again: list[NoiseLevel], judge: _J
                for a, b in zip(first, again))
     if fall <= REFIT_VARIANCE_RATIO * (1 - 1e-4):
         return False
-    variance = _noise_variance(again, bs, ss)
+    variance = _noise_variance(again, levels)
     if spread is not None:
         variance *= spread
     ratio = (judge.noise_variance / np.maximum(variance, 1e-30)).max(axis=0)[judge.inside]
@@ -1184,13 +1193,17 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                      crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
                                      ratios=ratios_s, transfer=params.transfer))
     rays = None if pair.output is None else _output_rays(pair.output, output_mixing)
-    def judged(fitted: list[NoiseLevel] | None, exclude: np.ndarray | None = None
-               ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
-        return _judge(bs, ss, bp, pair.wide_b, pair.wide_s, usable, valid_in, sigma_px=params.smooth_sigma,
-                      tolerance=params.shift_tolerance, transfer=params.transfer, noise=fitted, spread=pair.spread,
-                      crosstalk=crosstalk, rays=rays, exclude=exclude)
+    inside, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
+    # A second judgement fits again, on the same images.
+    levels, derivatives = (table_index(bs), table_index(ss)), _derivatives(bs)
 
-    judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise)
+    def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray
+               ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+        return _judge(bs, ss, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
+                      sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance, transfer=params.transfer,
+                      noise=fitted, spread=pair.spread, crosstalk=crosstalk, rays=rays)
+
+    judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
@@ -1202,9 +1215,10 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # the smoothing's reach, where smoothed values mix its pixels in) and, where that
         # changes the noise model grossly, judge again.
         moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
-        again = _fit_noise(bs, ss, judge.fit_on & ~moving, params.transfer)
-        if _followed_motion(models, again, judge, bs, ss, pair.spread):
-            judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, moving)
+        fit_on = fit_on & ~moving
+        again = _fit_noise(bs, ss, fit_on, params.transfer)
+        if _followed_motion(models, again, judge, levels, pair.spread):
+            judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, fit_on)
             z = judge.z(bs, ss)
             mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
             refitted = True

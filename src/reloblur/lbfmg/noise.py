@@ -26,6 +26,7 @@ from reloblur.robust import (
     evenly_spaced,
     huber_weights,
     mad_sigma,
+    median_along_last,
     median_of_sorted,
     nonnegative_least_squares,
 )
@@ -119,10 +120,16 @@ class NoiseLevel:
 
 def lookup(table: np.ndarray, level: np.ndarray) -> np.ndarray:
     """Values of a table over [0, 1] at ``level`` (nearest entry; 1024 entries are 1/1023 apart)."""
-    scaled = np.multiply(level, len(table) - 1)
+    return table.take(table_index(level, len(table)))
+
+
+def table_index(level: np.ndarray, size: int = 1024) -> np.ndarray:
+    """The entries :func:`lookup` reads for ``level`` in a table of ``size``: computed once,
+    they serve every table over the same levels."""
+    scaled = np.multiply(level, size - 1)
     np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, len(table) - 1, out=scaled)
-    return table.take(scaled.astype(np.intp))
+    np.clip(scaled, 0, size - 1, out=scaled)
+    return scaled.astype(np.intp)
 
 
 def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarray, *,
@@ -174,8 +181,8 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     per_bin = d.size // count
     order = _stable_argsort(v)[: count * per_bin].reshape(count, per_bin)
     values, levels = d[order], v[order]
-    centre = np.median(values, axis=1, keepdims=True)
-    sigma = MAD_TO_SIGMA * np.median(np.abs(values - centre), axis=1)
+    centre = median_along_last(values)[:, None]
+    sigma = MAD_TO_SIGMA * median_along_last(np.abs(values - centre))
     # Each bin's levels are a run of the sorted levels: its median needs no partition.
     table = np.stack([median_of_sorted(levels), sigma, np.full(count, float(per_bin))], axis=1)
     basis = noise_basis(table[:, 0], transfer)

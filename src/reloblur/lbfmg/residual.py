@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reloblur.robust import MAD_TO_SIGMA, evenly_spaced, huber_weights, median_of_sorted
+from reloblur.robust import (
+    MAD_TO_SIGMA,
+    evenly_spaced,
+    huber_weights,
+    median_along_last,
+    median_in_place,
+    median_of_sorted,
+)
 
 # fit_edge_residual_field: the grid of tiles the static rendering residual is measured on,
 # and the fewest tiles (of enough usable pixels) that a radial model is fitted through.
@@ -99,10 +106,11 @@ class EdgeTiles:
     radius2: np.ndarray  # (T,) each tile's median squared radius, 1 at the corners
 
     @functools.cached_property
-    def radius2_map(self) -> np.ndarray:
-        """``(H, W)`` squared radius of every pixel (computed once, for all channels)."""
+    def radius6_map(self) -> np.ndarray:
+        """``(H, W)`` sixth power of every pixel's radius, the radial model's term (computed
+        once, for all channels)."""
         yy, xx = np.ogrid[0:self.shape[0], 0:self.shape[1]]
-        return _radius2(yy, xx, self.shape)
+        return _radius2(yy, xx, self.shape) ** 3
 
 
 def _radius2(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -127,7 +135,7 @@ def edge_tiles(usable: np.ndarray, *, tiles: int = EDGE_TILES, samples: int = ED
                 continue
             y, x = np.divmod(local[np.linspace(0, local.size - 1, samples).astype(np.intp)], cols[j + 1] - cols[j])
             picked.append((y + rows[i]) * w + x + cols[j])
-            centres.append(float(np.median(_radius2(y + rows[i], x + cols[j], (h, w)))))
+            centres.append(median_in_place(_radius2(y + rows[i], x + cols[j], (h, w))))
     return EdgeTiles((h, w), np.array(picked, dtype=np.intp).reshape(len(picked), samples), np.array(centres))
 
 
@@ -197,7 +205,7 @@ def edge_residual_fields(difference: np.ndarray, variance: np.ndarray, gradient:
     residuals = []
     for (k0, k1), b in zip(coefficients.tolist(), beta.tolist()):
         typical = math.sqrt(k0 + k1 * float(np.median(r2)) ** 3)
-        kappa = math.sqrt(k0) if k1 == 0 else np.sqrt(k0 + k1 * layout.radius2_map ** 3).astype(np.float32)
+        kappa = math.sqrt(k0) if k1 == 0 else np.sqrt(k0 + k1 * layout.radius6_map).astype(np.float32)
         residuals.append(EdgeResidual(kappa, typical, b, tiles))
     return residuals
 
@@ -274,13 +282,13 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
         return np.take_along_axis(values, order, axis=1).reshape(regions, cells * cells, per_cell)
 
     values = binned(u)
-    spread = MAD_TO_SIGMA * _median_last(np.abs(values - _median_last(values)[..., None]))
+    spread = MAD_TO_SIGMA * median_along_last(np.abs(values - median_along_last(values)[..., None]))
     # Each bin is a run of its group in key order, so its key needs no sort for a median.
     sorted_key = np.take_along_axis(key.reshape(by_gradient.shape), within, axis=2).reshape(regions, cells * cells, per_cell)
     if curvature is None:
         design = median_of_sorted(sorted_key)[..., None]
     else:
-        design = np.stack([_median_last(binned(g2)), median_of_sorted(sorted_key)], axis=2)
+        design = np.stack([median_along_last(binned(g2)), median_of_sorted(sorted_key)], axis=2)
     target = spread**2 - 1.0
     weights = np.ones((regions, cells * cells))
     fits = np.zeros((regions, 2))
@@ -317,7 +325,3 @@ def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.nda
     inside = np.isfinite(safe) & (joint >= 0).all(axis=1)
     return np.where(inside[:, None], joint, face)
 
-
-def _median_last(values: np.ndarray) -> np.ndarray:
-    """``np.median(values, axis=-1)``, by a sort: several times faster on many short rows."""
-    return median_of_sorted(np.sort(values, axis=-1))
