@@ -1359,16 +1359,23 @@ def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
             f"B is {blur.shape[1]}x{blur.shape[0]} but S is {sharp.shape[1]}x{sharp.shape[0]}: align the pair first"
         )
     code = 1 / 255 if blur.dtype == np.uint8 and sharp.dtype == np.uint8 else 1 / 1023
-    b = to_float(ensure_rgb(blur))
-    s = to_float(ensure_rgb(sharp))
-    for name, image in (("B", b), ("S", s)):
-        if not np.isfinite(image).all():
-            raise ImageFormatError(f"{name} holds {int((~np.isfinite(image)).sum())} non-finite (NaN/inf) values")
+    b, s = (_unit_range(name, image) for name, image in (("B", blur), ("S", sharp)))
     h, w = b.shape[:2]
     valid_in = np.ones((h, w), bool) if valid is None else np.asarray(valid) > 0
     if valid_in.shape != (h, w):
         raise ImageFormatError(f"validity mask is {valid_in.shape[1]}x{valid_in.shape[0]}, the images {w}x{h}")
-    return np.clip(b, 0, 1), np.clip(s, 0, 1), valid_in, code
+    return b, s, valid_in, code
+
+
+def _unit_range(name: str, image: np.ndarray) -> np.ndarray:
+    """``image`` as float32 RGB in [0, 1]; a float image must be finite (it may be the
+    caller's own array: clipped into a copy)."""
+    converted = to_float(ensure_rgb(image))
+    if image.dtype.kind != "f":  # integer codes are finite and map into [0, 1]
+        return converted
+    if not np.isfinite(converted).all():
+        raise ImageFormatError(f"{name} holds {int((~np.isfinite(converted)).sum())} non-finite (NaN/inf) values")
+    return np.clip(converted, 0, 1)
 
 
 def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarray | None,
