@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reloblur.robust import fit_gain_field
+from reloblur.robust import fit_gain_field, huber_weights, mad_sigma, median_along_last, median_in_place
 
 
 def test_a_gain_field_measured_in_one_corner_does_not_run_away_over_the_rest_of_the_frame():
@@ -23,3 +23,30 @@ def test_a_gain_field_measured_in_one_corner_does_not_run_away_over_the_rest_of_
     inside = gains[0][usable]
     assert gains.min() >= inside.min() - 1e-6 and gains.max() <= inside.max() + 1e-6
     np.testing.assert_allclose(gains, 1.3, rtol=0.05)
+
+
+def test_the_fast_medians_are_numpys_to_the_bit():
+    """The fits' medians, by one partition of the caller's sample or a sort of short rows,
+    give the value ``np.median`` does (the middle one, or the mean of the middle two), for
+    odd and even sizes; so do the MAD and the Huber weights built on them."""
+    rng = np.random.default_rng(8)
+    for size in (1, 2, 3, 10, 11, 625, 20_000, 20_001):
+        values = rng.standard_t(3, size)
+        assert median_in_place(values.copy()) == np.median(values)
+        expected = 1.4826 * np.median(np.abs(values - np.median(values)))
+        assert mad_sigma(values) == expected
+        assert mad_sigma(values, center=0.25) == 1.4826 * np.median(np.abs(values - 0.25))
+    rows = rng.normal(0, 1, (96, 36))
+    assert np.array_equal(median_along_last(rows), np.median(rows, axis=-1))
+    for axis in (0, 1, -1):
+        scale = 1.4826 * np.median(np.abs(rows), axis=axis, keepdims=True)
+        z = np.abs(rows) / (scale + 1e-12)
+        assert np.array_equal(huber_weights(rows, axis=axis), np.where(z <= 1.345, 1.0, 1.345 / z))
+
+
+def test_the_mad_leaves_its_input_alone_and_skips_non_finite_values():
+    values = np.array([3.0, np.nan, 1.0, np.inf, 2.0, 100.0])
+    before = values.copy()
+    assert mad_sigma(values) == 1.4826 * np.median(np.abs(np.array([3.0, 1.0, 2.0, 100.0]) - 2.5))
+    np.testing.assert_array_equal(values, before)
+    assert np.isnan(mad_sigma(np.array([np.nan])))
