@@ -47,6 +47,8 @@ def median_in_place(values: np.ndarray) -> float:
     >>> median_in_place(np.array([4.0, 1.0, 3.0, 2.0]))
     2.5
     """
+    if values.size == 0:
+        return float("nan")
     middle = values.size // 2
     if values.size % 2:
         values.partition(middle)

@@ -91,7 +91,7 @@ class NoiseLevel:
         return np.sqrt(np.maximum(variance, self.floor**2)).astype(np.float32)
 
     def table(self, size: int = 1024) -> np.ndarray:
-        """``sigma`` at ``size`` evenly spaced levels in [0, 1], for fast lookup (:func:`lookup`)."""
+        """``sigma`` at ``size`` evenly spaced levels in [0, 1], for fast lookup (:func:`table_index`)."""
         return self(np.linspace(0.0, 1.0, size))
 
 
@@ -118,14 +118,10 @@ class NoiseLevel:
         return cls(values, data["transfer"], np.zeros((0, 3)), float(data.get("floor", 1e-5)))  # type: ignore[arg-type]
 
 
-def lookup(table: np.ndarray, level: np.ndarray) -> np.ndarray:
-    """Values of a table over [0, 1] at ``level`` (nearest entry; 1024 entries are 1/1023 apart)."""
-    return table.take(table_index(level, len(table)))
-
-
 def table_index(level: np.ndarray, size: int = 1024) -> np.ndarray:
-    """The entries :func:`lookup` reads for ``level`` in a table of ``size``: computed once,
-    they serve every table over the same levels."""
+    """The entry nearest ``level`` of a table of ``size`` over [0, 1] (1024 entries are
+    1/1023 apart), read as ``table.take(index)``: computed once, the indices serve every
+    table over the same levels."""
     scaled = np.multiply(level, size - 1)
     np.rint(scaled, out=scaled)
     np.clip(scaled, 0, size - 1, out=scaled)
