@@ -859,7 +859,7 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, levels: tuple[np.ndar
     sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
     layout = edge_tiles(fit_on)
     difference = bs - ss
-    models = noise if noise is not None else _fit_noise(bs, ss, fit_on, transfer)
+    models = noise if noise is not None else _fit_noise(difference, bs, fit_on, transfer)
     variance = _noise_variance(models, levels)
     detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
     if spread is not None:
@@ -881,9 +881,10 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, levels: tuple[np.ndar
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
 
 
-def _fit_noise(bs: np.ndarray, ss: np.ndarray, fit_on: np.ndarray, transfer: Transfer) -> list[NoiseLevel]:
-    """The noise-level function of the smoothed ``bs - ss`` per channel, on ``fit_on``."""
-    return [fit_noise_level(bs[c] - ss[c], bs[c], fit_on, transfer=transfer) for c in range(bs.shape[0])]
+def _fit_noise(difference: np.ndarray, bs: np.ndarray, fit_on: np.ndarray, transfer: Transfer) -> list[NoiseLevel]:
+    """The noise-level function per channel of ``difference`` (the smoothed ``bs - ss``) at
+    B's levels ``bs``, on ``fit_on``."""
+    return [fit_noise_level(difference[c], bs[c], fit_on, transfer=transfer) for c in range(bs.shape[0])]
 
 
 def _noise_variance(models: list[NoiseLevel], levels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -1216,7 +1217,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # changes the noise model grossly, judge again.
         moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
         fit_on = fit_on & ~moving
-        again = _fit_noise(bs, ss, fit_on, params.transfer)
+        again = _fit_noise(bs - ss, bs, fit_on, params.transfer)
         if _followed_motion(models, again, judge, levels, pair.spread):
             judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, fit_on)
             z = judge.z(bs, ss)
@@ -1249,7 +1250,7 @@ def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams 
     and ``mask generate --calibration`` uses instead of each pair's own fit."""
     pair = _prepare(blur, sharp, valid, None, params)
     _, fit_on = _fit_region(pair.wide_b, pair.wide_s, pair.usable, pair.valid, params.smooth_sigma)
-    return _fit_noise(pair.bs, pair.ss, fit_on, params.transfer)
+    return _fit_noise(pair.bs - pair.ss, pair.bs, fit_on, params.transfer)
 
 
 @dataclass
