@@ -356,7 +356,7 @@ CLIP_CROSSTALK = 0.05
 
 def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, clip: np.ndarray,
                     other_clip: np.ndarray, *, sigma_px: float, ratios: np.ndarray | None,
-                    transfer: Transfer = "srgb") -> np.ndarray | None:
+                    transfer: Transfer = "srgb", rim: np.ndarray | None = None) -> np.ndarray | None:
     """How far a colour correction may have moved each smoothed channel of ``image`` off
     the truth, by mixing in the excess its white-clipped channels lost.
 
@@ -369,7 +369,16 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
     cameras clipped ``j``; ``image`` clipped another channel of the pixel too, so the gap
     in ``j`` mixes both excesses; or ``ratios`` is None), the bound is
     :data:`CLIP_CROSSTALK` of the level at each such pixel, a prior on an unbounded
-    excess, smoothed likewise (:func:`_mixed_share`).
+    excess, smoothed likewise (:func:`_mixed_share`). Beside such unmeasured clipped
+    pixels of a channel's own, where the smoothing kept a measurement (``rim``), the
+    whole prior holds, as it does under the prior alone (:func:`_measured_beside_white`):
+    the level kept there is what the clip left of one side of an edge whose other side
+    neither camera measured. Without it, a white collar S blew out in every channel, and
+    B in most of it, on a static frame of the mask benchmark's over-exposed row was
+    filled in from the evidence along its rim (5.5 % of the frame; 8.4 % on another
+    seed set). Beside a lone channel that B measured, the rim keeps the measured bound:
+    there the whole prior hid a blur trail across a ground S blew out in red (IoU 0.90
+    -> 0.08, ``tests/lbfmg/test_generate.py``).
 
     That prior, applied beside every clipped channel, hid the blur trails a moving object
     leaves across a scene whose red alone S blew out; measured, the bound is the error
@@ -392,6 +401,9 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
     ratios
         ``(C, C)`` the share of channel ``j`` that the colour correction of ``image``
         mixed into channel ``c`` (zeros for an image nothing corrected), or None: unknown.
+    rim
+        ``(C, H, W)`` bool, where the smoothing kept a measurement beside ``image``'s own
+        white-clipped pixels of that channel, or None: nowhere.
 
     Returns
     -------
@@ -447,6 +459,13 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
             bound[c] = cv2.GaussianBlur(np.maximum(image[c] - down, 0.0), (0, 0), sigma_px)
         if prior is not None:
             bound[c] += CLIP_CROSSTALK * level * prior[c]
+    if rim is not None:
+        reach = footprint_reach(sigma_px)
+        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+        for c, (beside, own) in enumerate(zip(rim, unknown)):
+            if beside.any() and own.any():
+                near = beside & (cv2.dilate(own.astype(np.uint8), kernel) > 0)
+                np.maximum(bound[c], CLIP_CROSSTALK * level, out=bound[c], where=near)
     return bound
 
 
@@ -657,7 +676,7 @@ def _mixed_share(high: np.ndarray, white: np.ndarray, sigma_px: float, *, kept: 
 
 
 def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray, kept: np.ndarray,
-                           sigma_px: float) -> _Clipping:
+                           sigma_px: float) -> tuple[_Clipping, np.ndarray | None]:
     """``wide`` (an image's flags widened to the footprint) with no white bound where the
     smoothing measured the value (:meth:`_Clipping.measured_where`), and the share of each
     smoothed channel the crosstalk prior applies to (:attr:`_Clipping.mixed_share`).
@@ -669,13 +688,15 @@ def _measured_beside_white(wide: _Clipping, high: np.ndarray, white: np.ndarray,
     it, as it did for every pixel near a clip before the share (without it, a static
     window S clipped was filled in as a mover: ``tests/postprocess/test_align.py``).
     ``white``: either image's flags, as :func:`_smooth_pair` left them out; ``kept``: the
-    footprint's weight on the rest, as it measured it (half of it or more: measured)."""
+    footprint's weight on the rest, as it measured it (half of it or more: measured).
+    Also returns that rim, ``(C, H, W)`` bool, or None where there is none."""
     measured = kept >= 0.5
     share = _mixed_share(high, white, sigma_px, kept=kept)
     rim = wide.high & measured
-    if rim.any():
-        share = np.maximum(np.zeros(rim.shape, np.float32) if share is None else share, rim)
-    return wide.measured_where(measured, share)
+    if not rim.any():
+        return wide.measured_where(measured, share), None
+    share = np.maximum(np.zeros(rim.shape, np.float32) if share is None else share, rim)
+    return wide.measured_where(measured, share), rim
 
 
 def _measured_bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray
@@ -1190,9 +1211,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                                    f"the images have {bp.shape[0]} channels")
         ratios_b = np.zeros_like(ratios_s)  # align leaves B's colours as its camera made them
         crosstalk = (crosstalk_bound(bp, sp, bs, clip_b.high, clip_s.high, sigma_px=params.smooth_sigma,
-                                     ratios=ratios_b, transfer=params.transfer),
+                                     ratios=ratios_b, transfer=params.transfer, rim=pair.rims[0]),
                      crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
-                                     ratios=ratios_s, transfer=params.transfer))
+                                     ratios=ratios_s, transfer=params.transfer, rim=pair.rims[1]))
     rays = None if pair.output is None else _output_rays(pair.output, output_mixing)
     inside, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
     # A second judgement fits again, on the same images.
@@ -1272,6 +1293,8 @@ class _Prepared:
     gains: dict[str, list[float]]
     spread: np.ndarray | None  # (C, H, W) noise variance of bs - ss relative to a full footprint's
     output: dict[str, np.ndarray] | None = None  # where a camera's output clipped (_clipping)
+    # (C, H, W) per image: measured beside its own white clip (_measured_beside_white), or None
+    rims: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
 
 def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clipped: np.ndarray | None,
@@ -1292,12 +1315,15 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     # misfit, spatially correlated, and it raised false area tenfold.
     white = clip_b.high | clip_s.high
     bs, ss, kept, spread = _smooth_pair(bp, sp, white, params.smooth_sigma)
+    rims: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     if kept is not None:
-        wide_b, wide_s = (_measured_beside_white(wide, own.high, white, kept, params.smooth_sigma)
-                          for wide, own in ((wide_b, clip_b), (wide_s, clip_s)))
+        (wide_b, rim_b), (wide_s, rim_s) = (_measured_beside_white(wide, own.high, white, kept, params.smooth_sigma)
+                                            for wide, own in ((wide_b, clip_b), (wide_s, clip_s)))
+        rims = (rim_b, rim_s)
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
-    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, spread, output)
+    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, spread, output,
+                     rims)
 
 
 def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float
