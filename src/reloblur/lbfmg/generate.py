@@ -369,11 +369,7 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
     cameras clipped ``j``; ``image`` clipped another channel of the pixel too, so the gap
     in ``j`` mixes both excesses; or ``ratios`` is None), the bound is
     :data:`CLIP_CROSSTALK` of the level at each such pixel, a prior on an unbounded
-    excess, smoothed likewise (:func:`_mixed_share`), unless ``ratios`` says the
-    correction mixed ``j`` into no other channel (B, which ``align`` does not correct:
-    its bound was that prior until 2026-12-03, and the over-exposed row's mean IoU under
-    the measured bound rose 0.844 -> 0.847, 0.824 -> 0.832 and 0.836 -> 0.837 on three
-    seed sets of cached pairs without it, no static pair changing). Beside such unmeasured clipped
+    excess, smoothed likewise (:func:`_mixed_share`). Beside such unmeasured clipped
     pixels of a channel's own, where the smoothing kept a measurement (``rim``), the
     whole prior holds, as it does under the prior alone (:func:`_measured_beside_white`):
     the level kept there is what the clip left of one side of an edge whose other side
@@ -448,15 +444,8 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
         # The excess is never negative: a negative gap is the other image's noise.
         gap.flat[at] = np.maximum(_decode(theirs.take(at), transfer) - _decode(own.take(at), transfer), 0.0)
         gaps.append(gap)
-    # The prior, per pixel where nothing measures the excess, smoothed as the image was;
-    # none from a channel the correction mixes into no other, however large its excess,
-    # nor into a channel nothing is mixed into (all of B's: align leaves its colours as
-    # its camera made them).
-    mixes = np.ones((clip.shape[0],) * 2, bool) if ratios is None else np.asarray(ratios) != 0
-    mixed_out, mixed_in = np.asarray(mixes.any(axis=0)), np.asarray(mixes.any(axis=1))
-    prior = _mixed_share(unknown & mixed_out[:, None, None], clip | other_clip, sigma_px)
-    if prior is not None:
-        prior[~mixed_in] = 0.0
+    # The prior, per pixel where nothing measures the excess, smoothed as the image was.
+    prior = _mixed_share(unknown, clip | other_clip, sigma_px)
     level = smoothed.max(axis=0)
     bound = np.zeros_like(smoothed)
     for c in range(smoothed.shape[0]):
