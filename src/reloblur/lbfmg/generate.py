@@ -460,12 +460,8 @@ def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, 
         if prior is not None:
             bound[c] += CLIP_CROSSTALK * level * prior[c]
     if rim is not None:
-        reach = footprint_reach(sigma_px)
-        kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
-        for c, (beside, own) in enumerate(zip(rim, unknown)):
-            if beside.any() and own.any():
-                near = beside & (cv2.dilate(own.astype(np.uint8), kernel) > 0)
-                np.maximum(bound[c], CLIP_CROSSTALK * level, out=bound[c], where=near)
+        near = _Clipping(unknown, np.zeros_like(unknown)).widened(footprint_reach(sigma_px)).high
+        np.maximum(bound, CLIP_CROSSTALK * level, out=bound, where=rim & near)
     return bound
 
 
@@ -859,14 +855,14 @@ def _derivatives(bs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs]))
 
 
-def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
+def _judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
            derivatives: tuple[np.ndarray, np.ndarray],
            clip_b: _Clipping, clip_s: _Clipping, inside: np.ndarray, fit_on: np.ndarray, *, sigma_px: float,
            tolerance: int, transfer: Transfer, noise: list[NoiseLevel] | None = None,
            spread: np.ndarray | None = None, crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
            rays: _OutputRays | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
-    """Fit the noise-level function, the edge residual and the fine-detail residual of the
-    smoothed ``bs - ss`` per channel on the pixels ``fit_on``, and build the
+    """Fit the noise-level function, the edge residual and the fine-detail residual of
+    ``difference`` (the smoothed ``bs - ss``) per channel on the pixels ``fit_on``, and build the
     :class:`_Judge` from them. ``bp`` is B before smoothing; ``levels``: the noise tables'
     entries at ``bs`` and at ``ss`` (:func:`~reloblur.lbfmg.noise.table_index`);
     ``derivatives``: :func:`_derivatives` of ``bs``; ``clip_b`` and ``clip_s`` are widened to the smoothing
@@ -879,7 +875,6 @@ def _judge(bs: np.ndarray, ss: np.ndarray, bp: np.ndarray, levels: tuple[np.ndar
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
     layout = edge_tiles(fit_on)
-    difference = bs - ss
     models = noise if noise is not None else _fit_noise(difference, bs, fit_on, transfer)
     variance = _noise_variance(models, levels)
     detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
@@ -1217,11 +1212,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     rays = None if pair.output is None else _output_rays(pair.output, output_mixing)
     inside, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
     # A second judgement fits again, on the same images.
-    levels, derivatives = (table_index(bs), table_index(ss)), _derivatives(bs)
+    difference, levels, derivatives = bs - ss, (table_index(bs), table_index(ss)), _derivatives(bs)
 
     def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray
                ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
-        return _judge(bs, ss, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
+        return _judge(bs, difference, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
                       sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance, transfer=params.transfer,
                       noise=fitted, spread=pair.spread, crosstalk=crosstalk, rays=rays)
 
@@ -1238,7 +1233,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # changes the noise model grossly, judge again.
         moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
         fit_on = fit_on & ~moving
-        again = _fit_noise(bs - ss, bs, fit_on, params.transfer)
+        again = _fit_noise(difference, bs, fit_on, params.transfer)
         if _followed_motion(models, again, judge, levels, pair.spread):
             judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, fit_on)
             z = judge.z(bs, ss)
