@@ -177,12 +177,7 @@ def nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndar
     best, best_residual = [0.0] * unknowns, total
     for size in range(1, unknowns + 1):
         for support in itertools.combinations(range(unknowns), size):
-            if size == 1:  # what _solve_small computes for one unknown, without its setup
-                diagonal = gram[support[0]][support[0]]
-                solution = None if diagonal == 0 else [moment[support[0]] / diagonal]
-            else:
-                solution = _solve_small([[gram[i][j] for j in support] for i in support],
-                                        [moment[i] for i in support])
+            solution = _solve_small([[gram[i][j] for j in support] for i in support], [moment[i] for i in support])
             if solution is None or min(solution) < 0:
                 continue
             # ||A x - b||^2 = b.b - 2 x.m + x.G.x, and x.G.x = x.m where G x = m
@@ -198,6 +193,8 @@ def _solve_small(matrix: list[list[float]], right: list[float]) -> list[float] |
     """``matrix x = right`` by Gaussian elimination with partial pivoting (a few unknowns,
     a symmetric positive semi-definite ``matrix``); None where it is singular."""
     n = len(right)
+    if n == 1:  # the elimination's answer, without its setup (most supports tried are single)
+        return None if matrix[0][0] == 0 else [right[0] / matrix[0][0]]
     rows = [row[:] + [value] for row, value in zip(matrix, right)]
     scale = max(abs(rows[i][i]) for i in range(n))
     for column in range(n):
