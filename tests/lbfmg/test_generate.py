@@ -641,9 +641,9 @@ def test_the_region_between_two_bands_is_a_candidate_and_the_ground_between_two_
 def test_an_interior_whose_outline_s_loses_in_noise_is_filled_between_its_bands():
     """A pair of the mask benchmark's S-noise-4x row (``benchmarks/pairgen.py``, a generator
     that shares no code with the toolkit's simulator), aligned as ``reloblur align --no-crop``
-    does: a uniform object on a retina photograph moved sideways, and S's noise hides part
-    of its outline, so its interior leaked into the ground and only the bands along its
-    leading and trailing edges were marked (IoU 0.43, measured 2026-12-03). The region
+    does: an object on a retina photograph moved sideways, and S's noise hides part of its
+    outline, so its interior leaked into the ground and only the bands along its leading
+    and trailing edges were marked (IoU 0.43 before, measured 2026-12-03). The region
     between the bands is tested as a moving object's interior and taken."""
     pairgen, mask_bench = _benchmark_module("pairgen"), _benchmark_module("mask_bench")
     condition = next(c for c in pairgen.CONDITIONS if c.name == "S noise 4x B")
