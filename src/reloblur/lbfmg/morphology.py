@@ -171,19 +171,15 @@ def fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     """
     if not mask.any():
         return mask
-    window = _bracket_window(mask, gap)
-    filled = mask.copy()
-    filled[window] = _fill_bracketed(mask[window], gap=gap, reach=reach)
-    return filled
-
-
-def _bracket_window(mask: np.ndarray, gap: int) -> tuple[slice, slice]:
-    """Where anything can be bracketed: a bracketed pixel lies between mask pixels, so
-    inside the mask's bounding box, and the clusters are found on a margin around it (the
-    work scales with the objects, not the frame). ``mask`` holds a pixel."""
+    # A bracketed pixel lies between mask pixels, so inside the mask's bounding box (and
+    # the clusters are found on a margin around it): the work scales with the objects.
     ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     margin = max(1, gap // 2) + 1
-    return (slice(max(0, ys[0] - margin), ys[-1] + margin + 1), slice(max(0, xs[0] - margin), xs[-1] + margin + 1))
+    rows = slice(max(0, ys[0] - margin), ys[-1] + margin + 1)
+    cols = slice(max(0, xs[0] - margin), xs[-1] + margin + 1)
+    filled = mask.copy()
+    filled[rows, cols] = _fill_bracketed(mask[rows, cols], gap=gap, reach=reach)
+    return filled
 
 
 def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
@@ -247,7 +243,11 @@ def between_bands(mask: np.ndarray, valid: np.ndarray, *, gap: int, reach: float
     """
     if not mask.any():
         return None
-    window = _bracket_window(mask, gap)
+    # As in fill_enclosed: what lies between mask pixels lies inside their bounding box.
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    margin = max(1, gap // 2) + 1
+    top, left_edge = max(0, ys[0] - margin), max(0, xs[0] - margin)
+    window = (slice(top, ys[-1] + margin + 1), slice(left_edge, xs[-1] + margin + 1))
     crop = mask[window]
     count, labels = _clusters(crop, gap)
     if count <= 2:  # one cluster or none: nothing lies between two
@@ -263,8 +263,8 @@ def between_bands(mask: np.ndarray, valid: np.ndarray, *, gap: int, reach: float
     regions, candidates, stats, _ = cv2.connectedComponentsWithStats(between.astype(np.uint8), connectivity=4)
     if regions <= 1:
         return None
-    stats[:, cv2.CC_STAT_LEFT] += window[1].start
-    stats[:, cv2.CC_STAT_TOP] += window[0].start
+    stats[:, cv2.CC_STAT_LEFT] += left_edge
+    stats[:, cv2.CC_STAT_TOP] += top
     labels_full = np.zeros(mask.shape, np.int32)
     labels_full[window] = candidates
     return Segments(labels_full, stats, np.zeros(regions, bool))
