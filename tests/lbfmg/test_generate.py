@@ -26,14 +26,7 @@ from reloblur.lbfmg.generate import (
     generate_mask,
 )
 from reloblur.lbfmg.metrics import area_fraction, iou
-from reloblur.lbfmg.morphology import (
-    _rim_counts,
-    between_bands,
-    carry_into_unjudged,
-    fill_outlined,
-    segments,
-    trim_spill,
-)
+from reloblur.lbfmg.morphology import _rim_counts, carry_into_unjudged, fill_outlined, segments, trim_spill
 from reloblur.lbfmg.params import MaskParamsError
 from reloblur.robust import fit_gain_field, mad_sigma
 
@@ -616,40 +609,6 @@ def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_bor
     filled = _outlined(mask, sharp)
     assert filled[45:75, 65:95].all()  # the interior
     assert not filled[:30].any() and not filled[90:].any() and not filled[:, :50].any()
-
-
-def test_the_region_between_two_bands_is_a_candidate_and_the_ground_between_two_objects_is_not():
-    """Two bands of vertical motion 60 px apart (farther than the gap that joins a cluster):
-    what lies between them, and nothing else, is the candidate. Two solid objects the same
-    distance apart give none: their own bands already explain the ground between them."""
-    everywhere = np.ones((240, 200), bool)
-    bands = np.zeros((240, 200), bool)
-    bands[70:80, 50:150] = bands[140:150, 50:150] = True
-    found = between_bands(bands, everywhere, gap=8, reach=90, half_width=26.5)
-    assert found is not None
-    expected = np.zeros_like(bands)
-    expected[80:140, 50:150] = True
-    assert np.array_equal(found.labels > 0, expected) and not found.unbounded.any()
-    solid = np.zeros_like(bands)
-    solid[20:80, 50:150] = solid[140:200, 50:150] = True  # 30 px from the middle to the rim
-    assert between_bands(solid, everywhere, gap=8, reach=90, half_width=26.5) is None
-    one = np.zeros_like(bands)
-    one[70:80, 50:150] = True
-    assert between_bands(one, everywhere, gap=8, reach=90, half_width=26.5) is None
-
-
-def test_an_interior_whose_outline_s_loses_in_noise_is_filled_between_its_bands():
-    """A pair of the mask benchmark's S-noise-4x row (``benchmarks/pairgen.py``, a generator
-    that shares no code with the toolkit's simulator), aligned as ``reloblur align --no-crop``
-    does: an object on a retina photograph moved sideways, and S's noise hides part of its
-    outline, so its interior leaked into the ground and only the bands along its leading
-    and trailing edges were marked (IoU 0.43 before, measured 2026-12-03). The region
-    between the bands is tested as a moving object's interior and taken."""
-    pairgen, mask_bench = _benchmark_module("pairgen"), _benchmark_module("mask_bench")
-    condition = next(c for c in pairgen.CONDITIONS if c.name == "S noise 4x B")
-    pair = pairgen.make_pair(condition, 9, seed=1000)
-    blur, sharp, valid, flags, _ = mask_bench.aligned(pair)
-    assert iou(generate_mask(blur, sharp, valid=valid, clipped=flags).mask, pair.mask) > 0.8
 
 
 def test_outline_fill_leaves_static_regions_beside_one_band():

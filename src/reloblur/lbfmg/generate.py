@@ -76,7 +76,6 @@ from reloblur.lbfmg.morphology import (
     FILL_GAP,
     FILL_REACH,
     MIN_HALF_WIDTH,
-    between_bands,
     blown_out_movers,
     carry_into_unjudged,
     drop_small,
@@ -88,7 +87,7 @@ from reloblur.lbfmg.morphology import (
     segments,
     trim_spill,
 )
-from reloblur.lbfmg.motion import MAX_LENGTH, fill_moved_segments
+from reloblur.lbfmg.motion import fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, srgb_decode, table_index
 from reloblur.lbfmg.params import MaskParams, Transfer
 from reloblur.lbfmg.residual import EDGE_MIN_TILES, edge_residual_fields, edge_tiles, fine_detail, whole_frame_fits
@@ -1480,12 +1479,6 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         mask = fill_outlined(mask, regions, max_area=max_area)
         mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)
-        # Interiors whose outline S's edges leave open, between bands that stayed apart.
-        bracketed = between_bands(mask, defined, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short,
-                                  half_width=MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma))
-        if bracketed is not None:
-            mask, _ = fill_moved_segments(mask, bracketed, bs, ss, judge.inverse, edges, defined,
-                                          min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
                              sigma_px=params.smooth_sigma)
