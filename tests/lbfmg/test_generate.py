@@ -914,7 +914,7 @@ def test_fine_evidence_is_in_sigmas_of_its_own_noise():
 
 def test_the_ground_between_two_thin_moving_bars_on_a_plain_wall_stays_unmarked():
     """Two bars 14 px wide, 80 px apart, each moving 12 px over B's exposure across a plain
-    wall (a gentle gradient, 3 % grain). Both are found; the wall between them is not.
+    wall (a gentle gradient, a faint grain). Both are found; the wall between them is not.
     Locally, the wall moving against the bars explains their bands as well as the bars
     moving against the wall: what tells them apart is that the wall is the static majority,
     connected to the rest of the frame. A candidate interior taken from between two bands
