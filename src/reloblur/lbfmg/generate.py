@@ -858,25 +858,28 @@ def _derivatives(bs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
            derivatives: tuple[np.ndarray, np.ndarray],
            clip_b: _Clipping, clip_s: _Clipping, inside: np.ndarray, fit_on: np.ndarray, *, sigma_px: float,
-           tolerance: int, transfer: Transfer, noise: list[NoiseLevel] | None = None,
+           tolerance: int, transfer: Transfer, noise: list[NoiseLevel] | None = None, fine: np.ndarray | None = None,
            spread: np.ndarray | None = None, crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
-           rays: _OutputRays | None = None) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+           rays: _OutputRays | None = None, supported: bool = False
+           ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
     """Fit the noise-level function, the edge residual and the fine-detail residual of
     ``difference`` (the smoothed ``bs - ss``) per channel on the pixels ``fit_on``, and build the
     :class:`_Judge` from them. ``bp`` is B before smoothing; ``levels``: the noise tables'
     entries at ``bs`` and at ``ss`` (:func:`~reloblur.lbfmg.noise.table_index`);
-    ``derivatives``: :func:`_derivatives` of ``bs``; ``clip_b`` and ``clip_s`` are widened to the smoothing
-    footprint; ``inside`` and ``fit_on`` are :func:`_fit_region`'s (``fit_on`` perhaps
-    less pixels left out of every fit); ``spread`` is the noise variance of each smoothed
+    ``derivatives``: :func:`_derivatives` of ``bs``; ``fine``: what the smoothing removed from
+    ``difference`` (:func:`~reloblur.lbfmg.noise.fit_noise_level`); ``clip_b`` and ``clip_s``
+    are widened to the smoothing footprint; ``inside`` and ``fit_on`` are
+    :func:`_fit_region`'s (``fit_on`` perhaps less pixels left out of every fit); ``spread`` is the noise variance of each smoothed
     value relative to a full footprint's (:func:`_smooth_pair`); ``crosstalk`` is
     :func:`crosstalk_bound` of B and of S (None: the prior); ``rays``: where a camera's
-    output clipped before ``align`` undid its matrix (:func:`_output_rays`).
+    output clipped before ``align`` undid its matrix (:func:`_output_rays`); ``supported``:
+    the noise model's guard is what the bins' fine-scale differences support.
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
     layout = edge_tiles(fit_on)
-    models = noise if noise is not None else _fit_noise(difference, bs, fit_on, transfer)
-    variance = _noise_variance(models, levels)
+    models = noise if noise is not None else _fit_noise(difference, bs, fit_on, transfer, fine)
+    variance = _noise_variance(models, levels, supported=supported)
     detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
     if spread is not None:
         variance *= spread
@@ -897,22 +900,35 @@ def _judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tuple
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas.tolist()
 
 
-def _fit_noise(difference: np.ndarray, bs: np.ndarray, fit_on: np.ndarray, transfer: Transfer) -> list[NoiseLevel]:
+def _fit_noise(difference: np.ndarray, bs: np.ndarray, fit_on: np.ndarray, transfer: Transfer,
+               fine: np.ndarray | None = None) -> list[NoiseLevel]:
     """The noise-level function per channel of ``difference`` (the smoothed ``bs - ss``) at
-    B's levels ``bs``, on ``fit_on``."""
-    return [fit_noise_level(difference[c], bs[c], fit_on, transfer=transfer) for c in range(bs.shape[0])]
+    B's levels ``bs``, on ``fit_on``; ``fine``: what the smoothing removed from it
+    (:func:`~reloblur.lbfmg.noise.fit_noise_level`)."""
+    return [fit_noise_level(difference[c], bs[c], fit_on, transfer=transfer, fine=None if fine is None else fine[c])
+            for c in range(bs.shape[0])]
 
 
-def _noise_variance(models: list[NoiseLevel], levels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _noise_variance(models: list[NoiseLevel], levels: tuple[np.ndarray, np.ndarray], *,
+                    supported: bool = False) -> np.ndarray:
     """``(C, H, W)`` the predicted noise variance of ``bs - ss`` (a full footprint's), from
-    the :func:`~reloblur.lbfmg.noise.table_index` of ``bs`` and of ``ss`` (``levels``)."""
+    the :func:`~reloblur.lbfmg.noise.table_index` of ``bs`` and of ``ss`` (``levels``);
+    ``supported``: guarded by the sigmas the bins' fine-scale differences support."""
     at_b, at_s = levels
     variance = np.empty(at_b.shape, np.float32)
     for c, model in enumerate(models):
-        table = guarded_table(model, guard=BINNED_GUARD) ** 2
+        table = guarded_table(model, guard=BINNED_GUARD, supported=supported) ** 2
         # On a moving pixel B and S sit at different levels, each with its own noise.
         variance[c] = (table.take(at_b[c]) + table.take(at_s[c])) / 2
     return variance
+
+
+def _guard_rests_on_structure(models: list[NoiseLevel]) -> bool:
+    """Whether the guard on some channel's noise model predicts a variance more than
+    :data:`REFIT_VARIANCE_RATIO` above what the bins' fine-scale differences support."""
+    return any(float(np.max(guarded_table(model, guard=BINNED_GUARD) ** 2
+                            / np.maximum(guarded_table(model, guard=BINNED_GUARD, supported=True) ** 2, 1e-30)))
+               > REFIT_VARIANCE_RATIO for model in models)
 
 
 def _followed_motion(first: list[NoiseLevel], again: list[NoiseLevel], judge: _Judge,
@@ -1213,32 +1229,48 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     inside, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
     # A second judgement fits again, on the same images.
     difference, levels, derivatives = bs - ss, (table_index(bs), table_index(ss)), _derivatives(bs)
+    fine = (bp - sp) - difference
 
-    def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray
+    def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray, supported: bool = False
                ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
         return _judge(bs, difference, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
                       sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance, transfer=params.transfer,
-                      noise=fitted, spread=pair.spread, crosstalk=crosstalk, rays=rays)
+                      noise=fitted, fine=fine, spread=pair.spread, crosstalk=crosstalk, rays=rays,
+                      supported=supported)
 
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
-    refitted = False
+
+    def without(candidate: np.ndarray) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
+        """The fits done again without ``candidate`` (grown by the smoothing's reach, where
+        smoothed values mix its pixels in), if the first ones followed its pixels."""
+        moving = cv2.dilate(candidate.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
+        pixels = fit_on & ~moving
+        again = _fit_noise(difference, bs, pixels, params.transfer, fine)
+        return judged(again, pixels) if _followed_motion(models, again, judge, levels, pair.spread) else None
+
+    # The fits took the frame for the static majority. Where the moving pixels fill a level
+    # bin of their own, the noise model follows them there, and everything at those levels
+    # is judged too leniently. Fit again without the first mask and, where that changes the
+    # noise model grossly, judge again.
+    refit = None
     if noise is None and mask.any():
-        # The fits took the frame for the static majority. Where the moving pixels fill a
-        # level bin of their own, the noise model follows them there, and everything at
-        # those levels is judged too leniently. Fit again without the first mask (grown by
-        # the smoothing's reach, where smoothed values mix its pixels in) and, where that
-        # changes the noise model grossly, judge again.
-        moving = cv2.dilate(mask.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
-        fit_on = fit_on & ~moving
-        again = _fit_noise(difference, bs, fit_on, params.transfer)
-        if _followed_motion(models, again, judge, levels, pair.spread):
-            judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(again, fit_on)
-            z = judge.z(bs, ss)
-            mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
-            refitted = True
+        refit = without(mask)
+    elif noise is None and _guard_rests_on_structure(models):
+        # Where the guard rests on such a bin, the first mask may hold none of the object
+        # (thin uniform bars on a uniform wall: every pixel of theirs is a blend). Judged
+        # by what the bins' noise supports, they are candidates; whether the fits followed
+        # them is decided as for a first mask.
+        provisional = judged(models, fit_on, supported=True)[0]
+        candidate = _regions(provisional.z(bs, ss), bp, sp, bs, ss, provisional, usable, valid_in, params, blind)[0]
+        refit = without(candidate) if candidate.any() else None
+    refitted = refit is not None
+    if refit is not None:
+        judge, models, edge_kappa, sharpness_beta, detail_gamma = refit
+        z = judge.z(bs, ss)
+        mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
     withheld = share if share > STATIC_MAJORITY else None
     if withheld is not None:

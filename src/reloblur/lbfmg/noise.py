@@ -74,7 +74,9 @@ class NoiseLevel:
     transfer
         The encoding of the levels: ``srgb`` or ``linear``.
     bins
-        ``(n, 3)``: per bin the median level, the measured sigma and the pixel count.
+        ``(n, 4)``: per bin the median level, the measured sigma, the pixel count, and the
+        sigma the bin's fine-scale difference supports (:func:`fit_noise_level`'s ``fine``;
+        the measured sigma where it was not given).
     floor
         Smallest sigma this function returns (keeps a flat, noiseless region from
         dividing by zero).
@@ -115,7 +117,7 @@ class NoiseLevel:
         values = tuple(float(coefficients[name]) for name in _BASIS_NAMES)
         if not all(np.isfinite(values)) or min(values) < 0:
             raise ValueError(f"noise model coefficients {values} must be finite and >= 0")
-        return cls(values, data["transfer"], np.zeros((0, 3)), float(data.get("floor", 1e-5)))  # type: ignore[arg-type]
+        return cls(values, data["transfer"], np.zeros((0, 4)), float(data.get("floor", 1e-5)))  # type: ignore[arg-type]
 
 
 def table_index(level: np.ndarray, size: int = 1024) -> np.ndarray:
@@ -130,7 +132,7 @@ def table_index(level: np.ndarray, size: int = 1024) -> np.ndarray:
 
 def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarray, *,
                     transfer: Transfer = "srgb", bins: int = 32, min_count: int = 64,
-                    iterations: int = 5, max_samples: int = 20_000) -> NoiseLevel:
+                    iterations: int = 5, max_samples: int = 20_000, fine: np.ndarray | None = None) -> NoiseLevel:
     """Fit ``sigma(level)`` of ``difference`` on the ``usable`` pixels.
 
     Parameters
@@ -149,6 +151,13 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
         Bins with fewer pixels are not used.
     max_samples
         Pixels used at most: an even, deterministic subsample (sigma to about 1 %).
+    fine
+        ``(H, W)`` float, optional: what smoothing removed from ``difference`` (the
+        unsmoothed difference less ``difference``). Noise is averaged down by the smoothing
+        in one ratio, the same at every level; a difference that is structure (a moving
+        object's blend) passes it unchanged and leaves ``fine`` near zero. Each bin's
+        measured sigma is bounded by its ``fine`` spread in the ratio the bins show on
+        their median (``bins[:, 3]``): how much of the bin's spread is noise.
 
     Returns
     -------
@@ -166,21 +175,26 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     """
     index = np.flatnonzero(usable)
     index = evenly_spaced(index, max_samples)
-    d = np.asarray(difference, np.float64).ravel()[index]
-    v = np.asarray(level, np.float64).ravel()[index]
+    d = np.asarray(difference).ravel()[index].astype(np.float64)
+    v = np.asarray(level).ravel()[index].astype(np.float64)
     overall = mad_sigma(d) if d.size else 0.0
     floor = max(overall * 0.05, 1e-5)
     if d.size < 3 * min_count:
-        return NoiseLevel((overall**2, 0.0, 0.0), transfer, np.zeros((0, 3)), floor)
+        return NoiseLevel((overall**2, 0.0, 0.0), transfer, np.zeros((0, 4)), floor)
     # Equally populated level bins, as rows of one array so each statistic is one call.
     count = min(bins, d.size // min_count)
     per_bin = d.size // count
     order = _stable_argsort(v)[: count * per_bin].reshape(count, per_bin)
-    values, levels = d[order], v[order]
-    centre = median_along_last(values)[:, None]
-    sigma = MAD_TO_SIGMA * median_along_last(np.abs(values - centre))
+    sigma = _bin_spread(d[order])
+    supported = sigma
+    if fine is not None:
+        fine_sigma = _bin_spread(np.asarray(fine).ravel()[index].astype(np.float64)[order])
+        # The static majority sets the ratio: it depends on the smoothing and on how the
+        # camera's processing (demosaicing, compression, resampling) correlates its noise.
+        ratio = float(np.median(sigma / np.maximum(fine_sigma, 1e-12)))
+        supported = np.minimum(sigma, ratio * fine_sigma)
     # Each bin's levels are a run of the sorted levels: its median needs no partition.
-    table = np.stack([median_of_sorted(levels), sigma, np.full(count, float(per_bin))], axis=1)
+    table = np.stack([median_of_sorted(v[order]), sigma, np.full(count, float(per_bin)), supported], axis=1)
     basis = noise_basis(table[:, 0], transfer)
     variance = table[:, 1] ** 2
     # A bin's variance estimate has relative error ~ sqrt(2 / n) (more for the MAD); fit the
@@ -197,6 +211,12 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     return NoiseLevel(tuple(float(c) for c in coefficients), transfer, table, floor)  # type: ignore[arg-type]
 
 
+def _bin_spread(values: np.ndarray) -> np.ndarray:
+    """The robust sigma (MAD) of each row of ``values`` ``(bins, n)``."""
+    centre = median_along_last(values)[:, None]
+    return MAD_TO_SIGMA * median_along_last(np.abs(values - centre))
+
+
 def _stable_argsort(values: np.ndarray) -> np.ndarray:
     """``np.argsort(values, kind="stable")`` of a 1-D float array, by one sort of 64-bit
     keys (a float32's bits made monotonic, then its index) where every value is a
@@ -210,15 +230,16 @@ def _stable_argsort(values: np.ndarray) -> np.ndarray:
     return (np.sort(keys) & np.uint64(0xFFFFFFFF)).astype(np.intp)
 
 
-def guarded_table(noise: NoiseLevel, *, guard: float, size: int = 1024) -> np.ndarray:
+def guarded_table(noise: NoiseLevel, *, guard: float, size: int = 1024, supported: bool = False) -> np.ndarray:
     """``sigma`` over [0, 1] (``size`` entries): the fit, but never below ``guard`` times the
     measured per-bin sigmas (smoothed over neighbouring bins), which protects against a
-    camera curve that is not the assumed one bending the fit's shape."""
+    camera curve that is not the assumed one bending the fit's shape. ``supported``: the
+    sigmas the bins' fine-scale differences support instead (``bins[:, 3]``)."""
     fitted = noise.table(size)
     bins = noise.bins
     if len(bins) < 3:
         return fitted
-    sig = bins[:, 1]
+    sig = bins[:, 3 if supported else 1]
     padded = np.concatenate([sig[:1], sig, sig[-1:]])
     smooth = np.median(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
     measured = np.interp(np.linspace(0.0, 1.0, size), bins[:, 0], smooth)

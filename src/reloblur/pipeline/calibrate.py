@@ -125,7 +125,7 @@ def calibrate(options: CalibrateOptions) -> CalibrationResult:
     # Per channel, the median of the pairs' coefficients (a moving object in one pair of a
     # "static" capture does not carry the fit).
     noise = np.median(np.array([r[3] for r in batch.results.values()]), axis=0)
-    noise_model = [NoiseLevel((float(row[0]), float(row[1]), float(row[2])), "srgb", np.zeros((0, 3)), 1e-5).to_dict()
+    noise_model = [NoiseLevel((float(row[0]), float(row[1]), float(row[2])), "srgb", np.zeros((0, 4)), 1e-5).to_dict()
                    for row in noise]
     rig_h = np.median(homographies, axis=0)
     rig_h /= rig_h[2, 2]
