@@ -943,7 +943,7 @@ def test_the_ground_between_two_thin_moving_bars_on_a_plain_wall_stays_unmarked(
 def test_thin_bars_that_move_their_own_width_across_a_flat_wall_are_found():
     """The bars above on a wall of one level (a faint grain, no gradient). Every pixel of a
     bar is a blend in B, so the noise fit's highest and lowest level bins hold nothing but
-    blends: measured there, the guard predicted a sigma about 20 times the wall's and the
+    blends: the worst of them measured a sigma 25-38 times the fitted curve's, and the
     mask was empty (IoU 0 on 6 of 6 such pairs, measured 2026-12-03). The blends are
     structure, which the smoothing does not average down as it does noise."""
     rng = np.random.default_rng(5)
