@@ -76,6 +76,8 @@ from reloblur.lbfmg.morphology import (
     FILL_GAP,
     FILL_REACH,
     MIN_HALF_WIDTH,
+    Segments,
+    between_bands,
     blown_out_movers,
     carry_into_unjudged,
     drop_small,
@@ -87,7 +89,7 @@ from reloblur.lbfmg.morphology import (
     segments,
     trim_spill,
 )
-from reloblur.lbfmg.motion import fill_moved_segments
+from reloblur.lbfmg.motion import MAX_LENGTH, fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, srgb_decode, table_index
 from reloblur.lbfmg.params import MaskParams, Transfer
 from reloblur.lbfmg.residual import EDGE_MIN_TILES, edge_residual_fields, edge_tiles, fine_detail, whole_frame_fits
@@ -1475,6 +1477,44 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
             {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]})
 
 
+def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray, ss: np.ndarray,
+                         valid: np.ndarray, *, reach: float) -> Segments:
+    """``candidates`` less those whose colour in S is the ground's around them.
+
+    The bands a uniform object leaves are blends of object and ground, so they differ
+    from S by at most half the object's contrast with its ground: the inside of a moving
+    object differs from the ground beyond its bands by more than the bands differ from S
+    (some four times, typically). The ground between two objects that moved is the ground
+    beyond them. A candidate stays where, in some channel, the median of S over it and
+    over the ring ``reach`` px beyond it and the mask (valid, unmasked pixels) differ by
+    more than the median ``|B - S|`` of the mask pixels beside it."""
+    labels, stats = candidates.labels, candidates.stats
+    unbounded = candidates.unbounded.copy()
+    h, w = mask.shape
+    step = int(math.ceil(reach))
+    ring_disk = disk(step)
+    for label in range(1, len(stats)):
+        if unbounded[label]:
+            continue
+        x, y, cw, ch = (int(v) for v in stats[label, :4])
+        rows = slice(max(0, y - 2 * step), min(h, y + ch + 2 * step))
+        cols = slice(max(0, x - 2 * step), min(w, x + cw + 2 * step))
+        inside = labels[rows, cols] == label
+        near = cv2.dilate(inside.astype(np.uint8), ring_disk) > 0
+        bands = near & mask[rows, cols]
+        body = (cv2.dilate((inside | bands).astype(np.uint8), ring_disk) > 0)
+        ring = body & ~inside & ~mask[rows, cols] & valid[rows, cols]
+        if not bands.any() or not ring.any():
+            unbounded[label] = True
+            continue
+        s_crop, b_crop = ss[:, rows, cols], bs[:, rows, cols]
+        contrast = np.abs(np.median(s_crop[:, inside], axis=1) - np.median(s_crop[:, ring], axis=1))
+        blend = np.median(np.abs(b_crop[:, bands] - s_crop[:, bands]), axis=1)
+        if not np.any(contrast > blend):
+            unbounded[label] = True
+    return Segments(labels, stats, unbounded)
+
+
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
              usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray) -> tuple[np.ndarray, int, int]:
     """The mask from the evidence (hysteresis, local colour and shift, specks, blown-out
@@ -1511,6 +1551,14 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         mask = fill_outlined(mask, regions, max_area=max_area)
         mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)
+        # Interiors whose outline S's edges leave open, between bands that stayed apart.
+        bracketed = between_bands(mask, defined, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short,
+                                  half_width=MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma))
+        if bracketed is not None:
+            bracketed = _unlike_surroundings(bracketed, mask, bs, ss, defined,
+                                             reach=MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma))
+            mask, _ = fill_moved_segments(mask, bracketed, bs, ss, judge.inverse, edges, defined,
+                                          min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
                              sigma_px=params.smooth_sigma)

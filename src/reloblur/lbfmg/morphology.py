@@ -184,16 +184,90 @@ def fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
 
 def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     """:func:`fill_enclosed` on a crop that holds every mask pixel with a margin."""
+    _, labels = _clusters(mask, gap)
+    left, right, up, down = _bracketing(labels, reach)
+    across = (left > 0) & (left == right)
+    along = (up > 0) & (up == down)
+    return mask | across | along
+
+
+def _clusters(mask: np.ndarray, gap: int) -> tuple[int, np.ndarray]:
+    """The mask's clusters (components closer than ``gap`` px are one): their count
+    (with the background's 0) and ``(H, W)`` int32 labels, 0 off the mask."""
     grown = cv2.dilate(mask.astype(np.uint8), disk(max(1, gap // 2)))
-    _, clusters = cv2.connectedComponents(grown, connectivity=8)
-    labels = np.where(mask, clusters, 0).astype(np.int32)
+    count, clusters = cv2.connectedComponents(grown, connectivity=8)
+    return count, np.where(mask, clusters, 0).astype(np.int32)
+
+
+def _bracketing(labels: np.ndarray, reach: float) -> list[np.ndarray]:
+    """Per pixel, the label of the nearest labelled pixel to its left, right, above and
+    below, 0 where none lies within ``reach`` px."""
     sides = []
     for axis, reverse in ((1, False), (1, True), (0, False), (0, True)):
         label, distance = _nearest_label(labels, axis, reverse)
         sides.append(np.where(distance <= reach, label, 0))
-    across = (sides[0] > 0) & (sides[0] == sides[1])
-    along = (sides[2] > 0) & (sides[2] == sides[3])
-    return mask | across | along
+    return sides
+
+
+def between_bands(mask: np.ndarray, valid: np.ndarray, *, gap: int, reach: float, half_width: float
+                  ) -> Segments | None:
+    """Candidate interiors of moving objects whose outline S does not close: the regions
+    that two different clusters of band-like evidence bracket, for
+    :func:`~reloblur.lbfmg.motion.fill_moved_segments` to test.
+
+    A uniform object that moved leaves bands along its leading and trailing edges only.
+    Where they stay apart (more than ``gap`` px: a wide object, no evidence along the
+    sides that run with the motion), :func:`fill_enclosed` does not join them, and where
+    S's own edges along those sides are lost in noise (a dark object on a dark ground, or
+    S far noisier than B), the object's interior leaks into the ground and is no
+    :func:`segments` region either. The pixels between two different clusters, across
+    or along, within ``reach`` px of both, are such a candidate. Only clusters no wider
+    than a band count (``half_width``: the largest distance from a cluster pixel to the
+    mask's edge): between two objects already filled, the ground would be a candidate
+    whose smear the objects' own bands confirm.
+
+    Parameters
+    ----------
+    mask, valid
+        ``(H, W)`` bool: the mask, and where S is defined (candidates stay inside it).
+    gap, reach
+        As :func:`fill_enclosed`.
+    half_width
+        The widest a band is from its middle, px: half the longest travel a motion may
+        have plus the smoothing's reach.
+
+    Returns
+    -------
+    Segments or None
+        The candidates, none of them unbounded; None where there are none.
+    """
+    if not mask.any():
+        return None
+    # As in fill_enclosed: what lies between mask pixels lies inside their bounding box.
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    margin = max(1, gap // 2) + 1
+    top, left_edge = max(0, ys[0] - margin), max(0, xs[0] - margin)
+    window = (slice(top, ys[-1] + margin + 1), slice(left_edge, xs[-1] + margin + 1))
+    crop = mask[window]
+    count, labels = _clusters(crop, gap)
+    if count <= 2:  # one cluster or none: nothing lies between two
+        return None
+    depth = cv2.distanceTransform(crop.astype(np.uint8), cv2.DIST_L2, 3)
+    widest = np.zeros(count, np.float32)
+    np.maximum.at(widest, labels[crop], depth[crop])
+    band = widest <= half_width
+    band[0] = False
+    left, right, up, down = _bracketing(labels, reach)
+    between = (band[left] & band[right] & (left != right)) | (band[up] & band[down] & (up != down))
+    between &= ~crop & valid[window]
+    regions, candidates, stats, _ = cv2.connectedComponentsWithStats(between.astype(np.uint8), connectivity=4)
+    if regions <= 1:
+        return None
+    stats[:, cv2.CC_STAT_LEFT] += left_edge
+    stats[:, cv2.CC_STAT_TOP] += top
+    labels_full = np.zeros(mask.shape, np.int32)
+    labels_full[window] = candidates
+    return Segments(labels_full, stats, np.zeros(regions, bool))
 
 
 def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np.ndarray:
