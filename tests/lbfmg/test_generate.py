@@ -1009,12 +1009,15 @@ def test_the_ground_between_two_thin_moving_bars_on_a_plain_wall_stays_unmarked(
     assert mask[70:170, 122:186].mean() < 0.01  # the wall between them, clear of their bands
 
 
-def test_thin_bars_that_move_their_own_width_across_a_flat_wall_are_found():
+@pytest.mark.parametrize("s_noise", [1.5, 4.0])
+def test_thin_bars_that_move_their_own_width_across_a_flat_wall_are_found(s_noise):
     """The bars above on a wall of one level (a faint grain, no gradient). Every pixel of a
     bar is a blend in B, so the noise fit's highest and lowest level bins hold nothing but
     blends: the worst of them measured a sigma 25-38 times the fitted curve's, and the
     mask was empty (IoU 0 on 6 of 6 such pairs, measured 2026-12-03). The blends are
-    structure, which the smoothing does not average down as it does noise."""
+    structure, which the smoothing does not average down as it does noise. With S four
+    times noisier than B, the supported judgement's refitted edge term hid them again,
+    until it kept the first judge's (IoU 0 on 5 and 0.48 on 5 of 12 pairs, then 0.48 on 2)."""
     rng = np.random.default_rng(5)
     grain = cv2.GaussianBlur(rng.normal(0, 1, (H, W)), (0, 0), 1.2)
     wall = np.repeat((0.3 * (1 + 0.03 * grain))[..., None], 3, axis=2)
@@ -1030,6 +1033,6 @@ def test_thin_bars_that_move_their_own_width_across_a_flat_wall_are_found():
     frames = [frame(shift) for shift in np.linspace(-6, 6, 25)]
     blur = np.mean([image for image, _ in frames], axis=0)
     truth = np.any([cover for _, cover in frames], axis=0)
-    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(frame(0)[0], rng, 1.5)))
+    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(frame(0)[0], rng, s_noise)))
     assert iou(result.mask > 0, truth) > 0.85
     assert result.refitted  # the fits that followed the blends were done again without them
