@@ -1497,15 +1497,16 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
 
 def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray, ss: np.ndarray,
                          valid: np.ndarray, *, reach: float) -> Segments:
-    """``candidates`` less those whose colour in S is the ground's around them.
+    """``candidates`` less those whose colour in S is the ground's around them (marked
+    unbounded, which no candidate test takes).
 
     The bands a uniform object leaves are blends of object and ground, so they differ
     from S by at most half the object's contrast with its ground: the inside of a moving
     object differs from the ground beyond its bands by more than the bands differ from S
-    (some four times, typically). The ground between two objects that moved is the ground
-    beyond them. A candidate stays where, in some channel, the median of S over it and
-    over the ring ``reach`` px beyond it and the mask (valid, unmasked pixels) differ by
-    more than the median ``|B - S|`` of the mask pixels beside it."""
+    (2-6 times on the benchmark's pairs). The ground between two objects that moved is the
+    ground beyond them. A candidate stays where, in some channel, the median of S over it
+    and over the ring ``reach`` px beyond it and the mask (valid, unmasked pixels) differ
+    by more than the median ``|B - S|`` of the mask pixels beside it."""
     labels, stats = candidates.labels, candidates.stats
     unbounded = candidates.unbounded.copy()
     h, w = mask.shape
@@ -1520,7 +1521,7 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
         inside = labels[rows, cols] == label
         near = cv2.dilate(inside.astype(np.uint8), ring_disk) > 0
         bands = near & mask[rows, cols]
-        body = (cv2.dilate((inside | bands).astype(np.uint8), ring_disk) > 0)
+        body = cv2.dilate((inside | bands).astype(np.uint8), ring_disk) > 0
         ring = body & ~inside & ~mask[rows, cols] & valid[rows, cols]
         if not bands.any() or not ring.any():
             unbounded[label] = True
@@ -1570,11 +1571,11 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)
         # Interiors whose outline S's edges leave open, between bands that stayed apart.
+        band_half_width = MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma)
         bracketed = between_bands(mask, defined, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short,
-                                  half_width=MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma))
+                                  half_width=band_half_width)
         if bracketed is not None:
-            bracketed = _unlike_surroundings(bracketed, mask, bs, ss, defined,
-                                             reach=MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma))
+            bracketed = _unlike_surroundings(bracketed, mask, bs, ss, defined, reach=band_half_width)
             mask, _ = fill_moved_segments(mask, bracketed, bs, ss, judge.inverse, edges, defined,
                                           min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():

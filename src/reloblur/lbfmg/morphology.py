@@ -212,7 +212,8 @@ def _bracketing(labels: np.ndarray, reach: float) -> list[np.ndarray]:
 def between_bands(mask: np.ndarray, valid: np.ndarray, *, gap: int, reach: float, half_width: float
                   ) -> Segments | None:
     """Candidate interiors of moving objects whose outline S does not close: the regions
-    that two different clusters of band-like evidence bracket, for
+    that two different clusters of band-like evidence bracket, for a colour test (in
+    ``generate``: unlike the ground beyond the bands) and
     :func:`~reloblur.lbfmg.motion.fill_moved_segments` to test.
 
     A uniform object that moved leaves bands along its leading and trailing edges only.
