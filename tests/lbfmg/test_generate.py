@@ -981,6 +981,24 @@ def test_fine_evidence_is_in_sigmas_of_its_own_noise():
         assert np.median(fine) == pytest.approx(1.26, rel=0.1)
 
 
+def _two_moving_bars(wall: np.ndarray, *, second: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two bars 14 px wide and 120 tall (red at x 100, green at ``second``), each moving 12 px
+    sideways over B's exposure across ``wall``: B (the mean of 25 instants), S (the middle
+    one) and where either bar ever was."""
+
+    def frame(shift: float) -> tuple[np.ndarray, np.ndarray]:
+        image, cover = wall.copy(), np.zeros((H, W), bool)
+        for left, colour in ((100, (0.7, 0.2, 0.2)), (second, (0.2, 0.6, 0.2))):
+            x0 = int(round(left + shift))
+            image[60:180, x0 : x0 + 14] = colour
+            cover[60:180, x0 : x0 + 14] = True
+        return image, cover
+
+    frames = [frame(shift) for shift in np.linspace(-6, 6, 25)]
+    return (np.mean([image for image, _ in frames], axis=0), frame(0)[0],
+            np.any([cover for _, cover in frames], axis=0))
+
+
 def test_the_ground_between_two_thin_moving_bars_on_a_plain_wall_stays_unmarked():
     """Two bars 14 px wide, 80 px apart, each moving 12 px over B's exposure across a plain
     wall (a gentle gradient, a faint grain). Both are found; the wall between them is not.
@@ -992,19 +1010,8 @@ def test_the_ground_between_two_thin_moving_bars_on_a_plain_wall_stays_unmarked(
     grain = cv2.GaussianBlur(rng.normal(0, 1, (H, W)), (0, 0), 1.2)
     grey = 0.3 * (1 + 0.3 * np.linspace(-0.5, 0.5, W)[None, :]) * (1 + 0.03 * grain)
     wall = np.repeat(grey[..., None], 3, axis=2)
-
-    def frame(shift: float) -> tuple[np.ndarray, np.ndarray]:
-        image, cover = wall.copy(), np.zeros((H, W), bool)
-        for left, colour in ((100, (0.7, 0.2, 0.2)), (194, (0.2, 0.6, 0.2))):
-            x0 = int(round(left + shift))
-            image[60:180, x0 : x0 + 14] = colour
-            cover[60:180, x0 : x0 + 14] = True
-        return image, cover
-
-    frames = [frame(shift) for shift in np.linspace(-6, 6, 25)]
-    blur = np.mean([image for image, _ in frames], axis=0)
-    truth = np.any([cover for _, cover in frames], axis=0)
-    mask = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(frame(0)[0], rng, 1.5))).mask > 0
+    blur, sharp, truth = _two_moving_bars(wall, second=194)
+    mask = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 1.5))).mask > 0
     assert iou(mask, truth) > 0.85
     assert mask[70:170, 122:186].mean() < 0.01  # the wall between them, clear of their bands
 
@@ -1021,18 +1028,7 @@ def test_thin_bars_that_move_their_own_width_across_a_flat_wall_are_found(s_nois
     rng = np.random.default_rng(5)
     grain = cv2.GaussianBlur(rng.normal(0, 1, (H, W)), (0, 0), 1.2)
     wall = np.repeat((0.3 * (1 + 0.03 * grain))[..., None], 3, axis=2)
-
-    def frame(shift: float) -> tuple[np.ndarray, np.ndarray]:
-        image, cover = wall.copy(), np.zeros((H, W), bool)
-        for left, colour in ((100, (0.7, 0.2, 0.2)), (164, (0.2, 0.6, 0.2))):
-            x0 = int(round(left + shift))
-            image[60:180, x0 : x0 + 14] = colour
-            cover[60:180, x0 : x0 + 14] = True
-        return image, cover
-
-    frames = [frame(shift) for shift in np.linspace(-6, 6, 25)]
-    blur = np.mean([image for image, _ in frames], axis=0)
-    truth = np.any([cover for _, cover in frames], axis=0)
-    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(frame(0)[0], rng, s_noise)))
+    blur, sharp, truth = _two_moving_bars(wall, second=164)
+    result = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, s_noise)))
     assert iou(result.mask > 0, truth) > 0.85
     assert result.refitted  # the fits that followed the blends were done again without them
