@@ -881,8 +881,9 @@ def _judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tuple
     ``derivatives``: :func:`_derivatives` of ``bs``; ``fine``: what the smoothing removed from
     ``difference`` (:func:`~reloblur.lbfmg.noise.fit_noise_level`); ``clip_b`` and ``clip_s``
     are widened to the smoothing footprint; ``inside`` and ``fit_on`` are
-    :func:`_fit_region`'s (``fit_on`` perhaps less pixels left out of every fit); ``spread`` is the noise variance of each smoothed
-    value relative to a full footprint's (:func:`_smooth_pair`); ``crosstalk`` is
+    :func:`_fit_region`'s (``fit_on`` perhaps less pixels left out of every fit);
+    ``spread`` is the noise variance of each smoothed value relative to a full
+    footprint's (:func:`_smooth_pair`); ``crosstalk`` is
     :func:`crosstalk_bound` of B and of S (None: the prior); ``rays``: where a camera's
     output clipped before ``align`` undid its matrix (:func:`_output_rays`); ``supported``:
     the noise model's guard is what the bins' fine-scale differences support;
@@ -1245,7 +1246,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     inside, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
     # A second judgement fits again, on the same images.
     difference, levels, derivatives = bs - ss, (table_index(bs), table_index(ss)), _derivatives(bs)
-    fine = (bp - sp) - difference
+    # Only a noise fit reads it, and a calibration's model is not fitted here.
+    fine = (bp - sp) - difference if noise is None else None
 
     def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray, supported: bool = False,
                rendering: tuple[list[EdgeResidual], np.ndarray] | None = None

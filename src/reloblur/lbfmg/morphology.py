@@ -171,15 +171,20 @@ def fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     """
     if not mask.any():
         return mask
-    # A bracketed pixel lies between mask pixels, so inside the mask's bounding box (and
-    # the clusters are found on a margin around it): the work scales with the objects.
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    margin = max(1, gap // 2) + 1
-    rows = slice(max(0, ys[0] - margin), ys[-1] + margin + 1)
-    cols = slice(max(0, xs[0] - margin), xs[-1] + margin + 1)
+    rows, cols = _bracket_window(mask, gap)
     filled = mask.copy()
     filled[rows, cols] = _fill_bracketed(mask[rows, cols], gap=gap, reach=reach)
     return filled
+
+
+def _bracket_window(mask: np.ndarray, gap: int) -> tuple[slice, slice]:
+    """The rows and columns of ``mask``'s bounding box (it holds a pixel) with the margin
+    its clusters are found on. A bracketed pixel lies between mask pixels, so inside that
+    box: the work scales with the objects, not the frame."""
+    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    margin = max(1, gap // 2) + 1
+    return (slice(max(0, ys[0] - margin), ys[-1] + margin + 1),
+            slice(max(0, xs[0] - margin), xs[-1] + margin + 1))
 
 
 def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
@@ -244,11 +249,8 @@ def between_bands(mask: np.ndarray, valid: np.ndarray, *, gap: int, reach: float
     """
     if not mask.any():
         return None
-    # As in fill_enclosed: what lies between mask pixels lies inside their bounding box.
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    margin = max(1, gap // 2) + 1
-    top, left_edge = max(0, ys[0] - margin), max(0, xs[0] - margin)
-    window = (slice(top, ys[-1] + margin + 1), slice(left_edge, xs[-1] + margin + 1))
+    window = _bracket_window(mask, gap)
+    top, left_edge = window[0].start, window[1].start
     crop = mask[window]
     count, labels = _clusters(crop, gap)
     if count <= 2:  # one cluster or none: nothing lies between two
