@@ -327,15 +327,66 @@ def blown_out_movers(evidence: np.ndarray, blind: np.ndarray, min_pixels: float)
     displacement minus what clipping hides. A blind region whose rim is mostly such
     evidence (:data:`BLOWN_OUT_RIM` of it) is the moving object itself; a static lamp or a
     blown-out sky has no evidence around it, or only along a small part of a long rim.
+    Where the object passed in front of such a lamp, the two are one blind region whose
+    rim the trail hugs only in part: of it, :func:`_hugged_part` is the object's.
     """
     if not blind.any() or not evidence.any():
         return np.zeros_like(evidence)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(blind.astype(np.uint8), connectivity=8)
-    total, hugged = _rim_counts(labels, count, disk(2), within=~blind, meeting=evidence)
-    keep = np.flatnonzero((total > 0) & (hugged >= BLOWN_OUT_RIM * np.maximum(total, 1))
-                          & (stats[:, cv2.CC_STAT_AREA] >= min_pixels))
-    keep = keep[keep > 0]
-    return np.isin(labels, keep) if keep.size else np.zeros_like(evidence)
+    ring = disk(2)
+    total, hugged = _rim_counts(labels, count, ring, within=~blind, meeting=evidence)
+    large = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    whole = (total > 0) & (hugged >= BLOWN_OUT_RIM * np.maximum(total, 1)) & large
+    whole[0] = False
+    movers = np.isin(labels, np.flatnonzero(whole))
+    for label in np.flatnonzero((hugged > 0) & ~whole & large).tolist():
+        if label > 0:
+            movers |= _hugged_part(labels, label, stats[label], evidence, blind, ring, min_pixels)
+    return movers
+
+
+def _hugged_part(labels: np.ndarray, label: int, box: np.ndarray, evidence: np.ndarray, blind: np.ndarray,
+                 ring: np.ndarray, min_pixels: float) -> np.ndarray:
+    """The part of blind region ``label`` that a moving object's blown-out core adds to a
+    static blown-out region it passed in front of (a lamp, a lit pole): ``(H, W)`` bool.
+
+    Each pixel of the region goes with its nearest rim pixel, and those nearest to rim
+    that the evidence hugs are the candidate part. A part is the object's if its own rim,
+    counting the cut through the region as rim that no evidence hugs, meets
+    :data:`BLOWN_OUT_RIM` as a whole region's must: the object's core is bounded mostly by
+    its trail and cut from the lamp along their junction, while a speck of evidence on a
+    lamp's rim claims a wedge whose long cut sides are bare. Of a part, only what its
+    hugged rim surrounds (their convex hull) is kept: beside the junction, pixels of the
+    lamp are nearest to the object's rim too, and nothing there bounds them.
+
+    ``box``: the region's row of ``connectedComponentsWithStats`` stats; ``ring``: the
+    kernel that grows a region by its rim.
+    """
+    h, w = labels.shape
+    x, y, width, height = (int(v) for v in box[:4])
+    pad = ring.shape[0]
+    rows, cols = slice(max(0, y - pad), min(h, y + height + pad)), slice(max(0, x - pad), min(w, x + width + pad))
+    region = labels[rows, cols] == label
+    rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~blind[rows, cols]
+    hugged_rim = rim & evidence[rows, cols]
+    # Every pixel's nearest rim pixel, as the label the distance transform gives each of them.
+    _, nearest = cv2.distanceTransformWithLabels((~rim).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    hugged_label = np.zeros(int(nearest.max()) + 1, bool)
+    hugged_label[nearest[hugged_rim]] = True
+    part = region & hugged_label[nearest]
+    count, parts, stats, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)
+    total, met = _rim_counts(parts, count, ring, within=rim | (region & ~part), meeting=hugged_rim)
+    kept = (met >= BLOWN_OUT_RIM * np.maximum(total, 1)) & (stats[:, cv2.CC_STAT_AREA] >= min_pixels)
+    kept[0] = False
+    out = np.zeros_like(blind)
+    for index in np.flatnonzero(kept):
+        own = parts == index
+        points = np.argwhere(hugged_rim & (cv2.dilate(own.astype(np.uint8), ring) > 0))[:, ::-1]
+        hull = np.zeros(own.shape, np.uint8)
+        cv2.fillConvexPoly(hull, cv2.convexHull(points.astype(np.int32)), 1)
+        out[rows, cols] |= own & (hull > 0)
+    return out
 
 
 def carry_into_unjudged(mask: np.ndarray, judged: np.ndarray, *, reach: float) -> np.ndarray:
