@@ -533,16 +533,16 @@ def test_a_blown_out_object_that_moved_is_found_and_a_static_blown_out_lamp_is_n
     assert result.mask[near_lamp].mean() < 255 * 0.01
 
 
-def test_a_blown_out_object_passing_a_blown_out_column_is_found_and_the_column_is_not():
+def test_a_blown_out_object_passing_a_blown_out_panel_is_found_and_the_panel_is_not():
     """A white box clipped in both cameras moving 12 px diagonally in front of a static
-    column clipped in both (a lit pole, a rocket in the sun): the two blind regions are
-    one, whose rim the box's trail hugs over well under a quarter of it (the column's long
-    sides are bare). The part nearest the hugged rim, within what that rim surrounds, is
-    the box's: found; the column away from the swept region stays unmarked."""
+    panel clipped in both (a lit sign, a rocket in the sun): the two blind regions are
+    one, whose rim the box's trail hugs over about a fifth of it (the panel's long sides are
+    bare). The part nearest the hugged rim, within what that rim surrounds, is the box's:
+    found; the panel away from the swept region stays unmarked."""
     rng = np.random.default_rng(14)
     scene = textured_scene(14, mean=0.3)
-    column = (slice(5, H - 5), slice(170, 310))
-    scene[column] = 3.0
+    panel = (slice(5, H - 5), slice(170, 310))
+    scene[panel] = 3.0
     yy, xx = np.mgrid[0:H, 0:W]
     total, swept, steps = np.zeros_like(scene), np.zeros((H, W), bool), 24
     for k in range(steps + 1):
@@ -558,12 +558,12 @@ def test_a_blown_out_object_passing_a_blown_out_column_is_found_and_the_column_i
     result = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s / 1.25), clipped=flags)
     found = result.mask > 0
     box_only = swept.copy()
-    box_only[column] = False  # where the box passed in front of the column nothing says
+    box_only[panel] = False  # where the box passed in front of the panel nothing says
     assert found[box_only].mean() > 0.97  # 0.89 before the part was taken (the blind core missed)
-    column_only = np.zeros((H, W), bool)
-    column_only[column] = True
-    column_only &= ~(cv2.dilate(swept.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
-    assert found[column_only].mean() < 0.01
+    panel_only = np.zeros((H, W), bool)
+    panel_only[panel] = True
+    panel_only &= ~(cv2.dilate(swept.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+    assert found[panel_only].mean() < 0.01
 
 
 def test_smoothing_that_leaves_clipped_pixels_out_predicts_its_own_noise():
