@@ -80,6 +80,7 @@ from reloblur.lbfmg.morphology import (
     between_bands,
     blown_out_movers,
     carry_into_unjudged,
+    component_window,
     drop_small,
     drop_thin,
     fill_enclosed,
@@ -892,15 +893,14 @@ def _judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tuple
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
-    layout = edge_tiles(fit_on)
     models = noise if noise is not None else _fit_noise(difference, bs, fit_on, transfer, fine)
     variance = _noise_variance(models, levels, supported=supported)
     detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
     if spread is not None:
         variance *= spread
     gradient, curvature = derivatives
-    residuals = (edge_residual_fields(difference, variance, gradient, fit_on, curvature, layout, EDGE_MIN_TILES)
-                 if rendering is None else rendering[0])
+    residuals = (edge_residual_fields(difference, variance, gradient, fit_on, curvature, edge_tiles(fit_on),
+                                      EDGE_MIN_TILES) if rendering is None else rendering[0])
     modelled = np.empty_like(bs)
     for c, residual in enumerate(residuals):
         modelled[c] = variance[c] + (residual.kappa * gradient[c]) ** 2 + (residual.beta * curvature[c]) ** 2
@@ -1067,14 +1067,11 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     of the two judgements. A region mostly clipped is left as it is: clipping bends the
     colour relation and makes the gradients the clip's."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    h, w = mask.shape
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
     explained = 0
     for label in range(1, count):
-        x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows = slice(max(0, y - margin), min(h, y + ch + margin))
-        cols = slice(max(0, x - margin), min(w, x + cw + margin))
+        rows, cols = component_window(stats, label, margin, labels.shape)
         component = labels[rows, cols] == label
         if np.mean(~usable[rows, cols][component]) > 0.3:
             continue
@@ -1511,15 +1508,12 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
     by more than the median ``|B - S|`` of the mask pixels beside it."""
     labels, stats = candidates.labels, candidates.stats
     unbounded = candidates.unbounded.copy()
-    h, w = mask.shape
     step = int(math.ceil(reach))
     ring_disk = disk(step)
     for label in range(1, len(stats)):
         if unbounded[label]:
             continue
-        x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows = slice(max(0, y - 2 * step), min(h, y + ch + 2 * step))
-        cols = slice(max(0, x - 2 * step), min(w, x + cw + 2 * step))
+        rows, cols = component_window(stats, label, 2 * step, labels.shape)
         inside = labels[rows, cols] == label
         near = cv2.dilate(inside.astype(np.uint8), ring_disk) > 0
         bands = near & mask[rows, cols]

@@ -187,6 +187,16 @@ def _bracket_window(mask: np.ndarray, gap: int) -> tuple[slice, slice]:
             slice(max(0, xs[0] - margin), xs[-1] + margin + 1))
 
 
+def component_window(stats: np.ndarray, label: int, margin: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The rows and columns of component ``label``'s bounding box (its row of
+    ``connectedComponentsWithStats``' ``stats``) grown by ``margin`` px, within a frame of
+    ``shape`` ``(H, W)``."""
+    x, y, width, height = (int(v) for v in stats[label, :4])
+    h, w = shape[:2]
+    return (slice(max(0, y - margin), min(h, y + height + margin)),
+            slice(max(0, x - margin), min(w, x + width + margin)))
+
+
 def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     """:func:`fill_enclosed` on a crop that holds every mask pixel with a margin."""
     _, labels = _clusters(mask, gap)
@@ -298,7 +308,6 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np
     labels, stats, unenclosed = regions.labels, regions.stats, regions.unbounded
     if len(stats) <= 1:
         return mask
-    h, w = mask.shape
     ring = np.ones((3, 3), np.uint8)
     # Each region's own rim, not _rim_counts: S's edges are one pixel wide and meet in
     # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
@@ -308,8 +317,7 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np
     for label in touching[touching > 0]:
         if unenclosed[label] or stats[label, cv2.CC_STAT_AREA] > max_area:
             continue
-        x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows, cols = slice(max(0, y - 1), min(h, y + ch + 1)), slice(max(0, x - 1), min(w, x + cw + 1))
+        rows, cols = component_window(stats, label, 1, labels.shape)
         region = labels[rows, cols] == label
         rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~region
         rim_pixels = int(np.count_nonzero(rim))
@@ -339,14 +347,16 @@ def blown_out_movers(evidence: np.ndarray, blind: np.ndarray, min_pixels: float)
     whole = (total > 0) & (hugged >= BLOWN_OUT_RIM * np.maximum(total, 1)) & large
     whole[0] = False
     movers = np.isin(labels, np.flatnonzero(whole))
-    for label in np.flatnonzero((hugged > 0) & ~whole & large).tolist():
-        if label > 0:
-            movers |= _hugged_part(labels, label, stats[label], evidence, blind, ring, min_pixels)
+    partly = (hugged > 0) & ~whole & large
+    partly[0] = False
+    for label in np.flatnonzero(partly).tolist():
+        movers |= _hugged_part(labels, label, component_window(stats, label, ring.shape[0], labels.shape),
+                               evidence, blind, ring, min_pixels)
     return movers
 
 
-def _hugged_part(labels: np.ndarray, label: int, box: np.ndarray, evidence: np.ndarray, blind: np.ndarray,
-                 ring: np.ndarray, min_pixels: float) -> np.ndarray:
+def _hugged_part(labels: np.ndarray, label: int, window: tuple[slice, slice], evidence: np.ndarray,
+                 blind: np.ndarray, ring: np.ndarray, min_pixels: float) -> np.ndarray:
     """The part of blind region ``label`` that a moving object's blown-out core adds to a
     static blown-out region it passed in front of (a lamp, a lit pole): ``(H, W)`` bool.
 
@@ -359,13 +369,10 @@ def _hugged_part(labels: np.ndarray, label: int, box: np.ndarray, evidence: np.n
     hugged rim surrounds (their convex hull) is kept: beside the junction, pixels of the
     lamp are nearest to the object's rim too, and nothing there bounds them.
 
-    ``box``: the region's row of ``connectedComponentsWithStats`` stats; ``ring``: the
-    kernel that grows a region by its rim.
+    ``window``: the region's bounding box with room for its rim
+    (:func:`component_window`); ``ring``: the kernel that grows a region by its rim.
     """
-    h, w = labels.shape
-    x, y, width, height = (int(v) for v in box[:4])
-    pad = ring.shape[0]
-    rows, cols = slice(max(0, y - pad), min(h, y + height + pad)), slice(max(0, x - pad), min(w, x + width + pad))
+    rows, cols = window
     region = labels[rows, cols] == label
     rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~blind[rows, cols]
     hugged_rim = rim & evidence[rows, cols]

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from reloblur.lbfmg.kernels import disk, gradients
-from reloblur.lbfmg.morphology import Segments
+from reloblur.lbfmg.morphology import Segments, component_window
 
 # Travel (px) tried during B's exposure: coarse lengths first, then a refinement around
 # the best one (a factor sqrt(2) either side) and in direction.
@@ -268,14 +268,11 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
     area = stats[:, cv2.CC_STAT_AREA]
     candidates = [int(label) for label in np.unique(labels[around][beside])
                   if label > 0 and not regions.unbounded[label] and min_pixels <= area[label] <= max_pixels]
-    h, w = mask.shape
     margin = int(math.ceil(MAX_LENGTH / 2)) + 2
     reach = margin + int(INNER_BAND_PX) + EDGE_RING_PX + 1  # the object in S, and the scored ring around it
     filled, motions = mask.copy(), []
     for label in candidates:
-        x, y, cw, ch = (int(v) for v in stats[label, :4])
-        rows = slice(max(0, y - reach), min(h, y + ch + reach))
-        cols = slice(max(0, x - reach), min(w, x + cw + reach))
+        rows, cols = component_window(stats, label, reach, labels.shape)
         region = labels[rows, cols] == label
         candidate = _Candidate(region, mask[rows, cols], edges[rows, cols], valid[rows, cols], blur[:, rows, cols],
                                sharp[:, rows, cols], inverse[:, rows, cols])
