@@ -19,6 +19,9 @@ MAD_TO_SIGMA = 1.4826
 HUBER_K = 1.345
 # Median of |N(0, 1)|: converts the median of absolute values to a standard deviation.
 HALF_NORMAL_MEDIAN = 0.6745
+# Fewest pixels a gain field is fitted on: below it the six terms of a quadratic are not
+# determined with any margin, and the field is taken as ones (the gain assumed, not measured).
+GAIN_FIELD_MIN_PIXELS = 200
 
 
 def mad_sigma(values: np.ndarray, *, center: float | None = None) -> float:
@@ -283,11 +286,12 @@ def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np
     Returns
     -------
     numpy.ndarray
-        ``(C, H, W)`` float32 gains; ones if fewer than 200 pixels are usable.
+        ``(C, H, W)`` float32 gains; ones if fewer than :data:`GAIN_FIELD_MIN_PIXELS` pixels
+        are usable.
     """
     channels, h, w = blur_linear.shape
     index = np.flatnonzero(usable)
-    if index.size < 200:
+    if index.size < GAIN_FIELD_MIN_PIXELS:
         return np.ones((channels, h, w), np.float32)
     index = evenly_spaced(index, samples)
     ys, xs = np.divmod(index, w)

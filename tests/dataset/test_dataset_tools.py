@@ -335,6 +335,10 @@ def test_a_mask_generate_withheld_is_a_warning_until_someone_reviews_it(tiny_dat
     report = validate_dataset(ValidateOptions(tiny_dataset, workers=1, progress=False))
     assert [(p.code, p.severity, p.path) for p in report.problems] == [("mask-withheld", "warning", str(mask_path))]
     assert "91 %" in report.problems[0].message and not report.errors
+    record.diagnostics = {**record.diagnostics, "withheld_reason": "unmeasured gain"}
+    write_mask(mask_path, empty, record)
+    report = validate_dataset(ValidateOptions(tiny_dataset, workers=1, progress=False))
+    assert "relative gain" in report.problems[0].message and "91 %" not in report.problems[0].message
     record.review = "reviewed"
     write_mask(mask_path, empty, record)
     assert problems_by_code(tiny_dataset) == {}

@@ -413,6 +413,39 @@ def test_a_mask_over_most_of_the_frame_is_withheld_and_the_pair_flagged(seed):
     assert result.unjudged_fraction == 0.0  # of the mask given, which is empty
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_pair_whose_relative_gain_cannot_be_measured_is_withheld_and_flagged(seed):
+    """S's sensor clips white everywhere but where the scene is black, and B's everywhere
+    but a static grey disc: no pixel is measured by both cameras, so their relative gain
+    (S has 1.25 times B's) is unknown. Assumed equal, B's disc is darker than anything S's
+    clip allows and its rim makes the blown-out ground a mover: about 47 % of this static
+    frame (seeds 5-7, measured 2026-12-03). Every comparison rests on the gain, so the
+    mask is withheld and the pair flagged. With a grey patch that both cameras measure
+    (900 px), the gain is fitted, the disc is consistent with S's clip, and the frame is
+    static."""
+    def pair(measurable: bool) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(seed)
+        texture = textured_scene(seed)
+        scene = np.full((H, W, 3), 1.0)
+        scene[:, :120] = scene[:60] = 0.0
+        yy, xx = np.mgrid[:H, :W]
+        disc = (yy - 150) ** 2 + (xx - 230) ** 2 < 20**2
+        scene[disc] = 0.7 + 0.1 * texture[disc] / texture.max()
+        if measurable:
+            scene[80:110, 150:180] = 0.5 + 0.1 * texture[80:110, 150:180] / texture.max()
+        return encode_srgb(expose(1.2 * scene, rng)), encode_srgb(expose(1.5 * scene, rng, 1.5))
+
+    result = generate_mask(*pair(measurable=False))
+    assert area_fraction(result.mask) == 0.0
+    assert result.withheld_reason == "unmeasured gain" and result.diagnostics()["withheld_reason"] == "unmeasured gain"
+    assert result.withheld_fraction is not None and result.withheld_fraction > 0.3
+    assert any("relative gain" in flag and "withheld" in flag for flag in result.flags)
+    measured = generate_mask(*pair(measurable=True))
+    assert measured.withheld_fraction is None and measured.withheld_reason is None
+    assert area_fraction(measured.mask) <= 0.005
+    assert measured.gain["min"][0] == pytest.approx(0.8, abs=0.02)  # B / S in linear light
+
+
 def test_a_mask_under_half_the_frame_is_given():
     scene = textured_scene(2)
     blur, sharp, swept = moving_square(scene, shift=10)

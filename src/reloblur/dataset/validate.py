@@ -162,12 +162,15 @@ def check_pair(check: _PairCheck) -> list[Problem]:
         )
     withheld = _withheld(pair.mask)
     if withheld is not None:
+        share, reason = withheld
+        why = ("too few pixels were unclipped in both images to measure the cameras' relative gain"
+               if reason == "unmeasured gain" else
+               f"the difference covered {100 * share:.0f} % of the frame, which its model does not describe")
         problems.append(
             Problem(
                 str(pair.mask),
                 "mask-withheld",
-                f"{pair.mask}: empty because mask generate withheld it (the difference covered "
-                f"{100 * withheld:.0f} % of the frame, which its model does not describe): mask the pair by hand "
+                f"{pair.mask}: empty because mask generate withheld it ({why}): mask the pair by hand "
                 "(reloblur mask review) or leave it out, or a model trains on it as unblurred",
                 WARNING,
             )
@@ -175,10 +178,11 @@ def check_pair(check: _PairCheck) -> list[Problem]:
     return problems
 
 
-def _withheld(mask: Path) -> float | None:
-    """The share a generated mask would have covered when ``mask generate`` withheld it;
-    None for a mask it gave, one a person edited or reviewed since, or one without a
-    readable sidecar (the released ReLoBlur masks have none)."""
+def _withheld(mask: Path) -> tuple[float, str] | None:
+    """The share a generated mask would have covered when ``mask generate`` withheld it, and
+    why (``withheld_reason``; sidecars from before it was recorded: ``"majority"``); None
+    for a mask it gave, one a person edited or reviewed since, or one without a readable
+    sidecar (the released ReLoBlur masks have none)."""
     try:
         record = MaskRecord.read(mask)
     except MaskRecordError:
@@ -186,7 +190,10 @@ def _withheld(mask: Path) -> float | None:
     if record is None or record.curated:
         return None
     share = record.diagnostics.get("withheld_fraction")
-    return float(share) if isinstance(share, (int, float)) else None
+    if not isinstance(share, (int, float)):
+        return None
+    reason = record.diagnostics.get("withheld_reason")
+    return float(share), reason if isinstance(reason, str) else "majority"
 
 
 def validate_dataset(options: ValidateOptions) -> ValidateReport:

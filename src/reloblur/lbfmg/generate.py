@@ -61,7 +61,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -101,7 +101,7 @@ from reloblur.lbfmg.residual import (
     fine_detail,
     whole_frame_fits,
 )
-from reloblur.robust import evenly_spaced, fit_gain_field, huber_weights, mad_sigma
+from reloblur.robust import GAIN_FIELD_MIN_PIXELS, evenly_spaced, fit_gain_field, huber_weights, mad_sigma
 
 # Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
 # a pair is flagged: align's median corner error is ~0.05 px, so half a pixel means the
@@ -136,6 +136,7 @@ BINNED_GUARD = 0.8
 # made with, so it is withheld and the pair flagged (issue 13: say so instead of masking
 # half the frame).
 STATIC_MAJORITY = 0.5
+WithheldReason = Literal["majority", "unmeasured gain"]
 # The fits are done again without the first mask when that changes the noise model by more
 # than this factor in variance (its sigma twice) on more than this share of the judged
 # pixels: the first fit then followed moving pixels (a uniform object's blends with a
@@ -183,10 +184,13 @@ class MaskResult:
     # (carry_into_unjudged), not measured
     unjudged_fraction: float = 0.0
     # share of the frame where S is defined that the mask would have covered when it was
-    # withheld (over STATIC_MAJORITY: ``mask`` is then empty and a flag says why); None: given
+    # withheld (``mask`` is then empty and a flag says why); None: given
     withheld_fraction: float | None = None
     # whether the fits were done again without the first mask (REFIT_VARIANCE_RATIO)
     refitted: bool = False
+    # why the mask was withheld: "majority", it covered over STATIC_MAJORITY; "unmeasured
+    # gain", too few pixels to measure the cameras' relative gain on (_match_brightness)
+    withheld_reason: WithheldReason | None = None
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -213,6 +217,7 @@ class MaskResult:
             "crosstalk_ratio": self.crosstalk_ratio,
             "unjudged_fraction": self.unjudged_fraction,
             "withheld_fraction": self.withheld_fraction,
+            "withheld_reason": self.withheld_reason,
             "refitted": self.refitted,
             "flags": list(self.flags),
         })
@@ -1291,7 +1296,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         z = judge.z(bs, ss)
         mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
-    withheld = share if share > STATIC_MAJORITY else None
+    # Every comparison of B with S rests on their relative gain: where it could not be
+    # measured, neither a mask nor an empty one says anything of the pair.
+    reason: WithheldReason | None = ("unmeasured gain" if not pair.gain_measured
+                                     else "majority" if share > STATIC_MAJORITY else None)
+    withheld = None if reason is None else share
     if withheld is not None:
         mask = np.zeros_like(mask)
     unjudged = float(np.count_nonzero(mask & ~judge.inside)) / max(1, int(np.count_nonzero(mask)))
@@ -1303,11 +1312,11 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {role: float(_any_clipped(clip, pair.output, role.lower())[valid_in].mean())
                         for role, clip in (("B", clip_b), ("S", clip_s))}
-    flags = _flags(edge_kappa, recoloured, clipped_fraction, withheld, shifted)
+    flags = _flags(edge_kappa, recoloured, clipped_fraction, withheld, reason, shifted)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
-                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted)
+                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
@@ -1337,6 +1346,7 @@ class _Prepared:
     usable: np.ndarray
     code: float
     gains: dict[str, list[float]]
+    gain_measured: bool  # False: too few pixels to fit the gain field on (_match_brightness)
     spread: np.ndarray | None  # (C, H, W) noise variance of bs - ss relative to a full footprint's
     output: dict[str, np.ndarray] | None = None  # where a camera's output clipped (_clipping)
     # (C, H, W) per image: measured beside its own white clip (_measured_beside_white), or None
@@ -1356,7 +1366,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     codes = None
     if blur.dtype == np.uint8 and sharp.dtype == np.uint8:
         codes = (np.ascontiguousarray(ensure_rgb(blur)), np.ascontiguousarray(ensure_rgb(sharp)))
-    sp, gains = _match_brightness(bp, sp, usable, params, codes)
+    sp, gains, gain_measured = _match_brightness(bp, sp, usable, params, codes)
     # A second, coarser scale was tried: there the static residual is colour and gain
     # misfit, spatially correlated, and it raised false area tenfold.
     white = clip_b.high | clip_s.high
@@ -1368,8 +1378,8 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
         rims = (rim_b, rim_s)
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
-    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, spread, output,
-                     rims)
+    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, gain_measured,
+                     spread, output, rims)
 
 
 def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float
@@ -1478,12 +1488,16 @@ def _clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarr
 
 
 def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params: MaskParams,
-                      codes: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, dict[str, list[float]]]:
-    """S mapped onto B by the smooth gain field (in linear light), and the field's range.
+                      codes: tuple[np.ndarray, np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, dict[str, list[float]], bool]:
+    """S mapped onto B by the smooth gain field (in linear light), the field's range, and
+    whether the field was measured: False where fewer than
+    :data:`~reloblur.robust.GAIN_FIELD_MIN_PIXELS` pixels are unclipped and above the
+    noise in both images (``params.gain_field == "none"`` asserts equal gains: True).
     ``codes``: B and S as the 8-bit ``(H, W, 3)`` images ``bp`` and ``sp`` were read from,
     decoded by a table of their 256 codes (the same values, several times faster)."""
     if params.gain_field == "none":
-        return sp, {}
+        return sp, {}, True
     if codes is not None and params.transfer == "srgb":
         xb, xs = (np.ascontiguousarray(cv2.LUT(image, _DECODE_CODES).transpose(2, 0, 1)) for image in codes)
     else:
@@ -1491,7 +1505,8 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
     fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
     gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
     return (_encode(xs * gain, params.transfer),
-            {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]})
+            {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]},
+            int(np.count_nonzero(fit_on)) >= GAIN_FIELD_MIN_PIXELS)
 
 
 def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray, ss: np.ndarray,
@@ -1659,10 +1674,15 @@ def _any_clipped(clip: _Clipping, output: dict[str, np.ndarray] | None, image: s
 
 
 def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float],
-           withheld: float | None, shifted: int) -> list[str]:
+           withheld: float | None, reason: WithheldReason | None, shifted: int) -> list[str]:
     """What a curator should check about this pair, in words."""
     flags = []
-    if withheld is not None:
+    if withheld is not None and reason == "unmeasured gain":
+        flags.append(f"fewer than {GAIN_FIELD_MIN_PIXELS} pixels are unclipped in both B and S, too few to measure "
+                     "the cameras' relative gain, on which every comparison of the two rests (the mask would have "
+                     f"covered {100 * withheld:.0f} % of the frame); its mask is withheld: check the pair, or mask it "
+                     "by hand")
+    elif withheld is not None:
         flags.append(f"the difference between B and S covers {100 * withheld:.0f} % of the frame, more than the "
                      "static majority every fit here assumes: the pair is not what the model describes (a camera "
                      "that transformed colour after its sensor clipped, a misregistration over most of the frame); "
