@@ -146,6 +146,29 @@ def test_missing_partner_and_size_mismatch_are_reported(tmp_path):
     assert "align the pair first" in result.output and "b_blur.png: partner b_sharp.png is missing" in result.output
 
 
+def test_mask_generate_withholds_a_pair_whose_cameras_gain_it_cannot_measure(tmp_path):
+    """S blown out wherever the scene is not black, B everywhere but a grey disc: no pixel
+    is measured by both, so the command writes an empty mask, lists the pair to check, and
+    its sidecar says why (``withheld_reason``), as ``dataset validate`` reads it."""
+    rng = np.random.default_rng(5)
+    scene = np.ones((120, 160, 3))
+    scene[:, :60] = scene[:30] = 0.0
+    yy, xx = np.mgrid[:120, :160]
+    scene[(yy - 75) ** 2 + (xx - 115) ** 2 < 12**2] = 0.75
+    for name, gain, noise in (("a_blur", 1.2, 0.01), ("a_sharp", 1.5, 0.015)):
+        write_image(tmp_path / "d" / f"{name}.png",
+                    encode_srgb(np.clip(gain * scene + rng.normal(0, noise, scene.shape), 0, 1)))
+    result = runner.invoke(app, ["mask", "generate", str(tmp_path / "d"), "--out", str(tmp_path / "m"),
+                                 "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["generated"] == 1 and {f["item"] for f in report["flagged"]} == {"a"}
+    assert any("relative gain" in f["reason"] for f in report["flagged"])
+    assert not read_image(tmp_path / "m" / "a.png").any()
+    diagnostics = json.loads((tmp_path / "m" / "a.json").read_text())["diagnostics"]
+    assert diagnostics["withheld_reason"] == "unmeasured gain" and diagnostics["withheld_fraction"] is not None
+
+
 @pytest.fixture
 def review_server(sim_dataset, tmp_path):
     data = tmp_path / "data"
