@@ -148,8 +148,8 @@ def test_missing_partner_and_size_mismatch_are_reported(tmp_path):
 
 def test_mask_generate_withholds_a_pair_whose_cameras_gain_it_cannot_measure(tmp_path):
     """S blown out wherever the scene is not black, B everywhere but a grey disc: no pixel
-    is measured by both, so the command writes an empty mask, lists the pair to check, and
-    its sidecar says why (``withheld_reason``), as ``dataset validate`` reads it."""
+    is measured by both, so the command writes an empty mask, lists the pair to check and as
+    withheld, and its sidecar says why (``withheld_reason``), as ``dataset validate`` reads it."""
     rng = np.random.default_rng(5)
     scene = np.ones((120, 160, 3))
     scene[:, :60] = scene[:30] = 0.0
@@ -162,11 +162,13 @@ def test_mask_generate_withholds_a_pair_whose_cameras_gain_it_cannot_measure(tmp
                                  "--workers", "1", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["generated"] == 1 and {f["item"] for f in report["flagged"]} == {"a"}
+    assert report["generated"] == 1 and {f["item"] for f in report["flagged"]} == {"a"} and report["withheld"] == ["a"]
     assert any("relative gain" in f["reason"] for f in report["flagged"])
     assert not read_image(tmp_path / "m" / "a.png").any()
     diagnostics = json.loads((tmp_path / "m" / "a.json").read_text())["diagnostics"]
     assert diagnostics["withheld_reason"] == "unmeasured gain" and diagnostics["withheld_fraction"] is not None
+    plain = runner.invoke(app, ["mask", "generate", str(tmp_path / "d"), "--out", str(tmp_path / "m2"), "--workers", "1"])
+    assert plain.exit_code == 0 and "1 mask(s) withheld and written empty (a)" in plain.stdout
 
 
 @pytest.fixture

@@ -94,6 +94,8 @@ def generate_command(
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "
         f"{report.kept_edited} edited/reviewed kept, {len(report.failures)} failed; mean blur ratio {ratio} "
         f"-> {escape(str(report.masks))}",
+        *([f"{len(report.withheld)} mask(s) withheld and written empty ({escape(', '.join(report.withheld))}): "
+           "mask those pairs by hand (reloblur mask review) or leave them out"] if report.withheld else []),
     ], notes=lambda: [f"[yellow]check[/] {escape(w.item)}: {escape(w.reason)}" for w in report.flagged])
 
 

@@ -67,7 +67,7 @@ class GenerateOptions:
 
 @dataclass
 class GenerateReport:
-    """What ``mask generate`` did: generated, resumed, kept, flagged and failed pairs."""
+    """What ``mask generate`` did: generated, resumed, kept, flagged, withheld and failed pairs."""
     masks: str
     pairs: int
     generated: int
@@ -76,6 +76,8 @@ class GenerateReport:
     mean_blur_ratio: float | None
     failures: list[ItemFailure] = field(default_factory=list)
     flagged: list[ItemFailure] = field(default_factory=list)  # generated, with a warning to check
+    # generated empty because the generator withheld the mask (flagged too): mask them by hand
+    withheld: list[str] = field(default_factory=list)
     shard: str = "1/1"  # the part of the campaign these figures are of
 
 
@@ -239,13 +241,16 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
-    ratios, flagged = [], []
+    ratios, flagged, withheld = [], [], []
     for job in jobs:
         record = resume.read_sidecar(sidecar_path(job.mask))
         if record and isinstance(record.get("blur_ratio"), (int, float)):
             ratios.append(record["blur_ratio"])
         if record and result.results.get(job.pair.id) == "flagged":
-            flagged += [ItemFailure(job.pair.id, flag) for flag in record.get("diagnostics", {}).get("flags", [])]
+            diagnostics = record.get("diagnostics", {})
+            flagged += [ItemFailure(job.pair.id, flag) for flag in diagnostics.get("flags", [])]
+            if diagnostics.get("withheld_fraction") is not None:
+                withheld.append(job.pair.id)
     return GenerateReport(
         masks=str(options.masks),
         pairs=len(pairs) + len(problems),  # every pair the command was asked about, failed ones too
@@ -255,6 +260,7 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         mean_blur_ratio=float(np.mean(ratios)) if ratios else None,
         failures=problems + list(result.failures),
         flagged=flagged,
+        withheld=withheld,
         shard=str(options.shard),
     )
 
