@@ -63,23 +63,25 @@ def expose(radiance: np.ndarray, rng: np.random.Generator, noise: float = 1.0) -
     return np.clip(electrons / full_well, 0, 1)
 
 
-def moving_square(scene: np.ndarray, *, shift: int, steps: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B: a textured square moving ``shift`` px to the right over the exposure; S: mid-exposure."""
+def moving_square(scene: np.ndarray, *, shift: int, steps: int = 24, top: int = 90, left: int = 120,
+                  size: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B: a textured square of ``size`` px moving ``shift`` px to the right over the
+    exposure; S: mid-exposure."""
     rng = np.random.default_rng(9)
-    patch = np.clip(rng.uniform(0.1, 0.9, (60, 60, 3)) * 0.3 + 0.5 * np.array([0.9, 0.3, 0.2]), 0, 1)
+    patch = np.clip(rng.uniform(0.1, 0.9, (size, size, 3)) * 0.3 + 0.5 * np.array([0.9, 0.3, 0.2]), 0, 1)
     total, swept = np.zeros_like(scene), np.zeros(scene.shape[:2], bool)
 
     def at(t: float) -> np.ndarray:
         frame = scene.copy()
-        x0 = 120 + int(round(shift * (t - 0.5)))
-        frame[90:150, x0 : x0 + 60] = patch
+        x0 = left + int(round(shift * (t - 0.5)))
+        frame[top : top + size, x0 : x0 + size] = patch
         return frame
 
     for k in range(steps):
         t = (k + 0.5) / steps
         total += at(t)
-        x0 = 120 + int(round(shift * (t - 0.5)))
-        swept[90:150, x0 : x0 + 60] = True
+        x0 = left + int(round(shift * (t - 0.5)))
+        swept[top : top + size, x0 : x0 + size] = True
     return total / steps, at(0.5), swept
 
 
@@ -444,6 +446,26 @@ def test_a_pair_whose_relative_gain_cannot_be_measured_is_withheld_and_flagged(s
     assert measured.withheld_fraction is None and measured.withheld_reason is None
     assert area_fraction(measured.mask) <= 0.005
     assert measured.gain["min"][0] == pytest.approx(0.8, abs=0.02)  # B / S in linear light
+
+
+@pytest.mark.parametrize("tiles", [1, 4], ids=["240x320", "960x1280"])
+def test_a_small_object_is_found_whatever_the_size_of_the_frame_around_it(tiles):
+    """A square of 14 px moving 6 px sweeps 280 px: at 960x1280, under 0.05 % of the frame
+    (614 px), which the smallest region kept once was, so its mask was empty there and not
+    at 240x320. Specks are noise's, and noise's blobs are the smoothing's size whatever the
+    frame: the object is found alike in both, and the static frame of the larger size,
+    sixteen times the chances of a noise excursion, stays empty."""
+    rng = np.random.default_rng(4)
+    scene = np.tile(textured_scene(4), (tiles, tiles, 1))
+
+    def masked(shift: int, params: MaskParams = MaskParams()) -> tuple[np.ndarray, np.ndarray]:
+        blur, sharp, swept = moving_square(scene, shift=shift, top=100, left=150, size=14)
+        return generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 2.0)), params=params).mask, swept
+
+    assert iou(*masked(6)) > 0.6
+    assert area_fraction(masked(0)[0]) == 0.0
+    # A share of the image, as given, still bounds it: the object's regions are under it.
+    assert not masked(6, MaskParams(min_area=0.01 / tiles**2))[0].any()
 
 
 def test_a_mask_under_half_the_frame_is_given():

@@ -27,7 +27,7 @@ _OPTION_OF = {"high_sigmas": "--high", "low_sigmas": "--low", "close_radius": "-
               "dilate_radius": "--dilate"}
 
 
-def _params(high: float, low: float, close: float, min_area: float, dilate: float) -> MaskParams:
+def _params(high: float, low: float, close: float, min_area: float | None, dilate: float) -> MaskParams:
     try:
         return MaskParams(high_sigmas=high, low_sigmas=low, close_radius=close, min_area=min_area,
                           dilate_radius=dilate)
@@ -47,8 +47,9 @@ def generate_command(
     low: Annotated[float, typer.Option("--low", help="Growing threshold, in noise sigmas.")] = _DEFAULT.low_sigmas,
     close: Annotated[float, typer.Option(
         "--close", help="Closing radius (fraction of the short side).")] = _DEFAULT.close_radius,
-    min_area: Annotated[float, typer.Option(
-        "--min-area", help="Smallest kept region (fraction of the image).")] = _DEFAULT.min_area,
+    min_area: Annotated[Optional[float], typer.Option(
+        "--min-area", help="Smallest kept region (fraction of the image) \\[default: two smoothing footprints, "
+                           "about 100 px at any resolution].", show_default=False)] = _DEFAULT.min_area,
     dilate: Annotated[float, typer.Option(
         "--dilate", help="Safety dilation (fraction of the short side).")] = _DEFAULT.dilate_radius,
     force: Annotated[bool, typer.Option("--force", metavar="", help="Also regenerate masks a curator edited or reviewed.")] = False,

@@ -29,8 +29,9 @@ different is the moving foreground and its blur trail. Every step has a physical
 4. **Evidence.** ``z`` is the smoothed difference in units of its predicted sigma (noise
    and edge residual together), the largest over channels.
 5. **Regions** (:mod:`reloblur.lbfmg.morphology`). Hysteresis (``low_sigmas`` grows
-   regions seeded above ``high_sigmas``); specks below ``min_area`` are removed *before*
-   a small closing, so no closing can merge scattered false positives into a blob; a hole
+   regions seeded above ``high_sigmas``); specks under two smoothing footprints (or
+   ``min_area`` of the image, where given) are removed *before* a small closing, so no
+   closing can merge scattered false positives into a blob; a hole
    is filled only when the evidence around it, not the closing, encloses it, and a pixel
    only when one cluster of evidence brackets it on opposite sides. A uniform object
    wider than that is completed from S, which shows it sharp: a region that S's own edges
@@ -143,6 +144,13 @@ WithheldReason = Literal["majority", "unmeasured gain"]
 # uniform ground fill level bins of their own, where the per-bin guard measures them).
 REFIT_VARIANCE_RATIO = 4.0
 REFIT_SHARE = 0.01
+# The smallest region kept by default, in smoothing footprints (disks of footprint_reach's
+# radius). What noise makes comes in blobs about one footprint across, in pixels, however
+# large the frame, and a moving object's bands are as wide as its motion, also in pixels.
+# Two footprints is what the former default, 0.05 % of the image, came to at 538x359,
+# where it was validated; as a share of the image it grew with the frame, to 1545 px at
+# 2152x1436, and dropped the bands of objects that moved a few pixels there.
+SPECK_FOOTPRINTS = 2.0
 
 
 @dataclass
@@ -1553,7 +1561,7 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in
     every channel of both images."""
     h, w = z.shape
-    short, min_pixels = min(h, w), params.min_area * h * w
+    short, min_pixels = min(h, w), min_region_pixels(params, h, w)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
     if recoloured:  # z changed where a colour map explained a region: judge again
@@ -1600,6 +1608,24 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     if mask.any() and not judge.inside.all():
         mask |= carry_into_unjudged(mask, judge.inside, reach=CARRY_REACH * short)
     return mask, recoloured, shifted
+
+
+def min_region_pixels(params: MaskParams, height: int, width: int) -> float:
+    """The smallest region (px) a mask of a ``height`` x ``width`` frame keeps:
+    ``params.min_area`` of the image where given, else :data:`SPECK_FOOTPRINTS` smoothing
+    footprints (about 100 px at the default smoothing, at any resolution).
+
+    Examples
+    --------
+    >>> round(min_region_pixels(MaskParams(), 1436, 2152))
+    101
+    >>> round(min_region_pixels(MaskParams(min_area=0.0005), 1436, 2152))
+    1545
+    """
+    if params.min_area is not None:
+        return params.min_area * height * width
+    reach = footprint_reach(params.smooth_sigma)
+    return SPECK_FOOTPRINTS * math.pi * reach * reach
 
 
 def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray,

@@ -23,7 +23,9 @@ class MaskParams:
 
     Thresholds are in predicted noise sigmas of the smoothed difference; sizes are fractions
     of the shorter image side (areas: of the image) so the same values fit 538x359 and
-    2152x1436.
+    2152x1436. The smallest region kept is the exception by default (``min_area=None``): a
+    speck is what noise makes, and noise's blobs are as large as the smoothing footprint,
+    in pixels, whatever the frame's size around them.
     """
 
     high_sigmas: float = 6.0  # seed threshold
@@ -35,7 +37,8 @@ class MaskParams:
     # default row: mean IoU 0.71 with a 1 px shift, 0.89 without).
     shift_tolerance: int = 0
     close_radius: float = 0.01  # of the short side
-    min_area: float = 0.0005  # of the image
+    # of the image; None: SPECK_FOOTPRINTS smoothing footprints (lbfmg.generate.min_region_pixels)
+    min_area: float | None = None
     dilate_radius: float = 0.0  # of the short side, safety margin added at the end
     fill_holes: bool = True
     gain_field: GainField = "smooth"
@@ -44,7 +47,9 @@ class MaskParams:
     def __post_init__(self) -> None:
         numbers = {"high_sigmas": self.high_sigmas, "low_sigmas": self.low_sigmas,
                    "smooth_sigma": self.smooth_sigma, "close_radius": self.close_radius,
-                   "min_area": self.min_area, "dilate_radius": self.dilate_radius}
+                   "dilate_radius": self.dilate_radius}
+        if self.min_area is not None:
+            numbers["min_area"] = self.min_area
         for name, value in numbers.items():
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise MaskParamsError(f"mask parameter {name} = {value!r}: must be a finite number >= 0")
@@ -54,7 +59,7 @@ class MaskParams:
             raise MaskParamsError(f"smooth_sigma = {self.smooth_sigma}: must be > 0")
         if not 0 <= self.shift_tolerance <= 3:
             raise MaskParamsError(f"shift_tolerance = {self.shift_tolerance}: must be 0..3 pixels")
-        if self.close_radius > 0.2 or self.dilate_radius > 0.2 or self.min_area > 0.5:
+        if self.close_radius > 0.2 or self.dilate_radius > 0.2 or (self.min_area or 0.0) > 0.5:
             raise MaskParamsError("close_radius and dilate_radius are fractions of the short side (<= 0.2), "
                                   "min_area a fraction of the image (<= 0.5)")
         if self.gain_field not in ("none", "global", "smooth"):
