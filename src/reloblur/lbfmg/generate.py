@@ -147,9 +147,10 @@ REFIT_SHARE = 0.01
 # The smallest region kept by default, in smoothing footprints (disks of footprint_reach's
 # radius). What noise makes comes in blobs about one footprint across, in pixels, however
 # large the frame, and a moving object's bands are as wide as its motion, also in pixels.
-# Two footprints is what the former default, 0.05 % of the image, came to at 538x359,
-# where it was validated; as a share of the image it grew with the frame, to 1545 px at
-# 2152x1436, and dropped the bands of objects that moved a few pixels there.
+# Two footprints (100.5 px at the default smoothing) is about what the former default,
+# 0.05 % of the image, came to at 538x359 (96.6 px), where it was validated; as a share of
+# the image it grew with the frame, to 1545 px at 2152x1436, and dropped the bands of
+# objects that moved a few pixels there.
 SPECK_FOOTPRINTS = 2.0
 
 
