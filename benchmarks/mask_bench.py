@@ -107,8 +107,8 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, m
     a, b = first.homography @ corners, second.homography @ corners
     moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
     mixing = output_mixing(pair, second)
-    again = generate_mask(blur, sharp, valid=valid, clipped=clipped,
-                          colour_matrix=second.color.matrix if measured else None, output_mixing=mixing).mask
+    again = generate_mask(blur, sharp, valid=valid, clipped=clipped, colour_matrix=second.color.matrix,
+                          crosstalk="measured" if measured else "prior", output_mixing=mixing).mask
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
@@ -138,15 +138,16 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             continue
         if jpeg is not None:
             blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
-        # What `mask generate --crosstalk measured` reads from align's sidecar (a burst's S
-        # was not corrected). auto: measured unless the condition's cameras transform colour
-        # after their sensors clip, as a session of such cameras would record them.
-        measured = crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour)
-        colour = alignment.color.matrix if alignment is not None and measured else None
+        # What `mask generate` reads from align's sidecar (a burst's S was not corrected).
+        # auto: measured unless the condition's cameras transform colour after their
+        # sensors clip, as a session of such cameras would record them.
+        colour = alignment.color.matrix if alignment is not None else None
+        measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour))
+        model = "measured" if measured else "prior"
         mixing = output_mixing(pair, alignment)
         runs = {
-            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, o=mixing: generate_mask(
-                b, s, valid=v, clipped=c, colour_matrix=m, output_mixing=o),
+            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing: generate_mask(
+                b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o),
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }

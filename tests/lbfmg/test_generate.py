@@ -26,6 +26,7 @@ from reloblur.lbfmg.generate import (
     fine_evidence,
     fit_local_shift,
     generate_mask,
+    unmeasured_excess,
 )
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.lbfmg.morphology import (
@@ -332,11 +333,77 @@ def test_a_trail_across_a_ground_only_s_blew_out_is_found_given_the_colour_matri
     0.11, and 0.14-0.28 % static area)."""
     for seed in (3, 5):
         blur, sharp, flags, matrix, swept = _red_ground_pair(seed, crosstalk, moving=True)
-        result = generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix)
+        result = generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix, crosstalk="measured")
         assert iou(result.mask, swept) > 0.85
         assert result.crosstalk_ratio == pytest.approx(crosstalk_ratios(matrix).max())
         blur, sharp, flags, matrix, _ = _red_ground_pair(seed, crosstalk, moving=False)
-        assert area_fraction(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix).mask) == 0.0
+        assert area_fraction(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix,
+                                           crosstalk="measured").mask) == 0.0
+
+
+# A matrix align fitted on a full-size command-line run (over-exposed, pairgen seed 6363):
+# blue and green mixed into red with positive coefficients.
+ALIGN_MIXING_UP = np.array([[0.72, 0.015, 0.068], [0.002, 0.765, 0.037], [-0.012, 0.027, 0.788]])
+
+
+def _blown_in_both_pair(seed: int, matrix: np.ndarray, *, shift: int
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A patch whose green and blue both cameras blow out (2.5 times B's white level),
+    moving ``shift`` px, or static. S's camera sees the scene through ``matrix``'s
+    inverse and is corrected by ``matrix`` after its clip, as align does. Returns B, S
+    (8-bit), the clip map and the swept region."""
+    rng = np.random.default_rng(seed)
+    scene = textured_scene(seed, mean=0.3)
+    blur, sharp, swept = _moving_patch(scene, np.array([0.5, 2.5, 2.5]), shift=shift)
+    raw_b = expose(blur, rng)
+    raw_s = expose(np.einsum("ij,hwj->hwi", np.linalg.inv(matrix), sharp), rng, 1.5)
+    corrected = np.clip(np.einsum("ij,hwj->hwi", matrix, raw_s), 0, 1)
+    return encode_srgb(raw_b), encode_srgb(corrected), _channel_clip_map(raw_b, raw_s), swept
+
+
+@pytest.mark.parametrize("matrix", [ALIGN_MIXING_UP, 0.9 * np.linalg.inv(CAMERA_CROSSTALK)], ids=["up", "down"])
+def test_an_excess_both_cameras_blew_out_explains_what_the_correction_mixed_of_it(matrix):
+    """Where both cameras clipped green and blue, S's excess there is unmeasured, and the
+    correction carried it into red by the sign of its coefficients (``up``: S's red
+    recorded short; ``down``: long). Without the matrix a static patch is marked (5.4 %
+    of the frame for seeds 3-5, measured 2026-12-04), since no prior bounds the excess;
+    given it, either crosstalk model leaves the static pair empty, and the patch moving
+    10 px is found as before (IoU 0.83-0.88 with it, 0.87-0.88 without)."""
+    for seed in (3, 4):
+        blur, sharp, flags, _ = _blown_in_both_pair(seed, matrix, shift=0)
+        assert area_fraction(generate_mask(blur, sharp, clipped=flags).mask) > 0.04
+        for crosstalk in ("prior", "measured"):
+            result = generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix, crosstalk=crosstalk)
+            assert area_fraction(result.mask) == 0.0
+        blur, sharp, flags, swept = _blown_in_both_pair(seed, matrix, shift=10)
+        assert iou(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix).mask, swept) > 0.8
+
+
+def test_unmeasured_excess_opens_each_channel_by_the_sign_that_mixed_it_in():
+    """Known answer: blue blown out in both images over a square; red took +0.07 of blue,
+    green -0.03. Red is open above and green below over the square, where most of the
+    9x9 footprint lies on it (not at its corners: 25 of 81 pixels); blue itself is not
+    opened, nor anything far from the square; a channel only one camera clipped opens
+    nothing."""
+    both = np.zeros((3, 40, 40), bool)
+    both[2, 10:30, 10:30] = True
+    matrix = np.array([[0.9, 0.0, 0.07], [0.0, 1.0, -0.03], [0.0, 0.0, 1.0]])
+    opened = unmeasured_excess(both, both, matrix, reach=4)
+    assert opened is not None
+    above, below = opened
+    assert above[0, 12:28, 12:28].all() and below[1, 12:28, 12:28].all()
+    assert np.array_equal(above[0], below[1]) and not above[0, 10, 10]
+    assert not above[1:].any() and not below[0].any() and not below[2].any()
+    assert not (above | below)[:, :5].any()
+    assert unmeasured_excess(both, np.zeros_like(both), matrix, reach=4) is None
+
+
+def test_measured_crosstalk_without_a_colour_matrix_is_refused():
+    blur = np.full((40, 40, 3), 0.5)
+    with pytest.raises(ImageFormatError, match="measured.*colour matrix"):
+        generate_mask(blur, blur, crosstalk="measured")
+    with pytest.raises(ImageFormatError, match="prior or measured"):
+        generate_mask(blur, blur, crosstalk="both")  # type: ignore[arg-type]
 
 
 def _benchmark_module(name: str) -> ModuleType:
@@ -363,8 +430,9 @@ def test_the_measured_bound_keeps_the_whole_prior_beside_a_channels_own_clip():
     pair = pairgen.make_pair(condition, 11, static=True, seed=2000)
     blur, sharp, valid, flags, alignment = mask_bench.aligned(pair)
     assert decode_clip_flags(flags)["s_high"].all(axis=2).mean() > 0.02  # S blew out in every channel
-    for matrix in (None, alignment.color.matrix):
-        assert area_fraction(generate_mask(blur, sharp, valid=valid, clipped=flags, colour_matrix=matrix).mask) == 0.0
+    for crosstalk in ("prior", "measured"):
+        assert area_fraction(generate_mask(blur, sharp, valid=valid, clipped=flags, colour_matrix=alignment.color.matrix,
+                                           crosstalk=crosstalk).mask) == 0.0
 
 
 ISP_COLOUR = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
@@ -387,7 +455,8 @@ def test_a_colour_transformation_after_the_clip_is_why_the_prior_is_the_default(
     blur, sharp = encode_srgb(out_b), encode_srgb(np.clip(out_s @ matrix.T, 0, 1))
     flags = _channel_clip_map(out_b, out_s)
     assert area_fraction(generate_mask(blur, sharp, clipped=flags).mask) == 0.0
-    assert area_fraction(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix).mask) > 0.05
+    assert area_fraction(generate_mask(blur, sharp, clipped=flags, colour_matrix=matrix,
+                                       crosstalk="measured").mask) > 0.05
 
 
 @pytest.mark.parametrize("seed", [3, 4])

@@ -149,9 +149,11 @@ def test_where_a_cameras_output_clipped_and_the_matrix_align_undid_reach_the_mas
                                  "--workers", "1"])
     assert result.exit_code == 2 and record.name in result.output, result.output
     assert "camera_matrices.S" in result.output
-    # a pair whose matrices were not undone resumes as before: no record among its inputs
+    # a pair whose matrices were not undone reads the record too, for S's colour matrix
+    # (an excess both cameras clipped), and under the prior records no crosstalk
     _session(tmp_path / "plain", colour_switch=True)
     _aligned_blur(tmp_path / "plain", tmp_path / "out-plain")
     _mask_params(tmp_path / "out-plain", tmp_path / "masks-plain", "--crosstalk", "prior")
     for sidecar in sorted((tmp_path / "masks-plain").rglob("*.json")):
-        assert "align" not in json.loads(sidecar.read_text())["inputs"]
+        record = json.loads(sidecar.read_text())
+        assert "align" in record["inputs"] and "crosstalk" not in record["params"]

@@ -175,6 +175,21 @@ def test_the_counts_add_up_to_the_pairs_when_some_fail(generated):
     assert f"{report['pairs']} pair(s):" in human and "2 failed" in human
 
 
+def test_measured_crosstalk_without_aligns_record_fails_each_pair_naming_it(generated):
+    """``--crosstalk measured`` reads S's colour matrix from align's record: on pairs align
+    did not make, each pair fails naming the record it lacks, and no mask is rewritten."""
+    dataset = generated / "dataset"
+    assert not list(dataset.rglob("*.align.json"))
+    masks = {p: p.read_bytes() for p in (generated / "masks").rglob("*.png")}
+    result = runner.invoke(app, ["mask", "generate", str(dataset), "--crosstalk", "measured", "--workers", "1",
+                                 "--json"])
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.stdout)
+    assert len(report["failures"]) == report["pairs"] > 0
+    assert ".align.json" in result.output and "--crosstalk prior" in result.output
+    assert {p: p.read_bytes() for p in masks} == masks
+
+
 def test_a_masks_tree_two_datasets_share_keeps_each_ones_masks(generated, tmp_path):
     """Two aligned datasets in one folder share the default sibling 'masks': the second's
     pairs of the same names are refused (exit 2, nothing written) until --overwrite; a

@@ -61,7 +61,8 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
     assert np.mean(moving) > 0.8, moving
     assert max(static) <= 0.025, static
 
-    # --crosstalk prior neither reads nor fingerprints align's record.
+    # --crosstalk prior reads align's record for the signs of S's colour matrix (an excess
+    # both cameras clipped), and measures no crosstalk through it.
     prior = tmp_path / "data" / "masks-prior"
     result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(prior), "--crosstalk", "prior",
                                  "--workers", "1", "--json"])
@@ -69,12 +70,12 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
     for sidecar in sorted(aligned.rglob("*.align.json")):
         index = sidecar.name[: -len(".align.json")]
         mask_record = json.loads((prior / sidecar.parent.relative_to(aligned) / f"{index}.json").read_text())
-        assert "align" not in mask_record["inputs"] and "crosstalk" not in mask_record["params"]
+        assert "align" in mask_record["inputs"] and "crosstalk" not in mask_record["params"]
         assert mask_record["diagnostics"]["crosstalk_ratio"] is None
 
     # A sidecar whose matrix that cannot use: the pair is redone (its align input changed)
-    # and fails naming the file; its mask stays as it was, the others resume. The prior
-    # does not read the matrix, and resumes every pair.
+    # and fails naming the file; its mask stays as it was, the others resume, under either
+    # crosstalk model.
     sidecar = sorted(aligned.rglob("*.align.json"))[0]
     index = sidecar.name[: -len(".align.json")]
     mask_file = masks / sidecar.parent.relative_to(aligned) / f"{index}.png"
@@ -87,8 +88,12 @@ def test_bayer_session_aligned_uncropped_then_masked_matches_the_truth(tmp_path)
     assert sidecar.name in result.output and "non-zero diagonal" in result.output
     assert mask_file.read_bytes() == before
     assert json.loads(result.stdout)["resumed"] >= 7
+    prior_file = prior / sidecar.parent.relative_to(aligned) / f"{index}.png"
+    before = prior_file.read_bytes()
     result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(prior), "--crosstalk", "prior",
                                  "--workers", "1", "--json"])
-    assert result.exit_code == 0 and json.loads(result.stdout)["resumed"] == report["generated"], result.output
+    assert result.exit_code == 2 and sidecar.name in result.output, result.output
+    assert json.loads(result.stdout)["resumed"] == report["generated"] - 1, result.output
+    assert prior_file.read_bytes() == before
     result = runner.invoke(app, ["mask", "generate", str(aligned), "--crosstalk", "guess", "--workers", "1"])
     assert result.exit_code == 1 and "--crosstalk 'guess'" in result.output, result.output

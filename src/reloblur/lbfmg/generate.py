@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Literal
 
@@ -93,7 +93,7 @@ from reloblur.lbfmg.morphology import (
 )
 from reloblur.lbfmg.motion import MAX_LENGTH, fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, fit_noise_level, guarded_table, srgb_decode, table_index
-from reloblur.lbfmg.params import MaskParams, Transfer
+from reloblur.lbfmg.params import Crosstalk, MaskParams, Transfer
 from reloblur.lbfmg.residual import (
     EDGE_MIN_TILES,
     EdgeResidual,
@@ -305,6 +305,11 @@ class _Clipping:
     # of this image clipped white (:func:`_mixed_share`): a colour correction after the
     # clipping mixed part of that channel's lost excess into this one there
     mixed_share: np.ndarray | None = None
+    # (C, H, W) bool, where the true level may lie any way above (below) the smoothed one
+    # though the channel did not clip: an excess no camera measured, mixed in with a
+    # positive (negative) coefficient (:func:`unmeasured_excess`); None: nowhere
+    open_above: np.ndarray | None = None
+    open_below: np.ndarray | None = None
     _any: np.ndarray | None = field(default=None, repr=False)
     _at_all: bool | None = field(default=None, repr=False)
 
@@ -319,7 +324,9 @@ class _Clipping:
         """The flags cut to a window."""
         bias = None if self.black_bias is None else self.black_bias[:, rows, cols]
         mixed = None if self.mixed_share is None else self.mixed_share[:, rows, cols]
-        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias, mixed)
+        above = None if self.open_above is None else self.open_above[:, rows, cols]
+        below = None if self.open_below is None else self.open_below[:, rows, cols]
+        return _Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias, mixed, above, below)
 
     def measured_where(self, measured: np.ndarray, mixed_share: np.ndarray | None) -> _Clipping:
         """Widened flags with no white bound where ``measured`` (``(C, H, W)`` bool) says
@@ -327,6 +334,10 @@ class _Clipping:
         prior's share (:func:`_measured_beside_white`)."""
         high = self.high & ~measured if self.high.any() else self.high
         return _Clipping(high, self.low, self.black_bias, mixed_share)
+
+    def opened(self, above: np.ndarray, below: np.ndarray) -> _Clipping:
+        """The flags with the bounds open where :func:`unmeasured_excess` says."""
+        return _Clipping(self.high, self.low, self.black_bias, self.mixed_share, above, below)
 
     def widened(self, reach: int, sigma_px: float | None = None) -> _Clipping:
         """The flags as they bear on values smoothed over ``reach`` pixels (a Gaussian of
@@ -505,6 +516,61 @@ def crosstalk_ratios(matrix: np.ndarray) -> np.ndarray:
     return ratios
 
 
+def unmeasured_excess(b_high: np.ndarray, s_high: np.ndarray, matrix: np.ndarray, *, reach: int
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where ``align``'s colour correction of S mixed an excess that neither camera measured
+    into S's other channels, and which way that leaves each of them open.
+
+    Where both cameras clipped channel ``j`` white, S's true ``j`` exceeds what it recorded
+    by some ``e_j >= 0`` that nothing bounds from above, and the correction ``M`` (applied
+    after the clip) then recorded each other channel ``c`` short of its truth by ``M[c, j]
+    e_j``: the truth lies above it, unboundedly, where ``M[c, j] > 0``, and below it where
+    ``M[c, j] < 0``. The sign is certain however the cameras treated colour before
+    recording: it is ``align``'s own matrix, applied to the frames as recorded. A smoothed
+    value carries it where most of its footprint (the box of ``reach`` px around it, as
+    black clipping's rule has it) is on such pixels.
+
+    Parameters
+    ----------
+    b_high, s_high
+        ``(C, H, W)`` bool, white-clipped channels of each image, per pixel.
+    matrix
+        ``(C, C)`` the matrix S was corrected with (``out_c = sum_j M[c, j] in_j``).
+    reach
+        The smoothing footprint's reach, px (:func:`~reloblur.lbfmg.kernels.footprint_reach`).
+
+    Returns
+    -------
+    tuple of numpy.ndarray, or None
+        ``(above, below)``, ``(C, H, W)`` bool: where the truth of S's smoothed channel
+        may lie any way above (below) the value recorded; None where no channel clipped
+        in both images, or the images have one channel.
+
+    Examples
+    --------
+    >>> both = np.zeros((3, 24, 24), bool); both[2, 4:20, 4:20] = True  # blue blown in both
+    >>> m = np.array([[0.9, 0.02, 0.07], [0.0, 1.0, -0.03], [0.0, 0.0, 1.0]])
+    >>> above, below = unmeasured_excess(both, both, m, reach=4)
+    >>> bool(above[0, 12, 12]), bool(below[1, 12, 12]), bool(above[1, 12, 12]), bool(above[0, 1, 1])
+    (True, True, False, False)
+    """
+    channels = s_high.shape[0]
+    if channels == 1 or np.shape(matrix) != (channels, channels):
+        return None
+    both = b_high & s_high
+    if not both.any():
+        return None
+    size = 2 * reach + 1
+    mostly = [cv2.blur(flags.astype(np.float32), (size, size)) >= 0.5 if flags.any() else None for flags in both]
+    above, below = np.zeros(both.shape, bool), np.zeros(both.shape, bool)
+    for c in range(channels):
+        for j, where in enumerate(mostly):
+            if where is not None and j != c and matrix[c, j] != 0:
+                side = above[c] if matrix[c, j] > 0 else below[c]
+                side |= where
+    return above, below
+
+
 def clipped_output_mixing(camera_matrices: tuple[np.ndarray | None, np.ndarray | None],
                   colour_matrix: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """How the excess a camera's RGB output lost to clipping shows in B and in S as the mask
@@ -617,6 +683,18 @@ def _along_rays(bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray, rays: _Outp
 
 def _bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_clipped_bounds`, open on the side an unmeasured excess leaves open
+    (:attr:`_Clipping.open_above`, :attr:`_Clipping.open_below`)."""
+    lower, upper = _clipped_bounds(smoothed, clip, crosstalk)
+    if clip.open_above is not None:
+        upper = np.where(clip.open_above, np.float32(_UNBOUNDED), upper)
+    if clip.open_below is not None:
+        lower = np.where(clip.open_below, np.float32(-_UNBOUNDED), lower)
+    return lower, upper
+
+
+def _clipped_bounds(smoothed: np.ndarray, clip: _Clipping, crosstalk: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper bounds of the true level: a clipped-white pixel is only a lower bound,
     a clipped-black one only an upper bound.
 
@@ -1068,7 +1146,8 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
 
 def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _Judge, usable: np.ndarray,
                        params: MaskParams,
-                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None]) -> int:
+                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None],
+                       *, skip_clipped: bool = True) -> int:
     """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
     explains; returns how many were (reported as a flag).
 
@@ -1078,8 +1157,8 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     window's margin, where the model is fitted and the region's judgement reaches: the
     smoothing's footprint). A region under :data:`EXPLAINED_FRACTION` of which stays above
     ``--low`` with that S is explained, and ``z`` over the grown region takes the smaller
-    of the two judgements. A region mostly clipped is left as it is: clipping bends the
-    colour relation and makes the gradients the clip's."""
+    of the two judgements. With ``skip_clipped``, a region mostly clipped is left as it
+    is: clipping bends the colour relation and makes the gradients the clip's."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
@@ -1087,7 +1166,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     for label in range(1, count):
         rows, cols = component_window(stats, label, margin, labels.shape)
         component = labels[rows, cols] == label
-        if np.mean(~usable[rows, cols][component]) > 0.3:
+        if skip_clipped and np.mean(~usable[rows, cols][component]) > 0.3:
             continue
         grown = cv2.dilate(component.astype(np.uint8), ring) > 0
         ss_local = local(rows, cols, component, grown)
@@ -1100,6 +1179,34 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
         window[grown] = np.minimum(window[grown], z_local[grown])
         explained += 1
     return explained
+
+
+def _discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
+                                opened: tuple[np.ndarray, np.ndarray], usable: np.ndarray, params: MaskParams) -> int:
+    """Re-judge each candidate region with S's bounds open where an excess no camera
+    measured was mixed into it (``opened``, :func:`unmeasured_excess`), in place on ``z``.
+
+    A static object both cameras blew out in some channels differs between B and S in the
+    others by what ``align``'s matrix carried of S's excess, which can be any size: in a
+    full-size command-line run, a static object blown out in green and blue in both images
+    left S's red 30 codes under B's (6.8 % of an excess two to three times the white level) and
+    was marked as a 36,000 px mover. Opening the bounds everywhere also opened the bands of
+    moving objects beside such pixels (the mask benchmark's over-exposed row: mean IoU
+    0.831 -> 0.817 and 0.823 -> 0.782 on two seed sets); a region they explain is not
+    motion, and a moving object keeps its bands where nothing was blown out. Clipped
+    regions are judged too: this excess is only ever on them.
+
+    Returns the number of regions re-judged."""
+    above, below = opened
+    near = (above | below).any(axis=0)
+    if not (mask & near).any():
+        return 0
+    wider = replace(judge, clip_s=judge.clip_s.opened(above, below))
+
+    def as_recorded(rows: slice, cols: slice, component: np.ndarray, _: np.ndarray) -> np.ndarray | None:
+        return ss[:, rows, cols] if near[rows, cols][component].any() else None
+
+    return _rejudge_explained(mask, z, bs, wider, usable, params, as_recorded, skip_clipped=False)
 
 
 def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray,
@@ -1182,6 +1289,7 @@ def _edges(sharp: np.ndarray, noise_variance: np.ndarray, edge_sigmas: float) ->
 def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
                   valid: np.ndarray | None = None, clipped: np.ndarray | None = None,
                   noise: list[NoiseLevel] | None = None, colour_matrix: np.ndarray | None = None,
+                  crosstalk: Crosstalk = "prior",
                   output_mixing: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> MaskResult:
     """The blur mask of an aligned pair.
 
@@ -1207,11 +1315,17 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         (:func:`pair_noise_model` on static pairs); default: fitted on this pair.
     colour_matrix
         ``(3, 3)`` the matrix ``align`` corrected S's colours with (its sidecar's
-        ``color_matrix``): how much of a channel S clipped the correction mixed into the
-        others (:func:`crosstalk_bound`), measured where B did not clip that channel.
-        B's colours are its camera's own: nothing mixed them. Give it only for cameras
-        that do not transform colour after their sensor clips (raw capture). Default: the
-        prior :data:`CLIP_CROSSTALK` beside every clipped channel.
+        ``color_matrix``; B's colours are its camera's own: nothing mixed them). Where
+        both cameras clipped a channel, the correction carried S's unmeasured excess into
+        the others, in the direction its signs give: a region that this explains is not
+        motion (:func:`unmeasured_excess`). Default: unknown.
+    crosstalk
+        How far the correction after the clip moved each channel beside a clipped one.
+        ``"prior"``: up to :data:`CLIP_CROSSTALK` of the level, for cameras that may have
+        mixed colour themselves after their sensors clipped. ``"measured"``: what
+        ``colour_matrix`` made of the excess where B did not clip that channel
+        (:func:`crosstalk_bound`); only for cameras that do not transform colour after
+        their sensors clip (raw capture).
     output_mixing
         For B and S, where ``align`` undid a camera's own colour matrix: the directions of
         :func:`clipped_output_mixing`. Where ``clipped`` says that camera's output clipped, the
@@ -1226,7 +1340,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     Raises
     ------
     ImageFormatError
-        The images differ in size, or hold non-finite values.
+        The images differ in size, or hold non-finite values; ``colour_matrix`` does not
+        fit them, or ``crosstalk`` is ``"measured"`` without one.
 
     Examples
     --------
@@ -1242,17 +1357,27 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     bp, sp, bs, ss = pair.bp, pair.sp, pair.bs, pair.ss
     clip_b, clip_s, usable, valid_in = pair.clip_b, pair.clip_s, pair.usable, pair.valid
     ratios_s = None
-    crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # the prior
-    if colour_matrix is not None:
-        ratios_s = crosstalk_ratios(colour_matrix)
-        if ratios_s.shape[0] != bp.shape[0]:
-            raise ImageFormatError(f"colour matrix is {ratios_s.shape[0]}x{ratios_s.shape[0]}, "
+    bounds: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # the prior
+    if crosstalk not in ("prior", "measured"):
+        raise ImageFormatError(f"crosstalk {crosstalk!r}: choose prior or measured")
+    if crosstalk == "measured" and colour_matrix is None:
+        raise ImageFormatError("crosstalk 'measured' needs the colour matrix S was corrected with")
+    opened = None
+    if colour_matrix is not None and bp.shape[0] > 1:  # a grey pair has nothing to mix
+        ratios = crosstalk_ratios(colour_matrix)
+        if ratios.shape[0] != bp.shape[0]:
+            raise ImageFormatError(f"colour matrix is {ratios.shape[0]}x{ratios.shape[0]}, "
                                    f"the images have {bp.shape[0]} channels")
+        opened = unmeasured_excess(clip_b.high, clip_s.high, np.asarray(colour_matrix, np.float64),
+                                   reach=footprint_reach(params.smooth_sigma))
+        if crosstalk == "measured":
+            ratios_s = ratios
+    if ratios_s is not None:
         ratios_b = np.zeros_like(ratios_s)  # align leaves B's colours as its camera made them
-        crosstalk = (crosstalk_bound(bp, sp, bs, clip_b.high, clip_s.high, sigma_px=params.smooth_sigma,
-                                     ratios=ratios_b, transfer=params.transfer, rim=pair.rims[0]),
-                     crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
-                                     ratios=ratios_s, transfer=params.transfer, rim=pair.rims[1]))
+        bounds = (crosstalk_bound(bp, sp, bs, clip_b.high, clip_s.high, sigma_px=params.smooth_sigma,
+                                  ratios=ratios_b, transfer=params.transfer, rim=pair.rims[0]),
+                  crosstalk_bound(sp, bp, ss, clip_s.high, clip_b.high, sigma_px=params.smooth_sigma,
+                                  ratios=ratios_s, transfer=params.transfer, rim=pair.rims[1]))
     rays = None if pair.output is None else _output_rays(pair.output, output_mixing)
     inside, fit_on = _fit_region(pair.wide_b, pair.wide_s, usable, valid_in, params.smooth_sigma)
     # A second judgement fits again, on the same images.
@@ -1265,13 +1390,13 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                ) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]]:
         return _judge(bs, difference, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
                       sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance, transfer=params.transfer,
-                      noise=fitted, fine=fine, spread=pair.spread, crosstalk=crosstalk, rays=rays,
+                      noise=fitted, fine=fine, spread=pair.spread, crosstalk=bounds, rays=rays,
                       supported=supported, rendering=rendering)
 
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
+    mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened)
 
     def without(candidate: np.ndarray) -> tuple[_Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
         """The fits done again without ``candidate`` (grown by the smoothing's reach, where
@@ -1297,13 +1422,14 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # took up the difference (0.5-2.8 px in 8 of 16 tiles, against one tile of 0.5)
         # and forgave the bars' edges, the frame's only ones, as misregistration.
         provisional = judged(models, fit_on, supported=True, rendering=judge.rendering)[0]
-        candidate = _regions(provisional.z(bs, ss), bp, sp, bs, ss, provisional, usable, valid_in, params, blind)[0]
+        candidate = _regions(provisional.z(bs, ss), bp, sp, bs, ss, provisional, usable, valid_in, params, blind,
+                             opened)[0]
         refit = without(candidate) if candidate.any() else None
     refitted = refit is not None
     if refit is not None:
         judge, models, edge_kappa, sharpness_beta, detail_gamma = refit
         z = judge.z(bs, ss)
-        mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind)
+        mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened)
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
     # Every comparison of B with S rests on their relative gain: where it could not be
     # measured, neither a mask nor an empty one says anything of the pair.
@@ -1555,15 +1681,18 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
 
 
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
-             usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """The mask from the evidence (hysteresis, local colour and shift, specks, blown-out
+             usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
+             opened: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int, int]:
+    """The mask from the evidence (hysteresis, an unmeasured excess, local colour and shift, specks, blown-out
     objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
     re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
     brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in
-    every channel of both images."""
+    every channel of both images. ``opened``: :func:`unmeasured_excess`, or None."""
     h, w = z.shape
     short, min_pixels = min(h, w), min_region_pixels(params, h, w)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
+    if opened is not None and _discount_unmeasured_excess(mask, z, bs, ss, judge, opened, usable, params):
+        mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
     if recoloured:  # z changed where a colour map explained a region: judge again
         mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)

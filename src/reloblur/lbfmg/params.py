@@ -11,6 +11,9 @@ from reloblur.errors import ReloblurError
 
 GainField = Literal["none", "global", "smooth"]
 Transfer = Literal["srgb", "linear"]
+# What a colour correction after the clip mixed into the channels beside a clipped one
+# (:func:`reloblur.lbfmg.generate.generate_mask`).
+Crosstalk = Literal["prior", "measured"]
 
 
 class MaskParamsError(ReloblurError):

@@ -40,6 +40,7 @@ from reloblur.imaging.imageio import encode_srgb, read_image, write_image
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
 from reloblur.lbfmg.generate import MaskParams, clipped_output_mixing, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
+from reloblur.lbfmg.params import Crosstalk
 from reloblur.paths import output_folder, outside
 from reloblur.pipeline.burst import SIDECAR_SUFFIX as BURST_SIDECAR
 from reloblur.pipeline.burst import decode_frame
@@ -107,7 +108,6 @@ def calibrated_noise(path: Path) -> list[NoiseLevel]:
 
 MaskMethod = Literal["difference", "flow", "both"]
 MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
-Crosstalk = Literal["prior", "measured"]
 CrosstalkChoice = Literal["auto", "prior", "measured"]
 CROSSTALK_CHOICES: tuple[str, ...] = ("auto", "prior", "measured")
 
@@ -171,10 +171,14 @@ def _generate_one(job: _Job) -> str:
         inputs.update(burst[2])
     states = recorded_camera_colour(job.pair)
     measured = pair_crosstalk(states, job.crosstalk) == "measured"
-    # align's record also holds the camera matrices it undid, whose clipped outputs the
-    # mask step then follows (a mask input only for such pairs, so that every other resumes)
-    with_record = measured or "undone" in states.values()
-    inputs.update(align_map_files(job.pair, record=with_record))
+    # align's record holds the matrix it corrected S with, whose signs say which way an
+    # excess both cameras clipped moved S's other channels, and the camera matrices it
+    # undid, whose clipped outputs the mask step follows
+    inputs.update(align_map_files(job.pair, record=True))
+    if measured and "align" not in inputs:
+        raise ReloblurError(f"{job.pair.id}: --crosstalk measured reads the colour matrix from align's record "
+                            f"{job.pair.align_record}, which is missing: run 'reloblur align' on the pair, "
+                            "or use --crosstalk prior")
     params = {**job.params.to_dict(), "method": job.method}
     if measured:  # absent by default, so masks made before the choice existed still resume
         params["crosstalk"] = "measured"
@@ -193,10 +197,10 @@ def _generate_one(job: _Job) -> str:
         theirs = os.path.normpath(job.mask.parent / existing.made_from)
         raise ReloblurError(f"{job.mask} holds the mask of {theirs}, not of {job.pair.blur}: nothing was written. "
                             "Give this dataset its own masks tree (--out), or pass --overwrite to replace it")
-    maps = read_align_maps(job.pair, record=with_record)
+    maps = read_align_maps(job.pair, record=True)
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
                            valid=maps.valid, noise=job.noise, clipped=maps.clipped,
-                           colour_matrix=maps.colour_matrix if measured else None,
+                           colour_matrix=maps.colour_matrix, crosstalk="measured" if measured else "prior",
                            output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)

@@ -221,12 +221,13 @@ class ReviewStore:
             raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
         # judged as mask generate judged it: with the crosstalk model the mask was made with,
-        # and with align's record where the mask read it (cameras whose matrix align undid)
+        # and with align's record where the mask read it
         made = self.record(pair)
         measured = (made.params or {}).get("crosstalk") == "measured"
         maps = read_align_maps(pair, record=measured or "align" in (made.inputs or {}))
         result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
-                               clipped=maps.clipped, colour_matrix=maps.colour_matrix if measured else None,
+                               clipped=maps.clipped, colour_matrix=maps.colour_matrix,
+                               crosstalk="measured" if measured and maps.colour_matrix is not None else "prior",
                                output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
         return encode_image(result.mask, ".png")
 
