@@ -1144,10 +1144,9 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
     return shift, moved
 
 
-def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _Judge, usable: np.ndarray,
+def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _Judge, usable: np.ndarray | None,
                        params: MaskParams,
-                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None],
-                       *, skip_clipped: bool = True) -> int:
+                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None]) -> int:
     """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
     explains; returns how many were (reported as a flag).
 
@@ -1157,8 +1156,9 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     window's margin, where the model is fitted and the region's judgement reaches: the
     smoothing's footprint). A region under :data:`EXPLAINED_FRACTION` of which stays above
     ``--low`` with that S is explained, and ``z`` over the grown region takes the smaller
-    of the two judgements. With ``skip_clipped``, a region mostly clipped is left as it
-    is: clipping bends the colour relation and makes the gradients the clip's."""
+    of the two judgements. A region mostly not ``usable`` (clipped) is left as it is:
+    clipping bends the colour relation and makes the gradients the clip's (``usable``
+    None: every region is judged)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
@@ -1166,7 +1166,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     for label in range(1, count):
         rows, cols = component_window(stats, label, margin, labels.shape)
         component = labels[rows, cols] == label
-        if skip_clipped and np.mean(~usable[rows, cols][component]) > 0.3:
+        if usable is not None and np.mean(~usable[rows, cols][component]) > 0.3:
             continue
         grown = cv2.dilate(component.astype(np.uint8), ring) > 0
         ss_local = local(rows, cols, component, grown)
@@ -1182,19 +1182,21 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
 
 
 def _discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: _Judge,
-                                opened: tuple[np.ndarray, np.ndarray], usable: np.ndarray, params: MaskParams) -> int:
+                                opened: tuple[np.ndarray, np.ndarray], params: MaskParams) -> int:
     """Re-judge each candidate region with S's bounds open where an excess no camera
     measured was mixed into it (``opened``, :func:`unmeasured_excess`), in place on ``z``.
 
     A static object both cameras blew out in some channels differs between B and S in the
     others by what ``align``'s matrix carried of S's excess, which can be any size: in a
     full-size command-line run, a static object blown out in green and blue in both images
-    left S's red 30 codes under B's (6.8 % of an excess two to three times the white level) and
-    was marked as a 36,000 px mover. Opening the bounds everywhere also opened the bands of
-    moving objects beside such pixels (the mask benchmark's over-exposed row: mean IoU
-    0.831 -> 0.817 and 0.823 -> 0.782 on two seed sets); a region they explain is not
-    motion, and a moving object keeps its bands where nothing was blown out. Clipped
-    regions are judged too: this excess is only ever on them.
+    left S's red 30 codes under B's (6.8 % of an excess two to three times the white
+    level) and was marked as a 36,000 px mover. Opened over the whole frame, the bounds
+    also took the evidence of moving objects' bands beside such pixels (the mask
+    benchmark's over-exposed row, cached pairs of three seed sets: mean IoU 0.831 / 0.803
+    / 0.823 -> 0.750 / 0.703 / 0.728; region by region, but wherever any pixel of the
+    footprint was blown out, 0.817 / 0.772 / 0.782); a region they explain is not motion,
+    and a moving object keeps its bands where nothing was blown out. Clipped regions are
+    judged too: this excess is only ever on them.
 
     Returns the number of regions re-judged."""
     above, below = opened
@@ -1206,7 +1208,7 @@ def _discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray,
     def as_recorded(rows: slice, cols: slice, component: np.ndarray, _: np.ndarray) -> np.ndarray | None:
         return ss[:, rows, cols] if near[rows, cols][component].any() else None
 
-    return _rejudge_explained(mask, z, bs, wider, usable, params, as_recorded, skip_clipped=False)
+    return _rejudge_explained(mask, z, bs, wider, None, params, as_recorded)
 
 
 def _discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray,
@@ -1691,7 +1693,7 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     h, w = z.shape
     short, min_pixels = min(h, w), min_region_pixels(params, h, w)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
-    if opened is not None and _discount_unmeasured_excess(mask, z, bs, ss, judge, opened, usable, params):
+    if opened is not None and _discount_unmeasured_excess(mask, z, bs, ss, judge, opened, params):
         mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     recoloured = _discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
     if recoloured:  # z changed where a colour map explained a region: judge again
