@@ -177,15 +177,20 @@ def test_the_counts_add_up_to_the_pairs_when_some_fail(generated):
 
 def test_measured_crosstalk_without_aligns_record_fails_each_pair_naming_it(generated):
     """``--crosstalk measured`` reads S's colour matrix from align's record: on pairs align
-    did not make, each pair fails naming the record it lacks, and no mask is rewritten."""
+    did not make, each pair fails naming the record it lacks, but an edited mask, which
+    nothing regenerates, is kept; no mask is rewritten."""
     dataset = generated / "dataset"
     assert not list(dataset.rglob("*.align.json"))
+    edited = sorted(p for p in (generated / "masks").rglob("*.json"))[0]
+    record = json.loads(edited.read_text())
+    record.update(source="edited", review="reviewed")
+    edited.write_text(json.dumps(record))
     masks = {p: p.read_bytes() for p in (generated / "masks").rglob("*.png")}
     result = runner.invoke(app, ["mask", "generate", str(dataset), "--crosstalk", "measured", "--workers", "1",
                                  "--json"])
     assert result.exit_code == 2, result.output
     report = json.loads(result.stdout)
-    assert len(report["failures"]) == report["pairs"] > 0
+    assert report["kept_edited"] == 1 and len(report["failures"]) == report["pairs"] - 1 > 0
     assert ".align.json" in result.output and "--crosstalk prior" in result.output
     assert {p: p.read_bytes() for p in masks} == masks
 

@@ -175,18 +175,18 @@ def _generate_one(job: _Job) -> str:
     # excess both cameras clipped moved S's other channels, and the camera matrices it
     # undid, whose clipped outputs the mask step follows
     inputs.update(align_map_files(job.pair, record=True))
-    if measured and "align" not in inputs:
-        raise ReloblurError(f"{job.pair.id}: --crosstalk measured reads the colour matrix from align's record "
-                            f"{job.pair.align_record}, which is missing: run 'reloblur align' on the pair, "
-                            "or use --crosstalk prior")
     params = {**job.params.to_dict(), "method": job.method}
-    if measured:  # absent by default, so masks made before the choice existed still resume
+    if measured:  # absent under the prior, as before the choice existed
         params["crosstalk"] = "measured"
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
     if existing is not None and existing.curated and not job.force:
         return "kept"
+    if measured and "align" not in inputs:
+        raise ReloblurError(f"{job.pair.id}: --crosstalk measured reads the colour matrix from align's record "
+                            f"{job.pair.align_record}, which is missing: run 'reloblur align' on the pair, "
+                            "or use --crosstalk prior")
     if resume.is_done(sidecar_path(job.mask), inputs, params, outputs=(job.mask,)):
         return "resumed"
     made_from = _made_from(job.pair.blur, job.mask)
