@@ -363,22 +363,28 @@ class _Clipping:
                 return flags
             return per_channel(flags, lambda f: cv2.dilate(f.astype(np.uint8), kernel) > 0, bool)
 
-        def mostly(flags: np.ndarray) -> np.ndarray:
-            if not flags.any():
-                return flags
-            return per_channel(flags, lambda f: cv2.blur(f.astype(np.float32), (size, size)) >= 0.5, bool)
-
         bias = None
         if sigma_px is not None and self.low.any():
             bias = black_clip_factor(per_channel(
                 self.low, lambda f: cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px), np.float32))
-        return _Clipping(any_near(self.high), mostly(self.low), bias)
+        return _Clipping(any_near(self.high), _mostly(self.low, reach), bias)
 
     def any(self) -> np.ndarray:
         """``(H, W)`` bool: clipped in any channel, either way."""
         if self._any is None:
             self._any = (self.high | self.low).any(axis=0)
         return self._any
+
+
+def _mostly(flags: np.ndarray, reach: int) -> np.ndarray:
+    """``(C, H, W)`` bool: where most of the box of ``reach`` px around a pixel is flagged,
+    per channel of ``flags`` (``(C, H, W)`` bool)."""
+    if not flags.any():
+        return flags
+    size = 2 * reach + 1
+    # A channel with no flags has nothing to spread: left out, often two of three.
+    return np.stack([cv2.blur(f.astype(np.float32), (size, size)) >= 0.5 if f.any() else np.zeros(f.shape, bool)
+                     for f in flags])
 
 
 # Stand-in for "unbounded" on the side a clipped value leaves open: far outside [0, 1].
@@ -560,14 +566,13 @@ def unmeasured_excess(b_high: np.ndarray, s_high: np.ndarray, matrix: np.ndarray
     both = b_high & s_high
     if not both.any():
         return None
-    size = 2 * reach + 1
-    mostly = [cv2.blur(flags.astype(np.float32), (size, size)) >= 0.5 if flags.any() else None for flags in both]
+    mostly = _mostly(both, reach)
     above, below = np.zeros(both.shape, bool), np.zeros(both.shape, bool)
     for c in range(channels):
-        for j, where in enumerate(mostly):
-            if where is not None and j != c and matrix[c, j] != 0:
+        for j in range(channels):
+            if j != c and matrix[c, j] != 0 and both[j].any():
                 side = above[c] if matrix[c, j] > 0 else below[c]
-                side |= where
+                side |= mostly[j]
     return above, below
 
 
