@@ -170,20 +170,20 @@ def _generate_one(job: _Job) -> str:
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
     states = recorded_camera_colour(job.pair)
-    measured = pair_crosstalk(states, job.crosstalk) == "measured"
+    crosstalk = pair_crosstalk(states, job.crosstalk)
     # align's record holds the matrix it corrected S with, whose signs say which way an
     # excess both cameras clipped moved S's other channels, and the camera matrices it
     # undid, whose clipped outputs the mask step follows
     inputs.update(align_map_files(job.pair, record=True))
     params = {**job.params.to_dict(), "method": job.method}
-    if measured:  # absent under the prior, as before the choice existed
+    if crosstalk == "measured":  # absent under the prior, as before the choice existed
         params["crosstalk"] = "measured"
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
     if existing is not None and existing.curated and not job.force:
         return "kept"
-    if measured and "align" not in inputs:
+    if crosstalk == "measured" and "align" not in inputs:
         raise ReloblurError(f"{job.pair.id}: --crosstalk measured reads the colour matrix from align's record "
                             f"{job.pair.align_record}, which is missing: run 'reloblur align' on the pair, "
                             "or use --crosstalk prior")
@@ -200,7 +200,7 @@ def _generate_one(job: _Job) -> str:
     maps = read_align_maps(job.pair, record=True)
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
                            valid=maps.valid, noise=job.noise, clipped=maps.clipped,
-                           colour_matrix=maps.colour_matrix, crosstalk="measured" if measured else "prior",
+                           colour_matrix=maps.colour_matrix, crosstalk=crosstalk,
                            output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
