@@ -53,6 +53,24 @@ from reloblur.postprocess.align import AlignmentError, AlignResult, AlignSetting
 
 METHODS = ("lbfmg", "lbfmg v1", "plain difference")
 BURST_METHODS = ("lbfmg --method flow", "lbfmg --method both")  # burst rows only: they need the frames
+# Moving pairs are also scored in bands of how far their objects moved (pairgen's
+# BenchPair.travel, px over B's exposure): a blur a few pixels wide leaves little evidence,
+# and where in the 5-40 px range a row's misses lie says what its mean alone cannot.
+TRAVEL_BANDS = ((0.0, 10.0), (10.0, 20.0), (20.0, float("inf")))
+
+
+def travel_band(travel: float) -> str:
+    """The name of the band of :data:`TRAVEL_BANDS` that ``travel`` (px) falls in.
+
+    >>> travel_band(6.5), travel_band(10.0), travel_band(38.0)
+    ('<10 px', '10-20 px', '>=20 px')
+    """
+    for low, high in TRAVEL_BANDS:
+        if low <= travel < high:
+            if low == 0:
+                return f"<{high:g} px"
+            return f">={low:g} px" if high == float("inf") else f"{low:g}-{high:g} px"
+    raise ValueError(f"travel {travel!r} px is not a displacement")
 
 
 def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
@@ -124,8 +142,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                   size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
                   crosstalk: str = "prior") -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
-    scores: dict[str, dict[str, list[float]]] = {m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": []}
-                                                for m in methods}
+    scores: dict[str, dict[str, list[float]]] = {
+        m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": []} for m in methods}
     failed = 0
     changes: list[tuple[float, float]] = []
     for index in range(moving + static):
@@ -173,6 +191,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 scores[name]["area"].append(area_fraction(mask))
             else:
                 scores[name]["iou"].append(iou(mask, pair.mask))
+                scores[name]["travel"].append(pair.travel)
                 scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
                 if sensitivity and name == "lbfmg" and alignment is not None:
                     changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, colour is not None))
@@ -188,6 +207,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             "align_failures": failed,
             "withheld_static": int(sum(s["withheld"])),
             "withheld_moving": int(len(s["withheld"]) - sum(s["withheld"])),
+            "iou_by_travel": _by_travel(s["iou"], s["travel"]),
         }
     if changes:
         iou_change, moved = np.array(changes).T
@@ -197,6 +217,16 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                               "sensitivity_pairs": int(iou_change.size),
                               "sensitivity_corner_px_median": float(np.median(moved))})
     return rows
+
+
+def _by_travel(ious: list[float], travels: list[float]) -> dict[str, dict[str, float | int]]:
+    """Mean IoU and pair count per band of :data:`TRAVEL_BANDS` that holds any pair."""
+    bands: dict[str, list[float]] = {}
+    for value, travel in zip(ious, travels):
+        bands.setdefault(travel_band(travel), []).append(value)
+    order = [travel_band(low) for low, _ in TRAVEL_BANDS]
+    return {band: {"mean_iou": float(np.mean(bands[band])), "pairs": len(bands[band])}
+            for band in order if band in bands}
 
 
 def main() -> None:
@@ -330,6 +360,20 @@ def markdown(result: dict) -> str:
             lines.append(f"| {condition} | {spread(rows, 'sensitivity_corner_px_median')} | "
                          f"{spread(rows, 'sensitivity_mean_iou_change')} | {spread(rows, 'sensitivity_max_iou_change')} | "
                          f"{over} of {pairs} |")
+    banded = {c: [r["lbfmg"]["iou_by_travel"] for r in repeats] for c, repeats in result["results"].items()
+              if repeats[0]["lbfmg"].get("iou_by_travel")}
+    if banded:
+        names = [travel_band(low) for low, _ in TRAVEL_BANDS]
+        lines += ["", "**lbfmg**, mean IoU of the moving pairs by how far their objects moved over B's exposure "
+                  "(pairs pooled over the repeats, their number in brackets):", "",
+                  "| condition | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+        for condition, repeats in banded.items():
+            cells = []
+            for band in names:
+                held = [r[band] for r in repeats if band in r]
+                pairs = sum(h["pairs"] for h in held)
+                cells.append(f"{sum(h['mean_iou'] * h['pairs'] for h in held) / pairs:.3f} ({pairs})" if pairs else "-")
+            lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -123,6 +123,7 @@ class BenchPair:
     homography: np.ndarray  # B -> S in pixels, what a calibration of the rig would give
     frames: list[np.ndarray] | None = None  # a burst's K frames (linear), where B is their mean
     camera_matrix: np.ndarray | None = None  # both cameras' own colour matrix, as a session records it
+    travel: float = 0.0  # px: the farthest any object's point moved over B's exposure (_travel); 0 when static
 
 
 @functools.cache
@@ -272,10 +273,11 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         spin = 0.0 if static else rng.uniform(-condition.spin, condition.spin)
         zoom = 0.0 if static or not condition.zoom else rng.uniform(-condition.zoom, condition.zoom)
         objects.append((patch, alpha, centre, velocity, spin, zoom))
+    travel = _travel(objects)
     if condition.burst_frames:
-        return _burst_pair(condition, rng, background, objects, static, (w, h), margin)
+        return replace(_burst_pair(condition, rng, background, objects, static, (w, h), margin), travel=travel)
     if condition.video_frames:
-        return _video_pair(condition, rng, background, objects, static, (w, h), margin)
+        return replace(_video_pair(condition, rng, background, objects, static, (w, h), margin), travel=travel)
     steps = 48
     blur_sum, swept = np.zeros((*background.shape[:2], 3)), np.zeros(background.shape[:2])
     for k in range(steps):
@@ -318,7 +320,7 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
                     gain=gain_b * condition.gain_s_over_b * flicker, vignetting=condition.vignetting[1],
                     noise=condition.s_noise, condition=condition)
     return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b),
-                     camera_matrix=ISP_COLOUR if condition.isp_recorded else None)
+                     camera_matrix=ISP_COLOUR if condition.isp_recorded else None, travel=travel)
 
 
 def _overexposure(radiance: np.ndarray, fraction: float) -> float:
@@ -401,6 +403,17 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     blur = np.mean([f[view] for f in frames], axis=0).astype(np.float32)
     return BenchPair(blur, np.clip(sharp, 0, 1).astype(np.float32), truth, static, condition.name,
                      to_b @ hmat @ np.linalg.inv(to_b))
+
+
+def _travel(objects: list) -> float:
+    """The farthest any point of any object moves over B's exposure (px): its translation,
+    plus what its turn and its change of scale move its rim by. A pair's blur is no wider
+    than this, which is what decides how much evidence of it there is to find."""
+    farthest = 0.0
+    for patch, _, _, velocity, spin, zoom in objects:
+        radius = patch.shape[0] / 2
+        farthest = max(farthest, float(np.hypot(*velocity)) + radius * (math.radians(abs(spin)) + abs(zoom)))
+    return farthest
 
 
 def _phase_frame(condition: Condition, k_frames: int) -> int:

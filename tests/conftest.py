@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import struct
+import sys
 import zlib
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
@@ -15,6 +18,15 @@ from reloblur.sim.simulate import SimulateOptions, simulate
 
 # CI checks the repository out with the project's shared/ folder beside it.
 SHARED = Path(os.environ.get("RELOBLUR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """A module of the repository's ``benchmarks/`` (not a package: its scripts import each
+    other by name, so the folder goes on the path)."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 @pytest.fixture(scope="session")

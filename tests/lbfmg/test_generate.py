@@ -3,16 +3,13 @@ moving object must give (its swept region), and each physical model on its own."
 
 from __future__ import annotations
 
-import importlib
 import math
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import cv2
 import numpy as np
 import pytest
 
+from conftest import benchmark_module
 from reloblur.errors import ImageFormatError
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
@@ -406,15 +403,6 @@ def test_measured_crosstalk_without_a_colour_matrix_is_refused():
         generate_mask(blur, blur, crosstalk="both")  # type: ignore[arg-type]
 
 
-def _benchmark_module(name: str) -> ModuleType:
-    """A module of the repository's ``benchmarks/`` (not a package: its scripts import each
-    other by name, so the folder goes on the path)."""
-    folder = str(Path(__file__).resolve().parents[2] / "benchmarks")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    return importlib.import_module(name)
-
-
 def test_the_measured_bound_keeps_the_whole_prior_beside_a_channels_own_clip():
     """A static pair of the mask benchmark's over-exposed row (``benchmarks/pairgen.py``,
     a generator that shares no code with the toolkit's simulator), aligned as ``reloblur
@@ -425,7 +413,7 @@ def test_the_measured_bound_keeps_the_whole_prior_beside_a_channels_own_clip():
     prior bound does. Without that the collar's rim was evidence, the collar was filled
     in, and 5.5 % of the static frame was marked (measured 2026-12-03; another static pair
     of the row on seeds 500: 8.4 %)."""
-    pairgen, mask_bench = _benchmark_module("pairgen"), _benchmark_module("mask_bench")
+    pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
     condition = next(c for c in pairgen.CONDITIONS if c.name == "over-exposed, gains differ")
     pair = pairgen.make_pair(condition, 11, static=True, seed=2000)
     blur, sharp, valid, flags, alignment = mask_bench.aligned(pair)
@@ -831,7 +819,7 @@ def test_an_interior_whose_outline_s_loses_in_noise_is_filled_between_its_bands(
     of its outline, so its interior leaked into the ground and only the bands along its
     leading and trailing edges were marked (IoU 0.43, measured 2026-12-03). The region
     between the bands is tested as a moving object's interior and taken."""
-    pairgen, mask_bench = _benchmark_module("pairgen"), _benchmark_module("mask_bench")
+    pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
     condition = next(c for c in pairgen.CONDITIONS if c.name == "S noise 4x B")
     pair = pairgen.make_pair(condition, 9, seed=1000)
     blur, sharp, valid, flags, _ = mask_bench.aligned(pair)
