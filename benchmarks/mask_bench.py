@@ -14,8 +14,9 @@ each method makes a mask:
   alone or combined with the difference mask, as ``mask generate --method`` runs them
   (goal for ``both``, issue 20: the same IoU and area, at <= 0.2 s a pair).
 
-Moving pairs are scored by IoU and boundary F (2 px) against the swept region; static
-pairs (nothing moved) by the mask's area, never by IoU. A pair whose mask ``lbfmg`` withheld
+Moving pairs are scored by IoU and boundary F (2 px) against the swept region, and by IoU
+in bands of how far their objects moved (``TRAVEL_BANDS``); static pairs (nothing moved)
+by the mask's area, never by IoU. A pair whose mask ``lbfmg`` withheld
 (more than half the frame, flagged instead) scores the empty mask it wrote, and is counted
 (``withheld_static``, ``withheld_moving``). Goals (issue 13): mean IoU >= 0.85
 on moving pairs in every row, <= 0.5 % area on every static pair, <= 0.1 s per 538x359 pair.
