@@ -74,6 +74,11 @@ def travel_band(travel: float) -> str:
     raise ValueError(f"travel {travel!r} px is not a displacement")
 
 
+def travel_band_names() -> list[str]:
+    """The names of :data:`TRAVEL_BANDS`, shortest travel first."""
+    return [travel_band(low) for low, _ in TRAVEL_BANDS]
+
+
 def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
     b, s = to_float(blur), to_float(sharp)
     sigma = np.sqrt(np.mean([noise_sigma(b[..., c]) ** 2 + noise_sigma(s[..., c]) ** 2 for c in range(3)]))
@@ -225,9 +230,8 @@ def _by_travel(ious: list[float], travels: list[float]) -> dict[str, dict[str, f
     bands: dict[str, list[float]] = {}
     for value, travel in zip(ious, travels):
         bands.setdefault(travel_band(travel), []).append(value)
-    order = [travel_band(low) for low, _ in TRAVEL_BANDS]
     return {band: {"mean_iou": float(np.mean(bands[band])), "pairs": len(bands[band])}
-            for band in order if band in bands}
+            for band in travel_band_names() if band in bands}
 
 
 def main() -> None:
@@ -364,7 +368,7 @@ def markdown(result: dict) -> str:
     banded = {c: [r["lbfmg"]["iou_by_travel"] for r in repeats] for c, repeats in result["results"].items()
               if repeats[0]["lbfmg"].get("iou_by_travel")}
     if banded:
-        names = [travel_band(low) for low, _ in TRAVEL_BANDS]
+        names = travel_band_names()
         lines += ["", "**lbfmg**, mean IoU of the moving pairs by how far their objects moved over B's exposure "
                   "(pairs pooled over the repeats, their number in brackets):", "",
                   "| condition | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
