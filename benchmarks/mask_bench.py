@@ -301,8 +301,8 @@ def main() -> None:
                     print(f"{condition.name:32s} {name:19s} IoU mean {_f(r['mean_iou'])} min {_f(r['min_iou'])} "
                           f"bF {_f(r['mean_boundary_f'])} static area max {_f(r['static_area_percent_max'], 2)} % "
                           f"{_f(r['seconds_per_pair'])} s/pair; IoU by travel: "
-                          + ", ".join(f"{band} {b['mean_iou']:.3f} ({b['pairs']})"
-                                      for band, b in r["iou_by_travel"].items()), flush=True)
+                          + (", ".join(f"{band} {b['mean_iou']:.3f} ({b['pairs']})"
+                                       for band, b in r["iou_by_travel"].items()) or "-"), flush=True)
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": args.size,
                           "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
