@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from conftest import benchmark_module
@@ -33,13 +34,17 @@ def test_a_static_pair_travels_nothing_and_a_moving_one_as_far_as_its_draw(pairg
         assert low <= pairgen.make_pair(still, index, seed=5).travel <= high
 
 
-def test_a_turn_adds_what_it_moves_the_rim_by(pairgen):
+def test_a_turn_and_a_change_of_scale_add_what_they_move_the_rim_by(pairgen):
+    patch = np.zeros((40, 40, 3))
+    objects = [(patch, None, None, np.array([3.0, 4.0]), -10.0, 0.05),  # 5 px, turning 10 degrees
+               (patch[:20, :20], None, None, np.array([0.0, 9.0]), 0.0, 0.0)]
+    assert pairgen._travel(objects) == pytest.approx(5 + 20 * (math.radians(10) + 0.05))
+    assert pairgen._travel([]) == 0.0
     turning = _condition(pairgen, "turning and approaching objects")
-    straight = pairgen.with_size(turning, spin=0.0, zoom=0.0)
+    straight = pairgen.with_size(turning, spin=0.0)
     for index in range(3):
-        # The same draws (a turn of zero is drawn too), so the same objects and translations.
+        # A turn of zero is drawn too: the same objects, translations and scale changes.
         spun, unspun = (pairgen.make_pair(c, index, seed=9).travel for c in (turning, straight))
-        assert unspun <= turning.travel[1]
         assert spun > unspun
 
 
