@@ -200,7 +200,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 scores[name]["travel"].append(pair.travel)
                 scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
                 if sensitivity and name == "lbfmg" and alignment is not None:
-                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, colour is not None))
+                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, measured))
     rows = {}
     for name, s in scores.items():
         rows[name] = {
