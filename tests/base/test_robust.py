@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from reloblur.robust import fit_gain_field, huber_weights, mad_sigma, median_along_last, median_in_place
+from reloblur.robust import (
+    fit_gain_field,
+    huber_weights,
+    mad_sigma,
+    median_along_last,
+    median_in_place,
+    quantile_runs,
+)
 
 
 def test_a_gain_field_measured_in_one_corner_does_not_run_away_over_the_rest_of_the_frame():
@@ -50,3 +57,30 @@ def test_the_mad_leaves_its_input_alone_and_skips_non_finite_values():
     assert mad_sigma(values) == 1.4826 * np.median(np.abs(np.array([3.0, 1.0, 2.0, 100.0]) - 2.5))
     np.testing.assert_array_equal(values, before)
     assert np.isnan(mad_sigma(np.array([np.nan]))) and np.isnan(median_in_place(np.array([])))
+
+
+def test_quantile_runs_are_an_argsorts_runs():
+    """On rows of the edge fits' shapes (float32 ratios, 4000 a row and runs of 666 with the
+    top 4 left out; 666 a group in runs of 111), every run holds exactly the positions an
+    argsort puts there, and the sorted values are numpy's."""
+    rng = np.random.default_rng(3)
+    for shape, size, count in (((48, 4000), 666, 6), ((48, 6, 666), 111, 6), ((5, 10), 5, 2)):
+        values = rng.lognormal(0, 2, shape).astype(np.float32)
+        positions, ordered = quantile_runs(values, size, count)
+        assert positions is not None and positions.shape == shape[:-1] + (size * count,)
+        expected = np.argsort(values, axis=-1)[..., : size * count]
+        runs = shape[:-1] + (count, size)
+        assert np.array_equal(np.sort(positions.reshape(runs), axis=-1), np.sort(expected.reshape(runs), axis=-1))
+        assert np.array_equal(ordered, np.sort(values, axis=-1))
+
+
+def test_quantile_runs_leave_ties_at_a_bound_to_the_caller():
+    """Where a value at a run's bound ties with the one ranked below it, the values do not
+    say which run each tied one joins: no positions. Ties within a run, and NaN, as stated."""
+    tied = np.array([[0.0, 0.0, 0.0, 1.0, 2.0, 3.0]])
+    assert quantile_runs(tied, 2, 3)[0] is None
+    inside = np.array([[5.0, 0.0, 0.0, 1.0, 2.0, 3.0]])  # the tie sits within the first run
+    positions, _ = quantile_runs(inside, 2, 3)
+    assert positions is not None and sorted(positions[0, :2].tolist()) == [1, 2]
+    assert sorted(positions[0, 2:4].tolist()) == [3, 4] and sorted(positions[0, 4:].tolist()) == [0, 5]
+    assert quantile_runs(np.array([[1.0, np.nan, 0.0, 2.0]]), 2, 2)[0] is None

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from reloblur.lbfmg.kernels import at_pixels
 from reloblur.lbfmg.residual import fit_edge_residual, fit_edge_residual_field
 
 H, W = 360, 540
@@ -129,3 +130,16 @@ def test_a_mask_worker_starts_without_scipy():
     density = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi)
     with_scipy = np.clip(1.0 - a / np.maximum(a * (1.0 - _BLACK_SHARES) + density, 1e-6), 0.0, 1.0)
     np.testing.assert_array_equal(_BLACK_FACTORS, with_scipy.astype(np.float32))
+
+
+def test_at_pixels_gathers_what_indexing_does():
+    """The mask steps gather planar images at flat pixel indices with ``at_pixels``: the same
+    values, in the same order and shape, as ``planes[:, index]`` and as a boolean map's
+    ``planes[:, map]``."""
+    rng = np.random.default_rng(5)
+    planes = rng.normal(0, 1, (3, 20, 30)).astype(np.float32)
+    index = rng.integers(0, 600, (4, 50))
+    assert np.array_equal(at_pixels(planes, index), planes.reshape(3, -1)[:, index])
+    where = rng.random((20, 30)) < 0.3
+    assert np.array_equal(at_pixels(planes, np.flatnonzero(where)), planes[:, where])
+    assert np.array_equal(at_pixels(planes.reshape(3, -1), np.array([599, 0])), planes.reshape(3, -1)[:, [599, 0]])

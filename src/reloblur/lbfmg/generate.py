@@ -71,7 +71,7 @@ from reloblur.errors import ImageFormatError
 from reloblur.formats.masks import Component, blur_ratio, mask_components
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
-from reloblur.lbfmg.kernels import disk, footprint_reach, gradient_magnitude, gradients
+from reloblur.lbfmg.kernels import at_pixels, disk, footprint_reach, gradient_magnitude, gradients
 from reloblur.lbfmg.morphology import (
     CARRY_REACH,
     FILL_GAP,
@@ -663,16 +663,16 @@ def _along_rays(bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray, rays: _Outp
         return bs, ss
     channels = bs.shape[0]
     # Only the flagged pixels, gathered once: the rays cover a share of the frame.
-    images = [bs.reshape(channels, -1)[:, at], ss.reshape(channels, -1)[:, at]]
-    weight = inverse.reshape(channels, -1)[:, at] ** 2
+    images = [at_pixels(bs, at), at_pixels(ss, at)]
+    weight = at_pixels(inverse, at) ** 2
     local = [(k, sign, direction[:, None].astype(np.float32), np.flatnonzero(where.ravel()[at]))
              for k, sign, image_rays in ((0, 1.0, rays.blur), (1, -1.0, rays.sharp)) for direction, where in image_rays]
     for _ in range(2):
         for k, sign, direction, index in local:
             if not index.size:
                 continue
-            pair_values = images[0][:, index], images[1][:, index]
-            values, w = pair_values[k], weight[:, index]
+            pair_values = at_pixels(images[0], index), at_pixels(images[1], index)
+            values, w = pair_values[k], at_pixels(weight, index)
             step = direction * _encoding_slope(_decode(values, transfer), transfer)
             difference = pair_values[0] - pair_values[1]
             # The image + e step, e >= 0, changes the difference by sign * e * step.
@@ -1091,8 +1091,8 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
     if index.size < 50:
         return None
     index = evenly_spaced(index, samples)
-    s = sharp_linear.reshape(3, -1)[:, index].T
-    b = blur_linear.reshape(3, -1)[:, index].T
+    s = at_pixels(sharp_linear, index).T
+    b = at_pixels(blur_linear, index).T
     # The residual's scale at the identity sets how much the data may pull the map.
     residual_scale = max(mad_sigma(b - s, center=0.0), 1e-4)
     ridge = (residual_scale / prior) ** 2
@@ -1135,12 +1135,13 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
         return None
     grid_x, grid_y = np.meshgrid(np.arange(sharp.shape[2], dtype=np.float32),
                                  np.arange(sharp.shape[1], dtype=np.float32))
-    weight = inverse[:, region].astype(np.float64)
+    index = np.flatnonzero(region)
+    weight = at_pixels(inverse, index).astype(np.float64)
     shift = np.zeros(2)
     moved = sharp
     for _ in range(iterations):
-        gx, gy = (np.stack(d)[:, region] * weight for d in zip(*(gradients(c) for c in moved)))
-        gap = (blur[:, region] - moved[:, region]) * weight
+        gx, gy = (at_pixels(np.stack(d), index) * weight for d in zip(*(gradients(c) for c in moved)))
+        gap = (at_pixels(blur, index) - at_pixels(moved, index)) * weight
         normal = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
         step, *_ = np.linalg.lstsq(normal, [np.sum(gx * gap), np.sum(gy * gap)], rcond=1e-3)
         shift += step

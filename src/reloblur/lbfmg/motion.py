@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from reloblur.lbfmg.kernels import disk, gradients
+from reloblur.lbfmg.kernels import at_pixels, disk, gradients
 from reloblur.lbfmg.morphology import Segments, component_window
 
 # Travel (px) tried during B's exposure: coarse lengths first, then a refinement around
@@ -135,9 +135,8 @@ class _Candidate:
 
     def _observed(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(C, n)`` observed ``B - S`` in sigmas at ``index``, and the inverse sigmas."""
-        channels = self.sharp.shape[0]
-        inverse = self.inverse.reshape(channels, -1)[:, index]
-        return (self.blur.reshape(channels, -1)[:, index] - self.sharp.reshape(channels, -1)[:, index]) * inverse, inverse
+        inverse = at_pixels(self.inverse, index)
+        return (at_pixels(self.blur, index) - at_pixels(self.sharp, index)) * inverse, inverse
 
     def direction(self) -> float:
         """The direction the evidence beside the region runs across: the principal axis of
@@ -167,7 +166,7 @@ class _Candidate:
         rows, cols = np.nonzero(self.region.any(axis=1))[0], np.nonzero(self.region.any(axis=0))[0]
         self.box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
         self.observed, self.inverse_at = self._observed(self.index)
-        self.sharp_at = self.sharp.reshape(self.sharp.shape[0], -1)[:, self.index]
+        self.sharp_at = at_pixels(self.sharp, self.index)
         inside = self.region.astype(np.float32)
         # The region's indicator and its colours, smeared together by one filter call.
         self.layers = np.ascontiguousarray(np.concatenate([inside[None], self.sharp * inside]).transpose(1, 2, 0))
@@ -195,12 +194,12 @@ class _Candidate:
         top, left, bottom, right = self.box
         height, width = self.region.shape
         y0, x0, y1, x1 = max(0, top - half), max(0, left - half), min(height, bottom + half), min(width, right + half)
-        reached = (self.ys >= y0) & (self.ys < y1) & (self.xs >= x0) & (self.xs < x1)
+        reached = np.flatnonzero((self.ys >= y0) & (self.ys < y1) & (self.xs >= x0) & (self.xs < x1))
         smeared = cv2.filter2D(self.layers[y0:y1, x0:x1], -1, kernel, borderType=cv2.BORDER_CONSTANT)
         smeared = smeared[self.ys[reached] - y0, self.xs[reached] - x0].T
-        predicted = (smeared[1:] - smeared[0] * self.sharp_at[:, reached]) * self.inverse_at[:, reached]
+        predicted = (smeared[1:] - smeared[0] * at_pixels(self.sharp_at, reached)) * at_pixels(self.inverse_at, reached)
         insignificant = np.abs(predicted) < SIGNIFICANT
-        observed = self.observed[:, reached]
+        observed = at_pixels(self.observed, reached)
         change = _huber(observed) - _huber(observed - predicted)
         change[insignificant] = 0.0
         predicted[insignificant] = 0.0
