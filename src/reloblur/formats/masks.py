@@ -22,6 +22,7 @@ import numpy as np
 from reloblur.atomic import atomic_write_json
 from reloblur.errors import ReloblurError
 from reloblur.imaging.imageio import write_image
+from reloblur.imaging.regions import connected_regions
 
 ReviewState = Literal["auto", "reviewed", "rejected"]
 REVIEW_STATES: tuple[str, ...] = get_args(ReviewState)
@@ -67,7 +68,7 @@ class Component:
 
 def mask_components(mask: np.ndarray) -> list[Component]:
     """Connected components (8-connected) of a binary mask with areas and bounding boxes."""
-    count, _, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), connectivity=8)
+    count, _, stats = connected_regions(mask > 0)
     return [
         Component(int(stats[i, cv2.CC_STAT_AREA]),
                   [int(stats[i, cv2.CC_STAT_LEFT]), int(stats[i, cv2.CC_STAT_TOP]),

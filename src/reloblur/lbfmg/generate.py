@@ -71,6 +71,7 @@ from reloblur.errors import ImageFormatError
 from reloblur.formats.masks import Component, blur_ratio, mask_components
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.imaging.imageio import ensure_rgb, to_float
+from reloblur.imaging.regions import connected_regions
 from reloblur.lbfmg.kernels import at_pixels, disk, footprint_reach, gradient_magnitude, gradients
 from reloblur.lbfmg.morphology import (
     CARRY_REACH,
@@ -1165,7 +1166,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: _
     of the two judgements. A region mostly not ``usable`` (clipped) is left as it is:
     clipping bends the colour relation and makes the gradients the clip's (``usable``
     None: every region is judged)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, labels, stats = connected_regions(mask)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
     explained = 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from reloblur.imaging.regions import connected_regions
 from reloblur.lbfmg.kernels import disk, footprint_reach
 
 # Regions nowhere wider than twice this (px) are rendering differences along edges.
@@ -77,7 +78,7 @@ def hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
 
 def drop_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
     """``mask`` less its regions (8-connected) of fewer than ``min_pixels`` pixels."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    count, labels, stats = connected_regions(mask)
     small = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] < min_pixels) + 1
     if small.size:
         mask = mask & ~np.isin(labels, small)
