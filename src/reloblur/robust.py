@@ -277,7 +277,7 @@ def quantile_runs(values: np.ndarray, size: int, count: int, *, identity: np.nda
     # Twice the number of bounds below, plus one at a bound (bounds reached plus bounds
     # passed): values at a bound sort between the runs it divides, and as many of them as
     # the lower run's ranks hold fill it.
-    code = np.zeros(values.shape, np.int8)
+    code = np.zeros(values.shape, np.int8 if 2 * bounds.size < 128 else np.int32)
     for j in range(bounds.size):
         bound = upper[..., j:j + 1]
         code += values >= bound

@@ -84,3 +84,20 @@ def test_quantile_runs_leave_ties_at_a_bound_to_the_caller():
     assert positions is not None and sorted(positions[0, :2].tolist()) == [1, 2]
     assert sorted(positions[0, 2:4].tolist()) == [3, 4] and sorted(positions[0, 4:].tolist()) == [0, 5]
     assert quantile_runs(np.array([[1.0, np.nan, 0.0, 2.0]]), 2, 2)[0] is None
+
+
+def test_quantile_runs_split_copies_of_one_sample_across_a_bound():
+    """Copies of one sample (a tile short of samples repeats pixels) tied at a bound are alike
+    wherever they go: each run gets as many of them as its ranks hold; ties between
+    different samples still leave the choice to the caller."""
+    values = np.array([[0.7, 0.2, 0.2, 0.2, 0.9, 0.1]])
+    pixel = np.array([[5, 3, 3, 3, 6, 1]])
+    positions, _ = quantile_runs(values, 3, 2, identity=pixel)
+    assert positions is not None
+    assert sorted(values[0, positions[0, :3]].tolist()) == [0.1, 0.2, 0.2]
+    assert sorted(values[0, positions[0, 3:]].tolist()) == [0.2, 0.7, 0.9]
+    assert quantile_runs(values, 3, 2, identity=np.array([[5, 3, 4, 3, 6, 1]]))[0] is None
+    many = np.arange(300.0)[::-1]  # 100 runs of 3: codes beyond int8
+    positions, _ = quantile_runs(many, 3, 100)
+    assert positions is not None and sorted(many[positions[:3]].tolist()) == [0.0, 1.0, 2.0]
+    assert sorted(many[positions[-3:]].tolist()) == [297.0, 298.0, 299.0]
