@@ -270,8 +270,9 @@ def quantile_runs(values: np.ndarray, size: int, count: int, *, identity: np.nda
         if identity is None:
             return None, ordered
         flat_values, flat_identity = values.reshape(-1, values.shape[-1]), identity.reshape(-1, values.shape[-1])
+        flat_upper = upper.reshape(-1, bounds.size)
         for row, j in zip(*np.nonzero(tied.reshape(-1, bounds.size))):
-            copies = flat_identity[row][flat_values[row] == upper.reshape(-1, bounds.size)[row, j]]
+            copies = flat_identity[row][flat_values[row] == flat_upper[row, j]]
             if copies.min() != copies.max():
                 return None, ordered
     # Twice the number of bounds below, plus one at a bound (bounds reached plus bounds

@@ -266,7 +266,7 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     noise = np.sqrt(gathered(variance))
     u = gathered(difference) / noise
     g2 = (gathered(gradient) / noise) ** 2
-    c2 = np.zeros_like(g2) if curvature is None else (gathered(curvature) / noise) ** 2
+    within_key = g2 if curvature is None else (gathered(curvature) / noise) ** 2
     per_cell = n // (cells * cells)
     used = cells * cells * per_cell
     # Bins are quantile groups: by gradient, and within each group by curvature (without
@@ -274,7 +274,6 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     # on them is about twice as fast as np.take_along_axis.
     group = cells * per_cell
     offsets = np.arange(0, regions * n, n)[:, None]
-    key_of = g2 if curvature is None else c2
     # A tile short of samples repeats pixels (edge_tiles): ties among copies of one pixel
     # leave every bin the same wherever they go.
     pixel = np.tile(index, (channels, 1))
@@ -282,12 +281,12 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     within = None
     if by_gradient is not None:
         by_gradient = (by_gradient + offsets).reshape(regions, cells, group)
-        within, sorted_key = quantile_runs(np.take(key_of, by_gradient), per_cell, cells,
+        within, sorted_key = quantile_runs(np.take(within_key, by_gradient), per_cell, cells,
                                            identity=np.take(pixel, by_gradient))
     if within is None:
         # Values tied at a bin's bound: the bins numpy's argsorts make, as they always were.
         by_gradient = (np.argsort(g2, axis=1)[:, :used] + offsets).reshape(regions, cells, group)
-        key = np.take(key_of, by_gradient)
+        key = np.take(within_key, by_gradient)
         within = np.argsort(key, axis=2)
         sorted_key = np.take_along_axis(key, within, axis=2)
     order = np.take_along_axis(by_gradient, within, axis=2)
