@@ -228,6 +228,38 @@ def median_of_sorted(ordered: np.ndarray) -> np.ndarray:
     return (ordered[..., middle - 1] + ordered[..., middle]) / 2
 
 
+def spread_median_of_sorted(ordered: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """``np.median(np.abs(ordered - centre[:, None]), axis=-1)`` of rows ``(m, n)`` already in
+    ascending order: the same values, without sorting the deviations.
+
+    The ``k`` values nearest ``centre`` are a run of each sorted row, found by a bisection
+    on where the run starts (as in finding the ``k`` closest elements), and the ``k``-th
+    smallest deviation is the larger of the run's two end deviations.
+
+    >>> rows = np.array([[1.0, 2.0, 4.0, 8.0], [0.0, 3.0, 5.0, 6.0]])
+    >>> spread_median_of_sorted(rows, median_of_sorted(rows)).tolist()
+    [1.5, 1.5]
+    """
+    n = ordered.shape[-1]
+    rows = np.arange(ordered.shape[0])
+
+    def smallest(k: int) -> np.ndarray:
+        low, high = np.zeros(rows.size, np.intp), np.full(rows.size, n - k, np.intp)
+        while True:
+            active = low < high
+            if not active.any():
+                break
+            middle = (low + high) // 2
+            later = (centre - ordered[rows, middle]) > (ordered[rows, np.minimum(middle + k, n - 1)] - centre)
+            low = np.where(active & later, middle + 1, low)
+            high = np.where(active & ~later, middle, high)
+        return np.maximum(np.abs(ordered[rows, low] - centre), np.abs(ordered[rows, low + k - 1] - centre))
+
+    if n % 2:
+        return smallest(n // 2 + 1)
+    return (smallest(n // 2) + smallest(n // 2 + 1)) / 2
+
+
 def quantile_runs(values: np.ndarray, size: int, count: int, *, identity: np.ndarray | None = None
                   ) -> tuple[np.ndarray | None, np.ndarray]:
     """Positions along the last axis that gather ``values`` into ``count`` runs of ``size``:

@@ -10,7 +10,9 @@ from reloblur.robust import (
     mad_sigma,
     median_along_last,
     median_in_place,
+    median_of_sorted,
     quantile_runs,
+    spread_median_of_sorted,
 )
 
 
@@ -101,3 +103,18 @@ def test_quantile_runs_split_copies_of_one_sample_across_a_bound():
     positions, _ = quantile_runs(many, 3, 100)
     assert positions is not None and sorted(many[positions[:3]].tolist()) == [0.0, 1.0, 2.0]
     assert sorted(many[positions[-3:]].tolist()) == [297.0, 298.0, 299.0]
+
+
+def test_the_spread_of_sorted_rows_is_the_median_of_their_deviations():
+    """The median absolute deviation from the median, found by bisection on sorted rows, is
+    numpy's median of the deviations to the last bit: odd and even lengths, one value, many
+    ties (integer levels), and heavy tails."""
+    rng = np.random.default_rng(5)
+    samples = [rng.normal(size=(32, 625)), rng.normal(size=(3, 624)), rng.integers(0, 4, (20, 101)).astype(float),
+               np.round(rng.standard_cauchy((8, 50)), 1), rng.normal(size=(4, 1)), rng.normal(size=(2, 2))]
+    for values in samples:
+        ordered = np.sort(values, axis=-1)
+        centre = median_of_sorted(ordered)
+        expected = np.median(np.abs(values - centre[:, None]), axis=-1)
+        assert np.array_equal(spread_median_of_sorted(ordered, centre), expected)
+    assert spread_median_of_sorted(np.array([[0.0, 1.0, 1.0, 1.0, 9.0]]), np.array([1.0])).tolist() == [0.0]

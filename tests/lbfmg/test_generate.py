@@ -850,6 +850,27 @@ def test_a_rim_pixel_between_two_regions_counts_for_both():
     assert met[1:].tolist() == [6, 6]
 
 
+def test_rims_are_counted_on_the_regions_box_as_on_the_whole_frame():
+    """Counted on the box that holds the regions: a region in a corner keeps the rim the
+    frame leaves it, a disk kernel reaches as far as it does, and every pixel is still
+    counted twice, rims or the background's entry; an empty map is all background."""
+    labels = np.zeros((30, 40), np.int32)
+    labels[0:3, 0:3] = 1  # in the corner: its rim is the 4x4 block less itself
+    labels[20, 30] = 2  # one pixel under a 5x5 disk: the disk less its centre
+    disk5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    meeting = np.zeros(labels.shape, bool)
+    meeting[3, :] = True  # the row below region 1: 4 of its rim pixels
+    meeting[0, 35] = True  # far from both regions: the background's alone
+    total, met = _rim_counts(labels, 3, disk5, within=labels == 0, meeting=meeting)
+    for label in (1, 2):  # apart, each rim is its region grown by the disk, less itself
+        rim = (cv2.dilate((labels == label).astype(np.uint8), disk5) > 0) & (labels == 0)
+        assert (total[label], met[label]) == (np.count_nonzero(rim), np.count_nonzero(rim & meeting))
+    assert total[2] == int(disk5.sum()) - 1 and met[1] == 5  # the corner's rim crosses row 3 at cols 0-4
+    assert total.sum() == 2 * labels.size and met.sum() == 2 * np.count_nonzero(meeting)
+    total, met = _rim_counts(np.zeros((6, 7), np.int32), 1, disk5, within=np.ones((6, 7), bool), meeting=meeting[:6, :7])
+    assert total.tolist() == [84] and met.tolist() == [2 * np.count_nonzero(meeting[:6, :7])]
+
+
 def test_vignetting_that_differs_between_cameras_is_a_gain_field_not_motion():
     rng = np.random.default_rng(4)
     scene = textured_scene(4)

@@ -112,18 +112,35 @@ def _rim_counts(labels: np.ndarray, count: int, kernel: np.ndarray, *, within: n
     region grown by ``kernel``, kept where ``within``) and how many of them are ``meeting``.
 
     A rim pixel that borders two regions counts for both (the highest and the lowest label
-    around it); one that borders three or more, for the highest and lowest of them."""
-    as_float = labels.astype(np.float32)
+    around it); one that borders three or more, for the highest and lowest of them. The
+    background's entry counts every other pixel twice, as if each had two rims of none.
+
+    Computed on the box that holds the regions and their rims: the maps labelled here are
+    mostly empty, and beyond the box every pixel goes to the background."""
+    rows, cols = np.flatnonzero(labels.any(axis=1)), np.flatnonzero(labels.any(axis=0))
+    if not rows.size:
+        pixels, meeting_pixels = np.zeros(count, np.int64), np.zeros(count)
+        pixels[0], meeting_pixels[0] = 2 * labels.size, 2.0 * np.count_nonzero(meeting)
+        return pixels, meeting_pixels
+    reach_y, reach_x = kernel.shape[0] // 2, kernel.shape[1] // 2
+    box = (slice(max(0, rows[0] - reach_y), rows[-1] + reach_y + 1),
+           slice(max(0, cols[0] - reach_x), cols[-1] + reach_x + 1))
+    inner = labels[box]
+    as_float = inner.astype(np.float32)
     highest = cv2.dilate(as_float, kernel).astype(np.int32)
-    lowest = cv2.erode(np.where(labels > 0, as_float, np.float32(count)), kernel).astype(np.int32)
+    lowest = cv2.erode(np.where(inner > 0, as_float, np.float32(count)), kernel).astype(np.int32)
     # A rim pixel between two regions belongs to both rims.
     second = np.where((lowest < count) & (lowest != highest), lowest, 0)
-    highest[~within] = 0
-    second[~within] = 0
-    weights = meeting.ravel().astype(np.float64)
+    outside = ~within[box]
+    highest[outside] = 0
+    second[outside] = 0
+    meeting_inner = meeting[box]
+    weights = meeting_inner.ravel().astype(np.float64)
     total = np.bincount(highest.ravel(), minlength=count) + np.bincount(second.ravel(), minlength=count)
     met = (np.bincount(highest.ravel(), weights=weights, minlength=count)
            + np.bincount(second.ravel(), weights=weights, minlength=count))
+    total[0] += 2 * (labels.size - inner.size)
+    met[0] += 2 * (np.count_nonzero(meeting) - np.count_nonzero(meeting_inner))
     return total, met
 
 
@@ -341,7 +358,7 @@ def blown_out_movers(evidence: np.ndarray, blind: np.ndarray, min_pixels: float)
     """
     if not blind.any() or not evidence.any():
         return np.zeros_like(evidence)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(blind.astype(np.uint8), connectivity=8)
+    count, labels, stats = connected_regions(blind, connectivity=8)
     ring = disk(2)
     total, hugged = _rim_counts(labels, count, ring, within=~blind, meeting=evidence)
     large = stats[:, cv2.CC_STAT_AREA] >= min_pixels

@@ -26,9 +26,9 @@ from reloblur.robust import (
     evenly_spaced,
     huber_weights,
     mad_sigma,
-    median_along_last,
     median_of_sorted,
     nonnegative_least_squares,
+    spread_median_of_sorted,
 )
 
 _BASIS_NAMES = ("quantisation", "shot", "read")
@@ -213,8 +213,8 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
 
 def _bin_spread(values: np.ndarray) -> np.ndarray:
     """The robust sigma (MAD) of each row of ``values`` ``(bins, n)``."""
-    centre = median_along_last(values)[:, None]
-    return MAD_TO_SIGMA * median_along_last(np.abs(values - centre))
+    ordered = np.sort(values, axis=-1)
+    return MAD_TO_SIGMA * spread_median_of_sorted(ordered, median_of_sorted(ordered))
 
 
 def _stable_argsort(values: np.ndarray) -> np.ndarray:
