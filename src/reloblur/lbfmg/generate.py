@@ -1569,12 +1569,13 @@ def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: fl
         weight = weights[c] = cv2.GaussianBlur(kept, (0, 0), sigma_px)
         where = (weight >= 0.5) & (weight < 1.0 - 1e-6)
         share = np.maximum(weight, 1e-6)
-        bs[c][where] = (cv2.GaussianBlur(bp[c] * kept, (0, 0), sigma_px) / share)[where]
-        ss[c][where] = (cv2.GaussianBlur(sp[c] * kept, (0, 0), sigma_px) / share)[where]
+        # Divided only where kept: in place, without a full frame of quotients to pick from.
+        np.divide(cv2.GaussianBlur(bp[c] * kept, (0, 0), sigma_px), share, out=bs[c], where=where)
+        np.divide(cv2.GaussianBlur(sp[c] * kept, (0, 0), sigma_px), share, out=ss[c], where=where)
         # Var of sum(w u x) / sum(w u) over var of sum(w x): G_{s/sqrt2}(u) / G_s(u)^2, as
         # w^2 is a Gaussian of sigma / sqrt(2) scaled by sum(w^2).
         squared = cv2.GaussianBlur(kept, (0, 0), sigma_px / math.sqrt(2))
-        spread[c][where] = (squared / (share * share))[where]
+        np.divide(squared, share * share, out=spread[c], where=where)
     return bs, ss, weights, spread
 
 
