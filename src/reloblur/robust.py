@@ -250,6 +250,7 @@ def spread_median_of_sorted(ordered: np.ndarray, centre: np.ndarray) -> np.ndarr
             if not active.any():
                 break
             middle = (low + high) // 2
+            # A row already settled may sit at n - k, where middle + k is past its end.
             later = (centre - ordered[rows, middle]) > (ordered[rows, np.minimum(middle + k, n - 1)] - centre)
             low = np.where(active & later, middle + 1, low)
             high = np.where(active & ~later, middle, high)

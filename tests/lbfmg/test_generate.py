@@ -855,11 +855,11 @@ def test_rims_are_counted_on_the_regions_box_as_on_the_whole_frame():
     frame leaves it, a disk kernel reaches as far as it does, and every pixel is still
     counted twice, rims or the background's entry; an empty map is all background."""
     labels = np.zeros((30, 40), np.int32)
-    labels[0:3, 0:3] = 1  # in the corner: its rim is the 4x4 block less itself
+    labels[0:3, 0:3] = 1  # in the corner: the frame cuts its rim on two sides
     labels[20, 30] = 2  # one pixel under a 5x5 disk: the disk less its centre
     disk5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     meeting = np.zeros(labels.shape, bool)
-    meeting[3, :] = True  # the row below region 1: 4 of its rim pixels
+    meeting[3, :] = True  # the row below region 1, which its rim crosses
     meeting[0, 35] = True  # far from both regions: the background's alone
     total, met = _rim_counts(labels, 3, disk5, within=labels == 0, meeting=meeting)
     for label in (1, 2):  # apart, each rim is its region grown by the disk, less itself

@@ -1569,7 +1569,7 @@ def _smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: fl
         weight = weights[c] = cv2.GaussianBlur(kept, (0, 0), sigma_px)
         where = (weight >= 0.5) & (weight < 1.0 - 1e-6)
         share = np.maximum(weight, 1e-6)
-        # Divided only where kept: in place, without a full frame of quotients to pick from.
+        # Divided in place where clipped pixels were left out, not a whole frame of quotients picked from.
         np.divide(cv2.GaussianBlur(bp[c] * kept, (0, 0), sigma_px), share, out=bs[c], where=where)
         np.divide(cv2.GaussianBlur(sp[c] * kept, (0, 0), sigma_px), share, out=ss[c], where=where)
         # Var of sum(w u x) / sum(w u) over var of sum(w x): G_{s/sqrt2}(u) / G_s(u)^2, as
