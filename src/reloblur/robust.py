@@ -229,8 +229,8 @@ def median_of_sorted(ordered: np.ndarray) -> np.ndarray:
 
 
 def spread_median_of_sorted(ordered: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """``np.median(np.abs(ordered - centre[:, None]), axis=-1)`` of rows ``(m, n)`` already in
-    ascending order: the same values, without sorting the deviations.
+    """``np.median(np.abs(ordered - centre[..., None]), axis=-1)`` of rows ``(..., n)`` already
+    in ascending order (``centre`` ``(...)``): the same values, without sorting the deviations.
 
     The ``k`` values nearest ``centre`` are a run of each sorted row, found by a bisection
     on where the run starts (as in finding the ``k`` closest elements), and the ``k``-th
@@ -241,7 +241,8 @@ def spread_median_of_sorted(ordered: np.ndarray, centre: np.ndarray) -> np.ndarr
     [1.5, 1.5]
     """
     n = ordered.shape[-1]
-    rows = np.arange(ordered.shape[0])
+    flat, middles = ordered.reshape(-1, n), np.asarray(centre).reshape(-1)
+    rows = np.arange(flat.shape[0])
 
     def smallest(k: int) -> np.ndarray:
         low, high = np.zeros(rows.size, np.intp), np.full(rows.size, n - k, np.intp)
@@ -251,14 +252,25 @@ def spread_median_of_sorted(ordered: np.ndarray, centre: np.ndarray) -> np.ndarr
                 break
             middle = (low + high) // 2
             # A row already settled may sit at n - k, where middle + k is past its end.
-            later = (centre - ordered[rows, middle]) > (ordered[rows, np.minimum(middle + k, n - 1)] - centre)
+            later = (middles - flat[rows, middle]) > (flat[rows, np.minimum(middle + k, n - 1)] - middles)
             low = np.where(active & later, middle + 1, low)
             high = np.where(active & ~later, middle, high)
-        return np.maximum(np.abs(ordered[rows, low] - centre), np.abs(ordered[rows, low + k - 1] - centre))
+        return np.maximum(np.abs(flat[rows, low] - middles), np.abs(flat[rows, low + k - 1] - middles))
 
-    if n % 2:
-        return smallest(n // 2 + 1)
-    return (smallest(n // 2) + smallest(n // 2 + 1)) / 2
+    spread = smallest(n // 2 + 1) if n % 2 else (smallest(n // 2) + smallest(n // 2 + 1)) / 2
+    return spread.reshape(ordered.shape[:-1])
+
+
+def mad_along_last(values: np.ndarray) -> np.ndarray:
+    """The robust sigma (:data:`MAD_TO_SIGMA` times the median absolute deviation from the
+    median) of each row of finite ``values`` ``(..., n)``, by one sort of the rows: the
+    same values as two medians by :func:`median_along_last`.
+
+    >>> mad_along_last(np.array([[1.0, 2.0, 3.0, 4.0, 100.0]])).round(4).tolist()
+    [1.4826]
+    """
+    ordered = np.sort(values, axis=-1)
+    return MAD_TO_SIGMA * spread_median_of_sorted(ordered, median_of_sorted(ordered))
 
 
 def quantile_runs(values: np.ndarray, size: int, count: int, *, identity: np.ndarray | None = None

@@ -22,13 +22,12 @@ import numpy as np
 
 from reloblur.lbfmg.params import Transfer
 from reloblur.robust import (
-    MAD_TO_SIGMA,
     evenly_spaced,
     huber_weights,
+    mad_along_last,
     mad_sigma,
     median_of_sorted,
     nonnegative_least_squares,
-    spread_median_of_sorted,
 )
 
 _BASIS_NAMES = ("quantisation", "shot", "read")
@@ -185,10 +184,10 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
     count = min(bins, d.size // min_count)
     per_bin = d.size // count
     order = _stable_argsort(v)[: count * per_bin].reshape(count, per_bin)
-    sigma = _bin_spread(d[order])
+    sigma = mad_along_last(d[order])
     supported = sigma
     if fine is not None:
-        fine_sigma = _bin_spread(np.asarray(fine).ravel()[index].astype(np.float64)[order])
+        fine_sigma = mad_along_last(np.asarray(fine).ravel()[index].astype(np.float64)[order])
         # The static majority sets the ratio: it depends on the smoothing and on how the
         # camera's processing (demosaicing, compression, resampling) correlates its noise.
         ratio = float(np.median(sigma / np.maximum(fine_sigma, 1e-12)))
@@ -209,12 +208,6 @@ def fit_noise_level(difference: np.ndarray, level: np.ndarray, usable: np.ndarra
         predicted = np.maximum(basis @ coefficients, 1e-12)
         weights = np.sqrt(table[:, 2]) * huber_weights((variance - predicted) / predicted)
     return NoiseLevel(tuple(float(c) for c in coefficients), transfer, table, floor)  # type: ignore[arg-type]
-
-
-def _bin_spread(values: np.ndarray) -> np.ndarray:
-    """The robust sigma (MAD) of each row of ``values`` ``(bins, n)``."""
-    ordered = np.sort(values, axis=-1)
-    return MAD_TO_SIGMA * spread_median_of_sorted(ordered, median_of_sorted(ordered))
 
 
 def _stable_argsort(values: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from reloblur.robust import (
     MAD_TO_SIGMA,
     evenly_spaced,
     huber_weights,
+    mad_along_last,
     median_along_last,
     median_in_place,
     median_of_sorted,
@@ -295,7 +296,7 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
         return np.take(values, order).reshape(regions, cells * cells, per_cell)
 
     values = binned(u)
-    spread = MAD_TO_SIGMA * median_along_last(np.abs(values - median_along_last(values)[..., None]))
+    spread = mad_along_last(values)
     # Each bin is a run of its group's sorted key, which needs no sort for a median.
     sorted_key = sorted_key.reshape(regions, cells * cells, per_cell)
     if curvature is None:
