@@ -273,61 +273,48 @@ def mad_along_last(values: np.ndarray) -> np.ndarray:
     return MAD_TO_SIGMA * spread_median_of_sorted(ordered, median_of_sorted(ordered))
 
 
-def quantile_runs(values: np.ndarray, size: int, count: int, *, identity: np.ndarray | None = None
-                  ) -> tuple[np.ndarray | None, np.ndarray]:
+def quantile_runs(values: np.ndarray, size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions along the last axis that gather ``values`` into ``count`` runs of ``size``:
     run ``j`` holds the values of ranks ``j * size`` to ``(j + 1) * size - 1`` (in no
     particular order within it), and the values of higher ranks are left out. Also
     ``values`` sorted along the last axis.
 
-    The runs of an argsort, at less cost on many short rows: a sort of the values fixes the
-    bounds, each value's run is the number of bounds below it, and a counting sort of those
-    small numbers (numpy's stable sort of int8) orders the values by run, with the values
-    equal to a bound between the two runs it divides. Where values at a bound tie, the values
-    do not decide which run each of them joins, and the positions are None (the caller
-    decides: an argsort's choice depends on the order the values come in); unless
-    ``identity`` says they are copies of one sample, which are alike wherever they go.
+    The runs of a stable argsort, at less cost on many short rows: a sort of the values
+    fixes the bounds, each value's run is the number of bounds below it, and a counting sort
+    of those small numbers (numpy's stable sort of int8) orders the values by run. Values
+    tied at a bound fill the lower run in the order they come in, as in a stable argsort;
+    NaN ranks as +inf does, above every finite number (numpy sorts it last).
 
     Parameters
     ----------
     values
         ``(..., n)`` float, ``n >= size * count``.
-    identity
-        ``(..., n)`` what each value was sampled from (a pixel's index), or None.
 
     Returns
     -------
     tuple
-        ``(..., size * count)`` positions along the last axis (or None), and ``(..., n)``
-        the values sorted.
+        ``(..., size * count)`` positions along the last axis, and ``(..., n)`` the values
+        sorted (NaN last).
 
     >>> positions, ordered = quantile_runs(np.array([0.5, 0.1, 0.9, 0.3, 0.7]), 2, 2)
     >>> positions.tolist(), ordered.tolist()
     ([1, 3, 0, 4], [0.1, 0.3, 0.5, 0.7, 0.9])
+    >>> quantile_runs(np.array([0.2, 0.0, 0.0, 0.0]), 2, 2)[0].tolist()  # ties: first come, lower run
+    [1, 2, 3, 0]
     """
     ordered = np.sort(values, axis=-1)
+    # Comparisons with NaN are all false; as +inf, NaN joins the top run, as it sorts.
+    ranked = np.where(np.isnan(values), np.inf, values) if np.isnan(ordered[..., -1]).any() else values
     bounds = np.arange(size, min(size * count, values.shape[-1] - 1) + 1, size)
-    upper = ordered[..., bounds]
-    if np.isnan(ordered[..., -1]).any():
-        return None, ordered
-    tied = ordered[..., bounds - 1] == upper
-    if tied.any():
-        if identity is None:
-            return None, ordered
-        flat_values, flat_identity = values.reshape(-1, values.shape[-1]), identity.reshape(-1, values.shape[-1])
-        flat_upper = upper.reshape(-1, bounds.size)
-        for row, j in zip(*np.nonzero(tied.reshape(-1, bounds.size))):
-            copies = flat_identity[row][flat_values[row] == flat_upper[row, j]]
-            if copies.min() != copies.max():
-                return None, ordered
+    upper = np.where(np.isnan(ordered[..., bounds]), np.inf, ordered[..., bounds])
     # Twice the number of bounds below, plus one at a bound (bounds reached plus bounds
     # passed): values at a bound sort between the runs it divides, and as many of them as
-    # the lower run's ranks hold fill it.
+    # the lower run's ranks hold fill it, first come first.
     code = np.zeros(values.shape, np.int8 if 2 * bounds.size < 128 else np.int32)
     for j in range(bounds.size):
         bound = upper[..., j:j + 1]
-        code += values >= bound
-        code += values > bound
+        code += ranked >= bound
+        code += ranked > bound
     return np.argsort(code, axis=-1, kind="stable")[..., : size * count], ordered
 
 

@@ -63,47 +63,39 @@ def test_the_mad_leaves_its_input_alone_and_skips_non_finite_values():
     assert np.isnan(mad_sigma(np.array([np.nan]))) and np.isnan(median_in_place(np.array([])))
 
 
-def test_quantile_runs_are_an_argsorts_runs():
+def _runs_as_sets(positions: np.ndarray, size: int, count: int) -> np.ndarray:
+    return np.sort(positions.reshape(positions.shape[:-1] + (count, size)), axis=-1)
+
+
+def test_quantile_runs_are_a_stable_argsorts_runs():
     """On rows of the edge fits' shapes (float32 ratios, 4000 a row and runs of 666 with the
-    top 4 left out; 666 a group in runs of 111), every run holds exactly the positions an
-    argsort puts there, and the sorted values are numpy's."""
+    top 4 left out; 666 a group in runs of 111), every run holds exactly the positions a
+    stable argsort puts there, and the sorted values are numpy's; also on rows of a few
+    integer levels, where most bounds fall inside runs of tied values."""
     rng = np.random.default_rng(3)
     for shape, size, count in (((48, 4000), 666, 6), ((48, 6, 666), 111, 6), ((5, 10), 5, 2)):
-        values = rng.lognormal(0, 2, shape).astype(np.float32)
-        positions, ordered = quantile_runs(values, size, count)
-        assert positions is not None and positions.shape == shape[:-1] + (size * count,)
-        expected = np.argsort(values, axis=-1)[..., : size * count]
-        runs = shape[:-1] + (count, size)
-        assert np.array_equal(np.sort(positions.reshape(runs), axis=-1), np.sort(expected.reshape(runs), axis=-1))
-        assert np.array_equal(ordered, np.sort(values, axis=-1))
+        for values in (rng.lognormal(0, 2, shape).astype(np.float32), rng.integers(0, 4, shape).astype(np.float32)):
+            positions, ordered = quantile_runs(values, size, count)
+            assert positions.shape == shape[:-1] + (size * count,)
+            expected = np.argsort(values, axis=-1, kind="stable")[..., : size * count]
+            assert np.array_equal(_runs_as_sets(positions, size, count), _runs_as_sets(expected, size, count))
+            assert np.array_equal(ordered, np.sort(values, axis=-1))
 
 
-def test_quantile_runs_leave_ties_at_a_bound_to_the_caller():
-    """Where a value at a run's bound ties with the one ranked below it, the values do not
-    say which run each tied one joins: no positions. Ties within a run, and NaN, as stated."""
-    tied = np.array([[0.0, 0.0, 0.0, 1.0, 2.0, 3.0]])
-    assert quantile_runs(tied, 2, 3)[0] is None
-    inside = np.array([[5.0, 0.0, 0.0, 1.0, 2.0, 3.0]])  # the tie sits within the first run
-    positions, _ = quantile_runs(inside, 2, 3)
-    assert positions is not None and sorted(positions[0, :2].tolist()) == [1, 2]
-    assert sorted(positions[0, 2:4].tolist()) == [3, 4] and sorted(positions[0, 4:].tolist()) == [0, 5]
-    assert quantile_runs(np.array([[1.0, np.nan, 0.0, 2.0]]), 2, 2)[0] is None
-
-
-def test_quantile_runs_split_copies_of_one_sample_across_a_bound():
-    """Copies of one sample (a tile short of samples repeats pixels) tied at a bound are alike
-    wherever they go: each run gets as many of them as its ranks hold; ties between
-    different samples still leave the choice to the caller."""
+def test_quantile_runs_fill_a_bound_with_tied_values_first_come_and_rank_nan_last():
+    """Values tied across a bound fill the lower run in the order they come in; NaN ranks
+    above every number (as numpy sorts it), also where NaN reaches into the runs kept, and
+    the codes of many runs (beyond int8) keep their order."""
     values = np.array([[0.7, 0.2, 0.2, 0.2, 0.9, 0.1]])
-    pixel = np.array([[5, 3, 3, 3, 6, 1]])
-    positions, _ = quantile_runs(values, 3, 2, identity=pixel)
-    assert positions is not None
-    assert sorted(values[0, positions[0, :3]].tolist()) == [0.1, 0.2, 0.2]
-    assert sorted(values[0, positions[0, 3:]].tolist()) == [0.2, 0.7, 0.9]
-    assert quantile_runs(values, 3, 2, identity=np.array([[5, 3, 4, 3, 6, 1]]))[0] is None
+    positions, _ = quantile_runs(values, 3, 2)
+    assert sorted(positions[0, :3].tolist()) == [1, 2, 5] and sorted(positions[0, 3:].tolist()) == [0, 3, 4]
+    with_nan = np.array([[1.0, np.nan, 0.0, 2.0, np.nan]])
+    positions, ordered = quantile_runs(with_nan, 2, 2)
+    assert sorted(positions[0, :2].tolist()) == [0, 2] and sorted(positions[0, 2:].tolist()) == [1, 3]
+    assert ordered[0, :3].tolist() == [0.0, 1.0, 2.0] and np.isnan(ordered[0, 3:]).all()
     many = np.arange(300.0)[::-1]  # 100 runs of 3: codes beyond int8
     positions, _ = quantile_runs(many, 3, 100)
-    assert positions is not None and sorted(many[positions[:3]].tolist()) == [0.0, 1.0, 2.0]
+    assert sorted(many[positions[:3]].tolist()) == [0.0, 1.0, 2.0]
     assert sorted(many[positions[-3:]].tolist()) == [297.0, 298.0, 299.0]
 
 

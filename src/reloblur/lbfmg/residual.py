@@ -260,6 +260,11 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     region a row), all at once: ``(C * T, 2)``, channel-major."""
     channels = difference.shape[0]
     regions, n = channels * index.shape[0], index.shape[1]
+    # Samples tied at a bin's bound (flat ground, clipped or 8-bit levels give thousands)
+    # fill the lower bin first come first (quantile_runs); in this order the first come of
+    # any set are spread over the sampled region, so a bin cannot fill up with one patch
+    # of it (a uniform mover, a flat wall) and measure that patch alone.
+    index = index[:, _scattered_order(n)]
 
     def gathered(values: np.ndarray) -> np.ndarray:
         return at_pixels(values, index).reshape(regions, n)
@@ -269,27 +274,14 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     g2 = (gathered(gradient) / noise) ** 2
     within_key = g2 if curvature is None else (gathered(curvature) / noise) ** 2
     per_cell = n // (cells * cells)
-    used = cells * cells * per_cell
     # Bins are quantile groups: by gradient, and within each group by curvature (without
     # it, by gradient), all at once. Indices into the flattened (regions, n) arrays: np.take
     # on them is about twice as fast as np.take_along_axis.
     group = cells * per_cell
     offsets = np.arange(0, regions * n, n)[:, None]
-    # A tile short of samples repeats pixels (edge_tiles): ties among copies of one pixel
-    # leave every bin the same wherever they go.
-    pixel = np.tile(index, (channels, 1))
-    by_gradient, _ = quantile_runs(g2, group, cells, identity=pixel)
-    within = None
-    if by_gradient is not None:
-        by_gradient = (by_gradient + offsets).reshape(regions, cells, group)
-        within, sorted_key = quantile_runs(np.take(within_key, by_gradient), per_cell, cells,
-                                           identity=np.take(pixel, by_gradient))
-    if within is None:
-        # Values tied at a bin's bound: the bins numpy's argsorts make, as they always were.
-        by_gradient = (np.argsort(g2, axis=1)[:, :used] + offsets).reshape(regions, cells, group)
-        key = np.take(within_key, by_gradient)
-        within = np.argsort(key, axis=2)
-        sorted_key = np.take_along_axis(key, within, axis=2)
+    by_gradient, _ = quantile_runs(g2, group, cells)
+    by_gradient = (by_gradient + offsets).reshape(regions, cells, group)
+    within, sorted_key = quantile_runs(np.take(within_key, by_gradient), per_cell, cells)
     order = np.take_along_axis(by_gradient, within, axis=2)
 
     def binned(values: np.ndarray) -> np.ndarray:
@@ -310,6 +302,20 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
         fits[:, : design.shape[2]] = _nonnegative_least_squares(design * weights[..., None], target * weights)
         weights = huber_weights(target - np.einsum("rbk,rk->rb", design, fits[:, : design.shape[2]]), axis=1)
     return fits
+
+
+@functools.lru_cache(maxsize=8)
+def _scattered_order(n: int) -> np.ndarray:
+    """An order of ``range(n)`` any of whose prefixes is spread evenly over it: positions
+    by the fractional part of ``i`` times the golden ratio (a low-discrepancy sequence).
+
+    >>> _scattered_order(8).tolist()
+    [0, 5, 2, 7, 4, 1, 6, 3]
+    """
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    order = np.argsort(np.arange(n) * golden % 1.0, kind="stable")
+    order.flags.writeable = False
+    return order
 
 
 def _nonnegative_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
