@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reloblur.lbfmg.kernels import at_pixels
-from reloblur.lbfmg.residual import fit_edge_residual, fit_edge_residual_field
+from reloblur.lbfmg.residual import _scattered_order, fit_edge_residual, fit_edge_residual_field
 
 H, W = 360, 540
 SIGMA = 0.01  # noise of the smoothed difference
@@ -143,3 +143,17 @@ def test_at_pixels_gathers_what_indexing_does():
     where = rng.random((20, 30)) < 0.3
     assert np.array_equal(at_pixels(planes, np.flatnonzero(where)), planes[:, where])
     assert np.array_equal(at_pixels(planes.reshape(3, -1), np.array([599, 0])), planes.reshape(3, -1)[:, [599, 0]])
+
+
+def test_the_samples_tied_at_a_bound_are_taken_in_an_order_spread_over_the_region():
+    """The edge fits take samples tied at a bin's bound first come first, in
+    ``_scattered_order``: any prefix of it (the tied samples a bin takes) leaves no gap
+    wider than twice its even share, where the sampling order (raster) leaves one of
+    almost the whole region."""
+    for n in (3333, 4000, 10_000):
+        order = _scattered_order(n)
+        assert np.array_equal(np.sort(order), np.arange(n))
+        for k in (5, 37, 100, 1000, 2500):
+            taken = np.sort(order[:k])
+            gaps = np.diff(np.concatenate([[-1], taken, [n]]))
+            assert gaps.max() <= 2 * n / k

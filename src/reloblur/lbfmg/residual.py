@@ -261,9 +261,9 @@ def _edge_fits(difference: np.ndarray, variance: np.ndarray, gradient: np.ndarra
     channels = difference.shape[0]
     regions, n = channels * index.shape[0], index.shape[1]
     # Samples tied at a bin's bound (flat ground, clipped or 8-bit levels give thousands)
-    # fill the lower bin first come first (quantile_runs); in this order the first come of
-    # any set are spread over the sampled region, so a bin cannot fill up with one patch
-    # of it (a uniform mover, a flat wall) and measure that patch alone.
+    # fill the lower bin first come first (quantile_runs). Taken in this order, the ones a
+    # bin gets are spread over the sampled region: a bin's spread is meant to be a sample
+    # of the region's, not that of one patch of it (a uniform mover, a flat wall).
     index = index[:, _scattered_order(n)]
 
     def gathered(values: np.ndarray) -> np.ndarray:
