@@ -303,10 +303,11 @@ def quantile_runs(values: np.ndarray, size: int, count: int) -> tuple[np.ndarray
     [1, 2, 3, 0]
     """
     ordered = np.sort(values, axis=-1)
-    # Comparisons with NaN are all false; as +inf, NaN joins the top run, as it sorts.
-    ranked = np.where(np.isnan(values), np.inf, values) if np.isnan(ordered[..., -1]).any() else values
     bounds = np.arange(size, min(size * count, values.shape[-1] - 1) + 1, size)
-    upper = np.where(np.isnan(ordered[..., bounds]), np.inf, ordered[..., bounds])
+    upper, ranked = ordered[..., bounds], values
+    if np.isnan(ordered[..., -1]).any():
+        # Comparisons with NaN are all false; as +inf, NaN joins the top run, as it sorts.
+        upper, ranked = (np.where(np.isnan(a), np.inf, a) for a in (upper, values))
     # Twice the number of bounds below, plus one at a bound (bounds reached plus bounds
     # passed): values at a bound sort between the runs it divides, and as many of them as
     # the lower run's ranks hold fill it, first come first.
