@@ -47,8 +47,9 @@ from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.imaging.clipping import clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
+from reloblur.lbfmg.clipping import clipped_output_mixing  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
-from reloblur.lbfmg.generate import MaskResult, clipped_output_mixing, generate_mask, noise_sigma  # noqa: E402
+from reloblur.lbfmg.generate import MaskResult, generate_mask, noise_sigma  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignResult, AlignSettings, align_pair  # noqa: E402
 

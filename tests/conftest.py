@@ -131,3 +131,13 @@ def png_with_chunk(png: bytes, kind: bytes, body: bytes) -> bytes:
     after_ihdr = 8 + 8 + 13 + 4
     chunk = struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     return png[:after_ihdr] + chunk + png[after_ihdr:]
+
+
+def displaced(image: np.ndarray, dx: np.ndarray | float, dy: float = 0.0) -> np.ndarray:
+    """``(H, W, C)`` ``image`` sampled at ``(x - dx, y - dy)``: its content moved by ``(dx, dy)``."""
+    h, w = image.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    map_x = (grid_x - np.asarray(dx, np.float32)).astype(np.float32)
+    map_y = grid_y - np.float32(dy)
+    return np.stack([cv2.remap(image[..., c].astype(np.float32), map_x, map_y, cv2.INTER_CUBIC,
+                               borderMode=cv2.BORDER_REFLECT) for c in range(image.shape[2])], -1)

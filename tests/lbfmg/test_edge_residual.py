@@ -124,7 +124,7 @@ def test_a_mask_worker_starts_without_scipy():
                           check=True).stdout.strip() == "False"
     from scipy import special
 
-    from reloblur.lbfmg.generate import _BLACK_FACTORS, _BLACK_SHARES
+    from reloblur.lbfmg.clipping import _BLACK_FACTORS, _BLACK_SHARES
 
     a = special.ndtri(1.0 - _BLACK_SHARES)
     density = np.exp(-0.5 * a * a) / np.sqrt(2 * np.pi)

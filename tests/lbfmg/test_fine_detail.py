@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from reloblur.lbfmg import generate
+from reloblur.lbfmg import evidence
 from reloblur.lbfmg.generate import generate_mask
 from reloblur.lbfmg.residual import fine_detail
 
@@ -61,7 +61,7 @@ def test_a_residual_on_fine_detail_leaves_a_static_pair_empty(monkeypatch):
     assert result.detail_gamma[0] > 0.0  # red carries the residual
     assert result.detail_gamma[0] > 5 * max(result.detail_gamma[1:])
     # What the fine-detail term does: without it, the patch is taken for a moving object.
-    monkeypatch.setattr(generate, "fine_detail", lambda channel, *args, **kwargs: np.zeros_like(channel))
+    monkeypatch.setattr(evidence, "fine_detail", lambda channel, *args, **kwargs: np.zeros_like(channel))
     without = generate_mask(b, s)
     assert (without.mask[patch] > 0).mean() > 0.3
 

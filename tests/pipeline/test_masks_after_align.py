@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from reloblur.dataset_cli.app import app
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import read_image
-from reloblur.lbfmg.generate import crosstalk_ratios
+from reloblur.lbfmg.clipping import crosstalk_ratios
 from reloblur.lbfmg.metrics import area_fraction, iou
 from reloblur.sim.simulate import SimulateOptions, simulate
 

@@ -37,8 +37,9 @@ from reloblur.formats.masks import (
     write_mask,
 )
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image
+from reloblur.lbfmg.clipping import clipped_output_mixing
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
-from reloblur.lbfmg.generate import MaskParams, clipped_output_mixing, generate_mask
+from reloblur.lbfmg.generate import MaskParams, generate_mask
 from reloblur.lbfmg.noise import NoiseLevel
 from reloblur.lbfmg.params import Crosstalk
 from reloblur.paths import output_folder, outside

@@ -45,7 +45,8 @@ from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for, read_align_maps
 from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
 from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
-from reloblur.lbfmg.generate import MaskParams, clipped_output_mixing, generate_mask
+from reloblur.lbfmg.clipping import clipped_output_mixing
+from reloblur.lbfmg.generate import MaskParams, generate_mask
 from reloblur.lbfmg.region import segment_object
 
 _log = logging.getLogger(__name__)

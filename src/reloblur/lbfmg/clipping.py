@@ -1,0 +1,695 @@
+"""Clipped values as bounds: what the mask step may conclude where a camera clipped.
+
+A pixel at the top (or bottom) of an image's range is a bound, not a value: its true level
+is at least (at most) what was recorded, and the cameras clip at different radiances. Here
+are the flags of one image and how they bear on smoothed values (:class:`Clipping`), the
+bounds of the true level they leave (:func:`value_bounds`), how far a colour correction
+applied after the clip moved the other channels (:func:`crosstalk_bound`,
+:func:`unmeasured_excess`, :func:`clipped_output_mixing`), and the bias black clipping
+leaves in a dark footprint's mean (:func:`black_clip_factor`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import cv2
+import numpy as np
+
+from reloblur.errors import ImageFormatError
+from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
+from reloblur.lbfmg.encoding import decode, encode, encoding_slope
+from reloblur.lbfmg.kernels import at_pixels, footprint_reach
+from reloblur.lbfmg.params import Transfer
+
+
+@dataclass
+class Clipping:
+    """Per-channel clipped flags of one image, planar ``(C, H, W)``."""
+
+    high: np.ndarray
+    low: np.ndarray
+    # (C, H, W) share of the smoothed level that black clipping added (black_clip_factor
+    # of the share of black-clipped pixels under the smoothing kernel), once widened
+    black_bias: np.ndarray | None = None
+    # (C, H, W) share of each smoothed channel's weight on pixels where another channel
+    # of this image clipped white (:func:`_mixed_share`): a colour correction after the
+    # clipping mixed part of that channel's lost excess into this one there
+    mixed_share: np.ndarray | None = None
+    # (C, H, W) bool, where the true level may lie any way above (below) the smoothed one
+    # though the channel did not clip: an excess no camera measured, mixed in with a
+    # positive (negative) coefficient (:func:`unmeasured_excess`); None: nowhere
+    open_above: np.ndarray | None = None
+    open_below: np.ndarray | None = None
+    _any: np.ndarray | None = field(default=None, repr=False)
+    _at_all: bool | None = field(default=None, repr=False)
+
+    def clipped_at_all(self) -> bool:
+        """Whether any pixel is clipped either way, or partly black (cached)."""
+        if self._at_all is None:
+            self._at_all = bool(self.high.any() or self.low.any()
+                                or (self.black_bias is not None and self.black_bias.any()))
+        return self._at_all
+
+    def window(self, rows: slice, cols: slice) -> Clipping:
+        """The flags cut to a window."""
+        bias = None if self.black_bias is None else self.black_bias[:, rows, cols]
+        mixed = None if self.mixed_share is None else self.mixed_share[:, rows, cols]
+        above = None if self.open_above is None else self.open_above[:, rows, cols]
+        below = None if self.open_below is None else self.open_below[:, rows, cols]
+        return Clipping(self.high[:, rows, cols], self.low[:, rows, cols], bias, mixed, above, below)
+
+    def measured_where(self, measured: np.ndarray, mixed_share: np.ndarray | None) -> Clipping:
+        """Widened flags with no white bound where ``measured`` (``(C, H, W)`` bool) says
+        the smoothing left the clipped pixels out (:func:`smooth_pair`), and the crosstalk
+        prior's share (:func:`measured_beside_white`)."""
+        high = self.high & ~measured if self.high.any() else self.high
+        return Clipping(high, self.low, self.black_bias, mixed_share)
+
+    def opened(self, above: np.ndarray, below: np.ndarray) -> Clipping:
+        """The flags with the bounds open where :func:`unmeasured_excess` says."""
+        return Clipping(self.high, self.low, self.black_bias, self.mixed_share, above, below)
+
+    def widened(self, reach: int, sigma_px: float | None = None) -> Clipping:
+        """The flags as they bear on values smoothed over ``reach`` pixels (a Gaussian of
+        ``sigma_px``).
+
+        A white-clipped pixel hides an unbounded excess, so any of them in a footprint
+        makes the smoothed value a bound (unless the smoothing leaves it out: see
+        :meth:`measured_where`). A black-clipped one hides at most a noise
+        excursion (the signal is never negative): only where most of the footprint is
+        clipped is the region black rather than a dark one whose noise touches zero; where
+        a minority is, the smoothed value is biased up, by a share of it that the share of
+        clipped pixels under the kernel fixes (:func:`black_clip_factor`).
+        """
+        size = 2 * reach + 1
+        kernel = np.ones((size, size), np.uint8)
+
+        def per_channel(flags: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], dtype: type) -> np.ndarray:
+            # A channel with no flags spreads to nothing: left out, often two of three.
+            return np.stack([spread(f) if f.any() else np.zeros(f.shape, dtype) for f in flags])
+
+        def any_near(flags: np.ndarray) -> np.ndarray:
+            if not flags.any():
+                return flags
+            return per_channel(flags, lambda f: cv2.dilate(f.astype(np.uint8), kernel) > 0, bool)
+
+        bias = None
+        if sigma_px is not None and self.low.any():
+            bias = black_clip_factor(per_channel(
+                self.low, lambda f: cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px), np.float32))
+        return Clipping(any_near(self.high), mostly_flagged(self.low, reach), bias)
+
+    def any(self) -> np.ndarray:
+        """``(H, W)`` bool: clipped in any channel, either way."""
+        if self._any is None:
+            self._any = (self.high | self.low).any(axis=0)
+        return self._any
+
+
+def mostly_flagged(flags: np.ndarray, reach: int) -> np.ndarray:
+    """``(C, H, W)`` bool: where most of the box of ``reach`` px around a pixel is flagged,
+    per channel of ``flags`` (``(C, H, W)`` bool)."""
+    if not flags.any():
+        return flags
+    size = 2 * reach + 1
+    # A channel with no flags has nothing to spread: left out, often two of three.
+    return np.stack([cv2.blur(f.astype(np.float32), (size, size)) >= 0.5 if f.any() else np.zeros(f.shape, bool)
+                     for f in flags])
+
+
+# Stand-in for "unbounded" on the side a clipped value leaves open: far outside [0, 1].
+_UNBOUNDED = 8.0
+# How far a clipped channel can move the others through a colour correction, as a fraction
+# of the pixel's level (crosstalk matrices differ by 5-10 %; at 10 % the benchmark's clipped
+# moving objects lost most of their evidence, at 5 % static clipped scenes stay empty).
+CLIP_CROSSTALK = 0.05
+
+
+def crosstalk_bound(image: np.ndarray, other: np.ndarray, smoothed: np.ndarray, clip: np.ndarray,
+                    other_clip: np.ndarray, *, sigma_px: float, ratios: np.ndarray | None,
+                    transfer: Transfer = "srgb", rim: np.ndarray | None = None) -> np.ndarray | None:
+    """How far a colour correction may have moved each smoothed channel of ``image`` off
+    the truth, by mixing in the excess its white-clipped channels lost.
+
+    A camera that clips channel ``j`` at its white level records ``j`` short by an excess
+    ``e_j >= 0``; a colour matrix ``M`` applied after the clipping then carries ``M[c, j]
+    e_j`` of it into channel ``c``. Where the other camera did not clip ``j``, it measures
+    the excess (``other - image`` in channel ``j``, in linear light), and given the matrix
+    (``ratios``, :func:`crosstalk_ratios`) the error of ``c`` is ``ratios[c, j]`` of it:
+    per pixel, then smoothed as the image was. Where nothing measures the excess (both
+    cameras clipped ``j``; ``image`` clipped another channel of the pixel too, so the gap
+    in ``j`` mixes both excesses; or ``ratios`` is None), the bound is
+    :data:`CLIP_CROSSTALK` of the level at each such pixel, a prior on an unbounded
+    excess, smoothed likewise (:func:`_mixed_share`). Beside such unmeasured clipped
+    pixels of a channel's own, where the smoothing kept a measurement (``rim``), the
+    whole prior holds, as it does under the prior alone (:func:`measured_beside_white`):
+    the level kept there is what the clip left of one side of an edge whose other side
+    neither camera measured. Without it, a white collar S blew out in every channel, and
+    B in most of it, on a static frame of the mask benchmark's over-exposed row was
+    filled in from the evidence along its rim (5.5 % of the frame; 8.4 % on another
+    seed set). Beside a lone channel that B measured, the rim keeps the measured bound:
+    there the whole prior hid a blur trail across a ground S blew out in red (IoU 0.90
+    -> 0.08, ``tests/lbfmg/test_generate.py``).
+
+    That prior, applied beside every clipped channel, hid the blur trails a moving object
+    leaves across a scene whose red alone S blew out; measured, the bound is the error
+    itself (within 0.3 % on a noise-free pair), and on the mask benchmark's over-exposed
+    row the mean IoU rose from 0.785 to 0.815 with every static pair still empty. It
+    assumes the matrix is the only mixing after the clip: a camera that transforms colour
+    itself after its sensor clips mixes the excess by a matrix this one does not show, and
+    a static ground is then marked where the prior marks nothing (``mask generate
+    --crosstalk measured`` is opt-in for that reason).
+
+    Parameters
+    ----------
+    image, other
+        ``(C, H, W)`` the two aligned images before smoothing, display-encoded by
+        ``transfer``; ``image`` is the one whose bound this is.
+    smoothed
+        ``(C, H, W)`` ``image`` smoothed by the Gaussian of ``sigma_px``.
+    clip, other_clip
+        ``(C, H, W)`` bool, white-clipped pixels of each image.
+    ratios
+        ``(C, C)`` the share of channel ``j`` that the colour correction of ``image``
+        mixed into channel ``c`` (zeros for an image nothing corrected), or None: unknown.
+    rim
+        ``(C, H, W)`` bool, where the smoothing kept a measurement beside ``image``'s own
+        white-clipped pixels of that channel, or None: nowhere.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(C, H, W)`` float32 bound in display-encoded units, or None where ``image``
+        clipped nothing or has one channel.
+
+    Examples
+    --------
+    >>> s = np.full((3, 32, 32), 0.5, np.float32)
+    >>> s[0, :, :16] = 0.8  # S's red clipped on the left, at its white level
+    >>> b = s.copy(); b[0, :, :16] = 0.95  # B's red did not clip: S lost the difference
+    >>> clipped = np.zeros(s.shape, bool); clipped[0, :, :16] = True
+    >>> ratios = np.zeros((3, 3)); ratios[1, 0] = 0.2  # a fifth of red went into green
+    >>> bound = crosstalk_bound(s, b, s, clipped, np.zeros_like(clipped), sigma_px=1.5, ratios=ratios)
+    >>> [round(float(bound[1, 16, x]), 3) for x in (4, 30)]  # 0.2 of 0.29 linear, encoded
+    [0.067, 0.0]
+    >>> bound = crosstalk_bound(s, b, s, clipped, np.zeros_like(clipped), sigma_px=1.5, ratios=None)
+    >>> [round(float(bound[1, 16, x]), 3) for x in (4, 30)]  # the prior: 5 % of the level
+    [0.04, 0.0]
+    """
+    if image.shape[0] == 1 or not clip.any():
+        return None
+    if ratios is None:
+        measured, unknown = np.zeros_like(clip), clip
+    else:
+        # With two or more channels clipped the gap in each mixes their excesses through
+        # the matrix (a negative term can cancel it): only a lone clipped channel's is its own.
+        alone = clip.sum(axis=0) == 1
+        measured, unknown = clip & ~other_clip & alone, clip & (other_clip | ~alone)
+    gaps: list[np.ndarray | None] = []
+    for j, (where, own, theirs) in enumerate(zip(measured, image, other)):
+        if ratios is None or not ratios[:, j].any() or not where.any():
+            gaps.append(None)
+            continue
+        at = np.flatnonzero(where)
+        gap = np.zeros(where.shape, np.float32)
+        # The excess is never negative: a negative gap is the other image's noise.
+        gap.flat[at] = np.maximum(decode(theirs.take(at), transfer) - decode(own.take(at), transfer), 0.0)
+        gaps.append(gap)
+    # The prior, per pixel where nothing measures the excess, smoothed as the image was.
+    prior = _mixed_share(unknown, clip | other_clip, sigma_px)
+    level = smoothed.max(axis=0)
+    bound = np.zeros_like(smoothed)
+    for c in range(smoothed.shape[0]):
+        mixed = [float(ratios[c, j]) * e for j, e in enumerate(gaps)
+                 if ratios is not None and j != c and e is not None and ratios[c, j] > 0]
+        if mixed:
+            # Per pixel, then smoothed as the image was: the code a linear error moves
+            # depends on the pixel's own level. The encoding is concave, so a shift down
+            # moves it further than one up.
+            down = encode(decode(image[c], transfer) - sum(mixed), transfer)
+            bound[c] = cv2.GaussianBlur(np.maximum(image[c] - down, 0.0), (0, 0), sigma_px)
+        if prior is not None:
+            bound[c] += CLIP_CROSSTALK * level * prior[c]
+    if rim is not None:
+        near = Clipping(unknown, np.zeros_like(unknown)).widened(footprint_reach(sigma_px)).high
+        np.maximum(bound, CLIP_CROSSTALK * level, out=bound, where=rim & near)
+    return bound
+
+
+def crosstalk_ratios(matrix: np.ndarray) -> np.ndarray:
+    """``|M[c, j] / M[j, j]|`` of a colour matrix (``out_c = sum_j M[c, j] in_j``, as
+    ``align`` records it), zero on the diagonal: the share of channel ``j``'s level, as the
+    corrected image shows it, that the correction mixed into channel ``c``.
+
+    >>> crosstalk_ratios(np.array([[1.2, -0.1, 0.0], [0.0, 1.0, 0.0], [0.0, 0.3, 0.6]])).round(3).tolist()
+    [[0.0, 0.1, 0.0], [0.0, 0.0, 0.0], [0.0, 0.3, 0.0]]
+    """
+    m = np.asarray(matrix, np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or not np.isfinite(m).all() or (np.abs(np.diag(m)) < 1e-6).any():
+        raise ImageFormatError(f"colour matrix must be square, finite, with a non-zero diagonal; got {m.tolist()}")
+    ratios = np.abs(m / np.diag(m)[None, :])
+    np.fill_diagonal(ratios, 0.0)
+    return ratios
+
+
+def unmeasured_excess(b_high: np.ndarray, s_high: np.ndarray, matrix: np.ndarray, *, reach: int
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where ``align``'s colour correction of S mixed an excess that neither camera measured
+    into S's other channels, and which way that leaves each of them open.
+
+    Where both cameras clipped channel ``j`` white, S's true ``j`` exceeds what it recorded
+    by some ``e_j >= 0`` that nothing bounds from above, and the correction ``M`` (applied
+    after the clip) then recorded each other channel ``c`` short of its truth by ``M[c, j]
+    e_j``: the truth lies above it, unboundedly, where ``M[c, j] > 0``, and below it where
+    ``M[c, j] < 0``. The sign is certain however the cameras treated colour before
+    recording: it is ``align``'s own matrix, applied to the frames as recorded. A smoothed
+    value carries it where most of its footprint (the box of ``reach`` px around it, as
+    black clipping's rule has it) is on such pixels.
+
+    Parameters
+    ----------
+    b_high, s_high
+        ``(C, H, W)`` bool, white-clipped channels of each image, per pixel.
+    matrix
+        ``(C, C)`` the matrix S was corrected with (``out_c = sum_j M[c, j] in_j``).
+    reach
+        The smoothing footprint's reach, px (:func:`~reloblur.lbfmg.kernels.footprint_reach`).
+
+    Returns
+    -------
+    tuple of numpy.ndarray, or None
+        ``(above, below)``, ``(C, H, W)`` bool: where the truth of S's smoothed channel
+        may lie any way above (below) the value recorded; None where no channel clipped
+        in both images, or the images have one channel.
+
+    Examples
+    --------
+    >>> both = np.zeros((3, 24, 24), bool); both[2, 4:20, 4:20] = True  # blue blown in both
+    >>> m = np.array([[0.9, 0.02, 0.07], [0.0, 1.0, -0.03], [0.0, 0.0, 1.0]])
+    >>> above, below = unmeasured_excess(both, both, m, reach=4)
+    >>> bool(above[0, 12, 12]), bool(below[1, 12, 12]), bool(above[1, 12, 12]), bool(above[0, 1, 1])
+    (True, True, False, False)
+    """
+    channels = s_high.shape[0]
+    if channels == 1 or np.shape(matrix) != (channels, channels):
+        return None
+    both = b_high & s_high
+    if not both.any():
+        return None
+    mostly = mostly_flagged(both, reach)
+    above, below = np.zeros(both.shape, bool), np.zeros(both.shape, bool)
+    for c in range(channels):
+        for j in range(channels):
+            if j != c and matrix[c, j] != 0 and both[j].any():
+                side = above[c] if matrix[c, j] > 0 else below[c]
+                side |= mostly[j]
+    return above, below
+
+
+def clipped_output_mixing(camera_matrices: tuple[np.ndarray | None, np.ndarray | None],
+                  colour_matrix: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """How the excess a camera's RGB output lost to clipping shows in B and in S as the mask
+    step compares them, when ``align`` undid that camera's own colour matrix.
+
+    A camera that applies its matrix ``M`` to the sensor's values and then clips its output
+    records channel ``j`` short by ``e >= 0`` where it clipped white (long by ``e`` where it
+    clipped black). Undone, the pixel is then off by ``e M^-1[:, j]`` in every channel, and
+    in S, which ``align`` also corrected by ``C`` onto B's colours, by ``e C M_S^-1[:, j]``.
+
+    Parameters
+    ----------
+    camera_matrices
+        B's and S's camera matrix (``output = M @ sensor``), each None where none was undone.
+    colour_matrix
+        ``(3, 3)`` S's colour correction onto B (linear, as ``align`` recorded it), or None.
+
+    Returns
+    -------
+    tuple
+        ``(3, 3)`` per image, column ``j`` the direction of output channel ``j``'s excess
+        in linear light; None for an image whose camera matrix was not undone.
+
+    Examples
+    --------
+    >>> m = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
+    >>> b, s = clipped_output_mixing((m, None), None)
+    >>> b[:, 0].round(3).tolist(), s  # red's excess comes back in all three channels
+    ([0.673, 0.146, 0.088], None)
+    """
+    blur_m, sharp_m = camera_matrices
+    blur = None if blur_m is None else np.linalg.inv(np.asarray(blur_m, np.float64))
+    sharp = None if sharp_m is None else np.linalg.inv(np.asarray(sharp_m, np.float64))
+    if sharp is not None and colour_matrix is not None:
+        sharp = np.asarray(colour_matrix, np.float64) @ sharp
+    return blur, sharp
+
+
+@dataclass(frozen=True)
+class OutputRays:
+    """Where each image's camera clipped its output before ``align`` undid its matrix: per
+    image, ``(direction, where)`` pairs, ``direction`` ``(C,)`` in linear light (the true
+    value is the recorded one plus a non-negative multiple of it), ``where`` ``(H, W)`` bool."""
+
+    blur: list[tuple[np.ndarray, np.ndarray]]
+    sharp: list[tuple[np.ndarray, np.ndarray]]
+
+    def window(self, rows: slice, cols: slice) -> OutputRays:
+        """The rays with their pixels cut to a window."""
+        return OutputRays([(d, w[rows, cols]) for d, w in self.blur], [(d, w[rows, cols]) for d, w in self.sharp])
+
+
+def output_rays(flags: dict[str, np.ndarray], mixing: tuple[np.ndarray | None, np.ndarray | None]
+                ) -> OutputRays | None:
+    """The rays of :func:`clipped_output_mixing`'s matrices where ``flags`` (planar ``(C, H, W)``
+    ``b_out_high``... of :func:`decode_clip_flags`) say an output clipped."""
+    rays: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"b": [], "s": []}
+    for image, matrix in zip(("b", "s"), mixing):
+        if matrix is None:
+            continue
+        for way, sign in (("high", 1.0), ("low", -1.0)):
+            planes = flags[f"{image}_out_{way}"]
+            if planes.shape[0] != matrix.shape[1]:
+                continue  # a grey clip map: no channel to follow
+            rays[image] += [(sign * matrix[:, j], where) for j, where in enumerate(planes) if where.any()]
+    return OutputRays(rays["b"], rays["s"]) if rays["b"] or rays["s"] else None
+
+
+def along_rays(bs: np.ndarray, ss: np.ndarray, inverse: np.ndarray, rays: OutputRays, transfer: Transfer
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``bs`` and ``ss`` moved along their rays by the non-negative amounts that best explain
+    their difference (least squares in sigmas, each ray in turn, twice over): what the
+    values could have been had the outputs not clipped."""
+    union = np.zeros(bs.shape[1:], bool)
+    for _, where in rays.blur + rays.sharp:
+        union |= where
+    at = np.flatnonzero(union)
+    if not at.size:
+        return bs, ss
+    channels = bs.shape[0]
+    # Only the flagged pixels, gathered once: the rays cover a share of the frame.
+    images = [at_pixels(bs, at), at_pixels(ss, at)]
+    weight = at_pixels(inverse, at) ** 2
+    local = [(k, sign, direction[:, None].astype(np.float32), np.flatnonzero(where.ravel()[at]))
+             for k, sign, image_rays in ((0, 1.0, rays.blur), (1, -1.0, rays.sharp)) for direction, where in image_rays]
+    for _ in range(2):
+        for k, sign, direction, index in local:
+            if not index.size:
+                continue
+            pair_values = at_pixels(images[0], index), at_pixels(images[1], index)
+            values, w = pair_values[k], at_pixels(weight, index)
+            step = direction * encoding_slope(decode(values, transfer), transfer)
+            difference = pair_values[0] - pair_values[1]
+            # The image + e step, e >= 0, changes the difference by sign * e * step.
+            e = -sign * (w * difference * step).sum(axis=0) / np.maximum((w * step * step).sum(axis=0), 1e-12)
+            images[k][:, index] = values + np.maximum(e, 0.0) * step
+    moved = []
+    for image, gathered in zip((bs, ss), images):
+        out = image.copy()
+        out.reshape(channels, -1)[:, at] = gathered
+        moved.append(out)
+    return moved[0], moved[1]
+
+
+def value_bounds(smoothed: np.ndarray, clip: Clipping, crosstalk: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_clipped_bounds`, open on the side an unmeasured excess leaves open
+    (:attr:`Clipping.open_above`, :attr:`Clipping.open_below`)."""
+    lower, upper = _clipped_bounds(smoothed, clip, crosstalk)
+    if clip.open_above is not None:
+        upper = np.where(clip.open_above, np.float32(_UNBOUNDED), upper)
+    if clip.open_below is not None:
+        lower = np.where(clip.open_below, np.float32(-_UNBOUNDED), lower)
+    return lower, upper
+
+
+def _clipped_bounds(smoothed: np.ndarray, clip: Clipping, crosstalk: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds of the true level: a clipped-white pixel is only a lower bound,
+    a clipped-black one only an upper bound.
+
+    A colour correction after the clipping mixes channels with coefficients of both
+    signs, so a clipped channel's excess moved the others, pixel by pixel, by up to
+    :data:`CLIP_CROSSTALK` of the pixel's brightest channel (the prior). Smoothed as the
+    image was, a channel's error is the prior times the share of the footprint's weight
+    on pixels where another channel clipped white (:func:`_mixed_share`; the whole prior
+    beside the channel's own clip, :func:`measured_beside_white`): a channel beside a
+    clipped one is still a measurement, and a clipped one still a bound on its other
+    side. A black-clipped channel's bound is loosened by the whole prior. With
+    ``crosstalk`` (:func:`crosstalk_bound`), by that instead: what the correction after
+    the clipping mixed into each channel, clipped or not; a black-clipped bound still by
+    the prior."""
+    if crosstalk is not None:
+        return _measured_bounds(smoothed, clip, crosstalk)
+    if not clip.clipped_at_all():
+        return smoothed, smoothed
+    level = _unbiased(smoothed, clip)
+    slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True)
+    # The whole prior wherever a clipped pixel lay in the footprint, however few, hid the
+    # faint part of blur trails across a ground S blew out in one colour (the mask
+    # benchmark's over-exposed row, cached pairs: mean IoU 0.792 -> 0.820, and 0.703 ->
+    # 0.747 and 0.794 -> 0.815 on two seed sets it was not developed on).
+    if clip.mixed_share is None:
+        lower, upper = level.copy() if level is smoothed else level, smoothed.copy()
+    else:
+        mixed = clip.mixed_share * slack
+        lower, upper = level - mixed, smoothed + mixed
+    if clip.low.any():
+        np.add(smoothed, slack, out=upper, where=clip.low)
+        np.copyto(lower, -_UNBOUNDED, where=clip.low)
+    np.copyto(upper, _UNBOUNDED, where=clip.high)
+    return lower, upper
+
+
+def _mixed_share(high: np.ndarray, white: np.ndarray, sigma_px: float, *, kept: np.ndarray | None = None
+                 ) -> np.ndarray | None:
+    """``(C, H, W)`` share of each smoothed channel's weight on pixels where another
+    channel of the same image clipped white, or None where no pixel has that.
+
+    ``high`` ``(C, H, W)`` bool is the image's own white flags; ``white`` those of either
+    image, which :func:`smooth_pair` leaves out of each channel's average wherever the
+    rest holds half the footprint's weight (there the share is of the rest; elsewhere of
+    the plain footprint, as the average was; ``kept``, that weight where the caller has
+    it). A channel whose own clipped pixels were left out still averaged the others'
+    there: without their share, a ring of evidence round a static blown-out helmet once
+    marked it as a mover."""
+    if high.shape[0] == 1 or not high.any():
+        return None
+    count = high.sum(axis=0, dtype=np.uint8)
+    share = np.zeros(high.shape, np.float32)
+    # OpenCV's kernel for a float Gaussian of this sigma. The indicators blurred below
+    # vanish outside the box around ``other``; on that box widened by twice the kernel's
+    # radius, a blur is exact (a reflection at an inner cut brings back only zeros, and
+    # where the share is not zero the cut is out of reach), at the cost of the box alone.
+    size = int(round(8 * sigma_px + 1)) | 1
+    pad = size - 1
+    h, w = high.shape[1:]
+
+    def blur(flags: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(flags.astype(np.float32), (size, size), sigma_px)
+
+    for c in range(high.shape[0]):
+        other = count > high[c]
+        rows, cols = np.flatnonzero(other.any(axis=1)), np.flatnonzero(other.any(axis=0))
+        if not rows.size:
+            continue
+        box = (slice(max(0, rows[0] - pad), min(h, rows[-1] + pad + 1)),
+               slice(max(0, cols[0] - pad), min(w, cols[-1] + pad + 1)))
+        other, unclipped = other[box], ~white[c][box]
+        weight = blur(unclipped) if kept is None else kept[c][box]
+        among_kept = blur(other & unclipped) / np.maximum(weight, 1e-6)
+        full = weight >= 0.5
+        share[c][box] = among_kept if full.all() else np.where(full, among_kept, blur(other))
+    return share if share.any() else None
+
+
+def measured_beside_white(wide: Clipping, high: np.ndarray, white: np.ndarray, kept: np.ndarray,
+                          sigma_px: float) -> tuple[Clipping, np.ndarray | None]:
+    """``wide`` (an image's flags widened to the footprint) with no white bound where the
+    smoothing measured the value (:meth:`Clipping.measured_where`), and the share of each
+    smoothed channel the crosstalk prior applies to (:attr:`Clipping.mixed_share`).
+
+    That share is :func:`_mixed_share` of the image's own white flags ``high``, and all of
+    it where the smoothing left the channel's own clipped pixels out: the level kept
+    there is what the noise left under the clip, biased low, on one side of an edge whose
+    other side is not measured, and no model here holds that. The whole prior stands for
+    it, as it did for every pixel near a clip before the share (without it, a static
+    window S clipped was filled in as a mover: ``tests/postprocess/test_align.py``).
+    ``white``: either image's flags, as :func:`smooth_pair` left them out; ``kept``: the
+    footprint's weight on the rest, as it measured it (half of it or more: measured).
+    Also returns that rim, ``(C, H, W)`` bool, or None where there is none."""
+    measured = kept >= 0.5
+    share = _mixed_share(high, white, sigma_px, kept=kept)
+    rim = wide.high & measured
+    if not rim.any():
+        return wide.measured_where(measured, share), None
+    share = np.maximum(np.zeros(rim.shape, np.float32) if share is None else share, rim)
+    return wide.measured_where(measured, share), rim
+
+
+def _measured_bounds(smoothed: np.ndarray, clip: Clipping, crosstalk: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`value_bounds` loosened by a measured ``crosstalk`` instead of the prior."""
+    slack = CLIP_CROSSTALK * smoothed.max(axis=0, keepdims=True) if clip.low.any() else 0.0
+    lower = np.where(clip.low, -_UNBOUNDED, _unbiased(smoothed, clip) - crosstalk)
+    upper = np.where(clip.high, _UNBOUNDED, np.where(clip.low, smoothed + slack, smoothed + crosstalk))
+    return lower, upper
+
+
+def _unbiased(smoothed: np.ndarray, clip: Clipping) -> np.ndarray:
+    """``smoothed`` less what black clipping of part of its footprint added (:func:`black_clip_factor`)."""
+    return smoothed if clip.black_bias is None else smoothed - np.maximum(smoothed, 0.0) * clip.black_bias
+
+
+def black_clip_factor(share: np.ndarray) -> np.ndarray:
+    """The share of a smoothed level that black clipping of a minority of its footprint added.
+
+    A camera records ``max(x, 0)``: where the noise of a dark region reaches below zero,
+    the negative excursions are lost and the smoothed level ``m`` sits above the true mean
+    ``mu``. With Gaussian noise of unknown ``sigma``, the observed share ``f`` of clipped
+    pixels fixes ``mu / sigma = a = Phi^-1(1 - f)``, and ``m = sigma (a (1 - f) + phi(a))``,
+    so the bias is ``m - mu = m (1 - a / (a (1 - f) + phi(a)))``: a share of ``m`` that
+    depends on ``f`` alone, without a noise model. At ``f = 0.1`` it is 4 % of ``m``; at
+    0.3, 27 %; at 0.5, all of it (beyond, the footprint is treated as clipped outright).
+
+    Parameters
+    ----------
+    share
+        ``(C, H, W)`` share of black-clipped pixels under the smoothing kernel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C, H, W)`` float32 factor in [0, 1]; the bias is the factor times the level.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = np.maximum(rng.normal(0.02, 0.03, 200_000), 0)  # a dark level, noisy
+    >>> factor = black_clip_factor(np.full((1, 1, 1), (x == 0).mean()))[0, 0, 0]
+    >>> round(float(x.mean() * (1 - factor)), 4)  # the true mean, 0.02
+    0.02
+    """
+    factor = np.zeros(share.shape, np.float32)
+    where = share > 1e-3  # below, the factor is under 1e-4: nothing to correct
+    # The factor is smooth in f: a table of it, interpolated, is within 1e-6 of the formula
+    # at a fraction of the cost of ndtri per pixel.
+    position = (np.minimum(share[where], 0.5) - _BLACK_SHARES[0]) * ((_BLACK_SHARES.size - 1) / 0.499)
+    lower = np.minimum(position.astype(np.intp), _BLACK_SHARES.size - 2)
+    weight = (position - lower).astype(np.float32)
+    factor[where] = _BLACK_FACTORS[lower] * (1 - weight) + _BLACK_FACTORS[lower + 1] * weight
+    return factor
+
+
+def _black_clip_formula(f: np.ndarray) -> np.ndarray:
+    # The normal quantile by the standard library (Wichura's AS241, to double precision):
+    # the float32 table is the same as with scipy's ndtri, without importing scipy.
+    quantile = NormalDist().inv_cdf
+    a = np.array([quantile(1.0 - share) for share in f.tolist()])
+    density = np.exp(-0.5 * a * a) / math.sqrt(2 * math.pi)
+    return np.clip(1.0 - a / np.maximum(a * (1.0 - f) + density, 1e-6), 0.0, 1.0)
+
+
+_BLACK_SHARES = np.linspace(1e-3, 0.5, 4097)
+_BLACK_FACTORS = _black_clip_formula(_BLACK_SHARES).astype(np.float32)
+
+
+def unreliable(raw: Clipping, wide: Clipping) -> np.ndarray:
+    """``(H, W)`` bool: pixels whose value is a bound rather than a measurement, for fits.
+
+    Every white-clipped pixel; a black-clipped one only inside a mostly black footprint
+    (``wide``). Where S is much noisier than B, a dark region's noise reaches zero on a
+    scattered share of its pixels (flags that align once widened by its resampling kernel
+    covered 70 % of such a frame): dropping those would leave the noise and gain fits only
+    the bright pixels, and the dark ones judged by an extrapolation."""
+    return np.asarray(raw.high.any(axis=0) | wide.low.any(axis=0), bool)
+
+
+def pair_clipping(b: np.ndarray, s: np.ndarray, valid: np.ndarray, clipped: np.ndarray | None,
+                  code: float) -> tuple[Clipping, Clipping, dict[str, np.ndarray] | None]:
+    """Clipping found on the stored values, joined with the clip map ``align`` handed on;
+    and where the map says a camera's own output clipped before its matrix was undone
+    (planar ``b_out_high``... of :func:`decode_clip_flags`), or None."""
+    h, w = valid.shape
+    # Planar and contiguous: numpy reduces a transposed (H, W, C) view over its channels
+    # about ten times slower, and the flags are reduced and indexed many times.
+    def planar(image: np.ndarray) -> Clipping:
+        high, low = clipped_levels(image, valid, code=code)
+        return Clipping(np.ascontiguousarray(high.transpose(2, 0, 1)), np.ascontiguousarray(low.transpose(2, 0, 1)))
+
+    clip_b, clip_s = planar(b), planar(s)
+    if clipped is None:
+        return clip_b, clip_s, None
+    if clipped.shape[:2] != (h, w):
+        raise ImageFormatError(f"clip map is {clipped.shape[1]}x{clipped.shape[0]}, the images {w}x{h}")
+    if clipped.ndim == 3 and clipped.shape[2] not in (1, b.shape[2]):
+        raise ImageFormatError(f"clip map has {clipped.shape[2]} channels, the images {b.shape[2]}")
+    # A per-pixel map (grey, as earlier versions of align wrote) holds for every channel.
+    given = decode_clip_flags(clipped[None] if clipped.ndim == 2 else np.ascontiguousarray(clipped.transpose(2, 0, 1)))
+    output = {key: flags for key, flags in given.items() if "_out_" in key} or None
+    return (Clipping(clip_b.high | given["b_high"], clip_b.low | given["b_low"]),
+            Clipping(clip_s.high | given["s_high"], clip_s.low | given["s_low"]), output)
+
+
+def any_clipped(clip: Clipping, output: dict[str, np.ndarray] | None, image: str) -> np.ndarray:
+    """``(H, W)`` bool: clipped in any channel, as stored or (before ``align`` undid its
+    camera's matrix) in that camera's output (``image``: ``b`` or ``s``)."""
+    if output is None:
+        return clip.any()
+    return clip.any() | output[f"{image}_out_high"].any(axis=0) | output[f"{image}_out_low"].any(axis=0)
+
+
+def smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Both images smoothed by a Gaussian of ``sigma_px``, leaving out white-clipped pixels.
+
+    A white-clipped pixel hides an unbounded excess, so a plain average over a footprint
+    that holds one is only a bound, and the few pixels of blur trail beside a blown-out
+    moving object (exactly the evidence) would be lost to it. Instead each channel is
+    averaged over the pixels clipped in neither image (normalised convolution: the same
+    pixels for B and S, so both describe the same neighbourhood) wherever they hold at
+    least half the footprint's weight; elsewhere the plain average stays, and the flags
+    make it a bound.
+
+    Parameters
+    ----------
+    bp, sp
+        ``(C, H, W)`` images.
+    white
+        ``(C, H, W)`` or ``(1, H, W)`` bool, white-clipped in either image.
+
+    Returns
+    -------
+    tuple
+        ``bs, ss`` ``(C, H, W)``; ``kept`` ``(C, H, W)``, the footprint's weight on the
+        pixels clipped in neither image (1 for a channel clipped nowhere; where it is half
+        or more, clipped pixels were left out rather than bounding the value), None where
+        nothing is clipped; and ``spread`` ``(C, H, W)``, the noise variance of each
+        smoothed value relative to a full footprint's (a weighted mean over fewer pixels is
+        noisier), or None.
+    """
+    bs = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma_px) for ch in bp])
+    ss = np.stack([cv2.GaussianBlur(ch, (0, 0), sigma_px) for ch in sp])
+    if not white.any():
+        return bs, ss, None, None
+    white = np.broadcast_to(white, bp.shape)
+    spread = np.ones(bp.shape, np.float32)
+    weights = np.ones(bp.shape, np.float32)
+    for c in range(bp.shape[0]):
+        if not white[c].any():
+            continue
+        kept = (~white[c]).astype(np.float32)
+        weight = weights[c] = cv2.GaussianBlur(kept, (0, 0), sigma_px)
+        where = (weight >= 0.5) & (weight < 1.0 - 1e-6)
+        share = np.maximum(weight, 1e-6)
+        # Divided in place where clipped pixels were left out, not a whole frame of quotients picked from.
+        np.divide(cv2.GaussianBlur(bp[c] * kept, (0, 0), sigma_px), share, out=bs[c], where=where)
+        np.divide(cv2.GaussianBlur(sp[c] * kept, (0, 0), sigma_px), share, out=ss[c], where=where)
+        # Var of sum(w u x) / sum(w u) over var of sum(w x): G_{s/sqrt2}(u) / G_s(u)^2, as
+        # w^2 is a Gaussian of sigma / sqrt(2) scaled by sum(w^2).
+        squared = cv2.GaussianBlur(kept, (0, 0), sigma_px / math.sqrt(2))
+        np.divide(squared, share * share, out=spread[c], where=where)
+    return bs, ss, weights, spread

@@ -1,0 +1,84 @@
+"""Known answers for how the mask step treats clipped values: the bias black clipping
+leaves, the bounds a colour correction after the clip opens, and smoothing that leaves
+clipped pixels out."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from reloblur.errors import ImageFormatError
+from reloblur.lbfmg.clipping import (
+    black_clip_factor,
+    clipped_output_mixing,
+    crosstalk_ratios,
+    smooth_pair,
+    unmeasured_excess,
+)
+
+
+def test_black_clip_factor_recovers_the_mean_a_camera_clipped():
+    """Known answer: Gaussian noise around mu, clipped at 0; from the clipped mean and the
+    share at 0 alone, mu is recovered within 10 % of sigma across mu/sigma 0.3..2."""
+    rng = np.random.default_rng(7)
+    for mu in (0.006, 0.01, 0.02, 0.04):
+        x = np.maximum(rng.normal(mu, 0.02, 400_000), 0)
+        factor = float(black_clip_factor(np.full((1, 1, 1), (x == 0).mean()))[0, 0, 0])
+        assert abs(x.mean() * (1 - factor) - mu) < 0.1 * 0.02
+
+
+def test_crosstalk_ratios_refuse_a_matrix_they_cannot_use():
+    with pytest.raises(ImageFormatError, match="non-zero diagonal"):
+        crosstalk_ratios(np.array([[1.0, 0.1, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    with pytest.raises(ImageFormatError, match="square"):
+        crosstalk_ratios(np.ones((3, 2)))
+
+
+def test_unmeasured_excess_opens_each_channel_by_the_sign_that_mixed_it_in():
+    """Known answer: blue blown out in both images over a square; red took +0.07 of blue,
+    green -0.03. Red is open above and green below over the square, where most of the
+    9x9 footprint lies on it (not at its corners: 25 of 81 pixels); blue itself is not
+    opened, nor anything far from the square; a channel only one camera clipped opens
+    nothing."""
+    both = np.zeros((3, 40, 40), bool)
+    both[2, 10:30, 10:30] = True
+    matrix = np.array([[0.9, 0.0, 0.07], [0.0, 1.0, -0.03], [0.0, 0.0, 1.0]])
+    opened = unmeasured_excess(both, both, matrix, reach=4)
+    assert opened is not None
+    above, below = opened
+    assert above[0, 12:28, 12:28].all() and below[1, 12:28, 12:28].all()
+    assert np.array_equal(above[0], below[1]) and not above[0, 10, 10]
+    assert not above[1:].any() and not below[0].any() and not below[2].any()
+    assert not (above | below)[:, :5].any()
+    assert unmeasured_excess(both, np.zeros_like(both), matrix, reach=4) is None
+
+
+def test_clipped_output_mixing_is_the_inverse_and_for_s_its_correction_after_it():
+    m = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])  # a camera's colour matrix
+    correction = np.array([[0.5, 0.02, 0.0], [0.01, 0.45, 0.03], [0.0, 0.02, 0.48]])
+    blur, sharp = clipped_output_mixing((m, m), correction)
+    assert blur is not None and sharp is not None
+    np.testing.assert_allclose(blur @ m, np.eye(3), atol=1e-12)
+    np.testing.assert_allclose(sharp, correction @ np.linalg.inv(m), atol=1e-12)
+    assert clipped_output_mixing((None, None), correction) == (None, None)
+
+
+def test_smoothing_that_leaves_clipped_pixels_out_predicts_its_own_noise():
+    """Known answer for the variance factor of normalised smoothing: on pure noise with a
+    clipped half-plane, the measured variance of the smoothed values near its edge, over a
+    full footprint's, matches the predicted spread within 10 %."""
+    rng = np.random.default_rng(13)
+    noise = rng.normal(0, 1, (2, 400, 64, 64)).astype(np.float32)
+    white = np.zeros((1, 64, 64), bool)
+    white[:, :, 32:] = True
+    measured_var, predicted = [], None
+    for k in range(400):
+        bs, _, kept, spread = smooth_pair(noise[0, k][None], noise[1, k][None], white, 1.5)
+        measured_var.append(bs[0, 10:54, 27:32])
+        predicted = spread[0, 10:54, 27:32]
+        assert kept is not None and (kept[0, :, :32] >= 0.5).all()  # measured, not a bound
+    full = np.var(cv2.GaussianBlur(noise[0, 0], (0, 0), 1.5)[10:54, 10:20])
+    ratio = np.var(np.stack(measured_var), axis=0).mean(axis=0) / full
+    assert predicted is not None and predicted.max() > 1.3  # the edge is noisier
+    np.testing.assert_allclose(ratio, predicted.mean(axis=0), rtol=0.1)
