@@ -10,7 +10,10 @@ import pytest
 
 from reloblur.errors import ImageFormatError
 from reloblur.lbfmg.clipping import (
+    as_clipped,
     black_clip_factor,
+    black_noise,
+    clipped_mean,
     clipped_output_mixing,
     crosstalk_ratios,
     smooth_pair,
@@ -82,3 +85,56 @@ def test_smoothing_that_leaves_clipped_pixels_out_predicts_its_own_noise():
     ratio = np.var(np.stack(measured_var), axis=0).mean(axis=0) / full
     assert predicted is not None and predicted.max() > 1.3  # the edge is noisier
     np.testing.assert_allclose(ratio, predicted.mean(axis=0), rtol=0.1)
+
+
+def _black_clipped_ramp(sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truth rising from 0 to 0.15 (linear) across the frame; S that truth plus Gaussian
+    noise of ``sigma``, clipped at black, then resampled at a sub-pixel offset (cubic) and
+    smoothed as the mask step smooths; and where the camera clipped. Planar ``(1, H, W)`` each."""
+    rng = np.random.default_rng(seed)
+    truth = np.repeat(np.linspace(0.0, 0.15, 300, dtype=np.float32)[None], 200, axis=0)
+    noisy = np.maximum(truth + rng.normal(0, sigma, truth.shape), 0).astype(np.float32)
+    grid_x, grid_y = np.meshgrid(np.arange(300, dtype=np.float32), np.arange(200, dtype=np.float32))
+    resampled = np.maximum(cv2.remap(noisy, grid_x + 0.4, grid_y + 0.3, cv2.INTER_CUBIC,
+                                     borderMode=cv2.BORDER_REFLECT), 0)
+    return truth[None], cv2.GaussianBlur(resampled, (0, 0), 1.5)[None], (noisy == 0)[None]
+
+
+@pytest.mark.parametrize("sigma", [0.005, 0.01, 0.03])
+def test_black_noise_is_recovered_from_a_resampled_black_clip(sigma):
+    """Known answer: S's noise at black comes back within 10 % from how far S's smoothed
+    level sits above the truth at each dark level, though resampling left few zeros; with
+    it, the truth as S's camera records it is S's level, within a tenth of sigma."""
+    truth, sharp, clipped = _black_clipped_ramp(sigma, seed=3)
+    fitted = black_noise(truth, sharp, np.ones(truth.shape[1:], bool), clipped, transfer="linear")
+    assert abs(fitted[0] - sigma) < 0.1 * sigma
+    assert (sharp - truth)[0][:, truth[0, 0] < 0.5 * sigma].mean() > 0.25 * sigma  # the bias at black
+    recorded = as_clipped(truth, fitted, "linear")
+    assert abs((recorded - sharp)[0, 20:-20, 5:-5].mean(axis=0)).max() < 0.1 * sigma + 2e-4
+    assert (recorded >= truth).all()
+
+
+def test_an_offset_at_dark_levels_without_clipping_is_no_noise_at_black():
+    """S over B at dark levels, as a gain or colour misfit leaves it, but nothing clipped:
+    no sigma is taken, however well one would fit the offset."""
+    truth, sharp, clipped = _black_clipped_ramp(0.01, seed=4)
+    fitted = black_noise(truth, sharp, np.ones(truth.shape[1:], bool), np.zeros_like(clipped), transfer="linear")
+    assert fitted[0] == 0.0
+
+
+def test_without_black_clipping_no_noise_at_black_is_fitted():
+    """Dark, noisy, but never reaching zero (the truth starts at ten sigmas): nothing to fit,
+    and B is compared as it is."""
+    rng = np.random.default_rng(4)
+    truth = np.repeat(np.linspace(0.02, 0.15, 300, dtype=np.float32)[None], 200, axis=0)[None]
+    sharp = cv2.GaussianBlur((truth[0] + rng.normal(0, 0.002, truth.shape[1:])).astype(np.float32), (0, 0), 1.5)[None]
+    fitted = black_noise(truth, sharp, np.ones(truth.shape[1:], bool), np.zeros(truth.shape, bool), transfer="linear")
+    assert fitted[0] == 0.0
+    assert np.array_equal(as_clipped(truth, fitted, "linear"), truth)
+
+
+def test_clipped_mean_is_the_mean_of_clipped_gaussian_samples():
+    rng = np.random.default_rng(5)
+    for level in (-0.01, 0.0, 0.01, 0.05):
+        samples = np.maximum(level + rng.normal(0, 0.02, 1_000_000), 0)
+        assert abs(float(clipped_mean(np.array([level]), 0.02)[0]) - samples.mean()) < 1e-4

@@ -108,6 +108,25 @@ def test_dark_static_pair_whose_s_noise_reaches_black_gives_an_empty_mask():
     assert area_fraction(result.mask) <= 0.005
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_dark_static_pair_whose_s_was_resampled_after_its_black_clipped_gives_an_empty_mask(seed):
+    """As pairs made from video are: S's camera, at 12 times B's read noise, clips its noise
+    at black, and only then does a homography resample it (here a shift of a fraction of a
+    pixel). The zeros are averaged away while S's mean stays biased up by its clipping, so
+    the share of clipped pixels no longer tells how much: the noise at black, fitted on the
+    pair, does."""
+    rng = np.random.default_rng(seed)
+    scene = textured_scene(seed, mean=0.3)
+    scene[60:200, 150:300] *= 0.005  # a dark object (a helmet, a coat) in a lit scene
+    clipped = expose(scene, rng, 4.0)
+    raw_s = np.clip(displaced(clipped, 0.4, 0.3), 0, 1)
+    assert (raw_s == 0).mean() < 0.5 * (clipped == 0).mean()  # resampling hid the zeros
+    result = generate_mask(encode_srgb(expose(scene, rng, 0.5)), encode_srgb(raw_s))
+    # Before the noise at black was fitted, the whole dark object was marked (26 % of the frame).
+    assert area_fraction(result.mask) <= 0.005
+    assert result.black_noise[0] > 0.01  # S's read noise, 12 e- of 500, is 0.024 at black
+
+
 @pytest.mark.parametrize("with_clip_map", [False, True])
 def test_static_pair_whose_s_highlights_clip_gives_an_empty_mask(with_clip_map):
     """S has 1.4x B's gain: its highlights clip where B's do not. Colour-corrected back

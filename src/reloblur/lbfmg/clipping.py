@@ -24,6 +24,7 @@ from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.lbfmg.encoding import decode, encode, encoding_slope
 from reloblur.lbfmg.kernels import at_pixels, footprint_reach
 from reloblur.lbfmg.params import Transfer
+from reloblur.robust import evenly_spaced
 
 
 @dataclass
@@ -693,3 +694,160 @@ def smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: flo
         squared = cv2.GaussianBlur(kept, (0, 0), sigma_px / math.sqrt(2))
         np.divide(squared, share * share, out=spread[c], where=where)
     return bs, ss, weights, spread
+
+
+def _clipped_gaussian_mean(a: np.ndarray) -> np.ndarray:
+    # E[max(x, 0)] / sigma for x ~ N(a sigma, sigma^2): a Phi(a) + phi(a), by the standard library.
+    cdf = NormalDist().cdf
+    return np.array([v * cdf(v) + math.exp(-0.5 * v * v) / math.sqrt(2 * math.pi) for v in a.tolist()])
+
+
+# That mean as a table of a = mean / sigma (increasing in a; beyond the top it is a itself
+# to within 1e-15), read both ways by interpolation.
+_CLIPPED_A = np.linspace(-6.0, 8.0, 2801)
+_CLIPPED_MEAN = _clipped_gaussian_mean(_CLIPPED_A)
+_NORMAL_CDF = np.array([NormalDist().cdf(v) for v in _CLIPPED_A.tolist()])
+# The fit of S's noise at black reads pixels whose smoothed B is darker than this (linear):
+# clipping biases a mean by under 1e-5 of full scale beyond 5 sigma, and this covers sigmas
+# to 0.02, three times what the benchmark's noisiest camera (S at 4x) reads at black.
+BLACK_FIT_LEVEL = 0.1
+# The clipped mean on a uniform grid of level / sigma from 0, read by index: beyond 4 the
+# bias is under 1e-5 sigma, and a level is left as it is.
+_RECORD_TOP = 4.0
+_RECORD_STEPS = 1024
+_RECORD_MEAN = np.interp(np.linspace(0.0, _RECORD_TOP, _RECORD_STEPS + 1), _CLIPPED_A, _CLIPPED_MEAN).astype(np.float32)
+BLACK_FIT_BINS = 24
+BLACK_FIT_MIN_PIXELS = 2000
+# Candidate sigmas (linear), none among them: the fit's argmin over a grid is robust where a
+# least-squares solve in sigma is not (the cost is flat once sigma is far below the levels).
+_BLACK_SIGMAS = np.concatenate([[0.0], np.geomspace(1e-4, 0.1, 121)])
+
+
+def clipped_mean(level: np.ndarray, sigma: float) -> np.ndarray:
+    """The mean a camera records of a true ``level`` (linear) under Gaussian noise of
+    ``sigma`` that its black clips: ``E[max(x, 0)]``, ``x ~ N(level, sigma^2)``.
+
+    >>> clipped_mean(np.array([0.0, 0.01, 0.2]), 0.02).round(4).tolist()
+    [0.008, 0.014, 0.2]
+    """
+    if sigma <= 0:
+        return np.maximum(level, 0.0)
+    a = np.asarray(level, np.float64) / sigma
+    mean = np.interp(a, _CLIPPED_A, _CLIPPED_MEAN) * sigma
+    return np.where(a > _CLIPPED_A[-1], level, np.where(a < _CLIPPED_A[0], 0.0, mean))
+
+
+def _clipped_means(level: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
+    """``(len(sigmas), len(level))`` :func:`clipped_mean` of ``level`` under each of ``sigmas``
+    at once (a sigma of 0 gives the level itself, clipped at 0)."""
+    sigma = np.maximum(sigmas, 1e-30)[:, None]
+    a = level[None, :] / sigma
+    mean = np.interp(a, _CLIPPED_A, _CLIPPED_MEAN) * sigma
+    return np.where(a > _CLIPPED_A[-1], level[None, :], np.where(a < _CLIPPED_A[0], 0.0, mean))
+
+
+def black_noise(blur: np.ndarray, sharp: np.ndarray, fit_on: np.ndarray, black: np.ndarray, *,
+                transfer: Transfer = "srgb", samples: int = 20_000) -> np.ndarray:
+    """S's noise at black, per channel (linear), as its black clipping shows it against B.
+
+    A camera records ``max(x, 0)`` of a noisy ``x``, so where S's noise reaches below zero its
+    mean over a footprint sits above the truth by up to ``0.4 sigma`` (:func:`clipped_mean`),
+    S being the noisier camera (short exposure, more gain) and B taken as the truth. The
+    share of clipped pixels under the footprint fixes that bias only where nothing resampled
+    S after its camera clipped it (:func:`black_clip_factor`): a homography, applied to a
+    noisy frame, averages the zeros with their neighbours, so few pixels stay at zero while
+    the bias stays whole (on pairs made from video, S at four times B's noise: S over B by
+    0.011 at black, 18 % of pixels at zero, a static pair marked over a quarter of its
+    frame). Here ``sigma`` is the one for which ``clipped_mean(B, sigma)`` best fits the
+    smoothed S over B's dark levels: medians of equal-count bins of B's level, and the sum
+    of absolute misfits, least over a grid of sigmas, where it improves on no clipping by
+    more than the medians' own noise, and where S did clip at black: on the pixels darker
+    than that sigma, at least a quarter of the share such noise clips is flagged (an
+    offset at dark levels that a gain or colour misfit leaves is not clipping; resampling
+    hides half the zeros or so, not three quarters).
+
+    Parameters
+    ----------
+    blur, sharp
+        ``(C, H, W)`` B and S display-encoded by ``transfer``, smoothed alike, S
+        brightness-matched to B.
+    fit_on
+        ``(H, W)`` bool, pixels the fit may read (defined, not white-clipped).
+    black
+        ``(C, H, W)`` bool, S's black-clipped pixels (:func:`pair_clipping`).
+    samples
+        At most this many dark pixels per channel, evenly spaced.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` sigma per channel; 0 where fewer than :data:`BLACK_FIT_MIN_PIXELS` pixels
+        are dark, or no bias shows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.repeat(np.linspace(0.0, 0.15, 200)[None], 200, axis=0)[None]
+    >>> noisy = np.maximum(truth + rng.normal(0, 0.03, truth.shape), 0)  # the camera clips at 0
+    >>> s = cv2.GaussianBlur(noisy[0].astype(np.float32), (0, 0), 1.5)[None]
+    >>> sigma = float(black_noise(truth, s, np.ones(truth.shape[1:], bool), noisy == 0, transfer="linear")[0])
+    >>> abs(sigma - 0.03) < 0.003  # within the grid's step
+    True
+    """
+    sigmas = np.zeros(blur.shape[0])
+    dark = float(encode(np.array([BLACK_FIT_LEVEL], np.float32), transfer)[0])
+    for c, (b, s) in enumerate(zip(blur, sharp)):
+        if not black[c].any():
+            continue  # no clipping to fit (the test below would refuse any sigma)
+        index = np.flatnonzero(fit_on & (b < dark))
+        if index.size < BLACK_FIT_MIN_PIXELS:
+            continue
+        index = evenly_spaced(index, samples)
+        level = decode(b.ravel()[index], transfer)
+        order = np.argsort(level, kind="stable")
+        usable = order.size - order.size % BLACK_FIT_BINS
+        bins = order[:usable].reshape(BLACK_FIT_BINS, -1)
+        truth = np.median(level[bins], axis=1)
+        values = decode(s.ravel()[index], transfer)[bins]
+        recorded = np.median(values, axis=1)
+        cost = np.abs(recorded - _clipped_means(truth, _BLACK_SIGMAS)).sum(axis=1)
+        # Taken only where it fits better than no clipping by more than the bins' medians'
+        # own noise: where nothing clipped, every small sigma fits as well as none, and
+        # noise alone would pick among them.
+        gap = values - level[bins]
+        spread = 1.4826 * np.median(np.abs(gap - np.median(gap, axis=1, keepdims=True)), axis=1)
+        tolerance = float((1.2533 * spread / math.sqrt(bins.shape[1])).sum())
+        best = int(np.argmin(cost))
+        if cost[0] - cost[best] <= tolerance:
+            continue
+        sigma = float(_BLACK_SIGMAS[best])
+        darkest = level < sigma
+        expected = np.interp(-level[darkest] / sigma, _CLIPPED_A, _NORMAL_CDF).mean() if darkest.any() else 0.0
+        if darkest.any() and black[c].ravel()[index][darkest].mean() >= 0.25 * expected:
+            sigmas[c] = sigma
+    return sigmas
+
+
+def as_clipped(smoothed: np.ndarray, sigmas: np.ndarray, transfer: Transfer = "srgb") -> np.ndarray:
+    """``(C, H, W)`` smoothed B (display-encoded by ``transfer``) as S's camera would have
+    recorded its levels: the :func:`clipped_mean` under each channel's noise at black
+    (``sigmas``, linear, :func:`black_noise`); unchanged where a channel's sigma is 0, and
+    beyond four sigmas, where the bias is under 1e-5 sigma.
+
+    The comparison is made where S's values are, not by taking S back to a truth: the
+    inverse of a noisy mean amplifies its noise where the mean is clipped most (twice at
+    the truth 0, six times a sigma below it), which no noise model of B - S holds, while
+    the clipped mean only compresses B's levels (its slope is at most 1)."""
+    out = smoothed.copy()
+    for c, sigma in enumerate(sigmas):
+        if sigma <= 0:
+            continue
+        top = float(encode(np.array([_RECORD_TOP * sigma], np.float32), transfer)[0])
+        where = np.flatnonzero(smoothed[c] < top)
+        position = np.maximum(decode(smoothed[c].ravel()[where], transfer), 0.0)
+        position *= np.float32(_RECORD_STEPS / (_RECORD_TOP * sigma))
+        lower = np.minimum(position.astype(np.intp), _RECORD_STEPS - 1)
+        weight = position - lower
+        level = (_RECORD_MEAN[lower] * (1 - weight) + _RECORD_MEAN[lower + 1] * weight) * np.float32(sigma)
+        out[c].ravel()[where] = encode(level, transfer)
+    return out

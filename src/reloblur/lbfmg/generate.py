@@ -9,7 +9,10 @@ different is the moving foreground and its blur trail. Every step has a physical
    pixels only count as evidence in the direction clipping cannot explain (S clipped white
    and B clearly darker than S's clip level is motion; both clipped is nothing). Where a
    minority of a footprint is black-clipped (noise reaching zero), its mean is biased up
-   by an amount the clipped share fixes (:mod:`reloblur.lbfmg.clipping`).
+   by an amount the clipped share fixes, and the level is bounded below by the mean without
+   it; where S was resampled after it clipped, which hides the zeros but not the bias, B is
+   compared as S's camera would have recorded it, under S's noise at black fitted on the
+   pair (:mod:`reloblur.lbfmg.clipping`).
 2. **Brightness.** A smooth gain field per channel (quadratic in x and y, fitted robustly
    in linear light on unclipped pixels) maps S onto B: exposure and flicker differences
    and the cameras' different vignetting would otherwise light up whole regions.
@@ -74,6 +77,8 @@ from reloblur.imaging.imageio import ensure_rgb, to_float
 from reloblur.lbfmg.clipping import (
     Clipping,
     any_clipped,
+    as_clipped,
+    black_noise,
     crosstalk_bound,
     crosstalk_ratios,
     measured_beside_white,
@@ -192,6 +197,9 @@ class MaskResult:
     # why the mask was withheld: "majority", it covered over STATIC_MAJORITY; "unmeasured
     # gain", too few pixels to measure the cameras' relative gain on (_match_brightness)
     withheld_reason: WithheldReason | None = None
+    # S's noise at black per channel (linear), as its black clipping biased its dark levels
+    # (clipping.black_noise); 0 where none was taken. B was compared as S would record it.
+    black_noise: list[float] = field(default_factory=list)
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -220,6 +228,7 @@ class MaskResult:
             "withheld_fraction": self.withheld_fraction,
             "withheld_reason": self.withheld_reason,
             "refitted": self.refitted,
+            "black_noise_sigma": self.black_noise,
             "flags": list(self.flags),
         })
 
@@ -371,7 +380,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened)
+    mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
+                                         blended=pair.blended)
 
     def without(candidate: np.ndarray) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
         """The fits done again without ``candidate`` (grown by the smoothing's reach, where
@@ -398,13 +408,14 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # and forgave the bars' edges, the frame's only ones, as misregistration.
         provisional = judged(models, fit_on, supported=True, rendering=judge.rendering)[0]
         candidate = _regions(provisional.z(bs, ss), bp, sp, bs, ss, provisional, usable, valid_in, params, blind,
-                             opened)[0]
+                             opened, blended=pair.blended)[0]
         refit = without(candidate) if candidate.any() else None
     refitted = refit is not None
     if refit is not None:
         judge, models, edge_kappa, sharpness_beta, detail_gamma = refit
         z = judge.z(bs, ss)
-        mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened)
+        mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
+                                         blended=pair.blended)
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
     # Every comparison of B with S rests on their relative gain: where it could not be
     # measured, neither a mask nor an empty one says anything of the pair.
@@ -426,7 +437,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
-                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason)
+                      None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason,
+                      pair.black_noise)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
@@ -461,6 +473,11 @@ class _Prepared:
     output: dict[str, np.ndarray] | None = None  # where a camera's output clipped (pair_clipping)
     # (C, H, W) per image: measured beside its own white clip (measured_beside_white), or None
     rims: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    black_noise: list[float] = field(default_factory=list)  # S's noise at black (black_noise), per channel
+    # (C, H, W) smoothed B as recorded where ``bs`` is B as S's black clipping would record
+    # it (as_clipped), or None: the moved-segment step's blends of object and ground are
+    # sums of light, which a clipped mean of them is not
+    blended: np.ndarray | None = None
 
 
 def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clipped: np.ndarray | None,
@@ -481,6 +498,14 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     # misfit, spatially correlated, and it raised false area tenfold.
     white = clip_b.high | clip_s.high
     bs, ss, kept, spread = smooth_pair(bp, sp, white, params.smooth_sigma)
+    black = black_noise(bs, ss, valid_in & ~white.any(axis=0), clip_s.low, transfer=params.transfer)
+    blended = None
+    if black.any():
+        # B as S's black clipping would have recorded it; the unsmoothed B moves with it, so
+        # that comparisons at a finer scale do not keep the bias the smoothed ones lost.
+        recorded = as_clipped(bs, black, params.transfer)
+        bp = bp + (recorded - bs)
+        bs, blended = recorded, bs
     rims: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     if kept is not None:
         (wide_b, rim_b), (wide_s, rim_s) = (measured_beside_white(wide, own.high, white, kept, params.smooth_sigma)
@@ -489,7 +514,7 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
     return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, gain_measured,
-                     spread, output, rims)
+                     spread, output, rims, black.tolist(), blended)
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
@@ -579,12 +604,15 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
 
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
              usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
-             opened: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int, int]:
+             opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None
+             ) -> tuple[np.ndarray, int, int]:
     """The mask from the evidence (hysteresis, an unmeasured excess, local colour and shift, specks, blown-out
     objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
     re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
     brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in
-    every channel of both images. ``opened``: :func:`unmeasured_excess`, or None."""
+    every channel of both images. ``opened``: :func:`unmeasured_excess`, or None.
+    ``blended``: smoothed B as recorded, for the moved-segment step, where ``bs`` is B as
+    S's black clipping would record it (:func:`~reloblur.lbfmg.clipping.as_clipped`)."""
     h, w = z.shape
     short, min_pixels = min(h, w), min_region_pixels(params, h, w)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
@@ -614,15 +642,16 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         defined = valid | blind
         regions = segments(mask, edges, defined, blind)
         mask = fill_outlined(mask, regions, max_area=max_area)
-        mask, _ = fill_moved_segments(mask, regions, bs, ss, judge.inverse, edges, defined,
+        moved_b = bs if blended is None else blended
+        mask, _ = fill_moved_segments(mask, regions, moved_b, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)
         # Interiors whose outline S's edges leave open, between bands that stayed apart.
         band_half_width = MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma)
         bracketed = between_bands(mask, defined, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short,
                                   half_width=band_half_width)
         if bracketed is not None:
-            bracketed = _unlike_surroundings(bracketed, mask, bs, ss, defined, reach=band_half_width)
-            mask, _ = fill_moved_segments(mask, bracketed, bs, ss, judge.inverse, edges, defined,
+            bracketed = _unlike_surroundings(bracketed, mask, moved_b, ss, defined, reach=band_half_width)
+            mask, _ = fill_moved_segments(mask, bracketed, moved_b, ss, judge.inverse, edges, defined,
                                           min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
