@@ -273,6 +273,23 @@ def mad_along_last(values: np.ndarray) -> np.ndarray:
     return MAD_TO_SIGMA * spread_median_of_sorted(ordered, median_of_sorted(ordered))
 
 
+def stable_argsort(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of a 1-D float array, by one sort of 64-bit
+    keys (a float32's bits made monotonic, then its index) where every value is a
+    float32: several times faster than numpy's stable sort on float64.
+
+    >>> stable_argsort(np.array([0.5, -0.0, 0.0, -1.0])).tolist()
+    [3, 1, 2, 0]
+    """
+    narrow = values.astype(np.float32) + np.float32(0.0)  # + 0.0: -0.0 ties with 0.0, as in a float sort
+    if not np.array_equal(narrow, values) or values.size >= 2**32:
+        return np.argsort(values, kind="stable")
+    bits = narrow.view(np.uint32)
+    monotonic = np.where(bits >> 31 != 0, ~bits, bits | np.uint32(0x80000000)).astype(np.uint64)
+    keys = (monotonic << np.uint64(32)) | np.arange(values.size, dtype=np.uint64)
+    return (np.sort(keys) & np.uint64(0xFFFFFFFF)).astype(np.intp)
+
+
 def quantile_runs(values: np.ndarray, size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions along the last axis that gather ``values`` into ``count`` runs of ``size``:
     run ``j`` holds the values of ranks ``j * size`` to ``(j + 1) * size - 1`` (in no

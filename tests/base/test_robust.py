@@ -15,6 +15,7 @@ from reloblur.robust import (
     median_of_sorted,
     quantile_runs,
     spread_median_of_sorted,
+    stable_argsort,
 )
 
 
@@ -124,3 +125,15 @@ def test_mad_along_last_is_two_medians_of_many_rows():
         got = mad_along_last(values)
         assert got.shape == values.shape[:-1] and got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+def test_stable_argsort_is_numpys_stable_order_ties_and_signed_zeros_included() -> None:
+    # The noise fit's and the black-noise fit's level bins depend on which of the tied levels land in which bin, so
+    # the faster sort must give numpy's stable order exactly, not only a sorted one.
+    rng = np.random.default_rng(5)
+    pool = np.concatenate([rng.normal(0, 1, 40), [0.0, -0.0, 1.0, np.inf, -np.inf]]).astype(np.float32)
+    for size in (1, 2, 17, 5000):
+        values = rng.choice(pool, size).astype(np.float64)
+        np.testing.assert_array_equal(stable_argsort(values), np.argsort(values, kind="stable"))
+    finer = rng.normal(0, 1, 300)  # not float32 values: numpy's sort itself
+    np.testing.assert_array_equal(stable_argsort(finer), np.argsort(finer, kind="stable"))

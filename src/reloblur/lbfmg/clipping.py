@@ -24,7 +24,7 @@ from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.lbfmg.encoding import decode, encode, encoding_slope
 from reloblur.lbfmg.kernels import at_pixels, footprint_reach
 from reloblur.lbfmg.params import Transfer
-from reloblur.robust import evenly_spaced
+from reloblur.robust import evenly_spaced, median_of_sorted, stable_argsort
 
 
 @dataclass
@@ -804,10 +804,10 @@ def black_noise(blur: np.ndarray, sharp: np.ndarray, fit_on: np.ndarray, black: 
             continue
         index = evenly_spaced(index, samples)
         level = decode(b.ravel()[index], transfer)
-        order = np.argsort(level, kind="stable")
+        order = stable_argsort(level)
         usable = order.size - order.size % BLACK_FIT_BINS
         bins = order[:usable].reshape(BLACK_FIT_BINS, -1)
-        truth = np.median(level[bins], axis=1)
+        truth = median_of_sorted(level[bins])  # each bin a run of the sorted levels
         values = decode(s.ravel()[index], transfer)[bins]
         recorded = np.median(values, axis=1)
         cost = np.abs(recorded - _clipped_means(truth, _BLACK_SIGMAS)).sum(axis=1)
