@@ -707,19 +707,22 @@ def _clipped_gaussian_mean(a: np.ndarray) -> np.ndarray:
 _CLIPPED_A = np.linspace(-6.0, 8.0, 2801)
 _CLIPPED_MEAN = _clipped_gaussian_mean(_CLIPPED_A)
 _NORMAL_CDF = np.array([NormalDist().cdf(v) for v in _CLIPPED_A.tolist()])
-# The fit of S's noise at black reads pixels whose smoothed B is darker than this (linear):
-# clipping biases a mean by under 1e-5 of full scale beyond 5 sigma, and this covers sigmas
-# to 0.02, three times what the benchmark's noisiest camera (S at 4x) reads at black.
-BLACK_FIT_LEVEL = 0.1
 # The clipped mean on a uniform grid of level / sigma from 0, read by index: beyond 4 the
 # bias is under 1e-5 sigma, and a level is left as it is.
 _RECORD_TOP = 4.0
 _RECORD_STEPS = 1024
 _RECORD_MEAN = np.interp(np.linspace(0.0, _RECORD_TOP, _RECORD_STEPS + 1), _CLIPPED_A, _CLIPPED_MEAN).astype(np.float32)
+# The fit of S's noise at black reads pixels whose smoothed B is darker than this (linear):
+# the bias reaches four sigmas, so this covers sigmas to 0.025, the benchmark's noisiest
+# camera (S at 4x B's noise: a read noise of 12 e- in a full well of 500, 0.024 at black).
+BLACK_FIT_LEVEL = 0.1
+# Equal-count bins of B's level, their medians compared; and the least number of dark
+# pixels a fit is made from.
 BLACK_FIT_BINS = 24
 BLACK_FIT_MIN_PIXELS = 2000
-# Candidate sigmas (linear), none among them: the fit's argmin over a grid is robust where a
-# least-squares solve in sigma is not (the cost is flat once sigma is far below the levels).
+# Candidate sigmas (linear), 0 (no clipping) among them: the fit's argmin over a grid is
+# robust where a least-squares solve in sigma is not (the cost is flat once sigma is far
+# below the levels).
 _BLACK_SIGMAS = np.concatenate([[0.0], np.geomspace(1e-4, 0.1, 121)])
 
 
