@@ -696,17 +696,13 @@ def smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: flo
     return bs, ss, weights, spread
 
 
-def _clipped_gaussian_mean(a: np.ndarray) -> np.ndarray:
-    # E[max(x, 0)] / sigma for x ~ N(a sigma, sigma^2): a Phi(a) + phi(a), by the standard library.
-    cdf = NormalDist().cdf
-    return np.array([v * cdf(v) + math.exp(-0.5 * v * v) / math.sqrt(2 * math.pi) for v in a.tolist()])
-
-
-# That mean as a table of a = mean / sigma (increasing in a; beyond the top it is a itself
-# to within 1e-15), read both ways by interpolation.
+# E[max(x, 0)] / sigma for x ~ N(a sigma, sigma^2), a Phi(a) + phi(a) by the standard
+# library, as a table of a = mean / sigma (increasing in a; beyond the top it is a itself to
+# within 1e-15), read by interpolation; and Phi(a), the share such noise clips.
 _CLIPPED_A = np.linspace(-6.0, 8.0, 2801)
-_CLIPPED_MEAN = _clipped_gaussian_mean(_CLIPPED_A)
 _NORMAL_CDF = np.array([NormalDist().cdf(v) for v in _CLIPPED_A.tolist()])
+_CLIPPED_MEAN = np.array([v * cdf + math.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+                          for v, cdf in zip(_CLIPPED_A.tolist(), _NORMAL_CDF.tolist())])
 # The clipped mean on a uniform grid of level / sigma from 0, read by index: beyond 4 the
 # bias is under 1e-5 sigma, and a level is left as it is.
 _RECORD_TOP = 4.0
@@ -726,27 +722,23 @@ BLACK_FIT_MIN_PIXELS = 2000
 _BLACK_SIGMAS = np.concatenate([[0.0], np.geomspace(1e-4, 0.1, 121)])
 
 
-def clipped_mean(level: np.ndarray, sigma: float) -> np.ndarray:
+def clipped_mean(level: np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
     """The mean a camera records of a true ``level`` (linear) under Gaussian noise of
-    ``sigma`` that its black clips: ``E[max(x, 0)]``, ``x ~ N(level, sigma^2)``.
+    ``sigma`` that its black clips: ``E[max(x, 0)]``, ``x ~ N(level, sigma^2)``; a sigma of 0
+    gives the level itself, clipped at 0. ``sigma`` ``(S,)``: each at once, ``(S, *level.shape)``.
 
     >>> clipped_mean(np.array([0.0, 0.01, 0.2]), 0.02).round(4).tolist()
     [0.008, 0.014, 0.2]
+    >>> clipped_mean(np.array([0.0, 0.01]), np.array([0.0, 0.02])).round(4).tolist()
+    [[0.0, 0.01], [0.008, 0.014]]
     """
-    if sigma <= 0:
-        return np.maximum(level, 0.0)
-    a = np.asarray(level, np.float64) / sigma
-    mean = np.interp(a, _CLIPPED_A, _CLIPPED_MEAN) * sigma
-    return np.where(a > _CLIPPED_A[-1], level, np.where(a < _CLIPPED_A[0], 0.0, mean))
-
-
-def _clipped_means(level: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
-    """``(len(sigmas), len(level))`` :func:`clipped_mean` of ``level`` under each of ``sigmas``
-    at once (a sigma of 0 gives the level itself, clipped at 0)."""
-    sigma = np.maximum(sigmas, 1e-30)[:, None]
-    a = level[None, :] / sigma
-    mean = np.interp(a, _CLIPPED_A, _CLIPPED_MEAN) * sigma
-    return np.where(a > _CLIPPED_A[-1], level[None, :], np.where(a < _CLIPPED_A[0], 0.0, mean))
+    level = np.asarray(level, np.float64)
+    sigmas = np.asarray(sigma, np.float64)
+    scale = sigmas.reshape(sigmas.shape + (1,) * level.ndim)
+    a = level / np.maximum(scale, 1e-300)
+    mean = np.interp(a, _CLIPPED_A, _CLIPPED_MEAN) * scale
+    clipped = np.where(a > _CLIPPED_A[-1], level, np.where(a < _CLIPPED_A[0], 0.0, mean))
+    return np.where(scale > 0, clipped, np.maximum(level, 0.0))
 
 
 def black_noise(blur: np.ndarray, sharp: np.ndarray, fit_on: np.ndarray, black: np.ndarray, *,
@@ -813,7 +805,7 @@ def black_noise(blur: np.ndarray, sharp: np.ndarray, fit_on: np.ndarray, black: 
         truth = median_of_sorted(level[bins])  # each bin a run of the sorted levels
         values = decode(s.ravel()[index], transfer)[bins]
         recorded = np.median(values, axis=1)
-        cost = np.abs(recorded - _clipped_means(truth, _BLACK_SIGMAS)).sum(axis=1)
+        cost = np.abs(recorded - clipped_mean(truth, _BLACK_SIGMAS)).sum(axis=1)
         # Taken only where it fits better than no clipping by more than the bins' medians'
         # own noise: where nothing clipped, every small sigma fits as well as none, and
         # noise alone would pick among them.
@@ -825,8 +817,10 @@ def black_noise(blur: np.ndarray, sharp: np.ndarray, fit_on: np.ndarray, black: 
             continue
         sigma = float(_BLACK_SIGMAS[best])
         darkest = level < sigma
-        expected = np.interp(-level[darkest] / sigma, _CLIPPED_A, _NORMAL_CDF).mean() if darkest.any() else 0.0
-        if darkest.any() and black[c].ravel()[index][darkest].mean() >= 0.25 * expected:
+        if not darkest.any():
+            continue
+        expected = np.interp(-level[darkest] / sigma, _CLIPPED_A, _NORMAL_CDF).mean()
+        if black[c].ravel()[index][darkest].mean() >= 0.25 * expected:
             sigmas[c] = sigma
     return sigmas
 
