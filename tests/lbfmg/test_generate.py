@@ -108,6 +108,24 @@ def test_dark_static_pair_whose_s_noise_reaches_black_gives_an_empty_mask():
     assert area_fraction(result.mask) <= 0.005
 
 
+def test_a_dark_scene_whose_s_noise_touches_black_on_most_pixels_is_not_flagged_as_clipped():
+    """S four times noisier than B at a mean level of 0.015: most pixels of S have a channel
+    at zero, but each dark region is still measured (its bias corrected), so the pair is not
+    flagged as having little evidence left; a frame mostly blown out is."""
+    rng = np.random.default_rng(6)
+    scene = textured_scene(6, mean=0.015)
+    raw_b, raw_s = expose(scene, rng), expose(scene, rng, 4.0)
+    dark = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s))
+    assert dark.clipped["S"] > 0.5 and dark.unmeasured["S"] < 0.05
+    assert area_fraction(dark.mask) <= 0.005 and not dark.flags
+    scene = textured_scene(3, mean=0.45)
+    scene[:, :200] *= 4  # a window blown out over most of the frame
+    raw_b, raw_s = expose(scene, rng), expose(1.2 * scene, rng, 1.5) / 1.2
+    bright = generate_mask(encode_srgb(raw_b), encode_srgb(raw_s))
+    assert min(bright.unmeasured.values()) > 0.5
+    assert any("clipped beyond measuring" in flag for flag in bright.flags)
+
+
 @pytest.mark.parametrize("seed", [7, 8])
 def test_a_dark_static_pair_whose_s_was_resampled_after_its_black_clipped_gives_an_empty_mask(seed):
     """As pairs made from video are: S's camera, at 12 times B's read noise, clips its noise

@@ -85,6 +85,7 @@ from reloblur.lbfmg.clipping import (
     output_rays,
     pair_clipping,
     smooth_pair,
+    unmeasured,
     unmeasured_excess,
     unreliable,
 )
@@ -200,6 +201,9 @@ class MaskResult:
     # S's noise at black per channel (linear), as its black clipping biased its dark levels
     # (clipping.black_noise); 0 where none was taken. B was compared as S would record it.
     black_noise: list[float] = field(default_factory=list)
+    # share of the frame where S is defined that clipping left a bound rather than a
+    # measurement, per image (clipping.unmeasured); ``clipped`` counts every clipped pixel
+    unmeasured: dict[str, float] = field(default_factory=dict)
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -229,6 +233,7 @@ class MaskResult:
             "withheld_reason": self.withheld_reason,
             "refitted": self.refitted,
             "black_noise_sigma": self.black_noise,
+            "unmeasured_fraction": self.unmeasured,
             "flags": list(self.flags),
         })
 
@@ -428,17 +433,19 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     confidence = np.clip((z - 1.0) / max(params.high_sigmas - 1.0, 1e-6), 0.0, 1.0)
     confidence = np.where(mask, np.maximum(confidence, 0.5), np.minimum(confidence, 127 / 255)).astype(np.float32)
     out = np.where(mask, 255, 0).astype(np.uint8)
-    reach = int(math.ceil(2 * params.smooth_sigma)) + 1
+    reach = footprint_reach(params.smooth_sigma)
     static = usable & ~(cv2.dilate(out, disk(max(2, reach))) > 0)
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {role: float(any_clipped(clip, pair.output, role.lower())[valid_in].mean())
                         for role, clip in (("B", clip_b), ("S", clip_s))}
-    flags = _flags(edge_kappa, recoloured, clipped_fraction, withheld, reason, shifted)
+    unmeasured_fraction = {role: float(unmeasured(clip, wide, pair.output, role.lower(), reach)[valid_in].mean())
+                           for role, clip, wide in (("B", clip_b, pair.wide_b), ("S", clip_s, pair.wide_s))}
+    flags = _flags(edge_kappa, recoloured, unmeasured_fraction, withheld, reason, shifted)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
                       None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason,
-                      pair.black_noise)
+                      pair.black_noise, unmeasured_fraction)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
@@ -747,7 +754,7 @@ def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: floa
     return camera_noise, float(max(ratios)) if ratios else 0.0
 
 
-def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str, float],
+def _flags(edge_kappa: list[float], recoloured: int, unmeasured_fraction: dict[str, float],
            withheld: float | None, reason: WithheldReason | None, shifted: int) -> list[str]:
     """What a curator should check about this pair, in words."""
     flags = []
@@ -771,7 +778,7 @@ def _flags(edge_kappa: list[float], recoloured: int, clipped_fraction: dict[str,
     if shifted:
         flags.append(f"{shifted} region(s) differ between B and S by a sub-pixel displacement (a lens distortion "
                      "the homography cannot hold, or a local misregistration); judged with S displaced there")
-    if max(clipped_fraction.values()) > 0.5:
-        flags.append(f"over half the frame is clipped (B {100 * clipped_fraction['B']:.0f} %, "
-                     f"S {100 * clipped_fraction['S']:.0f} %): little evidence is left")
+    if max(unmeasured_fraction.values()) > 0.5:
+        flags.append(f"over half the frame is clipped beyond measuring (B {100 * unmeasured_fraction['B']:.0f} %, "
+                     f"S {100 * unmeasured_fraction['S']:.0f} %): little evidence is left")
     return flags
