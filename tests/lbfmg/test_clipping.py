@@ -10,6 +10,7 @@ import pytest
 
 from reloblur.errors import ImageFormatError
 from reloblur.lbfmg.clipping import (
+    Clipping,
     as_clipped,
     black_clip_factor,
     black_noise,
@@ -17,7 +18,9 @@ from reloblur.lbfmg.clipping import (
     clipped_output_mixing,
     crosstalk_ratios,
     smooth_pair,
+    unmeasured,
     unmeasured_excess,
+    unreliable,
 )
 
 
@@ -138,3 +141,26 @@ def test_clipped_mean_is_the_mean_of_clipped_gaussian_samples():
     for level in (-0.01, 0.0, 0.01, 0.05):
         samples = np.maximum(level + rng.normal(0, 0.02, 1_000_000), 0)
         assert abs(float(clipped_mean(np.array([level]), 0.02)[0]) - samples.mean()) < 1e-4
+
+
+def test_unmeasured_counts_white_anywhere_and_black_only_where_most_of_the_footprint_is():
+    """Known answer on flags: white-clipped pixels, a black region and scattered black
+    noise, stored or in the camera's own output; only the scattered black is measured."""
+    rng = np.random.default_rng(3)
+    h, w, reach = 60, 80, 4
+    high = np.zeros((3, h, w), bool)
+    high[0, :, :10] = True  # 10 columns white in one channel
+    low = np.zeros((3, h, w), bool)
+    low[1, :, 20:40] = True  # a black region, 20 columns
+    low[2] = rng.random((h, w)) < 0.2  # noise touching zero on a fifth of the pixels
+    raw = Clipping(high, low)
+    bounded = unreliable(raw, raw.widened(reach, 1.5))
+    # the black region's border, where half the footprint is black, may go either way
+    assert abs(bounded.mean() - 30 / 80) <= reach / 80
+    assert bounded[:, :10].all() and bounded[:, 24:36].all() and not bounded[:, 44:].any()
+    assert unmeasured(bounded, None, "s", reach=reach) is bounded
+    output = {f"s_out_{side}": np.zeros((3, h, w), bool) for side in ("high", "low")}
+    output["s_out_high"][2, :, 70:] = True  # the camera's output blew out 10 more columns
+    output["s_out_low"][0] = rng.random((h, w)) < 0.2  # and touched zero at scattered pixels
+    lost = unmeasured(bounded, output, "s", reach=reach)
+    assert lost[:, 70:].all() and not lost[:, 44:70].any()

@@ -643,12 +643,12 @@ def any_clipped(clip: Clipping, output: dict[str, np.ndarray] | None, image: str
     return clip.any() | output[f"{image}_out_high"].any(axis=0) | output[f"{image}_out_low"].any(axis=0)
 
 
-def unmeasured(raw: Clipping, wide: Clipping, output: dict[str, np.ndarray] | None, image: str, reach: int
+def unmeasured(bounded: np.ndarray, output: dict[str, np.ndarray] | None, image: str, *, reach: int
                ) -> np.ndarray:
-    """``(H, W)`` bool: where clipping left a bound instead of a measurement (:func:`unreliable`),
-    as stored or (before ``align`` undid its camera's matrix) in that camera's output
-    (``image``: ``b`` or ``s``; ``reach``: the footprint ``wide`` was widened by): the part
-    of the frame the evidence lost to clipping.
+    """``(H, W)`` bool: where clipping left a bound instead of a measurement, as stored
+    (``bounded``: :func:`unreliable` of the image) or (before ``align`` undid its camera's
+    matrix) in that camera's output (``image``: ``b`` or ``s``; ``reach``: the footprint the
+    flags were widened by): the part of the frame the evidence lost to clipping.
 
     Unlike :func:`any_clipped`, a dark region whose noise touches zero at scattered pixels
     is measured: its smoothed level is biased, by what the share of zeros or the noise at
@@ -656,10 +656,9 @@ def unmeasured(raw: Clipping, wide: Clipping, output: dict[str, np.ndarray] | No
     times noisier than the other clips some channel at black on most pixels of a dark
     scene, and such pairs were flagged as having little evidence left (9-12 of the mask
     benchmark's 39 dark-scene pairs on each seed set, masked at IoU 0.89-0.96 on seeds 0)."""
-    lost = unreliable(raw, wide)
-    if output is not None:
-        lost = lost | output[f"{image}_out_high"].any(axis=0) | mostly_flagged(output[f"{image}_out_low"], reach).any(axis=0)
-    return np.asarray(lost, bool)
+    if output is None:
+        return bounded
+    return bounded | output[f"{image}_out_high"].any(axis=0) | mostly_flagged(output[f"{image}_out_low"], reach).any(axis=0)
 
 
 def smooth_pair(bp: np.ndarray, sp: np.ndarray, white: np.ndarray, sigma_px: float

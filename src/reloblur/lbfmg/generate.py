@@ -438,8 +438,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
     clipped_fraction = {role: float(any_clipped(clip, pair.output, role.lower())[valid_in].mean())
                         for role, clip in (("B", clip_b), ("S", clip_s))}
-    unmeasured_fraction = {role: float(unmeasured(clip, wide, pair.output, role.lower(), reach)[valid_in].mean())
-                           for role, clip, wide in (("B", clip_b, pair.wide_b), ("S", clip_s, pair.wide_s))}
+    unmeasured_fraction = {role: float(unmeasured(bounded, pair.output, role.lower(), reach=reach)[valid_in].mean())
+                           for role, bounded in zip(("B", "S"), pair.bounded)}
     flags = _flags(edge_kappa, recoloured, unmeasured_fraction, withheld, reason, shifted)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
@@ -473,6 +473,8 @@ class _Prepared:
     wide_s: Clipping
     valid: np.ndarray
     usable: np.ndarray
+    # (H, W) per image: where clipping left a bound rather than a measurement (unreliable)
+    bounded: tuple[np.ndarray, np.ndarray]
     code: float
     gains: dict[str, list[float]]
     gain_measured: bool  # False: too few pixels to fit the gain field on (_match_brightness)
@@ -496,7 +498,8 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
     clip_b, clip_s, output = pair_clipping(b, s, valid_in, clipped, code)
     reach = footprint_reach(params.smooth_sigma)
     wide_b, wide_s = clip_b.widened(reach, params.smooth_sigma), clip_s.widened(reach, params.smooth_sigma)
-    usable = valid_in & ~unreliable(clip_b, wide_b) & ~unreliable(clip_s, wide_s)
+    bounded = (unreliable(clip_b, wide_b), unreliable(clip_s, wide_s))
+    usable = valid_in & ~bounded[0] & ~bounded[1]
     codes = None
     if blur.dtype == np.uint8 and sharp.dtype == np.uint8:
         codes = (np.ascontiguousarray(ensure_rgb(blur)), np.ascontiguousarray(ensure_rgb(sharp)))
@@ -520,8 +523,8 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
         rims = (rim_b, rim_s)
     if spread is not None:  # the noise fit wants full footprints
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
-    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, code, gains, gain_measured,
-                     spread, output, rims, black.tolist(), blended)
+    return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, bounded, code, gains,
+                     gain_measured, spread, output, rims, black.tolist(), blended)
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
