@@ -444,3 +444,96 @@ def fit_gain_field(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np
         np.clip(log_gain, fitted.min(), fitted.max(), out=log_gain)
         gains[c] = np.exp(log_gain)
     return gains
+
+
+# fit_row_gain: rows are measured in about this many bands of equal height, each on about
+# ROW_GAIN_SAMPLES pixels (every few columns); a band of fewer than ROW_GAIN_MIN_PIXELS usable
+# ones is not measured, and fewer than ROW_GAIN_MIN_BANDS measured bands measure nothing.
+ROW_GAIN_BANDS = 96
+ROW_GAIN_SAMPLES = 400
+ROW_GAIN_MIN_PIXELS = 40
+ROW_GAIN_MIN_BANDS = 16
+# A band is off when its median lies this many standard errors from the level the smooth
+# gain field left (1 band in 740 by chance); a profile is taken where at least
+# ROW_GAIN_SHARE of the bands are off upwards and as many downwards. A flickering light
+# swings the rows both ways about its mean; a moving object brighter (or darker) than what
+# it covers moves the bands it crosses one way only.
+ROW_GAIN_SIGNIFICANCE = 3.0
+ROW_GAIN_SHARE = 0.2
+
+
+def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray) -> np.ndarray | None:
+    """A gain that varies with the row alone, ``B ~= g(y) * S``, where it is measured: ``(H,)``
+    float32, or None.
+
+    A light that flickers (mains-powered lamps at twice the mains frequency, LEDs dimmed by
+    pulses) is caught by a rolling shutter at a different phase on every row: S, exposed
+    briefly, records bands of brightness across its frame, while B's long exposure averages
+    them out. No smooth gain field holds a few periods of such bands, and what it leaves is a
+    difference over the whole frame. Here the log ratio of B to S, averaged over the channels
+    (a flickering light dims them alike), is measured as a median per band of rows; the
+    profile is taken only where bands lie :data:`ROW_GAIN_SIGNIFICANCE` standard errors
+    above the level the smooth field left, and as many below it, each a share
+    :data:`ROW_GAIN_SHARE` of them (a global shutter, a steady light, or a large object
+    brighter than its ground give none: the caller's gains stand as they were).
+
+    Parameters
+    ----------
+    blur_linear, sharp_linear
+        ``(C, H, W)`` linear images, positive where ``usable``; S already mapped onto B by
+        any smooth gain field, so that only what varies row by row is left.
+    usable
+        ``(H, W)`` bool, static-majority pixels to measure on (unclipped, above the noise).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(H,)`` gain per row, interpolated between band centres.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> s = rng.uniform(0.2, 0.8, (3, 240, 320))
+    >>> bands = 1 + 0.05 * np.sin(np.arange(240) / 240 * 2 * np.pi * 3)
+    >>> b = s * bands[None, :, None] * rng.normal(1, 0.02, s.shape)
+    >>> gain = fit_row_gain(b, s, np.ones((240, 320), bool))
+    >>> bool(np.abs(gain - bands).max() < 0.01)
+    True
+    >>> fit_row_gain(s * rng.normal(1, 0.02, s.shape), s, np.ones((240, 320), bool)) is None
+    True
+    """
+    channels, h, w = blur_linear.shape
+    band_rows = max(1, -(-h // ROW_GAIN_BANDS))
+    bands = -(-h // band_rows)
+    # Every step-th column: about ROW_GAIN_SAMPLES pixels a band, a regular sample of its rows.
+    step = max(1, -(-band_rows * w // ROW_GAIN_SAMPLES))
+    # Unusable pixels, and the rows that pad the last band, as NaN: they sort last, and each
+    # band's median and MAD are read off its count.
+    ratio = np.full((bands * band_rows, -(-w // step)), np.nan)
+    logs = np.zeros((h, ratio.shape[1]))
+    for c in range(channels):
+        logs += np.log(np.maximum(blur_linear[c, :, ::step], 1e-12))
+        logs -= np.log(np.maximum(sharp_linear[c, :, ::step], 1e-12))
+    ratio[:h] = np.where(usable[:, ::step], logs / channels, np.nan)
+    ratio = np.sort(ratio.reshape(bands, -1), axis=1)
+    count = np.count_nonzero(~np.isnan(ratio), axis=1)
+    measured = count >= ROW_GAIN_MIN_PIXELS
+    if np.count_nonzero(measured) < ROW_GAIN_MIN_BANDS:
+        return None
+    ratio, count = ratio[measured], count[measured]
+    lower, upper = ((count - 1) // 2)[:, None], (count // 2)[:, None]
+
+    def middle(sorted_rows: np.ndarray) -> np.ndarray:
+        return 0.5 * (np.take_along_axis(sorted_rows, lower, 1) + np.take_along_axis(sorted_rows, upper, 1))[:, 0]
+
+    medians = middle(ratio)
+    spread = middle(np.sort(np.abs(ratio - medians[:, None]), axis=1))
+    # The standard error of a median: sqrt(pi / 2) times that of a mean.
+    errors = np.maximum(math.sqrt(math.pi / 2) * MAD_TO_SIGMA * spread / np.sqrt(count), 1e-9)
+    # The last band's centre is that of the rows it has.
+    centres = np.minimum(np.flatnonzero(measured) * band_rows + 0.5 * (band_rows - 1),
+                         0.5 * (np.flatnonzero(measured) * band_rows + h - 1))
+    t = medians / errors
+    if min(np.mean(t > ROW_GAIN_SIGNIFICANCE), np.mean(t < -ROW_GAIN_SIGNIFICANCE)) < ROW_GAIN_SHARE:
+        return None
+    return np.exp(np.interp(np.arange(h), centres, medians)).astype(np.float32)

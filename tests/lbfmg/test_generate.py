@@ -126,6 +126,22 @@ def test_a_dark_scene_whose_s_noise_touches_black_on_most_pixels_is_not_flagged_
     assert any("clipped beyond measuring" in flag for flag in bright.flags)
 
 
+@pytest.mark.parametrize("amplitude", [0.04, 0.08])
+def test_a_mover_is_found_where_a_flickering_light_banded_s_across_its_rolling_readout(amplitude):
+    """S's rows at the phases of a light flickering at 100 Hz over a 1/30 s readout (3.3
+    bands a frame, +-4 and 8 %), B's long exposure averaging it out. No quadratic gain field
+    holds the bands, and what they left made the noise fits take the object for noise
+    (IoU 0.00-0.24 before the row gain); the static pair stays empty."""
+    bands = (1 + amplitude * np.sin(2 * np.pi * 3.3 * np.arange(H) / H + 0.4))[:, None, None]
+    rng = np.random.default_rng(3)
+    scene = textured_scene(3)
+    blur, sharp, swept = moving_square(scene, shift=12)
+    moving = generate_mask(encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp * bands, rng, 1.5)))
+    assert iou(moving.mask, swept) > 0.9 and "rows" in moving.gain
+    static = generate_mask(encode_srgb(expose(scene, rng)), encode_srgb(expose(scene * bands, rng, 1.5)))
+    assert area_fraction(static.mask) <= 0.005
+
+
 @pytest.mark.parametrize("seed", [7, 8])
 def test_a_dark_static_pair_whose_s_was_resampled_after_its_black_clipped_gives_an_empty_mask(seed):
     """As pairs made from video are: S's camera, at 12 times B's read noise, clips its noise

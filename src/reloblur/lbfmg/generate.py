@@ -124,7 +124,7 @@ from reloblur.lbfmg.motion import MAX_LENGTH, fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, table_index
 from reloblur.lbfmg.params import Crosstalk, MaskParams
 from reloblur.lbfmg.residual import EdgeResidual
-from reloblur.robust import GAIN_FIELD_MIN_PIXELS, evenly_spaced, fit_gain_field, mad_sigma
+from reloblur.robust import GAIN_FIELD_MIN_PIXELS, evenly_spaced, fit_gain_field, fit_row_gain, mad_sigma
 
 # Edge residual (fit_edge_residual, in pixels of equivalent misregistration) beyond which
 # a pair is flagged: align's median corner error is ~0.05 px, so half a pixel means the
@@ -571,9 +571,14 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
         xb, xs = decode(bp, params.transfer), decode(sp, params.transfer)
     fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
     gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
-    return (encode(xs * gain, params.transfer),
-            {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]},
-            int(np.count_nonzero(fit_on)) >= GAIN_FIELD_MIN_PIXELS)
+    range_ = {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]}
+    mapped = xs * gain
+    # A light flickering across a rolling shutter's readout: bands no quadratic holds.
+    rows = fit_row_gain(xb, mapped, fit_on) if params.gain_field == "smooth" else None
+    if rows is not None:
+        mapped *= rows[None, :, None]
+        range_["rows"] = [float(rows.min()), float(rows.max())]
+    return encode(mapped, params.transfer), range_, int(np.count_nonzero(fit_on)) >= GAIN_FIELD_MIN_PIXELS
 
 
 def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray, ss: np.ndarray,
