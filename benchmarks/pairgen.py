@@ -74,6 +74,10 @@ class Condition:
     # ambiguity about the direction of motion), 1 its end.
     s_phase: float = 0.5
     sources: tuple[str, ...] = ("grace_hopper", "coffee", "astronaut", "retina", "rocket", "immunohistochemistry")
+    # S's rows at the phases of a light flickering at 100 Hz over a 1/30 s rolling readout
+    # (3.3 bands a frame), as a share of its brightness either way; B's long exposure averages
+    # it out. Still pairs only (not burst or video ones).
+    banding: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.s_phase <= 1.0:
@@ -81,6 +85,8 @@ class Condition:
         if len(self.centres) != 2 or not 0.0 <= self.centres[0] <= self.centres[1] <= 1.0:
             raise ValueError(f"centres is a range (low, high) of shares of the frame, 0 <= low <= high <= 1; "
                              f"got {self.centres}")
+        if self.banding and (self.video_frames or self.burst_frames):
+            raise ValueError("banding is made on still pairs only, not on burst or video ones")
 
 
 CONDITIONS: tuple[Condition, ...] = (
@@ -108,6 +114,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("turning and approaching objects", travel=(5.0, 15.0), spin=20.0, zoom=0.08),
     Condition("objects anywhere, some cut by the frame's border", centres=(0.0, 1.0)),
     Condition("pairs from compressed video, K=8", video_frames=8, travel=(5.0, 25.0), spin=15.0, zoom=0.05),
+    Condition("flickering light across S's rolling readout (+-8 %)", banding=0.08),
 )
 
 
@@ -316,6 +323,9 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
     flicker = rng.normal(1, 0.01)
     blur = _camera(b_view, rng, colour=_crosstalk(rng), gain=gain_b, vignetting=condition.vignetting[0],
                    noise=1.0, condition=condition)
+    if condition.banding:  # on S's own rows, before its camera records them
+        phase = rng.uniform(0, 2 * math.pi)
+        s_grid = s_grid * (1 + condition.banding * np.sin(2 * math.pi * 3.3 * np.arange(h) / h + phase))[:, None, None]
     sharp = _camera(np.clip(s_grid, 0, None), rng, colour=_crosstalk(rng),
                     gain=gain_b * condition.gain_s_over_b * flicker, vignetting=condition.vignetting[1],
                     noise=condition.s_noise, condition=condition)
