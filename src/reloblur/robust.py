@@ -510,11 +510,14 @@ def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.n
     # Unusable pixels, and the rows that pad the last band, as NaN: they sort last, and each
     # band's median and MAD are read off its count.
     ratio = np.full((bands * band_rows, -(-w // step)), np.nan)
-    logs = np.zeros((h, ratio.shape[1]))
-    for c in range(channels):
-        logs += np.log(np.maximum(blur_linear[c, :, ::step], 1e-12))
-        logs -= np.log(np.maximum(sharp_linear[c, :, ::step], 1e-12))
-    ratio[:h] = np.where(usable[:, ::step], logs / channels, np.nan)
+    # The mean over channels of log(B / S), as the log of one ratio of products.
+    product_b = blur_linear[0, :, ::step].astype(np.float64)
+    product_s = sharp_linear[0, :, ::step].astype(np.float64)
+    for c in range(1, channels):
+        product_b *= blur_linear[c, :, ::step]
+        product_s *= sharp_linear[c, :, ::step]
+    ratio[:h] = np.where(usable[:, ::step], np.log(np.maximum(product_b, 1e-300) / np.maximum(product_s, 1e-300)) / channels,
+                         np.nan)
     ratio = np.sort(ratio.reshape(bands, -1), axis=1)
     count = np.count_nonzero(~np.isnan(ratio), axis=1)
     measured = count >= ROW_GAIN_MIN_PIXELS
