@@ -454,7 +454,7 @@ ROW_GAIN_SAMPLES = 400
 ROW_GAIN_MIN_PIXELS = 40
 ROW_GAIN_MIN_BANDS = 16
 # A band is off when its median lies this many standard errors from the level the smooth
-# gain field left (1 band in 740 by chance); a profile is taken where at least
+# gain field left (by chance, 1 band in 740 each way); a profile is taken where at least
 # ROW_GAIN_SHARE of the bands are off upwards and as many downwards. A flickering light
 # swings the rows both ways about its mean; a moving object brighter (or darker) than what
 # it covers moves the bands it crosses one way only.
@@ -533,9 +533,9 @@ def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.n
     spread = middle(np.sort(np.abs(ratio - medians[:, None]), axis=1))
     # The standard error of a median: sqrt(pi / 2) times that of a mean.
     errors = np.maximum(math.sqrt(math.pi / 2) * MAD_TO_SIGMA * spread / np.sqrt(count), 1e-9)
+    first = np.flatnonzero(measured) * band_rows
     # The last band's centre is that of the rows it has.
-    centres = np.minimum(np.flatnonzero(measured) * band_rows + 0.5 * (band_rows - 1),
-                         0.5 * (np.flatnonzero(measured) * band_rows + h - 1))
+    centres = np.minimum(first + 0.5 * (band_rows - 1), 0.5 * (first + h - 1))
     t = medians / errors
     if min(np.mean(t > ROW_GAIN_SIGNIFICANCE), np.mean(t < -ROW_GAIN_SIGNIFICANCE)) < ROW_GAIN_SHARE:
         return None
