@@ -557,8 +557,10 @@ def _unit_range(name: str, image: np.ndarray) -> np.ndarray:
 def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params: MaskParams,
                       codes: tuple[np.ndarray, np.ndarray] | None = None
                       ) -> tuple[np.ndarray, dict[str, list[float]], bool]:
-    """S mapped onto B by the smooth gain field (in linear light), the field's range, and
-    whether the field was measured: False where fewer than
+    """S mapped onto B by the smooth gain field (in linear light) and, where a light
+    flickering across S's rolling readout banded its rows, a gain per row
+    (:func:`~reloblur.robust.fit_row_gain`); the field's range (and the row gain's,
+    ``rows``); and whether the field was measured: False where fewer than
     :data:`~reloblur.robust.GAIN_FIELD_MIN_PIXELS` pixels are unclipped and above the
     noise in both images (``params.gain_field == "none"`` asserts equal gains: True).
     ``codes``: B and S as the 8-bit ``(H, W, 3)`` images ``bp`` and ``sp`` were read from,
@@ -571,14 +573,14 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
         xb, xs = decode(bp, params.transfer), decode(sp, params.transfer)
     fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)
     gain = fit_gain_field(xb, xs, fit_on, order=0 if params.gain_field == "global" else 2)
-    range_ = {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]}
+    field_range = {"min": [float(g.min()) for g in gain], "max": [float(g.max()) for g in gain]}
     mapped = xs * gain
     # A light flickering across a rolling shutter's readout: bands no quadratic holds.
     rows = fit_row_gain(xb, mapped, fit_on) if params.gain_field == "smooth" else None
     if rows is not None:
         mapped *= rows[None, :, None]
-        range_["rows"] = [float(rows.min()), float(rows.max())]
-    return encode(mapped, params.transfer), range_, int(np.count_nonzero(fit_on)) >= GAIN_FIELD_MIN_PIXELS
+        field_range["rows"] = [float(rows.min()), float(rows.max())]
+    return encode(mapped, params.transfer), field_range, int(np.count_nonzero(fit_on)) >= GAIN_FIELD_MIN_PIXELS
 
 
 def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray, ss: np.ndarray,
