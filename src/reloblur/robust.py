@@ -19,6 +19,9 @@ MAD_TO_SIGMA = 1.4826
 HUBER_K = 1.345
 # Median of |N(0, 1)|: converts the median of absolute values to a standard deviation.
 HALF_NORMAL_MEDIAN = 0.6745
+# A median's standard error over a mean's, at the normal model (sqrt(pi / 2)): a median of
+# n values with standard deviation sigma is off by sigma * MEDIAN_STANDARD_ERROR / sqrt(n).
+MEDIAN_STANDARD_ERROR = math.sqrt(math.pi / 2)
 # Fewest pixels a gain field is fitted on: below it the six terms of a quadratic are not
 # determined with any margin, and the field is taken as ones (the gain assumed, not measured).
 GAIN_FIELD_MIN_PIXELS = 200
@@ -531,8 +534,7 @@ def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.n
 
     medians = middle(ratio)
     spread = middle(np.sort(np.abs(ratio - medians[:, None]), axis=1))
-    # The standard error of a median: sqrt(pi / 2) times that of a mean.
-    errors = np.maximum(math.sqrt(math.pi / 2) * MAD_TO_SIGMA * spread / np.sqrt(count), 1e-9)
+    errors = np.maximum(MEDIAN_STANDARD_ERROR * MAD_TO_SIGMA * spread / np.sqrt(count), 1e-9)
     first = np.flatnonzero(measured) * band_rows
     # The last band's centre is that of the rows it has.
     centres = np.minimum(first + 0.5 * (band_rows - 1), 0.5 * (first + h - 1))

@@ -24,7 +24,14 @@ from reloblur.imaging.clipping import clipped_levels, decode_clip_flags
 from reloblur.lbfmg.encoding import decode, encode, encoding_slope
 from reloblur.lbfmg.kernels import at_pixels, footprint_reach
 from reloblur.lbfmg.params import Transfer
-from reloblur.robust import evenly_spaced, median_of_sorted, stable_argsort
+from reloblur.robust import (
+    MEDIAN_STANDARD_ERROR,
+    evenly_spaced,
+    mad_along_last,
+    median_along_last,
+    median_of_sorted,
+    stable_argsort,
+)
 
 
 @dataclass
@@ -822,14 +829,13 @@ def black_noise(blur: np.ndarray, sharp: np.ndarray, fit_on: np.ndarray, black: 
         bins = order[:usable].reshape(BLACK_FIT_BINS, -1)
         truth = median_of_sorted(level[bins])  # each bin a run of the sorted levels
         values = decode(s.ravel()[index], transfer)[bins]
-        recorded = np.median(values, axis=1)
+        recorded = median_along_last(values)
         cost = np.abs(recorded - clipped_mean(truth, _BLACK_SIGMAS)).sum(axis=1)
         # Taken only where it fits better than no clipping by more than the bins' medians'
         # own noise: where nothing clipped, every small sigma fits as well as none, and
         # noise alone would pick among them.
         gap = values - level[bins]
-        spread = 1.4826 * np.median(np.abs(gap - np.median(gap, axis=1, keepdims=True)), axis=1)
-        tolerance = float((1.2533 * spread / math.sqrt(bins.shape[1])).sum())
+        tolerance = float((MEDIAN_STANDARD_ERROR * mad_along_last(gap) / math.sqrt(bins.shape[1])).sum())
         best = int(np.argmin(cost))
         if cost[0] - cost[best] <= tolerance:
             continue
