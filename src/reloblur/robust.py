@@ -465,7 +465,21 @@ ROW_GAIN_SIGNIFICANCE = 3.0
 ROW_GAIN_SHARE = 0.2
 
 
-def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray) -> np.ndarray | None:
+def row_gain_step(height: int, width: int) -> int:
+    """The step between the columns :func:`fit_row_gain` reads of a ``height`` x ``width``
+    image: about :data:`ROW_GAIN_SAMPLES` pixels a band of rows, a regular sample of them.
+    A caller that has to make the images first need only make those columns, and says so
+    (``sampled``).
+
+    >>> row_gain_step(359, 538), row_gain_step(1436, 2152)
+    (6, 81)
+    """
+    band_rows = max(1, -(-height // ROW_GAIN_BANDS))
+    return max(1, -(-band_rows * width // ROW_GAIN_SAMPLES))
+
+
+def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray, *,
+                 sampled: bool = False) -> np.ndarray | None:
     """A gain that varies with the row alone, ``B ~= g(y) * S``, where it is measured: ``(H,)``
     float32, or None.
 
@@ -487,6 +501,9 @@ def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.n
         any smooth gain field, so that only what varies row by row is left.
     usable
         ``(H, W)`` bool, static-majority pixels to measure on (unclipped, above the noise).
+    sampled
+        The images are already the columns to read (every :func:`row_gain_step`-th of
+        the frame): all of them are read.
 
     Returns
     -------
@@ -508,8 +525,7 @@ def fit_row_gain(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.n
     channels, h, w = blur_linear.shape
     band_rows = max(1, -(-h // ROW_GAIN_BANDS))
     bands = -(-h // band_rows)
-    # Every step-th column: about ROW_GAIN_SAMPLES pixels a band, a regular sample of its rows.
-    step = max(1, -(-band_rows * w // ROW_GAIN_SAMPLES))
+    step = 1 if sampled else row_gain_step(h, w)
     # Unusable pixels, and the rows that pad the last band, as NaN: they sort last, and each
     # band's median and MAD are read off its count.
     ratio = np.full((bands * band_rows, -(-w // step)), np.nan)

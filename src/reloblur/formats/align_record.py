@@ -97,6 +97,10 @@ class AlignRecord:
     # Per camera, the colour matrix align undid on its RGB output (rows as the camera's
     # Gain00..Gain22; None for a camera whose was not undone), or None where none was.
     camera_matrices: dict[str, list[list[float]] | None] | None = None
+    # S's gain per row of its own sensor (one value per input row of S) that flattened the
+    # bands a light flickering across its rolling readout left, applied to S before its
+    # colour matrix; None where no such bands were found
+    flicker_rows: list[float] | None = None
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)

@@ -530,6 +530,8 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
          for role, m in zip(("B", "S"), job.colour_matrices)},
         color_matrix=result.color.matrix.tolist(),
         color_offset=result.color.offset.tolist(),
+        # 6 digits: the bands' own error is about 1e-3
+        flicker_rows=None if result.flicker_rows is None else [round(float(g), 6) for g in result.flicker_rows],
         gain=result.color.gain,
         color_mode=result.color.mode,
         input_size=[int(blur.shape[1]), int(blur.shape[0])],
