@@ -20,7 +20,7 @@ from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
 from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
 from reloblur.imaging.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
-from reloblur.postprocess.align import AlignmentError, _require_overlap, align_pair
+from reloblur.postprocess.align import AlignmentError, AlignSettings, _require_overlap, align_pair
 from reloblur.postprocess.color import fit_color
 from reloblur.postprocess.registration import (
     FeaturelessError,
@@ -555,6 +555,69 @@ def test_the_sidecar_records_the_flicker_rows_align_flattened_s_by(tmp_path):
     flattened = np.array(rows) * bands
     assert np.abs(flattened / flattened.mean() - 1).max() < 0.015
     assert json.loads((tmp_path / "out" / "b.align.json").read_text())["flicker_rows"] is None
+
+
+MIRROR_AXES = {"horizontal": 1, "vertical": 0}
+
+
+def reflection(mirror: str) -> np.ndarray:
+    """The map between S's pixels and its mirror image's (W x H)."""
+    return {"horizontal": np.array([[-1.0, 0, W - 1], [0, 1, 0], [0, 0, 1]]),
+            "vertical": np.array([[1.0, 0, 0], [0, -1, H - 1], [0, 0, 1]])}[mirror]
+
+
+@pytest.mark.parametrize("mirror", ["horizontal", "vertical"])
+def test_s_mirrored_by_a_beam_splitter_is_found_aligned_and_its_reflection_recorded(mirror):
+    rng = np.random.default_rng(13)
+    truth = known_homography()
+    s_response = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 0.8
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    sharp = make_sharp(scene(), truth, s_response, rng)
+    mirrored = np.ascontiguousarray(np.flip(sharp, MIRROR_AXES[mirror]))
+    with pytest.raises(AlignmentError, match="registration failed|no consistent homography"):
+        align_pair(blur, mirrored, settings=AlignSettings(mirror="none"))
+    found = align_pair(blur, mirrored)  # "auto": S as it is fails, its mirror image aligns
+    said = align_pair(blur, mirrored, settings=AlignSettings(mirror=mirror))
+    # The calibration's homography holds the rig's reflection: it decides, with no search.
+    calibrated = align_pair(blur, mirrored, prior_homography=said.homography)
+    for result in (found, said, calibrated):
+        assert result.mirror == mirror
+        # Stated tolerances, as for an unmirrored pair: corners within 0.05 px, the colour
+        # matrix within 0.01; the homography maps B onto the mirrored S as given.
+        assert corner_error(result.homography, reflection(mirror) @ truth, W, H).max() < 0.05
+        np.testing.assert_allclose(result.color.matrix, np.linalg.inv(s_response), atol=0.01)
+        assert result.static_psnr > 35 and result.status == "ok"
+    np.testing.assert_allclose(found.sharp_aligned, said.sharp_aligned)
+
+
+def test_a_mirrored_s_keeps_its_flicker_rows_in_its_own_row_order():
+    rng = np.random.default_rng(14)
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    light, bands = banded(scene(), 0.06)
+    mirrored = np.ascontiguousarray(np.flip(np.clip(light + rng.normal(0, 0.002, light.shape), 0, 1), 0))
+    result = align_pair(blur, mirrored.astype(np.float32), settings=AlignSettings(mirror="vertical"))
+    assert result.flicker_rows is not None
+    flattened = result.flicker_rows * bands[::-1]  # S as given holds the bands upside down
+    assert np.abs(flattened / flattened.mean() - 1).max() < 0.015
+
+
+def test_align_records_a_mirrored_s_and_refuses_an_unknown_mirror(tmp_path):
+    rng = np.random.default_rng(15)
+    folder = tmp_path / "pairs"
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1)
+    sharp = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1)[:, ::-1]
+    write_image(folder / "a_blur.png", from_float(linear_to_srgb(blur)))
+    write_image(folder / "a_sharp.png", from_float(linear_to_srgb(sharp)))
+    result = runner.invoke(app, ["align", str(folder), str(tmp_path / "sideways"), "--mirror-sharp", "sideways"])
+    assert result.exit_code == 1 and "sideways" in result.output and "horizontal" in result.output
+    assert not (tmp_path / "sideways").exists()
+    result = runner.invoke(app, ["align", str(folder), str(tmp_path / "out"), "--no-crop", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "out" / "a.align.json").read_text())
+    assert record["mirror_sharp"] == "horizontal" and record["qa_status"] == "ok"
+    assert np.linalg.det(np.array(record["homography_blur_to_sharp"])[:2, :2]) < 0  # it holds the reflection
+    aligned = srgb_to_linear(read_image(tmp_path / "out" / "a_sharp.png").astype(np.float32) / 255)
+    assert np.abs(aligned - blur)[20:-20, 20:-20].mean() < 0.01  # S back the right way round, on B
 
 
 def test_no_crop_resize_and_report(tmp_path):

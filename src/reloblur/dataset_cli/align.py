@@ -43,6 +43,10 @@ def align_command(
     resize: Annotated[Optional[str], typer.Option("--resize", help="Resize outputs to WxH (e.g. 538x359).")] = None,
     resize_filter: Annotated[str, typer.Option("--resize-filter", help="area or bicubic.")] = "area",
     color_mode: Annotated[str, typer.Option("--color-mode", help="matrix, affine, gain, scalar or calibrated.")] = "matrix",
+    mirror_sharp: Annotated[str, typer.Option(
+        "--mirror-sharp",
+        help="How S's image is mirrored relative to B's (a beam splitter reflects one camera's view): auto (S as it "
+             "is, else its mirror images), none, horizontal or vertical.")] = "auto",
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Rig calibration from 'align calibrate'.")] = None,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Known blur masks (<dir>/<id>.png) to exclude.")] = None,
     transfer: TransferOpt = "auto",
@@ -81,14 +85,15 @@ def align_command(
     from reloblur.batch import Shard
     from reloblur.imaging.raw import check_transfer
     from reloblur.pipeline.align import AlignOptions, align_all
-    from reloblur.postprocess.align import AlignLimits
+    from reloblur.postprocess.align import AlignLimits, check_mirror
     from reloblur.postprocess.color import check_color_mode
 
     if append and overwrite:
         raise ReloblurError("--append and --overwrite: choose one")
     report = align_all(AlignOptions(
         input=input, out=out, crop=not no_crop, resize=parse_size(resize, option="--resize") if resize else None,
-        resize_filter=resize_filter, color_mode=check_color_mode(color_mode), calibration=calibration, masks=masks,
+        resize_filter=resize_filter, color_mode=check_color_mode(color_mode), mirror=check_mirror(mirror_sharp),
+        calibration=calibration, masks=masks,
         transfer=check_transfer(transfer), bit_depth=bit_depth,
         limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr),
         workers=workers, progress=not json_output, merge="append" if append else "overwrite" if overwrite else "refuse",

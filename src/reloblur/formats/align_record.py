@@ -101,6 +101,9 @@ class AlignRecord:
     # bands a light flickering across its rolling readout left, applied to S before its
     # colour matrix; None where no such bands were found
     flicker_rows: list[float] | None = None
+    # how S's image was mirrored relative to B's before it was aligned: "none", "horizontal"
+    # or "vertical" (a beam splitter reflects one camera's view); the homography includes it
+    mirror_sharp: str = "none"
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)

@@ -62,7 +62,7 @@ from reloblur.imaging.raw import (
     undo_colour_transformation,
 )
 from reloblur.paths import is_folder_name, output_folder
-from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, align_pair
+from reloblur.postprocess.align import AlignLimits, AlignmentError, AlignResult, AlignSettings, Mirror, align_pair
 from reloblur.postprocess.color import ColorMode
 
 RESIZE_FILTERS = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
@@ -80,6 +80,7 @@ class AlignOptions:
     resize: tuple[int, int] | None = None
     resize_filter: str = "area"
     color_mode: ColorMode = "matrix"
+    mirror: Mirror = "auto"  # how S's image is mirrored relative to B's (postprocess.align.MIRRORS)
     calibration: Path | None = None
     masks: Path | None = None
     transfer: InputTransfer = "auto"
@@ -364,11 +365,14 @@ def _load(path: Path, pixel_format: str | None, black: float, transfer: InputTra
 
 
 def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[str, Any]:
-    return {
+    params = {
         "crop": options.crop, "resize": options.resize, "resize_filter": options.resize_filter,
         "color_mode": options.color_mode, "calibration": calibration, "transfer": options.transfer,
         "bit_depth": options.bit_depth, "limits": dataclasses.asdict(options.limits), "version": __version__,
     }
+    if options.mirror != "auto":  # only then, so that pairs aligned before the option still resume
+        params["mirror"] = options.mirror
+    return params
 
 
 @dataclass(frozen=True)
@@ -425,7 +429,7 @@ def align_job(task: _Task) -> PairOutcome:
     with timer.stage("register"):
         result = align_pair(
             blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop,
-                                                limits=options.limits),
+                                                limits=options.limits, mirror=options.mirror),
             blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
             prior_color=calibration.get("color_matrix"), prior_radial=calibration.get("radial_distortion"),
             output_clipped=(blur_input.output_clipped, sharp_input.output_clipped),
@@ -528,6 +532,7 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
         camera_matrices=None if job.colour_matrices == (None, None) else
         {role: None if m is None else [list(map(float, row)) for row in m]
          for role, m in zip(("B", "S"), job.colour_matrices)},
+        mirror_sharp=result.mirror,
         color_matrix=result.color.matrix.tolist(),
         color_offset=result.color.offset.tolist(),
         # 6 digits: the bands' own error is about 1e-3

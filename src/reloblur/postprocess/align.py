@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -59,7 +60,19 @@ from reloblur.postprocess.registration import (
 )
 from reloblur.robust import PixelNoise, fit_gain_field, fit_pixel_noise, fit_row_gain, mad_sigma, row_gain_step
 
-__all__ = ["AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "align_pair", "flicker_rows"]
+__all__ = ["MIRRORS", "AlignLimits", "AlignResult", "AlignSettings", "AlignmentError", "Mirror", "align_pair",
+           "check_mirror", "flicker_rows"]
+
+# How S's image may be mirrored relative to B's. A beam splitter reflects the view of one of
+# the two cameras: unless that camera flips its readout (ReverseX), which capture pins off
+# so that frames are recorded as the sensor reads them, its frames are the other's mirror
+# image, and no homography of the plane maps one onto the other without that reflection.
+# "horizontal": S's columns reversed (a splitter that reflects sideways); "vertical": its
+# rows (one that reflects up or down).
+Mirror = Literal["auto", "none", "horizontal", "vertical"]
+MIRRORS: tuple[str, ...] = get_args(Mirror)
+REFLECTIONS: tuple[Mirror, ...] = ("horizontal", "vertical")
+
 
 # Reaches in pixels: S's white clip flags on B's grid are widened by the bilinear kernel's
 # (_clip_flags), and _confine_clipped resamples S bilinearly wherever Lanczos-4 would read
@@ -82,6 +95,13 @@ FLICKER_SETTLED = 0.005
 
 class AlignmentError(ReloblurError):
     """A pair cannot be aligned (sizes, texture, failed fit)."""
+
+
+def check_mirror(mirror: str) -> Mirror:
+    """``mirror`` as a :data:`Mirror`, or :class:`AlignmentError` naming the choices."""
+    if mirror not in MIRRORS:
+        raise AlignmentError(f"mirror {mirror!r}: choose from {', '.join(MIRRORS)}")
+    return mirror  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,9 @@ class AlignSettings:
     min_texture: float = 0.002
     crop: bool = True
     limits: AlignLimits = field(default_factory=AlignLimits)
+    # How S's image is mirrored relative to B's (MIRRORS): "auto" tries S as it is and,
+    # where it cannot be registered, its mirror images (a beam splitter's reflected path)
+    mirror: Mirror = "auto"
 
 
 @dataclass
@@ -131,6 +154,10 @@ class AlignResult:
     # (Hs,) the gain per row of S's sensor that flattened a flickering light's bands before
     # anything else was done with S (flicker_rows); None where none was found
     flicker_rows: np.ndarray | None = None
+    # how S's image was mirrored before it was aligned ("none", "horizontal" or "vertical"):
+    # ``homography`` includes that reflection; ``registration`` and ``transform`` describe
+    # the map onto the mirrored S
+    mirror: str = "none"
 
     @property
     def status(self) -> str:
@@ -337,6 +364,11 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         The calibration's lens-distortion difference (see
         :func:`reloblur.imaging.lens.radial_coordinates`): kept as it is (a
         lens does not drift as a mount does). None: tested for, and fitted where found.
+    settings.mirror
+        ``"auto"`` (default) aligns S as it is and, where that fails, its mirror images,
+        horizontal then vertical: a beam splitter reflects one camera's view. With a
+        calibration, its homography's reflection decides. ``"none"``, ``"horizontal"`` or
+        ``"vertical"`` say it outright (a rig known to be mirrored pays no failed attempt).
     output_clipped
         For B and for S, where the camera's own RGB output clipped, ``(high, low)``
         ``(H, W, 3)`` bool on that image's grid, when the image is that output with the
@@ -346,8 +378,8 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     Returns
     -------
     AlignResult
-        Homography B -> S (full-resolution pixels), colour fit, corrected S on B's grid,
-        masks, crop and QA.
+        Homography B -> S (full-resolution pixels, with S's reflection where it was
+        mirrored: ``mirror``), colour fit, corrected S on B's grid, masks, crop and QA.
 
     Raises
     ------
@@ -356,6 +388,73 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     """
     if blur.ndim != 3 or sharp.ndim != 3 or blur.shape[2] != 3 or sharp.shape[2] != 3:
         raise AlignmentError(f"expected RGB images, got shapes {blur.shape} and {sharp.shape}")
+    check_mirror(settings.mirror)
+    priors = (blur_mask, prior_homography, prior_color, prior_radial)
+    mirror = settings.mirror
+    if mirror == "auto" and prior_homography is not None:
+        # The calibration holds the rig's reflection, if it has one.
+        mirror = _reflection_of(np.asarray(prior_homography, float), (sharp.shape[1], sharp.shape[0]))
+    if mirror != "auto":
+        return _aligned_mirrored(blur, sharp, mirror, settings, priors, output_clipped)
+    try:
+        return _aligned_mirrored(blur, sharp, "none", settings, priors, output_clipped)
+    except AlignmentError as exc:
+        for reflection in REFLECTIONS:
+            try:
+                return _aligned_mirrored(blur, sharp, reflection, settings, priors, output_clipped)
+            except AlignmentError:
+                continue
+        raise AlignmentError(f"{exc}; nor could S's mirror image be registered") from None
+
+
+def _reflection(mirror: str, size: tuple[int, int]) -> np.ndarray:
+    """``(3, 3)`` the map between the pixels of an image of ``size`` (w, h) and of its mirror
+    image (its own inverse); the identity for ``"none"``."""
+    w, h = size
+    return {"none": np.eye(3), "horizontal": np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]]),
+            "vertical": np.array([[1.0, 0, 0], [0, -1, h - 1], [0, 0, 1]])}[mirror]
+
+
+def _reflection_of(homography: np.ndarray, sharp_size: tuple[int, int]) -> Mirror:
+    """How the map B -> S ``homography`` mirrors S: "none" where it keeps the frame's
+    orientation, else the reflection that leaves the smaller turn (a horizontal and a
+    vertical mirror image differ by half a turn)."""
+    jacobian = homography[:2, :2] - np.outer(homography[:2, 2], homography[2, :2])
+    if np.linalg.det(jacobian) > 0:
+        return "none"
+    turns: dict[Mirror, float] = {}
+    for reflection in REFLECTIONS:
+        inner = _reflection(reflection, sharp_size) @ homography
+        turns[reflection] = abs(math.atan2(inner[1, 0] - inner[0, 1], inner[0, 0] + inner[1, 1]))
+    return min(turns, key=lambda name: turns[name])
+
+
+def _aligned_mirrored(blur: np.ndarray, sharp: np.ndarray, mirror: str, settings: AlignSettings,
+                      priors: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, float | None],
+                      output_clipped: tuple[ClippedOutput | None, ClippedOutput | None]) -> AlignResult:
+    """:func:`_aligned` on S mirrored as ``mirror`` says, its homography and flicker rows
+    then taken back to S's own pixels and rows."""
+    if mirror == "none":
+        return _aligned(blur, sharp, settings, *priors, output_clipped)
+    axis = 1 if mirror == "horizontal" else 0
+    flip = _reflection(mirror, (sharp.shape[1], sharp.shape[0]))
+    blur_mask, prior_homography, prior_color, prior_radial = priors
+    prior = None if prior_homography is None else flip @ np.asarray(prior_homography, float)
+    b_output, s_output = output_clipped
+    if s_output is not None:
+        s_output = (np.flip(s_output[0], axis), np.flip(s_output[1], axis))
+    result = _aligned(blur, np.ascontiguousarray(np.flip(sharp, axis)), settings, blur_mask, prior, prior_color,
+                      prior_radial, (b_output, s_output))
+    rows = result.flicker_rows
+    if rows is not None and mirror == "vertical":
+        rows = np.ascontiguousarray(rows[::-1])
+    return replace(result, homography=flip @ result.homography, flicker_rows=rows, mirror=mirror)
+
+
+def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_mask: np.ndarray | None,
+             prior_homography: np.ndarray | None, prior_color: np.ndarray | None, prior_radial: float | None,
+             output_clipped: tuple[ClippedOutput | None, ClippedOutput | None]) -> AlignResult:
+    """:func:`align_pair` of S as it is given."""
     h, w = blur.shape[:2]
     hs, ws = sharp.shape[:2]
     size = (w, h)
