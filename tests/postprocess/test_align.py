@@ -20,7 +20,7 @@ from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
 from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
 from reloblur.imaging.raw import BAYER_PATTERNS, decode_raw, demosaic, mosaic
-from reloblur.postprocess.align import AlignmentError, AlignSettings, _require_overlap, align_pair
+from reloblur.postprocess.align import AlignmentError, AlignSettings, _require_overlap, align_pair, flicker_rows
 from reloblur.postprocess.color import fit_color
 from reloblur.postprocess.registration import (
     FeaturelessError,
@@ -555,6 +555,23 @@ def test_the_sidecar_records_the_flicker_rows_align_flattened_s_by(tmp_path):
     flattened = np.array(rows) * bands
     assert np.abs(flattened / flattened.mean() - 1).max() < 0.015
     assert json.loads((tmp_path / "out" / "b.align.json").read_text())["flicker_rows"] is None
+
+
+def test_pixels_whose_camera_output_clipped_are_no_evidence_of_flicker():
+    # Through a camera matrix undone, pixels whose output clipped are off in every channel
+    # by what the rows show (here a sky's rows too bright, a floor's too dark): bands both
+    # ways, but no flicker.
+    rng = np.random.default_rng(16)
+    blur = rng.uniform(0.1, 0.8, (240, 320, 3)).astype(np.float32)
+    sharp = (blur * rng.normal(1, 0.01, blur.shape)).astype(np.float32)
+    clipped = np.zeros((240, 320), bool)
+    for start, off in zip(range(0, 240, 40), (1.1, 0.9, 1.1, 0.9, 1.1, 0.9)):
+        clipped[start + 5:start + 35, 40:300] = True
+        sharp[start + 5:start + 35, 40:300] *= off
+    everywhere = np.ones((240, 320), bool)
+    assert flicker_rows(blur, sharp, np.eye(3), everywhere) is not None
+    assert flicker_rows(blur, sharp, np.eye(3), everywhere, clipped=(None, clipped)) is None
+    assert flicker_rows(sharp, blur, np.eye(3), everywhere, clipped=(clipped, None)) is None
 
 
 MIRROR_AXES = {"horizontal": 1, "vertical": 0}

@@ -458,7 +458,8 @@ def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_
     h, w = blur.shape[:2]
     hs, ws = sharp.shape[:2]
     size = (w, h)
-    work = _working_scale(blur, sharp, settings, blur_mask, calibrated=prior_homography is not None)
+    work = _working_scale(blur, sharp, settings, blur_mask, calibrated=prior_homography is not None,
+                          output_clipped=output_clipped)
     # 1. Starting geometry (working scale).
     initial, h_work = _initial_geometry(work, settings, prior_homography)
     gray_b = gray(blur)
@@ -580,7 +581,8 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
     unflattened = (work, sharp, color, static_w)
     previous = None
     for _ in range(FLICKER_ROUNDS):
-        rows = flicker_rows(work.blur, unflattened[0].sharp, h_work, static_w, colour=color)
+        rows = flicker_rows(work.blur, unflattened[0].sharp, h_work, static_w, colour=color,
+                            clipped=work.output_clipped)
         if rows is None:
             # Measured through colours fitted on S flattened, the bands are gone: they were
             # the first colour fit's error, not a flicker.
@@ -613,7 +615,8 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
 
 
 def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, static: np.ndarray, *,
-                 colour: ColorFit | None = None) -> np.ndarray | None:
+                 colour: ColorFit | None = None,
+                 clipped: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> np.ndarray | None:
     """S's gain per row of its own sensor, where a light flickering across its rolling
     readout banded it: ``(Hs,)`` float32 with ``B ~= colour(g(y) * S)``, or None.
 
@@ -638,6 +641,12 @@ def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, st
         ``(H, W)`` bool on B's grid: where B is static (the moving object left out).
     colour
         The colour fit that maps S onto B; None: the identity.
+    clipped
+        ``(H, W)`` and ``(Hs, Ws)`` bool, each on its own image's grid: where B's and S's
+        cameras clipped before their colour matrices were undone, so that the pixels
+        hold a bound and no level (they pile up at no extreme); None where not known.
+        Left out: through a matrix undone they are off in every channel, by an amount
+        that differs from row to row with what the rows show.
 
     Returns
     -------
@@ -672,6 +681,12 @@ def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, st
     mapped = recorded if colour is None else colour.apply(recorded)
     usable = (static_on_s & (channel_max(blur_on_s) < SATURATION) & (channel_max(recorded) < SATURATION)
               & (channel_min(blur_on_s) > FLICKER_FLOOR) & (channel_min(mapped) > FLICKER_FLOOR))
+    b_clipped, s_clipped = clipped
+    if b_clipped is not None:
+        usable &= cv2.warpPerspective(np.asarray(b_clipped, np.uint8), homography, (ws, hs), flags=cv2.INTER_NEAREST,
+                                      borderValue=0)[:, ::step] == 0
+    if s_clipped is not None:
+        usable &= ~np.asarray(s_clipped, bool)[:, ::step]
     bp, sp = (np.ascontiguousarray(image.transpose(2, 0, 1)) for image in (blur_on_s, mapped))
     field = fit_gain_field(bp, sp, usable)
     rows = fit_row_gain(bp, sp * field, usable, sampled=True)
@@ -707,10 +722,14 @@ class _Work:
     dilation: int  # px of growth for the motion mask
     featureless: bool = False  # too little texture to refine on (allowed only from a calibration)
     sharp_noise: PixelNoise | None = None  # S's pixel noise at working scale, before any warp
+    # (H, W) bool per image at working scale, on its own grid: where the camera's own output
+    # clipped (align_pair's output_clipped), a bound rather than a level; None: not known
+    output_clipped: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
 
 def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
-                   blur_mask: np.ndarray | None, *, calibrated: bool = False) -> _Work:
+                   blur_mask: np.ndarray | None, *, calibrated: bool = False,
+                   output_clipped: tuple[ClippedOutput | None, ClippedOutput | None] = (None, None)) -> _Work:
     """Both images at the working scale; :class:`AlignmentError` if B has no texture."""
     h, w = blur.shape[:2]
     hs, ws = sharp.shape[:2]
@@ -725,10 +744,13 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
         raise AlignmentError(f"B is featureless ({100 * texture:.3f} % textured pixels): nothing to register "
                              "(a calibration of the rig, align --calibration, would align it)")
     known = None if blur_mask is None else _resize(blur_mask.astype(np.float32), b_size) < 0.01
+    clipped = tuple(None if flags is None else _resize(any_channel(flags[0] | flags[1]).astype(np.float32), size) > 0
+                    for flags, size in zip(output_clipped, (b_size, s_size)))
     return _Work(blur_w, gray_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
                  max(1, int(settings.mask_dilation * min(b_size))), featureless,
                  # only a matrix fit has colour directions to shrink
-                 fit_pixel_noise(sharp_w) if settings.color_mode in ("matrix", "affine") else None)
+                 fit_pixel_noise(sharp_w) if settings.color_mode in ("matrix", "affine") else None,
+                 (clipped[0], clipped[1]))
 
 
 def _initial_geometry(work: _Work, settings: AlignSettings, prior_homography: np.ndarray | None
