@@ -401,10 +401,26 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     except AlignmentError as exc:
         for reflection in REFLECTIONS:
             try:
-                return _aligned_mirrored(blur, sharp, reflection, settings, priors, output_clipped)
+                mirrored = _aligned_mirrored(blur, sharp, reflection, settings, priors, output_clipped)
             except AlignmentError:
                 continue
-        raise AlignmentError(f"{exc}; nor could S's mirror image be registered") from None
+            # Where S as it is could not be aligned, a mirror image is taken only as a rig
+            # would hold it: within the geometric limits, converged. A pair that failed for
+            # another reason may still register its mirror image onto something (on the
+            # mask benchmark's undone row, one pair at a 153 degree turn and a scale of 0).
+            if _rig_like(mirrored, settings.limits):
+                return mirrored
+        raise AlignmentError(f"{exc}; nor could S's mirror image be registered as a rig holds it") from None
+
+
+def _rig_like(result: AlignResult, limits: AlignLimits) -> bool:
+    """Whether ``result``'s map is one a rig holds: shift, rotation and scale within
+    ``limits``, and the registration converged (the static PSNR may be low for other
+    reasons: a scene's clipped or moving share)."""
+    transform = result.transform
+    return (result.registration.converged and transform.shift_px <= limits.max_shift_px
+            and abs(transform.rotation_deg) <= limits.max_rotation_deg
+            and abs(transform.scale - 1) <= limits.max_scale_change)
 
 
 def _reflection(mirror: str, size: tuple[int, int]) -> np.ndarray:
