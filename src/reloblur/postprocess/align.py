@@ -86,9 +86,9 @@ FLICKER_FLOOR = 2e-3
 # The first flicker profile is measured through a colour fit and a static mask made on the
 # banded S, and carries their errors (3-6 % on rows of saturated or dark colours): each
 # round fits both again on S flattened by the last profile and measures it again, until
-# it moves by less than FLICKER_SETTLED (in log) or FLICKER_ROUNDS profiles were measured. On the mask
-# benchmark's flicker row the profile moved by 1-3 % in the second round, 0.4-3 % in the
-# third, under 0.5 % after.
+# it moves by less than FLICKER_SETTLED (in log) or FLICKER_ROUNDS profiles were measured.
+# On the mask benchmark's flicker row the profile moved by 1-3 % in the second round,
+# 0.4-3 % in the third, under 0.5 % after.
 FLICKER_ROUNDS = 4
 FLICKER_SETTLED = 0.005
 
