@@ -557,6 +557,20 @@ def test_the_sidecar_records_the_flicker_rows_align_flattened_s_by(tmp_path):
     assert json.loads((tmp_path / "out" / "b.align.json").read_text())["flicker_rows"] is None
 
 
+def test_the_flicker_profile_is_the_bands_alone_beside_a_radial_vignetting_difference():
+    # A vignetting difference varies along y too; a radial falloff is pinned by its
+    # variation along x, so the profile holds the bands and not the falloff.
+    rng = np.random.default_rng(17)
+    blur = rng.uniform(0.1, 0.8, (359, 538, 3)).astype(np.float32)
+    bands = 1 + 0.06 * np.sin(np.arange(359) / 359 * 2 * np.pi * 3.3 + 0.5)
+    yy, xx = np.mgrid[0:359, 0:538]
+    falloff = 1 - 0.2 * ((xx - 268.5) ** 2 + (yy - 179) ** 2) / (268.5**2 + 179**2)
+    sharp = (blur / bands[:, None, None] * falloff[..., None] * rng.normal(1, 0.01, blur.shape)).astype(np.float32)
+    rows = flicker_rows(blur, sharp, np.eye(3), np.ones((359, 538), bool))
+    flattened = rows / bands
+    assert np.abs(flattened / flattened.mean() - 1).max() < 0.006  # the falloff spans 6 % along the centre column
+
+
 def test_pixels_whose_camera_output_clipped_are_no_evidence_of_flicker():
     # Through a camera matrix undone, pixels whose output clipped are off in every channel
     # by what the rows show (here a sky's rows too bright, a floor's too dark): bands both

@@ -60,6 +60,7 @@ from reloblur.postprocess.registration import (
 )
 from reloblur.robust import (
     ROW_GAIN_BANDS,
+    ROW_GAIN_MIN_PIXELS,
     PixelNoise,
     fit_gain_field,
     fit_pixel_noise,
@@ -741,13 +742,18 @@ def _bands_beside_vignetting(blur_linear: np.ndarray, sharp_linear: np.ndarray, 
     band_rows = max(1, -(-h // ROW_GAIN_BANDS))
     bands = -(-h // band_rows)
     band = ys // band_rows
+    # A band of fewer usable pixels than fit_row_gain measures takes no level of its own
+    # (the last band, under the frame's lower edge of S, once took one 20 % off): the
+    # profile is interpolated there.
+    measured = np.bincount(band, minlength=bands) >= ROW_GAIN_MIN_PIXELS
+    kept = measured[band]
+    ys, xs, ratio, band = ys[kept], xs[kept], ratio[kept], band[kept]
     half_diagonal = math.hypot((w * step - 1) / 2, (h - 1) / 2)
     r2 = (np.square(xs * step - (w * step - 1) / 2) + np.square(ys - (h - 1) / 2)) / half_diagonal**2
     # Normal equations of one level per band plus the two radial terms, summed per band:
     # the design's band columns are indicators.
     radial = np.stack([r2, r2 * r2])
     weights = np.ones(len(ys))
-    measured = np.bincount(band, minlength=bands) > 0
     index = np.cumsum(measured) - 1  # band -> its level's position among the measured
     n = int(measured.sum())
     coefficients = np.zeros(n + 2)
