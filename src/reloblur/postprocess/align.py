@@ -651,10 +651,11 @@ def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, st
     different phases: S, exposed briefly, records bands of brightness along its own rows,
     while B's long exposure averages them out. B is resampled onto S's grid (the bands
     lie along S's rows, which the homography slants on B's), a smooth gain field takes
-    what vignetting and exposure leave, and the bands are measured on what remains by
-    :func:`reloblur.robust.fit_row_gain`, which takes a profile only where bands lie well
-    above and well below that level (a steady light, a global shutter, or a large bright
-    object give None), and the field's variation along S's rows is taken with them.
+    what vignetting and exposure leave, and :func:`reloblur.robust.fit_row_gain` says
+    whether bands lie well above and well below that level (a steady light, a global
+    shutter, or a large bright object: None). Where they do, the profile is fitted as a
+    level per band of rows beside a radial vignetting difference
+    (:func:`_bands_beside_vignetting`).
 
     Parameters
     ----------
@@ -678,9 +679,8 @@ def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, st
     Returns
     -------
     numpy.ndarray or None
-        ``(Hs,)`` float32: multiply S's rows by it to flatten the bands. It holds the smooth
-        field's variation along ``y`` too (a slow flicker and vignetting are
-        indistinguishable there), normalised to a mean log of 0.
+        ``(Hs,)`` float32: multiply S's rows by it to flatten the bands; normalised to a
+        mean log of 0.
 
     Examples
     --------
