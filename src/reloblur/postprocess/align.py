@@ -59,13 +59,11 @@ from reloblur.postprocess.registration import (
     texture_fraction,
 )
 from reloblur.robust import (
-    ROW_GAIN_BANDS,
-    ROW_GAIN_MIN_PIXELS,
     PixelNoise,
     fit_gain_field,
     fit_pixel_noise,
     fit_row_gain,
-    huber_weights,
+    fit_row_levels,
     mad_sigma,
     row_gain_step,
 )
@@ -605,7 +603,7 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
     size = (gray_b.shape[1], gray_b.shape[0])
     radial = 0.0 if prior_radial is None else float(prior_radial)
     color, static_w = _colour_and_static(work, h_work, None, settings, prior_color, radial=radial)
-    unflattened = (work, sharp, color, static_w)
+    unflattened = (work, color, static_w)
     previous = None
     for _ in range(FLICKER_ROUNDS):
         rows = flicker_rows(work.blur, unflattened[0].sharp, h_work, static_w, colour=color,
@@ -613,16 +611,18 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
         if rows is None:
             # Measured through colours fitted on S flattened, the bands are gone: they were
             # the first colour fit's error, not a flicker.
-            work, sharp, color, static_w = unflattened
+            work, color, static_w = unflattened
             previous = None
             break
         if previous is not None and float(np.abs(np.log(rows / previous)).max()) < FLICKER_SETTLED:
             break  # the last profile and the fits made with it stand
         previous = rows
         work = replace(work, sharp=unflattened[0].sharp * rows[:, None, None])
-        sharp = unflattened[1] * _rows_at(rows, unflattened[1].shape[0])[:, None, None]
         color, static_w = _colour_and_static(work, h_work, None, settings, prior_color, radial=radial)
-    rows_full = None if previous is None else _rows_at(previous, sharp.shape[0])
+    rows_full = None
+    if previous is not None:  # the full-resolution S flattened once, by the profile that stood
+        rows_full = _rows_at(previous, sharp.shape[0])
+        sharp = sharp * rows_full[:, None, None]
     homography = initial.homography
     registration = replace(initial, method="calibration (featureless scene: not refined)", radial=radial)
     for round_ in range(0 if work.featureless else 2):
@@ -655,7 +655,7 @@ def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, st
     whether bands lie well above and well below that level (a steady light, a global
     shutter, or a large bright object: None). Where they do, the profile is fitted as a
     level per band of rows beside a radial vignetting difference
-    (:func:`_bands_beside_vignetting`).
+    (:func:`reloblur.robust.fit_row_levels`).
 
     Parameters
     ----------
@@ -699,81 +699,27 @@ def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, st
     # band of rows measured here is several rows high. Only the columns fit_row_gain reads
     # are made.
     step = row_gain_step(hs, ws)
-    homography = np.asarray(homography, np.float64)
-    blur_on_s = cv2.warpPerspective(np.ascontiguousarray(blur, np.float32), homography, (ws, hs),
-                                    flags=cv2.INTER_LINEAR, borderValue=0)[:, ::step]
-    static_on_s = cv2.warpPerspective(np.asarray(static, np.uint8), homography, (ws, hs),
-                                      flags=cv2.INTER_NEAREST, borderValue=0)[:, ::step] > 0
+    # B's pixels to S's columns 0, step, 2 step, ...: only those are resampled.
+    to_columns = np.diag([1.0 / step, 1.0, 1.0]) @ np.asarray(homography, np.float64)
+    columns = (-(-ws // step), hs)
+    blur_on_s = cv2.warpPerspective(np.ascontiguousarray(blur, np.float32), to_columns, columns,
+                                    flags=cv2.INTER_LINEAR, borderValue=0)
+    static_on_s = cv2.warpPerspective(np.asarray(static, np.uint8), to_columns, columns,
+                                      flags=cv2.INTER_NEAREST, borderValue=0) > 0
     recorded = np.ascontiguousarray(sharp[:, ::step], np.float32)
     mapped = recorded if colour is None else colour.apply(recorded)
     usable = (static_on_s & (channel_max(blur_on_s) < SATURATION) & (channel_max(recorded) < SATURATION)
               & (channel_min(blur_on_s) > FLICKER_FLOOR) & (channel_min(mapped) > FLICKER_FLOOR))
     b_clipped, s_clipped = clipped
     if b_clipped is not None:
-        usable &= cv2.warpPerspective(np.asarray(b_clipped, np.uint8), homography, (ws, hs), flags=cv2.INTER_NEAREST,
-                                      borderValue=0)[:, ::step] == 0
+        usable &= cv2.warpPerspective(np.asarray(b_clipped, np.uint8), to_columns, columns, flags=cv2.INTER_NEAREST,
+                                      borderValue=0) == 0
     if s_clipped is not None:
         usable &= ~np.asarray(s_clipped, bool)[:, ::step]
     bp, sp = (np.ascontiguousarray(image.transpose(2, 0, 1)) for image in (blur_on_s, mapped))
     if fit_row_gain(bp, sp * fit_gain_field(bp, sp, usable), usable, sampled=True) is None:
         return None
-    return _bands_beside_vignetting(bp, sp, usable, step)
-
-
-def _bands_beside_vignetting(blur_linear: np.ndarray, sharp_linear: np.ndarray, usable: np.ndarray,
-                             step: int) -> np.ndarray:
-    """``(H,)`` float32 the gain of each row of ``(C, H, W)`` linear images, B over S, beside
-    a vignetting difference: the mean log ratio over the channels fitted as a value per band
-    of rows plus ``a r^2 + b r^4`` about the frame's centre (``r`` over the half-diagonal;
-    the images hold every ``step``-th column of the frame), by Huber-weighted least squares
-    on ``usable`` pixels; normalised to a mean log of 0.
-
-    The bands' slow part and a vignetting difference both vary along y, and a smooth field
-    cannot tell them apart; vignetting is radial, so the x-direction fixes its share.
-    Taken with the bands, a vignetting difference in y alone left S's falloff unequal in x
-    and y, and the registration's radial photometric model took a lens term of the wrong
-    sign from it (the mask benchmark's flicker row with vignetting and distortion, seeds
-    1000, pair 8: IoU 0.16 against 0.81 unbanded); left out, the bands' slow part was a
-    gradient the colour fit read as colour (seeds 77, pair 8: IoU 0.70 against 0.94)."""
-    channels, h, w = blur_linear.shape
-    ys, xs = np.nonzero(usable)
-    ratio = np.log(np.prod(blur_linear[:, ys, xs], axis=0, dtype=np.float64)
-                   / np.prod(sharp_linear[:, ys, xs], axis=0, dtype=np.float64)) / channels
-    band_rows = max(1, -(-h // ROW_GAIN_BANDS))
-    bands = -(-h // band_rows)
-    band = ys // band_rows
-    # A band of fewer usable pixels than fit_row_gain measures takes no level of its own
-    # (the last band, under the frame's lower edge of S, once took one 20 % off): the
-    # profile is interpolated there.
-    measured = np.bincount(band, minlength=bands) >= ROW_GAIN_MIN_PIXELS
-    kept = measured[band]
-    ys, xs, ratio, band = ys[kept], xs[kept], ratio[kept], band[kept]
-    half_diagonal = math.hypot((w * step - 1) / 2, (h - 1) / 2)
-    r2 = (np.square(xs * step - (w * step - 1) / 2) + np.square(ys - (h - 1) / 2)) / half_diagonal**2
-    # Normal equations of one level per band plus the two radial terms, summed per band:
-    # the design's band columns are indicators.
-    radial = np.stack([r2, r2 * r2])
-    weights = np.ones(len(ys))
-    index = np.cumsum(measured) - 1  # band -> its level's position among the measured
-    n = int(measured.sum())
-    coefficients = np.zeros(n + 2)
-    for _ in range(4):
-        normal = np.zeros((n + 2, n + 2))
-        normal[np.arange(n), np.arange(n)] = np.bincount(band, weights, bands)[measured]
-        for k in range(2):
-            cross = np.bincount(band, weights * radial[k], bands)[measured]
-            normal[:n, n + k] = normal[n + k, :n] = cross
-            for m in range(2):
-                normal[n + k, n + m] = float(np.sum(weights * radial[k] * radial[m]))
-        right = np.concatenate([np.bincount(band, weights * ratio, bands)[measured],
-                                [float(np.sum(weights * radial[0] * ratio)), float(np.sum(weights * radial[1] * ratio))]])
-        coefficients = np.linalg.solve(normal + 1e-9 * np.eye(n + 2), right)
-        weights = huber_weights(ratio - coefficients[index[band]] - coefficients[n:] @ radial)
-    levels = coefficients[:-2]
-    first = np.flatnonzero(measured) * band_rows
-    centres = np.minimum(first + 0.5 * (band_rows - 1), 0.5 * (first + h - 1))
-    profile = np.interp(np.arange(h), centres, levels)
-    return np.exp(profile - profile.mean()).astype(np.float32)
+    return fit_row_levels(bp, sp, usable, step=step)
 
 
 def _rows_at(rows: np.ndarray, height: int) -> np.ndarray:
