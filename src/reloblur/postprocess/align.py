@@ -489,8 +489,8 @@ def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_
     initial, h_work = _initial_geometry(work, settings, prior_homography)
     gray_b = gray(blur)
     try:
-        initial, registration, color, static_w, rows = _registered(work, gray_b, sharp, initial, h_work, settings,
-                                                                   prior_color, prior_radial)
+        initial, registration, color, static_w, rows, flattened = _registered(
+            work, gray_b, sharp, initial, h_work, settings, prior_color, prior_radial)
     except ColorFitError as exc:
         raise AlignmentError(f"colour fit failed: {exc}") from None
     homography, radial = registration.homography, registration.radial
@@ -500,7 +500,7 @@ def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_
     coordinates = sharp_coordinates(homography, size, radial=radial) if radial else None
     # Fixed-point maps (1/32 px, as warpPerspective itself resamples) remap twice as fast.
     maps = None if coordinates is None else cv2.convertMaps(*coordinates, cv2.CV_16SC2)
-    source = color.apply(sharp if rows is None else sharp * rows[:, None, None])
+    source = color.apply(flattened)
     corrected = _warp(source, homography, size, cv2.INTER_LANCZOS4, maps=maps)
     warp_seconds = time.perf_counter() - started
     clip_flags = _clip_flags(blur, sharp, homography, size, maps=maps, output_clipped=output_clipped)
@@ -534,10 +534,10 @@ def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_
 
 def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
                 settings: AlignSettings, prior_color: np.ndarray | None, prior_radial: float | None
-                ) -> tuple[Registration, Registration, ColorFit, np.ndarray, np.ndarray | None]:
+                ) -> tuple[Registration, Registration, ColorFit, np.ndarray, np.ndarray | None, np.ndarray]:
     """:func:`_refined` from ``initial``, or where the refinement from matched features
     fails, from the identity: the start actually used, the registration, the colour fit,
-    the static mask and S's flicker rows."""
+    the static mask, S's flicker rows and S as registered (flattened by them)."""
     try:
         refined = _refined(work, gray_b, sharp, initial, h_work, settings, prior_color, prior_radial)
         if initial.method == "features":
@@ -581,9 +581,10 @@ def _require_overlap(homography: np.ndarray, blur_size: tuple[int, int], sharp_s
 
 def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
              settings: AlignSettings, prior_color: np.ndarray | None, prior_radial: float | None
-             ) -> tuple[Registration, ColorFit, np.ndarray, np.ndarray | None]:
+             ) -> tuple[Registration, ColorFit, np.ndarray, np.ndarray | None, np.ndarray]:
     """Steps 2-3 of :func:`align_pair` from a starting geometry: the registration, the
-    colour fit, the static mask (working scale) and S's flicker rows (full resolution).
+    colour fit, the static mask (working scale), S's flicker rows and S flattened by them
+    (full resolution; S as given where there are none).
 
     2. Colour and provisional static mask on the initial warp (Huber weights ignore the
        moving object on this first pass). Where a flickering light banded S's rows, S is
@@ -638,7 +639,7 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
         homography = registration.homography
         color, static_w = _colour_and_static(work, _to_work(homography, work.d_blur, work.d_sharp), static_w,
                                              settings, prior_color, radial=radial)
-    return registration, color, static_w, rows_full
+    return registration, color, static_w, rows_full, sharp
 
 
 def flicker_rows(blur: np.ndarray, sharp: np.ndarray, homography: np.ndarray, static: np.ndarray, *,
