@@ -34,6 +34,10 @@ class Condition:
 
     name: str
     s_noise: float = 1.5  # S's noise standard deviation relative to B's at the same level
+    # S's read noise relative to B's; 0: s_noise, S noisier by s_noise at every level. A
+    # shorter exposure at more gain raises the shot noise by the root of the exposure ratio
+    # and the read noise by the whole ratio (s_read = s_noise ** 2).
+    s_read: float = 0.0
     brightness: float = 0.55  # 99.5th percentile of the scene in linear light (before gains)
     gain_s_over_b: float = 1.0  # camera gain ratio; with clipping, where each camera saturates
     overexpose: float = 0.0  # fraction of the frame pushed past full scale
@@ -93,6 +97,8 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("default rig"),
     Condition("S noise 2x B", s_noise=2.0),
     Condition("S noise 4x B", s_noise=4.0),
+    # A 16 times shorter exposure at 16 times the gain: shot noise 4x B's, read noise 16x.
+    Condition("S exposure 16x shorter: shot noise 4x B, read 16x", s_noise=4.0, s_read=16.0),
     Condition("dark scene", brightness=0.12, sources=("hubble_deep_field", "camera", "grace_hopper", "chelsea")),
     Condition("over-exposed, gains differ", overexpose=0.10, gain_s_over_b=1.25),
     Condition("over-exposed, colour transformed in camera", overexpose=0.10, gain_s_over_b=1.25, isp_colour=True),
@@ -131,6 +137,21 @@ class BenchPair:
     frames: list[np.ndarray] | None = None  # a burst's K frames (linear), where B is their mean
     camera_matrix: np.ndarray | None = None  # both cameras' own colour matrix, as a session records it
     travel: float = 0.0  # px: the farthest any object's point moved over B's exposure (_travel); 0 when static
+    twins: Twins | None = None
+
+
+@dataclass
+class Twins:
+    """What a still pair would be without noise and without any error of alignment, for the
+    ceiling of what it shows (``benchmarks/mask_ceiling.py``): each camera's output as
+    :func:`_camera` makes it (linear float32), S's instant rendered on B's grid."""
+
+    blur_clean: np.ndarray  # B's camera without its noise
+    sharp_clean: np.ndarray  # S's camera without its noise, on B's grid
+    sharp_noisy: np.ndarray  # S's camera with a noise draw of its own, on B's grid
+    # (3, 3) linear: S's camera's output before any clip -> B's (colour, gain, ISP), exactly
+    to_blur: np.ndarray
+    objects: list[np.ndarray]  # each object's own swept region (uint8 0/255), as the truth is made
 
 
 @functools.cache
@@ -204,14 +225,29 @@ def _object(rng: np.random.Generator, short: int, condition: Condition) -> tuple
     return patch, alpha_f
 
 
+def _placement(obj: tuple, t: float) -> np.ndarray:
+    """The affine map of an object's patch onto the canvas at instant ``t`` of B's exposure."""
+    _, alpha, centre, velocity, spin, zoom = obj
+    size = alpha.shape[0]
+    cx, cy = centre + velocity * (t - 0.5)
+    m = cv2.getRotationMatrix2D((size / 2, size / 2), spin * (t - 0.5), 1.0 + zoom * (t - 0.5))
+    m[:, 2] += (cx - size / 2, cy - size / 2)
+    return m
+
+
+def _swept(obj: tuple, size: tuple[int, int], steps: int) -> np.ndarray:
+    """The coverage one object sweeps over B's exposure (as ``make_pair`` samples it)."""
+    w, h = size
+    return np.max([cv2.warpAffine(obj[1], _placement(obj, (k + 0.5) / steps), (w, h), flags=cv2.INTER_LINEAR)
+                   for k in range(steps)], axis=0)
+
+
 def _composite(background: np.ndarray, objects: list, t: float) -> tuple[np.ndarray, np.ndarray]:
     h, w = background.shape[:2]
     frame, coverage = background.copy(), np.zeros((h, w))
-    for patch, alpha, centre, velocity, spin, zoom in objects:
-        size = alpha.shape[0]
-        cx, cy = centre + velocity * (t - 0.5)
-        m = cv2.getRotationMatrix2D((size / 2, size / 2), spin * (t - 0.5), 1.0 + zoom * (t - 0.5))
-        m[:, 2] += (cx - size / 2, cy - size / 2)
+    for obj in objects:
+        patch, alpha = obj[:2]
+        m = _placement(obj, t)
         a = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_LINEAR)
         p = cv2.warpAffine(patch, m, (w, h), flags=cv2.INTER_LINEAR)
         frame = frame * (1 - a[..., None]) + p * a[..., None]
@@ -225,24 +261,37 @@ def _radial(size: tuple[int, int]) -> np.ndarray:
     return ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
 
 
-def _camera(radiance: np.ndarray, rng: np.random.Generator, *, colour: np.ndarray, gain: float,
-            vignetting: float, noise: float, condition: Condition) -> np.ndarray:
-    """Sensor and ISP of one camera: what its decoder hands to ``align`` (linear float32)."""
+def _camera(radiance: np.ndarray, rng: np.random.Generator | None, *, colour: np.ndarray, gain: float,
+            vignetting: float, noise: float, condition: Condition, read: float = 0.0) -> np.ndarray:
+    """Sensor and ISP of one camera: what its decoder hands to ``align`` (linear float32).
+
+    ``noise``: its shot noise relative to the reference camera's (B's, 1.0) at the same
+    level; ``read``: its read noise relative to the reference's, 0 for ``noise``.
+    ``rng`` None: the same camera without noise (quantisation, clipping and demosaicing stay)."""
     h, w = radiance.shape[:2]
     signal = np.einsum("ij,hwj->hwi", gain * colour, radiance)
     signal *= (1 - vignetting * _radial((w, h)))[..., None]
-    full_well, read = 8000.0 / noise**2, 3.0 * noise  # electrons: noise scales both terms
+    # Electrons: the reference's full well of 8000 and read noise of 3 (3/8000 of full
+    # scale), each term scaled as asked. Until 2026-12-04 the read noise was 3 * noise
+    # electrons of the smaller well, 3 * noise**3 / 8000 of full scale: S noise 4x B was
+    # 5-15 times B's noise at mid to dark levels.
+    full_well = 8000.0 / noise**2
+    read = 3.0 * (read or noise) / 8000.0 * full_well
     if condition.bayer:
         raw = np.zeros((h, w))
         raw[0::2, 0::2], raw[0::2, 1::2] = signal[0::2, 0::2, 0], signal[0::2, 1::2, 1]
         raw[1::2, 0::2], raw[1::2, 1::2] = signal[1::2, 0::2, 1], signal[1::2, 1::2, 2]
-        raw = (rng.poisson(np.clip(raw, 0, None) * full_well) + rng.normal(0, read, raw.shape)) / full_well
+        if rng is not None:
+            raw = (rng.poisson(np.clip(raw, 0, None) * full_well) + rng.normal(0, read, raw.shape)) / full_well
         raw16 = np.clip(np.rint(raw * 65535), 0, 65535).astype(np.uint16)
         rgb = cv2.cvtColor(raw16, cv2.COLOR_BayerBG2RGB)  # OpenCV names RGGB "BayerBG"
         linear = rgb.astype(np.float32) / 65535.0
     else:
-        electrons = rng.poisson(np.clip(signal, 0, None) * full_well) + rng.normal(0, read, signal.shape)
-        linear = np.clip(electrons / full_well, 0, 1)
+        if rng is None:
+            linear = np.clip(signal, 0, 1)
+        else:
+            electrons = rng.poisson(np.clip(signal, 0, None) * full_well) + rng.normal(0, read, signal.shape)
+            linear = np.clip(electrons / full_well, 0, 1)
     if condition.isp_colour:
         linear = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, linear), 0, 1)
     if condition.camera_8bit_srgb:
@@ -262,8 +311,11 @@ def _crosstalk(rng: np.random.Generator) -> np.ndarray:
 
 
 def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538, 359), static: bool = False,
-              seed: int = 0) -> BenchPair:
-    """Pair ``index`` of ``condition``: deterministic in (its scenes' condition name, index, seed)."""
+              seed: int = 0, twins: bool = False) -> BenchPair:
+    """Pair ``index`` of ``condition``: deterministic in (its scenes' condition name, index, seed).
+
+    ``twins``: also render the pair's :class:`Twins` (still pairs only; the pair itself is
+    the same to the bit)."""
     key = [seed, index, sum(map(ord, condition.scenes or condition.name))]
     rng = np.random.default_rng(key)
     w, h = size
@@ -321,16 +373,31 @@ def make_pair(condition: Condition, index: int, *, size: tuple[int, int] = (538,
         truth[:] = 0
     gain_b = rng.uniform(0.85, 1.15)
     flicker = rng.normal(1, 0.01)
-    blur = _camera(b_view, rng, colour=_crosstalk(rng), gain=gain_b, vignetting=condition.vignetting[0],
+    colour_b = _crosstalk(rng)
+    blur = _camera(b_view, rng, colour=colour_b, gain=gain_b, vignetting=condition.vignetting[0],
                    noise=1.0, condition=condition)
     if condition.banding:  # on S's own rows, before its camera records them
         phase = rng.uniform(0, 2 * math.pi)
         s_grid = s_grid * (1 + condition.banding * np.sin(2 * math.pi * 3.3 * np.arange(h) / h + phase))[:, None, None]
-    sharp = _camera(np.clip(s_grid, 0, None), rng, colour=_crosstalk(rng),
-                    gain=gain_b * condition.gain_s_over_b * flicker, vignetting=condition.vignetting[1],
-                    noise=condition.s_noise, condition=condition)
-    return BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b),
+    colour_s, gain_s = _crosstalk(rng), gain_b * condition.gain_s_over_b * flicker
+    sharp = _camera(np.clip(s_grid, 0, None), rng, colour=colour_s, gain=gain_s, vignetting=condition.vignetting[1],
+                    noise=condition.s_noise, condition=condition, read=condition.s_read)
+    pair = BenchPair(blur, sharp, truth, static, condition.name, to_b @ hmat @ np.linalg.inv(to_b),
                      camera_matrix=ISP_COLOUR if condition.isp_recorded else None, travel=travel)
+    if not twins:
+        return pair
+    # S's instant on B's own grid, through B's vignetting: a registration and a lens without error.
+    s_view = sharp_radiance[margin : margin + h, margin : margin + w]
+    s_camera = functools.partial(_camera, s_view, colour=colour_s, gain=gain_s, vignetting=condition.vignetting[0],
+                                 noise=condition.s_noise, condition=condition, read=condition.s_read)
+    isp = ISP_COLOUR if condition.isp_colour else np.eye(3)
+    to_blur = (isp @ (gain_b * colour_b)) @ np.linalg.inv(isp @ (gain_s * colour_s))
+    objects_truth = [np.where(_swept(obj, canvas, steps)[margin : margin + h, margin : margin + w] > 0.1, 255, 0
+                              ).astype(np.uint8) for obj in objects]
+    return replace(pair, twins=Twins(
+        _camera(b_view, None, colour=colour_b, gain=gain_b, vignetting=condition.vignetting[0], noise=1.0,
+                condition=condition),
+        s_camera(None), s_camera(np.random.default_rng([*key, 1])), to_blur.astype(np.float32), objects_truth))
 
 
 def _overexposure(radiance: np.ndarray, fraction: float) -> float:
@@ -404,7 +471,7 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     hmat, to_b = _s_view(rng, (w + 2 * margin, h + 2 * margin), size, margin)
     second = _camera(frames[_phase_frame(condition, k_frames)], rng, colour=_crosstalk(rng),
                      gain=rng.uniform(0.9, 1.1), vignetting=0.0, noise=condition.s_noise,
-                     condition=replace(condition, camera_8bit_srgb=False))
+                     condition=replace(condition, camera_8bit_srgb=False), read=condition.s_read)
     sharp = cv2.warpPerspective(second, to_b @ hmat, (w, h), flags=cv2.INTER_CUBIC)
     view = (slice(margin, margin + h), slice(margin, margin + w))
     truth = np.where(swept[view] > 0.1, 255, 0).astype(np.uint8)
@@ -443,7 +510,8 @@ def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.n
     level = condition.brightness / max(float(np.percentile(np.mean(frames, axis=0), 99.5)), 1e-6)
     colour, gain = _crosstalk(rng), rng.uniform(0.85, 1.15)
     exposed = [_camera(f[margin : margin + h, margin : margin + w] * level, rng, colour=colour, gain=gain,
-                       vignetting=condition.vignetting[0], noise=condition.s_noise, condition=condition)
+                       vignetting=condition.vignetting[0], noise=condition.s_noise, condition=condition,
+                       read=condition.s_read)
                for f in frames]
     truth = np.where(swept[margin : margin + h, margin : margin + w] > 0.1, 255, 0).astype(np.uint8)
     if static:

@@ -70,3 +70,61 @@ def test_the_bands_are_pooled_over_repeats_by_their_pairs(mask_bench):
 def _row(bands: dict) -> dict:
     return {"mean_iou": 0.5, "min_iou": 0.4, "mean_boundary_f": 0.5, "static_area_percent_max": 0.0,
             "seconds_per_pair": 0.1, "iou_by_travel": bands}
+
+
+@pytest.fixture(scope="module")
+def mask_ceiling():
+    return benchmark_module("mask_ceiling")
+
+
+def test_twins_leave_the_pair_as_it_was_and_split_its_truth_by_object(pairgen):
+    condition = _condition(pairgen, "S noise 4x B")
+    for index in range(3):
+        pair, twinned = (pairgen.make_pair(condition, index, seed=11, twins=t) for t in (False, True))
+        assert pair.twins is None
+        for field in ("blur", "sharp", "mask"):
+            assert np.array_equal(getattr(pair, field), getattr(twinned, field))
+        assert np.array_equal(np.max(twinned.twins.objects, axis=0), pair.mask)
+
+
+@pytest.mark.parametrize(("row", "dark_ratio"), [("S noise 4x B", 4.0),
+                                               ("S exposure 16x shorter: shot noise 4x B, read 16x", 5.5)])
+def test_s_is_as_much_noisier_than_b_as_its_row_says(pairgen, row, dark_ratio):
+    # The twins' clean cameras are the noisy pair's means; S's noise is s_noise times B's
+    # at every level (Poisson-Gaussian, both terms scaled), or, for a shorter exposure at
+    # more gain, s_noise in the shot noise and s_read in the read noise, which dominates
+    # in the dark (at 1 % of full scale: sqrt(16 * 0.01 / 8000 + (16 * 3 / 8000) ** 2)
+    # over sqrt(0.01 / 8000 + (3 / 8000) ** 2), 5.6). Until 2026-12-04 S's read noise
+    # grew as s_noise cubed: 4x B was 15x at 1 % of full scale.
+    condition = _condition(pairgen, row)
+    pair = pairgen.make_pair(condition, 1, static=True, seed=3, twins=True)
+    twins = pair.twins
+    for (low, high), expected in (((0.005, 0.03), dark_ratio), ((0.1, 0.9), condition.s_noise)):
+        band = ((twins.blur_clean > low) & (twins.blur_clean < high)
+                & (twins.sharp_clean > low) & (twins.sharp_clean < high))
+        noise_b, noise_s = (pair.blur - twins.blur_clean)[band], (twins.sharp_noisy - twins.sharp_clean)[band]
+        assert float(np.std(noise_s) / np.std(noise_b)) == pytest.approx(expected, rel=0.12)
+        assert abs(float(np.mean(noise_b))) < 1e-4 and abs(float(np.mean(noise_s))) < 1e-3
+
+
+def test_level_sigma_recovers_a_noise_that_grows_with_level(mask_ceiling):
+    rng = np.random.default_rng(0)
+    level = rng.uniform(0, 255, (300, 400))
+    truth = 0.5 + level / 100  # sigma 0.5 in the dark, 3.05 at full scale
+    noise = rng.normal(0, 1, level.shape) * truth
+    usable = np.ones(level.shape, bool)
+    measured = mask_ceiling.level_sigma(noise, level, usable)
+    # Within a bin the sigma varies by its width (1/24 of the range: +-0.05); the estimate
+    # is the bin's RMS.
+    assert np.median(np.abs(measured / truth - 1)) < 0.03
+    assert np.all(np.isinf(mask_ceiling.level_sigma(noise, level, np.zeros_like(usable))))
+
+
+def test_a_pair_whose_objects_stand_out_is_covered_and_none_is_beyond_any_threshold(pairgen, mask_ceiling):
+    pair = pairgen.make_pair(_condition(pairgen, "default rig"), 0, seed=0, twins=True)
+    assert pair.mask.any()
+    assert mask_ceiling.pair_ceiling(pair, 6.0) == 1.0
+    assert mask_ceiling.pair_ceiling(pair, 1e9) == 0.0
+    # Without noise-free evidence, nothing stands out: a static pair's B and S differ by noise alone.
+    still = pairgen.make_pair(_condition(pairgen, "default rig"), 0, static=True, seed=0, twins=True)
+    assert not mask_ceiling.standing_out(still, 6.0).any()

@@ -419,7 +419,9 @@ def test_the_measured_bound_keeps_the_whole_prior_beside_a_channels_own_clip():
     in, and 5.5 % of the static frame was marked (measured 2026-12-03; another static pair
     of the row on seeds 500: 8.4 %)."""
     pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
-    condition = next(c for c in pairgen.CONDITIONS if c.name == "over-exposed, gains differ")
+    # S's read noise as the generator made it when this was measured (1.5 cubed B's).
+    condition = pairgen.with_size(next(c for c in pairgen.CONDITIONS if c.name == "over-exposed, gains differ"),
+                                  s_read=1.5**3)
     pair = pairgen.make_pair(condition, 11, static=True, seed=2000)
     blur, sharp, valid, flags, alignment = mask_bench.aligned(pair)
     assert decode_clip_flags(flags)["s_high"].all(axis=2).mean() > 0.02  # S blew out in every channel
@@ -793,7 +795,8 @@ def test_an_interior_whose_outline_s_loses_in_noise_is_filled_between_its_bands(
     leading and trailing edges were marked (IoU 0.43, measured 2026-12-03). The region
     between the bands is tested as a moving object's interior and taken."""
     pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
-    condition = next(c for c in pairgen.CONDITIONS if c.name == "S noise 4x B")
+    # S's read noise as the generator made it when this was measured (64x B's: 4 cubed).
+    condition = pairgen.with_size(next(c for c in pairgen.CONDITIONS if c.name == "S noise 4x B"), s_read=64.0)
     pair = pairgen.make_pair(condition, 9, seed=1000)
     blur, sharp, valid, flags, _ = mask_bench.aligned(pair)
     assert iou(generate_mask(blur, sharp, valid=valid, clipped=flags).mask, pair.mask) > 0.8
