@@ -92,10 +92,10 @@ def test_twins_leave_the_pair_as_it_was_and_split_its_truth_by_object(pairgen):
 def test_s_is_as_much_noisier_than_b_as_its_row_says(pairgen, row, dark_ratio):
     # The twins' clean cameras are the noisy pair's means; S's noise is s_noise times B's
     # at every level (Poisson-Gaussian, both terms scaled), or, for a shorter exposure at
-    # more gain, s_noise in the shot noise and s_read in the read noise, which dominates
-    # in the dark (at 1 % of full scale: sqrt(16 * 0.01 / 8000 + (16 * 3 / 8000) ** 2)
-    # over sqrt(0.01 / 8000 + (3 / 8000) ** 2), 5.6). Until 2026-12-04 S's read noise
-    # grew as s_noise cubed: 4x B was 15x at 1 % of full scale.
+    # more gain, s_noise in the shot noise and s_read in the read noise, which weighs most
+    # in the dark (at 1 % of full scale sqrt(16 * 0.01 / 8000 + (16 * 3 / 8000) ** 2) over
+    # sqrt(0.01 / 8000 + (3 / 8000) ** 2), 6.3; about 5.5 over the band from 0.5 to 3 %).
+    # Until 2026-12-04 S's read noise grew as s_noise cubed: 4x B was 15x at 2 % of full scale.
     condition = _condition(pairgen, row)
     pair = pairgen.make_pair(condition, 1, static=True, seed=3, twins=True)
     twins = pair.twins
