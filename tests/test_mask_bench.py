@@ -128,3 +128,14 @@ def test_a_pair_whose_objects_stand_out_is_covered_and_none_is_beyond_any_thresh
     # Without noise-free evidence, nothing stands out: a static pair's B and S differ by noise alone.
     still = pairgen.make_pair(_condition(pairgen, "default rig"), 0, static=True, seed=0, twins=True)
     assert not mask_ceiling.standing_out(still, 6.0).any()
+
+
+def test_an_object_that_shows_itself_only_through_clipped_values_does_not_stand_out(pairgen, mask_ceiling):
+    # The over-exposed row's seeds 0, pair 9: a pale green card both cameras clip in green,
+    # a few codes from its ground in red and blue beside S's blown-out ground. Clipped
+    # values are bounds, not measurements: on measurements alone the card never stands out
+    # (a moving object away from clipping does: the test above).
+    card = pairgen.make_pair(_condition(pairgen, "over-exposed, gains differ"), 9, seed=0, twins=True)
+    assert card.mask.any()
+    assert mask_ceiling.pair_ceiling(card, 6.0) == 0.0
+    assert mask_ceiling.pair_ceiling(card, 6.0, (1.5,)) == 0.0
