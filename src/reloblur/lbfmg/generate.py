@@ -41,7 +41,8 @@ different is the moving foreground and its blur trail. Every step has a physical
    is filled only when the evidence around it, not the closing, encloses it, and a pixel
    only when one cluster of evidence brackets it on opposite sides. A uniform object
    wider than that is completed from S, which shows it sharp: a region that S's own edges
-   and the mask enclose, with the mask a third of its rim or more, is the object's
+   and the mask enclose, with the mask (or evidence above ``low_sigmas``: a band too short or
+   thin to keep on its own) a third of its rim or more, is the object's
    interior (:func:`~reloblur.lbfmg.morphology.fill_outlined`); one the mask flanks on two
    sides is taken when a motion of it explains the bands on both
    (:func:`reloblur.lbfmg.motion.fill_moved_segments`). Where nothing could be judged
@@ -658,7 +659,7 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         # Pixels blown out in both images are blown_out_movers' to judge: no region holds them.
         defined = valid | blind
         regions = segments(mask, edges, defined, blind)
-        mask = fill_outlined(mask, regions, max_area=max_area)
+        mask = fill_outlined(mask, regions, max_area=max_area, disagreeing=mask | (z >= params.low_sigmas))
         moved_b = bs if blended is None else blended
         mask, _ = fill_moved_segments(mask, regions, moved_b, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)

@@ -301,7 +301,8 @@ def between_bands(mask: np.ndarray, valid: np.ndarray, *, gap: int, reach: float
     return Segments(labels_full, stats, np.zeros(regions, bool))
 
 
-def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np.ndarray:
+def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float, disagreeing: np.ndarray | None = None
+                  ) -> np.ndarray:
     """Fill the regions of S that S's own edges and the mask enclose, where the mask is
     a share of the outline.
 
@@ -315,6 +316,14 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np
     trailing edges are about half of its outline. A static region beside a band touches
     it along one side only, and a textured one is cut into pieces by its own edges.
 
+    Where the object moved a few pixels, or obliquely to an edge, the band along that edge
+    is short or thin: it seldom holds a seed, or is dropped as a speck, though B still
+    disagrees with S there. So the rim's share counts ``disagreeing`` pixels as mask: on
+    the outline of a region S's edges enclose, B rendering S's edge elsewhere is the
+    object's outline having moved. A static region's rim is an edge that B shows where S
+    does, within the residual the evidence already allows for rendering. Only regions the
+    mask itself touches are candidates.
+
     Parameters
     ----------
     mask
@@ -322,6 +331,11 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np
     regions
         :func:`segments` of S cut by ``mask``: a region that reaches
         the frame's border or undefined S is not enclosed.
+    max_area
+        px, the largest region filled.
+    disagreeing
+        ``(H, W)`` bool, where B and S disagree beyond noise and rendering (evidence above
+        the growing threshold); it includes ``mask``. Default: the mask alone.
     """
     labels, stats, unenclosed = regions.labels, regions.stats, regions.unbounded
     if len(stats) <= 1:
@@ -331,6 +345,7 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np
     # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
     # two; and only the few regions the mask touches are measured.
     touching = np.unique(labels[cv2.dilate(mask.astype(np.uint8), ring) > 0])
+    outline = mask if disagreeing is None else disagreeing
     filled = mask.copy()
     for label in touching[touching > 0]:
         if unenclosed[label] or stats[label, cv2.CC_STAT_AREA] > max_area:
@@ -339,7 +354,7 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float) -> np
         region = labels[rows, cols] == label
         rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~region
         rim_pixels = int(np.count_nonzero(rim))
-        if np.count_nonzero(mask[rows, cols][rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
+        if np.count_nonzero(outline[rows, cols][rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
             filled[rows, cols] |= region
     return filled
 
