@@ -741,6 +741,49 @@ def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_bor
     assert not filled[:30].any() and not filled[90:].any() and not filled[:, :50].any()
 
 
+def _outlined_with(mask: np.ndarray, sharp: np.ndarray, disagreeing: np.ndarray | None) -> np.ndarray:
+    planes = np.ascontiguousarray(sharp.transpose(2, 0, 1), np.float32)
+    edges = _edges(planes, np.full(planes.shape, 1e-4, np.float32), 3.0)
+    everywhere, nowhere = np.ones(mask.shape, bool), np.zeros(mask.shape, bool)
+    return fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100,
+                         disagreeing=disagreeing)
+
+
+def test_outline_fill_counts_disagreement_too_thin_to_keep_on_the_rim():
+    """Two regions of S under one kept band along their top edges (a quarter of each rim):
+    an object that moved a few pixels, whose bottom and left edges B also renders
+    elsewhere than S, too thinly for the mask to keep, and a static region whose other
+    edges B renders as S does. Counted on the rim, the disagreement makes the first the
+    object's interior; the second stays out, and without the disagreement both do."""
+    sharp = np.full((120, 200, 3), 0.3, np.float32)
+    sharp[40:80, 60:100] = 0.7  # the object
+    sharp[40:80, 130:170] = 0.5  # static
+    sharp = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+    mask = np.zeros((120, 200), bool)
+    mask[36:42, 60:170] = True  # the band kept
+    disagreeing = mask.copy()
+    disagreeing[76:84, 56:104] = disagreeing[36:84, 56:64] = True  # thin bands the mask dropped
+    filled = _outlined_with(mask, sharp, disagreeing)
+    assert filled[45:75, 65:95].all()  # the object's interior
+    assert not filled[45:75, 135:165].any()  # the static region
+    assert np.array_equal(_outlined_with(mask, sharp, None), mask)
+
+
+def test_an_object_that_moved_a_few_pixels_is_filled_from_its_outline_in_s():
+    """A pair of the mask benchmark's S-noise-4x row (``benchmarks/pairgen.py``, a generator
+    that shares no code with the toolkit's simulator), aligned as ``reloblur align --no-crop``
+    does: S's noise is 4x B's, and the objects moved 13 px. Of one object's outline in S the
+    mask kept 31 % (bands along its two long edges), just under the third that makes a
+    region an interior, and the interior stayed empty (IoU 0.457, measured 2026-12-04); B
+    disagrees with S along 45 % of it, the rest in bands too thin to keep. Counted on the
+    rim, they make it the object's interior (0.852)."""
+    pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
+    condition = next(c for c in pairgen.CONDITIONS if c.name == "S noise 4x B")
+    pair = pairgen.make_pair(condition, 4, seed=2000)
+    blur, sharp, valid, flags, _ = mask_bench.aligned(pair)
+    assert iou(generate_mask(blur, sharp, valid=valid, clipped=flags).mask, pair.mask) > 0.8
+
+
 def test_the_region_between_two_bands_is_a_candidate_and_the_ground_between_two_objects_is_not():
     """Two bands of vertical motion 60 px apart (farther than the gap that joins a cluster):
     what lies between them, and nothing else, is the candidate. Two solid objects the same
