@@ -721,13 +721,14 @@ def test_a_uniform_object_that_moved_a_few_pixels_is_found_whole(top, height, le
     assert iou(result.mask, swept) > 0.85
 
 
-def _outlined(mask: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+def _outlined(mask: np.ndarray, sharp: np.ndarray, disagreeing: np.ndarray | None = None) -> np.ndarray:
     """:func:`fill_outlined` of ``mask`` in the regions that ``sharp``'s edges (noise sigma
     0.01 a channel) bound."""
     planes = np.ascontiguousarray(sharp.transpose(2, 0, 1), np.float32)
     edges = _edges(planes, np.full(planes.shape, 1e-4, np.float32), 3.0)
     everywhere, nowhere = np.ones(mask.shape, bool), np.zeros(mask.shape, bool)
-    return fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100)
+    return fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100,
+                         disagreeing=disagreeing)
 
 
 def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_border():
@@ -739,14 +740,6 @@ def test_outline_fill_takes_an_enclosed_interior_and_leaves_what_reaches_the_bor
     filled = _outlined(mask, sharp)
     assert filled[45:75, 65:95].all()  # the interior
     assert not filled[:30].any() and not filled[90:].any() and not filled[:, :50].any()
-
-
-def _outlined_with(mask: np.ndarray, sharp: np.ndarray, disagreeing: np.ndarray | None) -> np.ndarray:
-    planes = np.ascontiguousarray(sharp.transpose(2, 0, 1), np.float32)
-    edges = _edges(planes, np.full(planes.shape, 1e-4, np.float32), 3.0)
-    everywhere, nowhere = np.ones(mask.shape, bool), np.zeros(mask.shape, bool)
-    return fill_outlined(mask, segments(mask, edges, everywhere, nowhere), max_area=100 * 100,
-                         disagreeing=disagreeing)
 
 
 def test_outline_fill_counts_disagreement_too_thin_to_keep_on_the_rim():
@@ -763,10 +756,10 @@ def test_outline_fill_counts_disagreement_too_thin_to_keep_on_the_rim():
     mask[36:42, 60:170] = True  # the band kept
     disagreeing = mask.copy()
     disagreeing[76:84, 56:104] = disagreeing[36:84, 56:64] = True  # thin bands the mask dropped
-    filled = _outlined_with(mask, sharp, disagreeing)
+    filled = _outlined(mask, sharp, disagreeing)
     assert filled[45:75, 65:95].all()  # the object's interior
     assert not filled[45:75, 135:165].any()  # the static region
-    assert np.array_equal(_outlined_with(mask, sharp, None), mask)
+    assert np.array_equal(_outlined(mask, sharp), mask)
 
 
 def test_an_object_that_moved_a_few_pixels_is_filled_from_its_outline_in_s():
