@@ -754,7 +754,7 @@ def test_outline_fill_counts_disagreement_too_thin_to_keep_on_the_rim():
     sharp = cv2.GaussianBlur(sharp, (0, 0), 1.5)
     mask = np.zeros((120, 200), bool)
     mask[36:42, 60:170] = True  # the band kept
-    disagreeing = mask.copy()
+    disagreeing = np.zeros_like(mask)
     disagreeing[76:84, 56:104] = disagreeing[36:84, 56:64] = True  # thin bands the mask dropped
     filled = _outlined(mask, sharp, disagreeing)
     assert filled[45:75, 65:95].all()  # the object's interior

@@ -659,7 +659,7 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         # Pixels blown out in both images are blown_out_movers' to judge: no region holds them.
         defined = valid | blind
         regions = segments(mask, edges, defined, blind)
-        mask = fill_outlined(mask, regions, max_area=max_area, disagreeing=mask | (z >= params.low_sigmas))
+        mask = fill_outlined(mask, regions, max_area=max_area, disagreeing=z >= params.low_sigmas)
         moved_b = bs if blended is None else blended
         mask, _ = fill_moved_segments(mask, regions, moved_b, ss, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)

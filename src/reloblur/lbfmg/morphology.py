@@ -335,7 +335,7 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float, disag
         px, the largest region filled.
     disagreeing
         ``(H, W)`` bool, where B and S disagree beyond noise and rendering (evidence above
-        the growing threshold); it includes ``mask``. Default: the mask alone.
+        the growing threshold). Default: nowhere, the mask alone counts.
     """
     labels, stats, unenclosed = regions.labels, regions.stats, regions.unbounded
     if len(stats) <= 1:
@@ -345,7 +345,6 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float, disag
     # junctions, where a rim pixel borders three or more regions and _rim_counts gives it to
     # two; and only the few regions the mask touches are measured.
     touching = np.unique(labels[cv2.dilate(mask.astype(np.uint8), ring) > 0])
-    outline = mask if disagreeing is None else disagreeing
     filled = mask.copy()
     for label in touching[touching > 0]:
         if unenclosed[label] or stats[label, cv2.CC_STAT_AREA] > max_area:
@@ -354,7 +353,8 @@ def fill_outlined(mask: np.ndarray, regions: Segments, *, max_area: float, disag
         region = labels[rows, cols] == label
         rim = (cv2.dilate(region.astype(np.uint8), ring) > 0) & ~region
         rim_pixels = int(np.count_nonzero(rim))
-        if np.count_nonzero(outline[rows, cols][rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
+        met = mask[rows, cols] if disagreeing is None else mask[rows, cols] | disagreeing[rows, cols]
+        if np.count_nonzero(met[rim]) >= OUTLINE_RIM * max(rim_pixels, 1):
             filled[rows, cols] |= region
     return filled
 
