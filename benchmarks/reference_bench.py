@@ -27,7 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pairgen import CONDITIONS, make_pair  # noqa: E402
+from reloblur.imaging.clipping import clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, write_image  # noqa: E402
+from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbag.checkpoint import REFERENCE_FILE  # noqa: E402
 from reloblur.lbag.evaluate import EvalOptions, evaluate  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair  # noqa: E402
@@ -39,17 +41,23 @@ def write_dataset(root: Path, condition, pairs: int, seed: int) -> int:
     refused = 0
     for index in range(pairs):
         pair = make_pair(condition, index, seed=seed)
+        blur, sharp = pair.blur, pair.sharp
+        output_clipped = (None, None)
+        if pair.camera_matrix is not None:  # as align decodes a session that recorded the cameras' matrix
+            output_clipped = (clipped_levels(blur, code=1 / 65535), clipped_levels(sharp, code=1 / 65535))
+            blur = undo_colour_transformation(blur, pair.camera_matrix)
+            sharp = undo_colour_transformation(sharp, pair.camera_matrix)
         if condition.burst_frames:  # one camera: nothing to align
-            blur, sharp, truth = pair.blur, pair.sharp, pair.mask
+            truth = pair.mask
         else:
             try:
-                result = align_pair(pair.blur, pair.sharp, settings=AlignSettings(crop=True),
+                result = align_pair(blur, sharp, settings=AlignSettings(crop=True), output_clipped=output_clipped,
                                     prior_homography=pair.homography if condition.calibrated else None)
             except AlignmentError:
                 refused += 1
                 continue
             rows, cols = result.crop.slices()
-            blur, sharp, truth = pair.blur[rows, cols], result.sharp_aligned[rows, cols], pair.mask[rows, cols]
+            blur, sharp, truth = blur[rows, cols], result.sharp_aligned[rows, cols], pair.mask[rows, cols]
         folder = root / "dataset" / "test" / "row" / "00"
         write_image(folder / f"{index:02d}_blur.png", encode_srgb(np.clip(blur, 0, 1)))
         write_image(folder / f"{index:02d}_sharp.png", encode_srgb(np.clip(sharp, 0, 1)))
