@@ -130,6 +130,45 @@ def test_16_bit_pngs_that_say_they_are_srgb_are_aligned_as_srgb(tmp_path):
         assert np.abs(a - b).max() <= 1, name
 
 
+def test_an_s_recorded_with_another_transfer_is_flagged_naming_what_to_check():
+    """S's camera with gamma on (B's off) relates to B by no colour matrix: the ratio S/B
+    falls with level. Known answer: gamma 1/2.2 on S is an exponent of 1/2.2 - 1 = -0.55;
+    S's sensor noise, under the curve, lifts the darkest levels' ratio and the fit finds
+    -0.48 (within 0.1 is the tolerance), far past the flag's 0.25; the same pair in linear
+    light is neither measured off nor flagged."""
+    rng = np.random.default_rng(1)
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    sharp = make_sharp(scene(), known_homography(), np.eye(3) * 0.8, rng)
+    plain = align_pair(blur, sharp)
+    assert abs(plain.level.exponent) < 0.05 and plain.status == "ok"
+    gamma = align_pair(blur, np.power(sharp, 1 / 2.2))
+    assert gamma.level.exponent == pytest.approx(1 / 2.2 - 1, abs=0.1)
+    assert [f for f in gamma.flags if "ratio changes with level" in f and "gamma" in f]
+
+
+def test_a_16_bit_s_holding_srgb_codes_beside_an_8_bit_b_is_flagged_not_silently_aligned(tmp_path):
+    """B an 8-bit PNG (read as sRGB), S a 16-bit PNG of sRGB codes without an sRGB chunk
+    (read as linear light, as OpenCV and camera software write 16-bit): the pair is
+    aligned, but flagged, its sidecar saying by how much the ratio S/B changes with level,
+    and the mask made from it says so too."""
+    rng = np.random.default_rng(5)
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1)
+    sharp = make_sharp(scene(), known_homography(), np.eye(3) * 0.9, rng)
+    write_image(tmp_path / "in" / "00_blur.png", encode_srgb(blur))
+    write_image(tmp_path / "in" / "00_sharp.png", encode_srgb(sharp).astype(np.uint16) * 257)
+    result = runner.invoke(app, ["align", str(tmp_path / "in"), str(tmp_path / "out"), "--workers", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["flagged"] == ["00"]
+    record = json.loads((tmp_path / "out" / "00.align.json").read_text())
+    assert record["qa_status"] == "flagged" and record["qa"]["level_exponent"] < -0.3
+    assert any("16-bit without an sRGB chunk as linear" in f for f in record["flags"])
+    # The mask made from it carries the flag: a reviewer sees why it may be wrong.
+    masks = runner.invoke(app, ["mask", "generate", str(tmp_path / "out"), "--workers", "1", "--json"])
+    assert masks.exit_code == 0, masks.output
+    mask_flags = json.loads((tmp_path / "masks" / "00.json").read_text())["diagnostics"]["flags"]
+    assert any(f.startswith("align flagged the pair: S/B brightness ratio changes with level") for f in mask_flags)
+
+
 def test_out_the_same_as_in_is_refused_and_nothing_is_written(tmp_path):
     rng = np.random.default_rng(6)
     write_image(tmp_path / "in" / "00_blur.png", encode_srgb(scene()))

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from reloblur.postprocess.color import fit_color
+from reloblur.postprocess.color import fit_color, level_dependence
 from reloblur.robust import fit_pixel_noise
 
 H, W = 240, 320
@@ -74,3 +74,51 @@ def test_a_colourful_scene_still_fits_its_crosstalk_with_the_noise_model():
     fit = fit_color(sharp.astype(np.float32), blur.astype(np.float32), mode="matrix",
                     source_noise=fit_pixel_noise(sharp))
     np.testing.assert_allclose(fit.matrix, matrix, atol=0.01)
+
+
+def _vignetted_pair(rng: np.random.Generator, s_of_level) -> tuple[np.ndarray, np.ndarray]:
+    """B: a textured scene over two decades of level, vignetted 20 % at the corners; S: the
+    same scene through ``s_of_level`` (linear light in, linear light out), vignetted 40 %,
+    each with its own noise."""
+    scene = np.stack([_texture(rng, 6) for _ in range(3)], axis=-1)
+    scene = 0.005 * np.power(100.0, 0.7 * scene + 0.3 * scene.mean(axis=2, keepdims=True))  # 0.005 .. 0.5
+    yy, xx = np.mgrid[0:H, 0:W]
+    radius2 = (((xx - W / 2) / (W / 2)) ** 2 + ((yy - H / 2) / (H / 2)) ** 2)[..., None] / 2
+    blur = scene * (1 - 0.2 * radius2) + rng.normal(0, 0.002, scene.shape)
+    sharp = s_of_level(scene * (1 - 0.4 * radius2)) + rng.normal(0, 0.004, scene.shape)
+    return np.clip(sharp, 0, 1).astype(np.float32), np.clip(blur, 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("exponent", [0.0, -0.3, -0.55])
+def test_level_dependence_recovers_a_known_transfer_exponent_under_vignetting(exponent):
+    """S = 0.8 * B**(1 + g): the fit finds g within 0.03, though the two cameras'
+    vignetting differs by 20 % at the corners (a spatial gain, not a change with level)."""
+    sharp, blur = _vignetted_pair(np.random.default_rng(3), lambda x: 0.8 * np.power(x, 1 + exponent))
+    found = level_dependence(sharp, blur)
+    assert found.exponent == pytest.approx(exponent, abs=0.03)
+    assert found.standard_error < 0.02 and found.level_span > 5
+
+
+def test_level_dependence_is_blind_to_a_colour_matrix_but_not_to_an_srgb_file_read_as_linear():
+    """A colour matrix between linear cameras (crosstalk, white balance, gain) keeps the
+    ratio constant over level; the sRGB curve taken for linear light halves it."""
+    matrix = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 0.7
+    sharp, blur = _vignetted_pair(np.random.default_rng(4), lambda x: np.einsum("ij,hwj->hwi", matrix, x))
+    assert abs(level_dependence(sharp, blur).exponent) < 0.03
+    from reloblur.imaging.imageio import linear_to_srgb
+
+    coded, blur = _vignetted_pair(np.random.default_rng(4), lambda x: linear_to_srgb(np.clip(x, 0, 1)))
+    found = level_dependence(coded, blur)
+    assert found.exponent < -0.4 and found.ratio_change() < 0.5
+
+
+def test_level_dependence_says_nothing_where_the_static_levels_are_too_few():
+    """A flat grey frame (one level) and a mask that leaves almost nothing: nan, not a slope."""
+    rng = np.random.default_rng(5)
+    flat = np.full((H, W, 3), 0.3, np.float32) + rng.normal(0, 0.002, (H, W, 3)).astype(np.float32)
+    found = level_dependence(flat * 0.8, flat)
+    assert np.isnan(found.exponent) and found.ratio_change() == 1.0
+    sharp, blur = _vignetted_pair(rng, lambda x: x)
+    tiny = np.zeros((H, W), bool)
+    tiny[:8, :8] = True
+    assert np.isnan(level_dependence(sharp, blur, mask=tiny).exponent)

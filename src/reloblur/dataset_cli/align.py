@@ -55,6 +55,10 @@ def align_command(
     max_rotation: Annotated[float, typer.Option("--max-rotation", help="Flag pairs rotated more (deg).")] = 5.0,
     max_scale: Annotated[float, typer.Option("--max-scale-change", help="Flag pairs scaled more (fraction).")] = 0.05,
     min_psnr: Annotated[float, typer.Option("--min-static-psnr", help="Flag pairs below (dB).")] = 25.0,
+    max_level_exponent: Annotated[float, typer.Option(
+        "--max-level-exponent",
+        help="Flag pairs whose brightness ratio S/B changes with level more (g of S ~ B^(1+g); gamma 0.6 on one "
+             "camera is -0.4).")] = 0.25,
     append: Annotated[bool, typer.Option("--append", metavar="",
                                          help="OUT holds other sessions: number this one's pairs on after theirs.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", metavar="",
@@ -95,7 +99,7 @@ def align_command(
         resize_filter=resize_filter, color_mode=check_color_mode(color_mode), mirror=check_mirror(mirror_sharp),
         calibration=calibration, masks=masks,
         transfer=check_transfer(transfer), bit_depth=bit_depth,
-        limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr),
+        limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr, max_level_exponent),
         workers=workers, progress=not json_output, merge="append" if append else "overwrite" if overwrite else "refuse",
         shard=Shard.parse(shard), png_compression=png_compression,  # type: ignore[arg-type]
     ))

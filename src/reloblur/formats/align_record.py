@@ -46,6 +46,9 @@ class AlignQA:
     shift_px: float
     moving_fraction: float
     registration: Registration
+    # g of S/B ~ level**g on the static region (postprocess.color.level_dependence): 0 for
+    # two linear cameras; None where the static levels were too few to measure it
+    level_exponent: float | None = None
 
 
 @dataclass

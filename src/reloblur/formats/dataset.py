@@ -110,6 +110,8 @@ class AlignMaps:
     colour_matrix: np.ndarray | None = None  # (3, 3): S's linear RGB -> B's, as align corrected S
     # (3, 3) per camera (B, S): its own colour matrix, which align undid; None where it did not
     camera_matrices: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    # what align's QA flagged on the pair (its record's ``flags``)
+    align_flags: tuple[str, ...] = ()
 
 
 def align_map_files(pair: Pair, *, record: bool = False) -> dict[str, Path]:
@@ -121,8 +123,9 @@ def align_map_files(pair: Pair, *, record: bool = False) -> dict[str, Path]:
 
 def read_align_maps(pair: Pair, *, record: bool = False) -> AlignMaps:
     """The validity and clip maps ``align`` wrote beside ``pair``, and with ``record`` the
-    colour matrix S was corrected with and the camera matrices ``align`` undid, as ``mask
-    generate`` judges the pair with them; an unreadable one raises an error naming its file."""
+    colour matrix S was corrected with, the camera matrices ``align`` undid and the flags
+    its QA raised, as ``mask generate`` judges the pair with them; an unreadable one raises
+    an error naming its file."""
     files = align_map_files(pair, record=record)
     valid = read_image(files["valid"]) if "valid" in files else None
     if valid is not None and valid.ndim == 3:
@@ -134,7 +137,7 @@ def read_align_maps(pair: Pair, *, record: bool = False) -> AlignMaps:
     cameras = align.camera_matrices or {}
     return AlignMaps(valid, clipped, _checked_matrix(align.color_matrix, files["align"], "color_matrix"),
                      (_camera_matrix(cameras.get("B"), files["align"], "B"),
-                      _camera_matrix(cameras.get("S"), files["align"], "S")))
+                      _camera_matrix(cameras.get("S"), files["align"], "S")), tuple(align.flags))
 
 
 def _camera_matrix(matrix: object, record: Path, role: str) -> np.ndarray | None:

@@ -16,6 +16,7 @@ any point and restarted produces the same bytes as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -547,6 +548,7 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
             color_residual_rms=result.color.residual_rms, scale=result.transform.scale,
             rotation_deg=result.transform.rotation_deg, shift_px=result.transform.shift_px,
             moving_fraction=float(result.motion_mask.mean()), registration=registration,
+            level_exponent=round(result.level.exponent, 4) if math.isfinite(result.level.exponent) else None,
         ),
         status=done["status"], inputs=done["inputs"], params_digest=done["params_digest"],
     )

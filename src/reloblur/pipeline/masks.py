@@ -10,6 +10,7 @@ every batch command, and never overwrites a mask a curator has edited or reviewe
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -205,6 +206,9 @@ def _generate_one(job: _Job) -> str:
                            output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
+    if maps.align_flags:  # a pair align could not make agree: its mask is as doubtful
+        result = dataclasses.replace(result, flags=[*result.flags, *(f"align flagged the pair: {flag}"
+                                                                     for flag in maps.align_flags)])
     history = list(existing.history) if existing else []
     history.append({"time": now(), "action": "generated", "blur_ratio": result.blur_ratio})
     done = resume.done_record(inputs, params)

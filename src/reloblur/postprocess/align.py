@@ -27,6 +27,7 @@ import numpy as np
 
 from reloblur.errors import ReloblurError
 from reloblur.imaging.clipping import (
+    B_HIGH,
     S_HIGH,
     ClippedOutput,
     any_channel,
@@ -36,7 +37,15 @@ from reloblur.imaging.clipping import (
     encode_clip_flags,
 )
 from reloblur.imaging.imageio import linear_to_srgb
-from reloblur.postprocess.color import SATURATION, ColorFit, ColorFitError, ColorMode, fit_color
+from reloblur.postprocess.color import (
+    SATURATION,
+    ColorFit,
+    ColorFitError,
+    ColorMode,
+    LevelDependence,
+    fit_color,
+    level_dependence,
+)
 from reloblur.postprocess.geometry import (
     Rect,
     TransformSummary,
@@ -121,6 +130,10 @@ class AlignLimits:
     max_rotation_deg: float = 5.0
     max_scale_change: float = 0.05
     min_static_psnr: float = 25.0
+    # The exponent of a brightness ratio S/B that changes with level (level_dependence):
+    # 0 for linear cameras (at most 0.076 on 152 of the mask benchmark's pairs); -0.4 for
+    # gamma 0.6 in one camera, -0.35 to -0.55 for an sRGB file read as linear.
+    max_level_exponent: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,7 @@ class AlignResult:
     static_psnr: float
     static_ssim: float
     flags: list[str]
+    level: LevelDependence  # how the ratio S/B of the static region changes with level
     warp_seconds: float = 0.0  # of the final full-resolution warp, for stage timings
     radial: float = 0.0  # lens-distortion difference (imaging.lens.radial_coordinates); 0: a plain homography
     # (Hs,) the gain per row of S's sensor that flattened a flickering light's bands before
@@ -523,13 +537,38 @@ def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_
     corrected_w = _resize(corrected, work.b_size)
     quality_mask = static_w & (channel_max(work.blur) < 0.98)
     psnr, ssim = _static_quality(work.blur, corrected_w, quality_mask)
+    level = _level_dependence(color, corrected_w, work.blur, quality_mask & ~_near_white_clip(clip_flags, work.b_size))
     return AlignResult(
         homography=homography, color=color, registration=registration, initial=initial,
         sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=~static_full, crop=crop,
-        transform=transform, static_psnr=psnr, static_ssim=ssim,
-        flags=_qa_flags(transform, psnr, registration, settings.limits), warp_seconds=warp_seconds, radial=radial,
-        flicker_rows=rows,
+        transform=transform, static_psnr=psnr, static_ssim=ssim, level=level,
+        flags=_qa_flags(transform, psnr, registration, level, settings.limits), warp_seconds=warp_seconds,
+        radial=radial, flicker_rows=rows,
     )
+
+
+def _level_dependence(color: ColorFit, corrected: np.ndarray, blur: np.ndarray, static: np.ndarray
+                      ) -> LevelDependence:
+    """:func:`level_dependence` of S as its camera recorded it, against B. Measured before
+    the colour fit: a matrix with strong off-diagonals absorbs part of a transfer mismatch
+    through the scene's colours (on one pair whose S was sRGB-coded and read as linear, the
+    exponent was -0.37 before the fit and +0.11 after it)."""
+    try:
+        inverse = np.linalg.inv(color.matrix).astype(np.float32)
+    except np.linalg.LinAlgError:
+        return LevelDependence(math.nan, math.nan, 1.0, 0)
+    recorded = cv2.transform(corrected - color.offset.astype(np.float32), inverse)
+    return level_dependence(recorded, blur, mask=static)
+
+
+def _near_white_clip(clip_flags: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(h, w)`` bool at working ``size``: within a few pixels of a channel either camera
+    clipped white. After S's colour matrix its clipped channels no longer sit at full
+    scale, and a clipped value's ratio to the other camera's says nothing of its transfer."""
+    white = any_channel((clip_flags & (B_HIGH | S_HIGH)) > 0).astype(np.float32)
+    # Averaged, not sampled, onto the working grid: a lone clipped pixel still counts.
+    near = cv2.resize(white, size, interpolation=cv2.INTER_AREA) > 0
+    return cv2.dilate(near.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
 
 
 def _registered(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Registration, h_work: np.ndarray,
@@ -835,7 +874,8 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
     return colour, valid_w & ~moving
 
 
-def _qa_flags(transform: TransformSummary, psnr: float, registration: Registration, limits: AlignLimits) -> list[str]:
+def _qa_flags(transform: TransformSummary, psnr: float, registration: Registration, level: LevelDependence,
+              limits: AlignLimits) -> list[str]:
     """The QA limits a pair crosses, in words."""
     flags = []
     if transform.shift_px > limits.max_shift_px:
@@ -848,4 +888,14 @@ def _qa_flags(transform: TransformSummary, psnr: float, registration: Registrati
         flags.append(f"static PSNR {psnr:.2f} dB < {limits.min_static_psnr}")
     if not registration.converged:
         flags.append("registration did not converge")
+    change = level.ratio_change()
+    # Beyond the limit, and beyond four standard errors, and a tenth over the levels seen:
+    # a frame clipped almost whole leaves a few cells one level wide, whose slope means nothing.
+    if (abs(level.exponent) > limits.max_level_exponent and abs(level.exponent) > 4 * level.standard_error
+            and abs(math.log(change)) > math.log(1.1)):
+        flags.append(f"S/B brightness ratio changes with level (x{change:.2f} from the darkest static levels to "
+                     f"the brightest, exponent {level.exponent:+.2f}; two linear cameras keep it constant): "
+                     "their transfer curves differ. Check for gamma or a LUT on in one camera, a black level "
+                     "left in one image, or a file read with the wrong transfer (8-bit is read as sRGB, 16-bit "
+                     "without an sRGB chunk as linear; --transfer)")
     return flags

@@ -7,6 +7,7 @@ moving objects and clipped highlights break any linear model and must not steer 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -220,3 +221,136 @@ def _denoised(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None, s
         return cv2.GaussianBlur(np.ascontiguousarray(image, np.float32), (0, 0), sigma)
 
     return smooth(source), smooth(target), allowed
+
+
+# The span of levels (brightest over darkest, the static cells' medians) below which
+# level_dependence says nothing: a frame of one level, or one clipped almost whole.
+MIN_LEVEL_SPAN = 1.5
+
+
+@dataclass(frozen=True)
+class LevelDependence:
+    """How the brightness ratio of two linear images changes with level.
+
+    ``exponent`` is ``g`` of ``S ~ k(x, y) * B**(1 + g)`` over the static pixels (``k``
+    free per tile: vignetting or a gain field is not a change with level): 0 for two
+    linear cameras, -0.4 for a gamma of 0.6 on S's camera, -0.35 to -0.55 for an sRGB
+    image read as linear (the sRGB curve is no power law: its slope in log-log is 0.65 at
+    a hundredth of full scale, 0.45 at a half). ``nan`` where the pixels do not span
+    levels enough to say.
+    """
+
+    exponent: float
+    standard_error: float
+    # B's level in the brightest cells over the darkest's: the span the fit saw
+    level_span: float
+    cells: int
+
+    def ratio_change(self) -> float:
+        """The factor by which the ratio S/B changes over ``level_span`` (1.0: none)."""
+        if math.isnan(self.exponent):
+            return 1.0
+        return float(self.level_span ** self.exponent)
+
+
+def level_dependence(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,
+                     tiles: int = 8, bins: int = 6, smooth_sigma: float = 2.0,
+                     min_cell_pixels: int = 25) -> LevelDependence:
+    """Whether ``source`` (S after its colour fit) follows ``target`` (B) at every level.
+
+    Two linear sensors relate by a colour matrix at every level, so on static pixels the
+    ratio of their brightness is the same in the shadows as in the highlights. A ratio
+    that changes with level is a transfer mismatch no matrix can absorb: gamma switched on
+    in one camera, a black level left in one image, or a file decoded with the wrong
+    transfer (a 16-bit image without an sRGB chunk is read as linear). Each tile of a
+    ``tiles`` x ``tiles`` grid gets its own ratio (vignetting and lens falloff differ
+    between cameras and would otherwise pass for a level dependence where a scene is
+    brighter in its middle); within each tile, the median log ratio of each of ``bins``
+    level classes is regressed on its median log level. The classes are quantiles of the
+    two images' geometric mean level, so that neither image's noise selects them; for
+    ``S = k B**(1 + g)`` the slope on it is ``g / (1 + g / 2)``, which gives ``g``.
+
+    Parameters
+    ----------
+    source, target
+        ``(H, W, 3)`` or ``(H, W)`` linear images on one grid.
+    mask
+        ``(H, W)`` bool: static, unclipped pixels to measure on (default: all).
+    smooth_sigma
+        Pixels, a Gaussian applied to both first: the ratio of noisy values is biased at
+        low levels; smoothing divides the noise variance by about ``4 pi sigma^2``.
+
+    Returns
+    -------
+    LevelDependence
+        ``exponent`` nan (and ``cells`` what there was) where fewer than six cells in
+        tiles of at least two levels were measured.
+    """
+    if source.shape != target.shape:
+        raise ColorFitError(f"S is {source.shape} and B {target.shape}: not one grid")
+
+    def brightness(image: np.ndarray) -> np.ndarray:
+        # The channels' sum first: smoothing is linear, and one plane is a third of the work.
+        total = np.asarray(image, np.float32)
+        if total.ndim == 3:
+            total = np.add.reduce([total[..., c] for c in range(total.shape[2])], dtype=np.float32)
+        return cv2.GaussianBlur(total, (0, 0), smooth_sigma) if smooth_sigma else total
+
+    s_level, b_level = brightness(source), brightness(target)
+    height, width = b_level.shape
+    channels = 1 if target.ndim == 2 else target.shape[2]
+    # Neighbours within the smoothing share their noise; every second row and column is as
+    # informative and a quarter of the work.
+    usable = (s_level > 1e-3 * channels) & (b_level > 1e-3 * channels)
+    if mask is not None:
+        usable &= mask
+    usable[1::2, :] = False
+    usable[:, 1::2] = False
+    rows, cols = np.nonzero(usable)
+    if rows.size < min_cell_pixels * 6:
+        return LevelDependence(math.nan, math.nan, 1.0, 0)
+    log_s, log_b = np.log(s_level[rows, cols]), np.log(b_level[rows, cols])
+    log_level, log_ratio = 0.5 * (log_s + log_b), log_s - log_b
+    edges = np.quantile(log_level, np.linspace(0, 1, bins + 1)[1:-1])
+    tile = (rows * tiles // height) * tiles + cols * tiles // width
+    cell = tile * bins + np.searchsorted(edges, log_level, side="right")
+
+    def cell_medians(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each cell's label, pixel count and median of ``values``, from one sort."""
+        # One float sort on the cell plus the value scaled into [0, 0.5): lexsort is slower.
+        low, high = float(values.min()), float(values.max())
+        order = np.argsort(cell + 0.5 * (values - low) / (high - low + 1e-12))
+        ordered_cells, ordered = cell[order], values[order]
+        starts = np.flatnonzero(np.r_[True, ordered_cells[1:] != ordered_cells[:-1]])
+        counts = np.diff(np.r_[starts, ordered_cells.size])
+        middle = 0.5 * (ordered[starts + (counts - 1) // 2] + ordered[starts + counts // 2])
+        return ordered_cells[starts], counts, middle
+
+    labels, counts, level_medians = cell_medians(log_level)
+    _, _, ratio_medians = cell_medians(log_ratio)
+    full = counts >= min_cell_pixels
+    kept = list(zip((labels[full] // bins).tolist(), level_medians[full].tolist(), ratio_medians[full].tolist()))
+    by_tile: dict[int, list[tuple[float, float]]] = {}
+    for tile_index, cell_level, cell_ratio in kept:
+        by_tile.setdefault(tile_index, []).append((cell_level, cell_ratio))
+    # Each tile's own mean taken out: its gain is free, only the change within it counts.
+    centred = [np.array(members) - np.mean(members, axis=0) for members in by_tile.values() if len(members) >= 2]
+    count = sum(len(c) for c in centred)
+    if count < 6:
+        return LevelDependence(math.nan, math.nan, 1.0, count)
+    x, y = np.concatenate(centred).T
+    groups = len(centred)
+    levels = np.array([k[1] for k in kept])
+    log_span = float(levels.max() - levels.min())
+    if log_span < math.log(MIN_LEVEL_SPAN):
+        return LevelDependence(math.nan, math.nan, 1.0, count)
+    spread = float(x @ x)
+    slope = float(x @ y) / spread
+    residual = y - slope * x
+    slope_error = math.sqrt(float(residual @ residual) / max(count - groups - 1, 1) / spread)
+    if slope >= 2.0:  # no power law of B gives it: S rises much faster than B
+        return LevelDependence(math.inf, slope_error, math.exp(log_span), count)
+    exponent = slope / (1 - slope / 2)
+    # d exponent / d slope, for the error; B's span is the geometric mean's over (1 + g / 2)
+    return LevelDependence(exponent, slope_error / (1 - slope / 2) ** 2,
+                           math.exp(log_span / (1 + exponent / 2)), count)
