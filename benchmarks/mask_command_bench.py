@@ -1,7 +1,7 @@
 """`reloblur mask generate` as a whole command: seconds per pair as a user sees them, on
 one core and on every core, against the cheapest mask command there is, in the same run.
 
-Pairs: ``benchmarks/pairgen.py``'s pairs of one row at 538x359 (photographs, moving objects,
+Pairs: ``benchmarks/pairgen.py``'s pairs of one row at 538x359 or ``--size`` (photographs, moving objects,
 two camera models, a homography between them; a share of them static), written as 8-bit
 sRGB PNG pairs and aligned once by ``reloblur align IN OUT --no-crop``, so that the mask
 step reads what it reads in use: ``align``'s output with its validity and clip maps.
@@ -17,6 +17,7 @@ a fresh masks folder each time:
 
     python benchmarks/mask_command_bench.py                  # 24 pairs, 3 repeats
     python benchmarks/mask_command_bench.py --pairs 8 --repeats 1 --json
+    python benchmarks/mask_command_bench.py --pairs 4 --repeats 2 --size 3840x2160
 """
 
 from __future__ import annotations
@@ -38,17 +39,17 @@ from mask_bench import plain_difference  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image  # noqa: E402
 
-SIZE = (538, 359)
+SIZE = (538, 359)  # the default; --size for ReLoBlur's 2152x1436 or a 4K camera's
 STATIC_SHARE = 0.25  # as the mask benchmark's rows: 10 moving and 3 static of 13
 
 
-def write_pairs(folder: Path, row: str, count: int, seed: int) -> None:
-    """``count`` unaligned pairs of ``row`` as ``NN_blur.png`` / ``NN_sharp.png``."""
+def write_pairs(folder: Path, row: str, count: int, seed: int, size: tuple[int, int] = SIZE) -> None:
+    """``count`` unaligned pairs of ``row`` at ``size`` as ``NN_blur.png`` / ``NN_sharp.png``."""
     condition = next(c for c in CONDITIONS if c.name == row)
     folder.mkdir(parents=True, exist_ok=True)
     moving = count - round(STATIC_SHARE * count)
     for index in range(count):
-        pair = make_pair(condition, index, size=SIZE, static=index >= moving, seed=seed)
+        pair = make_pair(condition, index, size=size, static=index >= moving, seed=seed)
         write_image(folder / f"{index:02d}_blur.png", encode_srgb(pair.blur))
         write_image(folder / f"{index:02d}_sharp.png", encode_srgb(pair.sharp))
 
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--row", default="default rig", help="a row of benchmarks/pairgen.py")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="WxH of the pairs")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plain-script", nargs=2, type=Path, metavar=("ALIGNED", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -82,10 +84,15 @@ def main() -> None:
         return
     if args.row not in {c.name for c in CONDITIONS}:
         parser.error(f"--row {args.row!r}: not a row of pairgen.CONDITIONS")
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size {args.size!r}: give WxH, e.g. 2152x1436")
+    size = (width, height)
     python = [sys.executable]
     work = Path(tempfile.mkdtemp(prefix="mask-command-bench-"))
     try:
-        write_pairs(work / "in", args.row, args.pairs, args.seed)
+        write_pairs(work / "in", args.row, args.pairs, args.seed, size)
         aligned = work / "aligned"
         subprocess.run(python + ["-m", "reloblur", "align", str(work / "in"), str(aligned), "--no-crop", "--json"],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -113,9 +120,9 @@ def main() -> None:
     }
     if args.json:
         print(json.dumps({"pairs": args.pairs, "row": args.row, "repeats": args.repeats, "cores": os.cpu_count(),
-                          "size": f"{SIZE[0]}x{SIZE[1]}", "results": summary}, indent=2))
+                          "size": f"{width}x{height}", "results": summary}, indent=2))
         return
-    print(f"{args.pairs} pairs of {args.row!r} at {SIZE[0]}x{SIZE[1]}, {args.repeats} repeats, {os.cpu_count()} cores")
+    print(f"{args.pairs} pairs of {args.row!r} at {width}x{height}, {args.repeats} repeats, {os.cpu_count()} cores")
     for name, row in summary.items():
         spread = f"{min(row['seconds']):.2f}-{max(row['seconds']):.2f}"
         print(f"{name:26s} {row['median_s']:7.2f} s ({spread})  {row['s_per_pair']:.3f} s/pair  "

@@ -5,6 +5,8 @@ glibc's defaults each of them comes from the kernel (``mmap`` above 128 KiB, and
 top trimmed on free), so every new array faults its pages in again and the kernel zeroes
 them. On ``reloblur align --workers 1`` with 4 pairs at 2152x1436 that kernel time was
 1.7 s of 7.2 s; with the settings below 0.3-0.8 s of 5.8-6.3 s (``docs/benchmarks.md``).
+Blocks over 32 MiB, which glibc maps whatever its threshold, took ``mask generate`` on a
+3840x2160 pair from 5.2 s to 12 s (``docs/masks.md``) until mmap was switched off too.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ import platform
 # mallopt parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 
 # glibc's ceiling for the mmap threshold on 64-bit systems (larger values are refused):
-# blocks up to it come from the heap and are reused there.
+# blocks up to it come from the heap and are reused there. Larger ones would still be
+# mapped each for itself (a plane of float32 at 3840x2160 is 33 MB, an RGB float32 image at
+# 2152x1436 37 MB), so mmap is switched off as well (M_MMAP_MAX 0): every block comes from
+# the heap, and glibc falls back to mmap only where the heap cannot grow.
 MMAP_THRESHOLD = 32 << 20
 # Freed memory at the heap top is kept up to this much (the process's peak stays mapped).
 TRIM_THRESHOLD = 1 << 30
@@ -27,7 +33,7 @@ TRIM_THRESHOLD = 1 << 30
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Ask glibc's allocator to serve blocks up to 32 MiB from its heap and keep what is freed.
+    """Ask glibc's allocator to serve every block from its heap and keep what is freed.
 
     Call it once at the start of a process that runs an image pipeline (the batch runner
     does, in itself and in each worker). A no-op, returning False, where the C library is
@@ -46,4 +52,5 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return (bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+            and bool(mallopt(_M_MMAP_MAX, 0)))
