@@ -122,3 +122,12 @@ def test_level_dependence_says_nothing_where_the_static_levels_are_too_few():
     tiny = np.zeros((H, W), bool)
     tiny[:8, :8] = True
     assert np.isnan(level_dependence(sharp, blur, mask=tiny).exponent)
+
+
+@pytest.mark.parametrize("exponent", [float("inf"), float("-inf"), 60.0, -1.999])
+def test_the_ratio_change_of_an_extreme_fit_stays_a_float_its_caller_can_take_the_log_of(exponent):
+    from reloblur.postprocess.color import LevelDependence
+
+    change = LevelDependence(exponent, 0.0, 1e6, 10).ratio_change()
+    assert 0 < change < float("inf") and np.isfinite(np.log(change))
+    assert (change > 1) == (exponent > 0)

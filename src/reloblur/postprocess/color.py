@@ -250,13 +250,16 @@ class LevelDependence:
         """The factor by which the ratio S/B changes over ``level_span`` (1.0: none)."""
         if math.isnan(self.exponent):
             return 1.0
-        return float(self.level_span ** self.exponent)
+        if math.isinf(self.exponent):
+            return 1e300 if self.exponent > 0 else 1e-300
+        # Kept within floats' range: a caller takes its logarithm.
+        return math.exp(min(max(self.exponent * math.log(self.level_span), -690.0), 690.0))
 
 
 def level_dependence(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,
                      tiles: int = 8, bins: int = 6, smooth_sigma: float = 2.0,
                      min_cell_pixels: int = 25) -> LevelDependence:
-    """Whether ``source`` (S after its colour fit) follows ``target`` (B) at every level.
+    """Whether ``source`` (S, on B's grid) follows ``target`` (B) at every level.
 
     Two linear sensors relate by a colour matrix at every level, so on static pixels the
     ratio of their brightness is the same in the shadows as in the highlights. A ratio
@@ -345,6 +348,8 @@ def level_dependence(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray
     if log_span < math.log(MIN_LEVEL_SPAN):
         return LevelDependence(math.nan, math.nan, 1.0, count)
     spread = float(x @ x)
+    if spread < 1e-12:  # every tile's cells at one level
+        return LevelDependence(math.nan, math.nan, 1.0, count)
     slope = float(x @ y) / spread
     residual = y - slope * x
     slope_error = math.sqrt(float(residual @ residual) / max(count - groups - 1, 1) / spread)
@@ -353,4 +358,4 @@ def level_dependence(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray
     exponent = slope / (1 - slope / 2)
     # d exponent / d slope, for the error; B's span is the geometric mean's over (1 + g / 2)
     return LevelDependence(exponent, slope_error / (1 - slope / 2) ** 2,
-                           math.exp(log_span / (1 + exponent / 2)), count)
+                           math.exp(min(log_span / (1 + exponent / 2), 700.0)), count)
