@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
 from pairgen import CONDITIONS, Condition, make_pair, with_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
-from reloblur.imaging.clipping import clipped_levels  # noqa: E402
+from reloblur.imaging.clipping import ClippedOutput, clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbfmg.clipping import clipped_output_mixing  # noqa: E402
@@ -86,6 +86,17 @@ def plain_difference(blur: np.ndarray, sharp: np.ndarray) -> np.ndarray:
     return np.where(np.abs(b - s).max(axis=2) > 3 * sigma, 255, 0).astype(np.uint8)
 
 
+def as_recorded(pair) -> tuple[np.ndarray, np.ndarray, tuple[ClippedOutput | None, ClippedOutput | None]]:
+    """B and S as ``align`` decodes them, and where each camera's own output clipped: where
+    the session recorded the cameras' colour matrix, undone (its output clip found first),
+    as ``reloblur align`` does; otherwise as they are, with no output clip."""
+    if pair.camera_matrix is None:
+        return pair.blur, pair.sharp, (None, None)
+    output_clipped = (clipped_levels(pair.blur, code=1 / 65535), clipped_levels(pair.sharp, code=1 / 65535))
+    return (undo_colour_transformation(pair.blur, pair.camera_matrix),
+            undo_colour_transformation(pair.sharp, pair.camera_matrix), output_clipped)
+
+
 def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: int | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
     """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip
@@ -96,12 +107,7 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     took both, nothing to register (``reloblur burst build`` writes them as they are).
     ``lk_points``: the registration's point budget, if not the default.
     """
-    blur, sharp = pair.blur, pair.sharp
-    output_clipped = (None, None)
-    if pair.camera_matrix is not None:  # as align decodes a session that recorded the cameras' matrix
-        output_clipped = (clipped_levels(blur, code=1 / 65535), clipped_levels(sharp, code=1 / 65535))
-        blur = undo_colour_transformation(blur, pair.camera_matrix)
-        sharp = undo_colour_transformation(sharp, pair.camera_matrix)
+    blur, sharp, output_clipped = as_recorded(pair)
     if burst:
         return encode_srgb(blur), encode_srgb(sharp), np.ones(blur.shape[:2], bool), None, None
     prior = pair.homography if calibrated else None

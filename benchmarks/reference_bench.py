@@ -26,10 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from mask_bench import as_recorded  # noqa: E402
 from pairgen import CONDITIONS, make_pair  # noqa: E402
-from reloblur.imaging.clipping import clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, write_image  # noqa: E402
-from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbag.checkpoint import REFERENCE_FILE  # noqa: E402
 from reloblur.lbag.evaluate import EvalOptions, evaluate  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair  # noqa: E402
@@ -41,12 +40,7 @@ def write_dataset(root: Path, condition, pairs: int, seed: int) -> int:
     refused = 0
     for index in range(pairs):
         pair = make_pair(condition, index, seed=seed)
-        blur, sharp = pair.blur, pair.sharp
-        output_clipped = (None, None)
-        if pair.camera_matrix is not None:  # as align decodes a session that recorded the cameras' matrix
-            output_clipped = (clipped_levels(blur, code=1 / 65535), clipped_levels(sharp, code=1 / 65535))
-            blur = undo_colour_transformation(blur, pair.camera_matrix)
-            sharp = undo_colour_transformation(sharp, pair.camera_matrix)
+        blur, sharp, output_clipped = as_recorded(pair)
         if condition.burst_frames:  # one camera: nothing to align
             truth = pair.mask
         else:

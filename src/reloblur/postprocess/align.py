@@ -567,7 +567,7 @@ def _near_white_clip(clip_flags: np.ndarray, size: tuple[int, int]) -> np.ndarra
     scale, and a clipped value's ratio to the other camera's says nothing of its transfer."""
     white = any_channel((clip_flags & (B_HIGH | S_HIGH)) > 0).astype(np.float32)
     # Averaged, not sampled, onto the working grid: a lone clipped pixel still counts.
-    near = cv2.resize(white, size, interpolation=cv2.INTER_AREA) > 0
+    near = _resize(white, size) > 0
     return cv2.dilate(near.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
 
 
