@@ -19,6 +19,7 @@ from reloblur.lbfmg.clipping import (
     crosstalk_ratios,
     smooth_pair,
     unmeasured,
+    unmeasured_deficit,
     unmeasured_excess,
     unreliable,
 )
@@ -58,6 +59,29 @@ def test_unmeasured_excess_opens_each_channel_by_the_sign_that_mixed_it_in():
     assert not above[1:].any() and not below[0].any() and not below[2].any()
     assert not (above | below)[:, :5].any()
     assert unmeasured_excess(both, np.zeros_like(both), matrix, reach=4) is None
+
+
+def test_unmeasured_deficit_opens_each_channel_against_the_sign_that_mixed_it_in():
+    """Known answer: green clipped black in both images over a square beside a bright red
+    (0.8 in linear light: an output clip, since no sensor channel is dark behind it); red
+    took +0.04 of green, blue -0.03. The deficit is below zero, so red is open below and
+    blue above over the square; green itself opens nothing. The same clip beside a dark
+    red (0.1: a sensor's black clip, a noise excursion at most) opens nothing, and neither
+    does a channel only one camera clipped."""
+    level = np.zeros((3, 40, 40))
+    level[0] = 0.8
+    level[2] = 0.3
+    low = np.zeros(level.shape, bool)
+    low[1, 10:30, 10:30] = True
+    matrix = np.array([[0.9, 0.04, 0.0], [0.0, 1.0, 0.0], [0.0, -0.03, 1.0]])
+    opened = unmeasured_deficit(low, low, level, level, matrix, reach=4, transfer="linear")
+    assert opened is not None
+    above, below = opened
+    assert below[0, 12:28, 12:28].all() and above[2, 12:28, 12:28].all()
+    assert not above[:2].any() and not below[1:].any() and not (above | below)[:, :5].any()
+    dark = np.where(level > 0, 0.1, 0.0)
+    assert unmeasured_deficit(low, low, dark, dark, matrix, reach=4, transfer="linear") is None
+    assert unmeasured_deficit(low, np.zeros_like(low), level, level, matrix, reach=4, transfer="linear") is None
 
 
 def test_clipped_output_mixing_is_the_inverse_and_for_s_its_correction_after_it():

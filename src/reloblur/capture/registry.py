@@ -91,11 +91,6 @@ register_backend("sim", SimOptions, lambda o: SimBackend(size=o.size, seed=o.see
                  "the simulated rig")
 
 
-def backend_names() -> tuple[str, ...]:
-    """The registered backend names, for help texts and errors."""
-    return tuple(_BACKENDS)
-
-
 def _spec(name: str) -> BackendSpec:
     try:
         return _BACKENDS[name]

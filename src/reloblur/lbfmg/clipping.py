@@ -318,6 +318,73 @@ def unmeasured_excess(b_high: np.ndarray, s_high: np.ndarray, matrix: np.ndarray
     return above, below
 
 
+# A channel clipped black where another channel of the pixel is at least this bright
+# (linear light) was clipped at the output of a colour transformation, not at the sensor:
+# colour filters' responses overlap by several percent, so behind such a pixel every
+# sensor channel holds signal far above its noise, and only a matrix's negative
+# coefficients can take one below zero.
+OUTPUT_BLACK_BESIDE = 0.25
+
+
+def unmeasured_deficit(b_low: np.ndarray, s_low: np.ndarray, b_level: np.ndarray, s_level: np.ndarray,
+                       matrix: np.ndarray, *, reach: int, transfer: Transfer = "srgb"
+                       ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where ``align``'s colour correction of S mixed a deficit that neither camera measured
+    into S's other channels: the black counterpart of :func:`unmeasured_excess`.
+
+    A camera that transforms colour after its sensor records an out-of-gamut colour (a
+    saturated red through a matrix with negative coefficients) with some output channel
+    ``j`` below zero, clipped to black: S's true ``j`` lies below what it recorded by a
+    deficit that nothing in the pair bounds, and ``align``'s correction ``M`` then left
+    each other channel ``c`` long of its truth by ``M[c, j]`` times it where ``M[c, j] >
+    0`` (the truth lies below) and short where it is negative. Only where both images
+    clipped ``j`` black beside a bright channel (:data:`OUTPUT_BLACK_BESIDE`) is that taken
+    to be so: a sensor's own black clip hides a noise excursion at most.
+
+    Parameters
+    ----------
+    b_low, s_low
+        ``(C, H, W)`` bool, black-clipped channels of each image, per pixel.
+    b_level, s_level
+        ``(C, H, W)`` the images, coded by ``transfer``.
+    matrix
+        ``(C, C)`` the matrix S was corrected with (``out_c = sum_j M[c, j] in_j``).
+    reach
+        The smoothing footprint's reach, px.
+
+    Returns
+    -------
+    tuple of numpy.ndarray, or None
+        ``(above, below)``, ``(C, H, W)`` bool, as :func:`unmeasured_excess` gives them;
+        None where no channel was so clipped.
+
+    Examples
+    --------
+    >>> level = np.zeros((3, 24, 24)); level[0] = 0.9  # a saturated red, green and blue at black
+    >>> low = level == 0
+    >>> m = np.array([[0.9, 0.04, -0.05], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> above, below = unmeasured_deficit(low, low, level, level, m, reach=4)
+    >>> bool(below[0, 12, 12]), bool(above[0, 12, 12]), bool(above[1, 12, 12] or below[1, 12, 12])
+    (True, True, False)
+    """
+    channels = s_low.shape[0]
+    if channels == 1 or np.shape(matrix) != (channels, channels) or not (b_low & s_low).any():
+        return None
+    bright = ((decode(b_level, transfer).max(axis=0) > OUTPUT_BLACK_BESIDE)
+              & (decode(s_level, transfer).max(axis=0) > OUTPUT_BLACK_BESIDE))
+    both = b_low & s_low & bright[None]
+    if not both.any():
+        return None
+    mostly = mostly_flagged(both, reach)
+    above, below = np.zeros(both.shape, bool), np.zeros(both.shape, bool)
+    for c in range(channels):
+        for j in range(channels):
+            if j != c and matrix[c, j] != 0 and both[j].any():
+                side = below[c] if matrix[c, j] > 0 else above[c]
+                side |= mostly[j]
+    return above, below
+
+
 def clipped_output_mixing(camera_matrices: tuple[np.ndarray | None, np.ndarray | None],
                   colour_matrix: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """How the excess a camera's RGB output lost to clipping shows in B and in S as the mask

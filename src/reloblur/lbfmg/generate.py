@@ -87,6 +87,7 @@ from reloblur.lbfmg.clipping import (
     pair_clipping,
     smooth_pair,
     unmeasured,
+    unmeasured_deficit,
     unmeasured_excess,
     unreliable,
 )
@@ -358,8 +359,10 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         if ratios.shape[0] != bp.shape[0]:
             raise ImageFormatError(f"colour matrix is {ratios.shape[0]}x{ratios.shape[0]}, "
                                    f"the images have {bp.shape[0]} channels")
-        opened = unmeasured_excess(clip_b.high, clip_s.high, np.asarray(colour_matrix, np.float64),
-                                   reach=footprint_reach(params.smooth_sigma))
+        matrix, reach = np.asarray(colour_matrix, np.float64), footprint_reach(params.smooth_sigma)
+        opened = _either(unmeasured_excess(clip_b.high, clip_s.high, matrix, reach=reach),
+                         unmeasured_deficit(clip_b.low, clip_s.low, bp, sp, matrix, reach=reach,
+                                            transfer=params.transfer))
         if crosstalk == "measured":
             ratios_s = ratios
     if ratios_s is not None:
@@ -526,6 +529,14 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
         usable = usable & (spread.max(axis=0) < SPREAD_FIT_LIMIT)
     return _Prepared(bp, sp, bs, ss, clip_b, clip_s, wide_b, wide_s, valid_in, usable, bounded, code, gains,
                      gain_measured, spread, output, rims, black.tolist(), blended)
+
+
+def _either(first: tuple[np.ndarray, np.ndarray] | None, second: tuple[np.ndarray, np.ndarray] | None
+            ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bounds open where either of two ``(above, below)`` pairs opens them (None: nowhere)."""
+    if first is None or second is None:
+        return first if second is None else second
+    return first[0] | second[0], first[1] | second[1]
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
