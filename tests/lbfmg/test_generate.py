@@ -607,8 +607,7 @@ def test_a_deficit_both_cameras_clipped_black_explains_what_the_correction_mixed
     static frame was marked (measured 2026-12-05); with it, under 2 %, the rest beside
     white-clipped pixels."""
     pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
-    condition = pairgen.with_size(next(c for c in pairgen.CONDITIONS
-                                       if c.name == "over-exposed, colour transformed in camera"))
+    condition = next(c for c in pairgen.CONDITIONS if c.name == "over-exposed, colour transformed in camera")
     pair = pairgen.make_pair(condition, 10, static=True, seed=1000)
     blur, sharp, valid, flags, alignment = mask_bench.aligned(pair)
     low = decode_clip_flags(flags)

@@ -368,11 +368,19 @@ def unmeasured_deficit(b_low: np.ndarray, s_low: np.ndarray, b_level: np.ndarray
     (True, True, False)
     """
     channels = s_low.shape[0]
-    if channels == 1 or np.shape(matrix) != (channels, channels) or not (b_low & s_low).any():
+    if channels == 1 or np.shape(matrix) != (channels, channels):
         return None
-    bright = ((decode(b_level, transfer).max(axis=0) > OUTPUT_BLACK_BESIDE)
-              & (decode(s_level, transfer).max(axis=0) > OUTPUT_BLACK_BESIDE))
-    both = b_low & s_low & bright[None]
+    both = b_low & s_low
+    at = np.flatnonzero(np.logical_or.reduce(both))
+    if not at.size:
+        return None
+    # Only where a channel clipped in both: most such pixels are dark, and a frame has few.
+    bright = np.ones(at.size, bool)
+    for level in (b_level, s_level):
+        bright &= decode(level.reshape(channels, -1)[:, at], transfer).max(axis=0) > OUTPUT_BLACK_BESIDE
+    beside = np.zeros(both.shape[1] * both.shape[2], bool)
+    beside[at[bright]] = True
+    both &= beside.reshape(both.shape[1:])[None]
     if not both.any():
         return None
     mostly = mostly_flagged(both, reach)
