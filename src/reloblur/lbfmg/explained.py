@@ -166,8 +166,10 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
 
 def discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
                                opened: tuple[np.ndarray, np.ndarray], params: MaskParams) -> int:
-    """Re-judge each candidate region with S's bounds open where an excess no camera
-    measured was mixed into it (``opened``, :func:`~reloblur.lbfmg.clipping.unmeasured_excess`), in place on ``z``.
+    """Re-judge each candidate region with S's bounds open where an excess (or, clipped at
+    black, a deficit) no camera measured was mixed into it (``opened``,
+    :func:`~reloblur.lbfmg.clipping.unmeasured_excess`, :func:`~reloblur.lbfmg.clipping.unmeasured_deficit`),
+    in place on ``z``.
 
     A static object both cameras blew out in some channels differs between B and S in the
     others by what ``align``'s matrix carried of S's excess, which can be any size: in a

@@ -639,7 +639,8 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
     re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
     brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in
-    every channel of both images. ``opened``: :func:`unmeasured_excess`, or None.
+    every channel of both images. ``opened``: :func:`unmeasured_excess` and :func:`unmeasured_deficit`
+    together, or None.
     ``blended``: smoothed B as recorded, for the moved-segment step, where ``bs`` is B as
     S's black clipping would record it (:func:`~reloblur.lbfmg.clipping.as_clipped`)."""
     h, w = z.shape
