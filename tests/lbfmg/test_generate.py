@@ -610,8 +610,8 @@ def test_a_deficit_both_cameras_clipped_black_explains_what_the_correction_mixed
     condition = next(c for c in pairgen.CONDITIONS if c.name == "over-exposed, colour transformed in camera")
     pair = pairgen.make_pair(condition, 10, static=True, seed=1000)
     blur, sharp, valid, flags, alignment = mask_bench.aligned(pair)
-    low = decode_clip_flags(flags)
-    assert (low["b_low"] & low["s_low"])[..., 1:].any(axis=2).mean() > 0.5  # green or blue black in both
+    decoded = decode_clip_flags(flags)
+    assert (decoded["b_low"] & decoded["s_low"])[..., 1:].any(axis=2).mean() > 0.5  # green or blue black in both
     assert area_fraction(generate_mask(blur, sharp, valid=valid, clipped=flags).mask) > 0.1
     result = generate_mask(blur, sharp, valid=valid, clipped=flags, colour_matrix=alignment.color.matrix)
     assert area_fraction(result.mask) < 0.02

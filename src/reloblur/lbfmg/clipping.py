@@ -308,14 +308,7 @@ def unmeasured_excess(b_high: np.ndarray, s_high: np.ndarray, matrix: np.ndarray
     both = b_high & s_high
     if not both.any():
         return None
-    mostly = mostly_flagged(both, reach)
-    above, below = np.zeros(both.shape, bool), np.zeros(both.shape, bool)
-    for c in range(channels):
-        for j in range(channels):
-            if j != c and matrix[c, j] != 0 and both[j].any():
-                side = above[c] if matrix[c, j] > 0 else below[c]
-                side |= mostly[j]
-    return above, below
+    return _opened_by_mixing(both, np.asarray(matrix), reach, deficit=False)
 
 
 # A channel clipped black where another channel of the pixel is at least this bright
@@ -383,12 +376,22 @@ def unmeasured_deficit(b_low: np.ndarray, s_low: np.ndarray, b_level: np.ndarray
     both &= beside.reshape(both.shape[1:])[None]
     if not both.any():
         return None
+    return _opened_by_mixing(both, np.asarray(matrix), reach, deficit=True)
+
+
+def _opened_by_mixing(both: np.ndarray, matrix: np.ndarray, reach: int, *, deficit: bool
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(above, below)``: where the matrix mixed an unmeasured error of the channels
+    ``both`` flags (``(C, H, W)`` bool) into S's other channels, over most of the smoothing
+    footprint. An excess lies above the recorded value, so it raises channel ``c``'s truth
+    where ``M[c, j] > 0``; a deficit lowers it there."""
     mostly = mostly_flagged(both, reach)
     above, below = np.zeros(both.shape, bool), np.zeros(both.shape, bool)
+    channels = both.shape[0]
     for c in range(channels):
         for j in range(channels):
             if j != c and matrix[c, j] != 0 and both[j].any():
-                side = below[c] if matrix[c, j] > 0 else above[c]
+                side = above[c] if (matrix[c, j] > 0) != deficit else below[c]
                 side |= mostly[j]
     return above, below
 
