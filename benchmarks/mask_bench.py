@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
-from pairgen import CONDITIONS, Condition, make_pair, with_size  # noqa: E402
+from pairgen import CONDITIONS, Condition, make_pair, parse_size, with_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.imaging.clipping import ClippedOutput, clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
@@ -251,7 +251,7 @@ def main() -> None:
     parser.add_argument("--sensitivity", action="store_true",
                         help="also align each moving pair with half the registration's points, and report how "
                              "much lbfmg's IoU changes (about doubles the time)")
-    parser.add_argument("--size", default="538x359",
+    parser.add_argument("--size", default="538x359", type=parse_size,
                         help="pair size WxH (ReLoBlur's own is 2152x1436; objects and backgrounds scale with "
                              "it, motion stays 5-40 px)")
     parser.add_argument("--jpeg", default=None, metavar="QB/QS",
@@ -271,10 +271,7 @@ def main() -> None:
     if args.markdown is not None:
         print(markdown(json.loads(args.markdown.read_text())))
         return
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        parser.error(f"--size {args.size!r}: give WxH, e.g. 2152x1436")
+    width, height = args.size
     jpeg = None
     if args.jpeg is not None:
         try:
@@ -311,7 +308,7 @@ def main() -> None:
                           + (", ".join(f"{band} {b['mean_iou']:.3f} ({b['pairs']})"
                                        for band, b in r["iou_by_travel"].items()) or "-"), flush=True)
     if args.json:
-        print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": args.size,
+        print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": f"{width}x{height}",
                           "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
                           "results": results}, indent=2))
 

@@ -36,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mask_bench import plain_difference  # noqa: E402
-from pairgen import CONDITIONS, make_pair  # noqa: E402
+from pairgen import CONDITIONS, make_pair, parse_size  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image  # noqa: E402
 
 SIZE = (538, 359)  # the default; --size for ReLoBlur's 2152x1436 or a 4K camera's
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--row", default="default rig", help="a row of benchmarks/pairgen.py")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="WxH of the pairs")
+    parser.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", type=parse_size, help="WxH of the pairs")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plain-script", nargs=2, type=Path, metavar=("ALIGNED", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -84,11 +84,7 @@ def main() -> None:
         return
     if args.row not in {c.name for c in CONDITIONS}:
         parser.error(f"--row {args.row!r}: not a row of pairgen.CONDITIONS")
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-    except ValueError:
-        parser.error(f"--size {args.size!r}: give WxH, e.g. 2152x1436")
-    size = (width, height)
+    size = width, height = args.size
     python = [sys.executable]
     work = Path(tempfile.mkdtemp(prefix="mask-command-bench-"))
     try:

@@ -20,6 +20,7 @@ sub-frame), on B's pixel grid.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
 from dataclasses import dataclass, replace
@@ -519,6 +520,16 @@ def _burst_pair(condition: Condition, rng: np.random.Generator, background: np.n
     blur = np.mean(exposed, axis=0).astype(np.float32)
     return BenchPair(blur, exposed[_phase_frame(condition, k_frames)], truth, static, condition.name, np.eye(3),
                      [f.astype(np.float32) for f in exposed])
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``WxH`` as ``(W, H)``: a benchmark's ``--size`` (an argparse ``type``, whose error
+    names the option and the value)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WxH, e.g. 2152x1436") from None
+    return width, height
 
 
 def with_size(condition: Condition, **changes: object) -> Condition:
