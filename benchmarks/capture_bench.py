@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ from reloblur.capture.cameras import Camera, CameraBackend, DeviceInfo, FeatureI
 from reloblur.capture.recorder import WRITERS, CaptureOptions, capture, quick_rig
 from reloblur.capture.registry import register_backend
 from reloblur.formats.session import Session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pairgen import parse_size  # noqa: E402
 
 DISTINCT = 16  # pre-rendered pairs, cycled: the queue (16) never holds two alike
 
@@ -125,8 +129,8 @@ class InstantOptions:
 register_backend("instant", InstantOptions, lambda o: InstantBackend(o.size), "benchmark: frames as fast as fetched")
 
 
-def burst_main(args: argparse.Namespace) -> None:
-    width, height = (int(v) for v in args.size.lower().split("x"))
+def burst_main(args: argparse.Namespace, size: tuple[int, int]) -> None:
+    width, height = size
     frames = 8
     bursts = int(args.seconds * 500 / frames)  # what a 500 fps camera delivers in --seconds
     workdir = Path(tempfile.mkdtemp(prefix="burst-bench-", dir=args.dir))
@@ -146,12 +150,12 @@ def burst_main(args: argparse.Namespace) -> None:
     result = {"bursts": bursts, "recorded": summary.recorded, "frames_per_burst": frames, "seconds": elapsed,
               "sustained_fps": fps, "fetch_waits": summary.slowed, "queue_high_water": summary.queue_high_water,
               "write_mb_s": written / 2**20 / elapsed, "raw_sequential_mb_s": raw, "bytes_written": written,
-              "size": args.size, "keep_frames": args.keep_frames, "writers": args.writers, "error": summary.error}
+              "size": f"{width}x{height}", "keep_frames": args.keep_frames, "writers": args.writers, "error": summary.error}
     if args.json:
         print(json.dumps(result, indent=2))
         return
     kept = "every frame" if args.keep_frames else "the 32-bit sum and S"
-    print(f"{bursts} bursts of {frames} frames, {args.size} BayerRG12, {kept}, {args.writers} writer(s); baseline: "
+    print(f"{bursts} bursts of {frames} frames, {width}x{height} BayerRG12, {kept}, {args.writers} writer(s); baseline: "
           "raw sequential write of the same bytes, same run")
     print(f"sustained {fps:.0f} frames/s ({summary.recorded} bursts in {elapsed:.1f} s), fetch waits "
           f"{summary.slowed}, queue high-water {summary.queue_high_water}")
@@ -218,7 +222,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="seconds of capture per rate step")
     parser.add_argument("--rates", default="5,10,15,20,25", help="pair rates to try, ascending (Hz); 25 Hz: a period as long as B's 40 ms")
     parser.add_argument("--formats", default="BayerRG12,BayerRG16")
-    parser.add_argument("--size", default="2152x1436")
+    parser.add_argument("--size", type=parse_size, default=None,
+                        help="WxH of the frames (default: ReLoBlur's 2152x1436; --burst: 1920x360)")
     parser.add_argument("--distinct", type=int, default=DISTINCT, help="pre-rendered distinct pairs, cycled")
     parser.add_argument("--queue", type=int, default=16, help="the recorder's queue (pairs)")
     parser.add_argument("--ceiling-pairs", type=int, default=150,
@@ -230,16 +235,14 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=WRITERS, help="writer threads (the baseline run: 1)")
     args = parser.parse_args()
     if args.burst:
-        if args.size == "2152x1436":
-            args.size = "1920x360"
-        burst_main(args)
+        burst_main(args, args.size or (1920, 360))
         return
-    width, height = (int(v) for v in args.size.lower().split("x"))
-    size = (width, height)
+    size = args.size or (2152, 1436)
+    width, height = size
     rates = [float(r) for r in args.rates.split(",")]
     prerender(size, args.distinct)
     workdir = Path(tempfile.mkdtemp(prefix="capture-bench-", dir=args.dir))
-    results: dict[str, Any] = {"size": args.size, "filesystem": filesystem(workdir), "seconds_per_step": args.seconds,
+    results: dict[str, Any] = {"size": f"{width}x{height}", "filesystem": filesystem(workdir), "seconds_per_step": args.seconds,
                                "distinct_pairs": args.distinct, "formats": {}}
     try:
         for pixel_format in args.formats.split(","):
@@ -278,7 +281,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"2 x {args.size}, {args.distinct} distinct pre-rendered pairs, written to {results['filesystem']}")
+    print(f"2 x {width}x{height}, {args.distinct} distinct pre-rendered pairs, written to {results['filesystem']}")
     for pixel_format, entry in results["formats"].items():
         print(f"{pixel_format}: highest sustained pair rate {entry['highest_sustained_hz']} Hz at 40 ms / 2 ms "
               f"exposures; writer {entry['ceiling']['writer_mb_s']:.0f} MB/s = "
