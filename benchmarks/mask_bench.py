@@ -34,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -97,21 +98,25 @@ def as_recorded(pair) -> tuple[np.ndarray, np.ndarray, tuple[ClippedOutput | Non
             undo_colour_transformation(pair.sharp, pair.camera_matrix), output_clipped)
 
 
-def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: int | None = None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
+def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: int | None = None,
+            exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
     """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip
     maps, and the alignment they came from (None for a burst).
 
     ``calibrated``: start from the rig's homography, as ``align --calibration`` does (a
     featureless scene gives feature matching nothing to work with). ``burst``: one sensor
     took both, nothing to register (``reloblur burst build`` writes them as they are).
-    ``lk_points``: the registration's point budget, if not the default.
+    ``lk_points``: the registration's point budget, if not the default. ``exact``: the
+    pair's true homography kept as given (``align --calibration --no-refine`` with a
+    calibration without error); the colour fit and the rest as ``align`` does them.
     """
     blur, sharp, output_clipped = as_recorded(pair)
     if burst:
         return encode_srgb(blur), encode_srgb(sharp), np.ones(blur.shape[:2], bool), None, None
-    prior = pair.homography if calibrated else None
-    settings = AlignSettings(crop=False) if lk_points is None else AlignSettings(crop=False, lk_points=lk_points)
+    prior = pair.homography if calibrated or exact else None
+    settings = AlignSettings(crop=False, refine=not exact)
+    if lk_points is not None:
+        settings = replace(settings, lk_points=lk_points)
     result = align_pair(blur, sharp, settings=settings, prior_homography=prior, output_clipped=output_clipped)
     valid = result.valid if result.valid is not None else np.ones(blur.shape[:2], bool)
     return (encode_srgb(blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags, result)
@@ -153,7 +158,7 @@ def lossy(image: np.ndarray, quality: int) -> np.ndarray:
 
 def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
                   size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
-                  crosstalk: str = "prior") -> dict[str, dict]:
+                  crosstalk: str = "prior", exact: bool = False) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {
         m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": []} for m in methods}
@@ -163,7 +168,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size)
         try:
             blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated,
-                                                  burst=condition.burst_frames > 0)
+                                                             burst=condition.burst_frames > 0, exact=exact)
         except AlignmentError:
             failed += 1
             continue
@@ -264,6 +269,11 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="changes",
                         help="change a field of every selected condition (pairgen.Condition), e.g. video_quality=75 "
                              "or s_noise=3; the scenes stay the same (repeatable)")
+    parser.add_argument("--exact-registration", action="store_true",
+                        help="align each pair with its true homography kept as given (align --calibration "
+                             "--no-refine): what the mask step makes of an exact geometry, against the plain run the "
+                             "registration's share of a row's shortfall (the distortion row's lens difference is "
+                             "not in it)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -281,6 +291,8 @@ def main() -> None:
             parser.error(f"--jpeg {args.jpeg!r}: give two qualities 1-100 as QB/QS, e.g. 85/75")
         if args.sensitivity:
             parser.error("--jpeg and --sensitivity: the second alignment would be scored uncompressed")
+    if args.sensitivity and args.exact_registration:
+        parser.error("--sensitivity and --exact-registration: an exact geometry has no registration to vary")
     keep_freed_memory()
     conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
     if args.changes:
@@ -298,7 +310,7 @@ def main() -> None:
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
                                  sensitivity=args.sensitivity, size=(width, height),
                                  jpeg=jpeg,  # type: ignore[arg-type]  # two ints, checked above
-                                 crosstalk=args.crosstalk)
+                                 crosstalk=args.crosstalk, exact=args.exact_registration)
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():
@@ -310,6 +322,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": f"{width}x{height}",
                           "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
+                          "exact_registration": args.exact_registration,
                           "results": results}, indent=2))
 
 

@@ -242,6 +242,64 @@ def test_calibration_keeps_the_lens_term_and_align_applies_it(tmp_path):
         assert record["qa"]["static_psnr"] > 35
 
 
+def test_a_calibration_kept_as_given_is_not_refined_and_the_colour_is_still_fitted():
+    """The rig's calibration 0.8 px off the scene's true homography (a mount's drift):
+    refined, the pair's own geometry is recovered within 0.05 px; with refine off, the
+    calibration is kept to the bit and says so, and the colour fit still runs on it (its
+    gain within 2 % of the truth at that misregistration)."""
+    rng = np.random.default_rng(7)
+    truth = known_homography()
+    drifted = truth.copy()
+    drifted[0, 2] += 0.8
+    s_response = np.diag([0.95, 0.8, 0.7])
+    blur = np.clip(scene() + rng.normal(0, 0.002, (H, W, 3)), 0, 1).astype(np.float32)
+    sharp = make_sharp(scene(), truth, s_response, rng)
+    refined = align_pair(blur, sharp, prior_homography=drifted)
+    assert corner_error(refined.homography, truth, W, H).max() < 0.05
+    kept = align_pair(blur, sharp, prior_homography=drifted, settings=AlignSettings(refine=False))
+    assert kept.registration.method == "calibration (kept as given: not refined)"
+    assert kept.registration.iterations == 0
+    np.testing.assert_array_equal(kept.homography, drifted)
+    assert kept.color.gain == pytest.approx(np.linalg.inv(s_response).sum(1).mean(), rel=0.02)
+
+
+def test_keeping_a_calibration_without_one_is_an_error_naming_it(tmp_path):
+    image = scene()
+    with pytest.raises(AlignmentError, match="needs a calibration"):
+        align_pair(image, image.copy(), settings=AlignSettings(refine=False))
+    pairs = tmp_path / "pairs"
+    write_image(pairs / "00_blur.png", from_float(image, np.uint16))
+    write_image(pairs / "00_sharp.png", from_float(image, np.uint16))
+    result = runner.invoke(app, ["align", str(pairs), str(tmp_path / "out"), "--no-refine"])
+    assert result.exit_code == 1
+    assert "--no-refine" in result.output and "--calibration" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_align_no_refine_writes_the_calibrations_homography(tmp_path):
+    """``align --calibration F --no-refine``: every sidecar holds the calibration's own
+    homography, unrefined; without --no-refine the pairs refine it."""
+    rng = np.random.default_rng(6)
+    pairs = tmp_path / "pairs"
+    for index in range(2):
+        blur, sharp = distorted_pair(0.0, rng, seed=index)
+        write_image(pairs / f"{index:02d}_blur.png", from_float(blur, np.uint16))
+        write_image(pairs / f"{index:02d}_sharp.png", from_float(sharp, np.uint16))
+    calibration = tmp_path / "rig.json"
+    result = runner.invoke(app, ["align", "calibrate", str(pairs), "--out", str(calibration), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    rig = json.loads(calibration.read_text())["homography_blur_to_sharp"]
+    for flags, refined in (([], True), (["--no-refine"], False)):
+        out = tmp_path / f"aligned-{refined}"
+        result = runner.invoke(app, ["align", str(pairs), str(out), "--calibration", str(calibration),
+                                     "--workers", "1", *flags])
+        assert result.exit_code == 0, result.output
+        for sidecar in sorted(out.rglob("*.align.json")):
+            record = json.loads(sidecar.read_text())
+            assert (record["homography_blur_to_sharp"] == rig) is not refined
+            assert (record["qa"]["registration"]["iterations"] == 0) is not refined
+
+
 def test_identity_pair_gives_identity():
     rng = np.random.default_rng(2)
     image = scene()

@@ -48,6 +48,10 @@ def align_command(
         help="How S's image is mirrored relative to B's (a beam splitter reflects one camera's view): auto (S as it "
              "is, else its mirror images), none, horizontal or vertical.")] = "auto",
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Rig calibration from 'align calibrate'.")] = None,
+    no_refine: Annotated[bool, typer.Option(
+        "--no-refine", metavar="",
+        help="With --calibration: keep its homography as given, not refined on each scene (scenes clipped or "
+             "featureless over most of the frame can pull the refinement off the rig's geometry).")] = False,
     masks: Annotated[Optional[Path], typer.Option("--masks", help="Known blur masks (<dir>/<id>.png) to exclude.")] = None,
     transfer: TransferOpt = "auto",
     bit_depth: Annotated[int, typer.Option("--bit-depth", help="Output PNG bit depth: 8 or 16.")] = 8,
@@ -97,7 +101,7 @@ def align_command(
     report = align_all(AlignOptions(
         input=input, out=out, crop=not no_crop, resize=parse_size(resize, option="--resize") if resize else None,
         resize_filter=resize_filter, color_mode=check_color_mode(color_mode), mirror=check_mirror(mirror_sharp),
-        calibration=calibration, masks=masks,
+        calibration=calibration, refine=not no_refine, masks=masks,
         transfer=check_transfer(transfer), bit_depth=bit_depth,
         limits=AlignLimits(max_shift, max_rotation, max_scale, min_psnr, max_level_exponent),
         workers=workers, progress=not json_output, merge="append" if append else "overwrite" if overwrite else "refuse",

@@ -83,6 +83,7 @@ class AlignOptions:
     color_mode: ColorMode = "matrix"
     mirror: Mirror = "auto"  # how S's image is mirrored relative to B's (postprocess.align.MIRRORS)
     calibration: Path | None = None
+    refine: bool = True  # False: the calibration's homography as given (AlignSettings.refine)
     masks: Path | None = None
     transfer: InputTransfer = "auto"
     bit_depth: int = 8
@@ -373,6 +374,8 @@ def _params(options: AlignOptions, calibration: dict[str, Any] | None) -> dict[s
     }
     if options.mirror != "auto":  # only then, so that pairs aligned before the option still resume
         params["mirror"] = options.mirror
+    if not options.refine:  # as mirror
+        params["refine"] = False
     return params
 
 
@@ -430,7 +433,7 @@ def align_job(task: _Task) -> PairOutcome:
     with timer.stage("register"):
         result = align_pair(
             blur, sharp, settings=AlignSettings(color_mode=options.color_mode, crop=options.crop,
-                                                limits=options.limits, mirror=options.mirror),
+                                                limits=options.limits, mirror=options.mirror, refine=options.refine),
             blur_mask=known, prior_homography=calibration.get("homography_blur_to_sharp"),
             prior_color=calibration.get("color_matrix"), prior_radial=calibration.get("radial_distortion"),
             output_clipped=(blur_input.output_clipped, sharp_input.output_clipped),
@@ -565,6 +568,9 @@ def align_all(options: AlignOptions) -> AlignReport:
         raise ReloblurError(f"--bit-depth {options.bit_depth}: choose 8 or 16")
     if options.merge not in MERGES:
         raise ReloblurError(f"merge {options.merge!r}: choose from {', '.join(MERGES)}")
+    if not options.refine and options.calibration is None:
+        raise ReloblurError("--no-refine keeps a calibration's homography as given: give the rig's calibration "
+                            "(--calibration FILE, from 'align calibrate')")
     output_folder(options.out, what="align OUT")
     if options.merge == "append" and not options.shard.whole:
         raise ReloblurError("--append and --shard: parts appending at once would number over each other; "

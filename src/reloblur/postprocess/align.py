@@ -152,6 +152,11 @@ class AlignSettings:
     # How S's image is mirrored relative to B's (MIRRORS): "auto" tries S as it is and,
     # where it cannot be registered, its mirror images (a beam splitter's reflected path)
     mirror: Mirror = "auto"
+    # False: a calibration's homography is kept as given, not refined on the scene. A scene
+    # clipped over most of the frame can pull the refinement away from the rig's geometry:
+    # on the mask benchmark's undone row, a retina whose outputs clipped over 80-93 % of the
+    # frame drew it from the true homography to 80 px off at the corners.
+    refine: bool = True
 
 
 @dataclass
@@ -392,6 +397,10 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
         horizontal then vertical: a beam splitter reflects one camera's view. With a
         calibration, its homography's reflection decides. ``"none"``, ``"horizontal"`` or
         ``"vertical"`` say it outright (a rig known to be mirrored pays no failed attempt).
+    settings.refine
+        False: keep ``prior_homography`` (and ``prior_radial``) as given, for a rig whose
+        calibration is trusted over scenes too clipped or featureless to register; the
+        colour fit and everything after it run on that geometry.
     output_clipped
         For B and for S, where the camera's own RGB output clipped, ``(high, low)``
         ``(H, W, 3)`` bool on that image's grid, when the image is that output with the
@@ -412,6 +421,9 @@ def align_pair(blur: np.ndarray, sharp: np.ndarray, *, settings: AlignSettings =
     if blur.ndim != 3 or sharp.ndim != 3 or blur.shape[2] != 3 or sharp.shape[2] != 3:
         raise AlignmentError(f"expected RGB images, got shapes {blur.shape} and {sharp.shape}")
     check_mirror(settings.mirror)
+    if not settings.refine and prior_homography is None:
+        raise AlignmentError("keeping the calibration's homography (refine off) needs a calibration "
+                             "(align --calibration FILE)")
     priors = (blur_mask, prior_homography, prior_color, prior_radial)
     mirror = settings.mirror
     if mirror == "auto" and prior_homography is not None:
@@ -633,7 +645,8 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
     3. Photometric refinement at full resolution on colour-corrected grey, static pixels
        only; then colour and static mask again on the refined warp, and a last refinement
        on the two finest levels with them. A featureless scene (a plain wall) gives the
-       refinement nothing to hold on to: it keeps the calibration as it is.
+       refinement nothing to hold on to: it keeps the calibration as it is, as it does
+       where ``settings.refine`` is off.
 
     Raises
     ------
@@ -664,8 +677,9 @@ def _refined(work: _Work, gray_b: np.ndarray, sharp: np.ndarray, initial: Regist
         rows_full = _rows_at(previous, sharp.shape[0])
         sharp = sharp * rows_full[:, None, None]
     homography = initial.homography
-    registration = replace(initial, method="calibration (featureless scene: not refined)", radial=radial)
-    for round_ in range(0 if work.featureless else 2):
+    kept = "featureless scene" if work.featureless else "kept as given"
+    registration = replace(initial, method=f"calibration ({kept}: not refined)", radial=radial)
+    for round_ in range(0 if work.featureless or not settings.refine else 2):
         static_full = cv2.resize(static_w.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
         # The first round also tests for a lens-distortion difference; the second keeps
         # fitting one only where the first found it.
