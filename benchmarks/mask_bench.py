@@ -47,6 +47,7 @@ from pairgen import CONDITIONS, Condition, make_pair, parse_size, with_size  # n
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.imaging.clipping import ClippedOutput, clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
+from reloblur.imaging.lens import radial_coordinates, undo_radial  # noqa: E402
 from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbfmg.clipping import clipped_output_mixing  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
@@ -122,6 +123,19 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     return (encode_srgb(blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags, result)
 
 
+def registration_error(pair, alignment: AlignResult, distortion: float) -> float:
+    """How far (px) ``alignment`` puts the farthest of B's corners in S from where the
+    pair's true geometry does: S's lens difference, where the row has one, taken as
+    pairgen makes it (S's pixels read the scene through it), not as ``align`` models it."""
+    h, w = pair.blur.shape[:2]
+    x, y = np.array([0.0, w - 1, w - 1, 0.0]), np.array([0.0, 0.0, h - 1, h - 1])
+    bent = np.stack(radial_coordinates(x, y, alignment.radial, w, h), axis=1)
+    estimated = cv2.perspectiveTransform(bent[None], np.asarray(alignment.homography, np.float64))[0]
+    mapped = cv2.perspectiveTransform(np.stack([x, y], axis=1)[None], np.asarray(pair.homography, np.float64))[0]
+    truth = np.stack(undo_radial(mapped[:, 0], mapped[:, 1], distortion, w, h), axis=1)
+    return float(np.linalg.norm(estimated - truth, axis=1).max())
+
+
 def output_mixing(pair, alignment: AlignResult | None) -> tuple[np.ndarray | None, np.ndarray | None]:
     """What `mask generate` reads from the record of a session whose cameras' matrix align
     undid (:func:`clipped_output_mixing`); nothing for other pairs, or a burst."""
@@ -163,6 +177,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
     scores: dict[str, dict[str, list[float]]] = {
         m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": []} for m in methods}
     failed = 0
+    corners: list[float] = []  # each aligned pair's registration error (px)
     changes: list[tuple[float, float]] = []
     for index in range(moving + static):
         pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size)
@@ -172,6 +187,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         except AlignmentError:
             failed += 1
             continue
+        if alignment is not None:
+            corners.append(registration_error(pair, alignment, condition.distortion))
         if jpeg is not None:
             blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
         # What `mask generate` reads from align's sidecar (a burst's S was not corrected).
@@ -223,6 +240,10 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             "static_area_percent_mean": 100 * float(np.mean(s["area"])) if s["area"] else None,
             "seconds_per_pair": float(np.mean(s["s"])) if s["s"] else None,
             "align_failures": failed,
+            "align_corner_px_median": float(np.median(corners)) if corners else None,
+            "align_corner_px_max": float(np.max(corners)) if corners else None,
+            "align_pairs_over_1px": int(np.sum(np.array(corners) > 1)),
+            "align_pairs_over_5px": int(np.sum(np.array(corners) > 5)),
             "withheld_static": int(sum(s["withheld"])),
             "withheld_moving": int(len(s["withheld"]) - sum(s["withheld"])),
             "iou_by_travel": _by_travel(s["iou"], s["travel"]),
@@ -384,6 +405,18 @@ def markdown(result: dict) -> str:
             lines.append(f"| {condition} | {spread(rows, 'sensitivity_corner_px_median')} | "
                          f"{spread(rows, 'sensitivity_mean_iou_change')} | {spread(rows, 'sensitivity_max_iou_change')} | "
                          f"{over} of {pairs} |")
+    registered = {c: [r["lbfmg"] for r in repeats] for c, repeats in result["results"].items()
+                  if repeats[0]["lbfmg"].get("align_corner_px_max") is not None}
+    if registered:
+        lines += ["", "`align`'s registration against each pair's true geometry (the farthest corner, px; the median "
+                  "as the mean of the repeats' and their range, the rest over all of them):", "",
+                  "| condition | median | max | pairs over 1 px | over 5 px | refused |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for condition, rows in registered.items():
+            lines.append(f"| {condition} | {spread(rows, 'align_corner_px_median', digits=2)} | "
+                         f"{max(r['align_corner_px_max'] for r in rows):.2f} | "
+                         f"{sum(r['align_pairs_over_1px'] for r in rows)} | {sum(r['align_pairs_over_5px'] for r in rows)} | "
+                         f"{sum(r['align_failures'] for r in rows)} |")
     banded = {c: [r["lbfmg"]["iou_by_travel"] for r in repeats] for c, repeats in result["results"].items()
               if repeats[0]["lbfmg"].get("iou_by_travel")}
     if banded:

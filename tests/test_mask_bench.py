@@ -139,3 +139,21 @@ def test_an_object_that_shows_itself_only_through_clipped_values_does_not_stand_
     assert card.mask.any()
     assert mask_ceiling.pair_ceiling(card, 6.0) == 0.0
     assert mask_ceiling.pair_ceiling(card, 6.0, (1.5,)) == 0.0
+
+
+def test_the_true_homography_kept_as_given_scores_no_registration_error_but_the_lens_difference(pairgen, mask_bench):
+    """``aligned(..., exact=True)`` keeps each pair's true homography (``align --no-refine``):
+    on the default row its registration error is nil; on the lens-distortion row the
+    homography alone misses S's lens difference (2 % of the half-diagonal at the corners,
+    about 6.4 px at 538x359): the error is that much, neither doubled nor cancelled."""
+    default = _condition(pairgen, "default rig")
+    pair = pairgen.make_pair(default, 0, seed=3)
+    alignment = mask_bench.aligned(pair, exact=True)[4]
+    np.testing.assert_array_equal(alignment.homography, pair.homography)
+    assert mask_bench.registration_error(pair, alignment, default.distortion) < 1e-6
+    lens = _condition(pairgen, "vignetting + distortion differ")
+    pair = pairgen.make_pair(lens, 0, seed=3)
+    alignment = mask_bench.aligned(pair, exact=True)[4]
+    assert 5.5 < mask_bench.registration_error(pair, alignment, lens.distortion) < 7.5
+    # align's own fit models the lens difference: within a pixel.
+    assert mask_bench.registration_error(pair, mask_bench.aligned(pair)[4], lens.distortion) < 1.0

@@ -154,8 +154,8 @@ class AlignSettings:
     mirror: Mirror = "auto"
     # False: a calibration's homography is kept as given, not refined on the scene. A scene
     # clipped over most of the frame can pull the refinement away from the rig's geometry:
-    # on the mask benchmark's undone row, a retina whose outputs clipped over 80-93 % of the
-    # frame drew it from the true homography to 80 px off at the corners.
+    # on the mask benchmark's undone row, fundus photographs whose cameras' outputs clipped
+    # over most of the frame drew it from the true homography to 90 and 7 px off at a corner.
     refine: bool = True
 
 
