@@ -219,10 +219,9 @@ def test_recovers_a_lens_distortion_difference_under_a_vignetting_difference():
     assert result.crop.width * result.crop.height > 0.8 * W * H
 
 
-def test_calibration_keeps_the_lens_term_and_align_applies_it(tmp_path):
-    """``align calibrate`` stores the rigs' radial term; ``align --calibration`` applies it
-    (recorded in each sidecar) instead of fitting its own."""
-    k, rng = 0.012, np.random.default_rng(5)
+def _calibrated_pairs(tmp_path: Path, k: float, rng) -> tuple[Path, Path]:
+    """Two :func:`distorted_pair` pairs written as 16-bit PNGs, and ``align calibrate``'s file
+    made from them."""
     pairs = tmp_path / "pairs"
     for index in range(2):
         blur, sharp = distorted_pair(k, rng, seed=index)
@@ -231,6 +230,14 @@ def test_calibration_keeps_the_lens_term_and_align_applies_it(tmp_path):
     calibration = tmp_path / "rig.json"
     result = runner.invoke(app, ["align", "calibrate", str(pairs), "--out", str(calibration), "--workers", "1"])
     assert result.exit_code == 0, result.output
+    return pairs, calibration
+
+
+def test_calibration_keeps_the_lens_term_and_align_applies_it(tmp_path):
+    """``align calibrate`` stores the rigs' radial term; ``align --calibration`` applies it
+    (recorded in each sidecar) instead of fitting its own."""
+    k = 0.012
+    pairs, calibration = _calibrated_pairs(tmp_path, k, np.random.default_rng(5))
     fitted = json.loads(calibration.read_text())["radial_distortion"]
     assert fitted == pytest.approx(k, rel=0.05)
     out = tmp_path / "aligned"
@@ -279,15 +286,7 @@ def test_keeping_a_calibration_without_one_is_an_error_naming_it(tmp_path):
 def test_align_no_refine_writes_the_calibrations_homography(tmp_path):
     """``align --calibration F --no-refine``: every sidecar holds the calibration's own
     homography, unrefined; without --no-refine the pairs refine it."""
-    rng = np.random.default_rng(6)
-    pairs = tmp_path / "pairs"
-    for index in range(2):
-        blur, sharp = distorted_pair(0.0, rng, seed=index)
-        write_image(pairs / f"{index:02d}_blur.png", from_float(blur, np.uint16))
-        write_image(pairs / f"{index:02d}_sharp.png", from_float(sharp, np.uint16))
-    calibration = tmp_path / "rig.json"
-    result = runner.invoke(app, ["align", "calibrate", str(pairs), "--out", str(calibration), "--workers", "1"])
-    assert result.exit_code == 0, result.output
+    pairs, calibration = _calibrated_pairs(tmp_path, 0.0, np.random.default_rng(6))
     rig = json.loads(calibration.read_text())["homography_blur_to_sharp"]
     for flags, refined in (([], True), (["--no-refine"], False)):
         out = tmp_path / f"aligned-{refined}"
