@@ -370,7 +370,7 @@ def unmeasured_deficit(b_low: np.ndarray, s_low: np.ndarray, b_level: np.ndarray
     # Only where a channel clipped in both: most such pixels are dark, and a frame has few.
     bright = np.ones(at.size, bool)
     for level in (b_level, s_level):
-        bright &= decode(level.reshape(channels, -1)[:, at], transfer).max(axis=0) > OUTPUT_BLACK_BESIDE
+        bright &= decode(at_pixels(level, at), transfer).max(axis=0) > OUTPUT_BLACK_BESIDE
     beside = np.zeros(both.shape[1] * both.shape[2], bool)
     beside[at[bright]] = True
     both &= beside.reshape(both.shape[1:])[None]
