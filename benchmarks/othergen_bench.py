@@ -1,0 +1,129 @@
+"""The masks through the command line, on pairs from a second generator (``othergen.py``).
+
+Each row of ``othergen.ROWS`` is a camera condition. Its pairs are written as 8-bit PNGs,
+then ``python -m reloblur align IN ALIGNED --no-crop`` and ``python -m reloblur mask
+generate ALIGNED --out MASKS`` run on them as a user runs them, and the masks are scored
+against the truth: moving pairs by mean and min IoU and boundary F, static pairs by the
+share of the frame marked (issue 13's goals: mean IoU >= 0.85, static <= 0.5 %).
+Baseline, in the same run on the same aligned pairs: the plain thresholded difference
+(``mask_bench.plain_difference``).
+
+    python benchmarks/othergen_bench.py                       # 10 moving + 3 static a row, 960x640
+    python benchmarks/othergen_bench.py --moving 4 --static 1 --only dark --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mask_bench import plain_difference  # noqa: E402
+from othergen import ROWS, Camera, make_pair  # noqa: E402
+from pairgen import parse_size  # noqa: E402
+from reloblur.imaging.imageio import read_image, write_image  # noqa: E402
+from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
+
+
+def write_row(folder: Path, camera: Camera, *, moving: int, static: int, seed: int,
+              size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """The row's pairs as ``folder/NN_blur.png`` and ``NN_sharp.png``; their truths by id."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truths = {}
+    for index in range(moving + static):
+        blur, sharp, truth = make_pair(camera, index, seed=seed, static=index >= moving, size=size)
+        write_image(folder / f"{index:02d}_blur.png", blur)
+        write_image(folder / f"{index:02d}_sharp.png", sharp)
+        truths[f"{index:02d}"] = truth
+    return truths
+
+
+def run(arguments: list[str]) -> int:
+    """``python -m reloblur ARGUMENTS`` as a user runs it; its exit code."""
+    return subprocess.run([sys.executable, "-m", "reloblur", *arguments], capture_output=True, text=True).returncode
+
+
+def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[str, object]:
+    """Moving pairs' IoU and boundary F, static pairs' marked share (%); a pair with no
+    mask (align refused it) scores nothing and is counted."""
+    ious, boundaries, static_area, missing = [], [], [], 0
+    for pair_id, truth in truths.items():
+        mask = masks.get(pair_id)
+        if mask is None:
+            missing += 1
+        elif truth.any():
+            ious.append(iou(mask, truth))
+            boundaries.append(boundary_f_score(mask, truth))
+        else:
+            static_area.append(100 * area_fraction(mask))
+    return {"mean_iou": float(np.mean(ious)) if ious else None, "min_iou": float(np.min(ious)) if ious else None,
+            "boundary_f": float(np.mean(boundaries)) if boundaries else None,
+            "static_area_pct_max": max(static_area) if static_area else None,
+            "static_area_pct": static_area, "ious": ious, "missing": missing}
+
+
+def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int,
+              size: tuple[int, int]) -> dict[str, object]:
+    pairs, aligned, out = work / "pairs", work / "aligned", work / "masks"
+    truths = write_row(pairs, camera, moving=moving, static=static, seed=seed, size=size)
+    start = time.perf_counter()
+    align_exit = run(["align", str(pairs), str(aligned), "--no-crop"])
+    mask_exit = run(["mask", "generate", str(aligned), "--out", str(out)])
+    seconds = time.perf_counter() - start
+    ours = {path.stem: read_image(path) for path in out.glob("*.png") if not path.name.endswith(".conf.png")}
+    plain = {}
+    for pair_id in truths:
+        blur, sharp = aligned / f"{pair_id}_blur.png", aligned / f"{pair_id}_sharp.png"
+        if blur.exists() and sharp.exists():
+            plain[pair_id] = plain_difference(read_image(blur), read_image(sharp))
+    return {"row": camera.name, "align_exit": align_exit, "mask_exit": mask_exit, "seconds": seconds,
+            "ours": score(ours, truths), "plain": score(plain, truths)}
+
+
+def _cell(value: object, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--moving", type=int, default=10)
+    parser.add_argument("--static", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--size", default="960x640", type=parse_size, help="WxH of the pairs")
+    parser.add_argument("--only", help="rows whose name contains this")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = [row for row in ROWS if args.only is None or args.only in row.name]
+    if not rows:
+        parser.error(f"--only {args.only!r} matches no row of {[row.name for row in ROWS]}")
+    results = []
+    for row in rows:
+        with tempfile.TemporaryDirectory() as folder:
+            result = bench_row(row, Path(folder), moving=args.moving, static=args.static, seed=args.seed,
+                               size=args.size)
+        results.append(result)
+        print(f"{row.name}: mean IoU {_cell(result['ours']['mean_iou'])}, static max "
+              f"{_cell(result['ours']['static_area_pct_max'], 2)} %", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
+                          "rows": results}, indent=1))
+        return
+    print("| row | ours: mean IoU | min | boundary F | static max % | plain: mean IoU | static max % | exits |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for result in results:
+        ours, plain = result["ours"], result["plain"]
+        print(f"| {result['row']} | {_cell(ours['mean_iou'])} | {_cell(ours['min_iou'])} | "
+              f"{_cell(ours['boundary_f'])} | {_cell(ours['static_area_pct_max'], 2)} | {_cell(plain['mean_iou'])} | "
+              f"{_cell(plain['static_area_pct_max'], 2)} | {result['align_exit']}/{result['mask_exit']} |")
+
+
+if __name__ == "__main__":
+    main()

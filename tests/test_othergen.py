@@ -1,0 +1,57 @@
+"""The second pair generator (``benchmarks/othergen.py``): what its pairs are, so that a
+benchmark on them measures what it says."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import benchmark_module
+
+SIZE = (240, 160)
+
+
+@pytest.fixture(scope="module")
+def othergen():
+    return benchmark_module("othergen")
+
+
+def test_pairs_are_deterministic_in_seed_and_index(othergen):
+    row = othergen.ROWS[0]
+    first = othergen.make_pair(row, 1, seed=3, size=SIZE)
+    again = othergen.make_pair(row, 1, seed=3, size=SIZE)
+    other = othergen.make_pair(row, 1, seed=4, size=SIZE)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_a_static_pair_has_no_truth_and_a_moving_one_marks_its_objects(othergen):
+    row = othergen.ROWS[0]
+    blur, sharp, truth = othergen.make_pair(row, 0, seed=1, static=True, size=SIZE)
+    assert blur.shape == sharp.shape == (*SIZE[::-1], 3) and blur.dtype == np.uint8
+    assert not truth.any()
+    _, _, moving = othergen.make_pair(row, 0, seed=1, size=SIZE)
+    # Objects of 20-45 % of the short side, one or two: never nothing, never most of the frame.
+    assert 0.02 < np.count_nonzero(moving) / moving.size < 0.5
+
+
+def test_a_still_scene_differs_between_the_cameras_only_as_their_models_say(othergen):
+    """Where nothing moved, B and S differ by S's view (a homography of a few pixels),
+    colours, gain and noise: unaligned, they differ; S's mean level follows B's within
+    the gain's range (0.9-1.2 in linear light)."""
+    row = othergen.ROWS[0]
+    blur, sharp, _ = othergen.make_pair(row, 2, seed=1, static=True, size=SIZE)
+    assert np.abs(blur.astype(int) - sharp.astype(int)).mean() > 1
+    ratio = ((sharp / 255.0) ** 2.2).mean() / ((blur / 255.0) ** 2.2).mean()
+    assert 0.8 < ratio < 1.3
+
+
+def test_rows_differ_in_what_they_name(othergen):
+    """The dark row is darker than the plain one, the over-exposed row clips more of B."""
+    rows = {row.name: row for row in othergen.ROWS}
+    plain = othergen.make_pair(rows["gamma 2.2, S shot noise 2x"], 0, seed=1, size=SIZE)
+    dark = othergen.make_pair(rows["dark scene"], 0, seed=1, size=SIZE)
+    bright = othergen.make_pair(rows["over-exposed, gamma 2.2"], 0, seed=1, size=SIZE)
+    assert dark[0].mean() < 0.6 * plain[0].mean()
+    assert (bright[0] == 255).any(axis=2).mean() > (plain[0] == 255).any(axis=2).mean()
