@@ -12,9 +12,9 @@ translation and a turn about the object's centre, sampled at 40 instants, S at t
 The truth is what ``pairgen`` takes too: where an object covered the pixel by more than a
 tenth at some instant of B's exposure.
 
-Pairs are 8-bit PNGs in ``reloblur align``'s input layout (``NN_blur.png``,
-``NN_sharp.png``), truth masks beside them; ``othergen_bench.py`` runs the command line
-on them.
+:func:`make_pair` returns B, S and the truth as arrays; ``othergen_bench.py`` writes them
+in ``reloblur align``'s input layout (``NN_blur.png``, ``NN_sharp.png``) and runs the
+command line on them.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ class Camera:
     curve: str = "gamma 2.2"  # or "srgb"
     jpeg: int = 0  # quality; 0: none
     brightness: float = 0.9  # the 99th percentile of B's linear level, before clipping
+
+    def __post_init__(self) -> None:
+        if self.curve not in ("gamma 2.2", "srgb"):
+            raise ValueError(f"curve {self.curve!r}: choose 'gamma 2.2' or 'srgb'")
+        if not 0 <= self.jpeg <= 100:
+            raise ValueError(f"jpeg quality {self.jpeg}: 0 (none) to 100")
 
 
 ROWS: tuple[Camera, ...] = (

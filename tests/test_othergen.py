@@ -55,3 +55,10 @@ def test_rows_differ_in_what_they_name(othergen):
     bright = othergen.make_pair(rows["over-exposed, gamma 2.2"], 0, seed=1, size=SIZE)
     assert dark[0].mean() < 0.6 * plain[0].mean()
     assert (bright[0] == 255).any(axis=2).mean() > (plain[0] == 255).any(axis=2).mean()
+
+
+def test_a_camera_names_its_curve_and_quality_or_is_refused(othergen):
+    with pytest.raises(ValueError, match="curve"):
+        othergen.Camera("x", curve="gamma 2.4")
+    with pytest.raises(ValueError, match="jpeg"):
+        othergen.Camera("x", jpeg=101)
