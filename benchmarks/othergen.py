@@ -8,7 +8,8 @@ electrons (Poisson in electrons, Gaussian read noise in electrons, full well per
 then a pure-power gamma 2.2 curve (``pairgen`` and the toolkit assume sRGB), 8-bit codes
 and, where a row asks, in-camera JPEG; S's colours a random matrix near the identity with
 rows summing to one and a gain, both before its sensor clips; motion as one straight
-translation and a turn about the object's centre, sampled at 40 instants, S at the middle.
+translation and a turn about the object's centre, sampled at 40 instants, S at the middle
+(at the start in the row of ReLoBlur's rig, whose scenes are the first row's).
 The truth is what ``pairgen`` takes too: where an object covered the pixel by more than a
 tenth at some instant of B's exposure.
 
@@ -34,7 +35,8 @@ INSTANTS = 40  # samples of B's exposure
 @dataclass(frozen=True)
 class Camera:
     """One row's cameras: B's and S's full well (electrons at full scale; S's exposure is
-    shorter, so fewer), the read noise (electrons), the curve, and in-camera JPEG."""
+    shorter, so fewer), the read noise (electrons), the curve, in-camera JPEG, and S's
+    instant within B's exposure (0 its start, 0.5 its middle)."""
 
     name: str
     b_well: float = 4000.0
@@ -43,12 +45,15 @@ class Camera:
     curve: str = "gamma 2.2"  # or "srgb"
     jpeg: int = 0  # quality; 0: none
     brightness: float = 0.9  # the 99th percentile of B's linear level, before clipping
+    s_instant: float = 0.5
 
     def __post_init__(self) -> None:
         if self.curve not in ("gamma 2.2", "srgb"):
             raise ValueError(f"curve {self.curve!r}: choose 'gamma 2.2' or 'srgb'")
         if not 0 <= self.jpeg <= 100:
             raise ValueError(f"jpeg quality {self.jpeg}: 0 (none) to 100")
+        if not 0.0 <= self.s_instant <= 1.0:
+            raise ValueError(f"S's instant {self.s_instant}: within B's exposure, 0 to 1")
 
 
 ROWS: tuple[Camera, ...] = (
@@ -57,6 +62,7 @@ ROWS: tuple[Camera, ...] = (
     Camera("dark scene", brightness=0.15),
     Camera("over-exposed, gamma 2.2", brightness=1.1),
     Camera("over-exposed, sRGB curve", brightness=1.1, curve="srgb"),
+    Camera("S at the start of B's exposure (ReLoBlur's rig)", s_instant=0.0),
 )
 
 
@@ -160,7 +166,7 @@ def make_pair(camera: Camera, index: int, *, seed: int, static: bool = False,
         frame, covered = _render(ground, objects, (k + 0.5) / INSTANTS)
         total += frame
         swept = np.maximum(swept, covered)
-    blur_scene, sharp_scene = total / INSTANTS, _render(ground, objects, 0.5)[0]
+    blur_scene, sharp_scene = total / INSTANTS, _render(ground, objects, camera.s_instant)[0]
     level = camera.brightness / max(float(np.percentile(blur_scene, 99)), 1e-6)
     colour = np.eye(3) + rng.normal(0, 0.04, (3, 3))
     colour /= colour.sum(axis=1, keepdims=True)

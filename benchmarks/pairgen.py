@@ -122,6 +122,9 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition("objects anywhere, some cut by the frame's border", centres=(0.0, 1.0)),
     Condition("pairs from compressed video, K=8", video_frames=8, travel=(5.0, 25.0), spin=15.0, zoom=0.05),
     Condition("flickering light across S's rolling readout (+-8 %)", banding=0.08),
+    # ReLoBlur's own rig exposed S at the start of B's exposure: the default rig's scenes,
+    # S's instant moved there. Each of S's edges on an object's trail is then one end of it.
+    Condition("S at the start of B's exposure (ReLoBlur's rig)", s_phase=0.0, scenes="default rig"),
 )
 
 

@@ -3,6 +3,7 @@ benchmark on them measures what it says."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -62,3 +63,21 @@ def test_a_camera_names_its_curve_and_quality_or_is_refused(othergen):
         othergen.Camera("x", curve="gamma 2.4")
     with pytest.raises(ValueError, match="jpeg"):
         othergen.Camera("x", jpeg=101)
+    with pytest.raises(ValueError, match="instant"):
+        othergen.Camera("x", s_instant=1.5)
+
+
+def test_the_row_of_reloblurs_rig_moves_only_s_instant(othergen):
+    """S at the start of B's exposure: the first row's scene, B and truth to the bit; S
+    differs from the first row's by its noise draw where no object passed (the Poisson
+    sampler's draws follow the levels), and by far more where one did."""
+    rows = {row.name: row for row in othergen.ROWS}
+    middle = othergen.make_pair(rows["gamma 2.2, S shot noise 2x"], 3, seed=2, size=SIZE)
+    start = othergen.make_pair(rows["S at the start of B's exposure (ReLoBlur's rig)"], 3, seed=2, size=SIZE)
+    np.testing.assert_array_equal(middle[0], start[0])
+    np.testing.assert_array_equal(middle[2], start[2])
+    difference = np.abs(middle[1].astype(int) - start[1].astype(int)).max(axis=2)
+    # S's view is a homography of a few pixels: stay that far from the trail.
+    far = ~(cv2.dilate(middle[2], np.ones((25, 25), np.uint8)) > 0)
+    assert abs(float(middle[1][far].mean()) - float(start[1][far].mean())) < 0.5
+    assert difference[middle[2] > 0].mean() > 3 * difference[far].mean()
