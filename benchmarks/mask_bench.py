@@ -149,8 +149,15 @@ def output_mixing(pair, alignment: AlignResult | None) -> tuple[np.ndarray | Non
     return clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
 
 
-def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, measured: bool
-                 ) -> tuple[float, float]:
+def recorded_phase(condition) -> str | None:
+    """S's instant as a session of the condition's rig records it (``rig["s_phase"]``, which
+    `align` carries to `mask generate`): the toolkit names the start, middle and end of B's
+    exposure; None for an instant between them."""
+    return {0.0: "start", 0.5: "middle", 1.0: "end"}.get(condition.s_phase)
+
+
+def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, measured: bool,
+                 phase: str | None) -> tuple[float, float]:
     """How much the mask depends on incidental alignment differences: the pair aligned
     again with half the registration's points (a few hundredths of a pixel apart), and
     ``(|IoU change|, largest corner displacement between the two alignments in px)``."""
@@ -163,7 +170,7 @@ def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, m
     moved = float(np.max(np.hypot(*(a[:2] / a[2] - b[:2] / b[2]))))
     mixing = output_mixing(pair, second)
     again = generate_mask(blur, sharp, valid=valid, clipped=clipped, colour_matrix=second.color.matrix,
-                          crosstalk="measured" if measured else "prior", output_mixing=mixing).mask
+                          crosstalk="measured" if measured else "prior", output_mixing=mixing, s_phase=phase).mask
     return abs(iou(again, pair.mask) - iou(mask, pair.mask)), moved
 
 
@@ -203,9 +210,10 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour))
         model = "measured" if measured else "prior"
         mixing = output_mixing(pair, alignment)
+        phase = None if condition.burst_frames else recorded_phase(condition)
         runs = {
-            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing: generate_mask(
-                b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o),
+            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing, p=phase: generate_mask(
+                b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o, s_phase=p),
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }
@@ -234,7 +242,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 scores[name]["travel"].append(pair.travel)
                 scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
                 if sensitivity and name == "lbfmg" and alignment is not None:
-                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, measured))
+                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, measured, phase))
     rows = {}
     for name, s in scores.items():
         rows[name] = {

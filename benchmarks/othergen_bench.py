@@ -76,7 +76,10 @@ def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int
     truths = write_row(pairs, camera, moving=moving, static=static, seed=seed, size=size)
     start = time.perf_counter()
     align_exit = run(["align", str(pairs), str(aligned), "--no-crop"])
-    mask_exit = run(["mask", "generate", str(aligned), "--out", str(out)])
+    # These pairs are a folder, not a session, so nothing records S's instant: a user tells
+    # the mask step, as for pairs of a rig that exposed S at the start or end
+    phase = {0.0: ["--s-phase", "start"], 1.0: ["--s-phase", "end"]}.get(camera.s_instant, [])
+    mask_exit = run(["mask", "generate", str(aligned), "--out", str(out), *phase])
     seconds = time.perf_counter() - start
     ours = {path.stem: read_image(path) for path in out.glob("*.png") if not path.name.endswith(".conf.png")}
     plain = {}

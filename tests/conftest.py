@@ -141,3 +141,20 @@ def displaced(image: np.ndarray, dx: np.ndarray | float, dy: float = 0.0) -> np.
     map_y = grid_y - np.float32(dy)
     return np.stack([cv2.remap(image[..., c].astype(np.float32), map_x, map_y, cv2.INTER_CUBIC,
                                borderMode=cv2.BORDER_REFLECT) for c in range(image.shape[2])], -1)
+
+
+def generated_mask_params(aligned: Path, masks: Path, *extra: str) -> list[dict]:
+    """``reloblur mask generate`` on the two pairs ``aligned`` holds, as a user runs it: the
+    ``params`` of each mask's sidecar, in order."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from reloblur.dataset_cli.app import app
+
+    result = CliRunner().invoke(app, ["mask", "generate", str(aligned), "--out", str(masks), "--workers", "1",
+                                      "--json", *extra])
+    assert result.exit_code in (0, 2), result.output  # 2: a pair flagged for review
+    sidecars = sorted(masks.rglob("*.json"))
+    assert len(sidecars) == 2
+    return [json.loads(path.read_text())["params"] for path in sidecars]

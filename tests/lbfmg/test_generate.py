@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import benchmark_module, displaced
-from reloblur.errors import ImageFormatError
+from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
 from reloblur.lbfmg.clipping import clipped_output_mixing, crosstalk_bound, crosstalk_ratios
@@ -1093,6 +1093,37 @@ def test_a_step_where_s_shows_the_trail_end_is_not_smoothed_past_it():
     assert np.median(first) >= 120 - 2, "marked more than 2 px behind S's trailing edge"
     assert marked[95:145, 120:136].all(), "the trail's start is missed"
     assert iou(result.mask, swept) > 0.88
+
+
+@pytest.mark.parametrize("phase, named", [(0.0, "start"), (1.0, "end")])
+def test_told_s_was_exposed_at_an_end_of_bs_exposure_the_step_at_ss_outline_is_placed(phase, named):
+    """Known answer: the patch of the test above, 16 px of travel. With S at the start its
+    outline is the trail's end at x = 120 (at the end, its other end at x = 179). Not told
+    (or told the middle), the mask ends 2 px past it (median 118 / 181: measured); told,
+    the spill trim runs again at 0.5 px and the mask ends within a pixel of it, while the
+    trail's other end, which fades over the travel, keeps its pixels."""
+    rng = np.random.default_rng(12)
+    scene = textured_scene(12, mean=0.25)
+    blur, sharp, swept = _moving_patch(scene, np.array([0.38, 0.34, 0.3]), shift=16, steps=48, phase=phase)
+    b, s = encode_srgb(expose(blur, rng)), encode_srgb(expose(sharp, rng, 1.5))
+    unknown, middle, told = (generate_mask(b, s, s_phase=p).mask > 0 for p in (None, "middle", named))
+    assert np.array_equal(unknown, middle)
+    rows = range(95, 145)  # away from the corners, where the footprint sees two edges
+    step_end, fading_end = (0, -1) if named == "start" else (-1, 0)  # column indices of a row's marked pixels
+
+    def offset(mask: np.ndarray, end: int) -> float:
+        """Median px between the mask's and the truth's ``end`` column over ``rows``."""
+        return float(np.median([abs(np.flatnonzero(mask[y])[end] - np.flatnonzero(swept[y])[end]) for y in rows]))
+
+    assert offset(unknown, step_end) >= 1.5 and offset(told, step_end) <= 1.0
+    assert offset(told, fading_end) <= 1.0
+    assert iou(told, swept) > iou(unknown, swept) + 0.005
+
+
+def test_an_s_phase_that_is_not_an_instant_is_refused_naming_it():
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    with pytest.raises(ReloblurError, match="'early'"):
+        generate_mask(image, image, s_phase="early")  # type: ignore[arg-type]
 
 
 def test_trim_spill_peels_a_smoothed_step_and_keeps_a_fading_trail():

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from typer.testing import CliRunner
 
+from conftest import generated_mask_params
 from reloblur.capture.backends.sim import FACTORY_COLOUR_MATRIX
 from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
 from reloblur.capture.registry import SimOptions
@@ -72,15 +73,6 @@ def test_a_matrix_that_cannot_be_undone_is_a_user_error_naming_the_manifest(tmp_
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.png"))
 
 
-def _mask_params(aligned: Path, masks: Path, *extra: str) -> list[dict]:
-    result = runner.invoke(app, ["mask", "generate", str(aligned), "--out", str(masks), "--workers", "1", "--json",
-                                 *extra])
-    assert result.exit_code in (0, 2), result.output  # 2: a pair flagged for review
-    sidecars = sorted(masks.rglob("*.json"))
-    assert len(sidecars) == 2
-    return [json.loads(path.read_text())["params"] for path in sidecars]
-
-
 def test_the_mask_step_measures_crosstalk_only_where_the_session_says_nothing_else_mixed_colour(tmp_path):
     """align records each camera's colour processing after the clip; ``mask generate``'s
     default (auto) measures the crosstalk of S's correction where both cameras delivered
@@ -96,11 +88,11 @@ def test_the_mask_step_measures_crosstalk_only_where_the_session_says_nothing_el
         records = sorted((tmp_path / f"out-{name}").rglob("*.align.json"))
         assert [json.loads(path.read_text())["camera_colour"] for path in records] == [{"B": state, "S": state}] * 2
 
-    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-plain", tmp_path / "m-plain")] == ["measured"] * 2
-    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-bayer", tmp_path / "m-bayer")] == ["measured"] * 2
-    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-locked", tmp_path / "m-locked")] == [None] * 2
+    assert [p.get("crosstalk") for p in generated_mask_params(tmp_path / "out-plain", tmp_path / "m-plain")] == ["measured"] * 2
+    assert [p.get("crosstalk") for p in generated_mask_params(tmp_path / "out-bayer", tmp_path / "m-bayer")] == ["measured"] * 2
+    assert [p.get("crosstalk") for p in generated_mask_params(tmp_path / "out-locked", tmp_path / "m-locked")] == [None] * 2
     # the choice given overrides what the record says
-    overridden = _mask_params(tmp_path / "out-plain", tmp_path / "m-prior", "--crosstalk", "prior")
+    overridden = generated_mask_params(tmp_path / "out-plain", tmp_path / "m-prior", "--crosstalk", "prior")
     assert [p.get("crosstalk") for p in overridden] == [None] * 2
 
     # The same pairs without their session's record (a dataset from elsewhere): the prior.
@@ -108,7 +100,7 @@ def test_the_mask_step_measures_crosstalk_only_where_the_session_says_nothing_el
         data = json.loads(record.read_text())
         data.pop("camera_colour")
         record.write_text(json.dumps(data))
-    assert [p.get("crosstalk") for p in _mask_params(tmp_path / "out-plain", tmp_path / "m-none")] == [None] * 2
+    assert [p.get("crosstalk") for p in generated_mask_params(tmp_path / "out-plain", tmp_path / "m-none")] == [None] * 2
 
 
 def test_where_a_cameras_output_clipped_and_the_matrix_align_undid_reach_the_mask_step(tmp_path):
@@ -137,7 +129,7 @@ def test_where_a_cameras_output_clipped_and_the_matrix_align_undid_reach_the_mas
     for record in sorted((tmp_path / "out").rglob("*.align.json")):
         matrices = json.loads(record.read_text())["camera_matrices"]
         assert matrices == {role: [list(map(float, row)) for row in FACTORY_COLOUR_MATRIX] for role in ("B", "S")}
-    _mask_params(tmp_path / "out", tmp_path / "masks")
+    generated_mask_params(tmp_path / "out", tmp_path / "masks")
     for sidecar in sorted((tmp_path / "masks").rglob("*.json")):
         assert "align" in json.loads(sidecar.read_text())["inputs"]
     # a record whose camera matrix cannot be inverted fails that pair, naming the file
@@ -153,7 +145,7 @@ def test_where_a_cameras_output_clipped_and_the_matrix_align_undid_reach_the_mas
     # (an excess both cameras clipped), and under the prior records no crosstalk
     _session(tmp_path / "plain", colour_switch=True)
     _aligned_blur(tmp_path / "plain", tmp_path / "out-plain")
-    _mask_params(tmp_path / "out-plain", tmp_path / "masks-plain", "--crosstalk", "prior")
+    generated_mask_params(tmp_path / "out-plain", tmp_path / "masks-plain", "--crosstalk", "prior")
     for sidecar in sorted((tmp_path / "masks-plain").rglob("*.json")):
         record = json.loads(sidecar.read_text())
         assert "align" in record["inputs"] and "crosstalk" not in record["params"]

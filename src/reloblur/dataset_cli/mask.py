@@ -67,6 +67,11 @@ def generate_command(
                             "(only when neither camera transforms colour after its sensor clips: raw or linear "
                             "output); auto: measured for pairs whose align record says so of the session's cameras "
                             "(raw frames, or the colour transformation recorded off), prior for the rest.")] = "auto",
+    s_phase: Annotated[str, typer.Option(
+        "--s-phase", help="The instant of B's exposure S was exposed at: start, middle or end. At the start or end "
+                          "(ReLoBlur's rig: start), every blur trail ends in a step at S's outline, which the mask "
+                          "places more finely. auto: as align's record says the session's rig had it; not known "
+                          "(as middle) for pairs without one.")] = "auto",
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,
@@ -80,6 +85,8 @@ def generate_command(
       reloblur mask generate data/dataset --shard 3/8   # part 3 of 8, e.g. on a cluster
 
       reloblur mask generate data/dataset --method both  # burst pairs whose frames were kept
+
+      reloblur mask generate ReLoBlur/ --s-phase start  # pairs of a rig that exposed S at the start
     """
     from reloblur.batch import Shard
     from reloblur.pipeline.masks import GenerateOptions, generate_masks
@@ -89,7 +96,8 @@ def generate_command(
                                             shard=Shard.parse(shard),
                                             method=method,  # type: ignore[arg-type]  # checked, naming the choices
                                             overwrite=overwrite,
-                                            crosstalk=crosstalk))  # type: ignore[arg-type]  # checked, naming the choices
+                                            crosstalk=crosstalk,  # type: ignore[arg-type]  # checked, naming the choices
+                                            s_phase=s_phase))  # type: ignore[arg-type]  # checked, naming the choices
     ratio = "-" if report.mean_blur_ratio is None else f"{100 * report.mean_blur_ratio:.2f} %"
     finish_batch(report, report.failures, json_output=json_output, summary=lambda: [
         f"{report.pairs} pair(s): {report.generated} generated, {report.resumed} already done, "

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from reloblur.atomic import atomic_write_json
 from reloblur.errors import ReloblurError
+from reloblur.formats.timing import S_PHASES, SPhase
 
 SIDECAR_SUFFIX = ".align.json"
 
@@ -107,6 +108,9 @@ class AlignRecord:
     # how S's image was mirrored relative to B's before it was aligned: "none", "horizontal"
     # or "vertical" (a beam splitter reflects one camera's view); the homography includes it
     mirror_sharp: str = "none"
+    # the instant of B's exposure S was exposed at ("start", "middle", "end"), as the session
+    # recorded it (rig["s_phase"]); None for pairs that were not captured as a session
+    s_phase: SPhase | None = None
     # the resume convention (reloblur.resume)
     status: str = "done"
     inputs: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +130,8 @@ class AlignRecord:
             qa["registration"] = Registration(**qa["registration"])
             values["qa"] = AlignQA(**{k: v for k, v in qa.items() if k in {f.name for f in fields(AlignQA)}})
             values["source"] = AlignSource(**data["source"])
+            if values.get("s_phase") is not None and values["s_phase"] not in S_PHASES:
+                raise AlignRecordError(f"s_phase {values['s_phase']!r} is not one of {', '.join(S_PHASES)}")
             return cls(**values)
         except (KeyError, TypeError) as exc:
             raise AlignRecordError(f"align sidecar lacks or mistypes a field ({exc})") from None

@@ -74,6 +74,7 @@ import numpy as np
 
 from reloblur.errors import ImageFormatError
 from reloblur.formats.masks import Component, blur_ratio, mask_components
+from reloblur.formats.timing import SPhase, check_s_phase
 from reloblur.imaging.imageio import ensure_rgb, to_float
 from reloblur.lbfmg.clipping import (
     Clipping,
@@ -152,6 +153,12 @@ WithheldReason = Literal["majority", "unmeasured gain"]
 # the image it grew with the frame, to 1545 px at 2152x1436, and dropped the bands of
 # objects that moved a few pixels there.
 SPECK_FOOTPRINTS = 2.0
+# Where S was exposed at the start (or end) of B's exposure, one end of every trail is S's
+# sharp outline, and the difference steps there from the object's full contrast to nothing.
+# The spill trim places such a step at a finer scale than the evidence's; this second pass
+# smooths at 0.5 px (fine_evidence smooths at sigma_px / sqrt(2)), about the finest at which
+# a pixel's difference is still averaged with its neighbours'.
+STEP_TRIM_SIGMA_PX = 0.5 * math.sqrt(2)
 
 
 @dataclass
@@ -281,7 +288,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                   valid: np.ndarray | None = None, clipped: np.ndarray | None = None,
                   noise: list[NoiseLevel] | None = None, colour_matrix: np.ndarray | None = None,
                   crosstalk: Crosstalk = "prior",
-                  output_mixing: tuple[np.ndarray | None, np.ndarray | None] = (None, None)) -> MaskResult:
+                  output_mixing: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+                  s_phase: SPhase | None = None) -> MaskResult:
     """The blur mask of an aligned pair.
 
     Parameters
@@ -322,6 +330,18 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         :func:`~reloblur.lbfmg.clipping.clipped_output_mixing`. Where ``clipped`` says that camera's output clipped, the
         excess it lost may explain the part of the difference along them, and only the
         rest is evidence. None for an image whose matrix was not undone.
+    s_phase
+        The instant of B's exposure S was exposed at (``"start"``, ``"middle"``, ``"end"``;
+        a session records it as ``rig["s_phase"]``, and ``align``'s sidecar as ``s_phase``),
+        or None where it is not known. At the start or the end, one end of every trail
+        is S's sharp outline, where the difference steps from the object's full contrast
+        to nothing, and the spill trim runs again at a finer scale
+        (:data:`STEP_TRIM_SIGMA_PX`) to place that step (30 aligned pairs of the
+        benchmark's default rig with S at the start: mean IoU 0.911 -> 0.929). In the
+        middle (or not known) no trail ends in a step: its evidence fades over the
+        displacement at both ends, and the finer scale's noise takes back the ends of
+        short trails (the same scenes with S in the middle: 0.939 -> 0.934), so the
+        second pass does not run.
 
     Returns
     -------
@@ -333,6 +353,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     ImageFormatError
         The images differ in size, or hold non-finite values; ``colour_matrix`` does not
         fit them, or ``crosstalk`` is ``"measured"`` without one.
+    ReloblurError
+        ``s_phase`` is not one of the three instants.
 
     Examples
     --------
@@ -344,6 +366,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     >>> bool(result.mask[60, 80] == 255 and result.mask[10, 10] == 0)
     True
     """
+    step_ends = s_phase is not None and check_s_phase(s_phase) != "middle"
     pair = _prepare(blur, sharp, valid, clipped, params)
     bp, sp, bs, ss = pair.bp, pair.sp, pair.bs, pair.ss
     clip_b, clip_s, usable, valid_in = pair.clip_b, pair.clip_s, pair.usable, pair.valid
@@ -389,8 +412,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
-                                         blended=pair.blended)
+    mask, recoloured, shifted, placed = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
+                                                 blended=pair.blended, step_ends=step_ends)
 
     def without(candidate: np.ndarray) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
         """The fits done again without ``candidate`` (grown by the smoothing's reach, where
@@ -406,7 +429,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     # noise model grossly, judge again.
     refit = None
     if noise is None and mask.any():
-        refit = without(mask)
+        # What placing the steps took back lies within the smoothing's reach of the moving
+        # object, whose smoothed values mix it in there: it stays out of the fits, as before.
+        refit = without(mask | placed)
     elif noise is None and guard_rests_on_structure(models):
         # Where the guard rests on such a bin, the first mask may hold none of the object
         # (thin uniform bars on a uniform wall: every pixel of theirs is a blend). Judged
@@ -423,8 +448,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     if refit is not None:
         judge, models, edge_kappa, sharpness_beta, detail_gamma = refit
         z = judge.z(bs, ss)
-        mask, recoloured, shifted = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
-                                         blended=pair.blended)
+        mask, recoloured, shifted, _ = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
+                                                blended=pair.blended, step_ends=step_ends)
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
     # Every comparison of B with S rests on their relative gain: where it could not be
     # measured, neither a mask nor an empty one says anything of the pair.
@@ -633,8 +658,8 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
 
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
              usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
-             opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None
-             ) -> tuple[np.ndarray, int, int]:
+             opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None,
+             step_ends: bool = False) -> tuple[np.ndarray, int, int, np.ndarray]:
     """The mask from the evidence (hysteresis, an unmeasured excess, local colour and shift, specks, blown-out
     objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
     re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
@@ -642,9 +667,13 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
     every channel of both images. ``opened``: :func:`unmeasured_excess` and :func:`unmeasured_deficit`
     together, or None.
     ``blended``: smoothed B as recorded, for the moved-segment step, where ``bs`` is B as
-    S's black clipping would record it (:func:`~reloblur.lbfmg.clipping.as_clipped`)."""
+    S's black clipping would record it (:func:`~reloblur.lbfmg.clipping.as_clipped`).
+    ``step_ends``: S was exposed at the start or end of B's, so that trails end in steps
+    at S's outline: the spill trim runs again at :data:`STEP_TRIM_SIGMA_PX`, and what that
+    took back is returned last (``(H, W)`` bool; none without ``step_ends``)."""
     h, w = z.shape
     short, min_pixels = min(h, w), min_region_pixels(params, h, w)
+    placed = np.zeros((h, w), bool)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     if opened is not None and discount_unmeasured_excess(mask, z, bs, ss, judge, opened, params):
         mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
@@ -684,16 +713,20 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
             mask, _ = fill_moved_segments(mask, bracketed, moved_b, ss, judge.inverse, edges, defined,
                                           min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
-        fine = fine_evidence(bp, sp, bs, ss, judge.inverse, usable & judge.inside & (z < params.low_sigmas),
-                             sigma_px=params.smooth_sigma)
+        static = usable & judge.inside & (z < params.low_sigmas)
+        fine = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=params.smooth_sigma)
         mask = trim_spill(mask, fine, usable, low=params.low_sigmas, sigma_px=params.smooth_sigma)
+        if step_ends and mask.any():
+            finer = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=STEP_TRIM_SIGMA_PX)
+            trimmed = trim_spill(mask, finer, usable, low=params.low_sigmas, sigma_px=STEP_TRIM_SIGMA_PX)
+            placed, mask = mask & ~trimmed, trimmed
     mask = drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), disk(max(1, round(params.dilate_radius * short)))) > 0
         mask &= valid
     if mask.any() and not judge.inside.all():
         mask |= carry_into_unjudged(mask, judge.inside, reach=CARRY_REACH * short)
-    return mask, recoloured, shifted
+    return mask, recoloured, shifted, placed
 
 
 def min_region_pixels(params: MaskParams, height: int, width: int) -> float:

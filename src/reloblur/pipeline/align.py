@@ -39,6 +39,7 @@ from reloblur.formats.align_record import (
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import CLIP_SUFFIX, VALIDITY_SUFFIX, scan_dataset
 from reloblur.formats.session import LOG, MANIFEST, CameraRecord, Session
+from reloblur.formats.timing import SPhase, check_s_phase
 from reloblur.imaging.clipping import ClippedOutput, clipped_levels
 from reloblur.imaging.imageio import (
     IMAGE_SUFFIXES,
@@ -118,6 +119,7 @@ class AlignJob:
     colour_matrices: tuple[ColourMatrix | None, ColourMatrix | None] = (None, None)
     # per camera, its colour processing after the sensor clipped (AlignRecord.camera_colour)
     camera_colour: dict[str, CameraColour] | None = None
+    s_phase: SPhase | None = None  # the session's rig["s_phase"] (AlignRecord.s_phase)
     mask: Path | None = None
     session_pair: int | None = None
     problem: str | None = None  # known before any work: reported as this pair's failure
@@ -147,6 +149,7 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
     cameras = session.manifest.cameras
     black = (cameras["B"].black_level or 0.0, cameras["S"].black_level or 0.0)
     colour = (_camera_colour(cameras["B"], options.input / MANIFEST), _camera_colour(cameras["S"], options.input / MANIFEST))
+    s_phase = _recorded_phase(session.manifest.rig, options.input / MANIFEST)
     by_scene: dict[str, list[Any]] = {}
     jobs, rejected = [], []
     if session.truncated_log:
@@ -178,8 +181,21 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
                 colour_matrices=colour,
                 camera_colour={role: _colour_processing(cameras[role], record.frames[role].pixel_format, matrix)
                                for role, matrix in zip(("B", "S"), colour)},
+                s_phase=s_phase,
             ))
     return jobs, rejected
+
+
+def _recorded_phase(rig: dict[str, Any], manifest: Path) -> SPhase | None:
+    """The instant of B's exposure S was exposed at, as the session's manifest records it
+    (``rig["s_phase"]``; None where it does not say); :class:`ReloblurError` naming the
+    manifest for a value that is not one of the three."""
+    if rig.get("s_phase") is None:
+        return None
+    try:
+        return check_s_phase(str(rig["s_phase"]))
+    except ReloblurError as exc:
+        raise ReloblurError(f"{manifest}: rig s_phase: {exc}") from None
 
 
 def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:
@@ -533,6 +549,7 @@ def _record(job: AlignJob, options: AlignOptions, blur: np.ndarray, result: Alig
         homography_blur_to_sharp=result.homography.tolist(),
         radial_distortion=result.radial,
         camera_colour=job.camera_colour,
+        s_phase=job.s_phase,
         camera_matrices=None if job.colour_matrices == (None, None) else
         {role: None if m is None else [list(map(float, row)) for row in m]
          for role, m in zip(("B", "S"), job.colour_matrices)},

@@ -37,6 +37,7 @@ from reloblur.formats.masks import (
     sidecar_path,
     write_mask,
 )
+from reloblur.formats.timing import S_PHASES, SPhase, check_s_phase
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image
 from reloblur.lbfmg.clipping import clipped_output_mixing
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
@@ -66,6 +67,9 @@ class GenerateOptions:
     # their sensor clips: raw or linear output); auto: measured where align's record says
     # the session's cameras were such, the prior elsewhere
     crosstalk: CrosstalkChoice = "auto"
+    # the instant of B's exposure S was exposed at; auto: as align's record says the
+    # session's rig had it, not known for pairs without one
+    s_phase: PhaseChoice = "auto"
 
 
 @dataclass
@@ -95,6 +99,7 @@ class _Job:
     method: MaskMethod = "difference"
     overwrite: bool = False
     crosstalk: CrosstalkChoice = "auto"
+    s_phase: PhaseChoice = "auto"
 
 
 def calibrated_noise(path: Path) -> list[NoiseLevel]:
@@ -112,22 +117,30 @@ MaskMethod = Literal["difference", "flow", "both"]
 MASK_METHODS: tuple[str, ...] = ("difference", "flow", "both")
 CrosstalkChoice = Literal["auto", "prior", "measured"]
 CROSSTALK_CHOICES: tuple[str, ...] = ("auto", "prior", "measured")
+PhaseChoice = Literal["auto", "start", "middle", "end"]
+PHASE_CHOICES: tuple[str, ...] = ("auto", *S_PHASES)
 
 
-def recorded_camera_colour(pair: Pair) -> dict[str, CameraColour]:
-    """What ``align``'s record of ``pair`` says each camera did to colour after its sensor
-    clipped (``{}`` where there is no record, or it does not say); an unreadable record
-    raises an error naming it."""
-    if not pair.align_record.exists():
-        return {}
-    return AlignRecord.read(pair.align_record).camera_colour or {}
+def align_record(pair: Pair) -> AlignRecord | None:
+    """``align``'s record of ``pair``, None where there is none; an unreadable record raises
+    an error naming it."""
+    return AlignRecord.read(pair.align_record) if pair.align_record.exists() else None
+
+
+def pair_phase(record: AlignRecord | None, choice: PhaseChoice) -> SPhase | None:
+    """S's instant within B's exposure: ``choice``, or with ``auto`` what ``align``'s
+    ``record`` says the session's rig had (None where there is no record, or it does not
+    say: pairs from elsewhere, or aligned before the record carried it)."""
+    if choice != "auto":
+        return check_s_phase(choice)
+    return None if record is None else record.s_phase
 
 
 def pair_crosstalk(states: dict[str, CameraColour], choice: CrosstalkChoice) -> Crosstalk:
-    """The crosstalk model ``choice`` means for a pair whose record says ``states``
-    (:func:`recorded_camera_colour`): ``auto`` is ``measured`` where both cameras left a
-    clipped channel's excess unmixed (raw frames, or RGB with the colour transformation
-    recorded off), else ``prior``."""
+    """The crosstalk model ``choice`` means for a pair whose ``align`` record says ``states``
+    (its ``camera_colour``; ``{}`` where it does not say): ``auto`` is ``measured`` where
+    both cameras left a clipped channel's excess unmixed (raw frames, or RGB with the
+    colour transformation recorded off), else ``prior``."""
     if choice != "auto":
         return choice
     unmixed = all(states.get(role) in UNMIXED_AFTER_CLIP for role in ("B", "S"))
@@ -171,8 +184,8 @@ def _generate_one(job: _Job) -> str:
     if job.method != "difference":
         burst = _burst_frames(job.pair)
         inputs.update(burst[2])
-    states = recorded_camera_colour(job.pair)
-    crosstalk = pair_crosstalk(states, job.crosstalk)
+    aligned = align_record(job.pair)
+    crosstalk = pair_crosstalk((aligned.camera_colour if aligned else None) or {}, job.crosstalk)
     # align's record holds the matrix it corrected S with, whose signs say which way an
     # excess both cameras clipped moved S's other channels, and the camera matrices it
     # undid, whose clipped outputs the mask step follows
@@ -180,6 +193,9 @@ def _generate_one(job: _Job) -> str:
     params = {**job.params.to_dict(), "method": job.method}
     if crosstalk == "measured":  # absent under the prior, as before the choice existed
         params["crosstalk"] = "measured"
+    phase = pair_phase(aligned, job.s_phase)
+    if phase in ("start", "end"):  # the only instants the masks depend on
+        params["s_phase"] = phase
     if job.calibration is not None:
         inputs["calibration"] = job.calibration
     existing = MaskRecord.read(job.mask) if job.mask.exists() else None
@@ -203,7 +219,8 @@ def _generate_one(job: _Job) -> str:
     result = generate_mask(read_image(job.pair.blur), read_image(job.pair.sharp), params=job.params,
                            valid=maps.valid, noise=job.noise, clipped=maps.clipped,
                            colour_matrix=maps.colour_matrix, crosstalk=crosstalk,
-                           output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
+                           output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix),
+                           s_phase=phase)
     if burst is not None:
         result = with_motion(result, _flow(burst[0], burst[2]), method=job.method)
     if maps.align_flags:  # a pair align could not make agree: its mask is as doubtful
@@ -244,8 +261,10 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         raise ReloblurError(f"--method {options.method!r}: choose {', '.join(MASK_METHODS)}")
     if options.crosstalk not in CROSSTALK_CHOICES:
         raise ReloblurError(f"--crosstalk {options.crosstalk!r}: choose {', '.join(CROSSTALK_CHOICES)}")
+    if options.s_phase not in PHASE_CHOICES:
+        raise ReloblurError(f"--s-phase {options.s_phase!r}: choose {', '.join(PHASE_CHOICES)}")
     jobs = [_Job(p, mask, options.params, options.force, options.calibration, noise, options.method, options.overwrite,
-                 options.crosstalk)
+                 options.crosstalk, options.s_phase)
             for p, mask in zip(pairs, masks)]
     result = run_batch(_generate_one, jobs, key=lambda j: j.pair.id, workers=options.workers,
                        description="generating masks", progress=options.progress)
