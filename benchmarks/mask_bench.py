@@ -151,8 +151,8 @@ def output_mixing(pair, alignment: AlignResult | None) -> tuple[np.ndarray | Non
 
 def recorded_phase(condition) -> str | None:
     """S's instant as a session of the condition's rig records it (``rig["s_phase"]``, which
-    `align` carries to `mask generate`): the toolkit names the start, middle and end of B's
-    exposure; None for an instant between them."""
+    `align` carries to `mask generate`), or `burst build` the frame it took for S: the
+    toolkit names the start, middle and end of B's exposure; None for an instant between."""
     return {0.0: "start", 0.5: "middle", 1.0: "end"}.get(condition.s_phase)
 
 
@@ -210,7 +210,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour))
         model = "measured" if measured else "prior"
         mixing = output_mixing(pair, alignment)
-        phase = None if condition.burst_frames else recorded_phase(condition)
+        phase = recorded_phase(condition)  # a session's rig or a burst's build records it
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing, p=phase: generate_mask(
                 b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o, s_phase=p),
@@ -220,9 +220,9 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         if pair.frames is not None:
             # As `mask generate --method flow|both` runs on a burst: the frames display-encoded
             # as B and S were, the difference mask combined with their motion (timed whole).
-            def combined(method: str, b=blur, s=sharp, frames=pair.frames) -> np.ndarray:
+            def combined(method: str, b=blur, s=sharp, frames=pair.frames, p=phase) -> np.ndarray:
                 motion = flow_mask(np.stack([encode_srgb(f) for f in frames]))
-                return with_motion(generate_mask(b, s), motion, method=method).mask
+                return with_motion(generate_mask(b, s, s_phase=p), motion, method=method).mask
 
             runs["lbfmg --method flow"] = lambda: combined("flow")
             runs["lbfmg --method both"] = lambda: combined("both")

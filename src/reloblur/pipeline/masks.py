@@ -127,13 +127,23 @@ def align_record(pair: Pair) -> AlignRecord | None:
     return AlignRecord.read(pair.align_record) if pair.align_record.exists() else None
 
 
-def pair_phase(record: AlignRecord | None, choice: PhaseChoice) -> SPhase | None:
-    """S's instant within B's exposure: ``choice``, or with ``auto`` what ``align``'s
-    ``record`` says the session's rig had (None where there is no record, or it does not
-    say: pairs from elsewhere, or aligned before the record carried it)."""
+def pair_phase(pair: Pair, record: AlignRecord | None, choice: PhaseChoice) -> SPhase | None:
+    """S's instant within B's exposure: ``choice``, or with ``auto`` what the pair's records
+    say: ``align``'s ``record`` (the session's rig), else ``burst build``'s sidecar (the
+    frame it took for S). None where neither says: pairs from elsewhere, or aligned before
+    the record carried it."""
     if choice != "auto":
         return check_s_phase(choice)
-    return None if record is None else record.s_phase
+    if record is not None and record.s_phase is not None:
+        return record.s_phase
+    sidecar = pair.blur.with_name(f"{pair.index}{BURST_SIDECAR}")
+    phase = (resume.read_sidecar(sidecar) or {}).get("phase")
+    if phase is None:
+        return None
+    try:
+        return check_s_phase(str(phase))
+    except ReloblurError as exc:
+        raise ReloblurError(f"{sidecar}: {exc}") from None
 
 
 def pair_crosstalk(states: dict[str, CameraColour], choice: CrosstalkChoice) -> Crosstalk:
@@ -193,7 +203,7 @@ def _generate_one(job: _Job) -> str:
     params = {**job.params.to_dict(), "method": job.method}
     if crosstalk == "measured":  # absent under the prior, as before the choice existed
         params["crosstalk"] = "measured"
-    phase = pair_phase(aligned, job.s_phase)
+    phase = pair_phase(job.pair, aligned, job.s_phase)
     if phase in ("start", "end"):  # the only instants the masks depend on
         params["s_phase"] = phase
     if job.calibration is not None:
