@@ -157,3 +157,10 @@ def test_the_frame_burst_build_took_for_s_tells_the_mask_step_its_instant(bursts
         scores[told] = float(np.mean(ious))
     # Measured 2026-12-05 on these bursts: 0.965 told (auto), 0.936 not (as the middle).
     assert scores["auto"] > scores["middle"] + 0.01, scores
+
+    sidecar = data / "train" / "s01" / "00" / "01.burst.json"
+    record = json.loads(sidecar.read_text())
+    record["phase"] = "early"
+    sidecar.write_text(json.dumps(record))
+    result = run("mask", "generate", data, "--out", tmp_path / "masks-bad", "--workers", "1")
+    assert result.exit_code == 2 and "'early'" in result.output and "01.burst.json" in result.output

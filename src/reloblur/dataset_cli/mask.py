@@ -70,8 +70,9 @@ def generate_command(
     s_phase: Annotated[str, typer.Option(
         "--s-phase", help="The instant of B's exposure S was exposed at: start, middle or end. At the start or end "
                           "(ReLoBlur's rig: start), every blur trail ends in a step at S's outline, which the mask "
-                          "places more finely. auto: as align's record says the session's rig had it; not known "
-                          "(as middle) for pairs without one.")] = "auto",
+                          "places more finely. auto: as align's record says the session's rig had it, or burst "
+                          "build's sidecar the frame it took for S; not known (as middle) for pairs with "
+                          "neither.")] = "auto",
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,

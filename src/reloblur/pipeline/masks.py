@@ -68,7 +68,8 @@ class GenerateOptions:
     # the session's cameras were such, the prior elsewhere
     crosstalk: CrosstalkChoice = "auto"
     # the instant of B's exposure S was exposed at; auto: as align's record says the
-    # session's rig had it, not known for pairs without one
+    # session's rig had it, or burst build's sidecar the frame it took; not known for
+    # pairs with neither
     s_phase: PhaseChoice = "auto"
 
 
