@@ -149,11 +149,12 @@ def output_mixing(pair, alignment: AlignResult | None) -> tuple[np.ndarray | Non
     return clipped_output_mixing((pair.camera_matrix, pair.camera_matrix), alignment.color.matrix)
 
 
-def recorded_phase(condition) -> str | None:
-    """S's instant as a session of the condition's rig records it (``rig["s_phase"]``, which
-    `align` carries to `mask generate`), or `burst build` the frame it took for S: the
-    toolkit names the start, middle and end of B's exposure; None for an instant between."""
-    return {0.0: "start", 0.5: "middle", 1.0: "end"}.get(condition.s_phase)
+def recorded_phase(instant: float) -> str | None:
+    """S's ``instant`` within B's exposure (0 to 1) as a session of such a rig records it
+    (``rig["s_phase"]``, which `align` carries to `mask generate`), or `burst build` the
+    frame it took for S: the toolkit names the start, middle and end of B's exposure; None
+    for an instant between."""
+    return {0.0: "start", 0.5: "middle", 1.0: "end"}.get(instant)
 
 
 def _sensitivity(pair, calibrated: bool, first: AlignResult, mask: np.ndarray, measured: bool,
@@ -210,7 +211,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour))
         model = "measured" if measured else "prior"
         mixing = output_mixing(pair, alignment)
-        phase = recorded_phase(condition)  # a session's rig or a burst's build records it
+        phase = recorded_phase(condition.s_phase)  # a session's rig or a burst's build records it
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing, p=phase: generate_mask(
                 b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o, s_phase=p),

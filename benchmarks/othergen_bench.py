@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mask_bench import plain_difference  # noqa: E402
+from mask_bench import plain_difference, recorded_phase  # noqa: E402
 from othergen import ROWS, Camera, make_pair  # noqa: E402
 from pairgen import parse_size  # noqa: E402
 from reloblur.imaging.imageio import read_image, write_image  # noqa: E402
@@ -78,8 +78,9 @@ def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int
     align_exit = run(["align", str(pairs), str(aligned), "--no-crop"])
     # These pairs are a folder, not a session, so nothing records S's instant: a user tells
     # the mask step, as for pairs of a rig that exposed S at the start or end
-    phase = {0.0: ["--s-phase", "start"], 1.0: ["--s-phase", "end"]}.get(camera.s_instant, [])
-    mask_exit = run(["mask", "generate", str(aligned), "--out", str(out), *phase])
+    phase = recorded_phase(camera.s_instant)
+    told = ["--s-phase", phase] if phase in ("start", "end") else []
+    mask_exit = run(["mask", "generate", str(aligned), "--out", str(out), *told])
     seconds = time.perf_counter() - start
     ours = {path.stem: read_image(path) for path in out.glob("*.png") if not path.name.endswith(".conf.png")}
     plain = {}

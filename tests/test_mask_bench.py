@@ -162,7 +162,7 @@ def test_the_true_homography_kept_as_given_scores_no_registration_error_but_the_
 def test_the_mask_step_is_told_s_instant_as_a_session_of_the_rows_rig_records_it(pairgen, mask_bench):
     """A session records S's instant by name (start, middle, end), and `align` carries it
     to `mask generate`; an instant between those has no name, and the mask step is not told."""
-    assert mask_bench.recorded_phase(_condition(pairgen, "S at the start of B's exposure (ReLoBlur's rig)")) == "start"
-    assert mask_bench.recorded_phase(_condition(pairgen, "default rig")) == "middle"
-    assert mask_bench.recorded_phase(pairgen.Condition("late", s_phase=1.0)) == "end"
-    assert mask_bench.recorded_phase(pairgen.Condition("between", s_phase=0.25)) is None
+    assert mask_bench.recorded_phase(_condition(pairgen, "S at the start of B's exposure (ReLoBlur's rig)").s_phase) == "start"
+    assert mask_bench.recorded_phase(_condition(pairgen, "default rig").s_phase) == "middle"
+    assert mask_bench.recorded_phase(pairgen.Condition("late", s_phase=1.0).s_phase) == "end"
+    assert mask_bench.recorded_phase(pairgen.Condition("between", s_phase=0.25).s_phase) is None

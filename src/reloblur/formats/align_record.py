@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from reloblur.atomic import atomic_write_json
 from reloblur.errors import ReloblurError
-from reloblur.formats.timing import S_PHASES, SPhase
+from reloblur.formats.timing import SPhase, recorded_s_phase
 
 SIDECAR_SUFFIX = ".align.json"
 
@@ -130,11 +130,12 @@ class AlignRecord:
             qa["registration"] = Registration(**qa["registration"])
             values["qa"] = AlignQA(**{k: v for k, v in qa.items() if k in {f.name for f in fields(AlignQA)}})
             values["source"] = AlignSource(**data["source"])
-            if values.get("s_phase") is not None and values["s_phase"] not in S_PHASES:
-                raise AlignRecordError(f"s_phase {values['s_phase']!r} is not one of {', '.join(S_PHASES)}")
+            values["s_phase"] = recorded_s_phase(values.get("s_phase"), "s_phase")
             return cls(**values)
         except (KeyError, TypeError) as exc:
             raise AlignRecordError(f"align sidecar lacks or mistypes a field ({exc})") from None
+        except ReloblurError as exc:
+            raise AlignRecordError(str(exc)) from None
 
     @classmethod
     def read(cls, path: Path) -> AlignRecord:

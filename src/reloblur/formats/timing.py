@@ -26,6 +26,18 @@ def check_s_phase(phase: str) -> SPhase:
     return phase  # type: ignore[return-value]
 
 
+def recorded_s_phase(value: object, where: str) -> SPhase | None:
+    """An S phase as a file recorded it (a session's manifest, an align record, a burst's
+    sidecar): None where nothing was recorded, else :func:`check_s_phase`'s, with
+    :class:`ReloblurError` naming ``where`` for a value that is not one."""
+    if value is None:
+        return None
+    try:
+        return check_s_phase(str(value))
+    except ReloblurError as exc:
+        raise ReloblurError(f"{where}: {exc}") from None
+
+
 def s_window(b_exposure_us: float, s_exposure_us: float, phase: str = "middle") -> tuple[float, float]:
     """S's exposure as a fraction interval of B's exposure, within ``[0, 1]``.
 

@@ -39,7 +39,7 @@ from reloblur.formats.align_record import (
 from reloblur.formats.calibration import Calibration
 from reloblur.formats.dataset import CLIP_SUFFIX, VALIDITY_SUFFIX, scan_dataset
 from reloblur.formats.session import LOG, MANIFEST, CameraRecord, Session
-from reloblur.formats.timing import SPhase, check_s_phase
+from reloblur.formats.timing import SPhase, recorded_s_phase
 from reloblur.imaging.clipping import ClippedOutput, clipped_levels
 from reloblur.imaging.imageio import (
     IMAGE_SUFFIXES,
@@ -149,7 +149,7 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
     cameras = session.manifest.cameras
     black = (cameras["B"].black_level or 0.0, cameras["S"].black_level or 0.0)
     colour = (_camera_colour(cameras["B"], options.input / MANIFEST), _camera_colour(cameras["S"], options.input / MANIFEST))
-    s_phase = _recorded_phase(session.manifest.rig, options.input / MANIFEST)
+    s_phase = recorded_s_phase(session.manifest.rig.get("s_phase"), f"{options.input / MANIFEST}: rig s_phase")
     by_scene: dict[str, list[Any]] = {}
     jobs, rejected = [], []
     if session.truncated_log:
@@ -184,18 +184,6 @@ def _session_jobs(options: AlignOptions) -> tuple[list[AlignJob], list[ItemFailu
                 s_phase=s_phase,
             ))
     return jobs, rejected
-
-
-def _recorded_phase(rig: dict[str, Any], manifest: Path) -> SPhase | None:
-    """The instant of B's exposure S was exposed at, as the session's manifest records it
-    (``rig["s_phase"]``; None where it does not say); :class:`ReloblurError` naming the
-    manifest for a value that is not one of the three."""
-    if rig.get("s_phase") is None:
-        return None
-    try:
-        return check_s_phase(str(rig["s_phase"]))
-    except ReloblurError as exc:
-        raise ReloblurError(f"{manifest}: rig s_phase: {exc}") from None
 
 
 def _camera_colour(camera: CameraRecord, manifest: Path) -> ColourMatrix | None:

@@ -37,7 +37,7 @@ from reloblur.formats.masks import (
     sidecar_path,
     write_mask,
 )
-from reloblur.formats.timing import S_PHASES, SPhase, check_s_phase
+from reloblur.formats.timing import S_PHASES, SPhase, check_s_phase, recorded_s_phase
 from reloblur.imaging.imageio import encode_srgb, read_image, write_image
 from reloblur.lbfmg.clipping import clipped_output_mixing
 from reloblur.lbfmg.flow import FlowMaskResult, flow_mask, with_motion
@@ -138,13 +138,7 @@ def pair_phase(pair: Pair, record: AlignRecord | None, choice: PhaseChoice) -> S
     if record is not None and record.s_phase is not None:
         return record.s_phase
     sidecar = pair.blur.with_name(f"{pair.index}{BURST_SIDECAR}")
-    phase = (resume.read_sidecar(sidecar) or {}).get("phase")
-    if phase is None:
-        return None
-    try:
-        return check_s_phase(str(phase))
-    except ReloblurError as exc:
-        raise ReloblurError(f"{sidecar}: {exc}") from None
+    return recorded_s_phase((resume.read_sidecar(sidecar) or {}).get("phase"), str(sidecar))
 
 
 def pair_crosstalk(states: dict[str, CameraColour], choice: CrosstalkChoice) -> Crosstalk:
