@@ -185,7 +185,7 @@ def lossy(image: np.ndarray, quality: int) -> np.ndarray:
 
 def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
                   size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
-                  crosstalk: str = "prior", exact: bool = False) -> dict[str, dict]:
+                  crosstalk: str = "prior", exact: bool = False, told_phase: bool = True) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {
         m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": []} for m in methods}
@@ -211,7 +211,9 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour))
         model = "measured" if measured else "prior"
         mixing = output_mixing(pair, alignment)
-        phase = recorded_phase(condition.s_phase)  # a session's rig or a burst's build records it
+        # A session's rig or a burst's build records it; a folder of pairs does not, and the
+        # mask step reads it from each pair (told_phase False)
+        phase = recorded_phase(condition.s_phase) if told_phase else None
         runs = {
             "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing, p=phase: generate_mask(
                 b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o, s_phase=p),
@@ -309,6 +311,9 @@ def main() -> None:
                              "--no-refine): what the mask step makes of an exact geometry, against the plain run the "
                              "registration's share of a row's shortfall (the distortion row's lens difference is "
                              "not in it)")
+    parser.add_argument("--untold-phase", action="store_true",
+                        help="do not tell the mask step S's instant (a folder of pairs, no session's record): it "
+                             "reads it from each pair")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="summarise a --json result file as the table in docs/benchmarks.md")
@@ -345,7 +350,8 @@ def main() -> None:
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
                                  sensitivity=args.sensitivity, size=(width, height),
                                  jpeg=jpeg,  # type: ignore[arg-type]  # two ints, checked above
-                                 crosstalk=args.crosstalk, exact=args.exact_registration)
+                                 crosstalk=args.crosstalk, exact=args.exact_registration,
+                                 told_phase=not args.untold_phase)
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():
@@ -357,7 +363,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": f"{width}x{height}",
                           "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
-                          "exact_registration": args.exact_registration,
+                          "exact_registration": args.exact_registration, "untold_phase": args.untold_phase,
                           "results": results}, indent=2))
 
 

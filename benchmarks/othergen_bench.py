@@ -71,15 +71,15 @@ def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[s
 
 
 def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int,
-              size: tuple[int, int]) -> dict[str, object]:
+              size: tuple[int, int], tell_phase: bool = False) -> dict[str, object]:
     pairs, aligned, out = work / "pairs", work / "aligned", work / "masks"
     truths = write_row(pairs, camera, moving=moving, static=static, seed=seed, size=size)
     start = time.perf_counter()
     align_exit = run(["align", str(pairs), str(aligned), "--no-crop"])
-    # These pairs are a folder, not a session, so nothing records S's instant: a user tells
-    # the mask step, as for pairs of a rig that exposed S at the start or end
+    # These pairs are a folder, not a session, so nothing records S's instant: the mask
+    # step reads it from each pair, or (tell_phase) a user who knows the rig's tells it
     phase = recorded_phase(camera.s_instant)
-    told = ["--s-phase", phase] if phase in ("start", "end") else []
+    told = ["--s-phase", phase] if tell_phase and phase is not None else []
     mask_exit = run(["mask", "generate", str(aligned), "--out", str(out), *told])
     seconds = time.perf_counter() - start
     ours = {path.stem: read_image(path) for path in out.glob("*.png") if not path.name.endswith(".conf.png")}
@@ -103,6 +103,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--size", default="960x640", type=parse_size, help="WxH of the pairs")
     parser.add_argument("--only", help="rows whose name contains this")
+    parser.add_argument("--tell-phase", action="store_true",
+                        help="tell mask generate each row's S instant (--s-phase), as a user who knows the rig's; "
+                             "by default it reads it from each pair")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = [row for row in ROWS if args.only is None or args.only in row.name]
@@ -112,13 +115,13 @@ def main() -> None:
     for row in rows:
         with tempfile.TemporaryDirectory() as folder:
             result = bench_row(row, Path(folder), moving=args.moving, static=args.static, seed=args.seed,
-                               size=args.size)
+                               size=args.size, tell_phase=args.tell_phase)
         results.append(result)
         print(f"{row.name}: mean IoU {_cell(result['ours']['mean_iou'])}, static max "
               f"{_cell(result['ours']['static_area_pct_max'], 2)} %", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
-                          "rows": results}, indent=1))
+                          "tell_phase": args.tell_phase, "rows": results}, indent=1))
         return
     print("| row | ours: mean IoU | min | boundary F | static max % | plain: mean IoU | static max % | exits |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

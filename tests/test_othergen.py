@@ -81,3 +81,21 @@ def test_the_row_of_reloblurs_rig_moves_only_s_instant(othergen):
     far = ~(cv2.dilate(middle[2], np.ones((25, 25), np.uint8)) > 0)
     assert abs(float(middle[1][far].mean()) - float(start[1][far].mean())) < 0.5
     assert difference[middle[2] > 0].mean() > 3 * difference[far].mean()
+
+
+@pytest.mark.parametrize("tell", [False, True])
+def test_the_bench_reads_s_instant_from_the_pairs_unless_told(tell, tmp_path):
+    """The rows are folders of pairs, as a user's: by default ``mask generate`` reads S's
+    instant from each pair (its evidence in the sidecar); ``--tell-phase`` passes the row's
+    instant, as a user who knows the rig's would."""
+    import json
+
+    bench, othergen = benchmark_module("othergen_bench"), benchmark_module("othergen")
+    row = next(r for r in othergen.ROWS if r.s_instant == 0.0)
+    result = bench.bench_row(row, tmp_path, moving=1, static=0, seed=1, size=(480, 320), tell_phase=tell)
+    assert (result["align_exit"], result["mask_exit"]) in ((0, 0), (0, 2))
+    (sidecar,) = (tmp_path / "masks").rglob("*.json")
+    record = json.loads(sidecar.read_text())
+    assert record["params"].get("s_phase") == ("start" if tell else None)
+    evidence = record["diagnostics"]["s_phase_evidence"]
+    assert (evidence is None) if tell else isinstance(evidence["at_an_end"], bool)

@@ -48,12 +48,26 @@ def test_the_rigs_s_phase_reaches_the_mask_step_through_aligns_record(tmp_path):
     # Pairs from elsewhere (no session behind them) are told.
     assert [p.get("s_phase") for p in generated_mask_params(middle, tmp_path / "m-end", "--s-phase", "end")] == ["end"] * 2
 
-    # A record aligned before it carried the instant: not known.
+    # Recorded or told, the instant is not read from the pair.
+    assert all(json.loads(path.read_text())["diagnostics"]["s_phase_evidence"] is None
+               for path in sorted((tmp_path / "m-start").rglob("*.json")))
+
+    # A record aligned before it carried the instant: not known, so read from each pair,
+    # its evidence in the sidecar and the count in the report.
     for record in records:
         data = json.loads(record.read_text())
         data.pop("s_phase")
         record.write_text(json.dumps(data))
     assert [p.get("s_phase") for p in generated_mask_params(start, tmp_path / "m-old")] == [None] * 2
+    read = [json.loads(path.read_text())["diagnostics"]["s_phase_evidence"]
+            for path in sorted((tmp_path / "m-old").rglob("*.json"))]
+    assert all(isinstance(e, dict) and isinstance(e["at_an_end"], bool) for e in read)
+    result = runner.invoke(app, ["mask", "generate", str(start), "--out", str(tmp_path / "m-old"), "--json"])
+    report = json.loads(result.output)
+    assert report["resumed"] == 2 and report["phase_read"] == 2
+    assert report["phase_read_at_an_end"] == sum(e["at_an_end"] for e in read)
+    printed = " ".join(runner.invoke(app, ["mask", "generate", str(start), "--out", str(tmp_path / "m-old")]).output.split())
+    assert "S's instant was read from the 2 pair(s) that record none" in printed
 
 
 def test_a_bad_s_phase_is_a_user_error_naming_it(tmp_path):

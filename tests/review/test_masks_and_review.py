@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from conftest import box_around, needs_browser, object_on_ground
 from reloblur.dataset_cli.app import app
-from reloblur.formats.dataset import find_pairs
+from reloblur.formats.dataset import find_pairs, read_align_maps
 from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
-from reloblur.lbfmg.generate import generate_mask
+from reloblur.lbfmg.generate import MaskParams, generate_mask
 from reloblur.lbfmg.metrics import boundary_f_score, iou
 from reloblur.review.server import ReviewOptions, make_server
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
@@ -328,6 +328,33 @@ def test_the_preview_reads_align_s_record_only_for_a_mask_made_with_the_measured
     sidecar.write_text(json.dumps(record))
     status, answer = call(url, "/api/regenerate", token, body)
     assert status == 422 and pair.align_record.name in json.loads(answer)["error"]
+
+
+def test_the_preview_judges_with_the_s_instant_the_mask_was_made_with(review_server):
+    """A mask made with S's instant at the start is previewed with it (the step trim runs);
+    a sidecar whose instant is not one is an error naming it."""
+    url, masks = review_server
+    token = url.split("token=")[1]
+    pair = find_pairs(masks.parent / "dataset")[0][0]
+    sidecar = masks / pair.rel_dir / f"{pair.index}.json"
+    record = json.loads(sidecar.read_text())
+    record["params"]["s_phase"] = "start"
+    sidecar.write_text(json.dumps(record))
+    body = {"id": pair.id, "high_sigmas": 6, "low_sigmas": 3}
+    status, answer = call(url, "/api/regenerate", token, body)
+    assert status == 200
+    maps = read_align_maps(pair, record="align" in record.get("inputs", {}))
+    params = MaskParams(**{**MaskParams().to_dict(), "high_sigmas": 6.0, "low_sigmas": 3.0})
+    told = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
+                         clipped=maps.clipped, colour_matrix=maps.colour_matrix, s_phase="start")
+    read = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
+                         clipped=maps.clipped, colour_matrix=maps.colour_matrix)
+    assert told.step_ends and not read.step_ends and (told.mask != read.mask).any()  # the instant matters here
+    np.testing.assert_array_equal(_decoded(json.loads(answer)["png"]), told.mask)
+    record["params"]["s_phase"] = "early"
+    sidecar.write_text(json.dumps(record))
+    status, answer = call(url, "/api/regenerate", token, body)
+    assert status == 422 and sidecar.name in json.loads(answer)["error"]
 
 
 @needs_browser

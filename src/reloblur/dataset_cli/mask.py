@@ -71,8 +71,8 @@ def generate_command(
         "--s-phase", help="The instant of B's exposure S was exposed at: start, middle or end. At the start or end "
                           "(ReLoBlur's rig: start), every blur trail ends in a step at S's outline, which the mask "
                           "places more finely. auto: as align's record says the session's rig had it, or burst "
-                          "build's sidecar the frame it took for S; not known (as middle) for pairs with "
-                          "neither.")] = "auto",
+                          "build's sidecar the frame it took for S; for pairs with neither, read from each pair "
+                          "(whether its trails end in steps at S's edges).")] = "auto",
     shard: ShardOpt = None,
     workers: Annotated[Optional[int], typer.Option("--workers", "-j", help="Worker processes \\[default: all CPUs].")] = None,
     json_output: JsonOpt = False,
@@ -87,7 +87,7 @@ def generate_command(
 
       reloblur mask generate data/dataset --method both  # burst pairs whose frames were kept
 
-      reloblur mask generate ReLoBlur/ --s-phase start  # pairs of a rig that exposed S at the start
+      reloblur mask generate ReLoBlur/ --s-phase start  # a rig known to expose S at the start
     """
     from reloblur.batch import Shard
     from reloblur.pipeline.masks import GenerateOptions, generate_masks
@@ -106,6 +106,9 @@ def generate_command(
         f"-> {escape(str(report.masks))}",
         *([f"{len(report.withheld)} mask(s) withheld and written empty ({escape(', '.join(report.withheld))}): "
            "mask those pairs by hand (reloblur mask review) or leave them out"] if report.withheld else []),
+        *([f"S's instant was read from the {report.phase_read} pair(s) that record none: at the start or end of "
+           f"B's exposure on {report.phase_read_at_an_end}, the middle or undecided on the rest (--s-phase gives "
+           "your rig's instant to every pair)"] if report.phase_read else []),
     ], notes=lambda: [f"[yellow]check[/] {escape(w.item)}: {escape(w.reason)}" for w in report.flagged])
 
 

@@ -126,6 +126,7 @@ from reloblur.lbfmg.morphology import (
 from reloblur.lbfmg.motion import MAX_LENGTH, fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, table_index
 from reloblur.lbfmg.params import Crosstalk, MaskParams
+from reloblur.lbfmg.phase import StepEvidence, step_evidence
 from reloblur.lbfmg.residual import EdgeResidual
 from reloblur.robust import GAIN_FIELD_MIN_PIXELS, evenly_spaced, fit_gain_field, fit_row_gain, mad_sigma
 
@@ -213,6 +214,12 @@ class MaskResult:
     # share of the frame where S is defined that clipping left a bound rather than a
     # measurement, per image (clipping.unmeasured); ``clipped`` counts every clipped pixel
     unmeasured: dict[str, float] = field(default_factory=dict)
+    # whether the spill trim ran again to place trails' ends at S's outline: S was told (or
+    # read) to be exposed at the start or end of B's exposure
+    step_ends: bool = False
+    # how one-sided B - S was across S's edges on the first mask, where S's instant was not
+    # told (phase.step_evidence); None where it was
+    step_evidence: StepEvidence | None = None
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -243,6 +250,8 @@ class MaskResult:
             "refitted": self.refitted,
             "black_noise_sigma": self.black_noise,
             "unmeasured_fraction": self.unmeasured,
+            "step_ends": self.step_ends,
+            "s_phase_evidence": None if self.step_evidence is None else self.step_evidence.to_dict(),
             "flags": list(self.flags),
         })
 
@@ -338,10 +347,12 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         to nothing, and the spill trim runs again at a finer scale
         (:data:`STEP_TRIM_SIGMA_PX`) to place that step (30 aligned pairs of the
         benchmark's default rig with S at the start: mean IoU 0.911 -> 0.929). In the
-        middle (or not known) no trail ends in a step: its evidence fades over the
-        displacement at both ends, and the finer scale's noise takes back the ends of
-        short trails (the same scenes with S in the middle: 0.939 -> 0.934), so the
-        second pass does not run.
+        middle no trail ends in a step: its evidence fades over the displacement at both
+        ends, and the finer scale's noise takes back the ends of short trails (the same
+        scenes with S in the middle: 0.939 -> 0.934), so the second pass does not run.
+        Not known: read from the pair (:func:`~reloblur.lbfmg.phase.step_evidence` on the
+        first mask), and the second pass runs where the trails end in steps with
+        confidence (``MaskResult.step_evidence``).
 
     Returns
     -------
@@ -414,6 +425,14 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
     mask, recoloured, shifted, placed = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
                                                  blended=pair.blended, step_ends=step_ends)
+    evidence = None
+    if s_phase is None:
+        clipped_any = (judge.clip_b.high | judge.clip_b.low | judge.clip_s.high | judge.clip_s.low).any(axis=0)
+        evidence = step_evidence(bp, sp, mask, usable=usable, clipped=clipped_any)
+        if evidence.at_an_end:
+            step_ends = True
+            mask, recoloured, shifted, placed = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind,
+                                                         opened, blended=pair.blended, step_ends=True)
 
     def without(candidate: np.ndarray) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
         """The fits done again without ``candidate`` (grown by the smoothing's reach, where
@@ -474,7 +493,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
                       None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason,
-                      pair.black_noise, unmeasured_fraction)
+                      pair.black_noise, unmeasured_fraction, step_ends, evidence)
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),

@@ -68,8 +68,8 @@ class GenerateOptions:
     # the session's cameras were such, the prior elsewhere
     crosstalk: CrosstalkChoice = "auto"
     # the instant of B's exposure S was exposed at; auto: as align's record says the
-    # session's rig had it, or burst build's sidecar the frame it took; not known for
-    # pairs with neither
+    # session's rig had it, or burst build's sidecar the frame it took; read from the pair
+    # (lbfmg.phase) for pairs with neither
     s_phase: PhaseChoice = "auto"
 
 
@@ -87,6 +87,10 @@ class GenerateReport:
     # generated empty because the generator withheld the mask (flagged too): mask them by hand
     withheld: list[str] = field(default_factory=list)
     shard: str = "1/1"  # the part of the campaign these figures are of
+    # pairs of this run's masks whose S instant nothing recorded or told, so the mask step
+    # read it from the pair; and of those, the pairs it read at an end of B's exposure
+    phase_read: int = 0
+    phase_read_at_an_end: int = 0
 
 
 @dataclass(frozen=True)
@@ -275,10 +279,15 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
                        description="generating masks", progress=options.progress)
     outcomes = Counter(result.results.values())
     ratios, flagged, withheld = [], [], []
+    phase_read = phase_at_an_end = 0
     for job in jobs:
         record = resume.read_sidecar(sidecar_path(job.mask))
         if record and isinstance(record.get("blur_ratio"), (int, float)):
             ratios.append(record["blur_ratio"])
+        evidence = (record or {}).get("diagnostics", {}).get("s_phase_evidence")
+        if isinstance(evidence, dict):
+            phase_read += 1
+            phase_at_an_end += bool(evidence.get("at_an_end"))
         if record and result.results.get(job.pair.id) == "flagged":
             diagnostics = record.get("diagnostics", {})
             flagged += [ItemFailure(job.pair.id, flag) for flag in diagnostics.get("flags", [])]
@@ -295,6 +304,8 @@ def generate_masks(options: GenerateOptions) -> GenerateReport:
         flagged=flagged,
         withheld=withheld,
         shard=str(options.shard),
+        phase_read=phase_read,
+        phase_read_at_an_end=phase_at_an_end,
     )
 
 

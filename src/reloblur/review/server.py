@@ -43,7 +43,16 @@ import numpy as np
 from reloblur import __version__
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for, read_align_maps
-from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, write_mask
+from reloblur.formats.masks import (
+    REVIEW_STATES,
+    MaskRecord,
+    blur_ratio,
+    confidence_path,
+    now,
+    sidecar_path,
+    write_mask,
+)
+from reloblur.formats.timing import recorded_s_phase
 from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
 from reloblur.lbfmg.clipping import clipped_output_mixing
 from reloblur.lbfmg.generate import MaskParams, generate_mask
@@ -221,15 +230,18 @@ class ReviewStore:
         if not 0 < low_f <= high_f <= 100:
             raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
-        # judged as mask generate judged it: with the crosstalk model the mask was made with,
-        # and with align's record where the mask read it
+        # judged as mask generate judged it: with the crosstalk model and S's instant the mask
+        # was made with (none recorded: the instant read from the pair again), and with
+        # align's record where the mask read it
         made = self.record(pair)
         measured = (made.params or {}).get("crosstalk") == "measured"
+        phase = recorded_s_phase((made.params or {}).get("s_phase"), str(sidecar_path(self.mask_path(pair))))
         maps = read_align_maps(pair, record=measured or "align" in (made.inputs or {}))
         result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
                                clipped=maps.clipped, colour_matrix=maps.colour_matrix,
                                crosstalk="measured" if measured and maps.colour_matrix is not None else "prior",
-                               output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix))
+                               output_mixing=clipped_output_mixing(maps.camera_matrices, maps.colour_matrix),
+                               s_phase=phase)
         return encode_image(result.mask, ".png")
 
     def segment(self, pair: Pair, box: Any) -> dict[str, Any]:
