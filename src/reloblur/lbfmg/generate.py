@@ -423,16 +423,16 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    mask, recoloured, shifted, placed = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
-                                                 blended=pair.blended, step_ends=step_ends)
+    first = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened, blended=pair.blended)
+    recoloured, shifted = first.recoloured, first.shifted
+    mask, placed = _finished(first, bp, sp, bs, ss, judge, usable, valid_in, params, step_ends=step_ends)
     evidence = None
     if s_phase is None:
         clipped_any = (judge.clip_b.high | judge.clip_b.low | judge.clip_s.high | judge.clip_s.low).any(axis=0)
         evidence = step_evidence(bp, sp, mask, usable=usable, clipped=clipped_any)
         if evidence.at_an_end:
             step_ends = True
-            mask, recoloured, shifted, placed = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind,
-                                                         opened, blended=pair.blended, step_ends=True)
+            mask, placed = _finished(first, bp, sp, bs, ss, judge, usable, valid_in, params, step_ends=True)
 
     def without(candidate: np.ndarray) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
         """The fits done again without ``candidate`` (grown by the smoothing's reach, where
@@ -679,20 +679,39 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
              usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
              opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None,
              step_ends: bool = False) -> tuple[np.ndarray, int, int, np.ndarray]:
-    """The mask from the evidence (hysteresis, an unmeasured excess, local colour and shift, specks, blown-out
-    objects, closing, filling, the smoothing's spill trimmed); also the numbers of regions
-    re-judged after a local colour correction and after a local shift. ``bp``, ``sp``: B and
-    brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool, white-clipped in
-    every channel of both images. ``opened``: :func:`unmeasured_excess` and :func:`unmeasured_deficit`
-    together, or None.
-    ``blended``: smoothed B as recorded, for the moved-segment step, where ``bs`` is B as
-    S's black clipping would record it (:func:`~reloblur.lbfmg.clipping.as_clipped`).
-    ``step_ends``: S was exposed at the start or end of B's, so that trails end in steps
-    at S's outline: the spill trim runs again at :data:`STEP_TRIM_SIGMA_PX`, and what that
-    took back is returned last (``(H, W)`` bool; none without ``step_ends``)."""
+    """The mask from the evidence (:func:`_judged_regions`, then :func:`_finished`); also the
+    numbers of regions re-judged after a local colour correction and after a local shift,
+    and what the step trim took back (``(H, W)`` bool; none without ``step_ends``)."""
+    judged = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid, params, blind, opened, blended=blended)
+    mask, placed = _finished(judged, bp, sp, bs, ss, judge, usable, valid, params, step_ends=step_ends)
+    return mask, judged.recoloured, judged.shifted, placed
+
+
+@dataclass
+class _Judged:
+    """The regions judged from the evidence, up to the first spill trim."""
+
+    mask: np.ndarray  # (H, W) bool
+    recoloured: int  # regions re-judged after a local colour correction
+    shifted: int  # regions re-judged after a local shift
+    # (H, W) bool, pixels judged static (evidence under the growing threshold, where it could
+    # be judged), which measure the fine evidence's noise; None where the mask is empty
+    static: np.ndarray | None
+
+
+def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
+                    usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
+                    opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None
+                    ) -> _Judged:
+    """The regions from the evidence (hysteresis, an unmeasured excess, local colour and
+    shift, specks, blown-out objects, closing, filling), the smoothing's spill trimmed.
+    ``bp``, ``sp``: B and brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool,
+    white-clipped in every channel of both images. ``opened``: :func:`unmeasured_excess`
+    and :func:`unmeasured_deficit` together, or None. ``blended``: smoothed B as recorded,
+    for the moved-segment step, where ``bs`` is B as S's black clipping would record it
+    (:func:`~reloblur.lbfmg.clipping.as_clipped`)."""
     h, w = z.shape
     short, min_pixels = min(h, w), min_region_pixels(params, h, w)
-    placed = np.zeros((h, w), bool)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     if opened is not None and discount_unmeasured_excess(mask, z, bs, ss, judge, opened, params):
         mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
@@ -735,17 +754,32 @@ def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: 
         static = usable & judge.inside & (z < params.low_sigmas)
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=params.smooth_sigma)
         mask = trim_spill(mask, fine, usable, low=params.low_sigmas, sigma_px=params.smooth_sigma)
-        if step_ends and mask.any():
-            finer = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=STEP_TRIM_SIGMA_PX)
-            trimmed = trim_spill(mask, finer, usable, low=params.low_sigmas, sigma_px=STEP_TRIM_SIGMA_PX)
-            placed, mask = mask & ~trimmed, trimmed
+        return _Judged(mask, recoloured, shifted, static)
+    return _Judged(mask, recoloured, shifted, None)
+
+
+def _finished(judged: _Judged, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
+              usable: np.ndarray, valid: np.ndarray, params: MaskParams, *, step_ends: bool
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The mask of :func:`_judged_regions`' regions: with ``step_ends`` (S was exposed at the
+    start or end of B's exposure, so that trails end in steps at S's outline) the spill
+    trim runs again at :data:`STEP_TRIM_SIGMA_PX`; then specks are dropped, the mask grown
+    by ``params.dilate_radius`` and carried into where nothing could be judged. Returns the
+    mask and what the step trim took back (``(H, W)`` bool)."""
+    h, w = judged.mask.shape
+    short, min_pixels = min(h, w), min_region_pixels(params, h, w)
+    mask, static, placed = judged.mask, judged.static, np.zeros((h, w), bool)
+    if step_ends and static is not None and mask.any():
+        finer = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=STEP_TRIM_SIGMA_PX)
+        trimmed = trim_spill(mask, finer, usable, low=params.low_sigmas, sigma_px=STEP_TRIM_SIGMA_PX)
+        placed, mask = mask & ~trimmed, trimmed
     mask = drop_small(mask, min_pixels) & valid
     if params.dilate_radius > 0 and mask.any():
         mask = cv2.dilate(mask.astype(np.uint8), disk(max(1, round(params.dilate_radius * short)))) > 0
         mask &= valid
     if mask.any() and not judge.inside.all():
         mask |= carry_into_unjudged(mask, judge.inside, reach=CARRY_REACH * short)
-    return mask, recoloured, shifted, placed
+    return mask, placed
 
 
 def min_region_pixels(params: MaskParams, height: int, width: int) -> float:
