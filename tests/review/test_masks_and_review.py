@@ -331,8 +331,11 @@ def test_the_preview_reads_align_s_record_only_for_a_mask_made_with_the_measured
 
 
 def test_the_preview_judges_with_the_s_instant_the_mask_was_made_with(review_server):
-    """A mask made with S's instant at the start is previewed with it (the step trim runs);
-    a sidecar whose instant is not one is an error naming it."""
+    """A mask made with S's instant at the start is previewed with it (the step trim runs),
+    whether told (the sidecar's params) or read from the pair (its diagnostics, which
+    decide: this pair reads as S at the middle at the preview's thresholds); one whose trim
+    did not run is previewed without; a sidecar whose instant is not one is an error
+    naming it."""
     url, masks = review_server
     token = url.split("token=")[1]
     pair = find_pairs(masks.parent / "dataset")[0][0]
@@ -351,6 +354,15 @@ def test_the_preview_judges_with_the_s_instant_the_mask_was_made_with(review_ser
                          clipped=maps.clipped, colour_matrix=maps.colour_matrix)
     assert told.step_ends and not read.step_ends and (told.mask != read.mask).any()  # the instant matters here
     np.testing.assert_array_equal(_decoded(json.loads(answer)["png"]), told.mask)
+    del record["params"]["s_phase"]
+    record["diagnostics"]["step_ends"] = True  # read from the pair as S at an end
+    sidecar.write_text(json.dumps(record))
+    np.testing.assert_array_equal(_decoded(json.loads(call(url, "/api/regenerate", token, body)[1])["png"]), told.mask)
+    middle = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
+                           clipped=maps.clipped, colour_matrix=maps.colour_matrix, s_phase="middle")
+    record["diagnostics"]["step_ends"] = False
+    sidecar.write_text(json.dumps(record))
+    np.testing.assert_array_equal(_decoded(json.loads(call(url, "/api/regenerate", token, body)[1])["png"]), middle.mask)
     record["params"]["s_phase"] = "early"
     sidecar.write_text(json.dumps(record))
     status, answer = call(url, "/api/regenerate", token, body)

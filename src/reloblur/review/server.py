@@ -231,11 +231,14 @@ class ReviewStore:
             raise ApiError(HTTPStatus.BAD_REQUEST, "need 0 < low <= high <= 100")
         params = MaskParams(**{**self.params.to_dict(), "high_sigmas": high_f, "low_sigmas": low_f})
         # judged as mask generate judged it: with the crosstalk model and S's instant the mask
-        # was made with (none recorded: the instant read from the pair again), and with
-        # align's record where the mask read it
+        # was made with, and with align's record where the mask read it. The instant: as
+        # told or recorded (start or end), else whether the step trim ran on the instant read
+        # from the pair (the same masks for either end), else the middle, as masks made
+        # before the instant was read were
         made = self.record(pair)
         measured = (made.params or {}).get("crosstalk") == "measured"
-        phase = recorded_s_phase((made.params or {}).get("s_phase"), str(sidecar_path(self.mask_path(pair))))
+        told = recorded_s_phase((made.params or {}).get("s_phase"), str(sidecar_path(self.mask_path(pair))))
+        phase = told or ("start" if (made.diagnostics or {}).get("step_ends") is True else "middle")
         maps = read_align_maps(pair, record=measured or "align" in (made.inputs or {}))
         result = generate_mask(read_image(pair.blur), read_image(pair.sharp), params=params, valid=maps.valid,
                                clipped=maps.clipped, colour_matrix=maps.colour_matrix,
