@@ -214,8 +214,8 @@ class MaskResult:
     # share of the frame where S is defined that clipping left a bound rather than a
     # measurement, per image (clipping.unmeasured); ``clipped`` counts every clipped pixel
     unmeasured: dict[str, float] = field(default_factory=dict)
-    # whether the spill trim ran again to place trails' ends at S's outline: S was told (or
-    # read) to be exposed at the start or end of B's exposure
+    # whether S was taken as exposed at the start or end of B's exposure (told, or read from
+    # the pair), so that the spill trim runs again to place trails' ends at S's outline
     step_ends: bool = False
     # how one-sided B - S was across S's edges on the first mask, where S's instant was not
     # told (phase.step_evidence); None where it was
