@@ -43,15 +43,7 @@ import numpy as np
 from reloblur import __version__
 from reloblur.errors import ReloblurError
 from reloblur.formats.dataset import Pair, find_pairs, mask_path_for, read_align_maps
-from reloblur.formats.masks import (
-    REVIEW_STATES,
-    MaskRecord,
-    blur_ratio,
-    confidence_path,
-    now,
-    sidecar_path,
-    write_mask,
-)
+from reloblur.formats.masks import REVIEW_STATES, MaskRecord, blur_ratio, confidence_path, now, sidecar_path, write_mask
 from reloblur.formats.timing import recorded_s_phase
 from reloblur.imaging.imageio import encode_image, ensure_rgb, probe_image, read_image, to_float
 from reloblur.lbfmg.clipping import clipped_output_mixing
