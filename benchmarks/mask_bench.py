@@ -188,7 +188,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                   crosstalk: str = "prior", exact: bool = False, told_phase: bool = True) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {
-        m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": []} for m in methods}
+        m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": [], "ends": []} for m in methods}
     failed = 0
     corners: list[float] = []  # each aligned pair's registration error (px)
     changes: list[tuple[float, float]] = []
@@ -237,6 +237,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 # Withheld: no mask given, the pair flagged instead (more than half the frame).
                 if mask.withheld_fraction is not None:
                     scores[name]["withheld"].append(float(pair.static))
+                # S taken as exposed at an end of B's exposure (told, or read from the pair)
+                scores[name]["ends"].append(float(mask.step_ends and not pair.static))
                 mask = mask.mask
             if pair.static:
                 scores[name]["area"].append(area_fraction(mask))
@@ -262,6 +264,7 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             "align_pairs_over_5px": int(np.sum(np.array(corners) > 5)),
             "withheld_static": int(sum(s["withheld"])),
             "withheld_moving": int(len(s["withheld"]) - sum(s["withheld"])),
+            "moving_at_an_end": int(sum(s["ends"])),  # moving pairs whose S was taken as at an end
             "iou_by_travel": _by_travel(s["iou"], s["travel"]),
         }
     if changes:

@@ -166,3 +166,11 @@ def test_the_mask_step_is_told_s_instant_as_a_session_of_the_rows_rig_records_it
     assert mask_bench.recorded_phase(_condition(pairgen, "default rig").s_phase) == "middle"
     assert mask_bench.recorded_phase(pairgen.Condition("late", s_phase=1.0).s_phase) == "end"
     assert mask_bench.recorded_phase(pairgen.Condition("between", s_phase=0.25).s_phase) is None
+
+
+def test_a_row_counts_the_moving_pairs_whose_s_was_taken_at_an_end(pairgen, mask_bench):
+    """Told the row's instant (the start), every moving pair is masked as S at an end, and
+    no static pair counts; told the middle, none is."""
+    start = _condition(pairgen, "S at the start of B's exposure (ReLoBlur's rig)")
+    assert mask_bench.run_condition(start, 2, 1, 0)["lbfmg"]["moving_at_an_end"] == 2
+    assert mask_bench.run_condition(_condition(pairgen, "default rig"), 1, 1, 0)["lbfmg"]["moving_at_an_end"] == 0
