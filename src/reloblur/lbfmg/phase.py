@@ -130,6 +130,8 @@ def step_evidence(blur: np.ndarray, sharp: np.ndarray, moving: np.ndarray, *, us
         np.maximum(strongest, cv2.magnitude(gx, gy) * np.float32(1.0 / sigma), out=strongest)
     ridge = strongest >= cv2.dilate(strongest, np.ones((3, 3), np.uint8))  # one pixel across each edge
     rows, cols = np.nonzero(region & ridge & (strongest > EDGE_SIGMAS))
+    if rows.size == 0:
+        return NO_EVIDENCE
     # Each pixel is read in the channel where S's step stands highest above the noise.
     channel_of = np.stack([np.hypot(gx[rows, cols], gy[rows, cols]) / sigma
                            for _, _, gx, gy, sigma in channels]).argmax(axis=0)
@@ -151,8 +153,6 @@ def step_evidence(blur: np.ndarray, sharp: np.ndarray, moving: np.ndarray, *, us
         keep = (step > EDGE_SIGMAS * sigma) & (size > EDGE_SIGMAS * sigma)
         one_sided.append(np.abs(d_ahead + d_behind)[keep])
         total.append(size[keep])
-    if not total:
-        return NO_EVIDENCE
     a, t = np.concatenate(one_sided).astype(np.float64), np.concatenate(total).astype(np.float64)
     if t.size == 0:
         return NO_EVIDENCE
