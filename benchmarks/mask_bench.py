@@ -14,8 +14,9 @@ each method makes a mask:
   alone or combined with the difference mask, as ``mask generate --method`` runs them
   (goal for ``both``, issue 20: the same IoU and area, at <= 0.2 s a pair).
 
-Moving pairs are scored by IoU and boundary F (2 px) against the swept region, and by IoU
-in bands of how far their objects moved (``TRAVEL_BANDS``); static pairs (nothing moved)
+Moving pairs are scored by IoU, its two parts (recall: the share of the swept region the
+mask covers; precision: the share of the mask on it) and boundary F (2 px) against the
+swept region, and by IoU in bands of how far their objects moved (``TRAVEL_BANDS``); static pairs (nothing moved)
 by the mask's area, never by IoU. A pair whose mask ``lbfmg`` withheld
 (more than half the frame, flagged instead) scores the empty mask it wrote, and is counted
 (``withheld_static``, ``withheld_moving``). Each row also reports ``align``'s registration
@@ -57,7 +58,7 @@ from reloblur.imaging.raw import undo_colour_transformation  # noqa: E402
 from reloblur.lbfmg.clipping import clipped_output_mixing  # noqa: E402
 from reloblur.lbfmg.flow import flow_mask, with_motion  # noqa: E402
 from reloblur.lbfmg.generate import MaskResult, generate_mask, noise_sigma  # noqa: E402
-from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
+from reloblur.lbfmg.metrics import area_fraction, area_precision, area_recall, boundary_f_score, iou  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignResult, AlignSettings, align_pair  # noqa: E402
 
 METHODS = ("lbfmg", "lbfmg v1", "plain difference")
@@ -188,7 +189,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                   crosstalk: str = "prior", exact: bool = False, told_phase: bool = True) -> dict[str, dict]:
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {
-        m: {"iou": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": [], "ends": []} for m in methods}
+        m: {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": [],
+            "ends": []} for m in methods}
     failed = 0
     corners: list[float] = []  # each aligned pair's registration error (px)
     changes: list[tuple[float, float]] = []
@@ -244,6 +246,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 scores[name]["area"].append(area_fraction(mask))
             else:
                 scores[name]["iou"].append(iou(mask, pair.mask))
+                scores[name]["recall"].append(area_recall(mask, pair.mask))
+                scores[name]["precision"].append(area_precision(mask, pair.mask))
                 scores[name]["travel"].append(pair.travel)
                 scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
                 if sensitivity and name == "lbfmg" and alignment is not None:
@@ -253,6 +257,9 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         rows[name] = {
             "mean_iou": float(np.mean(s["iou"])) if s["iou"] else None,
             "min_iou": float(np.min(s["iou"])) if s["iou"] else None,
+            # which way the IoU was lost: the swept region missed, or the mask spread past it
+            "mean_recall": float(np.mean(s["recall"])) if s["recall"] else None,
+            "mean_precision": float(np.mean(s["precision"])) if s["precision"] else None,
             "mean_boundary_f": float(np.mean(s["bf"])) if s["bf"] else None,
             "static_area_percent_max": 100 * float(np.max(s["area"])) if s["area"] else None,
             "static_area_percent_mean": 100 * float(np.mean(s["area"])) if s["area"] else None,
@@ -359,6 +366,7 @@ def main() -> None:
             if not args.json:
                 for name, r in rows.items():
                     print(f"{condition.name:32s} {name:19s} IoU mean {_f(r['mean_iou'])} min {_f(r['min_iou'])} "
+                          f"recall {_f(r['mean_recall'])} precision {_f(r['mean_precision'])} "
                           f"bF {_f(r['mean_boundary_f'])} static area max {_f(r['static_area_percent_max'], 2)} % "
                           f"{_f(r['seconds_per_pair'])} s/pair; IoU by travel: "
                           + (", ".join(f"{band} {b['mean_iou']:.3f} ({b['pairs']})"
@@ -397,7 +405,7 @@ def markdown(result: dict) -> str:
     """One row per condition and method: mean over repeats, and the range across repeats."""
 
     def spread(rows: list[dict], key: str, scale: float = 1.0, digits: int = 3) -> str:
-        values = [r[key] * scale for r in rows if r[key] is not None]
+        values = [r[key] * scale for r in rows if r.get(key) is not None]  # runs before a key existed lack it
         if not values:
             return "-"
         mean = sum(values) / len(values)
@@ -405,8 +413,8 @@ def markdown(result: dict) -> str:
             return f"{mean:.{digits}f}"
         return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
 
-    lines = ["| condition | method | mean IoU | min IoU | boundary F | static area, max % | s / pair |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| condition | method | mean IoU | min IoU | recall | precision | boundary F | static area, max % | s / pair |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for condition, repeats in result["results"].items():
         for method in repeats[0]:
             rows = [r[method] for r in repeats]
@@ -416,6 +424,7 @@ def markdown(result: dict) -> str:
             if any(withheld):
                 static += f"; withheld: {withheld[0]} static, {withheld[1]} moving"
             lines.append(f"| {condition} | {name} | {spread(rows, 'mean_iou')} | {spread(rows, 'min_iou')} | "
+                         f"{spread(rows, 'mean_recall')} | {spread(rows, 'mean_precision')} | "
                          f"{spread(rows, 'mean_boundary_f')} | {static} | {spread(rows, 'seconds_per_pair')} |")
     sensitive = {c: [r["lbfmg"] for r in repeats] for c, repeats in result["results"].items()
                  if "sensitivity_pairs" in repeats[0]["lbfmg"]}

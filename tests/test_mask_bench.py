@@ -172,5 +172,17 @@ def test_a_row_counts_the_moving_pairs_whose_s_was_taken_at_an_end(pairgen, mask
     """Told the row's instant (the start), every moving pair is masked as S at an end, and
     no static pair counts; told the middle, none is."""
     start = _condition(pairgen, "S at the start of B's exposure (ReLoBlur's rig)")
-    assert mask_bench.run_condition(start, 2, 1, 0)["lbfmg"]["moving_at_an_end"] == 2
+    row = mask_bench.run_condition(start, 2, 1, 0)["lbfmg"]
+    assert row["moving_at_an_end"] == 2
+    # IoU's two parts: a mask's overlap is at most what it covers of the swept region, and
+    # at most what of it lies there
+    assert 0 < row["mean_iou"] <= min(row["mean_recall"], row["mean_precision"]) <= 1
     assert mask_bench.run_condition(_condition(pairgen, "default rig"), 1, 1, 0)["lbfmg"]["moving_at_an_end"] == 0
+
+
+def test_the_table_gives_recall_and_precision_and_a_dash_for_runs_that_did_not_record_them(mask_bench):
+    """Results written before the benchmark kept IoU's two parts still make a table."""
+    scored = {**_row({}), "mean_recall": 0.9, "mean_precision": 0.6}
+    table = mask_bench.markdown({"results": {"now": [{"lbfmg": scored}], "before": [{"lbfmg": _row({})}]}})
+    assert "| now | **lbfmg** | 0.500 | 0.400 | 0.900 | 0.600 | 0.500 |" in table
+    assert "| before | **lbfmg** | 0.500 | 0.400 | - | - | 0.500 |" in table

@@ -37,6 +37,12 @@ def test_quick_demo_runs_every_stage(demo_dir):
     for section in ("Pipeline", "Capture", "Alignment against the simulator's truth", "Blur masks against the truth",
                     "Training", "Evaluation on the test scenes", "Before / after"):
         assert section in page
+    # The masks' IoU and its two parts, each mean over the pairs with motion: a mask's
+    # overlap is at most what it covers of the blurred region and at most what of it lies there.
+    scores = re.search(r"Mean IoU over the \d+ pairs with motion: ([0-9.]+) .*? covers ([0-9.]+) .*? and "
+                       r"([0-9.]+) of\s+what it marks lies there", page, re.S)
+    iou, recall, precision = (float(v) for v in scores.groups())
+    assert 0.8 < iou <= min(recall, precision) <= 1
     # Capture evidence: the delay the cameras' stamps measured is the box's programmed one,
     # within the microseconds of jitter of its interrupt and the trigger inputs (sim.clock).
     capture_rows = page.split("<h2>Capture</h2>")[1].split("<h2>")[0]

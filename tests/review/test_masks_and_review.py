@@ -21,7 +21,7 @@ from reloblur.dataset_cli.app import app
 from reloblur.formats.dataset import find_pairs, read_align_maps
 from reloblur.imaging.imageio import encode_image, encode_srgb, from_float, linear_to_srgb, read_image, write_image
 from reloblur.lbfmg.generate import MaskParams, generate_mask
-from reloblur.lbfmg.metrics import boundary_f_score, iou
+from reloblur.lbfmg.metrics import area_precision, area_recall, boundary_f_score, iou
 from reloblur.review.server import ReviewOptions, make_server
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig
 
@@ -92,6 +92,10 @@ def test_metrics_known_values():
     b[:, :4] = 255
     assert iou(a, b) == pytest.approx(0.8)
     assert iou(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
+    # b lies inside a: it covers 40 of a's 50 pixels and all of its own 40 are on a.
+    assert (area_recall(b, a), area_precision(b, a)) == (pytest.approx(0.8), 1.0)
+    assert (area_recall(a, b), area_precision(a, b)) == (1.0, pytest.approx(0.8))
+    assert area_recall(np.zeros((4, 4)), a[:4, :4]) == 0.0
     assert boundary_f_score(a, a) == 1.0
     # Worked by hand: a 20 px square and the same square 5 px to the right. Of each
     # outline's 76 pixels, 38 lie within the 5x5 disk of the other's (17 on each of the

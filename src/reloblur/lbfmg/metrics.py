@@ -1,4 +1,5 @@
-"""Mask quality against a reference mask: IoU, boundary F-measure, false-positive area."""
+"""Mask quality against a reference mask: IoU, its two parts (recall and precision),
+boundary F-measure, false-positive area."""
 
 from __future__ import annotations
 
@@ -21,6 +22,34 @@ def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
     p, t = prediction > 0, truth > 0
     union = np.count_nonzero(p | t)
     return 1.0 if union == 0 else float(np.count_nonzero(p & t) / union)
+
+
+def area_recall(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the reference mask the prediction covers; 1 when the reference is empty.
+
+    With :func:`area_precision` it says which way a mask's IoU was lost: a mask that misses
+    part of the blurred region has low recall; one that spreads past it, low precision.
+
+    >>> a = np.zeros((4, 4)); a[:2] = 1
+    >>> b = np.zeros((4, 4)); b[:1] = 1
+    >>> area_recall(b, a), area_recall(a, b)
+    (0.5, 1.0)
+    """
+    p, t = prediction > 0, truth > 0
+    marked = np.count_nonzero(t)
+    return 1.0 if marked == 0 else float(np.count_nonzero(p & t) / marked)
+
+
+def area_precision(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Share of the prediction that lies on the reference mask; 1 when the prediction is
+    empty (it marked nothing wrongly: :func:`area_recall` counts what it missed).
+
+    >>> a = np.zeros((4, 4)); a[:2] = 1
+    >>> b = np.zeros((4, 4)); b[:1] = 1
+    >>> area_precision(a, b), area_precision(b, a), area_precision(np.zeros((4, 4)), a)
+    (0.5, 1.0, 1.0)
+    """
+    return area_recall(truth, prediction)
 
 
 def area_fraction(mask: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from reloblur.formats.align_record import AlignRecord
 from reloblur.formats.burst_folder import BurstManifest
 from reloblur.formats.session import Session
 from reloblur.imaging.imageio import encode_srgb, ensure_rgb, read_image, to_float, write_image
-from reloblur.lbfmg.metrics import iou
+from reloblur.lbfmg.metrics import area_precision, area_recall, iou
 from reloblur.plotting import plt, save_figure
 from reloblur.postprocess.registration import corner_error
 from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
@@ -67,10 +67,17 @@ def _burst_quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
         mask_path = out / "data" / "masks" / rel / f"{index}.png"
         predicted = read_image(mask_path) if mask_path.exists() else np.zeros_like(truth_mask)
         rows.append({"pair": f"{rel.as_posix()}/{index}", "corner_error_px": None, "mask_iou": iou(predicted, truth_mask),
-                     "blur_ratio_truth": float((truth_mask > 0).mean()), "blur_ratio": float((predicted > 0).mean()),
+                     **_mask_parts(predicted, truth_mask), "blur_ratio_truth": float((truth_mask > 0).mean()),
+                     "blur_ratio": float((predicted > 0).mean()),
                      "folder": sidecar.parent, "index": index, "truth_mask": truth_mask, "mask": predicted,
                      "burst": folder, "shake_px": data.get("shake_px"), "frame_ids": data["frame_ids"]})
     return rows
+
+
+def _mask_parts(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Which way a mask's IoU went: the share of the blurred region it covers (recall) and
+    the share of it that lies there (precision)."""
+    return {"mask_recall": area_recall(predicted, truth), "mask_precision": area_precision(predicted, truth)}
 
 
 def quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
@@ -102,7 +109,8 @@ def quality_rows(out: Path, options: Any) -> list[dict[str, Any]]:
         predicted = read_image(mask_path) if mask_path.exists() else np.zeros_like(truth_mask)
         rows.append({"pair": f"{rel.as_posix()}/{index}", "corner_error_px": float(error.max()),
                      "static_psnr": data.qa.static_psnr, "mask_iou": iou(predicted, truth_mask),
-                     "blur_ratio_truth": float((truth_mask > 0).mean()), "blur_ratio": float((predicted > 0).mean()),
+                     **_mask_parts(predicted, truth_mask), "blur_ratio_truth": float((truth_mask > 0).mean()),
+                     "blur_ratio": float((predicted > 0).mean()),
                      "folder": sidecar.parent, "index": index, "truth_mask": truth_mask, "mask": predicted})
     return rows
 
@@ -342,6 +350,8 @@ cameras share one clock, as PTP-synchronised cameras do; '-' where they do not).
     moving = [r for r in rows if r["blur_ratio_truth"] > 0]
     static = [r for r in rows if r["blur_ratio_truth"] == 0]
     ious = np.array([r["mask_iou"] for r in moving]) if moving else np.array([float("nan")])
+    recall = np.mean([r["mask_recall"] for r in moving]) if moving else float("nan")
+    precision = np.mean([r["mask_precision"] for r in moving]) if moving else float("nan")
     false_positive = 100 * np.mean([r["blur_ratio"] for r in static]) if static else 0.0
     worst_static = 100 * max((r["blur_ratio"] for r in static), default=0.0)
     metric_rows = "".join(
@@ -358,7 +368,8 @@ cameras share one clock, as PTP-synchronised cameras do; '-' where they do not).
                     "not these: docs/lbag.md), fine-tuned briefly on this session's training scenes.")
     overlay_html = "".join(
         f"<figure><img src='{ASSETS}/{name}' alt='mask overlay {html.escape(row['pair'])}'>"
-        f"<figcaption>{html.escape(row['pair'])}: IoU {row['mask_iou']:.3f}</figcaption></figure>"
+        f"<figcaption>{html.escape(row['pair'])}: IoU {row['mask_iou']:.3f} (covers {row['mask_recall']:.3f} of "
+        f"the blurred region; {row['mask_precision']:.3f} of it lies there)</figcaption></figure>"
         for name, row in overlays)
     crop_html = "".join(
         f"<figure><img src='{ASSETS}/{name}' alt='before and after {html.escape(image['pair'])}'>"
@@ -386,7 +397,9 @@ ReLoBlur evaluation (8-bit quantised, valid 11x11 Gaussian SSIM on RGB, mask-wei
 <h2>Alignment against the simulator's truth</h2>
 {alignment_html}
 <h2>Blur masks against the truth</h2>
-<p>Mean IoU over the {len(moving)} pairs with motion: {ious.mean():.3f} (dashed: 0.85). The
+<p>Mean IoU over the {len(moving)} pairs with motion: {ious.mean():.3f} (dashed: 0.85). On average
+a mask covers {recall:.3f} of its pair's blurred region (what it misses lowers this) and {precision:.3f} of
+what it marks lies there (what it marks beyond lowers this). The
 {len(static)} static pairs have no truth to overlap, so they are scored by the area flagged:
 {false_positive:.2f} % on average, {worst_static:.2f} % at most (dashed: 0.5 %). Below, the six
 worst pairs with motion: orange outline = generated mask, blue outline = truth.</p>
