@@ -30,7 +30,7 @@ from mask_bench import plain_difference, recorded_phase  # noqa: E402
 from othergen import ROWS, Camera, make_pair  # noqa: E402
 from pairgen import parse_size  # noqa: E402
 from reloblur.imaging.imageio import read_image, write_image  # noqa: E402
-from reloblur.lbfmg.metrics import area_fraction, boundary_f_score, iou  # noqa: E402
+from reloblur.lbfmg.metrics import area_fraction, area_precision, area_recall, boundary_f_score, iou  # noqa: E402
 
 
 def write_row(folder: Path, camera: Camera, *, moving: int, static: int, seed: int,
@@ -52,19 +52,24 @@ def run(arguments: list[str]) -> int:
 
 
 def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[str, object]:
-    """Moving pairs' IoU and boundary F, static pairs' marked share (%); a pair with no
-    mask (align refused it) scores nothing and is counted."""
-    ious, boundaries, static_area, missing = [], [], [], 0
+    """Moving pairs' IoU, its two parts (recall: the share of the truth the mask covers;
+    precision: the share of the mask on it) and boundary F, static pairs' marked share (%);
+    a pair with no mask (align refused it) scores nothing and is counted."""
+    ious, recalls, precisions, boundaries, static_area, missing = [], [], [], [], [], 0
     for pair_id, truth in truths.items():
         mask = masks.get(pair_id)
         if mask is None:
             missing += 1
         elif truth.any():
             ious.append(iou(mask, truth))
+            recalls.append(area_recall(mask, truth))
+            precisions.append(area_precision(mask, truth))
             boundaries.append(boundary_f_score(mask, truth))
         else:
             static_area.append(100 * area_fraction(mask))
     return {"mean_iou": float(np.mean(ious)) if ious else None, "min_iou": float(np.min(ious)) if ious else None,
+            "recall": float(np.mean(recalls)) if recalls else None,
+            "precision": float(np.mean(precisions)) if precisions else None,
             "boundary_f": float(np.mean(boundaries)) if boundaries else None,
             "static_area_pct_max": max(static_area) if static_area else None,
             "static_area_pct": static_area, "ious": ious, "missing": missing}
@@ -123,12 +128,13 @@ def main() -> None:
         print(json.dumps({"seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
                           "tell_phase": args.tell_phase, "rows": results}, indent=1))
         return
-    print("| row | ours: mean IoU | min | boundary F | static max % | plain: mean IoU | static max % | exits |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| row | ours: mean IoU | min | recall | precision | boundary F | static max % | plain: mean IoU | "
+          "static max % | exits |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for result in results:
         ours, plain = result["ours"], result["plain"]
         print(f"| {result['row']} | {_cell(ours['mean_iou'])} | {_cell(ours['min_iou'])} | "
-              f"{_cell(ours['boundary_f'])} | {_cell(ours['static_area_pct_max'], 2)} | {_cell(plain['mean_iou'])} | "
+              f"{_cell(ours['recall'])} | {_cell(ours['precision'])} | {_cell(ours['boundary_f'])} | {_cell(ours['static_area_pct_max'], 2)} | {_cell(plain['mean_iou'])} | "
               f"{_cell(plain['static_area_pct_max'], 2)} | {result['align_exit']}/{result['mask_exit']} |")
 
 

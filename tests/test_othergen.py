@@ -99,3 +99,18 @@ def test_the_bench_reads_s_instant_from_the_pairs_unless_told(tell, tmp_path):
     assert record["params"].get("s_phase") == ("start" if tell else None)
     evidence = record["diagnostics"]["s_phase_evidence"]
     assert (evidence is None) if tell else isinstance(evidence["at_an_end"], bool)
+
+
+def test_the_bench_scores_iou_with_its_two_parts_and_static_pairs_by_area():
+    """Known answer: a mask of a moving pair's left 6 columns of its 8 marked, a static pair
+    with 4 of 100 pixels marked, a pair align refused (no mask)."""
+    bench = benchmark_module("othergen_bench")
+    truth, mask = np.zeros((10, 10), bool), np.zeros((10, 10), np.uint8)
+    truth[:, 2:10] = True
+    mask[:, 0:8] = 255  # covers 6 of the truth's 8 columns, and 6 of its own 8 lie there
+    still = np.zeros((10, 10), np.uint8)
+    still[:2, :2] = 255
+    result = bench.score({"moving": mask, "still": still},
+                         {"moving": truth, "still": np.zeros((10, 10), bool), "refused": truth})
+    assert result["mean_iou"] == pytest.approx(0.6) and result["recall"] == result["precision"] == pytest.approx(0.75)
+    assert result["static_area_pct"] == [pytest.approx(4.0)] and result["missing"] == 1
