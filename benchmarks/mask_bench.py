@@ -16,8 +16,8 @@ each method makes a mask:
 
 Moving pairs are scored by IoU, its two parts (recall: the share of the swept region the
 mask covers; precision: the share of the mask on it) and boundary F (2 px) against the
-swept region, and by IoU in bands of how far their objects moved (``TRAVEL_BANDS``); static pairs (nothing moved)
-by the mask's area, never by IoU. A pair whose mask ``lbfmg`` withheld
+swept region, and by IoU in bands of how far their objects moved (``TRAVEL_BANDS``);
+static pairs (nothing moved) by the mask's area, never by IoU. A pair whose mask ``lbfmg`` withheld
 (more than half the frame, flagged instead) scores the empty mask it wrote, and is counted
 (``withheld_static``, ``withheld_moving``). Each row also reports ``align``'s registration
 against the pairs' true geometry (``align_corner_px_*``, ``align_pairs_over_*``) and the

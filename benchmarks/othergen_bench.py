@@ -134,7 +134,8 @@ def main() -> None:
     for result in results:
         ours, plain = result["ours"], result["plain"]
         print(f"| {result['row']} | {_cell(ours['mean_iou'])} | {_cell(ours['min_iou'])} | "
-              f"{_cell(ours['recall'])} | {_cell(ours['precision'])} | {_cell(ours['boundary_f'])} | {_cell(ours['static_area_pct_max'], 2)} | {_cell(plain['mean_iou'])} | "
+              f"{_cell(ours['recall'])} | {_cell(ours['precision'])} | {_cell(ours['boundary_f'])} | "
+              f"{_cell(ours['static_area_pct_max'], 2)} | {_cell(plain['mean_iou'])} | "
               f"{_cell(plain['static_area_pct_max'], 2)} | {result['align_exit']}/{result['mask_exit']} |")
 
 
