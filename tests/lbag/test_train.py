@@ -589,3 +589,20 @@ def test_eval_reads_predictions_of_deblur_run_on_one_split_folder(sim_dataset, t
     one_missing = runner.invoke(app, ["eval", str(dataset), "--pred", str(tmp_path / "pred")])
     assert one_missing.exit_code == 1 and "1 prediction(s) missing" in one_missing.output
     assert str(expected) in one_missing.output.replace("\n", "")
+
+
+def test_cpu_amp_trains_in_bf16_only_where_the_cpu_has_bf16_arithmetic(sim_dataset, tmp_path, caplog):
+    """``cpu_amp`` asks for bf16 autocast on the CPU. Where the CPU computes bf16 in
+    hardware the run differs from float32's; where it does not (bf16 there is many times
+    slower), the run is float32's to the bit and the log says why."""
+    from reloblur.lbag.device import cpu_has_native_bf16
+
+    config = tiny_config(sim_dataset, max_steps=2, val_split=None, device="cpu")
+    train(config, tmp_path / "fp32", progress=False)
+    with caplog.at_level("WARNING", logger="reloblur.lbag.loop"):
+        train(apply_settings(config, {"cpu_amp": True}, source="test"), tmp_path / "amp", progress=False)
+    plain, amp = read_checkpoint(tmp_path / "fp32"), read_checkpoint(tmp_path / "amp")
+    same = all(torch.equal(value, amp["state_dict"]["model"][key]) for key, value in plain["state_dict"]["model"].items())
+    warned = "no bf16 arithmetic" in caplog.text
+    assert (same, warned) == ((False, False) if cpu_has_native_bf16() else (True, True))
+    assert warned == ("no bf16 arithmetic" in (tmp_path / "amp" / "train.log").read_text())  # a job's log too

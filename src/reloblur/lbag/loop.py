@@ -42,7 +42,7 @@ from reloblur.lbag.checkpoint import (
 )
 from reloblur.lbag.config import TrainConfig, apply_settings, dump_config, load_config
 from reloblur.lbag.data import SampleStream, TrainPatches, WholeImages, check_pairs
-from reloblur.lbag.device import resolve_device
+from reloblur.lbag.device import cpu_has_native_bf16, resolve_device
 from reloblur.lbag.inference import run_whole
 from reloblur.lbag.losses import lbag_loss
 from reloblur.lbag.metrics import image_metrics
@@ -357,6 +357,14 @@ def _worker_errors_unwrapped(batches: Iterator[Any]) -> Iterator[Any]:
         yield batch
 
 
+def cpu_bf16(config: TrainConfig) -> bool:
+    """Whether a CPU run of ``config`` trains under bf16 autocast: where it asks for it
+    (``cpu_amp``) and the CPU computes bf16 in hardware; on another CPU bf16 is many times
+    slower than float32 (:func:`~reloblur.lbag.device.cpu_has_native_bf16`), so it trains
+    in float32."""
+    return config.cpu_amp and cpu_has_native_bf16()
+
+
 def _step(net: nn.Module, batch: dict[str, torch.Tensor], state: _TrainState, config: TrainConfig,
           device: torch.device, weights: Any) -> dict[str, float]:
     """One optimisation step on ``batch``; returns the loss terms."""
@@ -365,7 +373,7 @@ def _step(net: nn.Module, batch: dict[str, torch.Tensor], state: _TrainState, co
     mask = batch["mask"].to(device, non_blocking=True)
     if config.channels_last:
         blur = blur.contiguous(memory_format=torch.channels_last)
-    use_amp = (config.amp and device.type == "cuda") or (config.cpu_amp and device.type == "cpu")
+    use_amp = (config.amp and device.type == "cuda") or (device.type == "cpu" and cpu_bf16(config))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
     with autocast:
         images, gates = net(blur)
@@ -513,6 +521,9 @@ def train(config: TrainConfig, run_dir: str | os.PathLike[str], *, resume: bool 
     net = _wrap(state.model, config, ddp, device)
     batches = _batches(config, train_pairs, ddp, device, state.global_step)
     log = _TrainLog(run_dir, ddp.main)
+    if ddp.main and config.cpu_amp and device.type == "cpu" and not cpu_bf16(config):
+        _log.warning("cpu_amp: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast runs "
+                     "many times slower than float32: training in float32")
     weights = config.loss_weights()
     parts: dict[str, float] = {}
     validation = None
