@@ -402,14 +402,20 @@ def test_deblurred_outputs_are_not_named_like_the_blurry_inputs(sim_dataset, tmp
     assert other.exit_code == 0, other.output
 
 
-def test_amp_bf16_deblurs_close_to_float32_and_is_its_own_output_set(tmp_path):
-    """`--amp bf16` (the CPU's fast path) gives the fixture model's output within a level
-    or two of float32; a folder of float32 outputs is not silently mixed with bf16
-    ones; fp16 on the CPU is refused by name."""
+def test_amp_bf16_deblurs_close_to_float32_and_is_its_own_output_set(tmp_path, caplog):
+    """`--amp bf16` (the CPU's fast path, where the CPU computes bf16: elsewhere it warns)
+    gives the fixture model's output within a level or two of float32; a folder of float32
+    outputs is not silently mixed with bf16 ones; fp16 on the CPU is refused by name."""
+    from reloblur.lbag import inference
+    from reloblur.lbag.device import cpu_has_native_bf16
+
+    inference._warn_slow_bf16.cache_clear()  # once a process: an earlier bf16 run may have warned
     base = ["deblur", str(PARITY / "input.png"), "-c", str(PARITY / "model_ckpt_steps_1234.ckpt"), "--device", "cpu"]
     assert runner.invoke(app, [*base, "-o", str(tmp_path / "fp32")]).exit_code == 0
-    result = runner.invoke(app, [*base, "-o", str(tmp_path / "bf16"), "--amp", "bf16"])
+    with caplog.at_level("WARNING", logger="reloblur.lbag.inference"):
+        result = runner.invoke(app, [*base, "-o", str(tmp_path / "bf16"), "--amp", "bf16"])
     assert result.exit_code == 0, result.output
+    assert ("no bf16 arithmetic" in caplog.text) == (not cpu_has_native_bf16())
     full = read_image(tmp_path / "fp32" / "input.png").astype(int)
     half = read_image(tmp_path / "bf16" / "input.png").astype(int)
     difference = np.abs(full - half)

@@ -9,6 +9,8 @@ tile and at the image border), so seams vanish and memory is bounded by the tile
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from reloblur.errors import ReloblurError
+from reloblur.lbag.device import cpu_has_native_bf16
 from reloblur.lbag.model import SIZE_MULTIPLE, pad_to_multiple
 
 
@@ -80,7 +83,8 @@ AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
     """Mixed precision for inference: ``off``, ``bf16`` (CPU and recent GPUs; 2.3x on the
-    reference CPU, docs/benchmarks.md) or ``fp16`` (GPUs only)."""
+    reference CPU, docs/benchmarks.md; on a CPU without bf16 arithmetic many times slower,
+    with a warning) or ``fp16`` (GPUs only)."""
     if amp not in AMP_DTYPES:
         raise ReloblurError(f"--amp {amp!r}: choose from {', '.join(AMP_DTYPES)}")
     dtype = AMP_DTYPES[amp]
@@ -88,7 +92,16 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
         return contextlib.nullcontext()
     if dtype is torch.float16 and device.type == "cpu":
         raise ReloblurError("--amp fp16 runs on a GPU only; on the CPU use bf16")
+    if device.type == "cpu" and not cpu_has_native_bf16():
+        _warn_slow_bf16()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@functools.cache
+def _warn_slow_bf16() -> None:
+    """Once a process: every image and tile enters the autocast again."""
+    logging.getLogger(__name__).warning("--amp bf16: this CPU has no bf16 arithmetic (AVX512-BF16 or AMX), where "
+                                        "bf16 runs many times slower than --amp off")
 
 
 @torch.no_grad()
