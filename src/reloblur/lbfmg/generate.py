@@ -428,8 +428,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     mask, placed = _finished(first, bp, sp, bs, ss, judge, usable, valid_in, params, step_ends=step_ends)
     evidence = None
     if s_phase is None:
-        clipped_any = (judge.clip_b.high | judge.clip_b.low | judge.clip_s.high | judge.clip_s.low).any(axis=0)
-        evidence = step_evidence(bp, sp, mask, usable=usable, clipped=clipped_any)
+        evidence = step_evidence(bp, sp, mask, usable=usable, clipped=judge.clip_b.any() | judge.clip_s.any())
         if evidence.at_an_end:
             step_ends = True
             mask, placed = _finished(first, bp, sp, bs, ss, judge, usable, valid_in, params, step_ends=True)
