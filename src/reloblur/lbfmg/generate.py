@@ -220,6 +220,9 @@ class MaskResult:
     # how one-sided B - S was across S's edges on the first mask, where S's instant was not
     # told (phase.step_evidence); None where it was
     step_evidence: StepEvidence | None = None
+    # px^2, per channel: the fine-detail residual of the largest detail of any channel at
+    # the pixel (demosaicing aliases the scene's detail into red and blue: evidence.fit_judge)
+    detail_gamma_across: list[float] = field(default_factory=list)
 
     def confidence_u8(self) -> np.ndarray:
         """The confidence as an 8-bit image (``NN.conf.png``); ``>= 128`` where the mask is."""
@@ -241,6 +244,7 @@ class MaskResult:
             "edge_residual_px": self.edge_kappa,
             "sharpness_residual_px2": self.sharpness_beta,
             "fine_detail_residual": self.detail_gamma,
+            "fine_detail_residual_across": self.detail_gamma_across,
             "shift_tolerance_px": self.shift_tolerance,
             "noise_source": self.noise_source,
             "crosstalk_ratio": self.crosstalk_ratio,
@@ -492,7 +496,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
                       "pair" if noise is None else "calibration", detail_gamma,
                       None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason,
-                      pair.black_noise, unmeasured_fraction, step_ends, evidence)
+                      pair.black_noise, unmeasured_fraction, step_ends, evidence,
+                      detail_gamma_across=judge.rendering[1][:, 1].tolist() if judge.rendering else [])
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
