@@ -35,27 +35,32 @@ def test_fine_detail_measures_a_sinusoid_and_leaves_noise_out():
     assert np.median(detail[20:-20, 20:180]) < 0.1 * np.sqrt(20) * noise
 
 
-def _static_pair_with_a_detail_residual(rng: np.random.Generator, residual: float
-                                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B and S of one static scene (a plain background, a few edges, a patch of fine
-    detail); S's red channel carries a smooth residual of RMS ``residual`` on the patch
-    alone. Returns B, S and the patch."""
+DETAIL_PATCH = (slice(40, 110), slice(190, 280))
+
+
+def _static_pair(rng: np.random.Generator, *, residual: float = 0.03, detail_in: slice = slice(None),
+                 residual_at: tuple[slice, slice] = DETAIL_PATCH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B and S of one static scene (a plain background, a few edges, a patch of fine detail
+    at ``DETAIL_PATCH`` in the channels ``detail_in``); S's red channel carries a smooth
+    residual of RMS ``residual`` over ``residual_at`` alone. Returns B, S and that region."""
     yy, xx = np.mgrid[0:H, 0:W]
     scene = np.stack([0.3 + 0.1 * xx / W, 0.35 + 0.05 * yy / H, 0.4 * np.ones((H, W))], axis=2).astype(np.float32)
     scene[((xx // 40 + yy // 40) % 2 == 0) & (yy > 150)] *= 1.5
     patch = np.zeros((H, W), bool)
-    patch[40:110, 190:280] = True
-    scene[patch] += _sinusoid(0.1, 0.35)[patch][:, None]
+    patch[DETAIL_PATCH] = True
+    scene[..., detail_in] += np.where(patch, _sinusoid(0.1, 0.35), 0)[..., None]
     b = scene + rng.normal(0, 0.004, scene.shape).astype(np.float32)
     s = scene + rng.normal(0, 0.006, scene.shape).astype(np.float32)  # S the noisier
+    region = np.zeros((H, W), bool)
+    region[residual_at] = True
     field = cv2.GaussianBlur(rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 3.0)
-    s[..., 0] += np.where(patch, residual * field / field[patch].std(), 0)
-    return np.clip(b, 0, 1), np.clip(s, 0, 1), patch
+    s[..., 0] += np.where(region, residual * field / field[region].std(), 0)
+    return np.clip(b, 0, 1), np.clip(s, 0, 1), region
 
 
 def test_a_residual_on_fine_detail_leaves_a_static_pair_empty(monkeypatch):
     rng = np.random.default_rng(1)
-    b, s, patch = _static_pair_with_a_detail_residual(rng, residual=0.03)
+    b, s, patch = _static_pair(rng)
     result = generate_mask(b, s)
     assert (result.mask > 0).mean() == 0.0
     assert result.detail_gamma[0] > 0.0  # red carries the residual
@@ -68,7 +73,7 @@ def test_a_residual_on_fine_detail_leaves_a_static_pair_empty(monkeypatch):
 
 def test_a_moving_object_beside_fine_detail_is_still_found():
     rng = np.random.default_rng(2)
-    b, s, patch = _static_pair_with_a_detail_residual(rng, residual=0.03)
+    b, s, patch = _static_pair(rng)
     trail = np.zeros((H, W), np.float32)
     trail[60:110, 40:100] = 1.0
     trail = cv2.blur(trail, (21, 1))  # B: a magenta square smeared along x
@@ -82,36 +87,17 @@ def test_a_moving_object_beside_fine_detail_is_still_found():
     assert (found[patch]).mean() == 0.0
 
 
-def _static_pair_with_detail_in_green(rng: np.random.Generator, residual_at: tuple[slice, slice]
-                                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """B and S of one static scene whose fine detail lies in green alone (red and blue
-    flat on it, as demosaicing's interpolation leaves them), with a smooth residual of RMS
-    0.03 in S's red over ``residual_at``: where green has detail, what demosaicing aliases
-    into red. Returns B, S and the residual's region."""
-    yy, xx = np.mgrid[0:H, 0:W]
-    scene = np.stack([0.3 + 0.1 * xx / W, 0.35 + 0.05 * yy / H, 0.4 * np.ones((H, W))], axis=2).astype(np.float32)
-    scene[((xx // 40 + yy // 40) % 2 == 0) & (yy > 150)] *= 1.5
-    lattice = np.zeros((H, W), bool)
-    lattice[40:110, 190:280] = True
-    scene[..., 1] += np.where(lattice, _sinusoid(0.1, 0.35), 0)
-    b = scene + rng.normal(0, 0.004, scene.shape).astype(np.float32)
-    s = scene + rng.normal(0, 0.006, scene.shape).astype(np.float32)
-    region = np.zeros((H, W), bool)
-    region[residual_at] = True
-    field = cv2.GaussianBlur(rng.normal(0, 1, (H, W)).astype(np.float32), (0, 0), 3.0)
-    s[..., 0] += np.where(region, 0.03 * field / field[region].std(), 0)
-    return np.clip(b, 0, 1), np.clip(s, 0, 1), region
-
-
 def test_red_answers_to_the_detail_green_kept():
-    # The residual in red where green has the detail: static, the tolerance from green's.
-    b, s, region = _static_pair_with_detail_in_green(np.random.default_rng(3), (slice(40, 110), slice(190, 280)))
+    # Fine detail in green alone (red and blue flat on it, as demosaicing's interpolation
+    # leaves them), and a residual in S's red over it, what demosaicing aliases into red:
+    # static, the tolerance from green's detail.
+    b, s, region = _static_pair(np.random.default_rng(3), detail_in=slice(1, 2))
     result = generate_mask(b, s)
     assert (result.mask > 0).mean() == 0.0
     assert result.detail_gamma_across[0] > 0.0
     assert result.detail_gamma_across[0] > 5 * max(result.detail_gamma_across[1:])
     # The same residual where no channel has detail is still taken for motion: the term
     # forgives red's residual only as far as the detail beside it explains.
-    b, s, region = _static_pair_with_detail_in_green(np.random.default_rng(3), (slice(40, 110), slice(40, 130)))
+    b, s, region = _static_pair(np.random.default_rng(3), detail_in=slice(1, 2), residual_at=(slice(40, 110), slice(40, 130)))
     elsewhere = generate_mask(b, s)
     assert (elsewhere.mask[region] > 0).mean() > 0.3
