@@ -136,7 +136,7 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
               spread: np.ndarray | None = None, crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
               rays: OutputRays | None = None, supported: bool = False,
               rendering: tuple[list[EdgeResidual], np.ndarray] | None = None
-              ) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+              ) -> tuple[Judge, list[NoiseLevel], list[float], list[float], np.ndarray]:
     """Fit the noise-level function, the edge residual and the fine-detail residual of
     ``difference`` (the smoothed ``bs - ss``) per channel on the pixels ``fit_on``, and build the
     :class:`Judge` from them. ``bp`` is B before smoothing; ``levels``: the noise tables'
@@ -155,7 +155,8 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
     channel's), kept instead of fitted again.
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
-    sharpness residual (px^2) and the fine-detail residual (:func:`~reloblur.lbfmg.residual.fine_detail`)."""
+    sharpness residual (px^2) and the fine-detail residuals (:func:`~reloblur.lbfmg.residual.fine_detail`),
+    ``(C, 2)``: of the channel's own detail and of the largest of any channel's."""
     models = noise if noise is not None else fit_noise(difference, bs, fit_on, transfer, fine)
     variance = predicted_variance(models, levels, supported=supported)
     detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
@@ -190,7 +191,7 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
         modelled += (across * gammas[:, 1, None, None]) ** 2
     inverse = np.reciprocal(np.sqrt(modelled))
     judge = Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer, (residuals, gammas))
-    return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas[:, 0].tolist()
+    return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas
 
 
 def fit_noise(difference: np.ndarray, bs: np.ndarray, fit_on: np.ndarray, transfer: Transfer,

@@ -418,7 +418,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
 
     def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray, supported: bool = False,
                rendering: tuple[list[EdgeResidual], np.ndarray] | None = None
-               ) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]]:
+               ) -> tuple[Judge, list[NoiseLevel], list[float], list[float], np.ndarray]:
         return fit_judge(bs, difference, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
                          sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance, transfer=params.transfer,
                          noise=fitted, fine=fine, spread=pair.spread, crosstalk=bounds, rays=rays,
@@ -437,7 +437,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
             step_ends = True
             mask, placed = _finished(first, bp, sp, bs, ss, judge, usable, valid_in, params, step_ends=True)
 
-    def without(candidate: np.ndarray) -> tuple[Judge, list[NoiseLevel], list[float], list[float], list[float]] | None:
+    def without(candidate: np.ndarray) -> tuple[Judge, list[NoiseLevel], list[float], list[float], np.ndarray] | None:
         """The fits done again without ``candidate`` (grown by the smoothing's reach, where
         smoothed values mix its pixels in), if the first ones followed its pixels."""
         moving = cv2.dilate(candidate.astype(np.uint8), disk(footprint_reach(params.smooth_sigma))) > 0
@@ -494,10 +494,10 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     flags = _flags(edge_kappa, recoloured, unmeasured_fraction, withheld, reason, shifted)
     return MaskResult(out, blur_ratio(out), confidence, z, mask_components(out), models, camera_noise,
                       clipped_fraction, pair.gains, residual_ratio, flags, edge_kappa, sharpness_beta, judge.tolerance,
-                      "pair" if noise is None else "calibration", detail_gamma,
+                      "pair" if noise is None else "calibration", detail_gamma[:, 0].tolist(),
                       None if ratios_s is None else float(ratios_s.max()), unjudged, withheld, refitted, reason,
                       pair.black_noise, unmeasured_fraction, step_ends, evidence,
-                      detail_gamma_across=judge.rendering[1][:, 1].tolist() if judge.rendering else [])
+                      detail_gamma_across=detail_gamma[:, 1].tolist())
 
 
 def pair_noise_model(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = MaskParams(),
