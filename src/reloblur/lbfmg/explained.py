@@ -40,6 +40,13 @@ LOCAL_SHIFT_MAX_PX = 1.0
 # Prior standard deviation of a local colour correction's entries once align has fitted
 # the global one: cameras' crosstalk differs by tens of percent on saturated colours.
 LOCAL_COLOUR_PRIOR = 0.3
+# The fewest pixels a local model is fitted on, and the fewest measured (unclipped) pixels
+# of a mostly clipped region that can say whether a colour map explains it.
+LOCAL_FIT_MIN_PIXELS = 50
+# A region more than this share of whose pixels either image clipped in some channel is
+# mostly clipped: its clipped pixels are evidence one way only, so they read as explained
+# whatever the model, and only its measured pixels can tell.
+MOSTLY_CLIPPED = 0.3
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -62,10 +69,10 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
     Returns
     -------
     numpy.ndarray or None
-        ``(3, 3)``; ``None`` with fewer than 50 pixels.
+        ``(3, 3)``; ``None`` with fewer than :data:`LOCAL_FIT_MIN_PIXELS` pixels.
     """
     index = np.flatnonzero(region)
-    if index.size < 50:
+    if index.size < LOCAL_FIT_MIN_PIXELS:
         return None
     index = evenly_spaced(index, samples)
     s = at_pixels(sharp_linear, index).T
@@ -106,9 +113,9 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
     -------
     tuple of numpy.ndarray, or None
         ``d`` as ``(dx, dy)`` and ``(C, H, W)`` S resampled at ``x + d``; ``None`` with fewer
-        than 50 pixels.
+        than :data:`LOCAL_FIT_MIN_PIXELS` pixels.
     """
-    if np.count_nonzero(region) < 50:
+    if np.count_nonzero(region) < LOCAL_FIT_MIN_PIXELS:
         return None
     grid_x, grid_y = np.meshgrid(np.arange(sharp.shape[2], dtype=np.float32),
                                  np.arange(sharp.shape[1], dtype=np.float32))
@@ -129,7 +136,8 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
 
 def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: Judge, usable: np.ndarray | None,
                        params: MaskParams,
-                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None]) -> int:
+                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None], *,
+                       clipped_regions: bool = False) -> int:
     """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
     explains; returns how many were (reported as a flag).
 
@@ -139,9 +147,11 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
     window's margin, where the model is fitted and the region's judgement reaches: the
     smoothing's footprint). A region under :data:`EXPLAINED_FRACTION` of which stays above
     ``--low`` with that S is explained, and ``z`` over the grown region takes the smaller
-    of the two judgements. A region mostly not ``usable`` (clipped) is left as it is:
-    clipping bends the colour relation and makes the gradients the clip's (``usable``
-    None: every region is judged)."""
+    of the two judgements. A region :data:`MOSTLY_CLIPPED` (not ``usable``) is left as it
+    is, unless ``clipped_regions``: then it is explained only where its measured pixels,
+    at least :data:`LOCAL_FIT_MIN_PIXELS` of them, are explained too, since its clipped
+    ones, judged one way only, stay under ``--low`` with any model (``usable`` None: every
+    region is judged as a measured one)."""
     count, labels, stats = connected_regions(mask)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
@@ -149,15 +159,21 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
     for label in range(1, count):
         rows, cols = component_window(stats, label, margin, labels.shape)
         component = labels[rows, cols] == label
-        if usable is not None and np.mean(~usable[rows, cols][component]) > 0.3:
+        measured = component if usable is None else component & usable[rows, cols]
+        mostly_clipped = np.mean(~measured[component]) > MOSTLY_CLIPPED
+        if mostly_clipped and not clipped_regions:
             continue
         grown = cv2.dilate(component.astype(np.uint8), ring) > 0
         ss_local = local(rows, cols, component, grown)
         if ss_local is None:
             continue
         z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols))
-        if np.mean(z_local[component] > params.low_sigmas) >= EXPLAINED_FRACTION:
+        above = z_local > params.low_sigmas
+        if np.mean(above[component]) >= EXPLAINED_FRACTION:
             continue  # most of it is more than the model: motion, judged as it was
+        if mostly_clipped and (np.count_nonzero(measured) < LOCAL_FIT_MIN_PIXELS
+                               or np.mean(above[measured]) >= EXPLAINED_FRACTION):
+            continue
         window = z[rows, cols]
         window[grown] = np.minimum(window[grown], z_local[grown])
         explained += 1
@@ -207,6 +223,12 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
     mostly explains is re-judged with that matrix: its colour-only difference vanishes,
     and the motion at its edges, if any, stays. Other regions are left as they are.
 
+    Mostly clipped regions are judged too, by their measured pixels: the map is fitted on
+    pixels neither image clipped, and the clipped channels stay bounds in the judgement.
+    Saturated colours are where a colour fit made on a greyer scene errs most, and where a
+    camera clips a channel first: a static colour wheel one camera clipped in blue was
+    otherwise marked over 3 % of the frame (the second generator's seed 1, every row).
+
     Returns the number of regions re-judged (reported as a flag).
     """
     # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
@@ -221,7 +243,7 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
         mapped = encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
         return np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])
 
-    return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured)
+    return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured, clipped_regions=True)
 
 
 def discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
