@@ -973,17 +973,19 @@ def test_a_saturated_board_s_clipped_is_judged_by_the_colours_it_measured(shift)
     board = np.stack([0.05 + 0.3 * rows / 80, 0.8 + 0.3 * cols / 100, 0.4 - 0.3 * rows / 80], -1)
     wall = np.full((H, W, 3), 0.3) * (1 + 0.2 * textured_scene(5)[..., :1] / 0.35)
 
+    def under_board(t: float) -> tuple[slice, slice]:
+        left = 100 + int(round(shift * (t - 0.5)))
+        return slice(80, 160), slice(left, left + 100)
+
     def at(t: float) -> np.ndarray:
         frame = wall.copy()
-        left = 100 + int(round(shift * (t - 0.5)))
-        frame[80:160, left : left + 100] = board
+        frame[under_board(t)] = board
         return frame
 
     instants = (np.arange(24) + 0.5) / 24
     swept = np.zeros((H, W), bool)
     for t in instants:
-        left = 100 + int(round(shift * (t - 0.5)))
-        swept[80:160, left : left + 100] = True
+        swept[under_board(t)] = True
     rng = np.random.default_rng(5)
     raw_s = expose(np.einsum("ij,hwj->hwi", crosstalk, at(0.5)), rng, 1.5)
     assert 0.4 < (raw_s[80:160, 100:200, 1] >= 1).mean() < 0.7
