@@ -148,7 +148,9 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
     smoothing's footprint). A region under :data:`EXPLAINED_FRACTION` of which stays above
     ``--low`` with that S is explained, and ``z`` over the grown region takes the smaller
     of the two judgements. A region :data:`MOSTLY_CLIPPED` (not ``usable``) is left as it
-    is, unless ``clipped_regions``: then it is explained only where its measured pixels,
+    is (clipping makes the gradients a displacement is fitted on the clip's), unless
+    ``clipped_regions`` (a colour map, fitted on measured pixels only): then it is
+    explained only where its measured pixels,
     at least :data:`LOCAL_FIT_MIN_PIXELS` of them, are explained too, since its clipped
     ones, judged one way only, stay under ``--low`` with any model (``usable`` None: every
     region is judged as a measured one)."""
