@@ -326,10 +326,16 @@ def main() -> None:
                              "reads it from each pair")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
-                        help="summarise a --json result file as the table in docs/benchmarks.md")
+                        help="every figure of a --json result file, one row per condition and method")
+    parser.add_argument("--summary", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="the table in docs/benchmarks.md: --json result files of the same suite on "
+                             "different --seed, side by side, one row per condition")
     args = parser.parse_args()
     if args.markdown is not None:
         print(markdown(json.loads(args.markdown.read_text())))
+        return
+    if args.summary is not None:
+        print(summary([json.loads(path.read_text()) for path in args.summary]))
         return
     width, height = args.size
     jpeg = None
@@ -463,6 +469,44 @@ def markdown(result: dict) -> str:
                 pairs = sum(h["pairs"] for h in held)
                 cells.append(f"{sum(h['mean_iou'] * h['pairs'] for h in held) / pairs:.3f} ({pairs})" if pairs else "-")
             lines.append(f"| {condition} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary(results: list[dict]) -> str:
+    """``lbfmg``'s figures of several runs of one suite (one ``--json`` result each, on
+    different seed sets) side by side, one row per condition: each cell the runs' means over
+    their repeats, separated by " / ", the lowest and highest repeat in brackets (the static
+    area: its worst pair over the repeats); then the baselines' mean IoU in the same runs.
+    Conditions are those of the first run, in its order; a run without one shows "-"."""
+    if not results:
+        raise ValueError("no result files to summarise")
+
+    def cell(result: dict, condition: str, method: str, key: str, *, worst: bool = False, spread: bool = True) -> str:
+        repeats = result["results"].get(condition)
+        values = [r[method][key] for r in repeats or () if method in r and r[method].get(key) is not None]
+        if not values:
+            return "-"
+        if worst:
+            return f"{max(values):.2f}"
+        mean = sum(values) / len(values)
+        if not spread or len(values) == 1:
+            return f"{mean:.3f}"
+        return f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
+
+    def cells(condition: str, method: str, key: str, **options: bool) -> str:
+        return " / ".join(cell(result, condition, method, key, **options) for result in results)
+
+    seeds = " / ".join(str(result["seed"]) for result in results)
+    lines = [f"| condition | mean IoU, seed sets {seeds} (repeats' range) | recall | precision | "
+             f"static area, worst pair % | `lbfmg v1` mean IoU | plain difference mean IoU |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for condition in results[0]["results"]:
+        lines.append(f"| {condition} | {cells(condition, 'lbfmg', 'mean_iou')} | "
+                     f"{cells(condition, 'lbfmg', 'mean_recall', spread=False)} | "
+                     f"{cells(condition, 'lbfmg', 'mean_precision', spread=False)} | "
+                     f"{cells(condition, 'lbfmg', 'static_area_percent_max', worst=True)} | "
+                     f"{cells(condition, 'lbfmg v1', 'mean_iou', spread=False)} | "
+                     f"{cells(condition, 'plain difference', 'mean_iou', spread=False)} |")
     return "\n".join(lines)
 
 

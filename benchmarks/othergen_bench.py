@@ -101,6 +101,28 @@ def _cell(value: object, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def summary(results: list[dict]) -> str:
+    """Several ``--json`` runs (one seed each) side by side, one row per camera row: the mask
+    step's mean IoU, recall, precision and worst static pair, and the plain difference's
+    mean IoU in the same runs, each cell the runs' figures separated by " / " ("-" where a
+    run lacks the row). Rows are those of the first run, in its order."""
+    if not results:
+        raise ValueError("no result files to summarise")
+
+    def cells(name: str, method: str, key: str, digits: int = 3) -> str:
+        found = [next((r[method] for r in result["rows"] if r["row"] == name), None) for result in results]
+        return " / ".join("-" if row is None else _cell(row[key], digits) for row in found)
+
+    seeds = " / ".join(str(result["seed"]) for result in results)
+    lines = [f"| row | mean IoU, seeds {seeds} | recall | precision | worst static pair, % | plain difference: mean IoU |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name in (row["row"] for row in results[0]["rows"]):
+        lines.append(f"| {name} | {cells(name, 'ours', 'mean_iou')} | {cells(name, 'ours', 'recall')} | "
+                     f"{cells(name, 'ours', 'precision')} | {cells(name, 'ours', 'static_area_pct_max', 2)} | "
+                     f"{cells(name, 'plain', 'mean_iou')} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--moving", type=int, default=10)
@@ -112,7 +134,12 @@ def main() -> None:
                         help="tell mask generate each row's S instant (--s-phase), as a user who knows the rig's; "
                              "by default it reads it from each pair")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--summary", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="the table in docs/benchmarks.md: --json result files of different --seed, side by side")
     args = parser.parse_args()
+    if args.summary is not None:
+        print(summary([json.loads(path.read_text()) for path in args.summary]))
+        return
     rows = [row for row in ROWS if args.only is None or args.only in row.name]
     if not rows:
         parser.error(f"--only {args.only!r} matches no row of {[row.name for row in ROWS]}")

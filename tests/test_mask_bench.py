@@ -186,3 +186,22 @@ def test_the_table_gives_recall_and_precision_and_a_dash_for_runs_that_did_not_r
     table = mask_bench.markdown({"results": {"now": [{"lbfmg": scored}], "before": [{"lbfmg": _row({})}]}})
     assert "| now | **lbfmg** | 0.500 | 0.400 | 0.900 | 0.600 | 0.500 |" in table
     assert "| before | **lbfmg** | 0.500 | 0.400 | - | - | 0.500 |" in table
+
+
+def test_the_summary_sets_seed_sets_side_by_side_with_the_repeats_range(mask_bench):
+    def run(seed: int, ious: list[float], static: list[float]) -> dict:
+        repeats = [{"lbfmg": {"mean_iou": iou, "mean_recall": 0.9, "mean_precision": 0.8,
+                              "static_area_percent_max": area},
+                    "lbfmg v1": {"mean_iou": 0.5}, "plain difference": {"mean_iou": 0.25}}
+                   for iou, area in zip(ious, static)]
+        return {"seed": seed, "results": {"a row": repeats}}
+
+    table = mask_bench.summary([run(0, [0.8, 0.9], [0.1, 0.7]), run(77, [0.6], [0.0])])
+    assert "seed sets 0 / 77" in table.splitlines()[0]
+    # Means over the repeats, their range where there are several, and the worst static pair.
+    assert ("| a row | 0.850 (0.800-0.900) / 0.600 | 0.900 / 0.900 | 0.800 / 0.800 | 0.70 / 0.00 | "
+            "0.500 / 0.500 | 0.250 / 0.250 |") in table
+    lacking = {"seed": 500, "results": {}}  # a run of other conditions: the row has nothing there
+    assert "| a row | 0.850 (0.800-0.900) / - |" in mask_bench.summary([run(0, [0.8, 0.9], [0.1, 0.7]), lacking])
+    with pytest.raises(ValueError, match="no result files"):
+        mask_bench.summary([])

@@ -114,3 +114,19 @@ def test_the_bench_scores_iou_with_its_two_parts_and_static_pairs_by_area():
                          {"moving": truth, "still": np.zeros((10, 10), bool), "refused": truth})
     assert result["mean_iou"] == pytest.approx(0.6) and result["recall"] == result["precision"] == pytest.approx(0.75)
     assert result["static_area_pct"] == [pytest.approx(4.0)] and result["missing"] == 1
+
+
+def test_the_summary_sets_seeds_side_by_side_and_marks_a_row_a_run_lacks():
+    bench = benchmark_module("othergen_bench")
+
+    def run(seed: int, rows: dict[str, float]) -> dict:
+        return {"seed": seed, "rows": [
+            {"row": name, "ours": {"mean_iou": iou, "recall": 0.9, "precision": 0.8, "static_area_pct_max": 0.25},
+             "plain": {"mean_iou": 0.2}} for name, iou in rows.items()]}
+
+    table = bench.summary([run(1, {"gamma": 0.91, "dark": 0.84}), run(2, {"gamma": 0.87})])
+    assert "mean IoU, seeds 1 / 2" in table.splitlines()[0]
+    assert "| gamma | 0.910 / 0.870 | 0.900 / 0.900 | 0.800 / 0.800 | 0.25 / 0.25 | 0.200 / 0.200 |" in table
+    assert "| dark | 0.840 / - | 0.900 / - |" in table
+    with pytest.raises(ValueError, match="no result files"):
+        bench.summary([])

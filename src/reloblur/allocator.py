@@ -6,7 +6,7 @@ top trimmed on free), so every new array faults its pages in again and the kerne
 them. On ``reloblur align --workers 1`` with 4 pairs at 2152x1436 that kernel time was
 1.7 s of 7.2 s; with the settings below 0.3-0.8 s of 5.8-6.3 s (``docs/benchmarks.md``).
 Blocks over 32 MiB, which glibc maps whatever its threshold, took ``mask generate`` on a
-3840x2160 pair from 5.2 s to 12 s in one process (``docs/benchmarks.md``, "At full size")
+3840x2160 pair from 5.2 s to 12 s in one process (``docs/mask-benchmark-log.md``, "At full size")
 until mmap was switched off too.
 """
 
