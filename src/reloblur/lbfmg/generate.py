@@ -93,6 +93,7 @@ from reloblur.lbfmg.clipping import (
     unreliable,
 )
 from reloblur.lbfmg.encoding import DECODE_CODES, decode, encode
+from reloblur.lbfmg.energy import energy_evidence
 from reloblur.lbfmg.evidence import (
     Judge,
     edge_derivatives,
@@ -119,6 +120,7 @@ from reloblur.lbfmg.morphology import (
     fill_enclosed,
     fill_enclosed_holes,
     fill_outlined,
+    grow_into,
     hysteresis,
     segments,
     trim_spill,
@@ -427,7 +429,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    first = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened, blended=pair.blended)
+    unclipped = ~(any_clipped(clip_b, pair.output, "b") | any_clipped(clip_s, pair.output, "s"))
+    first = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened, blended=pair.blended,
+                            unclipped=unclipped)
     recoloured, shifted = first.recoloured, first.shifted
     mask, placed = _finished(first, bp, sp, bs, ss, judge, usable, valid_in, params, step_ends=step_ends)
     evidence = None
@@ -464,14 +468,14 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         # and forgave the bars' edges, the frame's only ones, as misregistration.
         provisional = judged(models, fit_on, supported=True, rendering=judge.rendering)[0]
         candidate = _regions(provisional.z(bs, ss), bp, sp, bs, ss, provisional, usable, valid_in, params, blind,
-                             opened, blended=pair.blended)[0]
+                             opened, blended=pair.blended, unclipped=unclipped)[0]
         refit = without(candidate) if candidate.any() else None
     refitted = refit is not None
     if refit is not None:
         judge, models, edge_kappa, sharpness_beta, detail_gamma = refit
         z = judge.z(bs, ss)
         mask, recoloured, shifted, _ = _regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened,
-                                                blended=pair.blended, step_ends=step_ends)
+                                                blended=pair.blended, step_ends=step_ends, unclipped=unclipped)
     share = float(np.count_nonzero(mask & valid_in)) / max(1, int(np.count_nonzero(valid_in)))
     # Every comparison of B with S rests on their relative gain: where it could not be
     # measured, neither a mask nor an empty one says anything of the pair.
@@ -682,11 +686,12 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
              usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
              opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None,
-             step_ends: bool = False) -> tuple[np.ndarray, int, int, np.ndarray]:
+             step_ends: bool = False, unclipped: np.ndarray | None = None) -> tuple[np.ndarray, int, int, np.ndarray]:
     """The mask from the evidence (:func:`_judged_regions`, then :func:`_finished`); also the
     numbers of regions re-judged after a local colour correction and after a local shift,
     and what the step trim took back (``(H, W)`` bool; none without ``step_ends``)."""
-    judged = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid, params, blind, opened, blended=blended)
+    judged = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid, params, blind, opened, blended=blended,
+                             unclipped=unclipped)
     mask, placed = _finished(judged, bp, sp, bs, ss, judge, usable, valid, params, step_ends=step_ends)
     return mask, judged.recoloured, judged.shifted, placed
 
@@ -705,15 +710,17 @@ class _Judged:
 
 def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
                     usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
-                    opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None
-                    ) -> _Judged:
+                    opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None,
+                    unclipped: np.ndarray | None = None) -> _Judged:
     """The regions from the evidence (hysteresis, an unmeasured excess, local colour and
     shift, specks, blown-out objects, closing, filling), the smoothing's spill trimmed.
     ``bp``, ``sp``: B and brightness-matched S before smoothing. ``blind``: ``(H, W)`` bool,
     white-clipped in every channel of both images. ``opened``: :func:`unmeasured_excess`
     and :func:`unmeasured_deficit` together, or None. ``blended``: smoothed B as recorded,
     for the moved-segment step, where ``bs`` is B as S's black clipping would record it
-    (:func:`~reloblur.lbfmg.clipping.as_clipped`)."""
+    (:func:`~reloblur.lbfmg.clipping.as_clipped`). ``unclipped``: ``(H, W)`` bool, where
+    neither image clipped any channel, nor a camera's output: where the energy of ``B - S``
+    (:func:`~reloblur.lbfmg.energy.energy_evidence`) may grow the regions; None: nowhere."""
     h, w = z.shape
     short, min_pixels = min(h, w), min_region_pixels(params, h, w)
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
@@ -756,6 +763,14 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
                                           min_pixels=min_pixels, max_pixels=max_area)
     if mask.any():
         static = usable & judge.inside & (z < params.low_sigmas)
+        if unclipped is not None:
+            # A moved texture's detail averages away in the evidence, not in its energy:
+            # grown into, after the fills (grown into before them, the fills closed over
+            # ground beside the objects), never seeded from.
+            energy = energy_evidence(bp, sp, judge.inverse, static, sigma_px=params.smooth_sigma,
+                                     unmeasured=~unclipped)
+            if energy is not None:
+                mask = grow_into(mask, unclipped & usable & judge.inside & (energy >= params.low_sigmas))
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=params.smooth_sigma)
         mask = trim_spill(mask, fine, usable, low=params.low_sigmas, sigma_px=params.smooth_sigma)
         return _Judged(mask, recoloured, shifted, static)

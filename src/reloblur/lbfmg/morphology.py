@@ -85,6 +85,23 @@ def drop_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
     return mask
 
 
+def grow_into(mask: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """``mask`` grown through ``allowed`` pixels (8-connected) as far as they join it: the
+    regions of ``mask | allowed`` that hold a pixel of ``mask``.
+
+    >>> mask = np.zeros((1, 7), bool); mask[0, 1] = True
+    >>> allowed = np.array([[0, 0, 1, 1, 0, 1, 1]], bool)
+    >>> grow_into(mask, allowed).astype(int).tolist()
+    [[0, 1, 1, 1, 0, 0, 0]]
+    """
+    joined = (mask | allowed).astype(np.uint8)
+    count, labels = cv2.connectedComponents(joined, connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[labels[mask]] = True
+    keep[0] = False
+    return keep[labels]
+
+
 def drop_thin(mask: np.ndarray, half_width: float) -> np.ndarray:
     """Remove regions nowhere wider than ``2 * half_width`` pixels: a one- or two-pixel line
     along an edge is a rendering difference (demosaicing, resampling), not blur, which
