@@ -24,8 +24,9 @@ DETAIL_SIGMA_PX = 1.0
 # A pixel's squared evidence counts at most this (5 sigmas squared): one outlier, a hot
 # pixel or a block's edge, is not a footprint's texture.
 SQUARED_CAP = 25.0
-# The static pixels' statistics are taken in this many bins of S's level (equal counts), as
-# the noise fits are: the noise model's relative error varies with the level.
+# The static pixels' statistics are taken in this many bins of S's level, of equal counts
+# (the noise fits bin the levels so, more finely): the noise model's relative error varies
+# with the level, and a coarser bin holds enough pixels for a median of squares.
 LEVEL_BINS = 8
 # Fewer static pixels than this measure nothing (the test is skipped); a level bin with
 # fewer than LEVEL_BIN_MIN_PIXELS takes the whole sample's statistics.
