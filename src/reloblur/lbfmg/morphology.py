@@ -69,11 +69,9 @@ def segments(mask: np.ndarray, edges: np.ndarray, valid: np.ndarray, barrier: np
 def hysteresis(z: np.ndarray, high: float, low: float) -> np.ndarray:
     """Regions above ``low`` that hold a seed: a 3x3 block above ``high``. A lone strong
     pixel, or a one-pixel line along an edge (demosaicing, resampling), seeds nothing."""
-    weak = (z > low).astype(np.uint8)
-    count, labels = cv2.connectedComponents(weak, connectivity=8)
+    weak = z > low
     strong = cv2.erode((z > high).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    seeds = np.unique(labels[strong])
-    return np.isin(labels, seeds[seeds > 0])
+    return grow_into(strong & weak, weak)  # a seed outside the weak map (high < low) seeds nothing
 
 
 def drop_small(mask: np.ndarray, min_pixels: float) -> np.ndarray:
