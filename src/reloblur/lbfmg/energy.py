@@ -97,8 +97,9 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
     index = evenly_spaced(index, samples)
     total = np.zeros(bp.shape[1:], np.float32)
     for c in range(bp.shape[0]):
-        unit = inverse[c] / max(mad_sigma(((bp[c] - sp[c]) * inverse[c]).ravel()[index]), 1e-12)
-        squared = np.square((bp[c] - sp[c]) * unit)
+        difference = bp[c] - sp[c]
+        unit = inverse[c] / max(mad_sigma((difference * inverse[c]).ravel()[index]), 1e-12)
+        squared = np.square(difference * unit)
         detail = np.maximum(np.square(_detail(bp[c]) * unit), np.square(_detail(sp[c]) * unit))
         at_detail, at_squared = detail.ravel()[index], squared.ravel()[index]
         plain = at_detail <= np.median(at_detail)

@@ -429,7 +429,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
     blind = np.asarray(pair.wide_b.high.all(axis=0) & pair.wide_s.high.all(axis=0), bool)
-    unclipped = ~(any_clipped(clip_b, pair.output, "b") | any_clipped(clip_s, pair.output, "s"))
+    clipped_any = {role: any_clipped(clip, pair.output, role.lower()) for role, clip in (("B", clip_b), ("S", clip_s))}
+    unclipped = ~(clipped_any["B"] | clipped_any["S"])
     first = _judged_regions(z, bp, sp, bs, ss, judge, usable, valid_in, params, blind, opened, blended=pair.blended,
                             unclipped=unclipped)
     recoloured, shifted = first.recoloured, first.shifted
@@ -491,8 +492,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     reach = footprint_reach(params.smooth_sigma)
     static = usable & ~(cv2.dilate(out, disk(max(2, reach))) > 0)
     camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
-    clipped_fraction = {role: float(any_clipped(clip, pair.output, role.lower())[valid_in].mean())
-                        for role, clip in (("B", clip_b), ("S", clip_s))}
+    clipped_fraction = {role: float(pixels[valid_in].mean()) for role, pixels in clipped_any.items()}
     unmeasured_fraction = {role: float(unmeasured(bounded, pair.output, role.lower(), reach=reach)[valid_in].mean())
                            for role, bounded in zip(("B", "S"), pair.bounded)}
     flags = _flags(edge_kappa, recoloured, unmeasured_fraction, withheld, reason, shifted)
