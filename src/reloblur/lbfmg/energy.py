@@ -34,9 +34,13 @@ MIN_STATIC_PIXELS = 200
 LEVEL_BIN_MIN_PIXELS = 50
 
 
-def _detail(channel: np.ndarray) -> np.ndarray:
-    """``channel`` less its Gaussian of :data:`DETAIL_SIGMA_PX`: its pixel-scale detail."""
-    return channel - cv2.GaussianBlur(channel, (0, 0), DETAIL_SIGMA_PX)
+def _squared_detail(channel: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """The square of ``channel`` less its Gaussian of :data:`DETAIL_SIGMA_PX` (its
+    pixel-scale detail), in ``unit``: a new array."""
+    detail = cv2.GaussianBlur(channel, (0, 0), DETAIL_SIGMA_PX)
+    np.subtract(channel, detail, out=detail)
+    detail *= unit
+    return np.square(detail, out=detail)
 
 
 def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static: np.ndarray, *,
@@ -98,9 +102,9 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
     total = np.zeros(bp.shape[1:], np.float32)
     for c in range(bp.shape[0]):
         difference = bp[c] - sp[c]
-        unit = inverse[c] / max(mad_sigma((difference * inverse[c]).ravel()[index]), 1e-12)
+        unit = inverse[c] / max(mad_sigma(difference.ravel()[index] * inverse[c].ravel()[index]), 1e-12)
         squared = np.square(difference * unit)
-        detail = np.maximum(np.square(_detail(bp[c]) * unit), np.square(_detail(sp[c]) * unit))
+        detail = np.maximum(_squared_detail(bp[c], unit), _squared_detail(sp[c], unit), out=difference)
         at_detail, at_squared = detail.ravel()[index], squared.ravel()[index]
         plain = at_detail <= np.median(at_detail)
         base = float(np.median(at_squared[plain]))
@@ -112,7 +116,7 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
         squared /= expected
         np.minimum(squared, SQUARED_CAP, out=squared)
         if unmeasured is not None:
-            squared[unmeasured] = float(np.mean(squared.ravel()[index]))
+            np.putmask(squared, unmeasured, float(np.mean(squared.ravel()[index])))
         total += squared
     energy = cv2.GaussianBlur(total, (0, 0), sigma_px) / np.float32(bp.shape[0])
     return _standardised(energy, sp.mean(axis=0), index)
@@ -123,7 +127,7 @@ def _standardised(energy: np.ndarray, level: np.ndarray, index: np.ndarray) -> n
     values, levels = energy.ravel()[index], level.ravel()[index]
     edges = np.quantile(levels, np.linspace(0.0, 1.0, LEVEL_BINS + 1))
     # The bin is the number of inner edges at or below the level (a tenth of searchsorted's cost).
-    bins = np.zeros(level.shape, np.intp)
+    bins = np.zeros(level.shape, np.uint8)
     for edge in edges[1:-1]:
         bins += level >= edge
     sampled = bins.ravel()[index]
@@ -134,4 +138,7 @@ def _standardised(energy: np.ndarray, level: np.ndarray, index: np.ndarray) -> n
         held = values[sampled == b]
         if held.size >= LEVEL_BIN_MIN_PIXELS:
             shift[b], scale[b] = np.median(held), max(mad_sigma(held), 1e-12)
-    return ((energy - shift[bins]) / scale[bins]).astype(np.float32)
+    standardised = np.take(shift, bins)
+    np.subtract(energy, standardised, out=standardised)
+    standardised /= np.take(scale, bins)
+    return standardised

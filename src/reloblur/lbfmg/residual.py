@@ -108,12 +108,20 @@ class EdgeTiles:
     picked: np.ndarray  # (T, samples) flat pixel indices, one tile a row (T may be 0)
     radius2: np.ndarray  # (T,) each tile's median squared radius, 1 at the corners
 
-    @functools.cached_property
+    @property
     def radius6_map(self) -> np.ndarray:
-        """``(H, W)`` sixth power of every pixel's radius, the radial model's term (computed
-        once, for all channels)."""
-        yy, xx = np.ogrid[0:self.shape[0], 0:self.shape[1]]
-        return _radius2(yy, xx, self.shape) ** 3
+        """``(H, W)`` sixth power of every pixel's radius, the radial model's term."""
+        return _radius6_map(self.shape)
+
+
+@functools.lru_cache(maxsize=2)
+def _radius6_map(shape: tuple[int, int]) -> np.ndarray:
+    # Once per frame size, read-only: a batch's pairs share it (a pixel's power took a few
+    # ms a pair, about 1 %).
+    yy, xx = np.ogrid[0:shape[0], 0:shape[1]]
+    power = _radius2(yy, xx, shape) ** 3
+    power.flags.writeable = False
+    return power
 
 
 def _radius2(y: np.ndarray, x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
