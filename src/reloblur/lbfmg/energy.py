@@ -104,7 +104,8 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
         difference = bp[c] - sp[c]
         unit = inverse[c] / max(mad_sigma(difference.ravel()[index] * inverse[c].ravel()[index]), 1e-12)
         squared = np.square(difference * unit)
-        detail = np.maximum(_squared_detail(bp[c], unit), _squared_detail(sp[c], unit), out=difference)
+        detail = _squared_detail(bp[c], unit)
+        np.maximum(detail, _squared_detail(sp[c], unit), out=detail)
         at_detail, at_squared = detail.ravel()[index], squared.ravel()[index]
         plain = at_detail <= np.median(at_detail)
         base = float(np.median(at_squared[plain]))
@@ -126,7 +127,8 @@ def _standardised(energy: np.ndarray, level: np.ndarray, index: np.ndarray) -> n
     """``energy`` less its median over ``index`` in its level bin, over the bin's robust spread."""
     values, levels = energy.ravel()[index], level.ravel()[index]
     edges = np.quantile(levels, np.linspace(0.0, 1.0, LEVEL_BINS + 1))
-    # The bin is the number of inner edges at or below the level (a tenth of searchsorted's cost).
+    # The bin is the number of inner edges at or below the level (a tenth of searchsorted's
+    # cost), in bytes: LEVEL_BINS is far below 256.
     bins = np.zeros(level.shape, np.uint8)
     for edge in edges[1:-1]:
         bins += level >= edge
