@@ -329,13 +329,17 @@ def main() -> None:
                         help="every figure of a --json result file, one row per condition and method")
     parser.add_argument("--summary", type=Path, nargs="+", default=None, metavar="JSON",
                         help="the table in docs/benchmarks.md: --json result files of the same suite on "
-                             "different --seed, side by side, one row per condition")
+                             "different --seed, side by side, one row per condition (runs of a few rows "
+                             "on one --seed join in one column)")
     args = parser.parse_args()
     if args.markdown is not None:
         print(markdown(json.loads(args.markdown.read_text())))
         return
     if args.summary is not None:
-        print(summary([json.loads(path.read_text()) for path in args.summary]))
+        try:
+            print(summary([json.loads(path.read_text()) for path in args.summary]))
+        except ValueError as error:
+            parser.error(f"--summary: {error}")
         return
     width, height = args.size
     jpeg = None
@@ -472,14 +476,33 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+# What a run's pairs were made and scored under, beside the seed: runs that differ in any of
+# these measured different things and are not summarised together.
+PROTOCOL_KEYS = ("size", "jpeg", "crosstalk", "set", "exact_registration", "untold_phase")
+
+
 def summary(results: list[dict]) -> str:
     """``lbfmg``'s figures of several runs of one suite (one ``--json`` result each, on
     different seed sets) side by side, one row per condition: each cell the runs' means over
     their repeats, separated by " / ", the lowest and highest repeat in brackets (the static
     area: its worst pair over the repeats); then the baselines' mean IoU in the same runs.
-    Conditions are those of the first run, in its order; a run without one shows "-"."""
+    Runs on one seed set (a few rows each, as ``--only`` makes them) join in one column, the
+    first run holding a condition giving it. Conditions come in the order the runs first
+    hold them; a seed set without one shows "-". Runs made under different protocols
+    (:data:`PROTOCOL_KEYS`: size, lossy coding, crosstalk, changed fields...) are refused."""
     if not results:
         raise ValueError("no result files to summarise")
+    protocols = {tuple(str(result.get(key)) for key in PROTOCOL_KEYS) for result in results}
+    if len(protocols) > 1:
+        differing = [key for i, key in enumerate(PROTOCOL_KEYS) if len({p[i] for p in protocols}) > 1]
+        raise ValueError(f"the runs differ in {', '.join(differing)}: summarise runs of one protocol")
+    columns: dict[object, dict] = {}
+    for result in results:
+        column = columns.setdefault(result["seed"], {"seed": result["seed"], "results": {}})
+        for condition, repeats in result["results"].items():
+            column["results"].setdefault(condition, repeats)
+    results = list(columns.values())
+    conditions = list(dict.fromkeys(condition for result in results for condition in result["results"]))
 
     def cell(result: dict, condition: str, method: str, key: str, *, worst: bool = False, spread: bool = True) -> str:
         repeats = result["results"].get(condition)
@@ -500,7 +523,7 @@ def summary(results: list[dict]) -> str:
     lines = [f"| condition | mean IoU, seed sets {seeds} (repeats' range) | recall | precision | "
              f"static area, worst pair % | `lbfmg v1` mean IoU | plain difference mean IoU |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for condition in results[0]["results"]:
+    for condition in conditions:
         lines.append(f"| {condition} | {cells(condition, 'lbfmg', 'mean_iou')} | "
                      f"{cells(condition, 'lbfmg', 'mean_recall', spread=False)} | "
                      f"{cells(condition, 'lbfmg', 'mean_precision', spread=False)} | "

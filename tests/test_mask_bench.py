@@ -205,3 +205,18 @@ def test_the_summary_sets_seed_sets_side_by_side_with_the_repeats_range(mask_ben
     assert "| a row | 0.850 (0.800-0.900) / - |" in mask_bench.summary([run(0, [0.8, 0.9], [0.1, 0.7]), lacking])
     with pytest.raises(ValueError, match="no result files"):
         mask_bench.summary([])
+
+
+def test_the_summary_joins_runs_of_a_few_rows_on_one_seed_set_and_refuses_other_protocols(mask_bench):
+    def run(seed: int, row: str, iou: float, size: str = "538x359") -> dict:
+        scores = {"mean_iou": iou, "mean_recall": 0.9, "mean_precision": 0.8, "static_area_percent_max": 0.0}
+        return {"seed": seed, "size": size, "results": {row: [{"lbfmg": scores}]}}
+
+    table = mask_bench.summary([run(0, "first", 0.8), run(0, "second", 0.7), run(77, "second", 0.6),
+                                run(0, "first", 0.1)])  # a second run of a row on one seed set: the first stands
+    assert "seed sets 0 / 77" in table.splitlines()[0]
+    assert "| first | 0.800 / - |" in table
+    assert "| second | 0.700 / 0.600 |" in table
+    assert table.index("| first |") < table.index("| second |")
+    with pytest.raises(ValueError, match="differ in size"):
+        mask_bench.summary([run(0, "first", 0.8), run(0, "second", 0.7, size="2152x1436")])
