@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from conftest import box_around, object_on_ground
 from reloblur.errors import ImageFormatError
 from reloblur.lbfmg.metrics import iou
-from reloblur.lbfmg.region import RegionError, segment_object
+from reloblur.lbfmg.region import RegionError, fill_hulls, segment_object
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -75,3 +76,78 @@ def test_bad_input_is_refused():
         segment_object(bad, box_around(obj, 4))
     with pytest.raises(ImageFormatError, match="ring"):
         segment_object(s, box_around(obj, 4), ring=0)
+
+
+def _planar(s: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(s.transpose(2, 0, 1), np.float32) / 255.0
+
+
+def _outline(obj: np.ndarray, width: int) -> np.ndarray:
+    """The object's pixels within ``width`` px of its edge: evidence that missed its inside."""
+    inner = cv2.erode(obj.astype(np.uint8), np.ones((2 * width + 1, 2 * width + 1), np.uint8)) > 0
+    return obj & ~inner
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("photons", [4000.0, 250.0])
+def test_the_hull_of_an_objects_outline_is_filled_with_the_object_and_no_ground(seed, photons):
+    """Known answer: evidence on a textured object's outline only (its inside clipped, or drowned
+    in S's noise); the fill takes the inside S shows, and the textured ground around it stays."""
+    s, obj = object_on_ground(seed, photons)
+    outline = _outline(obj, 3)
+    filled = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50)
+    assert iou(filled, obj) >= 0.97
+    assert np.count_nonzero(filled & ~obj) <= 0.02 * np.count_nonzero(obj)
+    assert (filled >= outline).all()  # nothing taken away
+
+
+def test_the_leading_and_trailing_bands_of_a_uniform_objects_motion_span_its_inside():
+    """A uniform-looking object that moved 8 px to the right: B and S differ only where it
+    uncovered ground and where it covered new ground. Within ``gap`` of each other the two
+    bands are one object's, and the inside between them is filled."""
+    s, obj = object_on_ground(5, 1000.0)
+    moved = np.roll(obj, 8, axis=1)
+    bands = obj ^ moved
+    swept = obj | moved
+    width = int(np.ptp(np.nonzero(obj.any(axis=0))[0]))
+    joined = fill_hulls(bands, _planar(s), np.ones_like(obj), gap=width + 4, min_pixels=50)
+    assert np.count_nonzero(joined & obj) >= 0.95 * np.count_nonzero(obj)
+    assert np.count_nonzero(joined & ~swept) <= 0.02 * np.count_nonzero(obj)
+
+
+def test_ground_inside_a_hull_is_not_taken():
+    """Two false specks on the ground, joined into one cluster by a large ``gap``: their hull
+    spans ground that looks like the ground around it, and stays unmasked."""
+    s, obj = object_on_ground(8, 1000.0, centre=(60, 120))
+    specks = np.zeros_like(obj)
+    specks[20:30, 10:20] = specks[90:100, 50:60] = True
+    assert not (specks & obj).any()
+    filled = fill_hulls(specks, _planar(s), np.ones_like(obj), gap=200, min_pixels=50)
+    hull = np.zeros(obj.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(specks.astype(np.uint8))), 1)
+    assert np.count_nonzero(hull) > 5 * np.count_nonzero(specks)  # there was ground to take
+    assert np.count_nonzero(filled & ~specks) <= 0.05 * np.count_nonzero(hull)
+
+
+def test_specks_and_undefined_s_are_left_as_they_are():
+    s, obj = object_on_ground(6, 1000.0)
+    outline = _outline(obj, 3)
+    valid = np.ones_like(obj)
+    valid[:, : obj.shape[1] // 2] = False  # S undefined on the left half (align --no-crop)
+    filled = fill_hulls(outline, _planar(s), valid, gap=6, min_pixels=50)
+    assert not (filled & ~outline & ~valid).any()
+    assert np.count_nonzero(filled & ~outline & valid) >= 0.9 * np.count_nonzero(obj & ~outline & valid)
+    small = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=outline.sum() + 1)
+    assert np.array_equal(small, outline)
+    empty = np.zeros_like(obj)
+    assert not fill_hulls(empty, _planar(s), valid, gap=6, min_pixels=50).any()
+
+
+def test_a_grey_s_fills_as_its_three_equal_channels():
+    s, obj = object_on_ground(7, 1000.0)
+    grey = cv2.cvtColor(s, cv2.COLOR_RGB2GRAY)
+    outline = _outline(obj, 3)
+    as_grey = fill_hulls(outline, grey[None].astype(np.float32) / 255.0, np.ones_like(obj), gap=6, min_pixels=50)
+    as_rgb = fill_hulls(outline, _planar(np.repeat(grey[..., None], 3, axis=2)), np.ones_like(obj), gap=6, min_pixels=50)
+    assert np.array_equal(as_grey, as_rgb)
+    assert iou(as_grey, obj) >= 0.9

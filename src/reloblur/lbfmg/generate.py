@@ -129,6 +129,7 @@ from reloblur.lbfmg.motion import MAX_LENGTH, fill_moved_segments
 from reloblur.lbfmg.noise import NoiseLevel, table_index
 from reloblur.lbfmg.params import Crosstalk, MaskParams
 from reloblur.lbfmg.phase import StepEvidence, step_evidence
+from reloblur.lbfmg.region import HULL_GAP, fill_hulls
 from reloblur.lbfmg.residual import EdgeResidual
 from reloblur.robust import GAIN_FIELD_MIN_PIXELS, evenly_spaced, fit_gain_field, fit_row_gain, mad_sigma
 
@@ -761,6 +762,9 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
             bracketed = _unlike_surroundings(bracketed, mask, moved_b, ss, defined, reach=band_half_width)
             mask, _ = fill_moved_segments(mask, bracketed, moved_b, ss, judge.inverse, edges, defined,
                                           min_pixels=min_pixels, max_pixels=max_area)
+        # Insides that neither S's outline nor the bands close: what S shows inside the hull
+        # of each object's evidence, unlike the ground around it.
+        mask = fill_hulls(mask, sp, valid, gap=max(2, round(HULL_GAP * short)), min_pixels=min_pixels)
     if mask.any():
         static = usable & judge.inside & (z < params.low_sigmas)
         if unclipped is not None:

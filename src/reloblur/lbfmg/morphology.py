@@ -242,9 +242,16 @@ def _fill_bracketed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
 def _clusters(mask: np.ndarray, gap: int) -> tuple[int, np.ndarray]:
     """The mask's clusters (components closer than ``gap`` px are one): their count
     (with the background's 0) and ``(H, W)`` int32 labels, 0 off the mask."""
+    count, labels, _ = clusters_with_boxes(mask, gap)
+    return count, labels
+
+
+def clusters_with_boxes(mask: np.ndarray, gap: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """:func:`_clusters`, with each cluster's OpenCV component statistics (its bounding box
+    holds its mask pixels, with up to ``gap // 2`` px of slack)."""
     grown = cv2.dilate(mask.astype(np.uint8), disk(max(1, gap // 2)))
-    count, clusters = cv2.connectedComponents(grown, connectivity=8)
-    return count, np.where(mask, clusters, 0).astype(np.int32)
+    count, clusters, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    return count, np.where(mask, clusters, 0).astype(np.int32), stats
 
 
 def _bracketing(labels: np.ndarray, reach: float) -> list[np.ndarray]:
