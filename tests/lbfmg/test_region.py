@@ -9,6 +9,7 @@ import pytest
 from conftest import box_around, object_on_ground
 from reloblur.errors import ImageFormatError
 from reloblur.lbfmg.metrics import iou
+from reloblur.lbfmg.morphology import filled_hull
 from reloblur.lbfmg.region import RegionError, fill_hulls, segment_object
 
 
@@ -123,8 +124,7 @@ def test_ground_inside_a_hull_is_not_taken():
     specks[20:30, 10:20] = specks[90:100, 50:60] = True
     assert not (specks & obj).any()
     filled = fill_hulls(specks, _planar(s), np.ones_like(obj), gap=200, min_pixels=50)
-    hull = np.zeros(obj.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(specks.astype(np.uint8))), 1)
+    hull = filled_hull(specks)
     assert np.count_nonzero(hull) > 5 * np.count_nonzero(specks)  # there was ground to take
     assert np.count_nonzero(filled & ~specks) <= 0.05 * np.count_nonzero(hull)
 

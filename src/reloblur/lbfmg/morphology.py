@@ -444,11 +444,16 @@ def _hugged_part(labels: np.ndarray, label: int, window: tuple[slice, slice], ev
     out = np.zeros_like(blind)
     for index in np.flatnonzero(kept):
         own = parts == index
-        points = np.argwhere(hugged_rim & (cv2.dilate(own.astype(np.uint8), ring) > 0))[:, ::-1]
-        hull = np.zeros(own.shape, np.uint8)
-        cv2.fillConvexPoly(hull, cv2.convexHull(points.astype(np.int32)), 1)
-        out[rows, cols] |= own & (hull > 0)
+        out[rows, cols] |= own & filled_hull(hugged_rim & (cv2.dilate(own.astype(np.uint8), ring) > 0))
     return out
+
+
+def filled_hull(pixels: np.ndarray) -> np.ndarray:
+    """``(H, W)`` bool, the convex hull of ``pixels`` (``(H, W)`` bool, holding one at
+    least) with its inside."""
+    hull = np.zeros(pixels.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(pixels.astype(np.uint8))), 1)
+    return hull > 0
 
 
 def carry_into_unjudged(mask: np.ndarray, judged: np.ndarray, *, reach: float) -> np.ndarray:

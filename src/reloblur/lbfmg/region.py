@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ImageFormatError, ReloblurError
 from ..imaging.imageio import ensure_rgb, to_float
-from .morphology import clusters_with_boxes, component_window
+from .morphology import clusters_with_boxes, component_window, filled_hull
 
 MIN_BOX_PX = 4  # a side shorter than this holds no object a box could separate
 # fill_hulls: mask clusters closer than this (of the short side) are one object's: twice
@@ -215,9 +215,7 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
         own = labels[rows, cols] == label
         if np.count_nonzero(own) < min_pixels:
             continue
-        hull = np.zeros(own.shape, np.uint8)
-        cv2.fillConvexPoly(hull, cv2.convexHull(cv2.findNonZero(own.astype(np.uint8))), 1)
-        inside = hull > 0
+        inside = filled_hull(own)
         new = inside & ~mask[rows, cols] & valid[rows, cols]
         if np.count_nonzero(new) < min_pixels or inside.all():
             continue
