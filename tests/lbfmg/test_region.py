@@ -102,6 +102,24 @@ def test_the_hull_of_an_objects_outline_is_filled_with_the_object_and_no_ground(
     assert (filled >= outline).all()  # nothing taken away
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("frame_short", [60, 30])
+def test_a_frame_larger_than_the_cuts_resolution_is_filled_from_a_reduced_copy(seed, frame_short):
+    """Known answer: the same outline's hull filled with GrabCut seeing the 120 px frame at
+    60 and 30 px (as a 2152x1436 frame is seen at 360 px): the object is still taken, to
+    well within a reduced pixel along its edge (2-4 px there: up to 15 % of its area)."""
+    s, obj = object_on_ground(seed, 1000.0)
+    outline = _outline(obj, 3)
+    filled = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50, frame_short=frame_short)
+    assert iou(filled, obj) >= 0.95
+    assert np.count_nonzero(filled & ~obj) <= 0.04 * np.count_nonzero(obj)
+    assert (filled >= outline).all()
+    assert not (filled & ~filled_hull(outline)).any()  # nothing outside the hull
+    # At full resolution the cut is exact here: differing, the fill came from the reduced copy.
+    full = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50, frame_short=obj.shape[0])
+    assert iou(full, obj) == 1.0 and not np.array_equal(filled, full)
+
+
 def test_the_leading_and_trailing_bands_of_a_uniform_objects_motion_span_its_inside():
     """A uniform-looking object that moved 8 px to the right: B and S differ only where it
     uncovered ground and where it covered new ground. Within ``gap`` of each other the two
