@@ -246,12 +246,35 @@ def _clusters(mask: np.ndarray, gap: int) -> tuple[int, np.ndarray]:
     return count, labels
 
 
-def clusters_with_boxes(mask: np.ndarray, gap: int) -> tuple[int, np.ndarray, np.ndarray]:
+def clusters_with_boxes(mask: np.ndarray, gap: int, *, scale: float = 1.0) -> tuple[int, np.ndarray, np.ndarray]:
     """:func:`_clusters`, with each cluster's OpenCV component statistics (its bounding box
-    holds its mask pixels, with up to ``gap // 2`` px of slack)."""
-    grown = cv2.dilate(mask.astype(np.uint8), disk(max(1, gap // 2)))
-    count, clusters, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
-    return count, np.where(mask, clusters, 0).astype(np.int32), stats
+    holds its mask pixels, with up to ``gap // 2`` px of slack).
+
+    ``scale`` < 1: decided on the mask reduced by ``scale`` (a reduced pixel is the mask's
+    where any of its area is), with the gap reduced alike, each mask pixel taking the
+    cluster of the reduced pixel that holds its centre: the dilation's cost grows with the
+    frame's pixels times the gap's square, about 0.3 s at 2152x1436 for a gap of 6 % of
+    the short side, against milliseconds reduced. The boxes' slack grows by a reduced
+    pixel, and their areas are the clusters' mask pixels."""
+    if scale >= 1.0:
+        grown = cv2.dilate(mask.astype(np.uint8), disk(max(1, gap // 2)))
+        count, clusters, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+        return count, np.where(mask, clusters, 0).astype(np.int32), stats
+    h, w = mask.shape
+    small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
+    touched = cv2.resize(mask.astype(np.float32), (small_w, small_h), interpolation=cv2.INTER_AREA) > 0
+    count, small, small_stats = clusters_with_boxes(touched, max(1, round(gap * scale)))
+    rows = np.minimum((np.arange(h) + 0.5) * (small_h / h), small_h - 1).astype(np.intp)
+    cols = np.minimum((np.arange(w) + 0.5) * (small_w / w), small_w - 1).astype(np.intp)
+    labels = np.where(mask, small[np.ix_(rows, cols)], 0).astype(np.int32)
+    stats = np.zeros_like(small_stats)
+    x, y, width, height = (small_stats[:, i].astype(np.float64) for i in range(4))
+    left, top = np.floor(x * (w / small_w)), np.floor(y * (h / small_h))
+    stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP] = left, top
+    stats[:, cv2.CC_STAT_WIDTH] = np.minimum(np.ceil((x + width) * (w / small_w)), w) - left
+    stats[:, cv2.CC_STAT_HEIGHT] = np.minimum(np.ceil((y + height) * (h / small_h)), h) - top
+    stats[:, cv2.CC_STAT_AREA] = np.bincount(labels.ravel(), minlength=count)[:count]
+    return count, labels, stats
 
 
 def _bracketing(labels: np.ndarray, reach: float) -> list[np.ndarray]:

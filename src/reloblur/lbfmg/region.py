@@ -30,11 +30,12 @@ HULL_GAP = 0.06
 # px of ground around a hull that the ground's colours are learnt from, as the object tool's
 # ring around a curator's box.
 HULL_RING = 8
-# px, the short side of the frame as fill_hulls' GrabCut sees it at most: larger frames are
-# reduced to it (and the ring grown to match), so that a hull's cut costs about what it
-# does on the mask benchmark's 538x359 frames, and sees the scene as it does there,
-# whatever the camera's resolution. GrabCut's time grows with a box's pixels (about 1 us each), and at 2152x1436
-# the hulls' boxes hold up to a million: the fill took 0.44 s of a 2.5 s pair.
+# px, the short side of the frame as fill_hulls sees it at most: larger frames are reduced
+# to it (its clusters' gap and its ring alike), so that the fill costs about what it does
+# on the mask benchmark's 538x359 frames, and sees the scene as it does there, whatever the
+# camera's resolution. GrabCut's time grows with a box's pixels (about 1 us each), the
+# clusters' dilation with the frame's pixels times the gap's square: at 2152x1436, where the
+# hulls' boxes hold up to a million pixels, the fill took 0.44 s of a 2.5 s pair.
 HULL_FRAME_SHORT = 360
 
 
@@ -209,9 +210,9 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
         px of ground around each hull whose colours are the ground's, on a frame whose short
         side is ``frame_short``.
     frame_short
-        px: GrabCut sees the frame reduced to at most this short side, and ``ring`` grown to
-        match, so that its cost per hull is bounded and its choices do not depend on the
-        camera's resolution (beyond the boundary's precision, a reduced pixel).
+        px: the clusters are found, and GrabCut sees the frame, reduced to at most this short
+        side (``ring`` and ``gap`` alike), so that the fill's cost is bounded and its choices
+        do not depend on the camera's resolution (beyond a reduced pixel's precision).
 
     Returns
     -------
@@ -231,12 +232,12 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
     out = mask.copy()
     if not mask.any():
         return out
-    count, labels, stats = clusters_with_boxes(mask, gap)
-    channels = sharp if sharp.shape[0] == 3 else np.repeat(sharp[:1], 3, axis=0)
     if frame_short < 1:
         raise ReloblurError(f"frame_short = {frame_short}: the cut needs a frame of at least 1 px")
     scale = min(1.0, frame_short / min(mask.shape))
     reach = ring if scale == 1.0 else round(ring / scale)
+    count, labels, stats = clusters_with_boxes(mask, gap, scale=scale)
+    channels = sharp if sharp.shape[0] == 3 else np.repeat(sharp[:1], 3, axis=0)
     for label in range(1, count):
         # The box holds the hull, the ring of ground around it, and the grown cluster's slack.
         rows, cols = component_window(stats, label, reach, labels.shape)
