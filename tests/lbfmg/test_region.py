@@ -106,7 +106,7 @@ def test_the_hull_of_an_objects_outline_is_filled_with_the_object_and_no_ground(
 @pytest.mark.parametrize("frame_short", [60, 30])
 def test_a_frame_larger_than_the_cuts_resolution_is_filled_from_a_reduced_copy(seed, frame_short):
     """Known answer: the same outline's hull filled with GrabCut seeing the 120 px frame at
-    60 and 30 px (as a 2152x1436 frame is seen at 360 px): the object is still taken, to
+    60 and 30 px (as a 2152x1436 frame is seen at 720 px): the object is still taken, to
     well within a reduced pixel along its edge (2-4 px there: up to 15 % of its area)."""
     s, obj = object_on_ground(seed, 1000.0)
     outline = _outline(obj, 3)
