@@ -210,12 +210,12 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
     min_pixels
         Clusters with fewer pixels are not extended, nor hulls with fewer new pixels than this.
     ring
-        px of ground around each hull whose colours are the ground's, on a frame whose short
-        side is ``frame_short``.
+        px of ground around each hull whose colours are the ground's, on the frame as the
+        fill sees it (``frame_short``).
     frame_short
         px: the clusters are found, and GrabCut sees the frame, reduced to at most this short
-        side (``ring`` and ``gap`` alike), so that the fill's cost is bounded and its choices
-        do not depend on the camera's resolution (beyond a reduced pixel's precision).
+        side (``gap`` and ``ring`` with it), so that the fill's cost is bounded; the
+        boundary of what it adds is then as precise as a reduced pixel.
 
     Returns
     -------
