@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import box_around, object_on_ground
-from reloblur.errors import ImageFormatError
+from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.lbfmg.metrics import iou
 from reloblur.lbfmg.morphology import filled_hull
 from reloblur.lbfmg.region import RegionError, fill_hulls, segment_object
@@ -105,9 +105,10 @@ def test_the_hull_of_an_objects_outline_is_filled_with_the_object_and_no_ground(
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("frame_short", [60, 30])
 def test_a_frame_larger_than_the_cuts_resolution_is_filled_from_a_reduced_copy(seed, frame_short):
-    """Known answer: the same outline's hull filled with GrabCut seeing the 120 px frame at
-    60 and 30 px (as a 2152x1436 frame is seen at 720 px): the object is still taken, to
-    well within a reduced pixel along its edge (2-4 px there: up to 15 % of its area)."""
+    """Known answer: the same outline's hull filled with the 120 px frame seen at 60 and 30 px
+    (its clusters and GrabCut; as a 2152x1436 frame is seen at 720 px): the object is still
+    taken, to well within a reduced pixel along its edge (2-4 px there: up to 15 % of its
+    area)."""
     s, obj = object_on_ground(seed, 1000.0)
     outline = _outline(obj, 3)
     filled = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50, frame_short=frame_short)
@@ -118,6 +119,12 @@ def test_a_frame_larger_than_the_cuts_resolution_is_filled_from_a_reduced_copy(s
     # At full resolution the cut is exact here: differing, the fill came from the reduced copy.
     full = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50, frame_short=obj.shape[0])
     assert iou(full, obj) == 1.0 and not np.array_equal(filled, full)
+
+
+def test_a_frame_of_no_pixels_to_see_is_refused():
+    s, obj = object_on_ground(0, 1000.0)
+    with pytest.raises(ReloblurError, match="frame_short = 0"):
+        fill_hulls(_outline(obj, 3), _planar(s), np.ones_like(obj), gap=6, min_pixels=50, frame_short=0)
 
 
 def test_the_leading_and_trailing_bands_of_a_uniform_objects_motion_span_its_inside():
