@@ -232,13 +232,13 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
     >>> int(filled[20:40, 20:60].sum()), int(filled.sum())
     (800, 800)
     """
+    if frame_short < 1:
+        raise ReloblurError(f"frame_short = {frame_short}: the cut needs a frame of at least 1 px")
     out = mask.copy()
     if not mask.any():
         return out
-    if frame_short < 1:
-        raise ReloblurError(f"frame_short = {frame_short}: the cut needs a frame of at least 1 px")
     scale = min(1.0, frame_short / min(mask.shape))
-    reach = ring if scale == 1.0 else round(ring / scale)
+    reach = round(ring / scale)
     count, labels, stats = clusters_with_boxes(mask, gap, scale=scale)
     channels = sharp if sharp.shape[0] == 3 else np.repeat(sharp[:1], 3, axis=0)
     for label in range(1, count):
