@@ -1,6 +1,7 @@
 """Known answers for the energy of B - S (``reloblur.lbfmg.energy``): a static textured pair
 whose S renders the texture softer (as a lens or demosaicing does) stays under the growing
-threshold, a texture smeared in B alone stands out, clipped pixels count neither way; and
+threshold, a texture smeared in B alone stands out, clipped pixels count neither way, a
+difference of mean taken about it is none; and
 through ``generate_mask``, a textured object under S's heavy noise is found whole."""
 
 from __future__ import annotations
@@ -75,6 +76,33 @@ def test_unmeasured_pixels_count_neither_way():
     assert np.abs(energy[60:100, 80:130]).max() < 3.0
     counted = energy_evidence(b, s, np.full_like(b, INVERSE), static, sigma_px=1.5)
     assert counted is not None and counted[60:100, 80:130].min() > 3.0
+
+
+def test_centred_pixels_test_the_spread_alone():
+    """S's colour off B's over a static patch by a few noise sigmas, as where a local colour
+    map explained a region: taken whole, the offset's square is energy over all of the
+    patch; taken about its mean over the footprint, it is none but at the patch's edge,
+    where the offset steps within a footprint. A texture smeared in B over the same patch,
+    with the same offset, still stands out: its detail is spread, not mean."""
+    rng = np.random.default_rng(6)
+    scene = _planar(_texture(rng))
+    centred = np.zeros((H, W), bool)
+    centred[PATCH] = True
+    offset = np.zeros_like(scene)
+    offset[:, PATCH[0], PATCH[1]] = np.array([3, -2, 4], np.float32)[:, None, None] * NOISE
+    b, s = _noisy(scene, rng), _noisy(scene - offset, rng)
+    static = np.ones((H, W), bool)
+    whole = energy_evidence(b, s, np.full_like(b, INVERSE), static, sigma_px=1.5)
+    spread = energy_evidence(b, s, np.full_like(b, INVERSE), static, sigma_px=1.5, centred=centred)
+    assert whole is not None and spread is not None
+    inside = (slice(60, 100), slice(80, 130))  # 10 px from the patch's edge
+    assert np.mean(whole[inside] >= 3.0) > 0.9
+    assert np.mean(spread[inside] >= 3.0) < 0.01
+    smeared = scene.copy()
+    smeared[:, PATCH[0], PATCH[1]] = np.stack([cv2.blur(c, (11, 1)) for c in scene])[:, PATCH[0], PATCH[1]]
+    b = _noisy(smeared, rng)
+    moved = energy_evidence(b, s, np.full_like(b, INVERSE), ~centred, sigma_px=1.5, centred=centred)
+    assert moved is not None and np.mean(moved[inside] >= 3.0) > 0.9
 
 
 def test_too_few_static_pixels_measure_nothing():

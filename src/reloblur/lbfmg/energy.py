@@ -44,8 +44,8 @@ def _squared_detail(channel: np.ndarray, unit: np.ndarray) -> np.ndarray:
 
 
 def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static: np.ndarray, *,
-                    sigma_px: float, unmeasured: np.ndarray | None = None, samples: int = 20_000
-                    ) -> np.ndarray | None:
+                    sigma_px: float, unmeasured: np.ndarray | None = None, centred: np.ndarray | None = None,
+                    samples: int = 20_000) -> np.ndarray | None:
     """The energy of ``B - S`` over each footprint, in sigmas of its spread on the static pixels.
 
     Per channel, ``B - S`` unsmoothed, in units of the evidence's predicted sigma
@@ -75,6 +75,10 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
         The evidence's smoothing, pixels: the footprint the energy is summed over.
     unmeasured
         ``(H, W)`` bool, pixels either image clipped in some channel, or None: none.
+    centred
+        ``(H, W)`` bool, pixels where ``B - S`` is taken less its mean over the footprint
+        (its Gaussian of ``sigma_px``), or None: none. Where a difference of mean is
+        accounted for (a local colour map explained it), this tests the spread alone.
     samples
         At most this many static pixels, evenly spaced, measure each statistic.
 
@@ -100,8 +104,11 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
         return None
     index = evenly_spaced(index, samples)
     total = np.zeros(bp.shape[1:], np.float32)
+    centre = centred is not None and bool(centred.any())
     for c in range(bp.shape[0]):
         difference = bp[c] - sp[c]
+        if centre:
+            np.subtract(difference, cv2.GaussianBlur(difference, (0, 0), sigma_px), out=difference, where=centred)
         unit = inverse[c] / max(mad_sigma(difference.ravel()[index] * inverse[c].ravel()[index]), 1e-12)
         squared = np.square(difference * unit)
         detail = _squared_detail(bp[c], unit)

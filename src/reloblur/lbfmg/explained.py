@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -47,6 +47,37 @@ LOCAL_FIT_MIN_PIXELS = 50
 # mostly clipped: its clipped pixels are evidence one way only, so they read as explained
 # whatever the model, and only its measured pixels can tell.
 MOSTLY_CLIPPED = 0.3
+
+
+@dataclass
+class ExplainedS:
+    """S as the local colour maps explain the pair, for the steps that compare B with S
+    after the regions were judged again: a region a colour map explained differs by that
+    map's difference over all of it, which is not motion either.
+
+    Attributes
+    ----------
+    sharp
+        ``(C, H, W)`` smoothed S (brightness-matched to B), each explained region's grown
+        pixels as its map made them.
+    where
+        ``(H, W)`` bool, those pixels.
+    """
+
+    sharp: np.ndarray
+    where: np.ndarray
+
+    @classmethod
+    def unexplained(cls, ss: np.ndarray) -> ExplainedS:
+        """``ss`` as it is (the maps write into a copy)."""
+        return cls(ss, np.zeros(ss.shape[1:], bool))
+
+    def take(self, rows: slice, cols: slice, grown: np.ndarray, sharp_local: np.ndarray) -> None:
+        """A map's smoothed S (``sharp_local``, over the window) on its ``grown`` pixels."""
+        if not self.where.any():
+            self.sharp = self.sharp.copy()
+        self.sharp[:, rows, cols][:, grown] = sharp_local[:, grown]
+        self.where[rows, cols] |= grown
 
 
 def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: np.ndarray, *,
@@ -137,7 +168,8 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
 def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: Judge, usable: np.ndarray | None,
                        params: MaskParams,
                        local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None], *,
-                       clipped_regions: bool = False) -> int:
+                       clipped_regions: bool = False,
+                       on_explained: Callable[[slice, slice, np.ndarray], None] | None = None) -> int:
     """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
     explains; returns how many were (reported as a flag).
 
@@ -153,7 +185,8 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
     explained only where its measured pixels,
     at least :data:`LOCAL_FIT_MIN_PIXELS` of them, are explained too, since its clipped
     ones, judged one way only, stay under ``--low`` with any model (``usable`` None: every
-    region is judged as a measured one)."""
+    region is judged as a measured one). ``on_explained(rows, cols, grown)`` is called for
+    each region explained, right after ``local`` made its S."""
     count, labels, stats = connected_regions(mask)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
@@ -178,6 +211,8 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
             continue
         window = z[rows, cols]
         window[grown] = np.minimum(window[grown], z_local[grown])
+        if on_explained is not None:
+            on_explained(rows, cols, grown)
         explained += 1
     return explained
 
@@ -215,7 +250,8 @@ def discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, 
 
 
 def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray,
-                          judge: Judge, usable: np.ndarray, params: MaskParams) -> int:
+                          judge: Judge, usable: np.ndarray, params: MaskParams, *,
+                          explained_s: ExplainedS | None = None) -> int:
     """Re-judge each candidate region after a local colour correction, in place on ``z``.
 
     A static object whose colours the pair's global colour fit got wrong (colours absent
@@ -231,11 +267,15 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
     camera clips a channel first: a static colour wheel one camera clipped in blue was
     otherwise marked over 3 % of the frame (the second generator's seed 1, every row).
 
+    ``explained_s``: takes the recoloured S over each re-judged region's grown pixels.
+
     Returns the number of regions re-judged (reported as a flag).
     """
     # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
     # noisy regressor shrinks the slope towards zero) and a map that flattens S would seem
     # to explain a moving object away.
+    made: list[np.ndarray] = []  # the map's smoothed S of the region being judged
+
     def recoloured(rows: slice, cols: slice, _: np.ndarray, grown: np.ndarray) -> np.ndarray | None:
         colour = fit_local_colour(decode(bs[:, rows, cols], params.transfer),
                                   decode(ss[:, rows, cols], params.transfer), grown & usable[rows, cols])
@@ -243,9 +283,15 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
             return None
         raw_s = decode(sp[:, rows, cols], params.transfer)
         mapped = encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
-        return np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])
+        made[:] = [np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])]
+        return made[0]
 
-    return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured, clipped_regions=True)
+    def taken(rows: slice, cols: slice, grown: np.ndarray) -> None:
+        assert explained_s is not None
+        explained_s.take(rows, cols, grown, made[0])
+
+    return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured, clipped_regions=True,
+                              on_explained=None if explained_s is None else taken)
 
 
 def discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,

@@ -103,7 +103,12 @@ from reloblur.lbfmg.evidence import (
     followed_motion,
     guard_rests_on_structure,
 )
-from reloblur.lbfmg.explained import discount_local_colour, discount_local_shift, discount_unmeasured_excess
+from reloblur.lbfmg.explained import (
+    ExplainedS,
+    discount_local_colour,
+    discount_local_shift,
+    discount_unmeasured_excess,
+)
 from reloblur.lbfmg.kernels import disk, footprint_reach, gradient_magnitude
 from reloblur.lbfmg.morphology import (
     CARRY_REACH,
@@ -727,7 +732,8 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
     mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     if opened is not None and discount_unmeasured_excess(mask, z, bs, ss, judge, opened, params):
         mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
-    recoloured = discount_local_colour(mask, z, sp, bs, ss, judge, usable, params)
+    explained_s = ExplainedS.unexplained(ss)
+    recoloured = discount_local_colour(mask, z, sp, bs, ss, judge, usable, params, explained_s=explained_s)
     if recoloured:  # z changed where a colour map explained a region: judge again
         mask = drop_small(hysteresis(z, params.high_sigmas, params.low_sigmas), min_pixels)
     shifted = discount_local_shift(mask, z, bs, ss, judge, usable, params)
@@ -752,7 +758,7 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
         regions = segments(mask, edges, defined, blind)
         mask = fill_outlined(mask, regions, max_area=max_area, disagreeing=z >= params.low_sigmas)
         moved_b = bs if blended is None else blended
-        mask, _ = fill_moved_segments(mask, regions, moved_b, ss, judge.inverse, edges, defined,
+        mask, _ = fill_moved_segments(mask, regions, moved_b, explained_s.sharp, judge.inverse, edges, defined,
                                       min_pixels=min_pixels, max_pixels=max_area)
         # Interiors whose outline S's edges leave open, between bands that stayed apart.
         band_half_width = MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma)
@@ -771,8 +777,11 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
             # A moved texture's detail averages away in the evidence, not in its energy:
             # grown into, after the fills (grown into before them, the fills closed over
             # ground beside the objects), never seeded from.
+            # Where a colour map explained a region, B - S there holds the map's difference
+            # over all of it: its energy is taken about its local mean, a test of its spread
+            # alone (taken whole, it grew the few pixels the map left over the region).
             energy = energy_evidence(bp, sp, judge.inverse, static, sigma_px=params.smooth_sigma,
-                                     unmeasured=~unclipped)
+                                     unmeasured=~unclipped, centred=explained_s.where)
             if energy is not None:
                 mask = grow_into(mask, unclipped & usable & judge.inside & (energy >= params.low_sigmas))
         fine = fine_evidence(bp, sp, bs, ss, judge.inverse, static, sigma_px=params.smooth_sigma)
