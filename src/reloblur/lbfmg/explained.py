@@ -169,7 +169,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
                        params: MaskParams,
                        local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None], *,
                        clipped_regions: bool = False,
-                       on_explained: Callable[[slice, slice, np.ndarray], None] | None = None) -> int:
+                       on_explained: Callable[[slice, slice, np.ndarray, np.ndarray], None] | None = None) -> int:
     """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
     explains; returns how many were (reported as a flag).
 
@@ -185,8 +185,8 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
     explained only where its measured pixels,
     at least :data:`LOCAL_FIT_MIN_PIXELS` of them, are explained too, since its clipped
     ones, judged one way only, stay under ``--low`` with any model (``usable`` None: every
-    region is judged as a measured one). ``on_explained(rows, cols, grown)`` is called for
-    each region explained, right after ``local`` made its S."""
+    region is judged as a measured one). ``on_explained(rows, cols, grown, ss_local)`` is
+    called for each region explained, with the S ``local`` made for it."""
     count, labels, stats = connected_regions(mask)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
@@ -212,7 +212,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
         window = z[rows, cols]
         window[grown] = np.minimum(window[grown], z_local[grown])
         if on_explained is not None:
-            on_explained(rows, cols, grown)
+            on_explained(rows, cols, grown, ss_local)
         explained += 1
     return explained
 
@@ -274,8 +274,6 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
     # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
     # noisy regressor shrinks the slope towards zero) and a map that flattens S would seem
     # to explain a moving object away.
-    made: list[np.ndarray] = []  # the map's smoothed S of the region being judged
-
     def recoloured(rows: slice, cols: slice, _: np.ndarray, grown: np.ndarray) -> np.ndarray | None:
         colour = fit_local_colour(decode(bs[:, rows, cols], params.transfer),
                                   decode(ss[:, rows, cols], params.transfer), grown & usable[rows, cols])
@@ -283,15 +281,10 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
             return None
         raw_s = decode(sp[:, rows, cols], params.transfer)
         mapped = encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
-        made[:] = [np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])]
-        return made[0]
-
-    def taken(rows: slice, cols: slice, grown: np.ndarray) -> None:
-        assert explained_s is not None
-        explained_s.take(rows, cols, grown, made[0])
+        return np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])
 
     return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured, clipped_regions=True,
-                              on_explained=None if explained_s is None else taken)
+                              on_explained=None if explained_s is None else explained_s.take)
 
 
 def discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
