@@ -1,7 +1,8 @@
 """The mask benchmark's aligned pairs, cached once, and the mask step scored on them.
 
-Aligning the pairs is most of what ``mask_bench.py`` spends (an hour a seed set for the
-whole suite on two cores), and a change to the mask step does not change them. ``build``
+Making and aligning the pairs is most of what ``mask_bench.py`` spends (about 23 minutes a
+seed set of the whole suite, three repeats, on this project's reference machine), and a
+change to the mask step does not change them. ``build``
 aligns a row's pairs once, as ``mask_bench.py`` makes them (what ``reloblur align
 --no-crop`` writes for each, with the generator's truth), into one file per row and seed;
 ``score`` runs ``generate_mask`` on them as ``mask_bench.py`` does and gives its figures
