@@ -344,32 +344,23 @@ def main() -> None:
     width, height = args.size
     jpeg = None
     if args.jpeg is not None:
-        try:
-            jpeg = tuple(int(v) for v in args.jpeg.split("/"))
-            assert len(jpeg) == 2 and all(1 <= q <= 100 for q in jpeg)
-        except (ValueError, AssertionError):
-            parser.error(f"--jpeg {args.jpeg!r}: give two qualities 1-100 as QB/QS, e.g. 85/75")
+        jpeg = parse_jpeg(args.jpeg)
+        if isinstance(jpeg, str):
+            parser.error(jpeg)
         if args.sensitivity:
             parser.error("--jpeg and --sensitivity: the second alignment would be scored uncompressed")
     if args.sensitivity and args.exact_registration:
         parser.error("--sensitivity and --exact-registration: an exact geometry has no registration to vary")
     keep_freed_memory()
-    conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
-    if args.changes:
-        changes = _changes(args.changes)
-        if isinstance(changes, str):
-            parser.error(changes)
-        # The name stays, so that each condition draws the same scenes as without the change.
-        try:
-            conditions = [with_size(c, **changes) for c in conditions]
-        except ValueError as error:
-            parser.error(f"--set: {error}")
+    conditions = selected_conditions(args.only, args.changes)
+    if isinstance(conditions, str):
+        parser.error(conditions)
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):
             rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
                                  sensitivity=args.sensitivity, size=(width, height),
-                                 jpeg=jpeg,  # type: ignore[arg-type]  # two ints, checked above
+                                 jpeg=jpeg,
                                  crosstalk=args.crosstalk, exact=args.exact_registration,
                                  told_phase=not args.untold_phase)
             results.setdefault(condition.name, []).append(rows)
@@ -386,6 +377,37 @@ def main() -> None:
                           "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
                           "exact_registration": args.exact_registration, "untold_phase": args.untold_phase,
                           "results": results}, indent=2))
+
+
+def parse_jpeg(text: str) -> tuple[int, int] | str:
+    """``--jpeg QB/QS`` as two qualities, or what is wrong with it.
+
+    >>> parse_jpeg("85/75"), parse_jpeg("85")
+    ((85, 75), "--jpeg '85': give two qualities 1-100 as QB/QS, e.g. 85/75")
+    """
+    try:
+        qualities = tuple(int(v) for v in text.split("/"))
+    except ValueError:
+        qualities = ()
+    if len(qualities) != 2 or not all(1 <= q <= 100 for q in qualities):
+        return f"--jpeg {text!r}: give two qualities 1-100 as QB/QS, e.g. 85/75"
+    return qualities[0], qualities[1]
+
+
+def selected_conditions(only: str | None, changes: list[str]) -> list[Condition] | str:
+    """The rows whose name holds ``only`` (every row for None), each with the ``--set``
+    ``changes``, or what is wrong with them. A changed row keeps its name, so that it draws
+    the same scenes as without the change."""
+    conditions = [c for c in CONDITIONS if only is None or only in c.name]
+    if not changes:
+        return conditions
+    given = _changes(changes)
+    if isinstance(given, str):
+        return given
+    try:
+        return [with_size(c, **given) for c in conditions]
+    except ValueError as error:
+        return f"--set: {error}"
 
 
 def _changes(items: list[str]) -> dict[str, object] | str:

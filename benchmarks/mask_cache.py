@@ -33,8 +33,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mask_bench import _changes, aligned, lossy, output_mixing, recorded_phase  # noqa: E402
-from pairgen import CONDITIONS, Condition, make_pair, parse_size, with_size  # noqa: E402
+from mask_bench import aligned, lossy, output_mixing, parse_jpeg, recorded_phase, selected_conditions  # noqa: E402
+from pairgen import Condition, make_pair, parse_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_open, atomic_write_json  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask  # noqa: E402
@@ -206,24 +206,14 @@ def _text(value: float | None, digits: int) -> str:
 
 
 def _build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    conditions = [c for c in CONDITIONS if args.only is None or args.only in c.name]
+    conditions = selected_conditions(args.only, args.changes)
+    if isinstance(conditions, str):
+        parser.error(conditions)
     if not conditions:
         parser.error(f"--only {args.only!r}: no row's name holds it")
-    if args.changes:
-        given = _changes(args.changes)
-        if isinstance(given, str):
-            parser.error(given)
-        try:
-            conditions = [with_size(c, **given) for c in conditions]
-        except ValueError as error:
-            parser.error(f"--set: {error}")
-    jpeg = None
-    if args.jpeg is not None:
-        try:
-            jpeg = tuple(int(v) for v in args.jpeg.split("/"))
-            assert len(jpeg) == 2 and all(1 <= q <= 100 for q in jpeg)
-        except (ValueError, AssertionError):
-            parser.error(f"--jpeg {args.jpeg!r}: give two qualities 1-100 as QB/QS, e.g. 85/75")
+    jpeg = None if args.jpeg is None else parse_jpeg(args.jpeg)
+    if isinstance(jpeg, str):
+        parser.error(jpeg)
     args.folder.mkdir(parents=True, exist_ok=True)
     protocol = {"moving": args.moving, "static": args.static, "size": f"{args.size[0]}x{args.size[1]}",
                 "set": args.changes, "jpeg": None if jpeg is None else list(jpeg)}
@@ -239,7 +229,7 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
                 print(f"{path.name}: cached", flush=True)
                 continue
             arrays, meta = build_row(condition, seed, moving=args.moving, static=args.static, size=args.size,
-                                     jpeg=jpeg)  # type: ignore[arg-type]  # two ints, checked above
+                                     jpeg=jpeg)
             meta["set"] = args.changes
             write_row(path, arrays, meta)
             print(f"{path.name}: {len(meta['items'])} pairs ({meta['align_failures']} refused by align)", flush=True)
