@@ -210,8 +210,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         # auto: measured unless the condition's cameras transform colour after their
         # sensors clip, as a session of such cameras would record them.
         colour = alignment.color.matrix if alignment is not None else None
-        measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not condition.isp_colour))
-        model = "measured" if measured else "prior"
+        model = crosstalk_model(colour, crosstalk, isp_colour=condition.isp_colour)
+        measured = model == "measured"
         mixing = output_mixing(pair, alignment)
         # A session's rig or a burst's build records it; a folder of pairs does not, and the
         # mask step reads it from each pair (told_phase False)
@@ -242,28 +242,13 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 # S taken as exposed at an end of B's exposure (told, or read from the pair)
                 scores[name]["ends"].append(float(mask.step_ends and not pair.static))
                 mask = mask.mask
-            if pair.static:
-                scores[name]["area"].append(area_fraction(mask))
-            else:
-                scores[name]["iou"].append(iou(mask, pair.mask))
-                scores[name]["recall"].append(area_recall(mask, pair.mask))
-                scores[name]["precision"].append(area_precision(mask, pair.mask))
-                scores[name]["travel"].append(pair.travel)
-                scores[name]["bf"].append(boundary_f_score(mask, pair.mask))
-                if sensitivity and name == "lbfmg" and alignment is not None:
-                    changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, measured, phase))
+            record_mask(scores[name], mask, pair.mask, static=pair.static, travel=pair.travel)
+            if not pair.static and sensitivity and name == "lbfmg" and alignment is not None:
+                changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, measured, phase))
     rows = {}
     for name, s in scores.items():
         rows[name] = {
-            "mean_iou": float(np.mean(s["iou"])) if s["iou"] else None,
-            "min_iou": float(np.min(s["iou"])) if s["iou"] else None,
-            # which way the IoU was lost: the swept region missed, or the mask spread past it
-            "mean_recall": float(np.mean(s["recall"])) if s["recall"] else None,
-            "mean_precision": float(np.mean(s["precision"])) if s["precision"] else None,
-            "mean_boundary_f": float(np.mean(s["bf"])) if s["bf"] else None,
-            "static_area_percent_max": 100 * float(np.max(s["area"])) if s["area"] else None,
-            "static_area_percent_mean": 100 * float(np.mean(s["area"])) if s["area"] else None,
-            "seconds_per_pair": float(np.mean(s["s"])) if s["s"] else None,
+            **mask_figures(s),
             "align_failures": failed,
             "align_corner_px_median": float(np.median(corners)) if corners else None,
             "align_corner_px_max": float(np.max(corners)) if corners else None,
@@ -282,6 +267,49 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                               "sensitivity_pairs": int(iou_change.size),
                               "sensitivity_corner_px_median": float(np.median(moved))})
     return rows
+
+
+def crosstalk_model(colour: np.ndarray | None, crosstalk: str, *, isp_colour: bool) -> str:
+    """The ``crosstalk`` lbfmg runs with, as ``mask generate --crosstalk`` (``prior``,
+    ``measured`` or ``auto``) gives it for a pair ``align`` corrected with ``colour`` (None: a
+    burst, not corrected): ``auto`` measures it unless the row's cameras transform colour
+    after their sensors clip, as a session of such cameras would record them."""
+    measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not isp_colour))
+    return "measured" if measured else "prior"
+
+
+def record_mask(scores: dict[str, list[float]], mask: np.ndarray, truth: np.ndarray, *, static: bool,
+                travel: float) -> None:
+    """One pair's figures appended to a method's ``scores``: a static pair's area, or a
+    moving pair's IoU, recall, precision, boundary F and travel."""
+    if static:
+        scores["area"].append(area_fraction(mask))
+        return
+    scores["iou"].append(iou(mask, truth))
+    scores["recall"].append(area_recall(mask, truth))
+    scores["precision"].append(area_precision(mask, truth))
+    scores["travel"].append(travel)
+    scores["bf"].append(boundary_f_score(mask, truth))
+
+
+def mask_figures(scores: dict[str, list[float]]) -> dict[str, float | None]:
+    """A method's row figures from its ``scores`` (:func:`record_mask`, and ``s``: seconds
+    a pair); None where no pair gave that figure."""
+    def mean(key: str) -> float | None:
+        return float(np.mean(scores[key])) if scores[key] else None
+
+    area = scores["area"]
+    return {
+        "mean_iou": mean("iou"),
+        "min_iou": float(np.min(scores["iou"])) if scores["iou"] else None,
+        # which way the IoU was lost: the swept region missed, or the mask spread past it
+        "mean_recall": mean("recall"),
+        "mean_precision": mean("precision"),
+        "mean_boundary_f": mean("bf"),
+        "static_area_percent_max": 100 * float(np.max(area)) if area else None,
+        "static_area_percent_mean": 100 * float(np.mean(area)) if area else None,
+        "seconds_per_pair": mean("s"),
+    }
 
 
 def _by_travel(ious: list[float], travels: list[float]) -> dict[str, dict[str, float | int]]:

@@ -33,12 +33,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mask_bench import aligned, lossy, output_mixing, parse_jpeg, recorded_phase, selected_conditions  # noqa: E402
+from mask_bench import (  # noqa: E402
+    aligned,
+    crosstalk_model,
+    lossy,
+    mask_figures,
+    output_mixing,
+    parse_jpeg,
+    record_mask,
+    recorded_phase,
+    selected_conditions,
+)
 from pairgen import Condition, make_pair, parse_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_open, atomic_write_json  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask  # noqa: E402
-from reloblur.lbfmg.metrics import area_fraction, area_precision, area_recall, boundary_f_score, iou  # noqa: E402
 from reloblur.postprocess.align import AlignmentError  # noqa: E402
 
 FORMAT = 1
@@ -115,40 +124,27 @@ def read_row(path: Path) -> tuple[dict, list[dict]]:
 
 def score_row(path: Path, *, crosstalk: str = "prior", told_phase: bool = True) -> dict:
     """``generate_mask`` on a cache file's pairs, scored as ``mask_bench.run_condition``
-    scores lbfmg: the row's means, and each pair's figure (IoU, or a static pair's area)."""
+    scores lbfmg: the row's figures, and each pair's (IoU, or a static pair's area)."""
     meta, pairs = read_row(path)
-    figures: dict[str, list[float]] = {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": []}
+    scores: dict[str, list[float]] = {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": [],
+                                      "travel": []}
     per_pair = []
     for pair in pairs:
-        colour = pair["colour"]
-        measured = colour is not None and (crosstalk == "measured" or (crosstalk == "auto" and not meta["isp_colour"]))
-        mixing = (pair["mixing_b"], pair["mixing_s"])
+        model = crosstalk_model(pair["colour"], crosstalk, isp_colour=meta["isp_colour"])
         start = time.perf_counter()
         result = generate_mask(pair["blur"], pair["sharp"], valid=pair["valid"], clipped=pair["clipped"],
-                               colour_matrix=colour, crosstalk="measured" if measured else "prior",
-                               output_mixing=mixing, s_phase=meta["s_phase"] if told_phase else None)
-        figures["s"].append(time.perf_counter() - start)
-        mask, truth = result.mask, pair["truth"]
+                               colour_matrix=pair["colour"], crosstalk=model,
+                               output_mixing=(pair["mixing_b"], pair["mixing_s"]),
+                               s_phase=meta["s_phase"] if told_phase else None)
+        scores["s"].append(time.perf_counter() - start)
+        record_mask(scores, result.mask, pair["truth"], static=pair["static"], travel=pair["travel"])
         if pair["static"]:
-            figures["area"].append(area_fraction(mask))
-            per_pair.append({"index": pair["index"], "static": True, "area_percent": 100 * figures["area"][-1]})
+            per_pair.append({"index": pair["index"], "static": True, "area_percent": 100 * scores["area"][-1]})
         else:
-            figures["iou"].append(iou(mask, truth))
-            figures["recall"].append(area_recall(mask, truth))
-            figures["precision"].append(area_precision(mask, truth))
-            figures["bf"].append(boundary_f_score(mask, truth))
-            per_pair.append({"index": pair["index"], "static": False, "iou": figures["iou"][-1],
-                             "recall": figures["recall"][-1], "precision": figures["precision"][-1]})
-
-    def mean(values: list[float], scale: float = 1.0) -> float | None:
-        return scale * float(np.mean(values)) if values else None
-
+            per_pair.append({"index": pair["index"], "static": False, "iou": scores["iou"][-1],
+                             "recall": scores["recall"][-1], "precision": scores["precision"][-1]})
     return {"file": path.name, "row": meta["row"], "seed": meta["seed"], **{key: meta[key] for key in PROTOCOL[:-2]},
-            "mean_iou": mean(figures["iou"]), "min_iou": float(np.min(figures["iou"])) if figures["iou"] else None,
-            "mean_recall": mean(figures["recall"]), "mean_precision": mean(figures["precision"]),
-            "mean_boundary_f": mean(figures["bf"]),
-            "static_area_percent_max": 100 * float(np.max(figures["area"])) if figures["area"] else None,
-            "seconds_per_pair": mean(figures["s"]), "align_failures": meta["align_failures"], "pairs": per_pair}
+            **mask_figures(scores), "align_failures": meta["align_failures"], "pairs": per_pair}
 
 
 def seed_sets(rows: list[dict]) -> list[str]:
