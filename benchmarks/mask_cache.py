@@ -106,20 +106,30 @@ def write_row(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
         np.savez_compressed(handle, meta=np.array(json.dumps(meta)), **arrays)
 
 
+def read_meta(path: Path) -> dict:
+    """A cache file's record alone (its pairs' arrays are not read)."""
+    return _read(path, pairs=False)[0]
+
+
 def read_row(path: Path) -> tuple[dict, list[dict]]:
     """A cache file's record and its pairs (each a dict of arrays, None where absent)."""
+    return _read(path, pairs=True)
+
+
+def _read(path: Path, *, pairs: bool) -> tuple[dict, list[dict]]:
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if meta.get("format") != FORMAT:
                 raise ValueError(f"format {meta.get('format')!r}, not {FORMAT}")
+            if not pairs:
+                return meta, []
             stored = set(data.files)
-            pairs = [{**item, **{name: data[f"{key}.{name}"] if f"{key}.{name}" in stored else None
-                                 for name in FIELDS}}
-                     for key, item in enumerate(meta["items"])]
+            return meta, [{**item, **{name: data[f"{key}.{name}"] if f"{key}.{name}" in stored else None
+                                      for name in FIELDS}}
+                          for key, item in enumerate(meta["items"])]
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"{path}: not a mask cache file ({error})") from None
-    return meta, pairs
 
 
 def score_row(path: Path, *, crosstalk: str = "prior", told_phase: bool = True) -> dict:
@@ -218,7 +228,7 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             seed = args.seed + 1000 * repeat
             path = args.folder / cache_name(condition.name, seed)
             if path.exists():  # resume: a file is written whole, so one that exists is done
-                meta, _ = read_row(path)
+                meta = read_meta(path)
                 made = {key: meta.get(key) for key in PROTOCOL}
                 if made != protocol:
                     parser.error(f"{path} was made with {made}, not {protocol}: give another folder")
