@@ -153,8 +153,8 @@ def score_row(path: Path, *, crosstalk: str = "prior", told_phase: bool = True) 
         else:
             per_pair.append({"index": pair["index"], "static": False, "iou": scores["iou"][-1],
                              "recall": scores["recall"][-1], "precision": scores["precision"][-1]})
-    return {"file": path.name, "row": meta["row"], "seed": meta["seed"], **{key: meta[key] for key in PROTOCOL[:-2]},
-            **mask_figures(scores), "align_failures": meta["align_failures"], "pairs": per_pair}
+    return {"file": path.name, "row": meta["row"], "seed": meta["seed"], "moving": meta["moving"],
+            "static": meta["static"], "size": meta["size"], **mask_figures(scores), "align_failures": meta["align_failures"], "pairs": per_pair}
 
 
 def seed_sets(rows: list[dict]) -> list[str]:
