@@ -32,15 +32,18 @@ Every method runs with the allocator settings ``mask generate``'s workers use
     python benchmarks/mask_bench.py --moving 4 --static 2 --repeats 3 --json
     python benchmarks/mask_bench.py --only "compressed video" --set s_noise=3   # a row, varied
     python benchmarks/mask_bench.py --only over-exposed --exact-registration   # registration exact
+    python benchmarks/mask_bench.py --repeats 3 --json --pairs cache/   # aligned pairs made once, read after
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -49,8 +52,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
-from pairgen import CONDITIONS, Condition, make_pair, parse_size, with_size  # noqa: E402
+from pairgen import CONDITIONS, BenchPair, Condition, make_pair, parse_size, with_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
+from reloblur.atomic import atomic_open  # noqa: E402
 from reloblur.imaging.clipping import ClippedOutput, clipped_levels  # noqa: E402
 from reloblur.imaging.imageio import encode_srgb, to_float  # noqa: E402
 from reloblur.imaging.lens import radial_coordinates, undo_radial  # noqa: E402
@@ -184,35 +188,180 @@ def lossy(image: np.ndarray, quality: int) -> np.ndarray:
     return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
-def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
-                  size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
-                  crosstalk: str = "prior", exact: bool = False, told_phase: bool = True) -> dict[str, dict]:
-    methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
-    scores: dict[str, dict[str, list[float]]] = {
-        m: {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": [],
-            "ends": []} for m in methods}
-    failed = 0
-    corners: list[float] = []  # each aligned pair's registration error (px)
-    changes: list[tuple[float, float]] = []
+@dataclass
+class AlignedPair:
+    """One pair as ``reloblur align --no-crop`` writes it (:func:`aligned`, then ``--jpeg``
+    where given), with the generator's truth: what each method is scored on."""
+
+    index: int
+    static: bool
+    travel: float  # px the pair's objects moved over B's exposure
+    truth: np.ndarray  # (H, W) bool, the swept region
+    blur: np.ndarray
+    sharp: np.ndarray
+    valid: np.ndarray
+    clipped: np.ndarray | None  # align's clip map (None: a burst, not registered)
+    colour: np.ndarray | None  # the matrix align corrected S's colours with (None: a burst)
+    mixing: tuple[np.ndarray | None, np.ndarray | None]  # output_mixing
+    corner: float | None  # registration_error, px (None: a burst)
+    # Only where the pair was made in this run, not read from a cache: a burst's frames
+    # (for the flow methods) and the pair and its alignment (for --sensitivity).
+    frames: list[np.ndarray] | None = None
+    made: tuple[BenchPair, AlignResult] | None = None
+
+
+def aligned_row(condition: Condition, seed: int, *, moving: int, static: int, size: tuple[int, int],
+                jpeg: tuple[int, int] | None = None, exact: bool = False) -> Iterator[AlignedPair | None]:
+    """A row's pairs of one seed, made and aligned one at a time: None for a pair ``align``
+    refused."""
     for index in range(moving + static):
         pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size)
         try:
             blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated,
                                                              burst=condition.burst_frames > 0, exact=exact)
         except AlignmentError:
-            failed += 1
+            yield None
             continue
-        if alignment is not None:
-            corners.append(registration_error(pair, alignment, condition.distortion))
         if jpeg is not None:
             blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
+        yield AlignedPair(
+            index, bool(pair.static), float(pair.travel), pair.mask, blur, sharp, valid, clipped,
+            None if alignment is None else alignment.color.matrix, output_mixing(pair, alignment),
+            None if alignment is None else registration_error(pair, alignment, condition.distortion),
+            pair.frames, None if alignment is None else (pair, alignment))
+
+
+# The cache of aligned pairs (``--pairs``, ``mask_cache.py``): one ``.npz`` file per row and
+# seed, its pairs' arrays as "<i>.<field>" and its record as "meta".
+CACHE_FORMAT = 2
+# What a cached row's pairs were made with: a file made otherwise is not the same row.
+CACHE_PROTOCOL = ("moving", "static", "size", "set", "jpeg")
+# A cached pair's arrays; the last four are absent where the pair has none (a burst is not
+# registered: no clip map, no colour matrix; only a camera matrix align undid mixes outputs).
+CACHE_FIELDS = ("blur", "sharp", "valid", "truth", "clipped", "colour", "mixing_b", "mixing_s")
+
+
+class CacheMismatch(ValueError):
+    """A cache file that is not the row asked for: made with another protocol, or not a cache file."""
+
+
+def cache_name(row: str, seed: int) -> str:
+    """The file a row's pairs of one seed are cached in.
+
+    >>> cache_name("over-exposed, gains differ", 1077)
+    'over-exposed-gains-differ-seed1077.npz'
+    """
+    return f"{re.sub(r'[^a-z0-9]+', '-', row.lower()).strip('-')}-seed{seed}.npz"
+
+
+def cache_protocol(*, moving: int, static: int, size: tuple[int, int], changes: list[str],
+                   jpeg: tuple[int, int] | None) -> dict:
+    """The record of :data:`CACHE_PROTOCOL` a cache file's pairs were made with."""
+    return {"moving": moving, "static": static, "size": f"{size[0]}x{size[1]}", "set": list(changes),
+            "jpeg": None if jpeg is None else list(jpeg)}
+
+
+def write_cached(path: Path, condition: Condition, seed: int, pairs: list[AlignedPair], failed: int,
+                 protocol: dict) -> None:
+    """A row's aligned pairs of one seed as a cache file, written whole or not at all."""
+    arrays: dict[str, np.ndarray] = {}
+    for key, pair in enumerate(pairs):
+        fields = {"blur": pair.blur, "sharp": pair.sharp, "valid": pair.valid, "truth": pair.truth,
+                  "clipped": pair.clipped, "colour": pair.colour, "mixing_b": pair.mixing[0], "mixing_s": pair.mixing[1]}
+        arrays.update({f"{key}.{name}": np.asarray(value) for name, value in fields.items() if value is not None})
+    meta = {"format": CACHE_FORMAT, **protocol, "row": condition.name, "seed": seed,
+            "isp_colour": bool(condition.isp_colour), "s_phase": recorded_phase(condition.s_phase),
+            "align_failures": failed,
+            "items": [{"index": p.index, "static": p.static, "travel": p.travel, "corner": p.corner} for p in pairs]}
+    with atomic_open(path) as handle:
+        np.savez_compressed(handle, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def read_cached(path: Path, *, pairs: bool = True) -> tuple[dict, list[AlignedPair]]:
+    """A cache file's record and (``pairs``) its aligned pairs."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != CACHE_FORMAT:
+                raise ValueError(f"format {meta.get('format')!r}, not {CACHE_FORMAT}")
+            if not pairs:
+                return meta, []
+            stored = set(data.files)
+
+            def optional(key: int, name: str) -> np.ndarray | None:
+                return data[f"{key}.{name}"] if f"{key}.{name}" in stored else None
+
+            return meta, [AlignedPair(item["index"], item["static"], item["travel"], data[f"{key}.truth"],
+                                      data[f"{key}.blur"], data[f"{key}.sharp"], data[f"{key}.valid"],
+                                      optional(key, "clipped"), optional(key, "colour"),
+                                      (optional(key, "mixing_b"), optional(key, "mixing_s")), item["corner"])
+                          for key, item in enumerate(meta["items"])]
+    except (OSError, ValueError, KeyError) as error:
+        raise CacheMismatch(f"{path}: not a mask cache file of format {CACHE_FORMAT} ({error})") from None
+
+
+def cached_row(folder: Path, condition: Condition, seed: int, protocol: dict
+               ) -> tuple[list[AlignedPair], int, bool]:
+    """A row's aligned pairs of one seed from ``folder``'s cache file, made and written there
+    first where it has none: the pairs, how many ``align`` refused, and whether the file was
+    there. Raises :class:`CacheMismatch` for a file made with another ``protocol``
+    (:func:`cache_protocol`)."""
+    path = folder / cache_name(condition.name, seed)
+    if path.exists():  # a file is written whole, so one that exists is done
+        meta, pairs = read_cached(path)
+        made = {key: meta.get(key) for key in CACHE_PROTOCOL}
+        if made != protocol:
+            raise CacheMismatch(f"{path} was made with {made}, not {protocol}: give another folder")
+        return pairs, meta["align_failures"], True
+    size = tuple(int(v) for v in protocol["size"].split("x"))
+    made_now = list(aligned_row(condition, seed, moving=protocol["moving"], static=protocol["static"],
+                                size=(size[0], size[1]),
+                                jpeg=None if protocol["jpeg"] is None else tuple(protocol["jpeg"])))
+    pairs = [p for p in made_now if p is not None]
+    failed = len(made_now) - len(pairs)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_cached(path, condition, seed, pairs, failed, protocol)
+    return pairs, failed, False
+
+
+def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
+                  size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
+                  crosstalk: str = "prior", exact: bool = False, told_phase: bool = True,
+                  pairs: Path | None = None, changes: list[str] | None = None) -> dict[str, dict]:
+    """Every method's figures on one row's pairs of one ``seed``. ``pairs``: a folder of
+    aligned pairs (:func:`cached_row`, ``changes`` the row's ``--set``), read where the row
+    and seed are cached, made and cached otherwise; a burst row's pairs are made each time
+    (the flow methods need their frames, and nothing registers them). Not with
+    ``sensitivity`` or ``exact``."""
+    if pairs is not None and (sensitivity or exact):
+        raise ValueError("cached pairs with --sensitivity or --exact-registration: those align the pairs themselves")
+    methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
+    scores: dict[str, dict[str, list[float]]] = {
+        m: {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": [],
+            "ends": []} for m in methods}
+    failed = 0
+    corners: list[float] = []  # each aligned pair's registration error (px)
+    moved_by: list[tuple[float, float]] = []  # --sensitivity: (IoU change, corner difference)
+    source: list[AlignedPair] | Iterator[AlignedPair | None]
+    if pairs is not None and not condition.burst_frames:
+        protocol = cache_protocol(moving=moving, static=static, size=size, changes=changes or [], jpeg=jpeg)
+        source, failed, _ = cached_row(pairs, condition, seed, protocol)
+    else:
+        source = aligned_row(condition, seed, moving=moving, static=static, size=size, jpeg=jpeg, exact=exact)
+    for pair in source:
+        if pair is None:
+            failed += 1
+            continue
+        if pair.corner is not None:
+            corners.append(pair.corner)
+        blur, sharp, valid, clipped = pair.blur, pair.sharp, pair.valid, pair.clipped
         # What `mask generate` reads from align's sidecar (a burst's S was not corrected).
         # auto: measured unless the condition's cameras transform colour after their
         # sensors clip, as a session of such cameras would record them.
-        colour = alignment.color.matrix if alignment is not None else None
+        colour = pair.colour
         model = crosstalk_model(colour, crosstalk, isp_colour=condition.isp_colour)
         measured = model == "measured"
-        mixing = output_mixing(pair, alignment)
+        mixing = pair.mixing
         # A session's rig or a burst's build records it; a folder of pairs does not, and the
         # mask step reads it from each pair (told_phase False)
         phase = recorded_phase(condition.s_phase) if told_phase else None
@@ -242,9 +391,10 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
                 # S taken as exposed at an end of B's exposure (told, or read from the pair)
                 scores[name]["ends"].append(float(mask.step_ends and not pair.static))
                 mask = mask.mask
-            record_mask(scores[name], mask, pair.mask, static=pair.static, travel=pair.travel)
-            if not pair.static and sensitivity and name == "lbfmg" and alignment is not None:
-                changes.append(_sensitivity(pair, condition.calibrated, alignment, mask, measured, phase))
+            record_mask(scores[name], mask, pair.truth, static=pair.static, travel=pair.travel)
+            if not pair.static and sensitivity and name == "lbfmg" and pair.made is not None:
+                made, alignment = pair.made
+                moved_by.append(_sensitivity(made, condition.calibrated, alignment, mask, measured, phase))
     rows = {}
     for name, s in scores.items():
         rows[name] = {
@@ -259,8 +409,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             "moving_at_an_end": int(sum(s["ends"])),  # moving pairs whose S was taken as at an end
             "iou_by_travel": _by_travel(s["iou"], s["travel"]),
         }
-    if changes:
-        iou_change, moved = np.array(changes).T
+    if moved_by:
+        iou_change, moved = np.array(moved_by).T
         rows["lbfmg"].update({"sensitivity_mean_iou_change": float(iou_change.mean()),
                               "sensitivity_max_iou_change": float(iou_change.max()),
                               "sensitivity_pairs_over_0.1": int((iou_change > 0.1).sum()),
@@ -352,6 +502,10 @@ def main() -> None:
     parser.add_argument("--untold-phase", action="store_true",
                         help="do not tell the mask step S's instant (a folder of pairs, no session's record): it "
                              "reads it from each pair")
+    parser.add_argument("--pairs", type=Path, default=None, metavar="FOLDER",
+                        help="aligned pairs cached in FOLDER (mask_cache.py's files): a row and seed cached there "
+                             "is read, not made and aligned again; one that is not is made and cached. Figures are "
+                             "those of the run without it, seconds aside. Burst rows are made each time")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--markdown", type=Path, default=None,
                         help="every figure of a --json result file, one row per condition and method")
@@ -379,6 +533,8 @@ def main() -> None:
             parser.error("--jpeg and --sensitivity: the second alignment would be scored uncompressed")
     if args.sensitivity and args.exact_registration:
         parser.error("--sensitivity and --exact-registration: an exact geometry has no registration to vary")
+    if args.pairs is not None and (args.sensitivity or args.exact_registration):
+        parser.error("--pairs with --sensitivity or --exact-registration: those align each pair themselves")
     keep_freed_memory()
     conditions = selected_conditions(args.only, args.changes)
     if isinstance(conditions, str):
@@ -386,11 +542,13 @@ def main() -> None:
     results: dict[str, list[dict]] = {}
     for condition in conditions:
         for repeat in range(args.repeats):
-            rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
-                                 sensitivity=args.sensitivity, size=(width, height),
-                                 jpeg=jpeg,
-                                 crosstalk=args.crosstalk, exact=args.exact_registration,
-                                 told_phase=not args.untold_phase)
+            try:
+                rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
+                                     sensitivity=args.sensitivity, size=(width, height), jpeg=jpeg,
+                                     crosstalk=args.crosstalk, exact=args.exact_registration,
+                                     told_phase=not args.untold_phase, pairs=args.pairs, changes=args.changes)
+            except CacheMismatch as error:
+                parser.error(f"--pairs: {error}")
             results.setdefault(condition.name, []).append(rows)
             if not args.json:
                 for name, r in rows.items():

@@ -2,19 +2,21 @@
 
 Making and aligning the pairs is most of what ``mask_bench.py`` spends (about 23 minutes a
 seed set of the whole suite, three repeats, on this project's reference machine), and a
-change to the mask step does not change them. ``build``
-aligns a row's pairs once, as ``mask_bench.py`` makes them (what ``reloblur align
---no-crop`` writes for each, with the generator's truth), into one file per row and seed;
-``score`` runs ``generate_mask`` on them as ``mask_bench.py`` does and gives its figures
-for lbfmg, to the last digit on the same pairs, in minutes; ``--compare`` says which rows
-and which pairs a change moved. The other methods, the registration figures and the
-seconds of ``mask_bench.py`` are not scored here; figures for ``docs/benchmarks.md`` come
-from ``mask_bench.py`` itself, run on the change.
+change to the mask step does not change them. ``build`` aligns a row's pairs once, as
+``mask_bench.py`` makes them (what ``reloblur align --no-crop`` writes for each, with the
+generator's truth and the registration's error), into one file per row and seed
+(``mask_bench.cached_row``); ``score`` runs ``generate_mask`` on them as ``mask_bench.py``
+does and gives its figures for lbfmg, to the last digit on the same pairs, in minutes;
+``--compare`` says which rows and which pairs a change moved. The figures for
+``docs/benchmarks.md`` come from ``mask_bench.py`` itself, every method and the
+registration's figures with them; ``mask_bench.py --pairs`` reads the same folder, so a
+change to the mask step is benchmarked without making and aligning the pairs again.
 
-    python benchmarks/mask_cache.py build cache/ --seed 0 --repeats 3            # every row, 10 + 3 pairs a seed
+    python benchmarks/mask_cache.py build cache/ --seed 0 --repeats 3 -j 2       # every row, 10 + 3 pairs a seed
     python benchmarks/mask_cache.py build cache/ --only over-exposed --seed 77 --repeats 3
     python benchmarks/mask_cache.py score cache/ --json before.json -j 2
     python benchmarks/mask_cache.py score cache/ --compare before.json -j 2      # after the change
+    python benchmarks/mask_bench.py --seed 0 --repeats 3 --json --pairs cache/   # the suite's figures
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,127 +35,46 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mask_bench import (  # noqa: E402
-    aligned,
+    CacheMismatch,
+    cache_name,
+    cache_protocol,
+    cached_row,
     crosstalk_model,
-    lossy,
     mask_figures,
-    output_mixing,
     parse_jpeg,
+    read_cached,
     record_mask,
-    recorded_phase,
     selected_conditions,
 )
-from pairgen import Condition, make_pair, parse_size  # noqa: E402
+from pairgen import Condition, parse_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
-from reloblur.atomic import atomic_open, atomic_write_json  # noqa: E402
+from reloblur.atomic import atomic_write_json  # noqa: E402
 from reloblur.lbfmg.generate import generate_mask  # noqa: E402
-from reloblur.postprocess.align import AlignmentError  # noqa: E402
-
-FORMAT = 1
-# What a cached row's pairs were made with: a file made otherwise is not the same row.
-PROTOCOL = ("moving", "static", "size", "set", "jpeg")
-# A cached pair's arrays; the last four are absent where the pair has none (a burst is not
-# registered: no clip map, no colour matrix; only a camera matrix align undid mixes outputs).
-FIELDS = ("blur", "sharp", "valid", "truth", "clipped", "colour", "mixing_b", "mixing_s")
-
-
-def cache_name(row: str, seed: int) -> str:
-    """The file a row's pairs of one seed are cached in.
-
-    >>> cache_name("over-exposed, gains differ", 1077)
-    'over-exposed-gains-differ-seed1077.npz'
-    """
-    return f"{re.sub(r'[^a-z0-9]+', '-', row.lower()).strip('-')}-seed{seed}.npz"
-
-
-def build_row(condition: Condition, seed: int, *, moving: int, static: int, size: tuple[int, int],
-              jpeg: tuple[int, int] | None = None) -> tuple[dict[str, np.ndarray], dict]:
-    """One row's pairs of one seed, aligned as ``mask_bench.run_condition`` aligns them: the
-    arrays of a cache file (``"<i>.<field>"``) and its record (``meta``)."""
-    arrays: dict[str, np.ndarray] = {}
-    items: list[dict] = []
-    failed = 0
-    for index in range(moving + static):
-        pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size)
-        try:
-            blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated,
-                                                             burst=condition.burst_frames > 0)
-        except AlignmentError:
-            failed += 1
-            continue
-        if jpeg is not None:
-            blur, sharp = lossy(blur, jpeg[0]), lossy(sharp, jpeg[1])
-        key = str(len(items))
-        mixing = output_mixing(pair, alignment)
-        fields = {"blur": blur, "sharp": sharp, "valid": valid, "truth": pair.mask, "clipped": clipped,
-                  "colour": None if alignment is None else alignment.color.matrix,
-                  "mixing_b": mixing[0], "mixing_s": mixing[1]}
-        for name, value in fields.items():
-            if value is not None:
-                arrays[f"{key}.{name}"] = np.asarray(value)
-        items.append({"index": index, "static": bool(pair.static), "travel": float(pair.travel)})
-    meta = {"format": FORMAT, "row": condition.name, "seed": seed, "moving": moving, "static": static,
-            "size": f"{size[0]}x{size[1]}", "jpeg": None if jpeg is None else list(jpeg),
-            "isp_colour": bool(condition.isp_colour), "s_phase": recorded_phase(condition.s_phase),
-            "align_failures": failed, "items": items}
-    return arrays, meta
-
-
-def write_row(path: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """A cache file, written whole or not at all."""
-    with atomic_open(path) as handle:
-        np.savez_compressed(handle, meta=np.array(json.dumps(meta)), **arrays)
-
-
-def read_meta(path: Path) -> dict:
-    """A cache file's record alone (its pairs' arrays are not read)."""
-    return _read(path, pairs=False)[0]
-
-
-def read_row(path: Path) -> tuple[dict, list[dict]]:
-    """A cache file's record and its pairs (each a dict of arrays, None where absent)."""
-    return _read(path, pairs=True)
-
-
-def _read(path: Path, *, pairs: bool) -> tuple[dict, list[dict]]:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, not {FORMAT}")
-            if not pairs:
-                return meta, []
-            stored = set(data.files)
-            return meta, [{**item, **{name: data[f"{key}.{name}"] if f"{key}.{name}" in stored else None
-                                      for name in FIELDS}}
-                          for key, item in enumerate(meta["items"])]
-    except (OSError, ValueError, KeyError) as error:
-        raise SystemExit(f"{path}: not a mask cache file ({error})") from None
 
 
 def score_row(path: Path, *, crosstalk: str = "prior", told_phase: bool = True) -> dict:
     """``generate_mask`` on a cache file's pairs, scored as ``mask_bench.run_condition``
     scores lbfmg: the row's figures, and each pair's (IoU, or a static pair's area)."""
-    meta, pairs = read_row(path)
+    meta, pairs = read_cached(path)
     scores: dict[str, list[float]] = {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": [],
                                       "travel": []}
     per_pair = []
     for pair in pairs:
-        model = crosstalk_model(pair["colour"], crosstalk, isp_colour=meta["isp_colour"])
+        model = crosstalk_model(pair.colour, crosstalk, isp_colour=meta["isp_colour"])
         start = time.perf_counter()
-        result = generate_mask(pair["blur"], pair["sharp"], valid=pair["valid"], clipped=pair["clipped"],
-                               colour_matrix=pair["colour"], crosstalk=model,
-                               output_mixing=(pair["mixing_b"], pair["mixing_s"]),
+        result = generate_mask(pair.blur, pair.sharp, valid=pair.valid, clipped=pair.clipped,
+                               colour_matrix=pair.colour, crosstalk=model, output_mixing=pair.mixing,
                                s_phase=meta["s_phase"] if told_phase else None)
         scores["s"].append(time.perf_counter() - start)
-        record_mask(scores, result.mask, pair["truth"], static=pair["static"], travel=pair["travel"])
-        if pair["static"]:
-            per_pair.append({"index": pair["index"], "static": True, "area_percent": 100 * scores["area"][-1]})
+        record_mask(scores, result.mask, pair.truth, static=pair.static, travel=pair.travel)
+        if pair.static:
+            per_pair.append({"index": pair.index, "static": True, "area_percent": 100 * scores["area"][-1]})
         else:
-            per_pair.append({"index": pair["index"], "static": False, "iou": scores["iou"][-1],
+            per_pair.append({"index": pair.index, "static": False, "iou": scores["iou"][-1],
                              "recall": scores["recall"][-1], "precision": scores["precision"][-1]})
     return {"file": path.name, "row": meta["row"], "seed": meta["seed"], "moving": meta["moving"],
-            "static": meta["static"], "size": meta["size"], **mask_figures(scores), "align_failures": meta["align_failures"], "pairs": per_pair}
+            "static": meta["static"], "size": meta["size"], **mask_figures(scores),
+            "align_failures": meta["align_failures"], "pairs": per_pair}
 
 
 def seed_sets(rows: list[dict]) -> list[str]:
@@ -220,25 +140,21 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     jpeg = None if args.jpeg is None else parse_jpeg(args.jpeg)
     if isinstance(jpeg, str):
         parser.error(jpeg)
-    args.folder.mkdir(parents=True, exist_ok=True)
-    protocol = {"moving": args.moving, "static": args.static, "size": f"{args.size[0]}x{args.size[1]}",
-                "set": args.changes, "jpeg": None if jpeg is None else list(jpeg)}
-    for condition in conditions:
-        for repeat in range(args.repeats):
-            seed = args.seed + 1000 * repeat
-            path = args.folder / cache_name(condition.name, seed)
-            if path.exists():  # resume: a file is written whole, so one that exists is done
-                meta = read_meta(path)
-                made = {key: meta.get(key) for key in PROTOCOL}
-                if made != protocol:
-                    parser.error(f"{path} was made with {made}, not {protocol}: give another folder")
-                print(f"{path.name}: cached", flush=True)
-                continue
-            arrays, meta = build_row(condition, seed, moving=args.moving, static=args.static, size=args.size,
-                                     jpeg=jpeg)
-            meta["set"] = args.changes
-            write_row(path, arrays, meta)
-            print(f"{path.name}: {len(meta['items'])} pairs ({meta['align_failures']} refused by align)", flush=True)
+    protocol = cache_protocol(moving=args.moving, static=args.static, size=args.size, changes=args.changes, jpeg=jpeg)
+    tasks = [(condition, args.seed + 1000 * repeat) for condition in conditions for repeat in range(args.repeats)]
+    try:
+        with ProcessPoolExecutor(max_workers=args.workers, initializer=keep_freed_memory) as pool:
+            for line in pool.map(partial(_build_one, folder=args.folder, protocol=protocol), *zip(*tasks)):
+                print(line, flush=True)
+    except CacheMismatch as error:
+        parser.error(str(error))
+
+
+def _build_one(condition: Condition, seed: int, *, folder: Path, protocol: dict) -> str:
+    """One row and seed cached (or found cached): its line of ``build``'s output."""
+    pairs, failed, existed = cached_row(folder, condition, seed, protocol)
+    name = cache_name(condition.name, seed)
+    return f"{name}: cached" if existed else f"{name}: {len(pairs)} pairs ({failed} refused by align)"
 
 
 def _score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -252,8 +168,12 @@ def _score(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
             assert isinstance(before.get("files"), dict)
         except (OSError, ValueError, AssertionError):
             parser.error(f"--compare {args.compare}: not a `score --json` result")
-    with ProcessPoolExecutor(max_workers=args.workers, initializer=keep_freed_memory) as pool:
-        rows = list(pool.map(partial(score_row, crosstalk=args.crosstalk, told_phase=not args.untold_phase), files))
+    try:
+        with ProcessPoolExecutor(max_workers=args.workers, initializer=keep_freed_memory) as pool:
+            rows = list(pool.map(partial(score_row, crosstalk=args.crosstalk, told_phase=not args.untold_phase),
+                                 files))
+    except CacheMismatch as error:
+        parser.error(str(error))
     result = {"crosstalk": args.crosstalk, "untold_phase": args.untold_phase, "files": {r["file"]: r for r in rows}}
     for line in seed_sets(rows):
         print(line, flush=True)
@@ -278,6 +198,7 @@ def main() -> None:
     build.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", dest="changes",
                        help="as mask_bench.py's --set (repeatable)")
     build.add_argument("--jpeg", default=None, metavar="QB/QS", help="as mask_bench.py's --jpeg")
+    build.add_argument("--workers", "-j", type=int, default=1, help="processes, one row and seed each at a time")
     score = commands.add_parser("score", help="generate_mask on every file of FOLDER")
     score.add_argument("folder", type=Path)
     score.add_argument("--crosstalk", choices=("prior", "measured", "auto"), default="prior",

@@ -34,25 +34,49 @@ def _row(pairgen, name: str):
 def test_a_cached_row_scores_as_the_benchmark_scores_it_and_a_burst_row_keeps_its_missing_fields(
         tmp_path, mask_cache, mask_bench):
     """The same pairs, aligned once and read back, give mask_bench's lbfmg figures to the
-    last digit; a burst row, which nothing registers, is cached without a clip map or a
-    colour matrix and scored all the same."""
+    last digit; a burst row, which nothing registers, is cached without a clip map, a
+    colour matrix or a registration error and scored all the same."""
     pairgen = benchmark_module("pairgen")
     for name, moving, static in (("over-exposed, gains differ", 2, 1), ("burst camera, K=8 (no alignment)", 1, 1)):
         row = _row(pairgen, name)
-        arrays, meta = mask_cache.build_row(row, 0, moving=moving, static=static, size=(538, 359))
-        path = tmp_path / mask_cache.cache_name(row.name, 0)
-        mask_cache.write_row(path, arrays, meta)
+        protocol = mask_bench.cache_protocol(moving=moving, static=static, size=(538, 359), changes=[], jpeg=None)
+        _, failed, existed = mask_bench.cached_row(tmp_path, row, 0, protocol)
+        assert failed == 0 and not existed
+        path = tmp_path / mask_bench.cache_name(row.name, 0)
         scored = mask_cache.score_row(path)
         expected = mask_bench.run_condition(row, moving, static, 0)["lbfmg"]
         for key in ("mean_iou", "min_iou", "mean_recall", "mean_precision", "mean_boundary_f",
                     "static_area_percent_max"):
             assert scored[key] == expected[key], key
         assert [p["static"] for p in scored["pairs"]] == [False] * moving + [True] * static
-        _, pairs = mask_cache.read_row(path)
+        _, pairs = mask_bench.read_cached(path)
         if row.burst_frames:
-            assert pairs[0]["clipped"] is None and pairs[0]["colour"] is None
+            assert pairs[0].clipped is None and pairs[0].colour is None and pairs[0].corner is None
         else:
-            assert pairs[0]["colour"].shape == (3, 3) and pairs[0]["clipped"].dtype == np.uint8
+            assert pairs[0].colour.shape == (3, 3) and pairs[0].clipped.dtype == np.uint8
+            assert 0.0 <= pairs[0].corner < 1.0
+
+
+def test_the_benchmark_on_cached_pairs_gives_every_figure_of_the_run_that_made_them(tmp_path, mask_bench):
+    """``mask_bench.py --pairs``: the first run makes and caches the row's pairs, a second
+    reads them; both give every method's figures and the registration's as a run without a
+    cache does (seconds aside). A file made with another protocol is refused, not read."""
+    row = _row(benchmark_module("pairgen"), "S noise 2x B")
+
+    def figures(rows: dict) -> dict:
+        return {method: {k: v for k, v in r.items() if k != "seconds_per_pair"} for method, r in rows.items()}
+
+    plain = figures(mask_bench.run_condition(row, 2, 1, 5))
+    first = figures(mask_bench.run_condition(row, 2, 1, 5, pairs=tmp_path))
+    stamp = (tmp_path / mask_bench.cache_name(row.name, 5)).stat().st_mtime_ns
+    again = figures(mask_bench.run_condition(row, 2, 1, 5, pairs=tmp_path))
+    assert plain == first == again
+    assert plain["lbfmg"]["align_corner_px_max"] is not None
+    assert (tmp_path / mask_bench.cache_name(row.name, 5)).stat().st_mtime_ns == stamp
+    with pytest.raises(mask_bench.CacheMismatch, match="give another folder"):
+        mask_bench.run_condition(row, 3, 1, 5, pairs=tmp_path)
+    with pytest.raises(ValueError, match="sensitivity"):
+        mask_bench.run_condition(row, 2, 1, 5, pairs=tmp_path, sensitivity=True)
 
 
 def test_compare_names_the_rows_and_pairs_that_moved_and_nothing_else(mask_cache):
