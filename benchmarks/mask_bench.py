@@ -236,9 +236,6 @@ def aligned_row(condition: Condition, seed: int, *, moving: int, static: int, si
 CACHE_FORMAT = 2
 # What a cached row's pairs were made with: a file made otherwise is not the same row.
 CACHE_PROTOCOL = ("moving", "static", "size", "set", "jpeg")
-# A cached pair's arrays; the last four are absent where the pair has none (a burst is not
-# registered: no clip map, no colour matrix; only a camera matrix align undid mixes outputs).
-CACHE_FIELDS = ("blur", "sharp", "valid", "truth", "clipped", "colour", "mixing_b", "mixing_s")
 
 
 class CacheMismatch(ValueError):
@@ -266,6 +263,8 @@ def write_cached(path: Path, condition: Condition, seed: int, pairs: list[Aligne
     """A row's aligned pairs of one seed as a cache file, written whole or not at all."""
     arrays: dict[str, np.ndarray] = {}
     for key, pair in enumerate(pairs):
+        # The last four are absent where the pair has none (a burst is not registered: no clip
+        # map, no colour matrix; only a camera matrix align undid mixes outputs).
         fields = {"blur": pair.blur, "sharp": pair.sharp, "valid": pair.valid, "truth": pair.truth,
                   "clipped": pair.clipped, "colour": pair.colour, "mixing_b": pair.mixing[0], "mixing_s": pair.mixing[1]}
         arrays.update({f"{key}.{name}": np.asarray(value) for name, value in fields.items() if value is not None})
@@ -300,15 +299,16 @@ def read_cached(path: Path, *, pairs: bool = True) -> tuple[dict, list[AlignedPa
         raise CacheMismatch(f"{path}: not a mask cache file of format {CACHE_FORMAT} ({error})") from None
 
 
-def cached_row(folder: Path, condition: Condition, seed: int, protocol: dict
+def cached_row(folder: Path, condition: Condition, seed: int, protocol: dict, *, load: bool = True
                ) -> tuple[list[AlignedPair], int, bool]:
     """A row's aligned pairs of one seed from ``folder``'s cache file, made and written there
     first where it has none: the pairs, how many ``align`` refused, and whether the file was
-    there. Raises :class:`CacheMismatch` for a file made with another ``protocol``
-    (:func:`cache_protocol`)."""
+    there (``load`` False: a file there is checked by its record alone, and no pairs are
+    returned from it). Raises :class:`CacheMismatch` for a file made with another
+    ``protocol`` (:func:`cache_protocol`)."""
     path = folder / cache_name(condition.name, seed)
     if path.exists():  # a file is written whole, so one that exists is done
-        meta, pairs = read_cached(path)
+        meta, pairs = read_cached(path, pairs=load)
         made = {key: meta.get(key) for key in CACHE_PROTOCOL}
         if made != protocol:
             raise CacheMismatch(f"{path} was made with {made}, not {protocol}: give another folder")

@@ -152,7 +152,7 @@ def _build(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 
 def _build_one(condition: Condition, seed: int, *, folder: Path, protocol: dict) -> str:
     """One row and seed cached (or found cached): its line of ``build``'s output."""
-    pairs, failed, existed = cached_row(folder, condition, seed, protocol)
+    pairs, failed, existed = cached_row(folder, condition, seed, protocol, load=False)
     name = cache_name(condition.name, seed)
     return f"{name}: cached" if existed else f"{name}: {len(pairs)} pairs ({failed} refused by align)"
 
