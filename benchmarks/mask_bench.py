@@ -196,7 +196,7 @@ class AlignedPair:
     index: int
     static: bool
     travel: float  # px the pair's objects moved over B's exposure
-    truth: np.ndarray  # (H, W) bool, the swept region
+    truth: np.ndarray  # (H, W), non-zero on the swept region (the generator's mask)
     blur: np.ndarray
     sharp: np.ndarray
     valid: np.ndarray
