@@ -308,11 +308,11 @@ def cached_row(folder: Path, condition: Condition, seed: int, protocol: dict, *,
     ``protocol`` (:func:`cache_protocol`)."""
     path = folder / cache_name(condition.name, seed)
     if path.exists():  # a file is written whole, so one that exists is done
-        meta, pairs = read_cached(path, pairs=load)
+        meta, _ = read_cached(path, pairs=False)
         made = {key: meta.get(key) for key in CACHE_PROTOCOL}
         if made != protocol:
             raise CacheMismatch(f"{path} was made with {made}, not {protocol}: give another folder")
-        return pairs, meta["align_failures"], True
+        return read_cached(path)[1] if load else [], meta["align_failures"], True
     size = tuple(int(v) for v in protocol["size"].split("x"))
     made_now = list(aligned_row(condition, seed, moving=protocol["moving"], static=protocol["static"],
                                 size=(size[0], size[1]),
