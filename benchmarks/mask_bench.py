@@ -313,15 +313,22 @@ def cached_row(folder: Path, condition: Condition, seed: int, protocol: dict, *,
         if made != protocol:
             raise CacheMismatch(f"{path} was made with {made}, not {protocol}: give another folder")
         return read_cached(path)[1] if load else [], meta["align_failures"], True
-    size = tuple(int(v) for v in protocol["size"].split("x"))
+    jpeg = protocol["jpeg"]
     made_now = list(aligned_row(condition, seed, moving=protocol["moving"], static=protocol["static"],
-                                size=(size[0], size[1]),
-                                jpeg=None if protocol["jpeg"] is None else tuple(protocol["jpeg"])))
+                                size=parse_size(protocol["size"]), jpeg=None if jpeg is None else (jpeg[0], jpeg[1])))
     pairs = [p for p in made_now if p is not None]
     failed = len(made_now) - len(pairs)
     folder.mkdir(parents=True, exist_ok=True)
     write_cached(path, condition, seed, pairs, failed, protocol)
     return pairs, failed, False
+
+
+def lbfmg_mask(pair: AlignedPair, *, crosstalk: str, s_phase: str | None) -> MaskResult:
+    """``generate_mask`` on an aligned pair as ``mask generate`` runs it on what ``align``
+    wrote: its validity and clip maps, colour matrix and output mixing, with ``crosstalk``
+    (:func:`crosstalk_model`) and S's instant ``s_phase`` (None: read from the pair)."""
+    return generate_mask(pair.blur, pair.sharp, valid=pair.valid, clipped=pair.clipped, colour_matrix=pair.colour,
+                         crosstalk=crosstalk, output_mixing=pair.mixing, s_phase=s_phase)
 
 
 def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
@@ -354,20 +361,17 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
             continue
         if pair.corner is not None:
             corners.append(pair.corner)
-        blur, sharp, valid, clipped = pair.blur, pair.sharp, pair.valid, pair.clipped
+        blur, sharp = pair.blur, pair.sharp
         # What `mask generate` reads from align's sidecar (a burst's S was not corrected).
         # auto: measured unless the condition's cameras transform colour after their
         # sensors clip, as a session of such cameras would record them.
-        colour = pair.colour
-        model = crosstalk_model(colour, crosstalk, isp_colour=condition.isp_colour)
+        model = crosstalk_model(pair.colour, crosstalk, isp_colour=condition.isp_colour)
         measured = model == "measured"
-        mixing = pair.mixing
         # A session's rig or a burst's build records it; a folder of pairs does not, and the
         # mask step reads it from each pair (told_phase False)
         phase = recorded_phase(condition.s_phase) if told_phase else None
         runs = {
-            "lbfmg": lambda b=blur, s=sharp, v=valid, c=clipped, m=colour, x=model, o=mixing, p=phase: generate_mask(
-                b, s, valid=v, clipped=c, colour_matrix=m, crosstalk=x, output_mixing=o, s_phase=p),
+            "lbfmg": lambda a=pair, x=model, p=phase: lbfmg_mask(a, crosstalk=x, s_phase=p),
             "lbfmg v1": lambda b=blur, s=sharp: generate_v1(b, s).mask,
             "plain difference": lambda b=blur, s=sharp: plain_difference(b, s),
         }

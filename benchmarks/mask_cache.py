@@ -40,6 +40,7 @@ from mask_bench import (  # noqa: E402
     cache_protocol,
     cached_row,
     crosstalk_model,
+    lbfmg_mask,
     mask_figures,
     parse_jpeg,
     read_cached,
@@ -49,7 +50,6 @@ from mask_bench import (  # noqa: E402
 from pairgen import Condition, parse_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_write_json  # noqa: E402
-from reloblur.lbfmg.generate import generate_mask  # noqa: E402
 
 
 def score_row(path: Path, *, crosstalk: str = "prior", told_phase: bool = True) -> dict:
@@ -62,9 +62,7 @@ def score_row(path: Path, *, crosstalk: str = "prior", told_phase: bool = True) 
     for pair in pairs:
         model = crosstalk_model(pair.colour, crosstalk, isp_colour=meta["isp_colour"])
         start = time.perf_counter()
-        result = generate_mask(pair.blur, pair.sharp, valid=pair.valid, clipped=pair.clipped,
-                               colour_matrix=pair.colour, crosstalk=model, output_mixing=pair.mixing,
-                               s_phase=meta["s_phase"] if told_phase else None)
+        result = lbfmg_mask(pair, crosstalk=model, s_phase=meta["s_phase"] if told_phase else None)
         scores["s"].append(time.perf_counter() - start)
         record_mask(scores, result.mask, pair.truth, static=pair.static, travel=pair.travel)
         if pair.static:
