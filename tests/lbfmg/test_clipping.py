@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from reloblur.errors import ImageFormatError
+from reloblur.imaging.clipping import clipped_levels, clipped_planes
 from reloblur.lbfmg.clipping import (
     Clipping,
     as_clipped,
@@ -17,6 +18,7 @@ from reloblur.lbfmg.clipping import (
     clipped_mean,
     clipped_output_mixing,
     crosstalk_ratios,
+    mostly_flagged,
     smooth_pair,
     unmeasured,
     unmeasured_deficit,
@@ -33,6 +35,47 @@ def test_black_clip_factor_recovers_the_mean_a_camera_clipped():
         x = np.maximum(rng.normal(mu, 0.02, 400_000), 0)
         factor = float(black_clip_factor(np.full((1, 1, 1), (x == 0).mean()))[0, 0, 0])
         assert abs(x.mean() * (1 - factor) - mu) < 0.1 * 0.02
+
+
+def test_clipped_planes_flag_what_clipped_levels_flags_on_the_same_image():
+    """Known answer: a frame whose red blew out over a fifth and whose blue sits at black
+    over a tenth (8-bit codes, noise elsewhere): the planar finder flags exactly those
+    pixels, as the interleaved one does, with and without a validity mask."""
+    rng = np.random.default_rng(3)
+    codes = rng.integers(20, 236, (60, 80, 3)).astype(np.uint8)
+    codes[:12, :, 0] = 255
+    codes[-6:, :, 2] = 0
+    image = codes.astype(np.float32) / 255
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1))
+    valid = np.ones((60, 80), bool)
+    valid[:, :5] = False
+    for mask in (None, valid):
+        high, low = clipped_planes(planes, mask, code=1 / 255)
+        high_hwc, low_hwc = clipped_levels(image, mask, code=1 / 255)
+        assert np.array_equal(high, high_hwc.transpose(2, 0, 1))
+        assert np.array_equal(low, low_hwc.transpose(2, 0, 1))
+        assert high[0, :12].all() and high[0].sum() == 12 * 80 and not high[1:].any()
+        assert low[2, -6:].all() and low[2].sum() == 6 * 80 and not low[:2].any()
+
+
+def test_mostly_flagged_is_where_most_of_the_box_is_flagged():
+    """Known answer: against the box mean of the flags (>= 0.5, borders reflected), on
+    random flags with a dense patch, for boxes from 9 to 81 px a side; a channel with no
+    flags stays empty."""
+    rng = np.random.default_rng(5)
+    flags = np.zeros((3, 90, 120), bool)
+    flags[0] = rng.random((90, 120)) < 0.4
+    flags[0, 20:60, 30:90] = rng.random((40, 60)) < 0.7
+    flags[2, 10:50, 10:50] = True
+    for reach in (4, 12, 40):
+        size = 2 * reach + 1
+        found = mostly_flagged(flags, reach)
+        for c in (0, 2):
+            expected = cv2.blur(flags[c].astype(np.float64), (size, size)) >= 0.5
+            assert np.array_equal(found[c], expected)
+        assert not found[1].any()
+    small = mostly_flagged(flags, 4)
+    assert small[2, 30, 30] and not small[2, 80, 100]
 
 
 def test_crosstalk_ratios_refuse_a_matrix_they_cannot_use():

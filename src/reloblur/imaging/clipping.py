@@ -10,6 +10,7 @@ clipping on its inputs and hands it on as ``<id>.clip.png`` (:func:`encode_clip_
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -49,28 +50,66 @@ def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
         image = image[:, :, None]
     high = np.zeros(image.shape, bool)
     low = np.zeros(image.shape, bool)
-    inside = None if valid is None or bool(valid.all()) else valid
-    count = image.shape[0] * image.shape[1] if inside is None else int(np.count_nonzero(inside))
-    if count == 0:
-        return high, low
-    # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
-    least = max(8, int(5e-5 * count))
+    # One contiguous plane per channel: numpy reduces a strided (H, W, 3) axis slowly.
+    for c, (plane_high, plane_low) in enumerate(_clipped_planes(
+            (np.ascontiguousarray(image[..., c]) for c in range(image.shape[2])), valid, code)):
+        if plane_high is not None:
+            high[..., c] = plane_high
+        if plane_low is not None:
+            low[..., c] = plane_low
+    return high, low
+
+
+def clipped_planes(planes: np.ndarray, valid: np.ndarray | None = None, *,
+                   code: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`clipped_levels` of a planar image: ``planes`` ``(C, H, W)`` float in [0, 1]
+    (contiguous planes), the flags ``(high, low)`` bool ``(C, H, W)``.
+
+    >>> planes = np.linspace(0.2, 0.9, 10_000).reshape(1, 100, 100)
+    >>> planes[:, :20] = 1.0
+    >>> high, low = clipped_planes(planes, code=1 / 65535)
+    >>> int(high.sum()), int(low.sum())
+    (2000, 0)
+    """
+    high = np.zeros(planes.shape, bool)
+    low = np.zeros(planes.shape, bool)
+    for c, (plane_high, plane_low) in enumerate(_clipped_planes(iter(planes), valid, code)):
+        if plane_high is not None:
+            high[c] = plane_high
+        if plane_low is not None:
+            low[c] = plane_low
+    return high, low
+
+
+def _clipped_planes(planes: Iterator[np.ndarray], valid: np.ndarray | None, code: float
+                    ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
+    """Per ``(H, W)`` plane, where it is clipped white and black (None: nowhere found)."""
+    inside = None
+    count = 0
+    least = 0.0
     near, band = 1.5 * code, 3.5 * code
-    for c in range(image.shape[2]):
-        # One contiguous plane per channel: numpy reduces a strided (H, W, 3) axis slowly.
-        plane = np.ascontiguousarray(image[..., c])
+    for index, plane in enumerate(planes):
+        if index == 0:
+            inside = None if valid is None or bool(valid.all()) else valid
+            count = plane.size if inside is None else int(np.count_nonzero(inside))
+            # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
+            least = max(8, int(5e-5 * count))
+        if count == 0:
+            yield None, None
+            continue
         v = plane if inside is None else plane[inside]
         top, bottom = float(v.max()), float(v.min())
+        high = low = None
         # Each count only where the tests before it passed: most channels reach no bound.
         if top > 0.5 and (at_top := int(np.count_nonzero(v >= top - near))) >= least:
             below_top = int(np.count_nonzero(v >= top - band)) - at_top
             if at_top >= 2 * max(below_top, 1):
-                high[..., c] = plane >= top - near
+                high = plane >= top - near
         if bottom < 0.5 and (at_bottom := int(np.count_nonzero(v <= bottom + near))) >= least:
             above_bottom = int(np.count_nonzero(v <= bottom + band)) - at_bottom
             if at_bottom >= 2 * max(above_bottom, 1):
-                low[..., c] = plane <= bottom + near
-    return high, low
+                low = plane <= bottom + near
+        yield high, low
 
 
 def any_channel(flags: np.ndarray) -> np.ndarray:

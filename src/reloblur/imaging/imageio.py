@@ -315,10 +315,10 @@ def write_image(
 
 def to_float(image: np.ndarray) -> np.ndarray:
     """Integer image to ``float32`` in [0, 1] by its dtype's full scale."""
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
+    if image.dtype in (np.uint8, np.uint16):
+        converted = image.astype(np.float32)
+        converted /= 255.0 if image.dtype == np.uint8 else 65535.0
+        return converted
     if np.issubdtype(image.dtype, np.floating):
         return image.astype(np.float32, copy=False)
     raise ImageFormatError(f"unsupported image dtype {image.dtype}")

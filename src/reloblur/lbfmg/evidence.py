@@ -92,7 +92,8 @@ class Judge:
         z = None
         for dy in range(-pad, pad + 1):
             for dx in range(-pad, pad + 1):
-                gap = np.maximum(b_low - _shifted(s_high, dy, dx, pad), _shifted(s_low, dy, dx, pad) - b_high)
+                gap = np.subtract(b_low, _shifted(s_high, dy, dx, pad))
+                np.maximum(gap, np.subtract(_shifted(s_low, dy, dx, pad), b_high), out=gap)
                 gap *= inverse
                 e = np.maximum(np.maximum(gap[0], gap[1]), gap[2]) if gap.shape[0] == 3 else gap.max(axis=0)
                 z = e if z is None else np.minimum(z, e)
@@ -125,8 +126,11 @@ def fit_region(wide_b: Clipping, wide_s: Clipping, usable: np.ndarray, valid: np
 
 def edge_derivatives(bs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(C, H, W)`` ``|grad|`` and ``|lap|`` of the smoothed B: what the edge residual scales with."""
-    return (np.stack([gradient_magnitude(channel) for channel in bs]),
-            np.stack([np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3)) for channel in bs]))
+    gradient, curvature = np.empty_like(bs), np.empty_like(bs)
+    for c, channel in enumerate(bs):
+        gradient[c] = gradient_magnitude(channel)
+        np.abs(cv2.Laplacian(channel, cv2.CV_32F, ksize=3), out=curvature[c])
+    return gradient, curvature
 
 
 def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tuple[np.ndarray, np.ndarray],
@@ -159,7 +163,9 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
     ``(C, 2)``: of the channel's own detail and of the largest of any channel's."""
     models = noise if noise is not None else fit_noise(difference, bs, fit_on, transfer, fine)
     variance = predicted_variance(models, levels, supported=supported)
-    detail = np.stack([fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px) for c in range(bs.shape[0])])
+    detail = np.empty_like(bs)
+    for c in range(bs.shape[0]):
+        detail[c] = fine_detail(bp[c], variance[c], fit_on, sigma_px=sigma_px)
     if spread is not None:
         variance *= spread
     gradient, curvature = derivatives
@@ -176,7 +182,8 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
     gammas = np.zeros((bs.shape[0], 2)) if rendering is None else rendering[1]
     if rendering is None:
         gammas[:, 0] = np.sqrt(whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
-    modelled += (detail * gammas[:, 0, None, None]) ** 2
+    term = np.empty(bs.shape[1:])  # float64, as the gammas are: one plane reused
+    _add_squared(modelled, detail, gammas[:, 0], term)
     if bs.shape[0] > 1:
         # A Bayer camera's demosaicing interpolates red and blue from every other pixel:
         # that blurs their own detail and aliases the scene's into them (differently in S,
@@ -188,10 +195,20 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
         across = np.ascontiguousarray(np.broadcast_to(detail.max(axis=0), detail.shape))
         if rendering is None:
             gammas[:, 1] = np.sqrt(whole_frame_fits(difference, modelled, across, None, fit_on)[:, 0])
-        modelled += (across * gammas[:, 1, None, None]) ** 2
-    inverse = np.reciprocal(np.sqrt(modelled))
+        _add_squared(modelled, across, gammas[:, 1], term)
+    inverse = np.reciprocal(np.sqrt(modelled, out=modelled), out=modelled)
     judge = Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer, (residuals, gammas))
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas
+
+
+def _add_squared(modelled: np.ndarray, detail: np.ndarray, gammas: np.ndarray, term: np.ndarray) -> None:
+    """``modelled += (detail * gammas[:, None, None]) ** 2`` in float64, as that expression
+    computes it, one plane at a time through ``term`` (``(H, W)`` float64): a frame-sized
+    float64 temporary less for each of the two products."""
+    for c, gamma in enumerate(gammas):
+        np.multiply(detail[c], gamma, out=term)
+        np.square(term, out=term)
+        np.add(modelled[c], term, out=modelled[c], casting="same_kind")
 
 
 def fit_noise(difference: np.ndarray, bs: np.ndarray, fit_on: np.ndarray, transfer: Transfer,

@@ -299,8 +299,10 @@ def _edges(sharp: np.ndarray, noise_variance: np.ndarray, edge_sigmas: float) ->
     makes fewer edges than that, never more)."""
     strength = None
     for channel, variance in zip(sharp, noise_variance):
-        gradient = gradient_magnitude(channel) * (1.0 / np.sqrt(variance))
-        strength = gradient if strength is None else np.maximum(strength, gradient)
+        scale = np.sqrt(variance)
+        gradient = gradient_magnitude(channel)
+        gradient *= np.divide(1.0, scale, out=scale)
+        strength = gradient if strength is None else np.maximum(strength, gradient, out=strength)
     assert strength is not None
     return np.asarray(strength > edge_sigmas)
 
@@ -422,7 +424,10 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     # A second judgement fits again, on the same images.
     difference, levels, derivatives = bs - ss, (table_index(bs), table_index(ss)), edge_derivatives(bs)
     # Only a noise fit reads it, and a calibration's model is not fitted here.
-    fine = (bp - sp) - difference if noise is None else None
+    fine = None
+    if noise is None:
+        fine = bp - sp
+        fine -= difference
 
     def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray, supported: bool = False,
                rendering: tuple[list[EdgeResidual], np.ndarray] | None = None
@@ -554,17 +559,12 @@ class _Prepared:
 def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clipped: np.ndarray | None,
              params: MaskParams) -> _Prepared:
     """What :func:`generate_mask` and :func:`pair_noise_model` both start from."""
-    b, s, valid_in, code = _inputs(blur, sharp, valid)
-    bp = np.ascontiguousarray(b.transpose(2, 0, 1), np.float32)
-    sp = np.ascontiguousarray(s.transpose(2, 0, 1), np.float32)
-    clip_b, clip_s, output = pair_clipping(b, s, valid_in, clipped, code)
+    bp, sp, valid_in, code, codes = _inputs(blur, sharp, valid)
+    clip_b, clip_s, output = pair_clipping(bp, sp, valid_in, clipped, code)
     reach = footprint_reach(params.smooth_sigma)
     wide_b, wide_s = clip_b.widened(reach, params.smooth_sigma), clip_s.widened(reach, params.smooth_sigma)
     bounded = (unreliable(clip_b, wide_b), unreliable(clip_s, wide_s))
     usable = valid_in & ~bounded[0] & ~bounded[1]
-    codes = None
-    if blur.dtype == np.uint8 and sharp.dtype == np.uint8:
-        codes = (np.ascontiguousarray(ensure_rgb(blur)), np.ascontiguousarray(ensure_rgb(sharp)))
     sp, gains, gain_measured = _match_brightness(bp, sp, usable, params, codes)
     # A second, coarser scale was tried: there the static residual is colour and gain
     # misfit, spatially correlated, and it raised false area tenfold.
@@ -598,25 +598,30 @@ def _either(first: tuple[np.ndarray, np.ndarray] | None, second: tuple[np.ndarra
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Both images as float RGB in [0, 1], the validity mask, and one code value of the input."""
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, tuple[np.ndarray, np.ndarray] | None]:
+    """Both images as planar ``(3, H, W)`` float32 in [0, 1], the validity mask, one code
+    value of the input, and where both are 8-bit, their planar codes (None otherwise)."""
     if blur.shape[:2] != sharp.shape[:2]:
         raise ImageFormatError(
             f"B is {blur.shape[1]}x{blur.shape[0]} but S is {sharp.shape[1]}x{sharp.shape[0]}: align the pair first"
         )
-    code = 1 / 255 if blur.dtype == np.uint8 and sharp.dtype == np.uint8 else 1 / 1023
-    b, s = (_unit_range(name, image) for name, image in (("B", blur), ("S", sharp)))
-    h, w = b.shape[:2]
+    eight_bit = blur.dtype == np.uint8 and sharp.dtype == np.uint8
+    code = 1 / 255 if eight_bit else 1 / 1023
+    # Planar once, in the input's own type (a byte a value for 8-bit data): every step
+    # after works on contiguous channel planes.
+    planar = [np.ascontiguousarray(ensure_rgb(image).transpose(2, 0, 1)) for image in (blur, sharp)]
+    b, s = (_unit_range(name, image) for name, image in zip("BS", planar))
+    h, w = b.shape[1:]
     valid_in = np.ones((h, w), bool) if valid is None else np.asarray(valid) > 0
     if valid_in.shape != (h, w):
         raise ImageFormatError(f"validity mask is {valid_in.shape[1]}x{valid_in.shape[0]}, the images {w}x{h}")
-    return b, s, valid_in, code
+    return b, s, valid_in, code, (planar[0], planar[1]) if eight_bit else None
 
 
 def _unit_range(name: str, image: np.ndarray) -> np.ndarray:
-    """``image`` as float32 RGB in [0, 1]; a float image must be finite (it may be the
+    """``image`` as float32 in [0, 1]; a float image must be finite (it may be the
     caller's own array: clipped into a copy)."""
-    converted = to_float(ensure_rgb(image))
+    converted = to_float(image)
     if image.dtype.kind != "f":  # integer codes are finite and map into [0, 1]
         return converted
     if not np.isfinite(converted).all():
@@ -633,12 +638,12 @@ def _match_brightness(bp: np.ndarray, sp: np.ndarray, usable: np.ndarray, params
     ``rows``); and whether the field was measured: False where fewer than
     :data:`~reloblur.robust.GAIN_FIELD_MIN_PIXELS` pixels are unclipped and above the
     noise in both images (``params.gain_field == "none"`` asserts equal gains: True).
-    ``codes``: B and S as the 8-bit ``(H, W, 3)`` images ``bp`` and ``sp`` were read from,
+    ``codes``: B and S as the 8-bit ``(3, H, W)`` planes ``bp`` and ``sp`` were read from,
     decoded by a table of their 256 codes (the same values, several times faster)."""
     if params.gain_field == "none":
         return sp, {}, True
     if codes is not None and params.transfer == "srgb":
-        xb, xs = (np.ascontiguousarray(cv2.LUT(image, DECODE_CODES).transpose(2, 0, 1)) for image in codes)
+        xb, xs = (cv2.LUT(planes.reshape(-1, planes.shape[2]), DECODE_CODES).reshape(planes.shape) for planes in codes)
     else:
         xb, xs = decode(bp, params.transfer), decode(sp, params.transfer)
     fit_on = usable & (xb.min(axis=0) > GAIN_FLOOR) & (xs.min(axis=0) > GAIN_FLOOR)

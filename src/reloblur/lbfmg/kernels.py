@@ -26,8 +26,9 @@ def gradient_magnitude(channel: np.ndarray) -> np.ndarray:
     # Not cv2.magnitude: its result's last bit depends on where the arrays lie in memory
     # (a few pixels a frame), which made z, and now and then a confidence level, differ
     # between two runs on the same pair. numpy's square root is correctly rounded.
-    squared: np.ndarray = np.square(gx) + np.square(gy)
-    return np.sqrt(squared, out=squared)
+    np.square(gx, out=gx)
+    np.add(gx, np.square(gy, out=gy), out=gx)
+    return np.sqrt(gx, out=gx)
 
 
 def at_pixels(planes: np.ndarray, index: np.ndarray) -> np.ndarray:

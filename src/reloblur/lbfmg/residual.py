@@ -86,7 +86,11 @@ def fine_detail(channel: np.ndarray, noise_variance: np.ndarray, usable: np.ndar
     if not measured.any():
         return np.zeros_like(energy)
     floor = float(np.median(energy[step][measured] / noise_variance[step][measured]))
-    return np.sqrt(np.maximum(energy - floor * noise_variance, 0.0)).astype(np.float32)
+    # In place on the frame-sized arrays: at 2152x1436 each temporary is 12 MB of traffic.
+    above = np.multiply(noise_variance, floor, dtype=np.float32)
+    np.subtract(energy, above, out=energy)
+    np.maximum(energy, 0.0, out=energy)
+    return np.sqrt(energy, out=energy)
 
 
 @dataclass(frozen=True)
