@@ -51,8 +51,8 @@ def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
     high = np.zeros(image.shape, bool)
     low = np.zeros(image.shape, bool)
     # One contiguous plane per channel: numpy reduces a strided (H, W, 3) axis slowly.
-    for c, (plane_high, plane_low) in enumerate(_clipped_planes(
-            (np.ascontiguousarray(image[..., c]) for c in range(image.shape[2])), valid, code)):
+    planes = (np.ascontiguousarray(image[..., c]) for c in range(image.shape[2]))
+    for c, (plane_high, plane_low) in enumerate(_clipped_planes(planes, image.shape[:2], valid, code)):
         if plane_high is not None:
             high[..., c] = plane_high
         if plane_low is not None:
@@ -73,7 +73,7 @@ def clipped_planes(planes: np.ndarray, valid: np.ndarray | None = None, *,
     """
     high = np.zeros(planes.shape, bool)
     low = np.zeros(planes.shape, bool)
-    for c, (plane_high, plane_low) in enumerate(_clipped_planes(iter(planes), valid, code)):
+    for c, (plane_high, plane_low) in enumerate(_clipped_planes(iter(planes), planes.shape[1:], valid, code)):
         if plane_high is not None:
             high[c] = plane_high
         if plane_low is not None:
@@ -81,25 +81,21 @@ def clipped_planes(planes: np.ndarray, valid: np.ndarray | None = None, *,
     return high, low
 
 
-def _clipped_planes(planes: Iterator[np.ndarray], valid: np.ndarray | None, code: float
+def _clipped_planes(planes: Iterator[np.ndarray], shape: tuple[int, ...], valid: np.ndarray | None, code: float
                     ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
-    """Per ``(H, W)`` plane, where it is clipped white and black (None: nowhere found)."""
-    inside = None
-    count = 0
-    least = 0.0
+    """Per ``(H, W)`` plane of ``shape``, where it is clipped white and black (None: nowhere found)."""
+    inside = None if valid is None or bool(valid.all()) else valid
+    count = shape[0] * shape[1] if inside is None else int(np.count_nonzero(inside))
+    # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
+    least = max(8, int(5e-5 * count))
     near, band = 1.5 * code, 3.5 * code
-    for index, plane in enumerate(planes):
-        if index == 0:
-            inside = None if valid is None or bool(valid.all()) else valid
-            count = plane.size if inside is None else int(np.count_nonzero(inside))
-            # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
-            least = max(8, int(5e-5 * count))
+    for plane in planes:
+        high = low = None
         if count == 0:
-            yield None, None
+            yield high, low
             continue
         v = plane if inside is None else plane[inside]
         top, bottom = float(v.max()), float(v.min())
-        high = low = None
         # Each count only where the tests before it passed: most channels reach no bound.
         if top > 0.5 and (at_top := int(np.count_nonzero(v >= top - near))) >= least:
             below_top = int(np.count_nonzero(v >= top - band)) - at_top
