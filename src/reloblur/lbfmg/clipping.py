@@ -554,7 +554,8 @@ def _clipped_bounds(smoothed: np.ndarray, clip: Clipping, crosstalk: np.ndarray 
         lower, upper = level.copy() if level is smoothed else level, smoothed.copy()
     else:
         mixed = clip.mixed_share * slack
-        lower = level - mixed
+        # level is a copy of its own where black clipping biased it: lowered in place there.
+        lower = np.subtract(level, mixed, out=None if level is smoothed else level)
         upper = np.add(smoothed, mixed, out=mixed)
     if clip.low.any():
         np.add(smoothed, slack, out=upper, where=clip.low)

@@ -95,12 +95,16 @@ class Judge:
                 gap = np.subtract(b_low, _shifted(s_high, dy, dx, pad))
                 np.maximum(gap, np.subtract(_shifted(s_low, dy, dx, pad), b_high), out=gap)
                 gap *= inverse
-                e = np.maximum(np.maximum(gap[0], gap[1]), gap[2]) if gap.shape[0] == 3 else gap.max(axis=0)
-                z = e if z is None else np.minimum(z, e)
+                if gap.shape[0] == 3:
+                    e = np.maximum(gap[0], gap[1])
+                    np.maximum(e, gap[2], out=e)
+                else:
+                    e = gap.max(axis=0)
+                z = e if z is None else np.minimum(z, e, out=z)
         assert z is not None
-        z = np.maximum(z, 0.0)
+        np.maximum(z, 0.0, out=z)
         z[~self.inside[rows, cols]] = 0.0
-        return z.astype(np.float32)
+        return z.astype(np.float32, copy=False)
 
 
 def fit_region(wide_b: Clipping, wide_s: Clipping, usable: np.ndarray, valid: np.ndarray, sigma_px: float
