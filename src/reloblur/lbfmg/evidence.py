@@ -186,8 +186,7 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
     gammas = np.zeros((bs.shape[0], 2)) if rendering is None else rendering[1]
     if rendering is None:
         gammas[:, 0] = np.sqrt(whole_frame_fits(difference, modelled, detail, None, fit_on)[:, 0])
-    term = np.empty(bs.shape[1:])  # float64, as the gammas are: one plane reused
-    _add_squared(modelled, detail, gammas[:, 0], term)
+    _add_squared(modelled, detail, gammas[:, 0])
     if bs.shape[0] > 1:
         # A Bayer camera's demosaicing interpolates red and blue from every other pixel:
         # that blurs their own detail and aliases the scene's into them (differently in S,
@@ -199,16 +198,17 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
         across = np.ascontiguousarray(np.broadcast_to(detail.max(axis=0), detail.shape))
         if rendering is None:
             gammas[:, 1] = np.sqrt(whole_frame_fits(difference, modelled, across, None, fit_on)[:, 0])
-        _add_squared(modelled, across, gammas[:, 1], term)
+        _add_squared(modelled, across, gammas[:, 1])
     inverse = np.reciprocal(np.sqrt(modelled, out=modelled), out=modelled)
     judge = Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer, (residuals, gammas))
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas
 
 
-def _add_squared(modelled: np.ndarray, detail: np.ndarray, gammas: np.ndarray, term: np.ndarray) -> None:
+def _add_squared(modelled: np.ndarray, detail: np.ndarray, gammas: np.ndarray) -> None:
     """``modelled += (detail * gammas[:, None, None]) ** 2`` in float64, as that expression
-    computes it, one plane at a time through ``term`` (``(H, W)`` float64): a frame-sized
-    float64 temporary less for each of the two products."""
+    computes it (the gammas are float64), one plane at a time: no frame of float64
+    temporaries."""
+    term = np.empty(detail.shape[1:])
     for c, gamma in enumerate(gammas):
         np.multiply(detail[c], gamma, out=term)
         np.square(term, out=term)

@@ -87,7 +87,7 @@ def fine_detail(channel: np.ndarray, noise_variance: np.ndarray, usable: np.ndar
         return np.zeros_like(energy)
     floor = float(np.median(energy[step][measured] / noise_variance[step][measured]))
     # In place on the frame-sized arrays: at 2152x1436 each temporary is 12 MB of traffic.
-    above = np.multiply(noise_variance, floor, dtype=np.float32)
+    above = noise_variance * floor
     np.subtract(energy, above, out=energy)
     np.maximum(energy, 0.0, out=energy)
     return np.sqrt(energy, out=energy)
