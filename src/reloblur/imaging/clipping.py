@@ -52,11 +52,8 @@ def clipped_levels(image: np.ndarray, valid: np.ndarray | None = None, *,
     low = np.zeros(image.shape, bool)
     # One contiguous plane per channel: numpy reduces a strided (H, W, 3) axis slowly.
     planes = (np.ascontiguousarray(image[..., c]) for c in range(image.shape[2]))
-    for c, (plane_high, plane_low) in enumerate(_clipped_planes(planes, image.shape[:2], valid, code)):
-        if plane_high is not None:
-            high[..., c] = plane_high
-        if plane_low is not None:
-            low[..., c] = plane_low
+    channels = range(image.shape[2])
+    _flag_clipped(planes, [high[..., c] for c in channels], [low[..., c] for c in channels], valid, code)
     return high, low
 
 
@@ -73,39 +70,33 @@ def clipped_planes(planes: np.ndarray, valid: np.ndarray | None = None, *,
     """
     high = np.zeros(planes.shape, bool)
     low = np.zeros(planes.shape, bool)
-    for c, (plane_high, plane_low) in enumerate(_clipped_planes(iter(planes), planes.shape[1:], valid, code)):
-        if plane_high is not None:
-            high[c] = plane_high
-        if plane_low is not None:
-            low[c] = plane_low
+    _flag_clipped(iter(planes), list(high), list(low), valid, code)
     return high, low
 
 
-def _clipped_planes(planes: Iterator[np.ndarray], shape: tuple[int, ...], valid: np.ndarray | None, code: float
-                    ) -> Iterator[tuple[np.ndarray | None, np.ndarray | None]]:
-    """Per ``(H, W)`` plane of ``shape``, where it is clipped white and black (None: nowhere found)."""
+def _flag_clipped(planes: Iterator[np.ndarray], high: list[np.ndarray], low: list[np.ndarray],
+                  valid: np.ndarray | None, code: float) -> None:
+    """Set ``high[c]`` and ``low[c]`` (``(H, W)`` bool, all False) where ``planes``' ``c``-th
+    ``(H, W)`` plane is clipped white and black."""
     inside = None if valid is None or bool(valid.all()) else valid
-    count = shape[0] * shape[1] if inside is None else int(np.count_nonzero(inside))
+    count = high[0].size if inside is None else int(np.count_nonzero(inside))
+    if count == 0:
+        return
     # Even a small clipped highlight (a lamp) piles up: a few pixels at exactly one level.
     least = max(8, int(5e-5 * count))
     near, band = 1.5 * code, 3.5 * code
-    for plane in planes:
-        high = low = None
-        if count == 0:
-            yield high, low
-            continue
+    for plane, plane_high, plane_low in zip(planes, high, low):
         v = plane if inside is None else plane[inside]
         top, bottom = float(v.max()), float(v.min())
         # Each count only where the tests before it passed: most channels reach no bound.
         if top > 0.5 and (at_top := int(np.count_nonzero(v >= top - near))) >= least:
             below_top = int(np.count_nonzero(v >= top - band)) - at_top
             if at_top >= 2 * max(below_top, 1):
-                high = plane >= top - near
+                np.greater_equal(plane, top - near, out=plane_high)
         if bottom < 0.5 and (at_bottom := int(np.count_nonzero(v <= bottom + near))) >= least:
             above_bottom = int(np.count_nonzero(v <= bottom + band)) - at_bottom
             if at_bottom >= 2 * max(above_bottom, 1):
-                low = plane <= bottom + near
-        yield high, low
+                np.less_equal(plane, bottom + near, out=plane_low)
 
 
 def any_channel(flags: np.ndarray) -> np.ndarray:

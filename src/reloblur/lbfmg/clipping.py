@@ -96,21 +96,14 @@ class Clipping:
         size = 2 * reach + 1
         kernel = np.ones((size, size), np.uint8)
 
-        def per_channel(flags: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], dtype: type) -> np.ndarray:
-            out: np.ndarray = np.zeros(flags.shape, dtype)
-            for c, f in enumerate(flags):
-                if f.any():  # a channel with no flags spreads to nothing: left out, often two of three
-                    out[c] = spread(f)
-            return out
-
         def any_near(flags: np.ndarray) -> np.ndarray:
             if not flags.any():
                 return flags
-            return per_channel(flags, lambda f: cv2.dilate(f.astype(np.uint8), kernel) > 0, bool)
+            return _per_channel(flags, lambda f: cv2.dilate(f.astype(np.uint8), kernel) > 0, bool)
 
         bias = None
         if sigma_px is not None and self.low.any():
-            bias = black_clip_factor(per_channel(
+            bias = black_clip_factor(_per_channel(
                 self.low, lambda f: cv2.GaussianBlur(f.astype(np.float32), (0, 0), sigma_px), np.float32))
         return Clipping(any_near(self.high), mostly_flagged(self.low, reach), bias)
 
@@ -130,14 +123,23 @@ def mostly_flagged(flags: np.ndarray, reach: int) -> np.ndarray:
     # Most of an odd box: at least half its pixels and one more, counted in integers (the
     # same pixels as a float box filter's mean >= 0.5, at a fraction of the cost).
     most = (size * size + 1) // 2
-    out = np.zeros(flags.shape, bool)
-    for f, flagged in zip(flags, out):
-        # A channel with no flags has nothing to spread: left out, often two of three.
+
+    def mostly(f: np.ndarray) -> np.ndarray:
+        # Sums of 0s and 1s are exact in float32 up to 2**24 pixels a box.
+        counts = cv2.boxFilter(np.ascontiguousarray(f).view(np.uint8), cv2.CV_32F, (size, size),
+                               normalize=False, borderType=cv2.BORDER_REFLECT_101)
+        return counts >= most
+
+    return _per_channel(flags, mostly, bool)
+
+
+def _per_channel(flags: np.ndarray, spread: Callable[[np.ndarray], np.ndarray], dtype: type) -> np.ndarray:
+    """``(C, H, W)`` of ``dtype``: ``spread`` of each channel of ``flags`` (``(C, H, W)``
+    bool), zero for a channel with no flags (left out: often two of three)."""
+    out: np.ndarray = np.zeros(flags.shape, dtype)
+    for c, f in enumerate(flags):
         if f.any():
-            # Sums of 0s and 1s are exact in float32 up to 2**24 pixels a box.
-            counts = cv2.boxFilter(np.ascontiguousarray(f).view(np.uint8), cv2.CV_32F, (size, size),
-                                   normalize=False, borderType=cv2.BORDER_REFLECT_101)
-            np.greater_equal(counts, most, out=flagged)
+            out[c] = spread(f)
     return out
 
 
