@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
@@ -871,21 +871,48 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
     allowed = valid_w if work.known_static is None else valid_w & work.known_static
     if static_w is not None:
         allowed = allowed & static_w
+    bounds = _output_clipped_on_b(work, h_w, maps)
+
+    def fitted(source: np.ndarray, **options: Any) -> ColorFit:
+        if bounds is not None:
+            try:
+                return fit_color(source, work.blur, mask=allowed, clipped=bounds, **options)
+            except ColorFitError:
+                # The outputs clipped nearly everywhere: their bounds are all there is to
+                # fit, and a gain per channel bends less to them than a matrix's nine terms.
+                if options.get("mode") in ("matrix", "affine"):
+                    options = dict(options, mode="gain")
+        return fit_color(source, work.blur, mask=allowed, **options)
+
     if settings.color_mode == "calibrated":
         if prior_color is None:
             raise AlignmentError("colour mode 'calibrated' needs a calibration (--calibration FILE)")
         base = ColorFit(np.asarray(prior_color, float))
-        gain = fit_color(base.apply(warped), work.blur, mask=allowed, mode="scalar")
+        gain = fitted(base.apply(warped), mode="scalar")
         colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
                           samples=gain.samples, inlier_fraction=gain.inlier_fraction)
     else:
-        colour = fit_color(warped, work.blur, mask=allowed, mode=settings.color_mode,
-                           source_noise=work.sharp_noise)
+        colour = fitted(warped, mode=settings.color_mode, source_noise=work.sharp_noise)
     if work.known_static is not None:
         return colour, valid_w & work.known_static
     moving = _motion_mask(work.gray_blur, _corrected_gray(colour, warped), valid_w, sigmas=settings.motion_sigmas,
                           dilation=work.dilation)
     return colour, valid_w & ~moving
+
+
+def _output_clipped_on_b(work: _Work, h_w: np.ndarray, maps: tuple[np.ndarray, np.ndarray] | None
+                         ) -> np.ndarray | None:
+    """``(H, W)`` bool at working scale on B's grid: where either camera's own output
+    clipped before its colour matrix was undone (S's flags warped, any pixel its bilinear
+    footprint touches); None where neither was undone."""
+    b_clipped, s_clipped = work.output_clipped
+    if b_clipped is None and s_clipped is None:
+        return None
+    bounds = np.zeros((work.b_size[1], work.b_size[0]), bool) if b_clipped is None else np.asarray(b_clipped, bool)
+    if s_clipped is not None:
+        warped = _warp(np.asarray(s_clipped, np.float32), h_w, work.b_size, cv2.INTER_LINEAR, maps=maps)
+        bounds = bounds | (warped > 0)
+    return bounds
 
 
 def _qa_flags(transform: TransformSummary, psnr: float, registration: Registration, level: LevelDependence,

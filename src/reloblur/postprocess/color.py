@@ -81,7 +81,8 @@ def check_color_mode(mode: str) -> ColorMode:
 
 def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None = None,
               mode: str = "matrix", max_samples: int = 30_000, iterations: int = 6,
-              seed: int = 0, denoise_sigma: float = 1.5, source_noise: PixelNoise | None = None) -> ColorFit:
+              seed: int = 0, denoise_sigma: float = 1.5, source_noise: PixelNoise | None = None,
+              clipped: np.ndarray | None = None) -> ColorFit:
     """Fit the colour model that maps ``source`` onto ``target``.
 
     Parameters
@@ -119,7 +120,9 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
     if not (np.isfinite(denoise_sigma) and denoise_sigma >= 0):
         raise ColorFitError(f"denoise_sigma = {denoise_sigma!r}: must be a finite number >= 0")
     if denoise_sigma > 0:
-        source, target, mask = _denoised(source, target, mask, denoise_sigma)
+        source, target, mask = _denoised(source, target, mask, denoise_sigma, clipped)
+    elif clipped is not None:
+        mask = ~np.asarray(clipped, bool) if mask is None else np.asarray(mask, bool) & ~np.asarray(clipped, bool)
     candidates = np.flatnonzero(mask) if mask is not None else np.arange(source.shape[0] * source.shape[1])
     if candidates.size > max_samples:
         candidates = np.sort(np.random.default_rng(seed).choice(candidates, max_samples, replace=False))
@@ -207,12 +210,14 @@ def _row_norms(rows: np.ndarray) -> np.ndarray:
     return np.sqrt(rows[:, 0] * rows[:, 0] + rows[:, 1] * rows[:, 1] + rows[:, 2] * rows[:, 2])
 
 
-def _denoised(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None, sigma: float
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _denoised(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None, sigma: float,
+              clipped: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Both images smoothed, and the mask less every pixel whose footprint reaches a
-    saturated pixel (smoothing would carry the clipped value into it)."""
+    saturated or ``clipped`` pixel (smoothing would carry the clipped value into it)."""
     reach = int(np.ceil(2 * sigma))
     saturated = (channel_max(source) >= SATURATION) | (channel_max(target) >= SATURATION)
+    if clipped is not None:
+        saturated |= np.asarray(clipped, bool)
     kernel = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
     near = cv2.dilate(saturated.astype(np.uint8), kernel) > 0 if saturated.any() else saturated
     allowed = ~near if mask is None else np.asarray(mask, bool) & ~near
