@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import cv2
 import numpy as np
@@ -873,26 +873,25 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
         allowed = allowed & static_w
     bounds = _output_clipped_on_b(work, h_w, maps)
 
-    def fitted(source: np.ndarray, **options: Any) -> ColorFit:
+    def fitted(source: np.ndarray, mode: str, noise: PixelNoise | None = None) -> ColorFit:
         if bounds is not None:
             try:
-                return fit_color(source, work.blur, mask=allowed, clipped=bounds, **options)
+                return fit_color(source, work.blur, mask=allowed, mode=mode, source_noise=noise, clipped=bounds)
             except ColorFitError:
                 # The outputs clipped nearly everywhere: their bounds are all there is to
                 # fit, and a gain per channel bends less to them than a matrix's nine terms.
-                if options.get("mode") in ("matrix", "affine"):
-                    options = dict(options, mode="gain")
-        return fit_color(source, work.blur, mask=allowed, **options)
+                mode = "gain" if mode in ("matrix", "affine") else mode
+        return fit_color(source, work.blur, mask=allowed, mode=mode, source_noise=noise)
 
     if settings.color_mode == "calibrated":
         if prior_color is None:
             raise AlignmentError("colour mode 'calibrated' needs a calibration (--calibration FILE)")
         base = ColorFit(np.asarray(prior_color, float))
-        gain = fitted(base.apply(warped), mode="scalar")
+        gain = fitted(base.apply(warped), "scalar")
         colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
                           samples=gain.samples, inlier_fraction=gain.inlier_fraction)
     else:
-        colour = fitted(warped, mode=settings.color_mode, source_noise=work.sharp_noise)
+        colour = fitted(warped, settings.color_mode, work.sharp_noise)
     if work.known_static is not None:
         return colour, valid_w & work.known_static
     moving = _motion_mask(work.gray_blur, _corrected_gray(colour, warped), valid_w, sigmas=settings.motion_sigmas,
