@@ -720,6 +720,24 @@ def test_a_colour_fit_through_undone_camera_matrices_leaves_out_what_their_outpu
     told_nothing = align_pair(blur, sharp)
     assert np.abs(told_nothing.color.matrix - relation).max() > 0.1  # what it fixes
 
+
+def test_a_frame_whose_outputs_clipped_nearly_everywhere_fits_gains_and_says_so():
+    # Ten times over-exposed: under 100 pixels are left where neither output clipped. The
+    # fit takes a gain per channel on the clipped ones (their bounds are all there is), and
+    # the pair is flagged, its colours uncertain (here each gain within 0.3 of the truth).
+    rng = np.random.default_rng(21)
+    truth = known_homography()
+    s_response = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 1.1
+    bright = scene() * 10.0
+    blur, b_clipped = _through_isp(bright, rng)
+    warped = cv2.warpPerspective(bright, truth, (W, H), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    sharp, s_clipped = _through_isp(np.einsum("ij,hwj->hwi", s_response, warped), rng)
+    result = align_pair(blur, sharp, output_clipped=(b_clipped, s_clipped))
+    assert result.color.mode == "gain" and result.status == "flagged"
+    assert any(flag.startswith("colour:") and "uncertain" in flag for flag in result.flags)
+    np.testing.assert_allclose(np.diag(result.color.matrix), np.diag(np.linalg.inv(s_response)), atol=0.3)
+    assert not any(flag.startswith("colour:") for flag in align_pair(blur, sharp).flags)  # told nothing, nothing to say
+
 MIRROR_AXES = {"horizontal": 1, "vertical": 0}
 
 

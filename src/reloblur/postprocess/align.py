@@ -554,7 +554,8 @@ def _aligned(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings, blur_
         homography=homography, color=color, registration=registration, initial=initial,
         sharp_aligned=corrected, valid=valid, clip_flags=clip_flags, motion_mask=~static_full, crop=crop,
         transform=transform, static_psnr=psnr, static_ssim=ssim, level=level,
-        flags=_qa_flags(transform, psnr, registration, level, settings.limits), warp_seconds=warp_seconds,
+        flags=_qa_flags(transform, psnr, registration, level, settings.limits, color, settings.color_mode),
+        warp_seconds=warp_seconds,
         radial=radial, flicker_rows=rows,
     )
 
@@ -915,9 +916,13 @@ def _output_clipped_on_b(work: _Work, h_w: np.ndarray, maps: tuple[np.ndarray, n
 
 
 def _qa_flags(transform: TransformSummary, psnr: float, registration: Registration, level: LevelDependence,
-              limits: AlignLimits) -> list[str]:
-    """The QA limits a pair crosses, in words."""
+              limits: AlignLimits, color: ColorFit, color_mode: str) -> list[str]:
+    """The QA limits a pair crosses, in words; and a colour fit that fell back to gains
+    (``color``'s mode is not the ``color_mode`` asked for)."""
     flags = []
+    if color_mode in ("matrix", "affine") and color.mode != color_mode:
+        flags.append("colour: under 100 pixels where neither camera's output clipped before its matrix was "
+                     "undone; a gain per channel was fitted on the clipped ones, and S's colours are uncertain")
     if transform.shift_px > limits.max_shift_px:
         flags.append(f"shift {transform.shift_px:.1f} px > {limits.max_shift_px}")
     if abs(transform.rotation_deg) > limits.max_rotation_deg:
