@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from reloblur.postprocess.color import fit_color, level_dependence
+from reloblur.postprocess.color import ColorFitError, fit_color, level_dependence
 from reloblur.robust import fit_pixel_noise
 
 H, W = 240, 320
@@ -95,10 +95,17 @@ def test_pixels_whose_camera_output_clipped_are_left_out_of_the_matrix_fit():
         outputs.append(np.einsum("ij,hwj->hwi", np.linalg.inv(isp), np.clip(recorded, 0, 1)).astype(np.float32))
     blur, sharp = outputs
     assert 0.2 < flags.mean() < 0.7
-    fit = fit_color(sharp, blur, mode="matrix", clipped=flags)
-    np.testing.assert_allclose(fit.matrix, relation / 1.25, atol=0.01)
-    bent = fit_color(sharp, blur, mode="matrix")
-    assert np.abs(bent.matrix - relation / 1.25).max() > 0.1  # what it fixes
+    for sigma in (1.5, 0.0):  # smoothed first, as align fits, or not
+        fit = fit_color(sharp, blur, mode="matrix", clipped=flags, denoise_sigma=sigma)
+        np.testing.assert_allclose(fit.matrix, relation / 1.25, atol=0.01)
+        bent = fit_color(sharp, blur, mode="matrix", denoise_sigma=sigma)
+        assert np.abs(bent.matrix - relation / 1.25).max() > 0.1  # what it fixes
+
+
+def test_clip_flags_of_another_size_are_an_error_naming_both_sizes():
+    image = np.full((H, W, 3), 0.5, np.float32)
+    with pytest.raises(ColorFitError, match=r"\(240, 319\).*\(240, 320\)"):
+        fit_color(image, image, clipped=np.zeros((H, W - 1), bool))
 
 def _vignetted_pair(rng: np.random.Generator, s_of_level) -> tuple[np.ndarray, np.ndarray]:
     """B: a textured scene over two decades of level, vignetted 20 % at the corners; S: the

@@ -38,6 +38,7 @@ from reloblur.imaging.clipping import (
 )
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import (
+    MIN_COLOR_SAMPLES,
     SATURATION,
     ColorFit,
     ColorFitError,
@@ -921,8 +922,8 @@ def _qa_flags(transform: TransformSummary, psnr: float, registration: Registrati
     (``color``'s mode is not the ``color_mode`` asked for)."""
     flags = []
     if color_mode in ("matrix", "affine") and color.mode != color_mode:
-        flags.append("colour: under 100 pixels where neither camera's output clipped before its matrix was "
-                     "undone; a gain per channel was fitted on the clipped ones, and S's colours are uncertain")
+        flags.append(f"colour: under {MIN_COLOR_SAMPLES} pixels where neither camera's output clipped before its "
+                     "matrix was undone; a gain per channel was fitted on the clipped ones, and S's colours are uncertain")
     if transform.shift_px > limits.max_shift_px:
         flags.append(f"shift {transform.shift_px:.1f} px > {limits.max_shift_px}")
     if abs(transform.rotation_deg) > limits.max_rotation_deg:

@@ -24,6 +24,8 @@ MODES: tuple[str, ...] = get_args(FitMode)
 ColorMode = Literal["matrix", "affine", "gain", "scalar", "calibrated"]
 COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
 SATURATION = 0.98
+# The fewest usable pixels a colour model is fitted on.
+MIN_COLOR_SAMPLES = 100
 # The ridge towards the per-channel gains, in units of S's noise energy: a colour direction
 # is taken from the data once its signal outweighs twice the noise. Beyond the noise, a
 # grey scene's colour directions hold the few blend pixels at a moving object's edge that
@@ -113,12 +115,15 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
     Raises
     ------
     ColorFitError
-        Fewer than 100 usable pixels, or an unknown mode.
+        Fewer than :data:`MIN_COLOR_SAMPLES` usable pixels, an unknown mode, or ``clipped``
+        not of the images' height and width.
     """
     if mode not in MODES:
         raise ColorFitError(f"unknown colour mode {mode!r}; choose from {', '.join(MODES)}")
     if not (np.isfinite(denoise_sigma) and denoise_sigma >= 0):
         raise ColorFitError(f"denoise_sigma = {denoise_sigma!r}: must be a finite number >= 0")
+    if clipped is not None and np.shape(clipped) != source.shape[:2]:
+        raise ColorFitError(f"clipped flags are {np.shape(clipped)}, the images {source.shape[:2]}")
     if denoise_sigma > 0:
         source, target, mask = _denoised(source, target, mask, denoise_sigma, clipped)
     elif clipped is not None:
@@ -130,8 +135,8 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
     t = target.reshape(-1, 3)[candidates].astype(np.float64)
     keep = usable_pixels(s, t, None)
     s, t = s[keep], t[keep]
-    if len(s) < 100:
-        raise ColorFitError(f"only {len(s)} usable static pixels for the colour fit (need 100)")
+    if len(s) < MIN_COLOR_SAMPLES:
+        raise ColorFitError(f"only {len(s)} usable static pixels for the colour fit (need {MIN_COLOR_SAMPLES})")
     noise_variance = None
     if source_noise is not None:
         noise_variance = source_noise.variance(s) * (_smoothed_variance_factor(denoise_sigma) if denoise_sigma else 1.0)
