@@ -110,7 +110,8 @@ def as_recorded(pair) -> tuple[np.ndarray, np.ndarray, tuple[ClippedOutput | Non
 
 
 def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: int | None = None,
-            exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
+            exact: bool = False, output_clip: bool = True
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
     """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip
     maps, and the alignment they came from (None for a burst).
 
@@ -120,8 +121,13 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     ``lk_points``: the registration's point budget, if not the default. ``exact``: the
     pair's true homography kept as given (``align --calibration --no-refine`` with a
     calibration without error); the colour fit and the rest as ``align`` does them.
+    ``output_clip``: False tells ``align`` nothing of where the cameras' outputs clipped
+    before their matrices were undone (what it was told before 9d19d35; the baseline of
+    ``colour_bench.py``).
     """
     blur, sharp, output_clipped = as_recorded(pair)
+    if not output_clip:
+        output_clipped = (None, None)
     if burst:
         return encode_srgb(blur), encode_srgb(sharp), np.ones(blur.shape[:2], bool), None, None
     prior = pair.homography if calibrated or exact else None
