@@ -26,22 +26,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from align_bench import checker_error  # noqa: E402
-from mask_bench import aligned  # noqa: E402
-from pairgen import CONDITIONS, ISP_COLOUR, make_pair  # noqa: E402
+from mask_bench import aligned, true_relation  # noqa: E402
+from pairgen import CONDITIONS, make_pair  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_write_json  # noqa: E402
 from reloblur.postprocess.align import AlignmentError  # noqa: E402
 
 SEEDS = (0, 1000, 2000, 77, 1077, 2077, 500, 1500, 2500)
-
-
-def true_relation(pair, condition) -> np.ndarray:
-    """The map from S's colours onto B's in the space ``align`` fits in: the sensors' where
-    ``align`` undid the cameras' matrices, the cameras' outputs' otherwise."""
-    relation = pair.twins.to_blur.astype(np.float64)
-    if condition.isp_recorded:
-        return np.linalg.inv(ISP_COLOUR) @ relation @ ISP_COLOUR
-    return relation
 
 
 def summary(errors: list[float]) -> dict:

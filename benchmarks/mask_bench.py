@@ -23,7 +23,9 @@ static pairs (nothing moved) by the mask's area, never by IoU. A pair whose mask
 against the pairs' true geometry (``align_corner_px_*``, ``align_pairs_over_*``) and the
 pairs it refused (``align_failures``); ``--exact-registration`` keeps each pair's true
 homography instead, so that the two runs part a row's shortfall between ``align`` and the
-mask step. Goals (issue 13): mean IoU >= 0.85
+mask step, and ``--exact-colour`` gives ``align`` each pair's true colour relation as a
+colour calibration (``align --calibration`` with ``color_mode: calibrated``: a gain fitted on
+top), so that they part it between the colour fit and the rest. Goals (issue 13): mean IoU >= 0.85
 on moving pairs in every row, <= 0.5 % area on every static pair, <= 0.1 s per 538x359 pair.
 Every method runs with the allocator settings ``mask generate``'s workers use
 (:func:`reloblur.allocator.keep_freed_memory`).
@@ -32,6 +34,7 @@ Every method runs with the allocator settings ``mask generate``'s workers use
     python benchmarks/mask_bench.py --moving 4 --static 2 --repeats 3 --json
     python benchmarks/mask_bench.py --only "compressed video" --set s_noise=3   # a row, varied
     python benchmarks/mask_bench.py --only over-exposed --exact-registration   # registration exact
+    python benchmarks/mask_bench.py --only "colour transformed" --exact-colour  # colours calibrated exactly
     python benchmarks/mask_bench.py --repeats 3 --json --pairs cache/   # aligned pairs made once, read after
 """
 
@@ -52,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baselines.lbfmg_v1 import generate_mask as generate_v1  # noqa: E402
-from pairgen import CONDITIONS, BenchPair, Condition, make_pair, parse_size, with_size  # noqa: E402
+from pairgen import CONDITIONS, ISP_COLOUR, BenchPair, Condition, make_pair, parse_size, with_size  # noqa: E402
 from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_open  # noqa: E402
 from reloblur.imaging.clipping import ClippedOutput, clipped_levels  # noqa: E402
@@ -110,7 +113,7 @@ def as_recorded(pair) -> tuple[np.ndarray, np.ndarray, tuple[ClippedOutput | Non
 
 
 def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: int | None = None,
-            exact: bool = False, output_clip: bool = True
+            exact: bool = False, output_clip: bool = True, colour: np.ndarray | None = None
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, AlignResult | None]:
     """What ``reloblur align --no-crop`` writes: 8-bit sRGB B and S, the validity and clip
     maps, and the alignment they came from (None for a burst).
@@ -123,7 +126,9 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     calibration without error); the colour fit and the rest as ``align`` does them.
     ``output_clip``: False tells ``align`` nothing of where the cameras' outputs clipped
     before their matrices were undone (what it was told before 9d19d35; the baseline of
-    ``colour_bench.py``).
+    ``colour_bench.py``). ``colour``: a colour calibration, ``(3, 3)`` S -> B in the space
+    ``align`` fits in (:func:`true_relation`), given as ``align --calibration`` gives a rig's:
+    only a gain is fitted on top of it.
     """
     blur, sharp, output_clipped = as_recorded(pair)
     if not output_clip:
@@ -131,12 +136,23 @@ def aligned(pair, *, calibrated: bool = False, burst: bool = False, lk_points: i
     if burst:
         return encode_srgb(blur), encode_srgb(sharp), np.ones(blur.shape[:2], bool), None, None
     prior = pair.homography if calibrated or exact else None
-    settings = AlignSettings(crop=False, refine=not exact)
+    settings = AlignSettings(crop=False, refine=not exact, color_mode="matrix" if colour is None else "calibrated")
     if lk_points is not None:
         settings = replace(settings, lk_points=lk_points)
-    result = align_pair(blur, sharp, settings=settings, prior_homography=prior, output_clipped=output_clipped)
+    result = align_pair(blur, sharp, settings=settings, prior_homography=prior, prior_color=colour,
+                        output_clipped=output_clipped)
     valid = result.valid if result.valid is not None else np.ones(blur.shape[:2], bool)
     return (encode_srgb(blur), encode_srgb(np.clip(result.sharp_aligned, 0, 1)), valid, result.clip_flags, result)
+
+
+def true_relation(pair, condition: Condition) -> np.ndarray:
+    """The map from S's colours onto B's (``(3, 3)``) in the space ``align`` fits in: the
+    sensors' where ``align`` undid the cameras' matrices, the cameras' outputs' otherwise.
+    ``pair`` made with ``twins=True``."""
+    relation = pair.twins.to_blur.astype(np.float64)
+    if condition.isp_recorded:
+        return np.linalg.inv(ISP_COLOUR) @ relation @ ISP_COLOUR
+    return relation
 
 
 def registration_error(pair, alignment: AlignResult, distortion: float) -> float:
@@ -217,14 +233,19 @@ class AlignedPair:
 
 
 def aligned_row(condition: Condition, seed: int, *, moving: int, static: int, size: tuple[int, int],
-                jpeg: tuple[int, int] | None = None, exact: bool = False) -> Iterator[AlignedPair | None]:
+                jpeg: tuple[int, int] | None = None, exact: bool = False, exact_colour: bool = False
+                ) -> Iterator[AlignedPair | None]:
     """A row's pairs of one seed, made and aligned one at a time: None for a pair ``align``
-    refused."""
+    refused. ``exact_colour``: each pair's true colour relation given to ``align`` as a
+    calibration (a burst has no colours to fit)."""
+    burst = condition.burst_frames > 0
     for index in range(moving + static):
-        pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size)
+        pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size,
+                         twins=exact_colour and not burst)
+        colour = true_relation(pair, condition) if exact_colour and not burst else None
         try:
-            blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated,
-                                                             burst=condition.burst_frames > 0, exact=exact)
+            blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated, burst=burst,
+                                                             exact=exact, colour=colour)
         except AlignmentError:
             yield None
             continue
@@ -340,14 +361,16 @@ def lbfmg_mask(pair: AlignedPair, *, crosstalk: str, s_phase: str | None) -> Mas
 def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity: bool = False,
                   size: tuple[int, int] = (538, 359), jpeg: tuple[int, int] | None = None,
                   crosstalk: str = "prior", exact: bool = False, told_phase: bool = True,
-                  pairs: Path | None = None, changes: list[str] | None = None) -> dict[str, dict]:
+                  pairs: Path | None = None, changes: list[str] | None = None,
+                  exact_colour: bool = False) -> dict[str, dict]:
     """Every method's figures on one row's pairs of one ``seed``. ``pairs``: a folder of
     aligned pairs (:func:`cached_row`, ``changes`` the row's ``--set``), read where the row
     and seed are cached, made and cached otherwise; a burst row's pairs are made each time
     (the flow methods need their frames, and nothing registers them). Not with
-    ``sensitivity`` or ``exact``."""
-    if pairs is not None and (sensitivity or exact):
-        raise ValueError("cached pairs with --sensitivity or --exact-registration: those align the pairs themselves")
+    ``sensitivity``, ``exact`` or ``exact_colour``."""
+    if pairs is not None and (sensitivity or exact or exact_colour):
+        raise ValueError("cached pairs with --sensitivity, --exact-registration or --exact-colour: those align the "
+                         "pairs themselves")
     methods = METHODS + (BURST_METHODS if condition.burst_frames else ())
     scores: dict[str, dict[str, list[float]]] = {
         m: {"iou": [], "recall": [], "precision": [], "bf": [], "area": [], "s": [], "withheld": [], "travel": [],
@@ -360,7 +383,8 @@ def run_condition(condition, moving: int, static: int, seed: int, *, sensitivity
         protocol = cache_protocol(moving=moving, static=static, size=size, changes=changes or [], jpeg=jpeg)
         source, failed, _ = cached_row(pairs, condition, seed, protocol)
     else:
-        source = aligned_row(condition, seed, moving=moving, static=static, size=size, jpeg=jpeg, exact=exact)
+        source = aligned_row(condition, seed, moving=moving, static=static, size=size, jpeg=jpeg, exact=exact,
+                             exact_colour=exact_colour)
     for pair in source:
         if pair is None:
             failed += 1
@@ -509,6 +533,10 @@ def main() -> None:
                              "--no-refine): what the mask step makes of an exact geometry, against the plain run the "
                              "registration's share of a row's shortfall (the distortion row's lens difference is "
                              "not in it)")
+    parser.add_argument("--exact-colour", action="store_true",
+                        help="give align each pair's true colour relation as a colour calibration (only a gain "
+                             "fitted on top): what the mask step makes of exact colours, against the plain run the "
+                             "colour fit's share of a row's shortfall")
     parser.add_argument("--untold-phase", action="store_true",
                         help="do not tell the mask step S's instant (a folder of pairs, no session's record): it "
                              "reads it from each pair")
@@ -543,8 +571,11 @@ def main() -> None:
             parser.error("--jpeg and --sensitivity: the second alignment would be scored uncompressed")
     if args.sensitivity and args.exact_registration:
         parser.error("--sensitivity and --exact-registration: an exact geometry has no registration to vary")
-    if args.pairs is not None and (args.sensitivity or args.exact_registration):
-        parser.error("--pairs with --sensitivity or --exact-registration: those align each pair themselves")
+    if args.sensitivity and args.exact_colour:
+        parser.error("--sensitivity and --exact-colour: the second alignment would fit its own colours")
+    if args.pairs is not None and (args.sensitivity or args.exact_registration or args.exact_colour):
+        parser.error("--pairs with --sensitivity, --exact-registration or --exact-colour: those align each pair "
+                     "themselves")
     keep_freed_memory()
     conditions = selected_conditions(args.only, args.changes)
     if isinstance(conditions, str):
@@ -556,7 +587,8 @@ def main() -> None:
                 rows = run_condition(condition, args.moving, args.static, args.seed + 1000 * repeat,
                                      sensitivity=args.sensitivity, size=(width, height), jpeg=jpeg,
                                      crosstalk=args.crosstalk, exact=args.exact_registration,
-                                     told_phase=not args.untold_phase, pairs=args.pairs, changes=args.changes)
+                                     told_phase=not args.untold_phase, pairs=args.pairs, changes=args.changes,
+                                     exact_colour=args.exact_colour)
             except CacheMismatch as error:
                 parser.error(f"--pairs: {error}")
             results.setdefault(condition.name, []).append(rows)
@@ -571,7 +603,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"moving": args.moving, "static": args.static, "repeats": args.repeats, "size": f"{width}x{height}",
                           "seed": args.seed, "jpeg": args.jpeg, "crosstalk": args.crosstalk, "set": args.changes,
-                          "exact_registration": args.exact_registration, "untold_phase": args.untold_phase,
+                          "exact_registration": args.exact_registration, "exact_colour": args.exact_colour,
+                          "untold_phase": args.untold_phase,
                           "results": results}, indent=2))
 
 
@@ -696,7 +729,9 @@ def markdown(result: dict) -> str:
 
 # What a run's pairs were made and scored under, beside the seed: runs that differ in any of
 # these measured different things and are not summarised together.
-PROTOCOL_KEYS = ("size", "jpeg", "crosstalk", "set", "exact_registration", "untold_phase")
+PROTOCOL_KEYS = ("size", "jpeg", "crosstalk", "set", "exact_registration", "exact_colour", "untold_phase")
+# What a result file written before a key existed ran with.
+PROTOCOL_DEFAULTS = {"exact_colour": False}
 
 
 def summary(results: list[dict]) -> str:
@@ -710,7 +745,7 @@ def summary(results: list[dict]) -> str:
     (:data:`PROTOCOL_KEYS`: size, lossy coding, crosstalk, changed fields...) are refused."""
     if not results:
         raise ValueError("no result files to summarise")
-    protocols = {tuple(str(result.get(key)) for key in PROTOCOL_KEYS) for result in results}
+    protocols = {tuple(str(result.get(key, PROTOCOL_DEFAULTS.get(key))) for key in PROTOCOL_KEYS) for result in results}
     if len(protocols) > 1:
         differing = [key for i, key in enumerate(PROTOCOL_KEYS) if len({p[i] for p in protocols}) > 1]
         raise ValueError(f"the runs differ in {', '.join(differing)}: summarise runs of one protocol")
