@@ -4,6 +4,7 @@ its moving pairs in bands of that distance (``benchmarks/pairgen.py``, ``benchma
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -176,6 +177,9 @@ def test_the_true_colour_relation_given_as_a_calibration_is_kept_up_to_a_gain(pa
             assert np.abs(pair.twins.to_blur - truth).max() > 0.01
     fitted = mask_bench.aligned(pairgen.make_pair(_condition(pairgen, "default rig"), 0, seed=3))[4].color
     assert fitted.mode == "matrix"  # without it, the colours are fitted as align fits them
+    # Cached pairs were aligned with fitted colours: a run of exact ones cannot read them.
+    with pytest.raises(ValueError, match="--exact-colour"):
+        mask_bench.run_condition(_condition(pairgen, "default rig"), 1, 0, 0, pairs=Path("unused"), exact_colour=True)
 
 
 def test_the_mask_step_is_told_s_instant_as_a_session_of_the_rows_rig_records_it(pairgen, mask_bench):
@@ -239,3 +243,9 @@ def test_the_summary_joins_runs_of_a_few_rows_on_one_seed_set_and_refuses_other_
     assert table.index("| first |") < table.index("| second |")
     with pytest.raises(ValueError, match="differ in size"):
         mask_bench.summary([run(0, "first", 0.8), run(0, "second", 0.7, size="2152x1436")])
+    # A file written before --exact-colour existed ran without it: it joins a run without it,
+    # and a run with it is another protocol.
+    plain, exact = ({**run(77, "first", 0.6), "exact_colour": flag} for flag in (False, True))
+    assert "| first | 0.800 / 0.600 |" in mask_bench.summary([run(0, "first", 0.8), plain])
+    with pytest.raises(ValueError, match="differ in exact_colour"):
+        mask_bench.summary([run(0, "first", 0.8), exact])
