@@ -684,8 +684,9 @@ def test_pixels_whose_camera_output_clipped_are_no_evidence_of_flicker():
     assert flicker_rows(sharp, blur, np.eye(3), everywhere, clipped=(clipped, None)) is None
 
 
-
 ISP = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
+# S's camera over B's, in the sensors' space: gains and crosstalk
+S_RESPONSE = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 1.1
 
 
 def _through_isp(sensor: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -696,6 +697,19 @@ def _through_isp(sensor: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return undone, (recorded >= 1, recorded <= 0)
 
 
+def _undone_pair(overexposed: float) -> tuple[np.ndarray, np.ndarray, tuple, tuple, np.ndarray]:
+    """B and S of the test scene ``overexposed`` times over, both through :data:`ISP` and
+    undone, S through :data:`S_RESPONSE` and the known homography: B, S, their output clip
+    flags, and the homography."""
+    rng = np.random.default_rng(21)
+    truth = known_homography()
+    bright = scene() * overexposed
+    blur, b_clipped = _through_isp(bright, rng)
+    warped = cv2.warpPerspective(bright, truth, (W, H), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
+    sharp, s_clipped = _through_isp(np.einsum("ij,hwj->hwi", S_RESPONSE, warped), rng)
+    return blur, sharp, b_clipped, s_clipped, truth
+
+
 @pytest.mark.parametrize("overexposed, tolerance, corners_px", [(1.6, 0.01, 0.1), (6.0, 0.05, 0.5)])
 def test_a_colour_fit_through_undone_camera_matrices_leaves_out_what_their_outputs_clipped(
         overexposed, tolerance, corners_px):
@@ -704,18 +718,12 @@ def test_a_colour_fit_through_undone_camera_matrices_leaves_out_what_their_outpu
     # Undone, those pixels are off in every channel. Told where, align fits the cameras'
     # relation on the rest: within 0.01 where half the frame clipped, within 0.05 from
     # the few hundred pixels left where 97 % did; fitted on them too, 0.12 and 0.28 off.
-    rng = np.random.default_rng(21)
-    truth = known_homography()
-    s_response = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 1.1
-    bright = scene() * overexposed
-    blur, b_clipped = _through_isp(bright, rng)
-    warped = cv2.warpPerspective(bright, truth, (W, H), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-    sharp, s_clipped = _through_isp(np.einsum("ij,hwj->hwi", s_response, warped), rng)
+    blur, sharp, b_clipped, s_clipped, truth = _undone_pair(overexposed)
     share = np.mean([np.any(np.concatenate(flags, axis=2), axis=2).mean() for flags in (b_clipped, s_clipped)])
     assert 0.4 < share < 0.6 if overexposed < 2 else share > 0.9
     result = align_pair(blur, sharp, output_clipped=(b_clipped, s_clipped))
     assert corner_error(result.homography, truth, W, H).max() < corners_px
-    relation = np.linalg.inv(s_response)
+    relation = np.linalg.inv(S_RESPONSE)
     np.testing.assert_allclose(result.color.matrix, relation, atol=tolerance)
     told_nothing = align_pair(blur, sharp)
     assert np.abs(told_nothing.color.matrix - relation).max() > 0.1  # what it fixes
@@ -725,18 +733,13 @@ def test_a_frame_whose_outputs_clipped_nearly_everywhere_fits_gains_and_says_so(
     # Ten times over-exposed: under 100 pixels are left where neither output clipped. The
     # fit takes a gain per channel on the clipped ones (their bounds are all there is), and
     # the pair is flagged, its colours uncertain (here each gain within 0.3 of the truth).
-    rng = np.random.default_rng(21)
-    truth = known_homography()
-    s_response = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 1.1
-    bright = scene() * 10.0
-    blur, b_clipped = _through_isp(bright, rng)
-    warped = cv2.warpPerspective(bright, truth, (W, H), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REFLECT)
-    sharp, s_clipped = _through_isp(np.einsum("ij,hwj->hwi", s_response, warped), rng)
+    blur, sharp, b_clipped, s_clipped, _ = _undone_pair(10.0)
     result = align_pair(blur, sharp, output_clipped=(b_clipped, s_clipped))
     assert result.color.mode == "gain" and result.status == "flagged"
     assert any(flag.startswith("colour:") and "uncertain" in flag for flag in result.flags)
-    np.testing.assert_allclose(np.diag(result.color.matrix), np.diag(np.linalg.inv(s_response)), atol=0.3)
+    np.testing.assert_allclose(np.diag(result.color.matrix), np.diag(np.linalg.inv(S_RESPONSE)), atol=0.3)
     assert not any(flag.startswith("colour:") for flag in align_pair(blur, sharp).flags)  # told nothing, nothing to say
+
 
 MIRROR_AXES = {"horizontal": 1, "vertical": 0}
 

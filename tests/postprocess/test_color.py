@@ -76,7 +76,6 @@ def test_a_colourful_scene_still_fits_its_crosstalk_with_the_noise_model():
     np.testing.assert_allclose(fit.matrix, matrix, atol=0.01)
 
 
-
 def test_pixels_whose_camera_output_clipped_are_left_out_of_the_matrix_fit():
     """Both cameras apply an ISP's colour matrix and clip their outputs; ``align`` undoes
     the matrix. Where an output clipped (a bright sky's blue, a saturated red's blue at
@@ -106,6 +105,7 @@ def test_clip_flags_of_another_size_are_an_error_naming_both_sizes():
     image = np.full((H, W, 3), 0.5, np.float32)
     with pytest.raises(ColorFitError, match=r"\(240, 319\).*\(240, 320\)"):
         fit_color(image, image, clipped=np.zeros((H, W - 1), bool))
+
 
 def _vignetted_pair(rng: np.random.Generator, s_of_level) -> tuple[np.ndarray, np.ndarray]:
     """B: a textured scene over two decades of level, vignetted 20 % at the corners; S: the
