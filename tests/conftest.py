@@ -18,6 +18,9 @@ from reloblur.sim.simulate import SimulateOptions, simulate
 
 # CI checks the repository out with the project's shared/ folder beside it.
 SHARED = Path(os.environ.get("RELOBLUR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+# A camera's own colour matrix (sensor RGB -> output RGB), as industrial cameras apply one
+# after their sensor clips: the tests of what undoing it leaves share it.
+CAMERA_MATRIX = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
 
 
 def benchmark_module(name: str) -> ModuleType:

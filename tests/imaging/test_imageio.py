@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import png_with_chunk
+from conftest import CAMERA_MATRIX, png_with_chunk
 from reloblur.atomic import TEMP_PREFIX, atomic_open, remove_stale_temporaries
 from reloblur.errors import ImageReadError
 from reloblur.imaging.imageio import (
@@ -234,7 +234,7 @@ def test_a_cameras_colour_matrix_is_undone_where_its_output_did_not_clip():
     from reloblur.errors import ImageFormatError
     from reloblur.imaging.raw import frame_to_linear, undo_colour_transformation
 
-    matrix = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
+    matrix = CAMERA_MATRIX
     rng = np.random.default_rng(3)
     sensor = rng.uniform(0.0, 1.0, (64, 64, 3))
     output = np.clip(np.einsum("ij,hwj->hwi", matrix, sensor), 0, 1)

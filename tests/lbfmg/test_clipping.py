@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import CAMERA_MATRIX
 from reloblur.errors import ImageFormatError
 from reloblur.imaging.clipping import clipped_levels, clipped_planes
 from reloblur.lbfmg.clipping import (
@@ -128,7 +129,7 @@ def test_unmeasured_deficit_opens_each_channel_against_the_sign_that_mixed_it_in
 
 
 def test_clipped_output_mixing_is_the_inverse_and_for_s_its_correction_after_it():
-    m = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])  # a camera's colour matrix
+    m = CAMERA_MATRIX
     correction = np.array([[0.5, 0.02, 0.0], [0.01, 0.45, 0.03], [0.0, 0.02, 0.48]])
     blur, sharp = clipped_output_mixing((m, m), correction)
     assert blur is not None and sharp is not None

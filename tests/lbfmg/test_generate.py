@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import benchmark_module, displaced
+from conftest import CAMERA_MATRIX, benchmark_module, displaced
 from reloblur.errors import ImageFormatError, ReloblurError
 from reloblur.imaging.clipping import clipped_levels, decode_clip_flags, encode_clip_flags
 from reloblur.imaging.imageio import encode_srgb
@@ -430,7 +430,6 @@ def test_the_measured_bound_keeps_the_whole_prior_beside_a_channels_own_clip():
                                            crosstalk=crosstalk).mask) == 0.0
 
 
-ISP_COLOUR = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
 
 
 def test_a_colour_transformation_after_the_clip_is_why_the_prior_is_the_default():
@@ -444,8 +443,8 @@ def test_a_colour_transformation_after_the_clip_is_why_the_prior_is_the_default(
     scene[:, : W // 2, 0] = 0.66 + 0.1 * scene[:, : W // 2, 0] / scene[..., 0].mean()
     raw_b, raw_s = expose(0.6 * scene, rng), expose(1.3 * scene, rng, 1.5)
     assert 0.15 < (raw_s[..., 0] >= 1).mean() < 0.35 and (raw_b >= 1).mean() == 0
-    out_b = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_b), 0, 1)
-    out_s = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_s), 0, 1)
+    out_b = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, raw_b), 0, 1)
+    out_s = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, raw_s), 0, 1)
     matrix = (0.6 / 1.3) * np.eye(3)  # what align fits between the two cameras' outputs
     blur, sharp = encode_srgb(out_b), encode_srgb(np.clip(out_s @ matrix.T, 0, 1))
     flags = _channel_clip_map(out_b, out_s)
@@ -467,8 +466,8 @@ def test_a_mask_over_most_of_the_frame_is_withheld_and_the_pair_flagged(seed):
     scene[:, :blown, 0] = 0.85 + 0.1 * scene[:, :blown, 0] / scene[..., 0].mean()
     raw_b, raw_s = expose(0.6 * scene, rng), expose(1.3 * scene, rng, 1.5)
     assert (raw_s[..., 0] >= 1).mean() > 0.85
-    out_b = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_b), 0, 1)
-    out_s = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_s), 0, 1)
+    out_b = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, raw_b), 0, 1)
+    out_s = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, raw_s), 0, 1)
     blur, sharp = encode_srgb(out_b), encode_srgb(np.clip(out_s * (0.6 / 1.3), 0, 1))
     result = generate_mask(blur, sharp, clipped=_channel_clip_map(out_b, out_s))
     assert area_fraction(result.mask) == 0.0
@@ -542,7 +541,7 @@ def test_a_mask_under_half_the_frame_is_given():
 
 
 def _undone_isp_pair(seed: int, *, moving: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple, np.ndarray]:
-    """Both cameras apply ISP_COLOUR to their sensor's values and clip their output; the
+    """Both cameras apply CAMERA_MATRIX to their sensor's values and clip their output; the
     session recorded the matrix and align undid it (S at 2.2x B's gain, corrected back by
     the gain ratio). A warm ground (orange: its blue output is negative, so clipped at
     black in both cameras) and, with ``moving``, a grey patch moving 12 px. Returns B and
@@ -559,9 +558,9 @@ def _undone_isp_pair(seed: int, *, moving: bool) -> tuple[np.ndarray, np.ndarray
     # Each sensor its own crosstalk: clipping then cuts the two outputs differently.
     raw_b = expose(0.6 * np.einsum("ij,hwj->hwi", CAMERA_CROSSTALK, blur), rng)
     raw_s = expose(1.3 * sharp, rng, 1.5)
-    out_b = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_b), 0, 1)
-    out_s = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, raw_s), 0, 1)
-    inverse = np.linalg.inv(ISP_COLOUR)
+    out_b = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, raw_b), 0, 1)
+    out_s = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, raw_s), 0, 1)
+    inverse = np.linalg.inv(CAMERA_MATRIX)
     undone_b = np.clip(np.einsum("ij,hwj->hwi", inverse, out_b), 0, 1)
     undone_s = np.clip(np.einsum("ij,hwj->hwi", inverse, out_s), 0, 1)
     correction = (0.6 / 1.3) * CAMERA_CROSSTALK  # what align fits between the two cameras
@@ -571,7 +570,7 @@ def _undone_isp_pair(seed: int, *, moving: bool) -> tuple[np.ndarray, np.ndarray
     output_b, output_s = clipped_levels(out_b, code=1 / 65535), clipped_levels(out_s, code=1 / 65535)
     assert output_b[1][ground][..., 2].mean() > 0.5 and output_s[1][ground][..., 2].mean() > 0.5
     flags = encode_clip_flags(b_high, b_low, s_high, s_low, b_output=output_b, s_output=output_s)
-    mixing = clipped_output_mixing((ISP_COLOUR, ISP_COLOUR), correction)
+    mixing = clipped_output_mixing((CAMERA_MATRIX, CAMERA_MATRIX), correction)
     return encode_srgb(undone_b), encode_srgb(sharp_corrected), flags, mixing, swept
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import png_with_chunk
+from conftest import CAMERA_MATRIX, png_with_chunk
 from reloblur.dataset.validate import ValidateOptions, validate_dataset
 from reloblur.dataset_cli.app import app
 from reloblur.imaging.imageio import encode_srgb, from_float, linear_to_srgb, read_image, srgb_to_linear, write_image
@@ -684,7 +684,6 @@ def test_pixels_whose_camera_output_clipped_are_no_evidence_of_flicker():
     assert flicker_rows(sharp, blur, np.eye(3), everywhere, clipped=(clipped, None)) is None
 
 
-ISP = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
 # S's camera over B's, in the sensors' space: gains and crosstalk
 S_RESPONSE = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]) * 1.1
 
@@ -692,13 +691,13 @@ S_RESPONSE = np.array([[0.9, 0.08, 0.02], [0.05, 0.92, 0.03], [0.02, 0.1, 0.88]]
 def _through_isp(sensor: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """A camera's RGB output with its colour matrix on (noise, then the matrix, then the
     clip), undone as ``align`` reads it, and where the output clipped."""
-    recorded = np.clip(np.einsum("ij,hwj->hwi", ISP, sensor + rng.normal(0, 0.002, sensor.shape)), 0, 1)
-    undone = np.einsum("ij,hwj->hwi", np.linalg.inv(ISP), recorded).astype(np.float32)
+    recorded = np.clip(np.einsum("ij,hwj->hwi", CAMERA_MATRIX, sensor + rng.normal(0, 0.002, sensor.shape)), 0, 1)
+    undone = np.einsum("ij,hwj->hwi", np.linalg.inv(CAMERA_MATRIX), recorded).astype(np.float32)
     return undone, (recorded >= 1, recorded <= 0)
 
 
 def _undone_pair(overexposed: float) -> tuple[np.ndarray, np.ndarray, tuple, tuple, np.ndarray]:
-    """B and S of the test scene ``overexposed`` times over, both through :data:`ISP` and
+    """B and S of the test scene ``overexposed`` times over, both through :data:`CAMERA_MATRIX` and
     undone, S through :data:`S_RESPONSE` and the known homography: B, S, their output clip
     flags, and the homography."""
     rng = np.random.default_rng(21)

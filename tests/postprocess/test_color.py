@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import CAMERA_MATRIX
 from reloblur.postprocess.color import ColorFitError, fit_color, level_dependence
 from reloblur.robust import fit_pixel_noise
 
@@ -83,15 +84,14 @@ def test_pixels_whose_camera_output_clipped_are_left_out_of_the_matrix_fit():
     recovers the known relation within 0.01 on every entry; fitted on those pixels too, it
     bends to them (off by more than 0.1)."""
     rng = np.random.default_rng(7)
-    isp = np.array([[1.6, -0.4, -0.2], [-0.3, 1.5, -0.2], [-0.1, -0.5, 1.6]])
     scene = np.dstack([0.05 + 0.55 * _texture(rng, s) for s in (3.0, 5.0, 8.0)])
     scene[: H // 2, :, 2] += 0.45  # a sky whose blue the cameras' outputs clip
     relation = np.array([[0.82, 0.04, -0.02], [0.03, 0.78, 0.05], [-0.02, 0.06, 0.85]])
     outputs, flags = [], np.zeros((H, W), bool)
     for sensor in (np.einsum("ij,hwj->hwi", relation, scene), scene * 1.25):
-        recorded = np.einsum("ij,hwj->hwi", isp, sensor + rng.normal(0, 0.003, sensor.shape))
+        recorded = np.einsum("ij,hwj->hwi", CAMERA_MATRIX, sensor + rng.normal(0, 0.003, sensor.shape))
         flags |= ((recorded >= 1) | (recorded <= 0)).any(axis=2)
-        outputs.append(np.einsum("ij,hwj->hwi", np.linalg.inv(isp), np.clip(recorded, 0, 1)).astype(np.float32))
+        outputs.append(np.einsum("ij,hwj->hwi", np.linalg.inv(CAMERA_MATRIX), np.clip(recorded, 0, 1)).astype(np.float32))
     blur, sharp = outputs
     assert 0.2 < flags.mean() < 0.7
     for sigma in (1.5, 0.0):  # smoothed first, as align fits, or not
