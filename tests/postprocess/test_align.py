@@ -740,6 +740,24 @@ def test_a_frame_whose_outputs_clipped_nearly_everywhere_fits_gains_and_says_so(
     assert not any(flag.startswith("colour:") for flag in align_pair(blur, sharp).flags)  # told nothing, nothing to say
 
 
+def test_a_calibrated_gain_fitted_on_clipped_outputs_says_so():
+    # With a calibration's matrix only one gain is fitted; where the outputs left under 100
+    # unclipped pixels it too rests on bounds, and the pair says so as a matrix fit does.
+    # With half the frame clipped the gain is fitted on the rest and nothing is said.
+    settings = AlignSettings(color_mode="calibrated")
+    relation = np.linalg.inv(S_RESPONSE)
+    for overexposed, expect_flag in ((10.0, True), (1.6, False)):
+        blur, sharp, b_clipped, s_clipped, _ = _undone_pair(overexposed)
+        result = align_pair(blur, sharp, settings=settings, prior_color=relation,
+                            output_clipped=(b_clipped, s_clipped))
+        flagged = [flag for flag in result.flags if flag.startswith("colour:")]
+        assert result.color.on_clipped is expect_flag
+        assert bool(flagged) is expect_flag
+        assert all("brightness gain" in flag and "uncertain" in flag for flag in flagged)
+        if not expect_flag:
+            np.testing.assert_allclose(result.color.matrix, relation, atol=0.01)
+
+
 MIRROR_AXES = {"horizontal": 1, "vertical": 0}
 
 

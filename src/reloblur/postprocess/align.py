@@ -883,6 +883,8 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
                 # The outputs clipped nearly everywhere: their bounds are all there is to
                 # fit, and a gain per channel bends less to them than a matrix's nine terms.
                 mode = "gain" if mode in ("matrix", "affine") else mode
+                return replace(fit_color(source, work.blur, mask=allowed, mode=mode, source_noise=noise),
+                               on_clipped=True)
         return fit_color(source, work.blur, mask=allowed, mode=mode, source_noise=noise)
 
     if settings.color_mode == "calibrated":
@@ -891,7 +893,7 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
         base = ColorFit(np.asarray(prior_color, float))
         gain = fitted(base.apply(warped), "scalar")
         colour = ColorFit(gain.matrix @ base.matrix, mode="calibrated", residual_rms=gain.residual_rms,
-                          samples=gain.samples, inlier_fraction=gain.inlier_fraction)
+                          samples=gain.samples, inlier_fraction=gain.inlier_fraction, on_clipped=gain.on_clipped)
     else:
         colour = fitted(warped, settings.color_mode, work.sharp_noise)
     if work.known_static is not None:
@@ -918,12 +920,14 @@ def _output_clipped_on_b(work: _Work, h_w: np.ndarray, maps: tuple[np.ndarray, n
 
 def _qa_flags(transform: TransformSummary, psnr: float, registration: Registration, level: LevelDependence,
               limits: AlignLimits, color: ColorFit, color_mode: str) -> list[str]:
-    """The QA limits a pair crosses, in words; and a colour fit that fell back to gains
-    (``color``'s mode is not the ``color_mode`` asked for)."""
+    """The QA limits a pair crosses, in words; and a colour fit made on the pixels whose
+    camera outputs clipped (:attr:`ColorFit.on_clipped`)."""
     flags = []
-    if color_mode in ("matrix", "affine") and color.mode != color_mode:
+    if color.on_clipped:
+        fitted = ("a gain per channel" if color.mode == "gain" and color_mode in ("matrix", "affine")
+                  else "the calibration's brightness gain" if color_mode == "calibrated" else f"the {color_mode} map")
         flags.append(f"colour: under {MIN_COLOR_SAMPLES} pixels where neither camera's output clipped before its "
-                     "matrix was undone; a gain per channel was fitted on the clipped ones, and S's colours are uncertain")
+                     f"matrix was undone; {fitted} was fitted on the clipped ones, and S's colours are uncertain")
     if transform.shift_px > limits.max_shift_px:
         flags.append(f"shift {transform.shift_px:.1f} px > {limits.max_shift_px}")
     if abs(transform.rotation_deg) > limits.max_rotation_deg:

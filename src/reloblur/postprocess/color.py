@@ -53,6 +53,9 @@ class ColorFit:
     residual_rms: float = 0.0
     samples: int = 0
     inlier_fraction: float = 1.0
+    # Fitted on pixels where a camera's output clipped before its matrix was undone, as too
+    # few others were left: their values are bounds, and the fit is uncertain.
+    on_clipped: bool = False
 
     @property
     def gain(self) -> float:
