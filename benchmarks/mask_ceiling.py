@@ -17,8 +17,11 @@ exceeds ``--seed-sigmas`` standard deviations of ``G_s * noise`` in some channel
 (``mask generate``'s smoothing), 3 or 6 px, and no pixel within ``2 s`` of the block's
 centre is clipped in any channel of either camera's output: a clipped value is only a
 bound, and a colour correction carries its unknown excess into the other channels, so only
-measurements count (a camera's clip before its own colour transformation, which its output
-does not show, is not seen: the in-camera colour rows are not for this). The ceiling of a
+measurements count. A camera that transforms colour after its sensor (the in-camera colour
+rows) could clip its sensor where its output does not show it; ``pairgen``'s matrix cannot:
+its rows sum to 1 and its off-diagonal terms are negative, so an output channel is at least
+its sensor channel's value where that is at full scale, and at most 0 where it is black
+(``tests/test_mask_bench.py``). The ceiling of a
 pair is the share of its true region that objects standing out cover: every such object is
 taken as found whole, and nothing else as marked. Registration and colour are perfect and
 an object counts whole from one block, so a row whose ceiling is under a goal cannot meet

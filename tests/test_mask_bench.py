@@ -142,6 +142,25 @@ def test_an_object_that_shows_itself_only_through_clipped_values_does_not_stand_
     assert mask_ceiling.pair_ceiling(card, 6.0, (1.5,)) == 0.0
 
 
+def test_the_in_camera_rows_matrix_shows_every_sensor_clip_in_its_output(pairgen):
+    # mask_ceiling.py takes a pixel as measured where neither camera's output clipped. For
+    # cameras that transform colour after their sensors, that holds only if every sensor
+    # clip shows in the output: with rows summing to 1 and no positive off-diagonal term,
+    # output_c = x_c + sum_k m_ck (x_k - x_c), at least x_c = 1 where that sensor channel
+    # is the largest at full scale and at most 0 where it is black.
+    matrix = pairgen.ISP_COLOUR
+    off_diagonal = matrix[~np.eye(3, dtype=bool)]
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0)
+    assert np.all(off_diagonal <= 0)
+    rng = np.random.default_rng(5)
+    sensor = rng.uniform(0, 1, (20_000, 3))
+    channel = rng.integers(0, 3, sensor.shape[0])
+    white = rng.random(sensor.shape[0]) < 0.5
+    sensor[np.arange(sensor.shape[0]), channel] = np.where(white, 1.0, 0.0)
+    output = (sensor @ matrix.T)[np.arange(sensor.shape[0]), channel]
+    assert np.all(np.where(white, output >= 1.0 - 1e-12, output <= 1e-12))
+
+
 def test_the_true_homography_kept_as_given_scores_no_registration_error_but_the_lens_difference(pairgen, mask_bench):
     """``aligned(..., exact=True)`` keeps each pair's true homography (``align --no-refine``):
     on the default row its registration error is nil; on the lens-distortion row the
