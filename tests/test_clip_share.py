@@ -24,21 +24,24 @@ def test_a_frame_s_clipped_shares_count_a_pixel_once_whatever_its_channels():
     assert shares == {"white": 4 / 16, "black": 4 / 16, "either": 7 / 16}
 
 
-def test_a_colour_matrix_after_the_sensor_clips_more_of_the_frame_than_the_same_over_exposure_without(tmp_path):
-    """Two pairs of each over-exposed row on one seed: with the camera's matrix, more of B's
-    frame is clipped than without (46 % against 5 % at the median when written), at black
-    most of all (23 % against 1 %: the matrix's negative terms)."""
+def test_the_over_exposed_rows_clip_part_of_b_s_more_and_their_matrix_little_at_black(tmp_path):
+    """Two pairs of each over-exposed row on one seed: some channel of B clipped over a part of
+    the frame at the median (5 % without the camera's matrix, 15 % with it when written; the
+    issue's over-exposed condition asks 5-15 %), more of S (1.25 times B's gain). With the
+    matrix, little falls below black (4.5 %: noise the matrix carries below zero in the
+    dark). Until 2026-12-06 the matrix over-saturated a sensor it was not made for, and
+    clipped 46 % of these frames, 23 % at black."""
     out = tmp_path / "clip.json"
     done = subprocess.run([sys.executable, str(SCRIPT), "--only", "over-exposed", "--seeds", "0", "--moving", "2",
                            "--static", "0", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = json.loads(out.read_text())
-    plain = rows["over-exposed, gains differ"]["B"]
-    matrix = rows["over-exposed, colour transformed in camera"]["B"]
-    assert plain["frames"] == matrix["frames"] == 2
-    assert matrix["either_median"] > 2 * plain["either_median"] > 0
-    assert matrix["black_median"] > plain["black_median"]
-    assert rows["over-exposed, gains differ"]["S"]["either_median"] > plain["either_median"]  # S's gain is higher
+    assert len(rows) == 3
+    for name, cameras in rows.items():
+        assert cameras["B"]["frames"] == 2
+        assert 2 < cameras["B"]["either_median"] < 25, name
+        assert cameras["S"]["either_median"] > cameras["B"]["either_median"], name  # S's gain is higher
+    assert rows["over-exposed, colour transformed in camera"]["B"]["black_median"] < 10
 
 
 def test_a_row_name_no_row_holds_is_a_user_error():

@@ -596,16 +596,21 @@ def test_where_a_cameras_output_clipped_before_align_undid_its_matrix_that_loss_
         assert iou(generate_mask(blur, sharp, clipped=flags, output_mixing=mixing).mask, swept) > 0.8
 
 
-def test_a_deficit_both_cameras_clipped_black_explains_what_the_correction_mixed_of_it():
-    """A static pair of the mask benchmark's row whose cameras transform colour after their
-    sensors clip, with nothing recorded (``benchmarks/pairgen.py``, a generator that shares
-    no code with the toolkit's simulator), aligned as ``reloblur align --no-crop`` does: a
-    saturated red scene whose green and blue both cameras' matrices took below zero,
-    clipped at black. align's correction carried that unmeasured deficit into S's red by
-    the signs of its coefficients (``unmeasured_deficit``). Without it 17.2 % of the
-    static frame was marked (measured 2026-12-05); with it, under 2 %, the rest beside
-    white-clipped pixels."""
+def test_a_deficit_both_cameras_clipped_black_explains_what_the_correction_mixed_of_it(monkeypatch):
+    """A static pair whose cameras transform colour after their sensors clip, with nothing
+    recorded (``benchmarks/pairgen.py``, a generator that shares no code with the toolkit's
+    simulator), aligned as ``reloblur align --no-crop`` does: a saturated red scene whose
+    green and blue both cameras' matrices took below zero, clipped at black. align's
+    correction carried that unmeasured deficit into S's red by the signs of its
+    coefficients (``unmeasured_deficit``). Without it 17.2 % of the static frame was marked
+    (measured 2026-12-05); with it, under 2 %, the rest beside white-clipped pixels.
+
+    The pair is the benchmark's as pairgen made it before 2026-12-06: each camera's matrix
+    applied to a sensor without the overlap it undoes, which is what a camera records of
+    light more saturated than its output's gamut (pairgen's cameras now see the scene
+    through that overlap, and clip far less at black)."""
     pairgen, mask_bench = benchmark_module("pairgen"), benchmark_module("mask_bench")
+    monkeypatch.setattr(pairgen, "_sensor_response", lambda rng, condition: pairgen._crosstalk(rng))
     condition = next(c for c in pairgen.CONDITIONS if c.name == "over-exposed, colour transformed in camera")
     pair = pairgen.make_pair(condition, 10, static=True, seed=1000)
     blur, sharp, valid, flags, alignment = mask_bench.aligned(pair)
