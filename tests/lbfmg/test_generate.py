@@ -430,8 +430,6 @@ def test_the_measured_bound_keeps_the_whole_prior_beside_a_channels_own_clip():
                                            crosstalk=crosstalk).mask) == 0.0
 
 
-
-
 def test_a_colour_transformation_after_the_clip_is_why_the_prior_is_the_default():
     """Both cameras apply their own colour transformation after the sensor clips (the usual
     ISP order for RGB output), S at 2.2x B's gain blows out red over a quarter of the frame.
