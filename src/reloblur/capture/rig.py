@@ -268,7 +268,8 @@ def pin_colour_transformation(camera: Camera, warnings: list[str]) -> dict[str, 
     clipped channel lost is mixed into the others, and negative coefficients push them to
     black. The two cameras clip at different radiances, so beside highlights that reads as
     motion, and the mask step cannot undo it (``docs/masks.md``, known limits; on the mask
-    benchmark's over-exposed scenes static pairs were marked up to a quarter of the frame).
+    benchmark's over-exposed scenes with the matrix on, IoU 0.79-0.84, against 0.83-0.85
+    without a matrix; ``docs/benchmarks.md``).
     ``align`` corrects the cameras' colours itself, after clipping is known. A matrix that
     stays on (a read-only switch, or a camera with presets and no switch) is recorded, for
     ``align`` to undo, and a warning when the camera delivers RGB (undoing cannot restore
