@@ -239,10 +239,10 @@ def aligned_row(condition: Condition, seed: int, *, moving: int, static: int, si
     refused. ``exact_colour``: each pair's true colour relation given to ``align`` as a
     calibration (a burst has no colours to fit)."""
     burst = condition.burst_frames > 0
+    calibrate = exact_colour and not burst
     for index in range(moving + static):
-        pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size,
-                         twins=exact_colour and not burst)
-        colour = true_relation(pair, condition) if exact_colour and not burst else None
+        pair = make_pair(condition, index, static=index >= moving, seed=seed, size=size, twins=calibrate)
+        colour = true_relation(pair, condition) if calibrate else None
         try:
             blur, sharp, valid, clipped, alignment = aligned(pair, calibrated=condition.calibrated, burst=burst,
                                                              exact=exact, colour=colour)
