@@ -673,6 +673,27 @@ def test_the_cameras_colour_transformation_is_switched_off_so_frames_are_what_th
         np.testing.assert_array_equal(_one_frame(camera), simulator.render(1).blur)
 
 
+def test_the_sim_cameras_factory_matrix_is_made_for_their_sensor_so_it_does_not_push_colours_to_black():
+    """Known answer: the factory matrix undoes the simulated sensors' nominal crosstalk (to
+    its four decimals). Applied to rendered frames it clips some channel at black over a
+    few percent of a frame (dark pixels' noise), where a matrix made for sensors of far
+    more overlap clips a third of it: the check tells the two apart."""
+    from reloblur.capture.backends.sim import FACTORY_COLOUR_MATRIX
+    from reloblur.sim.simulator import nominal_sensor_response
+
+    factory = np.array(FACTORY_COLOUR_MATRIX)
+    np.testing.assert_allclose(factory @ nominal_sensor_response(), np.eye(3), atol=2e-4)
+    np.testing.assert_allclose(factory.sum(axis=1), 1.0, atol=2e-4)  # grey stays grey
+    simulator = RigSimulator(SimulatorConfig(width=160, height=120, seed=0))
+    frames = [frame.astype(np.float64) for i in range(6) for frame in (simulator.render(i).blur, simulator.render(i).sharp)]
+
+    def black_share(matrix: np.ndarray) -> float:
+        return float(np.median([(np.einsum("ij,hwj->hwi", matrix, f) < 0.5).any(axis=2).mean() for f in frames]))
+
+    assert black_share(factory) < 0.05  # 0.021 measured; 0.002 without a matrix
+    assert black_share(np.array(((1.6, -0.4, -0.2), (-0.3, 1.5, -0.2), (-0.1, -0.5, 1.6)))) > 0.2  # 0.30 measured
+
+
 def test_a_colour_matrix_that_stays_on_is_recorded_and_warned_for_rgb_output_only():
     """A camera with no switch keeps its matrix: the session records it entry by entry
     (ColorTransformationValueSelector Gain00..Gain22) and, for RGB output, the capture

