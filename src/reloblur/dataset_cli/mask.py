@@ -65,7 +65,8 @@ def generate_command(
         "--crosstalk", help="What S's colour correction mixed from a clipped channel into the others. prior: up to "
                             "5 % of the level; measured: by align's colour matrix, where B measures the lost excess "
                             "(only when neither camera transforms colour after its sensor clips: raw or linear "
-                            "output); auto: measured for pairs whose align record says so of the session's cameras "
+                            "output, or pairs made from one camera's frames, as from video); auto: measured for pairs "
+                            "whose align record says so of the session's cameras "
                             "(raw frames, or the colour transformation recorded off), prior for the rest.")] = "auto",
     s_phase: Annotated[str, typer.Option(
         "--s-phase", help="The instant of B's exposure S was exposed at: start, middle or end. At the start or end "
