@@ -685,7 +685,8 @@ def test_the_sim_cameras_factory_matrix_is_made_for_their_sensor_so_it_does_not_
     np.testing.assert_allclose(factory @ nominal_sensor_response(), np.eye(3), atol=2e-4)
     np.testing.assert_allclose(factory.sum(axis=1), 1.0, atol=2e-4)  # grey stays grey
     simulator = RigSimulator(SimulatorConfig(width=160, height=120, seed=0))
-    frames = [frame.astype(np.float64) for i in range(6) for frame in (simulator.render(i).blur, simulator.render(i).sharp)]
+    pairs = [simulator.render(i) for i in range(6)]
+    frames = [frame.astype(np.float64) for pair in pairs for frame in (pair.blur, pair.sharp)]
 
     def black_share(matrix: np.ndarray) -> float:
         return float(np.median([(np.einsum("ij,hwj->hwi", matrix, f) < 0.5).any(axis=2).mean() for f in frames]))

@@ -49,7 +49,8 @@ ROLES = ("B", "S")
 # undoes its crosstalk (rows sum to 1, negative off-diagonals), to four decimals as a
 # camera's register list shows it. A matrix made for a sensor of stronger overlap (a
 # typical [[1.6, -0.4, -0.2], ...]) over-saturated these sensors' colours: some channel
-# clipped at black over 8 % of the median frame, against 2.6 % with it off.
+# clipped at black over 8.6 % of the median frame, against 3.3 % with this one and 2.6 %
+# with none (docs/simulator.md).
 FACTORY_COLOUR_MATRIX = tuple(tuple(round(float(v), 4) for v in row)
                               for row in np.linalg.inv(nominal_sensor_response()))
 
