@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import CAMERA_MATRIX
 from reloblur.capture.backends.sim import SimBackend, SimCamera
 from reloblur.capture.cameras import CameraGoneError
 from reloblur.capture.recorder import CaptureOptions, capture, quick_rig
@@ -692,7 +693,7 @@ def test_the_sim_cameras_factory_matrix_is_made_for_their_sensor_so_it_does_not_
         return float(np.median([(np.einsum("ij,hwj->hwi", matrix, f) < 0.5).any(axis=2).mean() for f in frames]))
 
     assert black_share(factory) < 0.05  # 0.021 measured; 0.002 without a matrix
-    assert black_share(np.array(((1.6, -0.4, -0.2), (-0.3, 1.5, -0.2), (-0.1, -0.5, 1.6)))) > 0.2  # 0.30 measured
+    assert black_share(CAMERA_MATRIX) > 0.2  # 0.30 measured
 
 
 def test_a_colour_matrix_that_stays_on_is_recorded_and_warned_for_rgb_output_only():
