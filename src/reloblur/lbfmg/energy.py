@@ -77,8 +77,9 @@ def energy_evidence(bp: np.ndarray, sp: np.ndarray, inverse: np.ndarray, static:
         ``(H, W)`` bool, pixels either image clipped in some channel, or None: none.
     centred
         ``(H, W)`` bool, pixels where ``B - S`` is taken less its mean over the footprint
-        (its Gaussian of ``sigma_px``), or None: none. Where a difference of mean is
-        accounted for (a local colour map explained it), this tests the spread alone.
+        (its Gaussian of ``sigma_px``), or None: none. There the energy tests the spread
+        alone: where a difference of mean is accounted for (a local colour map explained
+        it), or is not to carry the mask's growth (far from what the mask holds).
     samples
         At most this many static pixels, evenly spaced, measure each statistic.
 
