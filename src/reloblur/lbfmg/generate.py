@@ -799,7 +799,7 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
                 # (taken whole, 8,100 px of a retina's macula beside a small object were
                 # grown over: IoU 0.21). Nearer, the offset is part of what finds a faint
                 # trail's tail.
-                near = within(mask, hull_gap)
+                near = within(mask, hull_gap) if (grown & ~mask).any() else mask
                 if (grown & ~near).any():
                     spread = energy_evidence(bp, sp, judge.inverse, static, sigma_px=params.smooth_sigma,
                                              unmeasured=~unclipped, centred=np.ones_like(near))
