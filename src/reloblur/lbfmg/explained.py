@@ -218,7 +218,7 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
 
 
 def discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
-                               opened: tuple[np.ndarray, np.ndarray], params: MaskParams) -> int:
+                               opened: np.ndarray, params: MaskParams) -> int:
     """Re-judge each candidate region with S's bounds open where an excess (or, clipped at
     black, a deficit) no camera measured was mixed into it (``opened``,
     :func:`~reloblur.lbfmg.clipping.unmeasured_excess`, :func:`~reloblur.lbfmg.clipping.unmeasured_deficit`),
@@ -237,11 +237,10 @@ def discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, 
     judged too: this excess is only ever on them.
 
     Returns the number of regions re-judged."""
-    above, below = opened
-    near = (above | below).any(axis=0)
+    near: np.ndarray = np.logical_or.reduce(opened)
     if not (mask & near).any():
         return 0
-    wider = replace(judge, clip_s=judge.clip_s.opened(above, below))
+    wider = replace(judge, clip_s=judge.clip_s.opened(opened))
 
     def as_recorded(rows: slice, cols: slice, component: np.ndarray, _: np.ndarray) -> np.ndarray | None:
         return ss[:, rows, cols] if near[rows, cols][component].any() else None

@@ -339,9 +339,9 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     colour_matrix
         ``(3, 3)`` the matrix ``align`` corrected S's colours with (its sidecar's
         ``color_matrix``; B's colours are its camera's own: nothing mixed them). Where
-        both cameras clipped a channel, the correction carried S's unmeasured excess into
-        the others, in the direction its signs give: a region that this explains is not
-        motion (:func:`unmeasured_excess`). Default: unknown.
+        both cameras clipped a channel, S's other channels differ from B's by an unmeasured
+        share of its excess, of a sign the matrix's small terms do not settle: a region
+        that this explains is not motion (:func:`unmeasured_excess`). Default: unknown.
     crosstalk
         How far the correction after the clip moved each channel beside a clipped one.
         ``"prior"``: up to :data:`~reloblur.lbfmg.clipping.CLIP_CROSSTALK` of the level, for cameras that may have
@@ -590,12 +590,11 @@ def _prepare(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None, clip
                      gain_measured, spread, output, rims, black.tolist(), blended)
 
 
-def _either(first: tuple[np.ndarray, np.ndarray] | None, second: tuple[np.ndarray, np.ndarray] | None
-            ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Bounds open where either of two ``(above, below)`` pairs opens them (None: nowhere)."""
+def _either(first: np.ndarray | None, second: np.ndarray | None) -> np.ndarray | None:
+    """Bounds open where either of two maps opens them (None: nowhere)."""
     if first is None or second is None:
         return first if second is None else second
-    return first[0] | second[0], first[1] | second[1]
+    return first | second
 
 
 def _inputs(blur: np.ndarray, sharp: np.ndarray, valid: np.ndarray | None
@@ -697,7 +696,7 @@ def _unlike_surroundings(candidates: Segments, mask: np.ndarray, bs: np.ndarray,
 
 def _regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
              usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
-             opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None,
+             opened: np.ndarray | None = None, *, blended: np.ndarray | None = None,
              step_ends: bool = False, unclipped: np.ndarray | None = None) -> tuple[np.ndarray, int, int, np.ndarray]:
     """The mask from the evidence (:func:`_judged_regions`, then :func:`_finished`); also the
     numbers of regions re-judged after a local colour correction and after a local shift,
@@ -722,7 +721,7 @@ class _Judged:
 
 def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray, judge: Judge,
                     usable: np.ndarray, valid: np.ndarray, params: MaskParams, blind: np.ndarray,
-                    opened: tuple[np.ndarray, np.ndarray] | None = None, *, blended: np.ndarray | None = None,
+                    opened: np.ndarray | None = None, *, blended: np.ndarray | None = None,
                     unclipped: np.ndarray | None = None) -> _Judged:
     """The regions from the evidence (hysteresis, an unmeasured excess, local colour and
     shift, specks, blown-out objects, closing, filling), the smoothing's spill trimmed.
