@@ -147,10 +147,20 @@ def _record(linear: np.ndarray, rng: np.random.Generator, well: float, camera: C
     return codes
 
 
-def make_pair(camera: Camera, index: int, *, seed: int, static: bool = False,
-              size: tuple[int, int] = (960, 640)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pair ``index`` of ``camera``'s row: B and S as 8-bit RGB ``(H, W, 3)`` (S not aligned)
-    and the truth ``(H, W)`` uint8 0/255 on B's grid; deterministic in (seed, index)."""
+@dataclass
+class _Drawn:
+    """What a pair's seed draws before the cameras record it: the scene (ground and objects,
+    each ``(patch, alpha, centre, travel, turn)``), S's colour relation (``S = relation @ B``
+    in linear light, before S's sensor clips) and S's view (a homography of the scene)."""
+
+    rng: np.random.Generator  # its noise draws come next
+    ground: np.ndarray
+    objects: list
+    relation: np.ndarray
+    view: np.ndarray
+
+
+def _draw(index: int, seed: int, static: bool, size: tuple[int, int]) -> _Drawn:
     rng = np.random.default_rng([seed, index, 4242])
     width, height = size
     ground = _ground(rng, width + 2 * MARGIN, height + 2 * MARGIN)
@@ -161,13 +171,6 @@ def make_pair(camera: Camera, index: int, *, seed: int, static: bool = False,
         extent, direction = (0.0 if static else rng.uniform(6, 40)), rng.uniform(0, 2 * math.pi)
         travel = extent * np.array([math.cos(direction), math.sin(direction)])
         objects.append((patch, alpha, centre, travel, 0.0 if static else rng.uniform(-5, 5)))
-    total, swept = np.zeros_like(ground), np.zeros(ground.shape[:2], np.float32)
-    for k in range(INSTANTS):
-        frame, covered = _render(ground, objects, (k + 0.5) / INSTANTS)
-        total += frame
-        swept = np.maximum(swept, covered)
-    blur_scene, sharp_scene = total / INSTANTS, _render(ground, objects, camera.s_instant)[0]
-    level = camera.brightness / max(float(np.percentile(blur_scene, 99)), 1e-6)
     colour = np.eye(3) + rng.normal(0, 0.04, (3, 3))
     colour /= colour.sum(axis=1, keepdims=True)
     gain = rng.uniform(0.9, 1.2)
@@ -175,12 +178,38 @@ def make_pair(camera: Camera, index: int, *, seed: int, static: bool = False,
     view = np.array([[scale * math.cos(angle), -scale * math.sin(angle), rng.uniform(-6, 6)],
                      [scale * math.sin(angle), scale * math.cos(angle), rng.uniform(-6, 6)],
                      [rng.uniform(-1e-5, 1e-5), rng.uniform(-1e-5, 1e-5), 1.0]])
-    into_scene = np.array([[1, 0, MARGIN], [0, 1, MARGIN], [0, 0, 1.0]]) @ view
-    s_view = cv2.warpPerspective((sharp_scene * level @ colour.T * gain).astype(np.float32), into_scene,
+    return _Drawn(rng, ground, objects, gain * colour, view)
+
+
+def colour_relation(index: int, *, seed: int, static: bool = False, size: tuple[int, int] = (960, 640)
+                    ) -> np.ndarray:
+    """``(3, 3)`` the map from B's linear colours onto S's of pair ``index`` (any row: the
+    rows differ in their cameras, not in what the seed draws), before S's sensor clipped
+    and before either camera's curve and coding: what ``align``'s colour fit estimates the
+    inverse of."""
+    return _draw(index, seed, static, size).relation
+
+
+def make_pair(camera: Camera, index: int, *, seed: int, static: bool = False,
+              size: tuple[int, int] = (960, 640)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pair ``index`` of ``camera``'s row: B and S as 8-bit RGB ``(H, W, 3)`` (S not aligned)
+    and the truth ``(H, W)`` uint8 0/255 on B's grid; deterministic in (seed, index)."""
+    drawn = _draw(index, seed, static, size)
+    width, height = size
+    ground, objects = drawn.ground, drawn.objects
+    total, swept = np.zeros_like(ground), np.zeros(ground.shape[:2], np.float32)
+    for k in range(INSTANTS):
+        frame, covered = _render(ground, objects, (k + 0.5) / INSTANTS)
+        total += frame
+        swept = np.maximum(swept, covered)
+    blur_scene, sharp_scene = total / INSTANTS, _render(ground, objects, camera.s_instant)[0]
+    level = camera.brightness / max(float(np.percentile(blur_scene, 99)), 1e-6)
+    into_scene = np.array([[1, 0, MARGIN], [0, 1, MARGIN], [0, 0, 1.0]]) @ drawn.view
+    s_view = cv2.warpPerspective((sharp_scene * level @ drawn.relation.T).astype(np.float32), into_scene,
                                  (width, height), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
     b_view = blur_scene[MARGIN : MARGIN + height, MARGIN : MARGIN + width] * level
-    blur = _record(b_view, rng, camera.b_well, camera)
-    sharp = _record(s_view, rng, camera.s_well, camera)
+    blur = _record(b_view, drawn.rng, camera.b_well, camera)
+    sharp = _record(s_view, drawn.rng, camera.s_well, camera)
     truth = np.zeros((height, width), np.uint8)
     if not static:
         truth[swept[MARGIN : MARGIN + height, MARGIN : MARGIN + width] > 0.1] = 255
