@@ -60,9 +60,8 @@ def main() -> int:
         return 1
     cameras = {"with JPEG": rows[0], "without JPEG (baseline)": replace(rows[0], jpeg=0)}
     jobs = [(i, False) for i in range(args.moving)] + [(10 + i, True) for i in range(args.static)]
-    checker: dict[str, list[float]] = {name: [] for name in cameras}
-    largest: dict[str, list[float]] = {name: [] for name in cameras}
-    pairs: dict[str, dict] = {}
+    # per pair "seed:index", per camera: [ColorChecker error, largest coefficient error]
+    pairs: dict[str, dict[str, list[float]]] = {}
     refused = 0
     for seed in args.seeds:
         for index, static in jobs:
@@ -72,20 +71,18 @@ def main() -> int:
             except AlignmentError:
                 refused += 1
                 continue
-            pairs[f"{seed}:{index}"] = {}
-            for name, matrix in fits.items():
-                checker[name].append(checker_error(matrix, truth))
-                largest[name].append(float(np.abs(matrix - truth).max()))
-                pairs[f"{seed}:{index}"][name] = [checker[name][-1], largest[name][-1]]
+            scores = {name: [checker_error(matrix, truth), float(np.abs(matrix - truth).max())]
+                      for name, matrix in fits.items()}
+            pairs[f"{seed}:{index}"] = scores
             print(f"seed {seed} pair {index:2d}: " + "  ".join(
-                f"{name}: checker {pairs[f'{seed}:{index}'][name][0]:.3f}, largest {pairs[f'{seed}:{index}'][name][1]:.3f}"
-                for name in cameras), flush=True)
+                f"{name}: checker {checker:.3f}, largest {largest:.3f}" for name, (checker, largest) in scores.items()),
+                flush=True)
     if not pairs:
         print("align refused every pair", file=sys.stderr)
         return 2
     report = {"row": rows[0].name, "seeds": args.seeds, "refused": refused, "pairs": pairs,
-              "checker": {name: summary(v) for name, v in checker.items()},
-              "largest": {name: summary(v) for name, v in largest.items()}}
+              "checker": {name: summary([p[name][0] for p in pairs.values()]) for name in cameras},
+              "largest": {name: summary([p[name][1] for p in pairs.values()]) for name in cameras}}
     print(f"{rows[0].name}: {len(pairs)} pairs ({refused} refused by align)")
     for name in cameras:
         c, g = report["checker"][name], report["largest"][name]
