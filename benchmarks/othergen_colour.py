@@ -8,10 +8,12 @@ against the true one (``align_bench``'s ``checker_error``: median over the patch
 worst channel's relative error) and by its largest coefficient's error.
 
 Baseline, in the same run on the same scenes and noise draws: the row's cameras without the
-JPEG coding (``jpeg=0``), so that the difference is the coding's alone.
+JPEG coding (``jpeg=0``), so that the difference is the coding's alone. ``--color-mode``
+picks ``align``'s colour fit (``reloblur align --color-mode``; default ``matrix``).
 
     python benchmarks/othergen_colour.py                          # the JPEG row, seeds 1-8, static pairs
     python benchmarks/othergen_colour.py --seeds 6 8 --moving 4 --json out.json
+    python benchmarks/othergen_colour.py --color-mode colourful
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_write_json  # noqa: E402
 from reloblur.imaging.imageio import srgb_to_linear  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair  # noqa: E402
+from reloblur.postprocess.color import ColorFitError, check_color_mode  # noqa: E402
 
 
 def summary(errors: list[float]) -> dict:
@@ -38,10 +41,11 @@ def summary(errors: list[float]) -> dict:
     return {"pairs": int(e.size), "median": float(np.median(e)), "mean": float(e.mean()), "max": float(e.max())}
 
 
-def fitted_map(camera, index: int, seed: int, static: bool) -> np.ndarray:
+def fitted_map(camera, index: int, seed: int, static: bool, color_mode: str = "matrix") -> np.ndarray:
     """``align``'s colour matrix (S onto B) for pair ``index`` of ``camera``'s row."""
     blur, sharp, _ = make_pair(camera, index, seed=seed, static=static)
-    result = align_pair(srgb_to_linear(blur), srgb_to_linear(sharp), settings=AlignSettings(crop=False))
+    result = align_pair(srgb_to_linear(blur), srgb_to_linear(sharp),
+                        settings=AlignSettings(crop=False, color_mode=check_color_mode(color_mode)))
     return np.asarray(result.color.matrix, np.float64)
 
 
@@ -51,9 +55,15 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(1, 9)))
     parser.add_argument("--moving", type=int, default=0, help="moving pairs a seed (0..N-1)")
     parser.add_argument("--static", type=int, default=3, help="static pairs a seed (10, 11, ...)")
+    parser.add_argument("--color-mode", default="matrix", help="align's colour fit (default: matrix)")
     parser.add_argument("--json", type=Path, help="write per-pair errors and the summaries here")
     args = parser.parse_args()
     keep_freed_memory()
+    try:
+        check_color_mode(args.color_mode)
+    except ColorFitError as exc:
+        print(f"--color-mode: {exc}", file=sys.stderr)
+        return 1
     rows = [r for r in ROWS if args.only in r.name]
     if len(rows) != 1 or not rows[0].jpeg:
         print(f"--only {args.only!r}: name exactly one row with in-camera JPEG", file=sys.stderr)
@@ -67,7 +77,8 @@ def main() -> int:
         for index, static in jobs:
             truth = np.linalg.inv(colour_relation(index, seed=seed, static=static))
             try:
-                fits = {name: fitted_map(camera, index, seed, static) for name, camera in cameras.items()}
+                fits = {name: fitted_map(camera, index, seed, static, args.color_mode)
+                        for name, camera in cameras.items()}
             except AlignmentError:
                 refused += 1
                 continue
@@ -80,10 +91,11 @@ def main() -> int:
     if not pairs:
         print("align refused every pair", file=sys.stderr)
         return 2
-    report = {"row": rows[0].name, "seeds": args.seeds, "refused": refused, "pairs": pairs,
+    report = {"row": rows[0].name, "color_mode": args.color_mode, "seeds": args.seeds, "refused": refused,
+              "pairs": pairs,
               "checker": {name: summary([p[name][0] for p in pairs.values()]) for name in cameras},
               "largest": {name: summary([p[name][1] for p in pairs.values()]) for name in cameras}}
-    print(f"{rows[0].name}: {len(pairs)} pairs ({refused} refused by align)")
+    print(f"{rows[0].name}, --color-mode {args.color_mode}: {len(pairs)} pairs ({refused} refused by align)")
     for name in cameras:
         c, g = report["checker"][name], report["largest"][name]
         print(f"  {name:24s} checker median {c['median']:.3f} max {c['max']:.3f}   "

@@ -48,11 +48,9 @@ def test_pixel_noise_of_images_too_small_to_measure_is_zero_not_an_error():
 def test_a_grey_scene_pins_the_white_balance_not_the_crosstalk():
     """A grey wall with texture (every pixel R = G = B) seen by two cameras whose relation is
     per-channel gains. The scene spans one colour direction: in the other two, S's
-    noise is all there is. Plain least squares maps that noise onto B's and desaturates
-    (off-diagonal entries near 0.35). The fit takes every pixel as grey (none stands out of
-    the noise) and follows the gains there, with S's noise model or without one: every
-    entry within 0.01 (0.001 at most over eight seeds; 0.03 with the noise model alone,
-    before the fit put the grey pixels on the dominant colour)."""
+    noise is all there is. A plain least-squares fit maps that noise onto B's and
+    desaturates (off-diagonal entries near 0.35); given S's noise, the fit follows the
+    gains there: every entry within 0.05 (0.03 at most over eight seeds)."""
     rng = np.random.default_rng(5)
     grey = 0.05 + 0.5 * _texture(rng, 6.0)
     scene = np.dstack([grey] * 3)
@@ -60,10 +58,25 @@ def test_a_grey_scene_pins_the_white_balance_not_the_crosstalk():
     blur = scene * gains + rng.normal(0, 0.003, scene.shape)
     sigma_s = 0.02
     sharp = scene + rng.normal(0, sigma_s, scene.shape)
-    plain = np.linalg.lstsq(sharp.reshape(-1, 3), blur.reshape(-1, 3), rcond=None)[0].T
-    assert np.abs(plain - np.diag(gains)).max() > 0.2  # what it fixes
+    fit = fit_color(sharp.astype(np.float32), blur.astype(np.float32), mode="matrix",
+                    source_noise=fit_pixel_noise(sharp))
+    np.testing.assert_allclose(fit.matrix, np.diag(gains), atol=0.05)
+    plain = fit_color(sharp.astype(np.float32), blur.astype(np.float32), mode="matrix")
+    assert np.abs(plain.matrix - np.diag(gains)).max() > 0.2  # what it fixes
+
+
+def test_a_colourful_fit_of_a_grey_scene_is_the_gains_with_or_without_a_noise_model():
+    """The grey wall above, fitted with ``mode="colourful"``: no pixel stands out of the
+    noise, so every one is put on the dominant colour and the colour directions follow the
+    gains, given S's noise model or not: every entry within 0.01 (0.001 at most over eight
+    seeds)."""
+    rng = np.random.default_rng(5)
+    scene = np.dstack([0.05 + 0.5 * _texture(rng, 6.0)] * 3)
+    gains = np.array([1.15, 1.0, 0.85])
+    blur = scene * gains + rng.normal(0, 0.003, scene.shape)
+    sharp = scene + rng.normal(0, 0.02, scene.shape)
     for noise in (fit_pixel_noise(sharp), None):
-        fit = fit_color(sharp.astype(np.float32), blur.astype(np.float32), mode="matrix", source_noise=noise)
+        fit = fit_color(sharp.astype(np.float32), blur.astype(np.float32), mode="colourful", source_noise=noise)
         np.testing.assert_allclose(fit.matrix, np.diag(gains), atol=0.01)
         assert fit.colour_samples < 0.01 * fit.samples
 
@@ -75,14 +88,14 @@ def _jpeg_coded(linear: np.ndarray, quality: int = 90) -> np.ndarray:
     return srgb_to_linear(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255)
 
 
-def test_a_grey_scene_coded_as_jpeg_keeps_its_few_coloured_pixels_colour():
+def test_a_colourful_fit_keeps_a_jpeg_coded_grey_scene_s_few_coloured_pixels_colour():
     """A near-grey textured wall with two small static coloured objects (1 % of the frame),
     both cameras' frames coded as JPEG q90, S four times noisier. The coding leaves coarse
-    noise that the pixel noise model, measured on fine detail, does not see; over the
-    wall's pixels it desaturated the fit (0.20-0.27 off on six seeds before
-    the fit put S's pixels that do not stand out of the dominant colour on it). Now the
-    known matrix is recovered within 0.1 (0.07 at most over six seeds), and the colour
-    directions rest on a small minority of the samples."""
+    noise that the pixel noise model, measured on fine detail, does not see, and over the
+    wall's pixels a ``matrix`` fit desaturates (0.20-0.27 off on six seeds). A
+    ``colourful`` fit puts S's pixels that do not stand out of the dominant colour on it
+    and recovers the known matrix within 0.1 (0.07 at most over six seeds), its colour
+    directions resting on a small minority of the samples."""
     rng = np.random.default_rng(0)
     scene = np.dstack([0.05 + 0.4 * _texture(rng, 5.0)] * 3) * np.array([1.0, 0.97, 0.9])
     scene[100:120, 200:225] = [0.40, 0.15, 0.08]
@@ -91,7 +104,10 @@ def test_a_grey_scene_coded_as_jpeg_keeps_its_few_coloured_pixels_colour():
     blur = _jpeg_coded(scene + rng.normal(0, 1, scene.shape) * np.sqrt(5e-5 * scene + 1e-6))
     seen_by_s = np.einsum("ij,hwj->hwi", np.linalg.inv(matrix), scene)
     sharp = _jpeg_coded(seen_by_s + rng.normal(0, 1, scene.shape) * np.sqrt(8e-4 * np.clip(seen_by_s, 0, None) + 4e-6))
-    fit = fit_color(sharp, blur, source_noise=fit_pixel_noise(sharp))
+    plain = fit_color(sharp, blur, source_noise=fit_pixel_noise(sharp))
+    assert np.abs(plain.matrix - matrix).max() > 0.15  # what it fixes
+    assert plain.colour_samples == plain.samples
+    fit = fit_color(sharp, blur, mode="colourful", source_noise=fit_pixel_noise(sharp))
     np.testing.assert_allclose(fit.matrix, matrix, atol=0.1)
     assert 0 < fit.colour_samples < 0.05 * fit.samples
 

@@ -42,7 +42,9 @@ def align_command(
     no_crop: Annotated[bool, typer.Option("--no-crop", metavar="", help="Keep B's full grid; write <id>.valid.png masks.")] = False,
     resize: Annotated[Optional[str], typer.Option("--resize", help="Resize outputs to WxH (e.g. 538x359).")] = None,
     resize_filter: Annotated[str, typer.Option("--resize-filter", help="area or bicubic.")] = "area",
-    color_mode: Annotated[str, typer.Option("--color-mode", help="matrix, affine, gain, scalar or calibrated.")] = "matrix",
+    color_mode: Annotated[str, typer.Option(
+        "--color-mode", help="matrix, affine, gain, scalar, colourful (colour directions from the colourful pixels "
+        "alone: truer to a few coloured objects on a grey frame) or calibrated.")] = "matrix",
     mirror_sharp: Annotated[str, typer.Option(
         "--mirror-sharp",
         help="How S's image is mirrored relative to B's (a beam splitter reflects one camera's view): auto (S as it "

@@ -38,6 +38,7 @@ from reloblur.imaging.clipping import (
 )
 from reloblur.imaging.imageio import linear_to_srgb
 from reloblur.postprocess.color import (
+    MATRIX_MODES,
     MIN_COLOR_SAMPLES,
     SATURATION,
     ColorFit,
@@ -827,7 +828,7 @@ def _working_scale(blur: np.ndarray, sharp: np.ndarray, settings: AlignSettings,
     return _Work(blur_w, gray_w, sharp_w, b_size, s_size, _scaling(b_size[0] / w), _scaling(s_size[0] / ws), known,
                  max(1, int(settings.mask_dilation * min(b_size))), featureless,
                  # only a matrix fit has colour directions to shrink
-                 fit_pixel_noise(sharp_w) if settings.color_mode in ("matrix", "affine") else None,
+                 fit_pixel_noise(sharp_w) if settings.color_mode in MATRIX_MODES else None,
                  (clipped[0], clipped[1]))
 
 
@@ -882,7 +883,7 @@ def _colour_and_static(work: _Work, h_w: np.ndarray, static_w: np.ndarray | None
             except ColorFitError:
                 # The outputs clipped nearly everywhere: their bounds are all there is to
                 # fit, and a gain per channel bends less to them than a matrix's nine terms.
-                mode = "gain" if mode in ("matrix", "affine") else mode
+                mode = "gain" if mode in MATRIX_MODES else mode
                 return replace(fit_color(source, work.blur, mask=allowed, mode=mode, source_noise=noise),
                                on_clipped=True)
         return fit_color(source, work.blur, mask=allowed, mode=mode, source_noise=noise)
@@ -924,7 +925,7 @@ def _qa_flags(transform: TransformSummary, psnr: float, registration: Registrati
     camera outputs clipped (:attr:`ColorFit.on_clipped`)."""
     flags = []
     if color.on_clipped:
-        fitted = ("a gain per channel" if color.mode == "gain" and color_mode in ("matrix", "affine")
+        fitted = ("a gain per channel" if color.mode == "gain" and color_mode in MATRIX_MODES
                   else "the calibration's brightness gain" if color_mode == "calibrated" else f"the {color_mode} map")
         flags.append(f"colour: under {MIN_COLOR_SAMPLES} pixels where neither camera's output clipped before its "
                      f"matrix was undone; {fitted} was fitted on the clipped ones, and S's colours are uncertain")

@@ -2,9 +2,7 @@
 
 Fits ``target ~ M @ source (+ t)`` robustly (iteratively reweighted least squares with
 Huber weights, scale from the median absolute deviation) on static, unsaturated pixels:
-moving objects and clipped highlights break any linear model and must not steer it. A
-matrix's colour directions rest on the pixels whose colour stands out of the frame's
-dominant one, the rest only say how that colour maps.
+moving objects and clipped highlights break any linear model and must not steer it.
 """
 
 from __future__ import annotations
@@ -20,12 +18,14 @@ from reloblur.errors import ReloblurError
 from reloblur.imaging.clipping import channel_max, channel_min
 from reloblur.robust import PixelNoise, huber_weights, mad_sigma
 
-FitMode = Literal["matrix", "affine", "gain", "scalar"]
+FitMode = Literal["matrix", "affine", "gain", "scalar", "colourful"]
 MODES: tuple[str, ...] = get_args(FitMode)
 # What align accepts: a fitted model, or the calibration's matrix with a fitted gain.
-ColorMode = Literal["matrix", "affine", "gain", "scalar", "calibrated"]
+ColorMode = Literal["matrix", "affine", "gain", "scalar", "colourful", "calibrated"]
 COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
 SATURATION = 0.98
+# The fits whose colour directions S's noise can pull: a 3x3 matrix, with or without offset.
+MATRIX_MODES = ("matrix", "affine", "colourful")
 # The fewest usable pixels a colour model is fitted on.
 MIN_COLOR_SAMPLES = 100
 # The ridge towards the per-channel gains, in units of S's noise energy: a colour direction
@@ -65,8 +65,8 @@ class ColorFit:
     # Fitted on pixels where a camera's output clipped before its matrix was undone, as too
     # few others were left: their values are bounds, and the fit is uncertain.
     on_clipped: bool = False
-    # Samples whose colour stood out of the frame's dominant one: what the colour
-    # directions of a matrix rest on (the rest fix only the dominant colour's mapping).
+    # The samples a matrix's colour directions rest on: every one, or for a colourful fit
+    # those whose colour stood out of the frame's dominant one.
     colour_samples: int = 0
 
     @property
@@ -111,7 +111,11 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         are removed in addition.
     mode
         ``matrix`` (3x3), ``affine`` (3x3 + offset), ``gain`` (per-channel gains, for
-        scenes too weak in colour to constrain a matrix), ``scalar`` (one gain).
+        scenes too weak in colour to constrain a matrix), ``scalar`` (one gain), or
+        ``colourful``: a 3x3 matrix whose colour directions rest on the samples whose
+        colour stands out of the frame's dominant one (:class:`_DominantColour`), truer to
+        a few coloured objects on a mostly grey frame, where a ``matrix`` fit follows the
+        grey majority (see ``docs/alignment.md``, step 3, for what each costs).
     max_samples
         Pixels drawn (deterministically, by ``seed``) to keep the fit fast.
     denoise_sigma
@@ -126,10 +130,6 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         With it, ``matrix`` and ``affine`` fits shrink towards the per-channel gains, not
         towards zero, along colour directions the scene does not vary in beyond that
         noise. ``None``: the source is taken as noiseless (plain robust least squares).
-        Either way, after a first pass a ``matrix`` or ``affine`` fit takes every sample
-        whose colour does not stand out of the frame's dominant one as that colour
-        (:attr:`ColorFit.colour_samples` counts the others): its colour variation is
-        noise, of a kind no pixel noise model fully knows once a camera coded it as JPEG.
 
     Raises
     ------
@@ -159,20 +159,23 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
     noise_variance = None
     if source_noise is not None:
         noise_variance = source_noise.variance(s) * (_smoothed_variance_factor(denoise_sigma) if denoise_sigma else 1.0)
-    # The first pass fits every sample as measured; the later ones put the samples whose
-    # colour does not stand out of that fit's residual on the dominant colour.
-    colourful, s_fit, axis, unexplained = np.ones(len(s), bool), s, np.zeros(3), None
+    # A colourful fit's first pass fits every sample as measured; the later ones put the
+    # samples whose colour does not stand out of that fit's residual on the dominant colour.
+    colourful, s_fit, unexplained = np.ones(len(s), bool), s, None
+    dominant = _DominantColour(s, t) if mode == "colourful" else None
     weights = np.ones(len(s))
     matrix, offset = np.eye(3), np.zeros(3)
     for iteration in range(iterations):
-        if mode in ("matrix", "affine"):
-            if iteration:
+        if mode in MATRIX_MODES:
+            if dominant is not None and iteration:
                 unexplained = t - (s @ matrix.T + offset)
-                colourful, s_fit, axis = _grey_projected(s, t, unexplained)
+                colourful, s_fit = dominant.split(s, unexplained)
             design = np.hstack([s_fit, np.ones((len(s), 1))]) if mode == "affine" else s_fit
             wd = design * weights[:, None]
-            normal, right = _towards_gains(wd.T @ design, wd.T @ t, s, t, weights, noise_variance,
-                                           colourful, axis, unexplained)
+            normal, right = wd.T @ design, wd.T @ t
+            if noise_variance is not None or dominant is not None:
+                normal, right = _towards_gains(normal, right, s, t, weights, noise_variance, colourful,
+                                               None if dominant is None else dominant.axis_s, unexplained)
             solution = np.linalg.lstsq(normal, right, rcond=None)[0]
             matrix = solution[:3].T
             offset = solution[3] if mode == "affine" else np.zeros(3)
@@ -194,14 +197,12 @@ def fit_color(source: np.ndarray, target: np.ndarray, *, mask: np.ndarray | None
         residual_rms=float(np.sqrt((residual[inliers] ** 2).mean())),
         samples=int(len(s)),
         inlier_fraction=float(inliers.mean()),
-        colour_samples=int(colourful.sum()),
+        colour_samples=int(colourful.sum()) if mode in MATRIX_MODES else 0,
     )
 
 
-def _grey_projected(s: np.ndarray, t: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Which samples carry a colour direction, and S's samples with every other one put on
-    S's dominant colour: ``(colourful, s, axis)``, ``axis`` the unit vector of that colour.
-    ``residual``: ``(N, 3)``, B less S through the fit so far.
+class _DominantColour:
+    """The frame's dominant colour, and which samples' colour stands out of it.
 
     Most of a frame is often one colour (grey walls, a road, sky), and its pixels say how
     that colour maps and little about any other: their colour variation is mostly noise.
@@ -224,30 +225,42 @@ def _grey_projected(s: np.ndarray, t: np.ndarray, residual: np.ndarray) -> tuple
     it, and what the fit has yet to explain. B's colour, not S's: S is the regressor, and
     choosing samples by its noise would bias the fit; B is the less noisy of the two.
     """
-    axes = []
-    for image in (s, t):
-        dominant = np.median(image / np.maximum(image.sum(axis=1, keepdims=True), 1e-6), axis=0)
-        axes.append(dominant / max(float(np.linalg.norm(dominant)), 1e-12))
-    axis_s, axis_t = axes
 
-    def across(rows: np.ndarray) -> np.ndarray:
-        return rows - (rows @ axis_t)[:, None] * axis_t
+    def __init__(self, s: np.ndarray, t: np.ndarray) -> None:
+        self.axis_s, self.axis_t = (_median_colour(image) for image in (s, t))
+        self.s_on_axis = (s @ self.axis_s)[:, None] * self.axis_s
+        across = self._across(t)
+        self.t_off_axis = np.maximum(np.maximum(np.abs(across[:, 0]), np.abs(across[:, 1])), np.abs(across[:, 2]))
 
-    spread = max(mad_sigma(column) for column in across(residual).T)
-    colourful = np.abs(across(t)).max(axis=1) > COLOURFUL_SIGMAS * spread
-    s_fit = s.copy()
-    s_fit[~colourful] = (s[~colourful] @ axis_s)[:, None] * axis_s
-    return colourful, s_fit, axis_s
+    def _across(self, rows: np.ndarray) -> np.ndarray:
+        return rows - (rows @ self.axis_t)[:, None] * self.axis_t
+
+    def split(self, s: np.ndarray, residual: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(colourful, s_fit)``: which samples stand out of the residual ``(N, 3)`` (B less S
+        through the fit so far), and ``s`` with every other sample on the dominant colour."""
+        across = self._across(residual)
+        spread = max(mad_sigma(np.ascontiguousarray(across[:, c])) for c in range(3))
+        colourful = self.t_off_axis > COLOURFUL_SIGMAS * spread
+        return colourful, np.where(colourful[:, None], s, self.s_on_axis)
+
+
+def _median_colour(rows: np.ndarray) -> np.ndarray:
+    """The unit vector of the per-channel median chromaticity of ``(N, 3)`` rows."""
+    total = np.maximum(rows[:, 0] + rows[:, 1] + rows[:, 2], 1e-6)
+    median = np.array([np.median(rows[:, c] / total) for c in range(3)])
+    return median / max(float(np.linalg.norm(median)), 1e-12)
 
 
 def _towards_gains(normal: np.ndarray, right: np.ndarray, s: np.ndarray, t: np.ndarray, weights: np.ndarray,
-                   noise_variance: np.ndarray | None, colourful: np.ndarray, axis: np.ndarray,
+                   noise_variance: np.ndarray | None, colourful: np.ndarray, axis: np.ndarray | None,
                    residual: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The normal equations of the matrix fit on the samples as :func:`_grey_projected`
-    put them, corrected for S's noise and with a prior at the per-channel gains (the
-    cameras' white balance). ``s``, ``t``: the samples as measured; ``noise_variance``:
-    ``(N, 3)``, each sample's, as smoothed (``None``: noiseless); ``residual``: ``(N, 3)``,
-    B less S through the fit so far (``None`` in the first pass).
+    """The normal equations of the matrix fit, corrected for S's noise and with a prior at
+    the per-channel gains (the cameras' white balance). ``s``, ``t``: the samples as
+    measured; ``noise_variance``: ``(N, 3)``, each sample's, as smoothed (``None``:
+    noiseless). For a colourful fit, the samples not ``colourful`` were put on S's
+    dominant colour, ``axis`` (:class:`_DominantColour`), and ``residual`` is ``(N, 3)``,
+    B less S through the fit so far (``None`` in its first pass); for a matrix fit, every
+    sample is colourful and ``axis`` and ``residual`` are ``None``.
 
     S's noise adds its energy ``N`` to the normal matrix, which pulls the map towards zero
     along each colour direction by signal / (signal + noise) (regression dilution): on a
@@ -256,13 +269,14 @@ def _towards_gains(normal: np.ndarray, right: np.ndarray, s: np.ndarray, t: np.n
     ``axis`` only) is taken out of the normal matrix (what is left is kept positive
     semi-definite, so an overestimated noise cannot turn into a negative signal), and a
     ridge towards the gains is put in of weight ``GAINS_PRIOR_WEIGHT * U``, ``U`` the
-    colourful samples' noise energy or, where larger, the energy of their residual: a
-    colour direction with signal ``E`` follows the data by ``E / (E + 2 U)`` and the gains
-    by the rest. What the map leaves unexplained on those samples (noise the model does not
-    know, a vignetting difference, a blend pixel at a moving edge) makes the direction as
-    uncertain as noise would: on the simulator's grey scenes, whose few thousand pixels
-    that stand out carry more misfit than colour, the map came out up to 0.52 off on the
-    ColorChecker colours without it (0.11 with it).
+    colourful samples' noise energy or, in a colourful fit where larger, the energy of
+    their residual: a colour direction with signal ``E`` follows the data by
+    ``E / (E + 2 U)`` and the gains by the rest. What the map leaves unexplained on those
+    samples (noise the model does not know, a vignetting difference, a blend pixel at a
+    moving edge) makes the direction as uncertain as noise would: on the simulator's grey
+    scenes, whose few thousand pixels that stand out carry more misfit than colour, the
+    colourful map came out up to 0.52 off on the ColorChecker colours without it (0.11
+    with it).
     """
     # Weighted column sums as products with the weights: numpy reduces (N, 3) columns
     # several times slower, and this runs in every iteration of every fit.
@@ -273,15 +287,19 @@ def _towards_gains(normal: np.ndarray, right: np.ndarray, s: np.ndarray, t: np.n
     if noise_variance is not None:
         noise_energy = weights @ noise_variance
         energy = np.maximum(energy - noise_energy, 0.5 * energy)
-        grey = ~colourful
-        uncertain = weights[colourful] @ noise_variance[colourful]
-        axis_noise = float(weights[grey] @ (noise_variance[grey] @ (axis * axis)))
-        values, vectors = np.linalg.eigh(signal - np.diag(uncertain) - axis_noise * np.outer(axis, axis))
+        colourful_weights = weights * colourful
+        uncertain = colourful_weights @ noise_variance
+        noise = np.diag(uncertain)
+        if axis is not None:
+            noise += float((weights - colourful_weights) @ (noise_variance @ (axis * axis))) * np.outer(axis, axis)
+        values, vectors = np.linalg.eigh(signal - noise)
         signal = (vectors * np.maximum(values, 0.0)) @ vectors.T
     if residual is not None:
-        uncertain = np.maximum(uncertain, weights[colourful] @ (residual[colourful] ** 2))
+        uncertain = np.maximum(uncertain, (weights * colourful) @ (residual * residual))
     gains = weights @ (s * t) / np.maximum(energy, 1e-12)
-    prior = GAINS_PRIOR_WEIGHT * uncertain + NULL_DIRECTION_PRIOR * float(np.trace(normal[:3, :3])) / 3
+    prior = GAINS_PRIOR_WEIGHT * uncertain
+    if axis is not None:
+        prior = prior + NULL_DIRECTION_PRIOR * float(np.trace(normal[:3, :3])) / 3
     normal[:3, :3] = signal + np.diag(prior)
     right[:3] += np.diag(prior * gains)
     return normal, right
