@@ -10,6 +10,7 @@ Baseline, in the same run on the same aligned pairs: the plain thresholded diffe
 
     python benchmarks/othergen_bench.py                       # 10 moving + 3 static a row, 960x640
     python benchmarks/othergen_bench.py --moving 4 --static 1 --only dark --json
+    python benchmarks/othergen_bench.py --align-option=--color-mode --align-option=colourful
 """
 
 from __future__ import annotations
@@ -76,11 +77,11 @@ def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[s
 
 
 def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int,
-              size: tuple[int, int], tell_phase: bool = False) -> dict[str, object]:
+              size: tuple[int, int], tell_phase: bool = False, align_options: tuple[str, ...] = ()) -> dict[str, object]:
     pairs, aligned, out = work / "pairs", work / "aligned", work / "masks"
     truths = write_row(pairs, camera, moving=moving, static=static, seed=seed, size=size)
     start = time.perf_counter()
-    align_exit = run(["align", str(pairs), str(aligned), "--no-crop"])
+    align_exit = run(["align", str(pairs), str(aligned), "--no-crop", *align_options])
     # These pairs are a folder, not a session, so nothing records S's instant: the mask
     # step reads it from each pair, or (tell_phase) a user who knows the rig's tells it
     phase = recorded_phase(camera.s_instant)
@@ -133,6 +134,9 @@ def main() -> None:
     parser.add_argument("--tell-phase", action="store_true",
                         help="tell mask generate each row's S instant (--s-phase), as a user who knows the rig's; "
                              "by default it reads it from each pair")
+    parser.add_argument("--align-option", action="append", default=[], dest="align_options", metavar="ARG",
+                        help="passed on to reloblur align, one argument each (e.g. --align-option=--color-mode "
+                             "--align-option=colourful)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--summary", type=Path, nargs="+", default=None, metavar="JSON",
                         help="the table in docs/benchmarks.md: --json result files of different --seed, side by side")
@@ -147,13 +151,14 @@ def main() -> None:
     for row in rows:
         with tempfile.TemporaryDirectory() as folder:
             result = bench_row(row, Path(folder), moving=args.moving, static=args.static, seed=args.seed,
-                               size=args.size, tell_phase=args.tell_phase)
+                               size=args.size, tell_phase=args.tell_phase, align_options=tuple(args.align_options))
         results.append(result)
         print(f"{row.name}: mean IoU {_cell(result['ours']['mean_iou'])}, static max "
               f"{_cell(result['ours']['static_area_pct_max'], 2)} %", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
-                          "tell_phase": args.tell_phase, "rows": results}, indent=1))
+                          "tell_phase": args.tell_phase, "align_options": args.align_options, "rows": results},
+                         indent=1))
         return
     print("| row | ours: mean IoU | min | recall | precision | boundary F | static max % | plain: mean IoU | "
           "static max % | exits |")

@@ -101,6 +101,18 @@ def test_the_bench_reads_s_instant_from_the_pairs_unless_told(tell, tmp_path):
     assert (evidence is None) if tell else isinstance(evidence["at_an_end"], bool)
 
 
+def test_the_bench_passes_align_options_on_to_align(tmp_path):
+    """``--align-option`` reaches ``reloblur align``: the sidecars record the colour mode."""
+    import json
+
+    bench, othergen = benchmark_module("othergen_bench"), benchmark_module("othergen")
+    result = bench.bench_row(othergen.ROWS[0], tmp_path, moving=1, static=0, seed=1, size=(480, 320),
+                             align_options=("--color-mode", "colourful"))
+    assert result["align_exit"] == 0
+    (sidecar,) = (tmp_path / "aligned").rglob("*.align.json")
+    assert json.loads(sidecar.read_text())["color_mode"] == "colourful"
+
+
 def test_the_bench_scores_iou_with_its_two_parts_and_static_pairs_by_area():
     """Known answer: a mask of a moving pair's left 6 columns of its 8 marked, a static pair
     with 4 of 100 pixels marked, a pair align refused (no mask)."""
