@@ -112,6 +112,27 @@ def test_a_colourful_fit_keeps_a_jpeg_coded_grey_scene_s_few_coloured_pixels_col
     assert 0 < fit.colour_samples < 0.05 * fit.samples
 
 
+def test_a_colourful_fit_rests_its_colour_directions_on_the_coloured_object():
+    """Known answer: a grey textured wall with one static coloured patch, 2.5 % of the frame.
+    The samples a colourful fit calls colourful are the patch and its rim blurred by the
+    fit's smoothing (3.3 % on four seeds; every sample for a matrix fit), and the map takes
+    the patch's colour to B's within 0.5 % of its brightest channel (0.14 % at most over
+    four seeds)."""
+    rng = np.random.default_rng(0)
+    scene = np.dstack([0.1 + 0.5 * _texture(rng, 5.0)] * 3)
+    colour = np.array([0.45, 0.2, 0.1])
+    scene[60:100, 100:148] = colour
+    matrix = np.array([[1.05, 0.05, 0.0], [0.02, 0.95, 0.03], [0.0, 0.06, 0.9]])
+    blur = np.einsum("ij,hwj->hwi", matrix, scene) + rng.normal(0, 0.003, scene.shape)
+    sharp = scene + rng.normal(0, 0.01, scene.shape)
+    fit = fit_color(sharp.astype(np.float32), blur.astype(np.float32), mode="colourful",
+                    source_noise=fit_pixel_noise(sharp))
+    assert 0.025 <= fit.colour_samples / fit.samples <= 0.035
+    np.testing.assert_allclose(fit.matrix @ colour, matrix @ colour, atol=0.005 * (matrix @ colour).max())
+    plain = fit_color(sharp.astype(np.float32), blur.astype(np.float32), source_noise=fit_pixel_noise(sharp))
+    assert plain.colour_samples == plain.samples
+
+
 def test_a_colourful_scene_still_fits_its_crosstalk_with_the_noise_model():
     """Where the scene spans every colour direction well above S's noise, the shrinkage
     towards the gains is negligible: a known crosstalk matrix is recovered within 0.01."""
