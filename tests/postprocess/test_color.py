@@ -104,9 +104,9 @@ def test_a_colourful_fit_keeps_a_jpeg_coded_grey_scene_s_few_coloured_pixels_col
     blur = _jpeg_coded(scene + rng.normal(0, 1, scene.shape) * np.sqrt(5e-5 * scene + 1e-6))
     seen_by_s = np.einsum("ij,hwj->hwi", np.linalg.inv(matrix), scene)
     sharp = _jpeg_coded(seen_by_s + rng.normal(0, 1, scene.shape) * np.sqrt(8e-4 * np.clip(seen_by_s, 0, None) + 4e-6))
-    plain = fit_color(sharp, blur, source_noise=fit_pixel_noise(sharp))
-    assert np.abs(plain.matrix - matrix).max() > 0.15  # what it fixes
-    assert plain.colour_samples == plain.samples
+    matrix_fit = fit_color(sharp, blur, source_noise=fit_pixel_noise(sharp))
+    assert np.abs(matrix_fit.matrix - matrix).max() > 0.15  # what it fixes
+    assert matrix_fit.colour_samples == matrix_fit.samples
     fit = fit_color(sharp, blur, mode="colourful", source_noise=fit_pixel_noise(sharp))
     np.testing.assert_allclose(fit.matrix, matrix, atol=0.1)
     assert 0 < fit.colour_samples < 0.05 * fit.samples
@@ -129,8 +129,8 @@ def test_a_colourful_fit_rests_its_colour_directions_on_the_coloured_object():
                     source_noise=fit_pixel_noise(sharp))
     assert 0.025 <= fit.colour_samples / fit.samples <= 0.035
     np.testing.assert_allclose(fit.matrix @ colour, matrix @ colour, atol=0.005 * (matrix @ colour).max())
-    plain = fit_color(sharp.astype(np.float32), blur.astype(np.float32), source_noise=fit_pixel_noise(sharp))
-    assert plain.colour_samples == plain.samples
+    matrix_fit = fit_color(sharp.astype(np.float32), blur.astype(np.float32), source_noise=fit_pixel_noise(sharp))
+    assert matrix_fit.colour_samples == matrix_fit.samples
 
 
 def test_a_colourful_scene_still_fits_its_crosstalk_with_the_noise_model():
