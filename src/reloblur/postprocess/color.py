@@ -283,19 +283,19 @@ def _towards_gains(normal: np.ndarray, right: np.ndarray, s: np.ndarray, t: np.n
     energy = weights @ (s * s)
     normal, right = normal.copy(), right.copy()
     signal = normal[:3, :3]
+    colourful_weights = weights if axis is None else weights * colourful
     uncertain = np.zeros(3)
     if noise_variance is not None:
         noise_energy = weights @ noise_variance
         energy = np.maximum(energy - noise_energy, 0.5 * energy)
-        colourful_weights = weights * colourful
-        uncertain = colourful_weights @ noise_variance
+        uncertain = noise_energy if axis is None else colourful_weights @ noise_variance
         noise = np.diag(uncertain)
         if axis is not None:
             noise += float((weights - colourful_weights) @ (noise_variance @ (axis * axis))) * np.outer(axis, axis)
         values, vectors = np.linalg.eigh(signal - noise)
         signal = (vectors * np.maximum(values, 0.0)) @ vectors.T
     if residual is not None:
-        uncertain = np.maximum(uncertain, (weights * colourful) @ (residual * residual))
+        uncertain = np.maximum(uncertain, colourful_weights @ (residual * residual))
     gains = weights @ (s * t) / np.maximum(energy, 1e-12)
     prior = GAINS_PRIOR_WEIGHT * uncertain
     if axis is not None:
