@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import CAMERA_MATRIX
-from reloblur.imaging.imageio import linear_to_srgb, srgb_to_linear
+from reloblur.imaging.imageio import encode_srgb, srgb_to_linear
 from reloblur.postprocess.color import ColorFitError, fit_color, level_dependence
 from reloblur.robust import fit_pixel_noise
 
@@ -83,8 +83,8 @@ def test_a_colourful_fit_of_a_grey_scene_is_the_gains_with_or_without_a_noise_mo
 
 def _jpeg_coded(linear: np.ndarray, quality: int = 90) -> np.ndarray:
     """``linear`` as a camera's in-camera JPEG gives it back: sRGB codes, coded, decoded."""
-    codes = np.clip(np.round(linear_to_srgb(np.clip(linear, 0, 1)) * 255), 0, 255).astype(np.uint8)
-    _, encoded = cv2.imencode(".jpg", codes, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    _, encoded = cv2.imencode(".jpg", encode_srgb(np.clip(linear, 0, 1).astype(np.float32)),
+                              [cv2.IMWRITE_JPEG_QUALITY, quality])
     return srgb_to_linear(cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255)
 
 
