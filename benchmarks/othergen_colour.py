@@ -33,7 +33,7 @@ from reloblur.allocator import keep_freed_memory  # noqa: E402
 from reloblur.atomic import atomic_write_json  # noqa: E402
 from reloblur.imaging.imageio import srgb_to_linear  # noqa: E402
 from reloblur.postprocess.align import AlignmentError, AlignSettings, align_pair  # noqa: E402
-from reloblur.postprocess.color import ColorFitError, check_color_mode  # noqa: E402
+from reloblur.postprocess.color import ColorFitError, ColorMode, check_color_mode  # noqa: E402
 
 
 def summary(errors: list[float]) -> dict:
@@ -41,11 +41,11 @@ def summary(errors: list[float]) -> dict:
     return {"pairs": int(e.size), "median": float(np.median(e)), "mean": float(e.mean()), "max": float(e.max())}
 
 
-def fitted_map(camera, index: int, seed: int, static: bool, color_mode: str = "matrix") -> np.ndarray:
+def fitted_map(camera, index: int, seed: int, static: bool, color_mode: ColorMode = "matrix") -> np.ndarray:
     """``align``'s colour matrix (S onto B) for pair ``index`` of ``camera``'s row."""
     blur, sharp, _ = make_pair(camera, index, seed=seed, static=static)
     result = align_pair(srgb_to_linear(blur), srgb_to_linear(sharp),
-                        settings=AlignSettings(crop=False, color_mode=check_color_mode(color_mode)))
+                        settings=AlignSettings(crop=False, color_mode=color_mode))
     return np.asarray(result.color.matrix, np.float64)
 
 
@@ -60,7 +60,7 @@ def main() -> int:
     args = parser.parse_args()
     keep_freed_memory()
     try:
-        check_color_mode(args.color_mode)
+        color_mode = check_color_mode(args.color_mode)
     except ColorFitError as exc:
         print(f"--color-mode: {exc}", file=sys.stderr)
         return 1
@@ -77,7 +77,7 @@ def main() -> int:
         for index, static in jobs:
             truth = np.linalg.inv(colour_relation(index, seed=seed, static=static))
             try:
-                fits = {name: fitted_map(camera, index, seed, static, args.color_mode)
+                fits = {name: fitted_map(camera, index, seed, static, color_mode)
                         for name, camera in cameras.items()}
             except AlignmentError:
                 refused += 1
