@@ -63,25 +63,31 @@ class Judge:
     # The rendering residuals it was made with: per channel the edge fields and the fine-detail
     # gammas, ``(C, 2)``: of the channel's own detail and of the largest of any channel's.
     rendering: tuple[list[EdgeResidual], np.ndarray] | None = None
+    # (C,) S's share of ``noise_variance`` per channel (each camera's own noise measured on
+    # the pair), or None where it was not measured
+    noise_share_s: np.ndarray | None = None
 
-    def z(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice] = (slice(None), slice(None))) -> np.ndarray:
+    def z(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice] = (slice(None), slice(None)),
+          inverse: np.ndarray | None = None) -> np.ndarray:
         """``z`` over ``window``: the smallest over shifts of S (up to ``tolerance`` px) of the
         largest over channels of the clipping-aware gap between B and S, in sigmas; where a
         camera's output clipped, the smaller of that and the gap left once the clipped
         excess explains what it can (:func:`along_rays`; the values as recorded are one
         possibility, so the gap never grows).
 
-        ``bs`` and ``ss`` are the smoothed images cut to ``window``."""
-        z = self._gap(bs, ss, window)
+        ``bs`` and ``ss`` are the smoothed images cut to ``window``; ``inverse``, cut to it
+        too, replaces the judge's own 1 / sigma there (an S a local model made, whose
+        noise that model carried)."""
+        rows, cols = window
+        inverse = self.inverse[:, rows, cols] if inverse is None else inverse
+        z = self._gap(bs, ss, window, inverse)
         if self.rays is not None:
-            rows, cols = window
-            moved = along_rays(bs, ss, self.inverse[:, rows, cols], self.rays.window(rows, cols), self.transfer)
-            z = np.minimum(z, self._gap(*moved, window))
+            moved = along_rays(bs, ss, inverse, self.rays.window(rows, cols), self.transfer)
+            z = np.minimum(z, self._gap(*moved, window, inverse))
         return z
 
-    def _gap(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
+    def _gap(self, bs: np.ndarray, ss: np.ndarray, window: tuple[slice, slice], inverse: np.ndarray) -> np.ndarray:
         rows, cols = window
-        inverse = self.inverse[:, rows, cols]
         clip_b, clip_s = self.clip_b.window(rows, cols), self.clip_s.window(rows, cols)
         b_low, b_high = value_bounds(bs, clip_b, None if self.crosstalk_b is None else self.crosstalk_b[:, rows, cols])
         s_low, s_high = value_bounds(ss, clip_s, None if self.crosstalk_s is None else self.crosstalk_s[:, rows, cols])
@@ -143,7 +149,8 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
               tolerance: int, transfer: Transfer, noise: list[NoiseLevel] | None = None, fine: np.ndarray | None = None,
               spread: np.ndarray | None = None, crosstalk: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
               rays: OutputRays | None = None, supported: bool = False,
-              rendering: tuple[list[EdgeResidual], np.ndarray] | None = None
+              rendering: tuple[list[EdgeResidual], np.ndarray] | None = None,
+              noise_share_s: np.ndarray | None = None
               ) -> tuple[Judge, list[NoiseLevel], list[float], list[float], np.ndarray]:
     """Fit the noise-level function, the edge residual and the fine-detail residual of
     ``difference`` (the smoothed ``bs - ss``) per channel on the pixels ``fit_on``, and build the
@@ -160,7 +167,7 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
     the noise model's guard is what the bins' fine-scale differences support;
     ``rendering``: an earlier judge's edge fields and fine-detail gammas
     (:attr:`Judge.rendering`: per channel, of its own detail and of the largest of any
-    channel's), kept instead of fitted again.
+    channel's), kept instead of fitted again; ``noise_share_s``: :attr:`Judge.noise_share_s`.
 
     Returns the judge, the noise models, and per channel the edge residual (px), the
     sharpness residual (px^2) and the fine-detail residuals (:func:`~reloblur.lbfmg.residual.fine_detail`),
@@ -200,7 +207,8 @@ def fit_judge(bs: np.ndarray, difference: np.ndarray, bp: np.ndarray, levels: tu
             gammas[:, 1] = np.sqrt(whole_frame_fits(difference, modelled, across, None, fit_on)[:, 0])
         _add_squared(modelled, across, gammas[:, 1])
     inverse = np.reciprocal(np.sqrt(modelled, out=modelled), out=modelled)
-    judge = Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer, (residuals, gammas))
+    judge = Judge(inverse, clip_b, clip_s, inside, tolerance, variance, *crosstalk, rays, transfer, (residuals, gammas),
+                  noise_share_s)
     return judge, models, [r.typical for r in residuals], [r.beta for r in residuals], gammas
 
 

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from reloblur.imaging.regions import connected_regions
-from reloblur.lbfmg.encoding import decode, encode
+from reloblur.lbfmg.encoding import decode, encode, encoding_slope
 from reloblur.lbfmg.evidence import Judge
 from reloblur.lbfmg.kernels import at_pixels, disk, gradient_magnitude, gradients
 from reloblur.lbfmg.morphology import component_window
@@ -40,6 +40,11 @@ LOCAL_SHIFT_MAX_PX = 1.0
 # Prior standard deviation of a local colour correction's entries once align has fitted
 # the global one: cameras' crosstalk differs by tens of percent on saturated colours.
 LOCAL_COLOUR_PRIOR = 0.3
+# The upper tail of the prior beyond which a local colour map is not a camera's colours but
+# a fit to something else (a moving object's blend with its ground: maps with negative
+# diagonal terms or entries near 3 on the test's uniform objects): the standard normal
+# quantile of chi-squared's 99th percentile, one degree of freedom per entry.
+PLAUSIBLE_MAP_QUANTILE = 2.326
 # The fewest pixels a local model is fitted on, and the fewest measured (unclipped) pixels
 # of a mostly clipped region that can say whether a colour map explains it.
 LOCAL_FIT_MIN_PIXELS = 50
@@ -120,6 +125,63 @@ def fit_local_colour(blur_linear: np.ndarray, sharp_linear: np.ndarray, region: 
     return solution.T
 
 
+def plausible_map(colour: np.ndarray, *, prior: float = LOCAL_COLOUR_PRIOR) -> bool:
+    """Whether a local colour map lies within the prior :func:`fit_local_colour` puts on
+    it: its squared distance from the identity, in units of ``prior``, under the 99th
+    percentile of chi-squared with one degree of freedom per entry (Wilson-Hilferty's
+    approximation; 21.7 for a 3x3 map, a Frobenius distance of 1.40 at the default prior).
+
+    >>> plausible_map(np.eye(3) + 0.3), plausible_map(np.diag([-1.0, 1.0, 3.0]))
+    (True, False)
+    """
+    dof = colour.size
+    tail = dof * (1 - 2 / (9 * dof) + PLAUSIBLE_MAP_QUANTILE * math.sqrt(2 / (9 * dof))) ** 3
+    return float(np.sum(np.square(colour - np.eye(colour.shape[0])))) / prior**2 <= tail
+
+
+def mapped_noise_inverse(judge: Judge, window: tuple[slice, slice], colour: np.ndarray, sharp_linear: np.ndarray
+                         ) -> np.ndarray | None:
+    """``(C, h, w)`` 1 / sigma over ``window`` of B less S mapped by ``colour``, where S's
+    share of the noise (:attr:`Judge.noise_share_s`) passes through the map; None where
+    the share was not measured.
+
+    The judge's noise model was fitted on S as ``align`` corrected it, so a local map
+    ``A`` carries S's part of it: in linear light each output channel's variance is
+    ``sum_j A_cj**2 var_j`` (the channels' noise taken as independent), brought to and
+    from the encoded values by the curve's slope at S's levels and at the mapped ones. A
+    map that resaturates a colour the global fit flattened amplifies S's noise (and its
+    coding error, on JPEG frames) on the saturated object, most in its dark channels,
+    where the curve is steep and a bright channel's noise is mixed in (tenfold in green on
+    a saturated red, in the known-answer test): the judgement must allow it. Where a map
+    lowers S's noise, the judge's own sigma is kept.
+
+    Parameters
+    ----------
+    judge
+        Its ``noise_variance`` and ``inverse`` over the window are the map's starting point.
+    window
+        ``(rows, cols)`` slices of the frame.
+    colour
+        ``(C, C)`` the local map, ``S_mapped = colour @ S`` in linear light.
+    sharp_linear
+        ``(C, h, w)`` smoothed S over the window, in linear light (before the map).
+    """
+    if judge.noise_share_s is None:
+        return None
+    rows, cols = window
+    share = judge.noise_share_s.astype(np.float32)[:, None, None]
+    s_noise = share * judge.noise_variance[:, rows, cols]
+    slope_in = encoding_slope(sharp_linear, judge.transfer)
+    slope_out = encoding_slope(np.einsum("ij,jhw->ihw", colour, sharp_linear), judge.transfer)
+    carried = np.einsum("ij,jhw->ihw", np.square(colour), s_noise / np.square(slope_in)) * np.square(slope_out)
+    # Where the map lowers S's noise, the judge's own sigma stays: what else it holds (edge
+    # and detail residuals, the noise model's fit beside them) was measured on S as it was,
+    # and does not shrink with the map (a colour wheel a flattening map explained, 99 %
+    # clipped, kept 32 % of its measured pixels above --low judged by the lowered noise).
+    variance = np.reciprocal(np.square(judge.inverse[:, rows, cols])) + np.maximum(carried - s_noise, 0)
+    return np.reciprocal(np.sqrt(variance)).astype(np.float32)
+
+
 def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inverse: np.ndarray, *,
                     iterations: int = 3) -> tuple[np.ndarray, np.ndarray] | None:
     """The displacement ``d`` (px) for which S sampled at ``x + d`` best matches B on ``region``.
@@ -165,16 +227,22 @@ def fit_local_shift(blur: np.ndarray, sharp: np.ndarray, region: np.ndarray, inv
     return shift, moved
 
 
+# What a local model makes of S over a region's window: smoothed S, and 1 / sigma there
+# where the model changed S's noise (None: the judge's own).
+LocalS = tuple[np.ndarray, np.ndarray | None]
+
+
 def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: Judge, usable: np.ndarray | None,
                        params: MaskParams,
-                       local: Callable[[slice, slice, np.ndarray, np.ndarray], np.ndarray | None], *,
+                       local: Callable[[slice, slice, np.ndarray, np.ndarray], LocalS | None], *,
                        clipped_regions: bool = False,
                        on_explained: Callable[[slice, slice, np.ndarray, np.ndarray], None] | None = None) -> int:
     """Re-judge, in place on ``z``, each region of ``mask`` that a local model of the pair
     explains; returns how many were (reported as a flag).
 
     For each region, ``local(rows, cols, region, grown)`` gives smoothed S over the window
-    around it (rows, columns) as the model fitted there makes it, or None where no model
+    around it (rows, columns) as the model fitted there makes it, with 1 / sigma over the
+    window where the model changed S's noise (or None), or None where no model
     fits (``region`` is the region in that window, ``grown`` the region grown by half the
     window's margin, where the model is fitted and the region's judgement reaches: the
     smoothing's footprint). A region under :data:`EXPLAINED_FRACTION` of which stays above
@@ -199,10 +267,11 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
         if mostly_clipped and not clipped_regions:
             continue
         grown = cv2.dilate(component.astype(np.uint8), ring) > 0
-        ss_local = local(rows, cols, component, grown)
-        if ss_local is None:
+        made = local(rows, cols, component, grown)
+        if made is None:
             continue
-        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols))
+        ss_local, inverse_local = made
+        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols), inverse_local)
         above = z_local > params.low_sigmas
         if np.mean(above[component]) >= EXPLAINED_FRACTION:
             continue  # most of it is more than the model: motion, judged as it was
@@ -242,8 +311,8 @@ def discount_unmeasured_excess(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, 
         return 0
     wider = replace(judge, clip_s=judge.clip_s.opened(opened))
 
-    def as_recorded(rows: slice, cols: slice, component: np.ndarray, _: np.ndarray) -> np.ndarray | None:
-        return ss[:, rows, cols] if near[rows, cols][component].any() else None
+    def as_recorded(rows: slice, cols: slice, component: np.ndarray, _: np.ndarray) -> LocalS | None:
+        return (ss[:, rows, cols], None) if near[rows, cols][component].any() else None
 
     return _rejudge_explained(mask, z, bs, wider, None, params, as_recorded)
 
@@ -260,6 +329,13 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
     mostly explains is re-judged with that matrix: its colour-only difference vanishes,
     and the motion at its edges, if any, stays. Other regions are left as they are.
 
+    S's share of the noise passes through the map (:func:`mapped_noise_inverse`): a map
+    that puts back the saturation the global fit took from an object's colours amplifies
+    S's noise there too. Judged against the noise of the unmapped S, a static saturated
+    object in JPEG-coded frames (whose chroma coding error is larger on saturated colours
+    than on the grey majority the noise model was fitted on) kept a third to a half of its
+    measured pixels above ``--low`` whatever map was fitted, and was marked.
+
     Mostly clipped regions are judged too, by their measured pixels: the map is fitted on
     pixels neither image clipped, and the clipped channels stay bounds in the judgement.
     Saturated colours are where a colour fit made on a greyer scene errs most, and where a
@@ -273,14 +349,18 @@ def discount_local_colour(mask: np.ndarray, z: np.ndarray, sp: np.ndarray, bs: n
     # Fit on the smoothed images: S's noise would otherwise attenuate the regression (a
     # noisy regressor shrinks the slope towards zero) and a map that flattens S would seem
     # to explain a moving object away.
-    def recoloured(rows: slice, cols: slice, _: np.ndarray, grown: np.ndarray) -> np.ndarray | None:
-        colour = fit_local_colour(decode(bs[:, rows, cols], params.transfer),
-                                  decode(ss[:, rows, cols], params.transfer), grown & usable[rows, cols])
+    def recoloured(rows: slice, cols: slice, _: np.ndarray, grown: np.ndarray) -> LocalS | None:
+        smoothed_s = decode(ss[:, rows, cols], params.transfer)
+        colour = fit_local_colour(decode(bs[:, rows, cols], params.transfer), smoothed_s, grown & usable[rows, cols])
         if colour is None:
             return None
         raw_s = decode(sp[:, rows, cols], params.transfer)
         mapped = encode(np.einsum("ij,jhw->ihw", colour, raw_s), params.transfer)
-        return np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])
+        sharp_local = np.stack([cv2.GaussianBlur(c, (0, 0), params.smooth_sigma) for c in mapped])
+        # An implausible map's noise would make any difference look like noise: judged
+        # against S's own, as before the map's noise was counted.
+        inverse = mapped_noise_inverse(judge, (rows, cols), colour, smoothed_s) if plausible_map(colour) else None
+        return sharp_local, inverse
 
     return _rejudge_explained(mask, z, bs, judge, usable, params, recoloured, clipped_regions=True,
                               on_explained=None if explained_s is None else explained_s.take)
@@ -301,12 +381,12 @@ def discount_local_shift(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, ss: np
 
     Returns the number of regions re-judged (reported as a flag).
     """
-    def displaced(rows: slice, cols: slice, component: np.ndarray, grown: np.ndarray) -> np.ndarray | None:
+    def displaced(rows: slice, cols: slice, component: np.ndarray, grown: np.ndarray) -> LocalS | None:
         b, s, inverse = bs[:, rows, cols], ss[:, rows, cols], judge.inverse[:, rows, cols]
         if _beyond_any_shift(b, s, inverse, component, params.low_sigmas):
             return None  # most moving objects: no fit needed to see it
         fit = fit_local_shift(b, s, grown & usable[rows, cols], inverse)
-        return None if fit is None or math.hypot(*fit[0]) > LOCAL_SHIFT_MAX_PX else fit[1]
+        return None if fit is None or math.hypot(*fit[0]) > LOCAL_SHIFT_MAX_PX else (fit[1], None)
 
     return _rejudge_explained(mask, z, bs, judge, usable, params, displaced)
 

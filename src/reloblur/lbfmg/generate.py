@@ -429,6 +429,8 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     if noise is None:
         fine = bp - sp
         fine -= difference
+    camera_noise = {role: [noise_sigma(channel) for channel in image] for role, image in (("B", bp), ("S", sp))}
+    noise_share_s = _noise_share(camera_noise["B"], camera_noise["S"])
 
     def judged(fitted: list[NoiseLevel] | None, fit_pixels: np.ndarray, supported: bool = False,
                rendering: tuple[list[EdgeResidual], np.ndarray] | None = None
@@ -436,7 +438,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
         return fit_judge(bs, difference, bp, levels, derivatives, pair.wide_b, pair.wide_s, inside, fit_pixels,
                          sigma_px=params.smooth_sigma, tolerance=params.shift_tolerance, transfer=params.transfer,
                          noise=fitted, fine=fine, spread=pair.spread, crosstalk=bounds, rays=rays,
-                         supported=supported, rendering=rendering)
+                         supported=supported, rendering=rendering, noise_share_s=noise_share_s)
 
     judge, models, edge_kappa, sharpness_beta, detail_gamma = judged(noise, fit_on)
     z = judge.z(bs, ss)
@@ -503,7 +505,7 @@ def generate_mask(blur: np.ndarray, sharp: np.ndarray, *, params: MaskParams = M
     out = np.where(mask, 255, 0).astype(np.uint8)
     reach = footprint_reach(params.smooth_sigma)
     static = usable & ~(cv2.dilate(out, disk(max(2, reach))) > 0)
-    camera_noise, residual_ratio = _camera_noise(bp, sp, static, pair.code)
+    residual_ratio = _residual_ratio(bp, sp, static, camera_noise, pair.code)
     clipped_fraction = {role: float(pixels[valid_in].mean()) for role, pixels in clipped_any.items()}
     unmeasured_fraction = {role: float(unmeasured(bounded, pair.output, role.lower(), reach=reach)[valid_in].mean())
                            for role, bounded in zip(("B", "S"), pair.bounded)}
@@ -901,11 +903,19 @@ def fine_evidence(bp: np.ndarray, sp: np.ndarray, bs: np.ndarray, ss: np.ndarray
     return evidence
 
 
-def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: float
-                  ) -> tuple[dict[str, list[float]], float]:
-    """Each camera's own noise per channel (Immerkaer), and how far the static difference
-    spreads beyond it (a diagnostic: texture inflates the per-image estimate)."""
-    camera_noise = {name: [noise_sigma(ch) for ch in img] for name, img in (("B", bp), ("S", sp))}
+def _noise_share(b_sigma: list[float], s_sigma: list[float]) -> np.ndarray | None:
+    """``(C,)`` S's share of the two cameras' noise variance per channel, from each image's
+    own noise (:func:`noise_sigma`); None where neither shows any. Texture inflates both
+    estimates alike, which draws the share towards a half, never past it."""
+    b, s = np.square(b_sigma), np.square(s_sigma)
+    total = b + s
+    return None if not np.all(total > 0) else s / total
+
+
+def _residual_ratio(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, camera_noise: dict[str, list[float]],
+                    code: float) -> float:
+    """How far the static difference spreads beyond the cameras' own noise per channel
+    (``camera_noise``, Immerkaer): a diagnostic; texture inflates the per-image estimate."""
     ratios = []
     index = np.flatnonzero(static)[::7]  # an even subsample is plenty for a median
     for c in range(bp.shape[0]):
@@ -914,7 +924,7 @@ def _camera_noise(bp: np.ndarray, sp: np.ndarray, static: np.ndarray, code: floa
             expected = math.hypot(camera_noise["B"][c], camera_noise["S"][c])
             robust = mad_sigma(spread)
             ratios.append(robust / max(expected, code / math.sqrt(12)))
-    return camera_noise, float(max(ratios)) if ratios else 0.0
+    return float(max(ratios)) if ratios else 0.0
 
 
 def _flags(edge_kappa: list[float], recoloured: int, unmeasured_fraction: dict[str, float],
