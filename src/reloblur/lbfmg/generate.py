@@ -33,7 +33,8 @@ different is the moving foreground and its blur trail. Every step has a physical
    and edge residual together), the largest over channels (:mod:`reloblur.lbfmg.evidence`).
    A candidate region that a local model of the pair explains (a local colour map, a
    sub-pixel shift, an excess both cameras clipped) is judged again with S as that model
-   makes it (:mod:`reloblur.lbfmg.explained`).
+   makes it, a colour map's S against the noise the map carries
+   (:mod:`reloblur.lbfmg.explained`).
 5. **Regions** (:mod:`reloblur.lbfmg.morphology`). Hysteresis (``low_sigmas`` grows
    regions seeded above ``high_sigmas``); specks under two smoothing footprints (or
    ``min_area`` of the image, where given) are removed *before* a small closing, so no
