@@ -121,10 +121,28 @@ def test_a_frame_larger_than_the_cuts_resolution_is_filled_from_a_reduced_copy(s
     assert iou(full, obj) == 1.0 and not np.array_equal(filled, full)
 
 
-def test_a_frame_of_no_pixels_to_see_is_refused():
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("cut_pixels", [3000, 1200])
+def test_a_hull_window_larger_than_the_cuts_bound_is_cut_from_a_reduced_copy(seed, cut_pixels):
+    """Known answer: the same outline's hull, its window (3,900-6,000 px) seen by GrabCut at
+    3,000 and 1,200 px, 1.1-1.4 and 1.8-2.2 times reduced along each side: the object is
+    still taken, to within a reduced pixel along its edge, and nothing outside the hull."""
+    s, obj = object_on_ground(seed, 1000.0)
+    outline = _outline(obj, 3)
+    filled = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50, cut_pixels=cut_pixels)
+    assert iou(filled, obj) >= 0.95
+    assert np.count_nonzero(filled & ~obj) <= 0.04 * np.count_nonzero(obj)
+    assert (filled >= outline).all()
+    assert not (filled & ~filled_hull(outline)).any()
+    full = fill_hulls(outline, _planar(s), np.ones_like(obj), gap=6, min_pixels=50, cut_pixels=obj.size)
+    assert iou(full, obj) == 1.0 and not np.array_equal(filled, full)
+
+
+@pytest.mark.parametrize("option", ["frame_short", "cut_pixels"])
+def test_a_cut_of_no_pixels_is_refused(option):
     s, obj = object_on_ground(0, 1000.0)
-    with pytest.raises(ReloblurError, match="frame_short = 0"):
-        fill_hulls(_outline(obj, 3), _planar(s), np.ones_like(obj), gap=6, min_pixels=50, frame_short=0)
+    with pytest.raises(ReloblurError, match=f"{option} = 0"):
+        fill_hulls(_outline(obj, 3), _planar(s), np.ones_like(obj), gap=6, min_pixels=50, **{option: 0})
 
 
 def test_the_leading_and_trailing_bands_of_a_uniform_objects_motion_span_its_inside():
