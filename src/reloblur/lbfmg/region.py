@@ -43,10 +43,10 @@ HULL_RING = 8
 HULL_FRAME_SHORT = 720
 # px, the most a hull's window holds as GrabCut sees it: a larger window is reduced to it.
 # GrabCut's time grows with the window's pixels (about 1 us each), and a moving object's
-# window at 538x359 held 2,000-46,000 px, GrabCut a tenth of a pair's time (a quarter of
+# window at 538x359 held 5,000-46,000 px, GrabCut a tenth of a pair's time (a quarter of
 # its 0.1 s goal); reduced so, an object's edge is placed to within a reduced pixel, a
-# share of its size that does not grow with it, and the suite's 20 rows' mean IoU moved by
-# -0.0014 to +0.0051 (docs/benchmarks.md, Masks, "Seconds a pair").
+# share of its size that does not grow with it: 5-6 % less a pair, the suite's rows' mean
+# IoU moved by -0.004 to +0.005 on three seed sets (docs/benchmarks.md, Masks, "The suite").
 HULL_CUT_PIXELS = 10_000
 
 
