@@ -12,7 +12,6 @@ the convex hull of each cluster of its own evidence (:func:`fill_hulls`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import cv2
@@ -41,13 +40,6 @@ HULL_RING = 8
 # second generator's 960x640 pairs lost 0.0025 of mean IoU: pieces of an object right at
 # the gap's edge fell into two clusters (one pair 0.53 -> 0.29).
 HULL_FRAME_SHORT = 720
-# px, the most a hull's window holds as GrabCut sees it: a larger window is reduced to it.
-# GrabCut's time grows with the window's pixels (about 1 us each), and a moving object's
-# window at 538x359 held 5,000-46,000 px, GrabCut a tenth of a pair's time (a quarter of
-# its 0.1 s goal); reduced so, an object's edge is placed to within a reduced pixel, a
-# share of its size that does not grow with it: 5-6 % less a pair, the suite's rows' mean
-# IoU moved by -0.004 to +0.005 on three seed sets (docs/benchmarks.md, Masks, "The suite").
-HULL_CUT_PIXELS = 10_000
 
 
 class RegionError(ReloblurError):
@@ -186,8 +178,7 @@ def _grabcut_reduced(rgb: np.ndarray, inside: np.ndarray, scale: float) -> np.nd
 
 
 def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: int, min_pixels: float,
-               ring: int = HULL_RING, frame_short: int = HULL_FRAME_SHORT,
-               cut_pixels: int = HULL_CUT_PIXELS) -> np.ndarray:
+               ring: int = HULL_RING, frame_short: int = HULL_FRAME_SHORT) -> np.ndarray:
     """``mask`` with what S shows of each moving object inside the convex hull of its
     evidence.
 
@@ -225,9 +216,6 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
         px: the clusters are found, and GrabCut sees the frame, reduced to at most this short
         side (``gap`` and ``ring`` with it), so that the fill's cost is bounded; the
         boundary of what it adds is then as precise as a reduced pixel.
-    cut_pixels
-        px: each hull's window is reduced further, where it must be, so that GrabCut sees
-        at most this many pixels of it (its cost bounded per object as well).
 
     Returns
     -------
@@ -244,8 +232,8 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
     >>> int(filled[20:40, 20:60].sum()), int(filled.sum())
     (800, 800)
     """
-    if frame_short < 1 or cut_pixels < 1:
-        raise ReloblurError(f"frame_short = {frame_short}, cut_pixels = {cut_pixels}: the cut needs at least 1 px")
+    if frame_short < 1:
+        raise ReloblurError(f"frame_short = {frame_short}: the cut needs a frame of at least 1 px")
     out = mask.copy()
     if not mask.any():
         return out
@@ -263,9 +251,8 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
         new = inside & ~mask[rows, cols] & valid[rows, cols]
         if np.count_nonzero(new) < min_pixels or inside.all():
             continue
-        cut = scale * min(1.0, math.sqrt(cut_pixels / (inside.size * scale * scale)))
         try:
-            found = _grabcut_reduced(channels[:, rows, cols].transpose(1, 2, 0), inside, cut)
+            found = _grabcut_reduced(channels[:, rows, cols].transpose(1, 2, 0), inside, scale)
         except cv2.error:  # one side has too few distinct colours to model: nothing to tell apart
             continue
         out[rows, cols] |= found & new
