@@ -253,12 +253,37 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
     explained only where its measured pixels,
     at least :data:`LOCAL_FIT_MIN_PIXELS` of them, are explained too, since its clipped
     ones, judged one way only, stay under ``--low`` with any model (``usable`` None: every
-    region is judged as a measured one). ``on_explained(rows, cols, grown, ss_local)`` is
-    called for each region explained, with the S ``local`` made for it."""
+    region is judged as a measured one). A mostly clipped region the model does not explain
+    whole is judged once more as its clipped object alone: its clipped pixels and the
+    measured ones within the ring of them, the model fitted without the rest; where that
+    explains it, each piece of the rest is judged as a region of its own.
+    ``on_explained(rows, cols, grown, ss_local)`` is called for each region (or part)
+    explained, with the S ``local`` made for it."""
     count, labels, stats = connected_regions(mask)
     margin = int(math.ceil(3 * params.smooth_sigma)) + judge.tolerance + 6
     ring = disk(max(3, margin // 2))
     explained = 0
+
+    def explains(rows: slice, cols: slice, component: np.ndarray, measured: np.ndarray, mostly_clipped: bool,
+                 apart: np.ndarray | None = None) -> bool:
+        grown = cv2.dilate(component.astype(np.uint8), ring) > 0
+        made = local(rows, cols, component, grown if apart is None else grown & ~apart)
+        if made is None:
+            return False
+        ss_local, inverse_local = made
+        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols), inverse_local)
+        above = z_local > params.low_sigmas
+        if np.mean(above[component]) >= EXPLAINED_FRACTION:
+            return False  # most of it is more than the model: motion, judged as it was
+        if mostly_clipped and (np.count_nonzero(measured) < LOCAL_FIT_MIN_PIXELS
+                               or np.mean(above[measured]) >= EXPLAINED_FRACTION):
+            return False
+        window = z[rows, cols]
+        window[grown] = np.minimum(window[grown], z_local[grown])
+        if on_explained is not None:
+            on_explained(rows, cols, grown, ss_local)
+        return True
+
     for label in range(1, count):
         rows, cols = component_window(stats, label, margin, labels.shape)
         component = labels[rows, cols] == label
@@ -266,23 +291,24 @@ def _rejudge_explained(mask: np.ndarray, z: np.ndarray, bs: np.ndarray, judge: J
         mostly_clipped = np.mean(~measured[component]) > MOSTLY_CLIPPED
         if mostly_clipped and not clipped_regions:
             continue
-        grown = cv2.dilate(component.astype(np.uint8), ring) > 0
-        made = local(rows, cols, component, grown)
-        if made is None:
+        if explains(rows, cols, component, measured, mostly_clipped):
+            explained += 1
             continue
-        ss_local, inverse_local = made
-        z_local = judge.z(bs[:, rows, cols], ss_local, (rows, cols), inverse_local)
-        above = z_local > params.low_sigmas
-        if np.mean(above[component]) >= EXPLAINED_FRACTION:
-            continue  # most of it is more than the model: motion, judged as it was
-        if mostly_clipped and (np.count_nonzero(measured) < LOCAL_FIT_MIN_PIXELS
-                               or np.mean(above[measured]) >= EXPLAINED_FRACTION):
+        if not mostly_clipped:
             continue
-        window = z[rows, cols]
-        window[grown] = np.minimum(window[grown], z_local[grown])
-        if on_explained is not None:
-            on_explained(rows, cols, grown, ss_local)
+        # Hysteresis may have joined other things to a clipped object (dark JPEG-coded
+        # detail beside a blown-out box, its own evidence), and one map cannot explain
+        # both: the object alone, its clipped pixels and the measured ones within the ring
+        # of them, is judged again, and what lies beyond, measured, piece by piece.
+        core = component & (cv2.dilate((component & ~measured).astype(np.uint8), ring) > 0)
+        beyond = component & ~core
+        if not beyond.any() or not explains(rows, cols, core, measured & core, True, apart=beyond):
+            continue
         explained += 1
+        pieces, piece_labels, _ = connected_regions(beyond)
+        for piece in range(1, pieces):
+            region = piece_labels == piece
+            explains(rows, cols, region, region, False)
     return explained
 
 
