@@ -11,12 +11,14 @@ Baseline, in the same run on the same aligned pairs: the plain thresholded diffe
     python benchmarks/othergen_bench.py                       # 10 moving + 3 static a row, 960x640
     python benchmarks/othergen_bench.py --moving 4 --static 1 --only dark --json
     python benchmarks/othergen_bench.py --align-option=--color-mode --align-option=colourful
+    python benchmarks/othergen_bench.py --json --baseline-src /tmp/before/src   # a change's before, same pairs
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -47,9 +49,12 @@ def write_row(folder: Path, camera: Camera, *, moving: int, static: int, seed: i
     return truths
 
 
-def run(arguments: list[str]) -> int:
-    """``python -m reloblur ARGUMENTS`` as a user runs it; its exit code."""
-    return subprocess.run([sys.executable, "-m", "reloblur", *arguments], capture_output=True, text=True).returncode
+def run(arguments: list[str], *, src: Path | None = None) -> int:
+    """``python -m reloblur ARGUMENTS`` as a user runs it (``src``: that checkout's
+    ``src`` folder's toolkit instead of the installed one); its exit code."""
+    env = None if src is None else {**os.environ, "PYTHONPATH": str(src)}
+    return subprocess.run([sys.executable, "-m", "reloblur", *arguments], capture_output=True, text=True,
+                          env=env).returncode
 
 
 def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[str, object]:
@@ -77,7 +82,8 @@ def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[s
 
 
 def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int,
-              size: tuple[int, int], tell_phase: bool = False, align_options: tuple[str, ...] = ()) -> dict[str, object]:
+              size: tuple[int, int], tell_phase: bool = False, align_options: tuple[str, ...] = (),
+              baseline_src: Path | None = None) -> dict[str, object]:
     pairs, aligned, out = work / "pairs", work / "aligned", work / "masks"
     truths = write_row(pairs, camera, moving=moving, static=static, seed=seed, size=size)
     start = time.perf_counter()
@@ -94,8 +100,14 @@ def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int
         blur, sharp = aligned / f"{pair_id}_blur.png", aligned / f"{pair_id}_sharp.png"
         if blur.exists() and sharp.exists():
             plain[pair_id] = plain_difference(read_image(blur), read_image(sharp))
-    return {"row": camera.name, "align_exit": align_exit, "mask_exit": mask_exit, "seconds": seconds,
-            "ours": score(ours, truths), "plain": score(plain, truths)}
+    result = {"row": camera.name, "align_exit": align_exit, "mask_exit": mask_exit, "seconds": seconds,
+              "ours": score(ours, truths), "plain": score(plain, truths)}
+    if baseline_src is not None:
+        before = work / "masks-baseline"
+        run(["mask", "generate", str(aligned), "--out", str(before), *told], src=baseline_src)
+        result["baseline"] = score({path.stem: read_image(path) for path in before.glob("*.png")
+                                    if not path.name.endswith(".conf.png")}, truths)
+    return result
 
 
 def _cell(value: object, digits: int = 3) -> str:
@@ -137,6 +149,9 @@ def main() -> None:
     parser.add_argument("--align-option", action="append", default=[], dest="align_options", metavar="ARG",
                         help="passed on to reloblur align, one argument each (e.g. --align-option=--color-mode "
                              "--align-option=colourful)")
+    parser.add_argument("--baseline-src", type=Path, default=None, metavar="DIR",
+                        help="another checkout's src folder (git worktree add): its mask step runs on the same "
+                             "aligned pairs, scored as 'baseline' (a change's before and after in one run)")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--summary", type=Path, nargs="+", default=None, metavar="JSON",
                         help="the table in docs/benchmarks.md: --json result files of different --seed, side by side")
@@ -151,13 +166,16 @@ def main() -> None:
     for row in rows:
         with tempfile.TemporaryDirectory() as folder:
             result = bench_row(row, Path(folder), moving=args.moving, static=args.static, seed=args.seed,
-                               size=args.size, tell_phase=args.tell_phase, align_options=tuple(args.align_options))
+                               size=args.size, tell_phase=args.tell_phase, align_options=tuple(args.align_options),
+                               baseline_src=args.baseline_src)
         results.append(result)
         print(f"{row.name}: mean IoU {_cell(result['ours']['mean_iou'])}, static max "
               f"{_cell(result['ours']['static_area_pct_max'], 2)} %", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps({"seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
-                          "tell_phase": args.tell_phase, "align_options": args.align_options, "rows": results},
+                          "tell_phase": args.tell_phase, "align_options": args.align_options,
+                          "baseline_src": None if args.baseline_src is None else str(args.baseline_src),
+                          "rows": results},
                          indent=1))
         return
     print("| row | ours: mean IoU | min | recall | precision | boundary F | static max % | plain: mean IoU | "
