@@ -108,7 +108,11 @@ def test_a_static_saturated_object_in_jpeg_coded_frames_is_not_marked(seed, inde
     frames, leaves desaturated in S. A local colour map puts the saturation back, and with
     it S's noise and coding error: judged against S's noise as it was, a third to a half of
     the object's measured pixels stayed above ``--low`` and the pairs were marked over
-    2.16 % and 0.87 % of the frame. Judged against the noise the map carries, neither is."""
+    2.16 % and 0.87 % of the frame. Judged against the noise the map carries, neither is.
+    On CPUs without AVX-512, whose float sums in ``align`` round differently, hysteresis
+    joined seed 8's blown-out box to the dark coded detail beside it, which no map explains,
+    and the region was marked over 1.45 % of the frame: the box is judged apart from it
+    (0.21 %)."""
     othergen = benchmark_module("othergen")
     row = next(camera for camera in othergen.ROWS if camera.jpeg)
     blur, sharp, truth = othergen.make_pair(row, index, seed=seed, static=True)
