@@ -57,6 +57,11 @@ def run(arguments: list[str], *, src: Path | None = None) -> int:
                           env=env).returncode
 
 
+def read_masks(folder: Path) -> dict[str, np.ndarray]:
+    """The masks ``mask generate`` wrote to ``folder``, by pair id (not their confidence maps)."""
+    return {path.stem: read_image(path) for path in folder.glob("*.png") if not path.name.endswith(".conf.png")}
+
+
 def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[str, object]:
     """Moving pairs' IoU, its two parts (recall: the share of the truth the mask covers;
     precision: the share of the mask on it) and boundary F, static pairs' marked share (%);
@@ -94,7 +99,7 @@ def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int
     told = ["--s-phase", phase] if tell_phase and phase is not None else []
     mask_exit = run(["mask", "generate", str(aligned), "--out", str(out), *told])
     seconds = time.perf_counter() - start
-    ours = {path.stem: read_image(path) for path in out.glob("*.png") if not path.name.endswith(".conf.png")}
+    ours = read_masks(out)
     plain = {}
     for pair_id in truths:
         blur, sharp = aligned / f"{pair_id}_blur.png", aligned / f"{pair_id}_sharp.png"
@@ -105,8 +110,7 @@ def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int
     if baseline_src is not None:
         before = work / "masks-baseline"
         run(["mask", "generate", str(aligned), "--out", str(before), *told], src=baseline_src)
-        result["baseline"] = score({path.stem: read_image(path) for path in before.glob("*.png")
-                                    if not path.name.endswith(".conf.png")}, truths)
+        result["baseline"] = score(read_masks(before), truths)
     return result
 
 
