@@ -92,16 +92,16 @@ def test_a_colour_map_is_plausible_within_the_prior_s_99th_percentile():
 
 
 def test_a_clipped_object_a_map_explains_is_judged_apart_from_what_hysteresis_joined_to_it():
-    """A shaded red box S's colours differ on (a crosstalk align's grey fit left, near
-    the identity) whose inside no camera measured, one candidate region with a patch beside it
+    """A shaded red box S's colours differ on (a crosstalk align's grey fit left, near the
+    identity) whose inside no camera measured, one candidate region with a patch beside it
     whose B and S are unrelated textures (what no map explains: here, the evidence of
-    something else) joined to it across 6 px of wall. The patch is more than 30 % of the region's measured pixels, so the
-    region as a whole is not explained (before: the box stayed marked, as the second
-    generator's blown-out box joined to dark JPEG-coded detail did, 1.45 % of the frame);
-    the box with its measured rim alone is: its ``z`` falls under ``--low`` over most of it
-    and under ``--high`` everywhere (the map, fitted on the rim, keeps some of the ridge's
-    pull towards the identity), and the patch keeps the ``z`` it had, to the last digit
-    beyond the ring the map reaches."""
+    something else), joined to it across 6 px of wall. The patch is more than 30 % of the
+    region's measured pixels, so the region as a whole is not explained (before: the box
+    stayed marked, as the second generator's blown-out box joined to dark JPEG-coded detail
+    did, 1.45 % of the frame); the box with its measured rim alone is: its ``z`` falls under
+    ``--low`` over most of it and under ``--high`` everywhere (the map, fitted on the rim,
+    keeps some of the ridge's pull towards the identity), and the patch keeps the ``z`` it
+    had, to the last digit beyond the ring the map reaches."""
     rng = np.random.default_rng(7)
     params = MaskParams()
     h, w = 80, 130
