@@ -1,6 +1,8 @@
-"""The masks through the command line, on pairs from a second generator (``othergen.py``).
+"""The masks through the command line, on pairs from a second generator (``othergen.py``),
+or (``--generator video``) a third (``videogen.py``: pairs made as from video of people
+walking, B the mean of K frames).
 
-Each row of ``othergen.ROWS`` is a camera condition. Its pairs are written as 8-bit PNGs,
+Each row of the generator's ``ROWS`` is a camera condition. Its pairs are written as 8-bit PNGs,
 then ``python -m reloblur align IN ALIGNED --no-crop`` and ``python -m reloblur mask
 generate ALIGNED --out MASKS`` run on them as a user runs them, and the masks are scored
 against the truth: moving pairs by mean and min IoU and boundary F, static pairs by the
@@ -12,6 +14,7 @@ Baseline, in the same run on the same aligned pairs: the plain thresholded diffe
     python benchmarks/othergen_bench.py --moving 4 --static 1 --only dark --json
     python benchmarks/othergen_bench.py --align-option=--color-mode --align-option=colourful
     python benchmarks/othergen_bench.py --json --baseline-src /tmp/before/src   # a change's before, same pairs
+    python benchmarks/othergen_bench.py --generator video --json --seed 1
 """
 
 from __future__ import annotations
@@ -29,16 +32,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import othergen  # noqa: E402
+import videogen  # noqa: E402
 from mask_bench import plain_difference, recorded_phase  # noqa: E402
-from othergen import ROWS, Camera, make_pair  # noqa: E402
 from pairgen import parse_size  # noqa: E402
 from reloblur.imaging.imageio import read_image, write_image  # noqa: E402
 from reloblur.lbfmg.metrics import area_fraction, area_precision, area_recall, boundary_f_score, iou  # noqa: E402
 
+GENERATORS = {"photographs": othergen, "video": videogen}
+Row = othergen.Camera | videogen.Footage
 
-def write_row(folder: Path, camera: Camera, *, moving: int, static: int, seed: int,
+
+def write_row(folder: Path, camera: Row, *, moving: int, static: int, seed: int,
               size: tuple[int, int]) -> dict[str, np.ndarray]:
     """The row's pairs as ``folder/NN_blur.png`` and ``NN_sharp.png``; their truths by id."""
+    make_pair = videogen.make_pair if isinstance(camera, videogen.Footage) else othergen.make_pair
     folder.mkdir(parents=True, exist_ok=True)
     truths = {}
     for index in range(moving + static):
@@ -86,7 +94,7 @@ def score(masks: dict[str, np.ndarray], truths: dict[str, np.ndarray]) -> dict[s
             "static_area_pct": static_area, "ious": ious, "missing": missing}
 
 
-def bench_row(camera: Camera, work: Path, *, moving: int, static: int, seed: int,
+def bench_row(camera: Row, work: Path, *, moving: int, static: int, seed: int,
               size: tuple[int, int], tell_phase: bool = False, align_options: tuple[str, ...] = (),
               baseline_src: Path | None = None) -> dict[str, object]:
     pairs, aligned, out = work / "pairs", work / "aligned", work / "masks"
@@ -142,6 +150,8 @@ def summary(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--generator", choices=sorted(GENERATORS), default="photographs",
+                        help="othergen.py's pairs rendered from photographs, or videogen.py's made as from video")
     parser.add_argument("--moving", type=int, default=10)
     parser.add_argument("--static", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
@@ -163,9 +173,10 @@ def main() -> None:
     if args.summary is not None:
         print(summary([json.loads(path.read_text()) for path in args.summary]))
         return
-    rows = [row for row in ROWS if args.only is None or args.only in row.name]
+    generator_rows = GENERATORS[args.generator].ROWS
+    rows = [row for row in generator_rows if args.only is None or args.only in row.name]
     if not rows:
-        parser.error(f"--only {args.only!r} matches no row of {[row.name for row in ROWS]}")
+        parser.error(f"--only {args.only!r} matches no row of {[row.name for row in generator_rows]}")
     results = []
     for row in rows:
         with tempfile.TemporaryDirectory() as folder:
@@ -176,7 +187,7 @@ def main() -> None:
         print(f"{row.name}: mean IoU {_cell(result['ours']['mean_iou'])}, static max "
               f"{_cell(result['ours']['static_area_pct_max'], 2)} %", file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps({"seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
+        print(json.dumps({"generator": args.generator, "seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
                           "tell_phase": args.tell_phase, "align_options": args.align_options,
                           "baseline_src": None if args.baseline_src is None else str(args.baseline_src),
                           "rows": results},
