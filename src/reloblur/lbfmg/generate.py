@@ -756,7 +756,16 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
         mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disk(radius)) > 0
     if params.fill_holes and mask.any():
         mask = fill_enclosed_holes(mask, z, params.low_sigmas)
+        unbracketed = mask
         mask = fill_enclosed(mask, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short)
+        # A bracket is geometry alone: it fills a uniform inside, and equally the ground
+        # in a concavity (between a walker's legs, beside a swinging arm), which B and S
+        # show alike. Where S measured such a pixel, its colours can tell which it is, and
+        # the hull fill's cut below takes back what belongs with the ground; a clipped
+        # pixel says nothing, and the bracket stands.
+        bracketed = mask & ~unbracketed
+        if unclipped is not None:
+            bracketed &= unclipped
         # No bound on an interior's size below the static majority every fit here assumes:
         # a region's enclosure and rim decide (a bound of a quarter of the short side
         # squared left the interiors of objects wider than half the frame empty).
@@ -771,15 +780,16 @@ def _judged_regions(z: np.ndarray, bp: np.ndarray, sp: np.ndarray, bs: np.ndarra
                                       min_pixels=min_pixels, max_pixels=max_area)
         # Interiors whose outline S's edges leave open, between bands that stayed apart.
         band_half_width = MAX_LENGTH / 2 + footprint_reach(params.smooth_sigma)
-        bracketed = between_bands(mask, defined, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short,
-                                  half_width=band_half_width)
-        if bracketed is not None:
-            bracketed = _unlike_surroundings(bracketed, mask, moved_b, ss, defined, reach=band_half_width)
-            mask, _ = fill_moved_segments(mask, bracketed, moved_b, ss, judge.inverse, edges, defined,
+        between = between_bands(mask, defined, gap=max(2, round(FILL_GAP * short)), reach=FILL_REACH * short,
+                                half_width=band_half_width)
+        if between is not None:
+            between = _unlike_surroundings(between, mask, moved_b, ss, defined, reach=band_half_width)
+            mask, _ = fill_moved_segments(mask, between, moved_b, ss, judge.inverse, edges, defined,
                                           min_pixels=min_pixels, max_pixels=max_area)
         # Insides that neither S's outline nor the bands close: what S shows inside the hull
         # of each object's evidence, unlike the ground around it.
-        mask = fill_hulls(mask, sp, valid, gap=hull_gap, min_pixels=min_pixels)
+        mask = fill_hulls(mask, sp, valid, gap=hull_gap, min_pixels=min_pixels, doubtful=bracketed,
+                          judged=judge.inside)
     if mask.any():
         static = usable & judge.inside & (z < params.low_sigmas)
         if unclipped is not None:
