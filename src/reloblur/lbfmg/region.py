@@ -200,10 +200,11 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
     The same cut judges the ``doubtful`` pixels of ``mask`` inside a hull, which a fill by
     geometry alone put there (:func:`~reloblur.lbfmg.morphology.fill_enclosed`: the ground
     between a walker's legs is bracketed as a uniform inside is): those the cut does not
-    take are taken out. Only where the frame is ``judged`` is the ground's ring learnt from:
-    an object the frame's border cuts goes on into the strip along it where nothing was
-    judged, and that strip, taken for ground, taught the ground's model the object's own
-    colours (a uniform polygon at the border: 2,596 px inside its hull, 58 taken).
+    take are taken out. Each cut's window is kept within the bounding box of where the
+    frame was ``judged``: an object the frame's border cuts goes on into the strip along it
+    where nothing was judged, and that strip, taken for ground, taught the ground's model
+    the object's own colours (a uniform polygon at the border: 2,596 px inside its hull,
+    58 taken).
 
     Parameters
     ----------
