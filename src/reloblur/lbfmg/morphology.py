@@ -224,14 +224,20 @@ def fill_enclosed(mask: np.ndarray, *, gap: int, reach: float) -> np.ndarray:
     return filled
 
 
+def bounding_box(pixels: np.ndarray) -> tuple[int, int, int, int]:
+    """The bounding box of ``pixels`` (``(H, W)`` bool, holding one at least): first row,
+    last row + 1, first column, last column + 1."""
+    ys, xs = np.nonzero(pixels.any(axis=1))[0], np.nonzero(pixels.any(axis=0))[0]
+    return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+
+
 def _bracket_window(mask: np.ndarray, gap: int) -> tuple[slice, slice]:
     """The rows and columns of ``mask``'s bounding box (it holds a pixel) with the margin
     its clusters are found on. A bracketed pixel lies between mask pixels, so inside that
     box: the work scales with the objects, not the frame."""
-    ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    top, bottom, left, right = bounding_box(mask)
     margin = max(1, gap // 2) + 1
-    return (slice(max(0, ys[0] - margin), ys[-1] + margin + 1),
-            slice(max(0, xs[0] - margin), xs[-1] + margin + 1))
+    return slice(max(0, top - margin), bottom + margin), slice(max(0, left - margin), right + margin)
 
 
 def component_window(stats: np.ndarray, label: int, margin: int, shape: tuple[int, ...]) -> tuple[slice, slice]:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ImageFormatError, ReloblurError
 from ..imaging.imageio import ensure_rgb, to_float
-from .morphology import clusters_with_boxes, component_window, filled_hull
+from .morphology import bounding_box, clusters_with_boxes, component_window, filled_hull
 
 MIN_BOX_PX = 4  # a side shorter than this holds no object a box could separate
 # fill_hulls: mask clusters closer than this (of the short side) are one object's: twice
@@ -258,7 +258,7 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
     count, labels, stats = clusters_with_boxes(mask, gap, scale=scale)
     channels = sharp if sharp.shape[0] == 3 else np.repeat(sharp[:1], 3, axis=0)
     h, w = mask.shape
-    top, bottom, left, right = (0, h, 0, w) if judged is None or not judged.any() else _bounds(judged)
+    top, bottom, left, right = (0, h, 0, w) if judged is None or not judged.any() else bounding_box(judged)
     for label in range(1, count):
         # The box holds the hull, the ring of ground around it, and the grown cluster's slack.
         rows, cols = component_window(stats, label, reach, labels.shape)
@@ -281,10 +281,3 @@ def fill_hulls(mask: np.ndarray, sharp: np.ndarray, valid: np.ndarray, *, gap: i
         out[rows, cols] |= found & new
         out[rows, cols] &= ~(doubt & ~found)
     return out
-
-
-def _bounds(pixels: np.ndarray) -> tuple[int, int, int, int]:
-    """The bounding box of ``pixels`` (``(H, W)`` bool, holding one at least): first row,
-    last row + 1, first column, last column + 1."""
-    ys, xs = np.nonzero(pixels.any(axis=1))[0], np.nonzero(pixels.any(axis=0))[0]
-    return int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
