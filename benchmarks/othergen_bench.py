@@ -187,8 +187,9 @@ def main() -> None:
         print(f"{row.name}: mean IoU {_cell(result['ours']['mean_iou'])}, static max "
               f"{_cell(result['ours']['static_area_pct_max'], 2)} %", file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps({"generator": args.generator, "seed": args.seed, "size": list(args.size), "moving": args.moving, "static": args.static,
-                          "tell_phase": args.tell_phase, "align_options": args.align_options,
+        print(json.dumps({"generator": args.generator, "seed": args.seed, "size": list(args.size),
+                          "moving": args.moving, "static": args.static, "tell_phase": args.tell_phase,
+                          "align_options": args.align_options,
                           "baseline_src": None if args.baseline_src is None else str(args.baseline_src),
                           "rows": results},
                          indent=1))

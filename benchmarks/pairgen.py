@@ -174,14 +174,16 @@ def _photo(name: str) -> np.ndarray:
         image = getattr(data, name)()
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
-    return _linear(image[:, :, :3].astype(np.float64) / 255.0)
+    return srgb_decode(image[:, :, :3].astype(np.float64) / 255.0)
 
 
-def _srgb(linear: np.ndarray) -> np.ndarray:
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB-encoded values (the IEC 61966-2-1 curve; ``linear`` >= 0)."""
     return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * linear ** (1 / 2.4) - 0.055)
 
 
-def _linear(encoded: np.ndarray) -> np.ndarray:
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values -> linear light."""
     return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
 
 
@@ -301,7 +303,7 @@ def _camera(radiance: np.ndarray, rng: np.random.Generator | None, *, colour: np
     if condition.isp_colour:
         linear = np.clip(np.einsum("ij,hwj->hwi", ISP_COLOUR, linear), 0, 1)
     if condition.camera_8bit_srgb:
-        return _linear(np.rint(_srgb(linear) * 255) / 255).astype(np.float32)
+        return srgb_decode(np.rint(srgb_encode(linear) * 255) / 255).astype(np.float32)
     return (np.rint(linear * 65535) / 65535).astype(np.float32)
 
 
@@ -481,10 +483,10 @@ def _video_pair(condition: Condition, rng: np.random.Generator, background: np.n
     frames = []
     for r in radiance:
         linear = _camera(r * level, rng, colour=colour, gain=gain, vignetting=0.0, noise=1.0, condition=video)
-        coded = np.rint(_srgb(linear) * 255).astype(np.uint8)
+        coded = np.rint(srgb_encode(linear) * 255).astype(np.uint8)
         ok, data = cv2.imencode(".jpg", coded[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, condition.video_quality])
         assert ok
-        frames.append(_linear(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float64) / 255))
+        frames.append(srgb_decode(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float64) / 255))
     hmat, to_b = _s_view(rng, (w + 2 * margin, h + 2 * margin), size, margin)
     second = _camera(frames[_phase_frame(condition, k_frames)], rng, colour=_crosstalk(rng),
                      gain=rng.uniform(0.9, 1.1), vignetting=0.0, noise=condition.s_noise,

@@ -34,6 +34,8 @@ import cv2
 import numpy as np
 from skimage import data
 
+from pairgen import srgb_decode, srgb_encode
+
 MARGIN = 48  # px of scene beyond B's view on every side: S's homography looks into it
 SHUTTER_SAMPLES = 6  # instants a frame's open shutter is rendered at
 CLOTH = 1.3  # a cloth's side in the walker's heights: it spans the figure whatever its limbs do
@@ -76,17 +78,8 @@ ROWS: tuple[Footage, ...] = (
 )
 
 
-def _srgb(linear: np.ndarray) -> np.ndarray:
-    linear = np.clip(linear, 0, 1)
-    return np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * np.power(linear, 1 / 2.4) - 0.055)
-
-
-def _linear(encoded: np.ndarray) -> np.ndarray:
-    return np.where(encoded <= 0.04045, encoded / 12.92, np.power((encoded + 0.055) / 1.055, 2.4))
-
-
 def _grey(image: np.ndarray) -> np.ndarray:
-    return _linear(np.asarray(image, np.float64) / 255.0)
+    return srgb_decode(np.asarray(image, np.float64) / 255.0)
 
 
 @cache
@@ -99,7 +92,7 @@ def _photographs() -> tuple[np.ndarray, ...]:
 @cache
 def _cloths() -> tuple[np.ndarray, ...]:
     """Colour photographs in linear light for clothes' texture."""
-    return tuple(_linear(getattr(data, name)()[..., :3] / 255.0)
+    return tuple(srgb_decode(getattr(data, name)()[..., :3] / 255.0)
                  for name in ("astronaut", "coffee", "hubble_deep_field", "immunohistochemistry"))
 
 
@@ -144,7 +137,8 @@ def _cloth(rng: np.random.Generator, side: int) -> np.ndarray:
     """A square of cloth ``(side, side, 3)``: photographed texture, or one colour (dark ones
     among them)."""
     if rng.random() < 0.45:
-        return np.ones((side, side, 3)) * rng.uniform(0.005, 0.6, 3) * (0.15 if rng.random() < 0.4 else 1.0)
+        colour = rng.uniform(0.005, 0.6, 3)
+        return np.ones((side, side, 3)) * colour * (0.15 if rng.random() < 0.4 else 1.0)
     cloths = _cloths()
     return _patch(rng, cloths[rng.integers(len(cloths))], side, side) * rng.uniform(0.4, 1.0, 3)
 
@@ -253,17 +247,17 @@ def _footage_frame(ground: np.ndarray, walkers: list[_Walker], frame: float, foo
         swept = np.maximum(swept, covered)
     exposed = np.clip(total / SHUTTER_SAMPLES, 0, None)
     electrons = rng.poisson(exposed * footage.footage_well) + rng.normal(0, 3.0, exposed.shape)
-    codes = np.rint(_srgb(electrons / footage.footage_well) * 255).astype(np.uint8)
+    codes = np.rint(srgb_encode(np.clip(electrons / footage.footage_well, 0, 1)) * 255).astype(np.uint8)
     if footage.footage_jpeg:
         _, encoded = cv2.imencode(".jpg", codes[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, footage.footage_jpeg])
         codes = cv2.imdecode(encoded, cv2.IMREAD_COLOR)[..., ::-1]
-    return _linear(codes / 255.0), swept
+    return srgb_decode(codes / 255.0), swept
 
 
 def _record(linear: np.ndarray, rng: np.random.Generator, well: float, read: float) -> np.ndarray:
     """What a rig camera writes of ``linear`` (full scale 1): sRGB 8-bit RGB codes."""
     electrons = rng.poisson(np.clip(linear, 0, None) * well) + rng.normal(0, read, linear.shape)
-    return np.rint(_srgb(electrons / well) * 255).astype(np.uint8)
+    return np.rint(srgb_encode(np.clip(electrons / well, 0, 1)) * 255).astype(np.uint8)
 
 
 def make_pair(footage: Footage, index: int, *, seed: int, static: bool = False,

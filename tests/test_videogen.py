@@ -19,11 +19,6 @@ def videogen():
     return benchmark_module("videogen")
 
 
-def _linear(codes: np.ndarray) -> np.ndarray:
-    encoded = codes / 255.0
-    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
-
-
 def test_pairs_are_deterministic_in_seed_and_index(videogen):
     row = videogen.ROWS[0]
     first = videogen.make_pair(row, 1, seed=3, size=SIZE)
@@ -40,7 +35,8 @@ def test_a_static_pair_has_no_truth_and_its_cameras_differ_only_as_their_models_
     blur, sharp, truth = videogen.make_pair(videogen.ROWS[0], 0, seed=1, static=True, size=SIZE)
     assert blur.shape == sharp.shape == (*SIZE[::-1], 3) and blur.dtype == sharp.dtype == np.uint8
     assert not truth.any()
-    ratio = _linear(sharp).mean() / _linear(blur).mean()
+    linear = benchmark_module("pairgen").srgb_decode
+    ratio = linear(sharp / 255.0).mean() / linear(blur / 255.0).mean()
     assert 0.85 < ratio < 1.25
 
 
