@@ -496,14 +496,15 @@ def _photometric_residual(image: np.ndarray, t_values: np.ndarray, lx: np.ndarra
     design = np.stack([sampled[inside], sampled[inside] * radius2[inside], np.ones(int(inside.sum()))], axis=1)
     target = t_values[inside]
     kept = None
-    for _ in range(1 + (OUTLIER_PASSES if reject_outliers else 0)):
+    passes = 1 + (OUTLIER_PASSES if reject_outliers else 0)
+    for fit in range(passes):
         weighted = design if kept is None else design * kept[:, None]
         # Normal equations: three well-scaled columns solve as exactly as lstsq, far faster.
         try:
             gain, falloff, bias = np.linalg.solve(weighted.T @ design, weighted.T @ target)
         except np.linalg.LinAlgError:  # S flat where the points land: no photometric fit
             return None
-        if reject_outliers:
+        if fit + 1 < passes:
             misfit = design @ np.array([gain, falloff, bias]) - target
             kept = biweight_weights(misfit, scale=mad_sigma(misfit, center=0.0) + 1e-9)
     gains = gain + falloff * radius2
