@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from reloblur.lbfmg.kernels import at_pixels, disk, gradients
-from reloblur.lbfmg.morphology import Segments, component_window
+from reloblur.lbfmg.morphology import Segments, bounding_box, component_window
 
 # Travel (px) tried during B's exposure: coarse lengths first, then a refinement around
 # the best one (a factor sqrt(2) either side) and in direction.
@@ -163,8 +163,8 @@ class _Candidate:
         if not self.index.size:
             return False
         self.ys, self.xs = np.divmod(self.index, self.region.shape[1])
-        rows, cols = np.nonzero(self.region.any(axis=1))[0], np.nonzero(self.region.any(axis=0))[0]
-        self.box = (int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1)
+        top, bottom, left, right = bounding_box(self.region)
+        self.box = (top, left, bottom, right)
         self.observed, self.inverse_at = self._observed(self.index)
         self.sharp_at = at_pixels(self.sharp, self.index)
         inside = self.region.astype(np.float32)
@@ -259,9 +259,8 @@ def fill_moved_segments(mask: np.ndarray, regions: Segments, blur: np.ndarray, s
     if len(stats) <= 1 or not mask.any():
         return mask, []
     # Candidates lie within LOOK_PX of the mask: dilate only the mask's bounding box.
-    masked_rows, masked_cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    around = (slice(max(0, masked_rows[0] - LOOK_PX), masked_rows[-1] + LOOK_PX + 1),
-              slice(max(0, masked_cols[0] - LOOK_PX), masked_cols[-1] + LOOK_PX + 1))
+    top, bottom, left, right = bounding_box(mask)
+    around = (slice(max(0, top - LOOK_PX), bottom + LOOK_PX), slice(max(0, left - LOOK_PX), right + LOOK_PX))
     near = disk(LOOK_PX)
     beside = (cv2.dilate(mask[around].astype(np.uint8), near) > 0) & ~mask[around]
     area = stats[:, cv2.CC_STAT_AREA]
